@@ -1,0 +1,72 @@
+"""The exporter's HTTP service: /metrics, /probe?target=, /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import REGISTRY, generate_latest
+
+from exporter import __version__
+from exporter.config import ExporterConfig, Target
+from exporter.exposition import CONTENT_TYPE, Fragment, join_fragments
+from exporter.scrape import TargetScraper, target_label
+
+log = logging.getLogger("pgwarden.app")
+
+SCRAPERS: web.AppKey[dict[str, TargetScraper]] = web.AppKey("scrapers", dict)
+
+LANDING = """<html><head><title>pgwarden exporter</title></head><body>
+<h1>pgwarden exporter {version}</h1>
+<p><a href="/metrics">/metrics</a> every target &middot; <code>/probe?target=NAME</code> one target
+&middot; <a href="/healthz">/healthz</a></p>
+<p>Targets: {targets}</p></body></html>"""
+
+
+def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
+    """The aiohttp application serving `targets`; connections open lazily on the first scrape."""
+    app = web.Application()
+
+    async def scrapers_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[SCRAPERS] = {t.name: TargetScraper(t, config) for t in targets}
+        yield
+        await asyncio.gather(*(s.close() for s in app[SCRAPERS].values()), return_exceptions=True)
+
+    app.cleanup_ctx.append(scrapers_ctx)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/probe", probe)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", landing)
+    return app
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Every configured target; with several, each series carries target="<name>"."""
+    scrapers = list(request.app[SCRAPERS].values())
+    labelled = len(scrapers) > 1
+    groups: list[list[Fragment]] = await asyncio.gather(
+        *(s.scrape(target_label(s.target.name) if labelled else "") for s in scrapers)
+    )
+    body = join_fragments(groups) + generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def probe(request: web.Request) -> web.Response:
+    """One target by name (Prometheus' multi-target pattern); the target label is left to relabelling."""
+    name = request.query.get("target", "")
+    scraper = request.app[SCRAPERS].get(name)
+    if scraper is None:
+        raise web.HTTPNotFound(text=f"unknown target {name!r}: /probe takes a configured target name\n")
+    fragments = await scraper.scrape("")
+    return web.Response(body=join_fragments([fragments]), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__, "targets": len(request.app[SCRAPERS])})
+
+
+async def landing(request: web.Request) -> web.Response:
+    names = ", ".join(f"<code>{name}</code>" for name in request.app[SCRAPERS]) or "none"
+    return web.Response(text=LANDING.format(version=__version__, targets=names), content_type="text/html")

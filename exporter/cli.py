@@ -1,0 +1,110 @@
+"""pgwarden-exporter's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from exporter import __version__
+from exporter.app import make_app
+from exporter.collectors import build_collectors
+from exporter.config import (
+    ConfigError,
+    ExporterConfig,
+    Target,
+    config_from_environment,
+    load_config_file,
+    resolve_targets,
+)
+from exporter.durations import format_duration
+from exporter.logs import setup_logging
+from exporter.scrape import TargetScraper
+
+log = logging.getLogger("pgwarden.exporter")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pgwarden-exporter",
+        description="Prometheus exporter for PostgreSQL and AWS RDS. Without --config it scrapes the servers in "
+        "DATA_SOURCE_NAME (comma-separated DSNs), as postgres_exporter does.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML configuration file")
+    parser.add_argument(
+        "--web.listen-address", dest="listen", default=":9187", help="HOST:PORT (default :9187)"
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
+    )
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
+    parser.add_argument("--check-config", action="store_true", help="validate, print a summary and exit")
+    parser.add_argument("--version", action="version", version=f"pgwarden-exporter {__version__}")
+    return parser.parse_args(argv)
+
+
+def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
+    config = load_config_file(args.config) if args.config else config_from_environment(dict(os.environ))
+    return config, resolve_targets(config)
+
+
+def summary(config: ExporterConfig, targets: list[Target]) -> str:
+    lines = [f"configuration OK: {len(targets)} target(s)"]
+    lines += [f"  target {t.name}: {t.display}" for t in targets]
+    probe = TargetScraper.__new__(TargetScraper)  # only for the TTL resolution, no connections
+    TargetScraper.__init__(probe, targets[0], config)
+    for c in build_collectors(config):
+        scope = "per database" if c.per_database else "server"
+        lines.append(f"  collector {c.name}: {scope}, ttl {format_duration(probe.ttl(c.name))}")
+    limits = config.limits
+    lines.append(
+        f"  limits: statements_top_n={limits.statements_top_n} tables_per_database={limits.tables_per_database} "
+        f"indexes_per_database={limits.indexes_per_database} (0 = no cap)"
+    )
+    return "\n".join(lines)
+
+
+def split_listen_address(address: str) -> tuple[str | None, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError([f"--web.listen-address: {address!r} is not HOST:PORT"])
+    return (host.strip("[]") or None), int(port)
+
+
+async def serve(config: ExporterConfig, targets: list[Target], host: str | None, port: int) -> None:
+    runner = web.AppRunner(make_app(config, targets), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    log.info("listening", extra={"address": f"{host or '0.0.0.0'}:{port}", "targets": len(targets)})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        config, targets = load(args)
+        host, port = split_listen_address(args.listen)
+    except ConfigError as exc:
+        print("configuration invalid:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(summary(config, targets))
+        return 0
+    asyncio.run(serve(config, targets, host, port))
+    return 0

@@ -1,0 +1,48 @@
+"""Every collector, one per file; `build_collectors` makes the enabled ones from the configuration."""
+
+from __future__ import annotations
+
+from exporter.collectors.activity import ActivityCollector
+from exporter.collectors.base import Collector
+from exporter.collectors.bgwriter import BgwriterCollector
+from exporter.collectors.bloat import BloatCollector
+from exporter.collectors.database import DatabaseCollector
+from exporter.collectors.database_size import DatabaseSizeCollector
+from exporter.collectors.indexes import IndexesCollector
+from exporter.collectors.locks import LocksCollector
+from exporter.collectors.postmaster import PostmasterCollector
+from exporter.collectors.replication import ReplicationCollector
+from exporter.collectors.settings import SettingsCollector
+from exporter.collectors.statements import StatementsCollector
+from exporter.collectors.statio_tables import StatioTablesCollector
+from exporter.collectors.tables import TablesCollector
+from exporter.collectors.wraparound import WraparoundCollector
+from exporter.config import CollectorOptions, ExporterConfig
+
+COLLECTORS: tuple[type[Collector], ...] = (
+    PostmasterCollector,
+    SettingsCollector,
+    ActivityCollector,
+    DatabaseCollector,
+    DatabaseSizeCollector,
+    LocksCollector,
+    BgwriterCollector,
+    ReplicationCollector,
+    WraparoundCollector,
+    StatementsCollector,
+    TablesCollector,
+    StatioTablesCollector,
+    IndexesCollector,
+    BloatCollector,
+)
+
+
+def build_collectors(config: ExporterConfig) -> list[Collector]:
+    """Instances of the enabled collectors, with their options and the cardinality limits."""
+    built = []
+    for cls in COLLECTORS:
+        options = getattr(config.collectors, cls.name)
+        assert isinstance(options, CollectorOptions)
+        if options.enabled:
+            built.append(cls(options, config.limits))
+    return built

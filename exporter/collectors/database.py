@@ -1,0 +1,78 @@
+"""pg_stat_database and pg_stat_database_conflicts, one series per database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from exporter.collectors.base import Collector, Column, available, counter, gauge, render_table, select_list
+from exporter.db import Session
+from exporter.exposition import Exposition
+
+P = "pg_stat_database_"
+MS = 0.001
+
+COLUMNS = (
+    Column("numbackends", gauge(P + "numbackends", "Number of backends currently connected to this database.")),
+    Column("xact_commit", counter(P + "xact_commit", "Transactions committed.")),
+    Column("xact_rollback", counter(P + "xact_rollback", "Transactions rolled back.")),
+    Column("blks_read", counter(P + "blks_read", "Disk blocks read.")),
+    Column("blks_hit", counter(P + "blks_hit", "Disk blocks found in the buffer cache.")),
+    Column("tup_returned", counter(P + "tup_returned", "Rows returned by queries.")),
+    Column("tup_fetched", counter(P + "tup_fetched", "Rows fetched by queries.")),
+    Column("tup_inserted", counter(P + "tup_inserted", "Rows inserted.")),
+    Column("tup_updated", counter(P + "tup_updated", "Rows updated.")),
+    Column("tup_deleted", counter(P + "tup_deleted", "Rows deleted.")),
+    Column("conflicts", counter(P + "conflicts", "Queries canceled due to conflicts with recovery.")),
+    Column("temp_files", counter(P + "temp_files", "Temporary files created by queries.")),
+    Column("temp_bytes", counter(P + "temp_bytes", "Data written to temporary files by queries, in bytes.")),
+    Column("deadlocks", counter(P + "deadlocks", "Deadlocks detected.")),
+    Column("checksum_failures", counter(P + "checksum_failures", "Data page checksum failures."), 120000),
+    Column("blk_read_time", counter(P + "blk_read_time", "Time spent reading data file blocks, in milliseconds."),
+           cast="float8"),
+    Column("blk_write_time", counter(P + "blk_write_time", "Time spent writing data file blocks, in milliseconds."),
+           cast="float8"),
+    Column("session_time", counter(P + "session_time_seconds_total", "Time spent by sessions."), 140000,
+           scale=MS, cast="float8"),
+    Column("active_time", counter(P + "active_time_seconds_total", "Time spent executing statements."),
+           140000, scale=MS, cast="float8"),
+    Column("idle_in_transaction_time",
+           counter(P + "idle_in_transaction_time_seconds_total", "Time spent idle in transaction."),
+           140000, scale=MS, cast="float8"),
+    Column("sessions", counter(P + "sessions_total", "Sessions established."), 140000),
+    Column("sessions_abandoned", counter(P + "sessions_abandoned_total",
+                                         "Sessions ended because the client went away."), 140000),
+    Column("sessions_fatal", counter(P + "sessions_fatal_total", "Sessions ended by fatal errors."), 140000),
+    Column("sessions_killed", counter(P + "sessions_killed_total", "Sessions ended by operator intervention."),
+           140000),
+    Column("extract(epoch FROM stats_reset)",
+           gauge(P + "stats_reset", "Time at which these statistics were last reset (Unix time)."), cast="float8"),
+)  # fmt: skip
+CONFLICTS = tuple(
+    Column(f"c.{c}", counter(f"pg_stat_database_conflicts_{c}", f"Queries canceled due to {what}."))
+    for c, what in (
+        ("confl_tablespace", "dropped tablespaces"),
+        ("confl_lock", "lock timeouts"),
+        ("confl_snapshot", "old snapshots"),
+        ("confl_bufferpin", "pinned buffers"),
+        ("confl_deadlock", "deadlocks"),
+    )
+)
+
+
+class DatabaseCollector(Collector):
+    name = "database"
+    families = tuple(c.family for c in COLUMNS + CONFLICTS)
+
+    async def fetch(self, session: Session) -> Any:
+        columns = available(COLUMNS, session.server.version_num) + list(CONFLICTS)
+        rows = await session.rows(
+            f"SELECT d.datid::int8, d.datname, {select_list(columns)} FROM pg_stat_database d "
+            "JOIN pg_stat_database_conflicts c USING (datid) WHERE d.datname IS NOT NULL ORDER BY d.datname"
+        )
+        return columns, rows
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+        for _, (columns, rows) in results:
+            labels = [out.labels(("datid", "datname"), r[:2]) for r in rows]
+            render_table(out, labels, rows, columns, 2)

@@ -1,0 +1,56 @@
+"""pg_stat_user_indexes in every database: scans, size, and an unused flag; capped, largest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from exporter.collectors.base import (
+    Collector,
+    Column,
+    batched_sizes,
+    cap_clause,
+    counter,
+    gauge,
+    render_cut,
+    render_table,
+)
+from exporter.db import Session
+from exporter.exposition import Exposition
+
+P = "pg_stat_user_indexes_"
+LABELS = ("datname", "schemaname", "relname", "indexrelname")
+COLUMNS = (
+    Column("idx_scan", counter(P + "idx_scan", "Index scans initiated on this index.")),
+    Column("idx_tup_read", counter(P + "idx_tup_read", "Index entries returned by scans on this index.")),
+    Column("idx_tup_fetch", counter(P + "idx_tup_fetch", "Live table rows fetched by simple index scans.")),
+    Column("", gauge("pg_index_unused", "1 when the index was never scanned and backs no unique, primary key "
+                     "or exclusion constraint (a candidate to drop), else 0.")),
+)  # fmt: skip
+SIZE = (Column("", gauge("pg_index_size_bytes", "Disk space of the index, in bytes.")),)
+
+
+class IndexesCollector(Collector):
+    name = "indexes"
+    per_database = True
+    default_ttl = 60.0
+    families = tuple(c.family for c in COLUMNS + SIZE)
+
+    async def fetch(self, session: Session) -> Any:
+        rows = await session.rows(
+            "SELECT s.indexrelid::int8, count(*) OVER ()::int8, s.schemaname, s.relname, s.indexrelname, "
+            "s.idx_scan::int8, s.idx_tup_read::int8, s.idx_tup_fetch::int8, "
+            "(s.idx_scan = 0 AND NOT (i.indisunique OR i.indisprimary OR i.indisexclusion))::int4 "
+            "FROM pg_stat_user_indexes s JOIN pg_index i USING (indexrelid) "
+            "JOIN pg_class c ON c.oid = s.indexrelid "
+            f"ORDER BY c.relpages DESC, s.indexrelid {cap_clause(self.limits.indexes_per_database)}"
+        )
+        sizes = await batched_sizes(session, "pg_relation_size(r)::int8", [r[0] for r in rows])
+        return rows, sizes, rows[0][1] if rows else 0
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+        for datname, (rows, sizes, total) in results:
+            labels = [out.labels(LABELS, (datname, r[2], r[3], r[4])) for r in rows]
+            render_table(out, labels, rows, COLUMNS, 5)
+            render_table(out, labels, [sizes.get(r[0], (None,)) for r in rows], SIZE, 0)
+            render_cut(out, self.name, datname, total, len(rows))

@@ -1,0 +1,63 @@
+"""pg_settings as pg_settings_<name>, units normalised to seconds and bytes as postgres_exporter does.
+
+Values are `reset_val`: the server's value for a new session, not this session's own SETs (the exporter sets
+statement_timeout and lock_timeout for itself).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from exporter.collectors.base import Collector
+from exporter.db import Session
+from exporter.exposition import Exposition, Family
+
+_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_BYTES = {
+    "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4,
+    "4kB": 4096, "8kB": 8192, "16kB": 16384, "32kB": 32768, "64kB": 65536,
+    "16MB": 16 * 1024**2, "32MB": 32 * 1024**2, "64MB": 64 * 1024**2,
+}  # fmt: skip
+_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def setting_metric(name: str, setting: str, unit: str, vartype: str) -> tuple[str, float, str] | None:
+    """(metric name, value, unit note) for one row of pg_settings, or None when it is not a number."""
+    metric = "pg_settings_" + _NAME.sub("_", name)
+    if vartype == "bool":
+        return metric, 1.0 if setting == "on" else 0.0, ""
+    try:
+        value = float(setting)
+    except ValueError:
+        return None
+    if unit in _SECONDS:
+        return (
+            metric + "_seconds",
+            value if value < 0 else value * _SECONDS[unit],
+            " [Units converted to seconds.]",
+        )
+    if unit in _BYTES:
+        return metric + "_bytes", value if value < 0 else value * _BYTES[unit], " [Units converted to bytes.]"
+    return metric, value, ""
+
+
+class SettingsCollector(Collector):
+    name = "settings"
+    families = ()  # one family per setting, named after it
+
+    async def fetch(self, session: Session) -> Any:
+        return await session.rows(
+            "SELECT name, reset_val, coalesce(unit, ''), short_desc, vartype FROM pg_settings "
+            "WHERE vartype IN ('bool', 'integer', 'real') ORDER BY name"
+        )
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+        plain = out.labels((), ())
+        for _, rows in results:
+            for name, setting, unit, desc, vartype in rows:
+                parsed = setting_metric(name, setting, unit, vartype)
+                if parsed is not None:
+                    metric, value, note = parsed
+                    out.add(Family(metric, "gauge", f"Server Parameter: {name}. {desc}{note}"), plain, value)

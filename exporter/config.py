@@ -1,0 +1,254 @@
+"""Exporter configuration: strict models validated at load, every error reported with its key path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from exporter.durations import Duration
+
+ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `errors` lists `key.path: message` lines."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabasesConfig(_Strict):
+    """Which databases of a server the per-database collectors visit (empty include = all)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+class RDSConfig(_Strict):
+    identifier: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    backup_regions: tuple[str, ...] = ()
+    account_id: str | None = None
+
+
+class TargetConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/@-]+$")
+    dsn: str | None = None
+    dsn_env: str | None = None
+    dsn_file: Path | None = None
+    databases: DatabasesConfig = DatabasesConfig()
+    rds: RDSConfig | None = None
+    connect_timeout: Duration = 3.0
+    pool_size: int = Field(default=2, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _one_dsn_source(self) -> TargetConfig:
+        given = [k for k in ("dsn", "dsn_env", "dsn_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of dsn, dsn_env or dsn_file")
+        return self
+
+
+class CollectorOptions(_Strict):
+    """Options every collector takes; None means the collector's own default."""
+
+    enabled: bool = True
+    timeout: Duration | None = None
+    ttl: Duration | None = None
+
+
+class ActivityOptions(CollectorOptions):
+    long_running_thresholds: tuple[int, ...] = (60, 120, 300)
+
+    @model_validator(mode="after")
+    def _positive(self) -> ActivityOptions:
+        if any(t <= 0 for t in self.long_running_thresholds):
+            raise ValueError("long_running_thresholds are positive whole seconds")
+        return self
+
+
+class StatementsOptions(CollectorOptions):
+    include_query: bool = False
+    query_max_length: int = Field(default=200, ge=16)
+
+
+class CollectorDefaults(_Strict):
+    timeout: Duration = 5.0
+    ttl: Duration | None = None
+
+
+class CollectorsConfig(_Strict):
+    defaults: CollectorDefaults = CollectorDefaults()
+    activity: ActivityOptions = ActivityOptions()
+    database: CollectorOptions = CollectorOptions()
+    database_size: CollectorOptions = CollectorOptions()
+    locks: CollectorOptions = CollectorOptions()
+    bgwriter: CollectorOptions = CollectorOptions()
+    settings: CollectorOptions = CollectorOptions()
+    postmaster: CollectorOptions = CollectorOptions()
+    tables: CollectorOptions = CollectorOptions()
+    statio_tables: CollectorOptions = CollectorOptions()
+    indexes: CollectorOptions = CollectorOptions()
+    statements: StatementsOptions = StatementsOptions()
+    replication: CollectorOptions = CollectorOptions()
+    wraparound: CollectorOptions = CollectorOptions()
+    bloat: CollectorOptions = CollectorOptions()
+
+
+class LimitsConfig(_Strict):
+    """Cardinality caps; 0 means no cap."""
+
+    statements_top_n: int = Field(default=100, ge=0)
+    tables_per_database: int = Field(default=2000, ge=0)
+    indexes_per_database: int = Field(default=2000, ge=0)
+
+
+class ExporterConfig(_Strict):
+    targets: tuple[TargetConfig, ...]
+    collectors: CollectorsConfig = CollectorsConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ExporterConfig:
+        if not self.targets:
+            raise ValueError("targets: list at least one server")
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must be unique: {', '.join(dupes)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Target:
+    """A configured server with its secret DSN resolved; `display` is safe to log."""
+
+    name: str
+    conninfo: str
+    display: str
+    config: TargetConfig
+
+
+def describe_dsn(conninfo: str) -> str:
+    """host:port/dbname of a DSN, never its user or password."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except Exception:
+        return "<unparseable dsn>"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    dbname = str(params.get("dbname") or params.get("user") or "postgres")
+    return f"{host}:{port}/{dbname}"
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "<root>"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc}: {msg}")
+    return lines
+
+
+def parse_config(data: Any) -> ExporterConfig:
+    """Validate a parsed YAML document; raises ConfigError listing every bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["<root>: the configuration must be a mapping"])
+    try:
+        return ExporterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def load_config_file(path: Path) -> ExporterConfig:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: invalid YAML: {exc}"]) from None
+    return parse_config(data)
+
+
+def config_from_environment(env: dict[str, str]) -> ExporterConfig:
+    """Zero-config mode, as postgres_exporter: DATA_SOURCE_NAME (comma-separated DSNs), or
+    DATA_SOURCE_URI with DATA_SOURCE_USER[_FILE] and DATA_SOURCE_PASS[_FILE]."""
+    dsns: list[str] = []
+    if env.get("DATA_SOURCE_NAME"):
+        dsns = [d.strip() for d in env["DATA_SOURCE_NAME"].split(",") if d.strip()]
+    elif env.get("DATA_SOURCE_URI"):
+        user = _env_or_file(env, "DATA_SOURCE_USER")
+        password = _env_or_file(env, "DATA_SOURCE_PASS")
+        for uri in env["DATA_SOURCE_URI"].split(","):
+            uri = uri.strip().removeprefix("postgresql://").removeprefix("postgres://")
+            extra = {k: v for k, v in (("user", user), ("password", password)) if v}
+            dsns.append(make_conninfo(f"postgresql://{uri}", **extra))
+    if not dsns:
+        raise ConfigError(
+            ["DATA_SOURCE_NAME: not set; give it (postgresql://user:pass@host:5432/db) or --config FILE"]
+        )
+    targets = [{"name": describe_dsn(d), "dsn": d} for d in dsns]
+    # Two DSNs naming the same host:port/db would clash; number them.
+    seen: dict[str, int] = {}
+    for t in targets:
+        n = seen[t["name"]] = seen.get(t["name"], 0) + 1
+        if n > 1:
+            t["name"] = f"{t['name']}#{n}"
+    return parse_config({"targets": targets})
+
+
+def _env_or_file(env: dict[str, str], key: str) -> str | None:
+    if env.get(key):
+        return env[key]
+    path = env.get(key + "_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError([f"{key}_FILE: cannot read {path}: {exc.strerror}"]) from None
+    return None
+
+
+def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
+    """Resolve every target's DSN from dsn, dsn_env or dsn_file; errors name the key."""
+    env = dict(os.environ) if env is None else env
+    errors: list[str] = []
+    resolved: list[Target] = []
+    for i, t in enumerate(config.targets):
+        conninfo: str | None = t.dsn
+        if t.dsn_env is not None:
+            conninfo = env.get(t.dsn_env)
+            if not conninfo:
+                errors.append(f"targets.{i}.dsn_env: environment variable {t.dsn_env} is not set")
+        elif t.dsn_file is not None:
+            try:
+                conninfo = t.dsn_file.read_text().strip()
+            except OSError as exc:
+                errors.append(f"targets.{i}.dsn_file: cannot read {t.dsn_file}: {exc.strerror}")
+        if conninfo:
+            try:
+                conninfo_to_dict(conninfo)
+            except Exception:
+                errors.append(f"targets.{i}: the DSN does not parse (its text is not shown)")
+                continue
+            resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
+    if errors:
+        raise ConfigError(errors)
+    return resolved

@@ -1,0 +1,131 @@
+"""A small, direct renderer of the Prometheus text exposition format (version 0.0.4).
+
+prometheus_client's generate_latest builds an object per sample and takes seconds for the hundreds of thousands
+of series a large database has; here a collector's rows become text with one f-string per sample, and each
+family is rendered once per refresh and cached as bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+MetricType = Literal["gauge", "counter", "untyped"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family: name, type and help text."""
+
+    name: str
+    type: MetricType
+    help: str
+
+    def header(self) -> str:
+        help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """The rendered samples of one family from one source, ready to be joined into a response."""
+
+    name: str
+    header: bytes
+    body: bytes
+
+
+def escape(value: str) -> str:
+    """Escape a label value: backslash, double quote and line feed."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def format_value(value: float | int | bool | Decimal) -> str:
+    """A sample value as the text format writes it (NaN, +Inf, -Inf for the special floats)."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float:
+        if math.isfinite(value):
+            return repr(value)
+        if value != value:
+            return "NaN"
+        return "+Inf" if value > 0 else "-Inf"
+    if kind is bool:
+        return "1" if value else "0"
+    return format_value(float(value))
+
+
+class Exposition:
+    """Collects samples per family and renders them as fragments.
+
+    `const_labels` (already rendered, like `target="prod"`) comes first in every sample's label set.
+    """
+
+    def __init__(self, const_labels: str = "") -> None:
+        self._const = const_labels
+        self._families: dict[str, tuple[Family, list[str]]] = {}
+
+    def labels(self, names: Sequence[str], values: Sequence[object]) -> str:
+        """`{a="x",b="y"}` with the constant labels first; values are escaped."""
+        parts = [f'{n}="{escape(str(v))}"' for n, v in zip(names, values, strict=True)]
+        if self._const:
+            parts.insert(0, self._const)
+        return "{" + ",".join(parts) + "}" if parts else ""
+
+    def _lines(self, family: Family) -> list[str]:
+        entry = self._families.get(family.name)
+        if entry is None:
+            entry = self._families[family.name] = (family, [])
+        return entry[1]
+
+    def add(self, family: Family, labels: str, value: float | int | bool | Decimal | None) -> None:
+        """One sample; `labels` comes from `labels()`. A None value adds nothing (absent, never 0)."""
+        if value is None:
+            return
+        self._lines(family).append(f"{family.name}{labels} {format_value(value)}\n")
+
+    def add_column(
+        self, family: Family, labels: Sequence[str], values: Iterable[float | int | bool | Decimal | None]
+    ) -> None:
+        """Many samples of one family at once: the hot path for per-table and per-index views."""
+        name = family.name
+        fmt = format_value
+        self._lines(family).append(
+            "".join(
+                [f"{name}{lbl} {fmt(v)}\n" for lbl, v in zip(labels, values, strict=True) if v is not None]
+            )
+        )
+
+    def fragments(self) -> list[Fragment]:
+        """The rendered families in the order first added; families without samples are left out."""
+        out = []
+        for family, lines in self._families.values():
+            body = "".join(lines)
+            if body:
+                out.append(Fragment(family.name, family.header().encode(), body.encode()))
+        return out
+
+
+def join_fragments(groups: Iterable[Sequence[Fragment]]) -> bytes:
+    """One exposition from several sources, each family's samples kept together under one header."""
+    merged: dict[str, tuple[bytes, list[bytes]]] = {}
+    for fragments in groups:
+        for frag in fragments:
+            entry = merged.get(frag.name)
+            if entry is None:
+                merged[frag.name] = (frag.header, [frag.body])
+            else:
+                entry[1].append(frag.body)
+    chunks: list[bytes] = []
+    for header, bodies in merged.values():
+        chunks.append(header)
+        chunks.extend(bodies)
+    return b"".join(chunks)

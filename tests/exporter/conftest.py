@@ -1,0 +1,66 @@
+"""Exporter fixtures: databases with known contents on the shared PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from devtools.pgserver import PostgresServer
+from tests.conftest import MONITOR_ROLE
+from tests.exporter.helpers import Scraper, make_config
+
+# Two databases with known tables; names are prefixed so other suites' databases do not collide.
+DB_A = "exp_shop"
+DB_B = "exp_billing"
+
+
+@pytest.fixture(scope="session")
+def databases(pg_server: PostgresServer) -> tuple[str, str]:
+    for db in (DB_A, DB_B):
+        pg_server.execute(f"DROP DATABASE IF EXISTS {db}")
+        pg_server.execute(f"CREATE DATABASE {db}")
+    pg_server.execute(
+        """
+        CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
+        CREATE INDEX orders_customer_idx ON orders (customer);
+        CREATE INDEX orders_note_idx ON orders (note);
+        INSERT INTO orders SELECT g, g % 100, md5(g::text) FROM generate_series(1, 20000) g;
+        CREATE TABLE small (id int);
+        INSERT INTO small VALUES (1), (2);
+        CREATE TABLE churn (id int PRIMARY KEY, payload text);
+        INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+        """,
+        dbname=DB_A,
+    )
+    pg_server.execute(
+        "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
+        "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
+        dbname=DB_B,
+    )
+    for db in (DB_A, DB_B):
+        pg_server.execute("ANALYZE", dbname=db)
+    return DB_A, DB_B
+
+
+@pytest.fixture
+async def scraper_factory(
+    pg_server: PostgresServer, databases: tuple[str, str]
+) -> AsyncIterator[Callable[..., Scraper]]:
+    """Builds scrapers against the test server (superuser unless `dsn` is given); closes them after."""
+    made: list[Scraper] = []
+
+    def factory(dsn: str | None = None, **sections: Any) -> Scraper:
+        scraper = Scraper(make_config(dsn or pg_server.dsn("postgres"), **sections))
+        made.append(scraper)
+        return scraper
+
+    yield factory
+    for s in made:
+        await s.close()
+
+
+@pytest.fixture(scope="session")
+def monitor_role() -> str:
+    return MONITOR_ROLE

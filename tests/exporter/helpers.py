@@ -1,0 +1,94 @@
+"""Helpers for the exporter tests: scrape a target in-process and look samples up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import ExporterConfig, parse_config, resolve_targets
+from exporter.exposition import join_fragments
+from exporter.scrape import TargetScraper
+
+
+class Samples:
+    """Parsed samples of one exposition: `get(name, **labels)` finds one, `all(name)` lists them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        # Validates the whole exposition (it raises on malformed text); it renames counters to *_total,
+        # so the lookups below read the sample lines as Prometheus does.
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.samples = [parse_sample(line) for line in text.splitlines() if line and not line.startswith("#")]
+
+    def all(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+        return [
+            (lbl, v)
+            for n, lbl, v in self.samples
+            if n == name and all(lbl.get(k) == val for k, val in labels.items())
+        ]
+
+    def get(self, name: str, **labels: str) -> float | None:
+        found = self.all(name, **labels)
+        assert len(found) <= 1, f"{name}{labels} matches {len(found)} series"
+        return found[0][1] if found else None
+
+    def names(self) -> set[str]:
+        return {n for n, _, _ in self.samples}
+
+
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+
+
+def parse_sample(line: str) -> tuple[str, dict[str, str], float]:
+    """`name{a="x"} 1.5` as Prometheus reads it (escapes in label values undone)."""
+    brace = line.find("{")
+    space = line.find(" ")
+    if brace == -1 or brace > space:
+        name, value = line.split(" ", 1)
+        return name, {}, float(value)
+    name = line[:brace]
+    labels: dict[str, str] = {}
+    i = brace + 1
+    while line[i] != "}":
+        eq = line.index("=", i)
+        key = line[i:eq]
+        assert line[eq + 1] == '"', line
+        j = eq + 2
+        chars: list[str] = []
+        while line[j] != '"':
+            if line[j] == "\\":
+                chars.append(_ESCAPES[line[j + 1]])
+                j += 2
+            else:
+                chars.append(line[j])
+                j += 1
+        labels[key] = "".join(chars)
+        i = j + 1
+        if line[i] == ",":
+            i += 1
+    return name, labels, float(line[i + 1 :].strip())
+
+
+def make_config(dsn: str, **sections: Any) -> ExporterConfig:
+    target: dict[str, Any] = {"name": "test", "dsn": dsn}
+    target.update(sections.pop("target", {}))
+    return parse_config({"targets": [target], **sections})
+
+
+class Scraper:
+    """A TargetScraper with a parse step; close() it (the fixture does)."""
+
+    def __init__(self, config: ExporterConfig) -> None:
+        self.inner = TargetScraper(resolve_targets(config)[0], config)
+
+    async def scrape(self, const_labels: str = "") -> Samples:
+        return Samples(join_fragments([await self.inner.scrape(const_labels)]).decode())
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def only(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: mapping[k] for k in keys}

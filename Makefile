@@ -42,7 +42,7 @@ pytest: $(STAMP) services
 test: lint typecheck pytest
 
 demo: $(STAMP) services
-	$(PY) -m exporter.demo
+	$(PY) -m devtools.demo
 
 bench: $(STAMP) services
 	$(PY) bench/scrape.py

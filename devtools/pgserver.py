@@ -79,14 +79,21 @@ class PostgresServer:
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
 
     def _run(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            args, user=self.run_as, check=True, text=True, capture_output=True, **kwargs
-        )
+        return subprocess.run(args, user=self.run_as, check=True, text=True, capture_output=True, **kwargs)
 
     def start(self) -> None:
         self._run(
-            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.log_path), "-w",
-             "-t", "60", "start"]
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -96,7 +103,9 @@ class PostgresServer:
     def is_running(self) -> bool:
         result = subprocess.run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "status"],
-            user=self.run_as, capture_output=True, text=True,
+            user=self.run_as,
+            capture_output=True,
+            text=True,
         )
         return result.returncode == 0
 
@@ -130,9 +139,7 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 }
 
 
-def start_server(
-    basedir: Path | None = None, settings: Mapping[str, str] | None = None
-) -> PostgresServer:
+def start_server(basedir: Path | None = None, settings: Mapping[str, str] | None = None) -> PostgresServer:
     """initdb and start a server with pg_stat_statements preloaded; the caller stops it."""
     bindir = find_bindir()
     run_as: str | None = None
@@ -151,8 +158,20 @@ def start_server(
     port = free_port()
     server = PostgresServer(datadir, port, bindir, run_as, base / "postgres.log")
     server._run(
-        [str(bindir / "initdb"), "-D", str(datadir), "-U", SUPERUSER, "--pwfile", str(pwfile),
-         "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]
     )
     merged = dict(DEFAULT_SETTINGS)
     merged.update(settings or {})

@@ -72,8 +72,8 @@ def summary(config: ExporterConfig, targets: list[Target]) -> str:
 
 def split_listen_address(address: str) -> tuple[str | None, int]:
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError([f"--web.listen-address: {address!r} is not HOST:PORT"])
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError([f"--web.listen-address: {address!r} is not HOST:PORT (port 1-65535)"])
     return (host.strip("[]") or None), int(port)
 
 
@@ -81,7 +81,11 @@ async def serve(config: ExporterConfig, targets: list[Target], host: str | None,
     runner = web.AppRunner(make_app(config, targets), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"cannot listen on {host or ''}:{port}: {exc.strerror}") from None
     log.info("listening", extra={"address": f"{host or '0.0.0.0'}:{port}", "targets": len(targets)})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,6 +94,10 @@ async def serve(config: ExporterConfig, targets: list[Target], host: str | None,
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
+
+
+class ListenError(Exception):
+    """The listen address cannot be bound (in use, not local, no permission)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,5 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(summary(config, targets))
         return 0
-    asyncio.run(serve(config, targets, host, port))
+    try:
+        asyncio.run(serve(config, targets, host, port))
+    except ListenError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     return 0

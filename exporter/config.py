@@ -9,7 +9,15 @@ from typing import Any
 
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from exporter.durations import Duration
 
@@ -69,13 +77,7 @@ class CollectorOptions(_Strict):
 
 
 class ActivityOptions(CollectorOptions):
-    long_running_thresholds: tuple[int, ...] = (60, 120, 300)
-
-    @model_validator(mode="after")
-    def _positive(self) -> ActivityOptions:
-        if any(t <= 0 for t in self.long_running_thresholds):
-            raise ValueError("long_running_thresholds are positive whole seconds")
-        return self
+    long_running_thresholds: tuple[PositiveInt, ...] = (60, 120, 300)
 
 
 class StatementsOptions(CollectorOptions):
@@ -119,15 +121,16 @@ class ExporterConfig(_Strict):
     collectors: CollectorsConfig = CollectorsConfig()
     limits: LimitsConfig = LimitsConfig()
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> ExporterConfig:
-        if not self.targets:
-            raise ValueError("targets: list at least one server")
-        names = [t.name for t in self.targets]
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, targets: tuple[TargetConfig, ...]) -> tuple[TargetConfig, ...]:
+        if not targets:
+            raise ValueError("list at least one server")
+        names = [t.name for t in targets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"target names must be unique: {', '.join(dupes)}")
-        return self
+        return targets
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,11 @@ def load_config_file(path: Path) -> ExporterConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: invalid YAML: {exc}"]) from None
+        # Only the problem and its position: PyYAML's own message quotes the line, which may hold a DSN.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError([f"{path}: invalid YAML{where}: {problem}"]) from None
     return parse_config(data)
 
 
@@ -210,7 +217,7 @@ def config_from_environment(env: dict[str, str]) -> ExporterConfig:
     for t in targets:
         n = seen[t["name"]] = seen.get(t["name"], 0) + 1
         if n > 1:
-            t["name"] = f"{t['name']}#{n}"
+            t["name"] = f"{t['name']}-{n}"
     return parse_config({"targets": targets})
 
 
@@ -226,29 +233,39 @@ def _env_or_file(env: dict[str, str], key: str) -> str | None:
     return None
 
 
+def _read_dsn(target: TargetConfig, env: dict[str, str]) -> tuple[str, str | None]:
+    """(key, DSN), or (key + ": why", None) when the DSN cannot be had."""
+    if target.dsn_env is not None:
+        value = env.get(target.dsn_env, "").strip()
+        if not value:
+            return f"dsn_env: environment variable {target.dsn_env} is not set", None
+        return "dsn_env", value
+    if target.dsn_file is not None:
+        try:
+            value = target.dsn_file.read_text().strip()
+        except OSError as exc:
+            return f"dsn_file: cannot read {target.dsn_file}: {exc.strerror}", None
+        return ("dsn_file", value) if value else (f"dsn_file: {target.dsn_file} is empty", None)
+    value = (target.dsn or "").strip()
+    return ("dsn", value) if value else ("dsn: the DSN is empty", None)
+
+
 def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
     """Resolve every target's DSN from dsn, dsn_env or dsn_file; errors name the key."""
     env = dict(os.environ) if env is None else env
     errors: list[str] = []
     resolved: list[Target] = []
     for i, t in enumerate(config.targets):
-        conninfo: str | None = t.dsn
-        if t.dsn_env is not None:
-            conninfo = env.get(t.dsn_env)
-            if not conninfo:
-                errors.append(f"targets.{i}.dsn_env: environment variable {t.dsn_env} is not set")
-        elif t.dsn_file is not None:
-            try:
-                conninfo = t.dsn_file.read_text().strip()
-            except OSError as exc:
-                errors.append(f"targets.{i}.dsn_file: cannot read {t.dsn_file}: {exc.strerror}")
-        if conninfo:
-            try:
-                conninfo_to_dict(conninfo)
-            except Exception:
-                errors.append(f"targets.{i}: the DSN does not parse (its text is not shown)")
-                continue
-            resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
+        key, conninfo = _read_dsn(t, env)
+        if conninfo is None:
+            errors.append(f"targets.{i}.{key}")
+            continue
+        try:
+            conninfo_to_dict(conninfo)
+        except Exception:
+            errors.append(f"targets.{i}.{key}: the DSN does not parse (its text is not shown)")
+            continue
+        resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
     if errors:
         raise ConfigError(errors)
     return resolved

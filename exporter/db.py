@@ -1,31 +1,42 @@
-"""Connections to one server: a small pool per database, opened lazily on first use."""
+"""Connections to one server: a small pool per database, opened lazily on first use.
+
+The pool is ours rather than psycopg_pool's: a scrape wants a connection now or the reason it cannot have one
+(refused, bad password, timed out) at once, not a background reconnect loop that retries until a timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.conninfo import make_conninfo
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 
 from exporter.config import Target
+from exporter.sizes import RelationSizes
 
 log = logging.getLogger("pgwarden.db")
 
 APPLICATION_NAME = "pgwarden-exporter"
 # Size functions lock each relation they measure; never queue behind a migration's exclusive lock.
 LOCK_TIMEOUT_MS = 1000
+# An idle connection is checked with an empty query before reuse when it has rested longer than this
+# (a server restart breaks it); one that rested longer than MAX_IDLE is closed instead.
+CHECK_AFTER = 2.0
+MAX_IDLE = 300.0
 
 
 class DatabaseUnavailable(Exception):
-    """No connection to a database could be had within the connect timeout."""
+    """No connection to a database could be had; the message says why (never the DSN's secrets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +48,13 @@ class ServerInfo:
 class Session:
     """One connection to one database, lent to a collector for one fetch."""
 
-    def __init__(self, conn: AsyncConnection[Any], datname: str, server: ServerInfo) -> None:
+    def __init__(
+        self, conn: AsyncConnection[Any], datname: str, server: ServerInfo, sizes: RelationSizes | None = None
+    ) -> None:
         self.conn = conn
         self.datname = datname
         self.server = server
+        self.sizes = sizes or RelationSizes()
 
     async def rows(self, sql: str, params: Any = None, binary: bool = True) -> list[tuple[Any, ...]]:
         """Rows of one statement (its own transaction: autocommit releases its locks at once)."""
@@ -48,78 +62,121 @@ class Session:
             await cur.execute(sql.encode(), params)
             return await cur.fetchall()
 
+    async def relation_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
+        """On-disk sizes, shared with the other collectors of the same scrape."""
+        return await self.sizes.measure(self.datname, self.rows, oids)
+
+
+class _Pool:
+    """At most `size` connections to one database; idle ones are kept for reuse."""
+
+    def __init__(self, conninfo: str, size: int, connect_timeout: float, label: str) -> None:
+        self.conninfo = conninfo
+        self.connect_timeout = connect_timeout
+        self.label = label
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[tuple[AsyncConnection[Any], float]] = []
+
+    async def _reusable(self, check: bool) -> AsyncConnection[Any] | None:
+        now = time.monotonic()
+        while self._idle:
+            conn, since = self._idle.pop()
+            if conn.closed or now - since > MAX_IDLE:
+                await conn.close()
+                continue
+            if check or now - since > CHECK_AFTER:
+                try:
+                    await conn.execute(b"")
+                except psycopg.Error:
+                    # The server went away (restart, failover): its other idle connections are gone too.
+                    await self.close()
+                    await conn.close()
+                    return None
+            return conn
+        return None
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                conn = await AsyncConnection.connect(self.conninfo, autocommit=True, prepare_threshold=None)
+                await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
+                return conn
+        except TimeoutError:
+            raise DatabaseUnavailable(f"{self.label}: no answer within {self.connect_timeout:g}s") from None
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"{self.label}: {_reason(exc)}") from None
+
+    @asynccontextmanager
+    async def connection(self, check: bool = False) -> AsyncIterator[AsyncConnection[Any]]:
+        """A live connection; `check=True` proves a reused one alive with a round trip first."""
+        async with self._slots:
+            conn = await self._reusable(check) or await self._connect()
+            try:
+                yield conn
+            finally:
+                # A query cancelled mid-flight leaves the connection busy: close it rather than reuse it.
+                if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                else:
+                    self._idle.append((conn, time.monotonic()))
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _reason(exc: psycopg.Error) -> str:
+    """The server's or libpq's reason, first line only: it names host and user, never the password."""
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    # libpq prefixes "connection failed: connection to server at ... failed: " before the reason
+    reason = lines[0] if lines else type(exc).__name__
+    return reason.rsplit("failed: ", 1)[-1] if "failed: " in reason else reason
+
 
 class ServerConnections:
     """Pools to the databases of one target server, each of `pool_size` connections at most."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._pools: dict[str, AsyncConnectionPool[AsyncConnection[Any]]] = {}
+        self._pools: dict[str, _Pool] = {}
         self._timeouts: weakref.WeakKeyDictionary[AsyncConnection[Any], int] = weakref.WeakKeyDictionary()
-        self._lock = asyncio.Lock()
-        self.main_dbname = str(psycopg.conninfo.conninfo_to_dict(target.conninfo).get("dbname") or "")
+        self.main_dbname = str(conninfo_to_dict(target.conninfo).get("dbname") or "")
 
-    def _conninfo(self, dbname: str | None) -> str:
-        timeout = max(1, round(self.target.config.connect_timeout))
-        extra: dict[str, Any] = {"connect_timeout": timeout, "application_name": APPLICATION_NAME}
-        if dbname is not None:
-            extra["dbname"] = dbname
-        return make_conninfo(self.target.conninfo, **extra)
-
-    async def _configure(self, conn: AsyncConnection[Any]) -> None:
-        await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
-
-    async def _pool(self, dbname: str | None) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    def _pool(self, dbname: str | None) -> _Pool:
         key = dbname or ""
         pool = self._pools.get(key)
-        if pool is not None:
-            return pool
-        async with self._lock:
-            pool = self._pools.get(key)
-            if pool is None:
-                pool = AsyncConnectionPool(
-                    self._conninfo(dbname),
-                    min_size=0,
-                    max_size=self.target.config.pool_size,
-                    open=False,
-                    kwargs={"autocommit": True, "prepare_threshold": None},
-                    configure=self._configure,
-                    check=AsyncConnectionPool.check_connection,
-                    max_idle=300,
-                    reconnect_timeout=0,
-                    name=f"{self.target.name}/{key or '<dsn>'}",
-                )
-                await pool.open(wait=False)
-                self._pools[key] = pool
+        if pool is None:
+            config = self.target.config
+            extra: dict[str, Any] = {
+                "connect_timeout": max(1, round(config.connect_timeout)),
+                "application_name": APPLICATION_NAME,
+            }
+            if dbname is not None:
+                extra["dbname"] = dbname
+            label = self.target.display if dbname is None else f"database {dbname}"
+            pool = _Pool(
+                make_conninfo(self.target.conninfo, **extra), config.pool_size, config.connect_timeout, label
+            )
+            self._pools[key] = pool
         return pool
 
     @asynccontextmanager
     async def connection(
-        self, dbname: str | None = None, statement_timeout: float | None = None
+        self, dbname: str | None = None, statement_timeout: float | None = None, check: bool = False
     ) -> AsyncIterator[AsyncConnection[Any]]:
         """A connection to `dbname` (None: the DSN's database), with statement_timeout set."""
-        pool = await self._pool(dbname)
-        try:
-            cm = pool.connection(timeout=self.target.config.connect_timeout)
-            conn = await cm.__aenter__()
-        except PoolTimeout as exc:
-            raise DatabaseUnavailable(
-                f"no connection to {self.target.display if dbname is None else dbname} "
-                f"within {self.target.config.connect_timeout:g}s"
-            ) from exc
-        try:
+        async with self._pool(dbname).connection(check) as conn:
             if statement_timeout is not None:
                 ms = max(1, int(statement_timeout * 1000))
                 if self._timeouts.get(conn) != ms:
                     await conn.execute(f"SET statement_timeout = {ms}".encode())
                     self._timeouts[conn] = ms
             yield conn
-        except BaseException as exc:
-            await cm.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        else:
-            await cm.__aexit__(None, None, None)
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
-        await asyncio.gather(*(p.close(timeout=2) for p in pools), return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -30,6 +31,8 @@ def _coerce(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration must be a string like 5s")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("a duration must be finite")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)

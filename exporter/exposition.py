@@ -25,6 +25,7 @@ class Family:
     name: str
     type: MetricType
     help: str
+    labels: tuple[str, ...] = ()  # documentation only: rendering takes labels per sample
 
     def header(self) -> str:
         help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
@@ -80,6 +81,16 @@ class Exposition:
             parts.insert(0, self._const)
         return "{" + ",".join(parts) + "}" if parts else ""
 
+    def label_rows(self, names: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+        """`labels()` for many rows at once (the per-table hot path): one template, filled per row."""
+        if not names:
+            return [self.labels((), ()) for _ in rows]
+        head = "{{" + (self._const.replace("{", "{{").replace("}", "}}") + "," if self._const else "")
+        template = head + ",".join(f'{n}="{{}}"' for n in names) + "}}"
+        fill = template.format
+        esc = escape
+        return [fill(*[esc(str(v)) for v in row]) for row in rows]
+
     def _lines(self, family: Family) -> list[str]:
         entry = self._families.get(family.name)
         if entry is None:
@@ -93,16 +104,27 @@ class Exposition:
         self._lines(family).append(f"{family.name}{labels} {format_value(value)}\n")
 
     def add_column(
-        self, family: Family, labels: Sequence[str], values: Iterable[float | int | bool | Decimal | None]
+        self,
+        family: Family,
+        labels: Sequence[str],
+        values: Iterable[float | int | bool | Decimal | None],
+        integers: bool = False,
     ) -> None:
-        """Many samples of one family at once: the hot path for per-table and per-index views."""
+        """Many samples of one family at once: the hot path for per-table and per-index views.
+
+        `integers=True` promises every value is an int or None (an int8 column), which skips formatting.
+        """
         name = family.name
-        fmt = format_value
-        self._lines(family).append(
-            "".join(
+        if integers:
+            text = "".join(
+                [f"{name}{lbl} {v}\n" for lbl, v in zip(labels, values, strict=True) if v is not None]
+            )
+        else:
+            fmt = format_value
+            text = "".join(
                 [f"{name}{lbl} {fmt(v)}\n" for lbl, v in zip(labels, values, strict=True) if v is not None]
             )
-        )
+        self._lines(family).append(text)
 
     def fragments(self) -> list[Fragment]:
         """The rendered families in the order first added; families without samples are left out."""

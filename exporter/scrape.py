@@ -12,11 +12,12 @@ from typing import Any
 import psycopg
 
 from exporter.collectors import build_collectors
-from exporter.collectors.base import Collector
+from exporter.collectors.base import ROWS_CUT, Collector, with_labels
 from exporter.config import ALWAYS_EXCLUDED_DATABASES, ExporterConfig, Target
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
 from exporter.exposition import Exposition, Fragment, escape
 from exporter.exposition import Family as F
+from exporter.sizes import RelationSizes
 
 log = logging.getLogger("pgwarden.scrape")
 
@@ -48,9 +49,8 @@ FRAMEWORK_FAMILIES = (
     LAST_DURATION,
     LAST_ERROR,
     SCRAPES,
-    COLLECTOR_DURATION,
-    COLLECTOR_SUCCESS,
-    COLLECTOR_AGE,
+    *with_labels(("collector",), COLLECTOR_DURATION, COLLECTOR_SUCCESS, COLLECTOR_AGE),
+    *with_labels(("collector", "datname"), ROWS_CUT),
 )
 
 
@@ -104,7 +104,7 @@ class TargetScraper:
         server: ServerInfo | None = None
         try:
             async with self.connections.connection(
-                statement_timeout=self.config.collectors.defaults.timeout
+                statement_timeout=self.config.collectors.defaults.timeout, check=True
             ) as conn:
                 server = ServerInfo(
                     conn.info.server_version, self.connections.main_dbname or conn.info.dbname
@@ -118,7 +118,10 @@ class TargetScraper:
         groups: list[list[Fragment]] = []
         failed = server is None
         if server is not None:
-            results = await asyncio.gather(*(self._collect(c, server, const_labels) for c in self.collectors))
+            sizes = RelationSizes()
+            results = await asyncio.gather(
+                *(self._collect(c, server, const_labels, sizes) for c in self.collectors)
+            )
             for collector, (state, age) in zip(self.collectors, results, strict=True):
                 lbl = out.labels(("collector",), (collector.name,))
                 out.add(COLLECTOR_DURATION, lbl, state.duration)
@@ -134,7 +137,7 @@ class TargetScraper:
         return [f for group in [out.fragments(), *groups] for f in group]
 
     async def _collect(
-        self, collector: Collector, server: ServerInfo, const_labels: str
+        self, collector: Collector, server: ServerInfo, const_labels: str, sizes: RelationSizes
     ) -> tuple[CollectorState, float]:
         key = (collector.name, const_labels)
         state = self._states.get(key)
@@ -151,7 +154,7 @@ class TargetScraper:
             timeout = self._timeouts[collector.name]
             try:
                 async with asyncio.timeout(timeout):
-                    results = await self._fetch_all(collector, server, timeout)
+                    results = await self._fetch_all(collector, server, timeout, sizes)
                 out = Exposition(const_labels)
                 collector.render(out, results)
                 state.fragments = out.fragments()
@@ -174,18 +177,18 @@ class TargetScraper:
             return state, 0.0
 
     async def _fetch_all(
-        self, collector: Collector, server: ServerInfo, statement_timeout: float
+        self, collector: Collector, server: ServerInfo, statement_timeout: float, sizes: RelationSizes
     ) -> Sequence[tuple[str, Any]]:
         if not collector.per_database:
             return [
                 (
                     server.datname,
-                    await self._fetch_one(collector, None, server.datname, server, statement_timeout),
+                    await self._fetch_one(collector, None, server.datname, server, statement_timeout, sizes),
                 )
             ]
         databases = await self.databases(server)
         fetched = await asyncio.gather(
-            *(self._fetch_one(collector, db, db, server, statement_timeout) for db in databases),
+            *(self._fetch_one(collector, db, db, server, statement_timeout, sizes) for db in databases),
             return_exceptions=True,
         )
         results: list[tuple[str, Any]] = []
@@ -206,9 +209,10 @@ class TargetScraper:
         datname: str,
         server: ServerInfo,
         statement_timeout: float,
+        sizes: RelationSizes,
     ) -> Any:
         async with self.connections.connection(dbname, statement_timeout=statement_timeout) as conn:
-            return await collector.fetch(Session(conn, datname, server))
+            return await collector.fetch(Session(conn, datname, server, sizes))
 
     async def databases(self, server: ServerInfo) -> list[str]:
         """Databases the per-database collectors visit: connectable ones, filtered by include/exclude."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, gauge, with_labels
 from exporter.config import ActivityOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -17,7 +17,7 @@ COUNT = gauge("pg_stat_activity_count", "Number of backends in this state.")
 MAX_TX = gauge("pg_stat_activity_max_tx_duration", "Longest open transaction of these backends, in seconds.")
 OLDEST = gauge(
     "pg_stat_activity_oldest_query_seconds",
-    "Age of the oldest query of client backends not idle, by state (query_start to now).",
+    "Age of the oldest query of client backends by state (query_start to now); 0 when there is none.",
 )
 LONG_RUNNING = gauge(
     "pg_stat_activity_long_running_queries",
@@ -34,10 +34,16 @@ FROM pg_stat_activity
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 _OLDEST_SQL = """
-SELECT coalesce(datname, ''), state, max(extract(epoch FROM clock_timestamp() - query_start))::float8
-FROM pg_stat_activity
-WHERE backend_type = 'client backend' AND state IS NOT NULL AND state <> 'idle' AND pid <> pg_backend_pid()
+SELECT d.datname, st.state,
+       coalesce(max(extract(epoch FROM clock_timestamp() - a.query_start)), 0)::float8
+FROM pg_database d
+CROSS JOIN unnest(ARRAY['active', 'idle in transaction', 'idle in transaction (aborted)',
+                        'fastpath function call']) AS st(state)
+LEFT JOIN pg_stat_activity a
+  ON a.datid = d.oid AND a.state = st.state AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+WHERE d.datallowconn AND NOT d.datistemplate
 GROUP BY 1, 2
+ORDER BY 1, 2
 """
 _LONG_SQL = """
 SELECT d.datname, t.threshold, count(a.pid)::int8
@@ -47,7 +53,7 @@ LEFT JOIN pg_stat_activity a
   ON a.datid = d.oid AND a.backend_type = 'client backend' AND a.state = 'active'
  AND a.pid <> pg_backend_pid()
  AND a.query_start < clock_timestamp() - make_interval(secs => t.threshold)
-WHERE d.datallowconn
+WHERE d.datallowconn AND NOT d.datistemplate
 GROUP BY 1, 2
 ORDER BY 1, 2
 """
@@ -60,7 +66,13 @@ FROM pg_stat_activity
 
 class ActivityCollector(Collector):
     name = "activity"
-    families = (COUNT, MAX_TX, OLDEST, LONG_RUNNING, RATIO)
+    source = "pg_stat_activity"
+    families = (
+        *with_labels(GROUP_LABELS, COUNT, MAX_TX),
+        *with_labels(("datname", "state"), OLDEST),
+        *with_labels(("datname", "threshold"), LONG_RUNNING),
+        RATIO,
+    )
     options: ActivityOptions
 
     async def fetch(self, session: Session) -> Any:

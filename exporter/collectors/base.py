@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from exporter.config import CollectorOptions, LimitsConfig
@@ -16,6 +16,9 @@ ROWS_CUT = Family(
     "gauge",
     "Rows left out by a cardinality cap in the last refresh (limits: in the configuration).",
 )
+
+
+INTEGER_CASTS = ("int8", "int4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,11 @@ def gauge(name: str, help_text: str) -> Family:
     return Family(name, "gauge", help_text)
 
 
+def with_labels(labels: Sequence[str], *families: Family) -> tuple[Family, ...]:
+    """The families as documented: each with the labels its samples carry."""
+    return tuple(replace(f, labels=tuple(labels)) for f in families)
+
+
 def available(columns: Sequence[Column], version: int) -> list[Column]:
     """The columns this server version has."""
     return [c for c in columns if c.min_version <= version < c.max_version]
@@ -66,7 +74,8 @@ class Collector(abc.ABC):
     name: ClassVar[str]
     per_database: ClassVar[bool] = False
     default_ttl: ClassVar[float] = 0.0
-    families: ClassVar[tuple[Family, ...]]
+    families: ClassVar[tuple[Family, ...]]  # with their labels, for the reference and its test
+    source: ClassVar[str]  # the view or function read, for the reference
 
     def __init__(self, options: CollectorOptions, limits: LimitsConfig) -> None:
         self.options = options
@@ -95,26 +104,7 @@ def render_table(
         if col.scale is not None:
             scale = col.scale
             values = (None if v is None else v * scale for v in values)
-        out.add_column(col.family, labels, values)
-
-
-SIZE_BATCH = 1000
-
-
-async def batched_sizes(
-    session: Session, expressions: str, oids: Sequence[int]
-) -> dict[int, tuple[Any, ...]]:
-    """Size functions over relation oids, SIZE_BATCH relations per statement.
-
-    Each size function takes a lock on the relation it measures, held to the end of the statement; with
-    autocommit each batch releases its locks at once, so 10,000 tables never fill the lock table.
-    """
-    sizes: dict[int, tuple[Any, ...]] = {}
-    sql = f"SELECT r::int8, {expressions} FROM unnest(%s::oid[]) AS r"
-    for start in range(0, len(oids), SIZE_BATCH):
-        for row in await session.rows(sql, (list(oids[start : start + SIZE_BATCH]),)):
-            sizes[row[0]] = row[1:]
-    return sizes
+        out.add_column(col.family, labels, values, integers=col.scale is None and col.cast in INTEGER_CASTS)
 
 
 def render_cut(out: Exposition, collector: str, datname: str, total: int, kept: int) -> None:

@@ -46,6 +46,7 @@ CHECKPOINTER_COLUMNS = tuple(_c(new, name, h, min_v=PG17, cast=cast) for _, new,
 
 class BgwriterCollector(Collector):
     name = "bgwriter"
+    source = "pg_stat_bgwriter (pg_stat_checkpointer on 17+)"
     families = tuple(c.family for c in CHECKPOINT_COLUMNS + BGWRITER)
 
     async def fetch(self, session: Session) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, cap_clause, gauge, render_cut
+from exporter.collectors.base import Collector, cap_clause, gauge, render_cut, with_labels
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -21,42 +21,39 @@ BYTES = gauge(
 RATIO = gauge("pg_table_bloat_ratio", "Estimated bloat as a fraction of the table's size (0 to 1).")
 
 # Expected pages = rows / (rows per page at the fillfactor), from the average row width in pg_stats plus the
-# tuple header and alignment; bloat = actual pages - expected pages. Tables whose columns lack statistics
-# (never analyzed, or not readable by this role) or which hold `name` columns are left out: no estimate.
+# tuple header and alignment (as the widely used ioguide estimate computes it); bloat = actual - expected.
+# Tables lacking statistics for some column (never analyzed, or not readable by this role) get no estimate.
+# pg_stats is aggregated first: joining it column by column against pg_attribute costs twice as much.
 _SQL = """
-WITH cols AS (
-  SELECT tbl.oid AS relid, ns.nspname AS schemaname, tbl.relname, tbl.reltuples, tbl.relpages AS heappages,
-         coalesce(toast.relpages, 0) AS toastpages, coalesce(toast.reltuples, 0) AS toasttuples,
-         coalesce(substring(array_to_string(tbl.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100) AS ff,
-         current_setting('block_size')::int AS bs,
-         23 + CASE WHEN max(coalesce(s.null_frac, 0)) > 0 THEN (7 + count(*)) / 8 ELSE 0 END AS hdr,
-         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS datawidth,
-         count(s.attname) = count(*) AND NOT bool_or(att.atttypid = 'pg_catalog.name'::regtype) AS estimable
-  FROM pg_attribute att
-  JOIN pg_class tbl ON tbl.oid = att.attrelid
-  JOIN pg_namespace ns ON ns.oid = tbl.relnamespace
-  LEFT JOIN pg_stats s ON s.schemaname = ns.nspname AND s.tablename = tbl.relname
-                      AND s.attname = att.attname AND NOT s.inherited
-  LEFT JOIN pg_class toast ON toast.oid = tbl.reltoastrelid
-  WHERE att.attnum > 0 AND NOT att.attisdropped AND tbl.relkind IN ('r', 'm')
-    AND ns.nspname NOT IN ('pg_catalog', 'information_schema') AND ns.nspname !~ '^pg_toast'
-  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-), sized AS (
-  SELECT relid, schemaname, relname, bs, heappages + toastpages AS pages,
-         -- tuple size: line pointer (4) + header and data, each aligned to 8 bytes (MAXALIGN)
-         4 + ceil(hdr / 8.0) * 8 + ceil(datawidth / 8.0) * 8 AS tuplesize,
-         reltuples, toasttuples, ff
-  FROM cols
-  WHERE estimable AND reltuples >= 0
-), estimated AS (
+WITH st AS (
+  SELECT schemaname, tablename, count(*) AS ncols, max(null_frac) AS maxnull,
+         sum((1 - null_frac) * avg_width) AS datawidth
+  FROM pg_stats
+  WHERE NOT inherited AND schemaname NOT IN ('pg_catalog', 'information_schema')
+  GROUP BY 1, 2
+), tbl AS (
+  SELECT c.oid AS relid, n.nspname AS schemaname, c.relname, current_setting('block_size')::int AS bs,
+         c.relpages + coalesce(t.relpages, 0) AS pages, c.reltuples, coalesce(t.reltuples, 0) AS toasttuples,
+         coalesce(substring(array_to_string(c.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100) AS ff,
+         -- line pointer + header (with null bitmap) + data, header and data each aligned to 8 bytes
+         4 + ceil((23 + CASE WHEN st.maxnull > 0 THEN (7 + st.ncols) / 8 ELSE 0 END) / 8.0) * 8
+           + ceil(st.datawidth / 8.0) * 8 AS tuplesize
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN st ON st.schemaname = n.nspname AND st.tablename = c.relname
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+  WHERE c.relkind IN ('r', 'm') AND c.reltuples >= 0
+    AND st.ncols = (SELECT count(*) FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+), est AS (
   SELECT relid, schemaname, relname, bs, pages,
          ceil(reltuples / ((bs - 24) * ff / 100.0 / tuplesize)) + ceil(toasttuples / 4) AS expected
-  FROM sized
+  FROM tbl
 )
 SELECT schemaname, relname, (greatest(pages - expected, 0) * bs)::int8,
-       CASE WHEN pages > 0 THEN greatest(pages - expected, 0)::float8 / pages ELSE 0 END::float8,
+       (CASE WHEN pages > 0 THEN greatest(pages - expected, 0) / pages ELSE 0 END)::float8,
        count(*) OVER ()::int8
-FROM estimated
+FROM est
 ORDER BY pages DESC, relid
 """
 
@@ -65,7 +62,8 @@ class BloatCollector(Collector):
     name = "bloat"
     per_database = True
     default_ttl = 600.0
-    families = (BYTES, RATIO)
+    source = "pg_stats, pg_class"
+    families = with_labels(LABELS, BYTES, RATIO)
 
     async def fetch(self, session: Session) -> Any:
         rows = await session.rows(_SQL + cap_clause(self.limits.tables_per_database))
@@ -73,7 +71,7 @@ class BloatCollector(Collector):
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
         for datname, (rows, total) in results:
-            labels = [out.labels(LABELS, (datname, r[0], r[1])) for r in rows]
+            labels = out.label_rows(LABELS, ((datname, r[0], r[1]) for r in rows))
             out.add_column(BYTES, labels, (r[2] for r in rows))
             out.add_column(RATIO, labels, (r[3] for r in rows))
             render_cut(out, self.name, datname, total, len(rows))

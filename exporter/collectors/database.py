@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, Column, available, counter, gauge, render_table, select_list
+from exporter.collectors.base import (
+    Collector,
+    Column,
+    available,
+    counter,
+    gauge,
+    render_table,
+    select_list,
+    with_labels,
+)
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -62,7 +71,8 @@ CONFLICTS = tuple(
 
 class DatabaseCollector(Collector):
     name = "database"
-    families = tuple(c.family for c in COLUMNS + CONFLICTS)
+    source = "pg_stat_database, pg_stat_database_conflicts"
+    families = with_labels(("datid", "datname"), *(c.family for c in COLUMNS + CONFLICTS))
 
     async def fetch(self, session: Session) -> Any:
         columns = available(COLUMNS, session.server.version_num) + list(CONFLICTS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, gauge, with_labels
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -15,7 +15,8 @@ SIZE = gauge("pg_database_size_bytes", "Disk space used by the database, in byte
 class DatabaseSizeCollector(Collector):
     name = "database_size"
     default_ttl = 60.0
-    families = (SIZE,)
+    source = "pg_database_size()"
+    families = with_labels(("datname",), SIZE)
 
     async def fetch(self, session: Session) -> Any:
         return await session.rows(

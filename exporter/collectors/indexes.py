@@ -8,12 +8,12 @@ from typing import Any
 from exporter.collectors.base import (
     Collector,
     Column,
-    batched_sizes,
     cap_clause,
     counter,
     gauge,
     render_cut,
     render_table,
+    with_labels,
 )
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -34,7 +34,8 @@ class IndexesCollector(Collector):
     name = "indexes"
     per_database = True
     default_ttl = 60.0
-    families = tuple(c.family for c in COLUMNS + SIZE)
+    source = "pg_stat_user_indexes, pg_index, pg_table_size()"
+    families = with_labels(LABELS, *(c.family for c in COLUMNS + SIZE))
 
     async def fetch(self, session: Session) -> Any:
         rows = await session.rows(
@@ -45,12 +46,12 @@ class IndexesCollector(Collector):
             "JOIN pg_class c ON c.oid = s.indexrelid "
             f"ORDER BY c.relpages DESC, s.indexrelid {cap_clause(self.limits.indexes_per_database)}"
         )
-        sizes = await batched_sizes(session, "pg_relation_size(r)::int8", [r[0] for r in rows])
-        return rows, sizes, rows[0][1] if rows else 0
+        sizes = await session.relation_sizes([r[0] for r in rows])
+        return rows, [(sizes[r[0]],) for r in rows], rows[0][1] if rows else 0
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
         for datname, (rows, sizes, total) in results:
-            labels = [out.labels(LABELS, (datname, r[2], r[3], r[4])) for r in rows]
+            labels = out.label_rows(LABELS, ((datname, r[2], r[3], r[4]) for r in rows))
             render_table(out, labels, rows, COLUMNS, 5)
-            render_table(out, labels, [sizes.get(r[0], (None,)) for r in rows], SIZE, 0)
+            render_table(out, labels, sizes, SIZE, 0)
             render_cut(out, self.name, datname, total, len(rows))

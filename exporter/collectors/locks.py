@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, gauge, with_labels
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -33,7 +33,8 @@ ORDER BY 1, 2
 
 class LocksCollector(Collector):
     name = "locks"
-    families = (COUNT, WAITING)
+    source = "pg_locks"
+    families = (*with_labels(("datname", "mode"), COUNT), *with_labels(("datname",), WAITING))
 
     async def fetch(self, session: Session) -> Any:
         return await session.rows(_SQL, (list(MODES),))

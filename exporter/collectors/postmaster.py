@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, gauge, with_labels
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -22,7 +22,8 @@ def short_version(version_num: int) -> str:
 
 class PostmasterCollector(Collector):
     name = "postmaster"
-    families = (STATIC, START_TIME)
+    source = "version(), pg_postmaster_start_time()"
+    families = (*with_labels(("version", "short_version"), STATIC), START_TIME)
 
     async def fetch(self, session: Session) -> Any:
         rows = await session.rows("SELECT version(), extract(epoch FROM pg_postmaster_start_time())::float8")

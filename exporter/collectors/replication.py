@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, gauge, with_labels
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -23,6 +23,9 @@ SLOT_RETAINED = gauge(
     "pg_replication_slots_pg_wal_lsn_diff",
     "Bytes of WAL the slot holds back (current WAL position minus restart_lsn).",
 )
+
+STANDBY_LABELS = ("application_name", "client_addr", "state", "slot_name")
+SLOT_LABELS = ("slot_name", "database")
 
 _LAG_SQL = """
 SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
@@ -49,7 +52,13 @@ FROM pg_replication_slots
 
 class ReplicationCollector(Collector):
     name = "replication"
-    families = (LAG, IS_REPLICA, LSN_DIFF, REPLAY_LAG, SLOT_ACTIVE, SLOT_RETAINED)
+    source = "pg_stat_replication, pg_replication_slots"
+    families = (
+        LAG,
+        IS_REPLICA,
+        *with_labels(STANDBY_LABELS, LSN_DIFF, REPLAY_LAG),
+        *with_labels(SLOT_LABELS, SLOT_ACTIVE, SLOT_RETAINED),
+    )
 
     async def fetch(self, session: Session) -> Any:
         return (
@@ -64,12 +73,10 @@ class ReplicationCollector(Collector):
             out.add(LAG, plain, lag)
             out.add(IS_REPLICA, plain, is_replica)
             for app, addr, state, slot, diff, replay_lag in standbys:
-                lbl = out.labels(
-                    ("application_name", "client_addr", "state", "slot_name"), (app, addr, state, slot)
-                )
+                lbl = out.labels(STANDBY_LABELS, (app, addr, state, slot))
                 out.add(LSN_DIFF, lbl, diff)
                 out.add(REPLAY_LAG, lbl, replay_lag)
             for slot_name, database, active, retained in slots:
-                lbl = out.labels(("slot_name", "database"), (slot_name, database))
+                lbl = out.labels(SLOT_LABELS, (slot_name, database))
                 out.add(SLOT_ACTIVE, lbl, active)
                 out.add(SLOT_RETAINED, lbl, retained)

@@ -45,7 +45,14 @@ def setting_metric(name: str, setting: str, unit: str, vartype: str) -> tuple[st
 
 class SettingsCollector(Collector):
     name = "settings"
-    families = ()  # one family per setting, named after it
+    source = "pg_settings"
+    families = (
+        Family(
+            "pg_settings_<name>",
+            "gauge",
+            "Each numeric or boolean setting; `_seconds`/`_bytes` when it has a unit.",
+        ),
+    )
 
     async def fetch(self, session: Session) -> Any:
         return await session.rows(

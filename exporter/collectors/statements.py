@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, cap_clause, counter, gauge, render_cut
+from exporter.collectors.base import Collector, cap_clause, counter, gauge, render_cut, with_labels
 from exporter.config import StatementsOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -59,7 +59,8 @@ ORDER BY sum(s.{total}) DESC
 
 class StatementsCollector(Collector):
     name = "statements"
-    families = (*VALUE_FAMILIES, QUERY)
+    source = "pg_stat_statements"
+    families = (*with_labels(LABELS, *VALUE_FAMILIES), *with_labels((*LABELS, "query"), QUERY))
     options: StatementsOptions
 
     async def fetch(self, session: Session) -> Any:
@@ -81,7 +82,7 @@ class StatementsCollector(Collector):
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
         for datname, rows in results:
-            labels = [out.labels(LABELS, r[:3]) for r in rows]
+            labels = out.label_rows(LABELS, (r[:3] for r in rows))
             for i, family in enumerate(VALUE_FAMILIES):
                 out.add_column(family, labels, (r[3 + i] for r in rows))
             if self.options.include_query:

@@ -13,6 +13,7 @@ from exporter.collectors.base import (
     render_cut,
     render_table,
     select_list,
+    with_labels,
 )
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -38,7 +39,8 @@ class StatioTablesCollector(Collector):
     name = "statio_tables"
     per_database = True
     default_ttl = 60.0
-    families = tuple(c.family for c in COLUMNS)
+    source = "pg_statio_user_tables"
+    families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
     async def fetch(self, session: Session) -> Any:
         rows = await session.rows(
@@ -50,6 +52,6 @@ class StatioTablesCollector(Collector):
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
         for datname, (rows, total) in results:
-            labels = [out.labels(LABELS, (datname, r[1], r[2])) for r in rows]
+            labels = out.label_rows(LABELS, ((datname, r[1], r[2]) for r in rows))
             render_table(out, labels, rows, COLUMNS, 3)
             render_cut(out, self.name, datname, total, len(rows))

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from exporter.collectors.base import (
     Collector,
     Column,
     available,
-    batched_sizes,
     cap_clause,
     counter,
     gauge,
     render_cut,
     render_table,
     select_list,
+    with_labels,
 )
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -63,28 +63,37 @@ INDEX_SIZE = gauge(P + "index_size_bytes", "Disk space of all the indexes of the
 SIZES = (Column("", TABLE_SIZE), Column("", INDEX_SIZE))
 
 
+def _sum_known(sizes: Iterable[int | None]) -> int:
+    """Total of the sizes measured; an index dropped meanwhile counts 0."""
+    return sum(s for s in sizes if s is not None)
+
+
 class TablesCollector(Collector):
     name = "tables"
     per_database = True
     default_ttl = 60.0
-    families = tuple(c.family for c in COLUMNS + SIZES)
+    source = "pg_stat_user_tables, pg_table_size()"
+    families = with_labels(LABELS, *(c.family for c in COLUMNS + SIZES))
 
     async def fetch(self, session: Session) -> Any:
         columns = available(COLUMNS, session.server.version_num)
         rows = await session.rows(
-            f"SELECT s.relid::int8, count(*) OVER ()::int8, s.schemaname, s.relname, {select_list(columns)} "
+            "SELECT s.relid::int8, count(*) OVER ()::int8, s.schemaname, s.relname, "
+            "ARRAY(SELECT i.indexrelid::int8 FROM pg_index i WHERE i.indrelid = s.relid), "
+            f"{select_list(columns)} "
             "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
             f"ORDER BY c.relpages DESC, s.relid {cap_clause(self.limits.tables_per_database)}"
         )
-        sizes = await batched_sizes(
-            session, "pg_table_size(r)::int8, pg_indexes_size(r)::int8", [r[0] for r in rows]
-        )
+        oids = [r[0] for r in rows]
+        oids += [i for r in rows for i in r[4]]
+        sizes = await session.relation_sizes(oids)
+        size_rows = [(sizes[r[0]], _sum_known(sizes[i] for i in r[4])) for r in rows]
         total = rows[0][1] if rows else 0
-        return columns, rows, sizes, total
+        return columns, rows, size_rows, total
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
         for datname, (columns, rows, sizes, total) in results:
-            labels = [out.labels(LABELS, (datname, r[2], r[3])) for r in rows]
-            render_table(out, labels, rows, columns, 4)
-            render_table(out, labels, [sizes.get(r[0], (None, None)) for r in rows], SIZES, 0)
+            labels = out.label_rows(LABELS, ((datname, r[2], r[3]) for r in rows))
+            render_table(out, labels, rows, columns, 5)
+            render_table(out, labels, sizes, SIZES, 0)
             render_cut(out, self.name, datname, total, len(rows))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, gauge, with_labels
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -29,7 +29,8 @@ WRAP = 2**31
 
 class WraparoundCollector(Collector):
     name = "wraparound"
-    families = (XID_AGE, RATIO, AGE_FROZEN, AGE_MINMXID)
+    source = "pg_database"
+    families = with_labels(("datname",), XID_AGE, RATIO, AGE_FROZEN, AGE_MINMXID)
 
     async def fetch(self, session: Session) -> Any:
         return await session.rows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -114,7 +115,9 @@ async def test_several_targets_label_every_series_and_probe_one(
 
 async def test_refused_connection_gives_pg_up_0_and_http_200(aiohttp_client: Any) -> None:
     dsn = f"postgresql://u:secretpw@127.0.0.1:{free_port()}/db"
-    client = await client_for(aiohttp_client, {"targets": [{"name": "down", "dsn": dsn, "connect_timeout": "1s"}]})
+    client = await client_for(
+        aiohttp_client, {"targets": [{"name": "down", "dsn": dsn, "connect_timeout": "1s"}]}
+    )
     started = time.monotonic()
     samples = await get_metrics(client)
     assert time.monotonic() - started < 2.5
@@ -127,7 +130,9 @@ async def test_server_that_never_answers_gives_pg_up_0_within_connect_timeout(
     aiohttp_client: Any, blackhole: int
 ) -> None:
     dsn = f"postgresql://u:pw@127.0.0.1:{blackhole}/db"
-    client = await client_for(aiohttp_client, {"targets": [{"name": "hung", "dsn": dsn, "connect_timeout": "1s"}]})
+    client = await client_for(
+        aiohttp_client, {"targets": [{"name": "hung", "dsn": dsn, "connect_timeout": "1s"}]}
+    )
     started = time.monotonic()
     samples = await get_metrics(client)
     assert time.monotonic() - started < 2.5
@@ -221,7 +226,9 @@ async def test_promtool_reports_only_postgres_exporter_compatible_names(
     client = await client_for(aiohttp_client, {"targets": [{"name": "t", "dsn": pg_server.dsn()}]})
     resp = await client.get("/metrics")
     text = await resp.text()
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    result = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
     linted = set()
     for line in (result.stdout + result.stderr).splitlines():
         match = re.match(r"^(\S+) (.*)$", line.strip())
@@ -235,3 +242,49 @@ async def test_promtool_reports_only_postgres_exporter_compatible_names(
     readme = (ROOT / "README.md").read_text()
     undocumented = sorted(n for n in linted if f"`{n}`" not in readme)
     assert not undocumented, "list these postgres_exporter-compatible names in the README's lint section"
+
+
+def test_readme_metrics_reference_is_generated_from_the_code() -> None:
+    from devtools.metrics_doc import BEGIN, END, table
+
+    readme = (ROOT / "README.md").read_text()
+    assert BEGIN in readme and END in readme
+    documented = readme.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert documented == table().strip(), "run: python -m devtools.metrics_doc --write"
+
+
+async def test_declared_labels_match_what_is_exported(
+    aiohttp_client: Any, pg_server: PostgresServer, databases: tuple[str, str]
+) -> None:
+    from exporter.collectors import COLLECTORS
+    from exporter.scrape import FRAMEWORK_FAMILIES
+
+    pg_server.execute("SELECT pg_create_physical_replication_slot('exp_labels_slot', true)")
+    pg_server.execute("VACUUM small", dbname=DB_A)
+    try:
+        client = await client_for(
+            aiohttp_client,
+            {
+                "targets": [{"name": "t", "dsn": pg_server.dsn()}],
+                "collectors": {"statements": {"include_query": True}},
+            },
+        )
+        samples = await get_metrics(client)
+    finally:
+        pg_server.execute("SELECT pg_drop_replication_slot('exp_labels_slot')")
+    families = [f for cls in COLLECTORS for f in cls.families if "<" not in f.name] + list(FRAMEWORK_FAMILIES)
+    # absent here for good reasons: no standby, checksums off, statistics never reset, autovacuum's timing
+    may_be_absent = {
+        "pg_stat_replication_pg_wal_lsn_diff",
+        "pg_stat_replication_replay_lag_seconds",
+        "pg_stat_database_checksum_failures",
+        "pg_stat_database_stats_reset",
+        "pg_stat_user_tables_last_autovacuum",
+        "pg_stat_user_tables_last_autoanalyze",
+    }
+    for family in families:
+        seen = {frozenset(lbl) for lbl, _ in samples.all(family.name)}
+        if not seen:
+            assert family.name in may_be_absent, f"{family.name} was not exported"
+            continue
+        assert seen == {frozenset(family.labels)}, family.name

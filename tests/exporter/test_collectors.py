@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-
 
 import psycopg
 import pytest
@@ -83,7 +83,7 @@ async def test_long_running_query_is_counted_and_aged(
 ) -> None:
     scraper = scraper_factory(collectors={"activity": {"long_running_thresholds": [1, 3600]}})
     with background_query(app_role, "SELECT pg_sleep(60)"):
-        time.sleep(1.3)
+        await asyncio.sleep(1.3)
         samples = await scraper.scrape()
     assert samples.get("pg_stat_activity_long_running_queries", datname=DB_A, threshold="1") == 1
     assert samples.get("pg_stat_activity_long_running_queries", datname=DB_A, threshold="3600") == 0
@@ -122,7 +122,7 @@ async def test_database_counters_sizes_and_deadlocks(
 
         t = threading.Thread(target=second)
         t.start()
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
         try:
             a.execute(b"UPDATE invoices SET amount = amount WHERE id = 2")
             outcome.append("a ok")
@@ -261,7 +261,7 @@ async def test_unused_index_is_flagged(
     scans = samples.get("pg_stat_user_indexes_idx_scan", **used)
     assert scans is not None and scans >= 1
     assert samples.get("pg_index_unused", **pkey) == 0  # a primary key is never a candidate to drop
-    size = pg_server.execute("SELECT pg_relation_size('orders_note_idx')", dbname=DB_A)[0][0]
+    size = pg_server.execute("SELECT pg_total_relation_size('orders_note_idx')", dbname=DB_A)[0][0]
     assert samples.get("pg_index_size_bytes", **unused) == size
 
 

@@ -62,9 +62,13 @@ class Session:
             await cur.execute(sql.encode(), params)
             return await cur.fetchall()
 
-    async def relation_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
-        """On-disk sizes, shared with the other collectors of the same scrape."""
-        return await self.sizes.measure(self.datname, self.rows, oids)
+    async def table_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
+        """pg_table_size of each table, shared with the other collectors of the same scrape."""
+        return await self.sizes.measure(self.datname, self.rows, oids, "table")
+
+    async def index_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
+        """pg_relation_size of each index, shared with the other collectors of the same scrape."""
+        return await self.sizes.measure(self.datname, self.rows, oids, "index")
 
 
 class _Pool:

@@ -24,43 +24,64 @@ P = "pg_stat_user_tables_"
 LABELS = ("datname", "schemaname", "relname")
 
 
-def _ts(column: str, what: str) -> Column:
+def _ts(function: str, name: str, what: str) -> Column:
     return Column(
-        f"extract(epoch FROM {column})",
-        gauge(P + column, f"Last time this table was {what} (Unix time); absent if never."),
+        f"extract(epoch FROM {function}(c.oid))",
+        gauge(P + name, f"Last time this table was {what} (Unix time); absent if never."),
         cast="float8",
     )
 
 
+# pg_stat_user_tables' own definition, minus its GROUP BY over a join with pg_index: the per-index sums come
+# from a LATERAL subquery instead, which is three times cheaper on 10,000 tables.
 COLUMNS = (
-    Column("seq_scan", counter(P + "seq_scan", "Sequential scans initiated on this table.")),
-    Column("seq_tup_read", counter(P + "seq_tup_read", "Live rows fetched by sequential scans.")),
-    Column("idx_scan", counter(P + "idx_scan", "Index scans initiated on this table.")),
-    Column("idx_tup_fetch", counter(P + "idx_tup_fetch", "Live rows fetched by index scans.")),
-    Column("n_tup_ins", counter(P + "n_tup_ins", "Rows inserted.")),
-    Column("n_tup_upd", counter(P + "n_tup_upd", "Rows updated (including HOT updates).")),
-    Column("n_tup_del", counter(P + "n_tup_del", "Rows deleted.")),
-    Column("n_tup_hot_upd", counter(P + "n_tup_hot_upd", "Rows HOT updated (no separate index update).")),
-    Column("n_live_tup", gauge(P + "n_live_tup", "Estimated number of live rows.")),
-    Column("n_dead_tup", gauge(P + "n_dead_tup", "Estimated number of dead rows.")),
-    Column("n_mod_since_analyze", gauge(P + "n_mod_since_analyze", "Rows modified since last analyzed.")),
-    Column(
-        "n_ins_since_vacuum", gauge(P + "n_ins_since_vacuum", "Rows inserted since last vacuumed."), 130000
-    ),
-    _ts("last_vacuum", "manually vacuumed"),
-    _ts("last_autovacuum", "vacuumed by the autovacuum daemon"),
-    _ts("last_analyze", "manually analyzed"),
-    _ts("last_autoanalyze", "analyzed by the autovacuum daemon"),
-    Column("vacuum_count", counter(P + "vacuum_count", "Times this table has been manually vacuumed.")),
-    Column("autovacuum_count", counter(P + "autovacuum_count", "Times vacuumed by the autovacuum daemon.")),
-    Column("analyze_count", counter(P + "analyze_count", "Times this table has been manually analyzed.")),
-    Column("autoanalyze_count", counter(P + "autoanalyze_count", "Times analyzed by the autovacuum daemon.")),
-)
+    Column("pg_stat_get_numscans(c.oid)", counter(P + "seq_scan", "Sequential scans initiated on this table.")),
+    Column("pg_stat_get_tuples_returned(c.oid)", counter(P + "seq_tup_read", "Live rows fetched by sequential scans.")),
+    Column("x.idx_scan", counter(P + "idx_scan", "Index scans initiated on this table.")),
+    Column("x.idx_fetch + pg_stat_get_tuples_fetched(c.oid)",
+           counter(P + "idx_tup_fetch", "Live rows fetched by index scans.")),
+    Column("pg_stat_get_tuples_inserted(c.oid)", counter(P + "n_tup_ins", "Rows inserted.")),
+    Column("pg_stat_get_tuples_updated(c.oid)", counter(P + "n_tup_upd", "Rows updated (including HOT updates).")),
+    Column("pg_stat_get_tuples_deleted(c.oid)", counter(P + "n_tup_del", "Rows deleted.")),
+    Column("pg_stat_get_tuples_hot_updated(c.oid)",
+           counter(P + "n_tup_hot_upd", "Rows HOT updated (no separate index update).")),
+    Column("pg_stat_get_live_tuples(c.oid)", gauge(P + "n_live_tup", "Estimated number of live rows.")),
+    Column("pg_stat_get_dead_tuples(c.oid)", gauge(P + "n_dead_tup", "Estimated number of dead rows.")),
+    Column("pg_stat_get_mod_since_analyze(c.oid)",
+           gauge(P + "n_mod_since_analyze", "Rows modified since last analyzed.")),
+    Column("pg_stat_get_ins_since_vacuum(c.oid)",
+           gauge(P + "n_ins_since_vacuum", "Rows inserted since last vacuumed."), 130000),
+    _ts("pg_stat_get_last_vacuum_time", "last_vacuum", "manually vacuumed"),
+    _ts("pg_stat_get_last_autovacuum_time", "last_autovacuum", "vacuumed by the autovacuum daemon"),
+    _ts("pg_stat_get_last_analyze_time", "last_analyze", "manually analyzed"),
+    _ts("pg_stat_get_last_autoanalyze_time", "last_autoanalyze", "analyzed by the autovacuum daemon"),
+    Column("pg_stat_get_vacuum_count(c.oid)",
+           counter(P + "vacuum_count", "Times this table has been manually vacuumed.")),
+    Column("pg_stat_get_autovacuum_count(c.oid)",
+           counter(P + "autovacuum_count", "Times vacuumed by the autovacuum daemon.")),
+    Column("pg_stat_get_analyze_count(c.oid)",
+           counter(P + "analyze_count", "Times this table has been manually analyzed.")),
+    Column("pg_stat_get_autoanalyze_count(c.oid)",
+           counter(P + "autoanalyze_count", "Times analyzed by the autovacuum daemon.")),
+)  # fmt: skip
 TABLE_SIZE = gauge(
     P + "table_size_bytes", "Disk space of the table with its TOAST, free space and visibility maps."
 )
-INDEX_SIZE = gauge(P + "index_size_bytes", "Disk space of all the indexes of the table.")
+INDEX_SIZE = gauge(P + "index_size_bytes", "Disk space of the indexes of the table (their main forks).")
 SIZES = (Column("", TABLE_SIZE), Column("", INDEX_SIZE))
+# The user tables of pg_stat_user_tables: tables, materialized views and partitioned tables outside the
+# system schemas.
+USER_TABLES = """
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL (
+  SELECT array_agg(i.indexrelid::int8) AS idx, sum(pg_stat_get_numscans(i.indexrelid))::int8 AS idx_scan,
+         sum(pg_stat_get_tuples_fetched(i.indexrelid))::int8 AS idx_fetch
+  FROM pg_index i WHERE i.indrelid = c.oid
+) x ON true
+WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast'
+"""
 
 
 def _sum_known(sizes: Iterable[int | None]) -> int:
@@ -72,22 +93,18 @@ class TablesCollector(Collector):
     name = "tables"
     per_database = True
     default_ttl = 60.0
-    source = "pg_stat_user_tables, pg_table_size()"
+    source = "pg_stat_user_tables, pg_table_size(), pg_relation_size()"
     families = with_labels(LABELS, *(c.family for c in COLUMNS + SIZES))
 
     async def fetch(self, session: Session) -> Any:
         columns = available(COLUMNS, session.server.version_num)
         rows = await session.rows(
-            "SELECT s.relid::int8, count(*) OVER ()::int8, s.schemaname, s.relname, "
-            "ARRAY(SELECT i.indexrelid::int8 FROM pg_index i WHERE i.indrelid = s.relid), "
-            f"{select_list(columns)} "
-            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
-            f"ORDER BY c.relpages DESC, s.relid {cap_clause(self.limits.tables_per_database)}"
+            f"SELECT c.oid::int8, count(*) OVER ()::int8, n.nspname, c.relname, x.idx, {select_list(columns)} "
+            f"{USER_TABLES} ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}"
         )
-        oids = [r[0] for r in rows]
-        oids += [i for r in rows for i in r[4]]
-        sizes = await session.relation_sizes(oids)
-        size_rows = [(sizes[r[0]], _sum_known(sizes[i] for i in r[4])) for r in rows]
+        tables = await session.table_sizes([r[0] for r in rows])
+        indexes = await session.index_sizes([i for r in rows for i in r[4] or ()])
+        size_rows = [(tables[r[0]], _sum_known(indexes[i] for i in r[4] or ())) for r in rows]
         total = rows[0][1] if rows else 0
         return columns, rows, size_rows, total
 

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
 from exporter.config import ExporterConfig, Target
-from exporter.exposition import CONTENT_TYPE, Fragment, join_fragments
+from exporter.exposition import CONTENT_TYPE, Fragment, ordered_chunks
 from exporter.scrape import TargetScraper, target_label
 
 log = logging.getLogger("pgwarden.app")
@@ -42,25 +42,34 @@ def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
     return app
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     """Every configured target; with several, each series carries target="<name>"."""
     scrapers = list(request.app[SCRAPERS].values())
     labelled = len(scrapers) > 1
     groups: list[list[Fragment]] = await asyncio.gather(
         *(s.scrape(target_label(s.target.name) if labelled else "") for s in scrapers)
     )
-    body = join_fragments(groups) + generate_latest(REGISTRY)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    return await stream(request, [*ordered_chunks(groups), generate_latest(REGISTRY)])
 
 
-async def probe(request: web.Request) -> web.Response:
+async def probe(request: web.Request) -> web.StreamResponse:
     """One target by name (Prometheus' multi-target pattern); the target label is left to relabelling."""
     name = request.query.get("target", "")
     scraper = request.app[SCRAPERS].get(name)
     if scraper is None:
         raise web.HTTPNotFound(text=f"unknown target {name!r}: /probe takes a configured target name\n")
-    fragments = await scraper.scrape("")
-    return web.Response(body=join_fragments([fragments]), headers={"Content-Type": CONTENT_TYPE})
+    return await stream(request, ordered_chunks([await scraper.scrape("")]))
+
+
+async def stream(request: web.Request, chunks: list[bytes]) -> web.StreamResponse:
+    """Write the exposition chunk by chunk: a 50 MB scrape is never copied into one more buffer."""
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    response.content_length = sum(len(c) for c in chunks)
+    await response.prepare(request)
+    for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

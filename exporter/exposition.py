@@ -72,7 +72,8 @@ class Exposition:
 
     def __init__(self, const_labels: str = "") -> None:
         self._const = const_labels
-        self._families: dict[str, tuple[Family, list[str]]] = {}
+        # per family: single samples as text, whole columns already encoded (most of the bytes)
+        self._families: dict[str, tuple[Family, list[str], list[bytes]]] = {}
 
     def labels(self, names: Sequence[str], values: Sequence[object]) -> str:
         """`{a="x",b="y"}` with the constant labels first; values are escaped."""
@@ -82,26 +83,34 @@ class Exposition:
         return "{" + ",".join(parts) + "}" if parts else ""
 
     def label_rows(self, names: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-        """`labels()` for many rows at once (the per-table hot path): one template, filled per row."""
+        """`labels()` for many rows at once (the per-table hot path): one template, filled per row.
+
+        Escaping is decided per column: one scan of the joined column finds whether any value needs it.
+        """
         if not names:
             return [self.labels((), ()) for _ in rows]
         head = "{{" + (self._const.replace("{", "{{").replace("}", "}}") + "," if self._const else "")
-        template = head + ",".join(f'{n}="{{}}"' for n in names) + "}}"
-        fill = template.format
-        esc = escape
-        return [fill(*[esc(str(v)) for v in row]) for row in rows]
+        fill = (head + ",".join(f'{n}="{{}}"' for n in names) + "}}").format
+        columns: list[Sequence[str]] = []
+        for column in zip(*rows, strict=True):
+            text = [v if type(v) is str else str(v) for v in column]
+            joined = "\0".join(text)
+            if "\\" in joined or '"' in joined or "\n" in joined:
+                text = [escape(v) for v in text]
+            columns.append(text)
+        return [fill(*values) for values in zip(*columns, strict=True)]
 
-    def _lines(self, family: Family) -> list[str]:
+    def _entry(self, family: Family) -> tuple[Family, list[str], list[bytes]]:
         entry = self._families.get(family.name)
         if entry is None:
-            entry = self._families[family.name] = (family, [])
-        return entry[1]
+            entry = self._families[family.name] = (family, [], [])
+        return entry
 
     def add(self, family: Family, labels: str, value: float | int | bool | Decimal | None) -> None:
         """One sample; `labels` comes from `labels()`. A None value adds nothing (absent, never 0)."""
         if value is None:
             return
-        self._lines(family).append(f"{family.name}{labels} {format_value(value)}\n")
+        self._entry(family)[1].append(f"{family.name}{labels} {format_value(value)}\n")
 
     def add_column(
         self,
@@ -124,20 +133,26 @@ class Exposition:
             text = "".join(
                 [f"{name}{lbl} {fmt(v)}\n" for lbl, v in zip(labels, values, strict=True) if v is not None]
             )
-        self._lines(family).append(text)
+        # Encoded at once, so a column's text never outlives this call (peak memory stays one column).
+        self._entry(family)[2].append(text.encode())
 
     def fragments(self) -> list[Fragment]:
         """The rendered families in the order first added; families without samples are left out."""
         out = []
-        for family, lines in self._families.values():
-            body = "".join(lines)
+        for family, lines, chunks in self._families.values():
+            body = "".join(lines).encode() + b"".join(chunks) if lines else b"".join(chunks)
             if body:
-                out.append(Fragment(family.name, family.header().encode(), body.encode()))
+                out.append(Fragment(family.name, family.header().encode(), body))
         return out
 
 
 def join_fragments(groups: Iterable[Sequence[Fragment]]) -> bytes:
     """One exposition from several sources, each family's samples kept together under one header."""
+    return b"".join(ordered_chunks(groups))
+
+
+def ordered_chunks(groups: Iterable[Sequence[Fragment]]) -> list[bytes]:
+    """The chunks of `join_fragments` without joining them (a response can be written chunk by chunk)."""
     merged: dict[str, tuple[bytes, list[bytes]]] = {}
     for fragments in groups:
         for frag in fragments:
@@ -150,4 +165,4 @@ def join_fragments(groups: Iterable[Sequence[Fragment]]) -> bytes:
     for header, bodies in merged.values():
         chunks.append(header)
         chunks.extend(bodies)
-    return b"".join(chunks)
+    return chunks

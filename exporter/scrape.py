@@ -152,6 +152,7 @@ class TargetScraper:
                 return state, time.monotonic() - state.refreshed_at
             started = time.monotonic()
             timeout = self._timeouts[collector.name]
+            state.fragments = []  # expired: let it go before the refresh builds its replacement
             try:
                 async with asyncio.timeout(timeout):
                     results = await self._fetch_all(collector, server, timeout, sizes)

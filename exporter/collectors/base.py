@@ -98,12 +98,14 @@ def render_table(
     first_value: int,
 ) -> None:
     """Render rows whose values start at index `first_value`, in `columns` order, one family per column."""
+    if not rows:
+        return
+    by_column = list(zip(*rows, strict=True))  # one C-level transpose instead of r[i] per value
     for i, col in enumerate(columns):
-        idx = first_value + i
-        values: Any = (r[idx] for r in rows)
+        values: Any = by_column[first_value + i]
         if col.scale is not None:
             scale = col.scale
-            values = (None if v is None else v * scale for v in values)
+            values = [None if v is None else v * scale for v in values]
         out.add_column(col.family, labels, values, integers=col.scale is None and col.cast in INTEGER_CASTS)
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.app import make_app
-from exporter.collectors import build_collectors
+from exporter.collectors import build_collectors, collector_timeout, collector_ttl
 from exporter.config import (
     ConfigError,
     ExporterConfig,
@@ -25,7 +25,6 @@ from exporter.config import (
 )
 from exporter.durations import format_duration
 from exporter.logs import setup_logging
-from exporter.scrape import TargetScraper
 
 log = logging.getLogger("pgwarden.exporter")
 
@@ -57,11 +56,12 @@ def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
 def summary(config: ExporterConfig, targets: list[Target]) -> str:
     lines = [f"configuration OK: {len(targets)} target(s)"]
     lines += [f"  target {t.name}: {t.display}" for t in targets]
-    probe = TargetScraper.__new__(TargetScraper)  # only for the TTL resolution, no connections
-    TargetScraper.__init__(probe, targets[0], config)
     for c in build_collectors(config):
         scope = "per database" if c.per_database else "server"
-        lines.append(f"  collector {c.name}: {scope}, ttl {format_duration(probe.ttl(c.name))}")
+        lines.append(
+            f"  collector {c.name}: {scope}, ttl {format_duration(collector_ttl(config, c))}, "
+            f"timeout {format_duration(collector_timeout(config, c))}"
+        )
     limits = config.limits
     lines.append(
         f"  limits: statements_top_n={limits.statements_top_n} tables_per_database={limits.tables_per_database} "

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from exporter.collectors import build_collectors
+from exporter.collectors import build_collectors, collector_timeout, collector_ttl
 from exporter.collectors.base import ROWS_CUT, Collector, with_labels
 from exporter.config import ALWAYS_EXCLUDED_DATABASES, ExporterConfig, Target
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
@@ -79,18 +79,8 @@ class TargetScraper:
         self._states: dict[tuple[str, str], CollectorState] = {}
         self._scrapes = 0
         self._warned: set[str] = set()
-        defaults = config.collectors.defaults
-        self._timeouts = {}
-        self._ttls = {}
-        for c in self.collectors:
-            self._timeouts[c.name] = c.options.timeout if c.options.timeout is not None else defaults.timeout
-            ttl = c.options.ttl
-            if ttl is None:
-                ttl = defaults.ttl if defaults.ttl is not None else c.default_ttl
-            self._ttls[c.name] = ttl
-
-    def ttl(self, collector: str) -> float:
-        return self._ttls[collector]
+        self._timeouts = {c.name: collector_timeout(config, c) for c in self.collectors}
+        self._ttls = {c.name: collector_ttl(config, c) for c in self.collectors}
 
     async def close(self) -> None:
         await self.connections.close()

@@ -37,6 +37,19 @@ COLLECTORS: tuple[type[Collector], ...] = (
 )
 
 
+def collector_ttl(config: ExporterConfig, collector: Collector) -> float:
+    """Its own `ttl`, else `collectors.defaults.ttl`, else the collector's built-in default."""
+    if collector.options.ttl is not None:
+        return collector.options.ttl
+    default = config.collectors.defaults.ttl
+    return default if default is not None else collector.default_ttl
+
+
+def collector_timeout(config: ExporterConfig, collector: Collector) -> float:
+    timeout = collector.options.timeout
+    return timeout if timeout is not None else config.collectors.defaults.timeout
+
+
 def build_collectors(config: ExporterConfig) -> list[Collector]:
     """Instances of the enabled collectors, with their options and the cardinality limits."""
     built = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -62,14 +63,23 @@ async def probe(request: web.Request) -> web.StreamResponse:
 
 
 async def stream(request: web.Request, chunks: list[bytes]) -> web.StreamResponse:
-    """Write the exposition chunk by chunk: a 50 MB scrape is never copied into one more buffer."""
+    """Write the exposition chunk by chunk (a 50 MB scrape is never copied into one more buffer), gzipped at
+    level 1 in a thread when the client accepts it, as Prometheus does: zlib releases the GIL."""
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        chunks = [await asyncio.to_thread(_gzip, chunks)]
+        response.headers["Content-Encoding"] = "gzip"
     response.content_length = sum(len(c) for c in chunks)
     await response.prepare(request)
     for chunk in chunks:
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+def _gzip(chunks: list[bytes]) -> bytes:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+    return b"".join([*(compressor.compress(c) for c in chunks), compressor.flush()])
 
 
 async def healthz(request: web.Request) -> web.Response:

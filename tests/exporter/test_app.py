@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import re
 import shutil
@@ -288,3 +289,15 @@ async def test_declared_labels_match_what_is_exported(
             assert family.name in may_be_absent, f"{family.name} was not exported"
             continue
         assert seen == {frozenset(family.labels)}, family.name
+
+
+async def test_gzip_when_the_client_accepts_it(aiohttp_client: Any, monitor_dsn: str) -> None:
+    client = await client_for(aiohttp_client, {"targets": [{"name": "only", "dsn": monitor_dsn}]})
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    raw = await zipped.read()
+    assert int(zipped.headers["Content-Length"]) == len(raw)
+    text = gzip.decompress(raw).decode()
+    assert Samples(text).get("pg_up") == 1

@@ -391,7 +391,11 @@ def test_resolve_targets_unparseable_dsn_hides_its_text(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_targets(config, {"BAD": f"postgresql://u:{SECRET}@h/db?bogus=1"})
     errors = info.value.errors
-    assert [line.split(": ", 1)[0] for line in errors] == ["targets.0.dsn_env", "targets.1.dsn_file", "targets.2.dsn"]
+    assert [line.split(": ", 1)[0] for line in errors] == [
+        "targets.0.dsn_env",
+        "targets.1.dsn_file",
+        "targets.2.dsn",
+    ]
     assert not any(SECRET in line for line in errors)
     assert SECRET not in str(info.value)
 

@@ -112,7 +112,7 @@ class PostgresServer:
     def execute(self, sql: str, dbname: str = "postgres", params: Any = None) -> list[tuple[Any, ...]]:
         """Run one statement as the superuser, autocommit, and return its rows (if any)."""
         with psycopg.connect(self.dsn(dbname), autocommit=True) as conn:
-            cur = conn.execute(sql.encode() if params is None else sql, params)  # type: ignore[arg-type]
+            cur = conn.execute(sql.encode(), params)
             return cur.fetchall() if cur.description else []
 
     def log_tail(self, lines: int = 40) -> str:

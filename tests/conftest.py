@@ -37,9 +37,7 @@ def pg_server() -> Iterator[PostgresServer]:
         missing_service(f"PostgreSQL ({exc})")
         raise AssertionError("unreachable") from exc
     try:
-        server.execute(
-            f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '{MONITOR_PASSWORD}' IN ROLE pg_monitor"
-        )
+        server.execute(f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '{MONITOR_PASSWORD}' IN ROLE pg_monitor")
         yield server
     finally:
         server.stop("immediate")

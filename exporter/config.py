@@ -104,6 +104,7 @@ class CollectorsConfig(_Strict):
     indexes: CollectorOptions = CollectorOptions()
     statements: StatementsOptions = StatementsOptions()
     replication: CollectorOptions = CollectorOptions()
+    archiver: CollectorOptions = CollectorOptions()
     wraparound: CollectorOptions = CollectorOptions()
     bloat: CollectorOptions = CollectorOptions()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exporter.collectors.activity import ActivityCollector
+from exporter.collectors.archiver import ArchiverCollector
 from exporter.collectors.base import Collector
 from exporter.collectors.bgwriter import BgwriterCollector
 from exporter.collectors.bloat import BloatCollector
@@ -28,6 +29,7 @@ COLLECTORS: tuple[type[Collector], ...] = (
     LocksCollector,
     BgwriterCollector,
     ReplicationCollector,
+    ArchiverCollector,
     WraparoundCollector,
     StatementsCollector,
     TablesCollector,

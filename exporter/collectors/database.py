@@ -19,7 +19,6 @@ from exporter.db import Session
 from exporter.exposition import Exposition
 
 P = "pg_stat_database_"
-MS = 0.001
 
 COLUMNS = (
     Column("numbackends", gauge(P + "numbackends", "Number of backends currently connected to this database.")),
@@ -41,18 +40,22 @@ COLUMNS = (
            cast="float8"),
     Column("blk_write_time", counter(P + "blk_write_time", "Time spent writing data file blocks, in milliseconds."),
            cast="float8"),
-    Column("session_time", counter(P + "session_time_seconds_total", "Time spent by sessions."), 140000,
-           scale=MS, cast="float8"),
-    Column("active_time", counter(P + "active_time_seconds_total", "Time spent executing statements."),
-           140000, scale=MS, cast="float8"),
+    Column("extract(epoch FROM checksum_last_failure)",
+           gauge(P + "checksum_last_failure", "Time of the last data page checksum failure (Unix time)."),
+           120000, cast="float8"),
+    # PostgreSQL 14+: postgres_exporter's names and units (milliseconds) kept
+    Column("session_time", counter(P + "session_time", "Time spent by sessions, in milliseconds."), 140000,
+           cast="float8"),
+    Column("active_time", counter(P + "active_time", "Time spent executing statements, in milliseconds."),
+           140000, cast="float8"),
     Column("idle_in_transaction_time",
-           counter(P + "idle_in_transaction_time_seconds_total", "Time spent idle in transaction."),
-           140000, scale=MS, cast="float8"),
-    Column("sessions", counter(P + "sessions_total", "Sessions established."), 140000),
-    Column("sessions_abandoned", counter(P + "sessions_abandoned_total",
+           counter(P + "idle_in_transaction_time", "Time spent idle in transaction, in milliseconds."),
+           140000, cast="float8"),
+    Column("sessions", counter(P + "sessions", "Sessions established."), 140000),
+    Column("sessions_abandoned", counter(P + "sessions_abandoned",
                                          "Sessions ended because the client went away."), 140000),
-    Column("sessions_fatal", counter(P + "sessions_fatal_total", "Sessions ended by fatal errors."), 140000),
-    Column("sessions_killed", counter(P + "sessions_killed_total", "Sessions ended by operator intervention."),
+    Column("sessions_fatal", counter(P + "sessions_fatal", "Sessions ended by fatal errors."), 140000),
+    Column("sessions_killed", counter(P + "sessions_killed", "Sessions ended by operator intervention."),
            140000),
     Column("extract(epoch FROM stats_reset)",
            gauge(P + "stats_reset", "Time at which these statistics were last reset (Unix time)."), cast="float8"),

@@ -23,24 +23,27 @@ _BYTES = {
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
+def _integral(value: float) -> float:
+    """1024 rather than 1024.0 in the exposition (an int is a float as far as the type goes)."""
+    return int(value) if value.is_integer() else value
+
+
 def setting_metric(name: str, setting: str, unit: str, vartype: str) -> tuple[str, float, str] | None:
     """(metric name, value, unit note) for one row of pg_settings, or None when it is not a number."""
     metric = "pg_settings_" + _NAME.sub("_", name)
     if vartype == "bool":
-        return metric, 1.0 if setting == "on" else 0.0, ""
+        return metric, 1 if setting == "on" else 0, ""
     try:
         value = float(setting)
     except ValueError:
         return None
     if unit in _SECONDS:
-        return (
-            metric + "_seconds",
-            value if value < 0 else value * _SECONDS[unit],
-            " [Units converted to seconds.]",
-        )
+        seconds = value if value < 0 else value * _SECONDS[unit]
+        return metric + "_seconds", _integral(seconds), " [Units converted to seconds.]"
     if unit in _BYTES:
-        return metric + "_bytes", value if value < 0 else value * _BYTES[unit], " [Units converted to bytes.]"
-    return metric, value, ""
+        size = value if value < 0 else value * _BYTES[unit]
+        return metric + "_bytes", _integral(size), " [Units converted to bytes.]"
+    return metric, _integral(value), ""
 
 
 class SettingsCollector(Collector):

@@ -280,6 +280,8 @@ async def test_declared_labels_match_what_is_exported(
         "pg_stat_replication_replay_lag_seconds",
         "pg_stat_database_checksum_failures",
         "pg_stat_database_stats_reset",
+        "pg_stat_database_checksum_last_failure",
+        "pg_stat_archiver_last_archive_age",
         "pg_stat_user_tables_last_autovacuum",
         "pg_stat_user_tables_last_autoanalyze",
     }

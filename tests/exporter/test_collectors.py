@@ -73,7 +73,7 @@ async def test_every_collector_succeeds_as_pg_monitor_member(
     samples = await scraper_factory(monitor_dsn).scrape()
     assert samples.get("pg_up") == 1
     results = {lbl["collector"]: v for lbl, v in samples.all("pg_scrape_collector_success")}
-    assert len(results) == 14
+    assert len(results) == 15
     assert all(v == 1 for v in results.values()), results
     assert samples.get("pg_exporter_last_scrape_error") == 0
 
@@ -149,7 +149,7 @@ async def test_database_counters_sizes_and_deadlocks(
     got = after.get("pg_database_size_bytes", datname=DB_A)
     assert got is not None and abs(got - size) < 1024 * 1024
     assert after.get("pg_stat_database_conflicts_confl_lock", datname=DB_A) == 0
-    assert after.get("pg_stat_database_sessions_total", datname=DB_A) is not None
+    assert after.get("pg_stat_database_sessions", datname=DB_A) is not None
 
 
 async def test_locks_held_and_waiting(
@@ -417,3 +417,10 @@ async def test_slow_collector_fails_alone(
     # and it recovers on the next scrape once the lock is gone
     again = await scraper.scrape()
     assert again.get("pg_scrape_collector_success", collector="tables") == 1
+
+
+async def test_archiver_without_archiving(scraper_factory: Callable[..., Scraper]) -> None:
+    samples = await scraper_factory().scrape()
+    assert samples.get("pg_stat_archiver_archived_count") == 0
+    assert samples.get("pg_stat_archiver_failed_count") == 0
+    assert samples.get("pg_stat_archiver_last_archive_age") is None  # never archived: absent, not 0

@@ -20,14 +20,14 @@ def _c(
 
 
 BGWRITER = (
-    _c("buffers_clean", "buffers_clean", "Buffers written by the background writer."),
-    _c("maxwritten_clean", "maxwritten_clean",
+    _c("b.buffers_clean", "buffers_clean", "Buffers written by the background writer."),
+    _c("b.maxwritten_clean", "maxwritten_clean",
        "Times the background writer stopped a cleaning scan for writing too many buffers."),
-    _c("buffers_alloc", "buffers_alloc", "Buffers allocated."),
-    _c("buffers_backend", "buffers_backend", "Buffers written directly by a backend.", max_v=PG17),
-    _c("buffers_backend_fsync", "buffers_backend_fsync",
+    _c("b.buffers_alloc", "buffers_alloc", "Buffers allocated."),
+    _c("b.buffers_backend", "buffers_backend", "Buffers written directly by a backend.", max_v=PG17),
+    _c("b.buffers_backend_fsync", "buffers_backend_fsync",
        "Times a backend had to execute its own fsync call.", max_v=PG17),
-    _c("extract(epoch FROM stats_reset)", "stats_reset",
+    _c("extract(epoch FROM b.stats_reset)", "stats_reset",
        "Time at which the bgwriter statistics were last reset (Unix time).", cast="float8"),
 )  # fmt: skip
 # Before 17 these live in pg_stat_bgwriter; from 17 on in pg_stat_checkpointer, under new column names.
@@ -40,8 +40,24 @@ CHECKPOINTS = (
      "Time spent synchronizing checkpoint files to disk, in milliseconds.", "float8"),
     ("buffers_checkpoint", "buffers_written", "buffers_checkpoint", "Buffers written during checkpoints.", "int8"),
 )  # fmt: skip
-CHECKPOINT_COLUMNS = tuple(_c(old, name, h, max_v=PG17, cast=cast) for old, _, name, h, cast in CHECKPOINTS)
-CHECKPOINTER_COLUMNS = tuple(_c(new, name, h, min_v=PG17, cast=cast) for _, new, name, h, cast in CHECKPOINTS)
+CHECKPOINT_COLUMNS = tuple(
+    _c(f"b.{old}", name, h, max_v=PG17, cast=cast) for old, _, name, h, cast in CHECKPOINTS
+)
+CHECKPOINTER_COLUMNS = tuple(
+    _c(f"c.{new}", name, h, min_v=PG17, cast=cast) for _, new, name, h, cast in CHECKPOINTS
+)
+
+
+def bgwriter_sql(version_num: int) -> tuple[list[Column], str]:
+    """The columns and query for this server version (checkpoint columns moved to pg_stat_checkpointer in 17)."""
+    bgwriter = available(BGWRITER, version_num)
+    if version_num >= PG17:
+        columns = available(CHECKPOINTER_COLUMNS, version_num) + bgwriter
+        source = "pg_stat_checkpointer c, pg_stat_bgwriter b"
+    else:
+        columns = available(CHECKPOINT_COLUMNS, version_num) + bgwriter
+        source = "pg_stat_bgwriter b"
+    return columns, f"SELECT {select_list(columns)} FROM {source}"
 
 
 class BgwriterCollector(Collector):
@@ -50,18 +66,8 @@ class BgwriterCollector(Collector):
     families = tuple(c.family for c in CHECKPOINT_COLUMNS + BGWRITER)
 
     async def fetch(self, session: Session) -> Any:
-        version = session.server.version_num
-        bgwriter = available(BGWRITER, version)
-        if version >= PG17:
-            checkpoints = available(CHECKPOINTER_COLUMNS, version)
-            sql = (
-                f"SELECT {select_list(checkpoints)}, {select_list(bgwriter)} "
-                "FROM pg_stat_checkpointer, pg_stat_bgwriter"
-            )
-        else:
-            checkpoints = available(CHECKPOINT_COLUMNS, version)
-            sql = f"SELECT {select_list(checkpoints)}, {select_list(bgwriter)} FROM pg_stat_bgwriter"
-        return checkpoints + bgwriter, await session.rows(sql)
+        columns, sql = bgwriter_sql(session.server.version_num)
+        return columns, await session.rows(sql)
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
         for _, (columns, rows) in results:

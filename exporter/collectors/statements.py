@@ -62,15 +62,19 @@ class StatementsCollector(Collector):
     source = "pg_stat_statements"
     families = (*with_labels(LABELS, *VALUE_FAMILIES), *with_labels((*LABELS, "query"), QUERY))
     options: StatementsOptions
+    _missing_reported = False
 
     async def fetch(self, session: Session) -> Any:
         found = await session.rows(
             "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'", binary=False
         )
         if not found:
-            log.info(
-                "pg_stat_statements is not installed in this database", extra={"datname": session.datname}
-            )
+            if not self._missing_reported:
+                self._missing_reported = True
+                log.warning(
+                    "pg_stat_statements is not installed in the DSN's database: CREATE EXTENSION it there",
+                    extra={"datname": session.datname},
+                )
             return []
         sql = statements_sql(
             session.server.version_num,

@@ -1,0 +1,330 @@
+"""Webhook ack latency and durable throughput of pgwarden-responder with the SQLite journal.
+
+Starts `python -m responder` in a subprocess (SQLite journal in a temporary directory, WAL, synchronous=FULL;
+a playbook that needs approval, so every alert is journaled as a pending decision and nothing external is
+touched), then offers load at fixed rates (open loop: request i is sent at t0 + i/rate whatever the answers
+do) and prints p50/p99 ack latency and accepted (202 = durably journaled) webhooks per second, with the targets.
+
+    .venv/bin/python bench/webhook.py [--rates 500,2000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+TARGETS = {500: ("p99 <= 5 ms", 5.0), 2000: ("accepted >= 2000/s", None)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(directory: Path) -> Path:
+    config = {
+        "mode": "dry-run",
+        "token_env": "BENCH_TOKEN",
+        "journal": f"sqlite:///{directory / 'journal.db'}",
+        "targets": [{"name": "production", "dsn": "postgresql://bench@127.0.0.1:1/none"}],
+        "playbooks": [
+            {
+                "name": "kill-long-queries",
+                "match": {"alertname": "PostgresLongRunningQuery"},
+                "action": "terminate_queries",
+                "params": {"min_duration": "5m"},
+                "require_approval": True,
+            },
+        ],
+    }
+    path = directory / "responder.yml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def body(i: int) -> bytes:
+    return json.dumps(
+        {
+            "version": "4",
+            "status": "firing",
+            "receiver": "pgwarden",
+            "groupKey": "{}:{}",
+            "truncatedAlerts": 0,
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://am:9093",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {
+                        "alertname": "PostgresLongRunningQuery",
+                        "target": "production",
+                        "datname": "app",
+                        "severity": "critical",
+                    },
+                    "annotations": {"summary": "long query"},
+                    "startsAt": "2026-11-24T03:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prometheus/graph",
+                    "fingerprint": f"{i:08x}{uuid.uuid4().hex[:8]}",
+                }
+            ],
+        }
+    ).encode()
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"responder exited with {proc.returncode}")
+            try:
+                async with session.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("responder did not start")
+            await asyncio.sleep(0.1)
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time; far lighter than a general client, so the
+    load generator does not eat the CPU the responder needs on a 2-core machine."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.waiter: asyncio.Future[int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        head = self.buffer[:head_end].decode("latin-1")
+        length = 0
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if len(self.buffer) < head_end + 4 + length:
+            return
+        self.buffer = self.buffer[head_end + 4 + length :]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(int(head.split(" ", 2)[1]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(0)
+        self.transport = None
+
+    async def request(self, data: bytes) -> int:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return await self.waiter
+
+
+def _http(port: int, payload: bytes) -> bytes:
+    head = (
+        f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def run_rate(
+    port: int, rate: int, seconds: float, start_index: int, max_conns: int = 256
+) -> dict[str, Any]:
+    """Open loop: request i is due at t0 + i/rate; latency is counted from when it was due (so a stalled
+    server cannot hide its backlog: no coordinated omission)."""
+    loop = asyncio.get_running_loop()
+    total = int(rate * seconds)
+    requests = [_http(port, body(start_index + i)) for i in range(total)]
+    idle: list[_Conn] = []
+    opened = 0
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+
+    async def one(data: bytes, due: float) -> None:
+        nonlocal opened
+        conn = idle.pop() if idle else None
+        if conn is None:
+            opened += 1
+            _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
+        code = await conn.request(data)
+        latencies.append(time.perf_counter() - due)
+        codes[code] = codes.get(code, 0) + 1
+        if conn.transport is not None:
+            idle.append(conn)
+
+    tasks: list[asyncio.Task[None]] = []
+    t0 = time.perf_counter() + 0.05
+    sent = 0
+    while sent < total:
+        now = time.perf_counter()
+        due_now = min(total, int((now - t0) * rate) + 1) if now >= t0 else 0
+        while sent < due_now:
+            if len(tasks) - len(latencies) >= max_conns:
+                break  # every connection busy: the request waits, and its latency keeps counting
+            tasks.append(asyncio.create_task(one(requests[sent], t0 + sent / rate)))
+            sent += 1
+        await asyncio.sleep(0.0005)
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    for conn in idle:
+        if conn.transport is not None:
+            conn.transport.close()
+    latencies.sort()
+    return {
+        "rate": rate,
+        "sent": total,
+        "codes": codes,
+        "elapsed": elapsed,
+        "connections": opened,
+        "accepted_per_s": codes.get(202, 0) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "max_ms": latencies[-1] * 1000,
+    }
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fdatasync_floor(directory: Path, count: int = 300) -> tuple[float, float]:
+    """p50/p99 of one 4 KiB write + fdatasync here: no durable commit can be acknowledged faster."""
+    path = directory / "fsync.probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b"\0" * (count * 4096), 0)
+        os.fsync(fd)
+        times = []
+        for i in range(count):
+            os.pwrite(fd, b"x" * 4096, i * 4096)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - started)
+            time.sleep(0.002)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return times[len(times) // 2] * 1000, times[int(len(times) * 0.99)] * 1000
+
+
+async def main_async(rates: list[int], seconds: float, log_level: str = "info") -> int:
+    with tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp:
+        directory = Path(tmp)
+        config = write_config(directory)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+            [
+                sys.executable,
+                "-m",
+                "responder",
+                "--config",
+                str(config),
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+                "--log.format",
+                "json",
+                "--log.level",
+                log_level,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            await wait_ready(url, proc)
+            await run_rate(port, 200, 1.0, 10_000_000)  # warm-up
+            floor = fdatasync_floor(directory)
+            results = []
+            index = 0
+            for rate in rates:
+                load = os.getloadavg()[0]
+                cpu0, t0 = process_cpu_seconds(proc.pid), time.perf_counter()
+                result = await run_rate(port, rate, seconds, index)
+                result["server_cpu"] = (process_cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - t0)
+                result["load"] = load
+                results.append(result)
+                index += int(rate * seconds)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        db = sqlite3.connect(directory / "journal.db")
+        journaled = db.execute("SELECT count(*) FROM pgwarden_actions").fetchone()[0]
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        db.close()
+    print(
+        f"pgwarden-responder webhook bench: SQLite journal ({mode}, synchronous=FULL), {os.cpu_count()} CPUs,"
+        f" {seconds:g}s per rate, open loop"
+    )
+    print(f"disk floor: one 4 KiB write + fdatasync p50 {floor[0]:.2f} ms, p99 {floor[1]:.2f} ms")
+    print(
+        f"{'offered/s':>10} {'sent':>7} {'202':>7} {'other':>6} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'max ms':>8} {'srv cpu':>8} {'load1':>6}  target"
+    )
+    ok = True
+    for r in results:
+        other = sum(v for k, v in r["codes"].items() if k != 202)
+        label, p99_limit = TARGETS.get(r["rate"], ("", None))
+        verdict = ""
+        if p99_limit is not None:
+            verdict = "met" if r["p99_ms"] <= p99_limit else "MISSED"
+        elif label:
+            verdict = "met" if r["accepted_per_s"] >= r["rate"] * 0.98 and other == 0 else "MISSED"
+        ok = ok and verdict != "MISSED"
+        print(
+            f"{r['rate']:>10} {r['sent']:>7} {r['codes'].get(202, 0):>7} {other:>6} {r['accepted_per_s']:>11.0f}"
+            f" {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f} {r['server_cpu']:>8.2f}"
+            f" {r['load']:>6.2f}  {label} {verdict}"
+        )
+    print(f"rows journaled: {journaled} (warm-up included)")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="500,2000")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--log-level", default="info", help="the responder's --log.level (info logs every decision)"
+    )
+    args = parser.parse_args()
+    return asyncio.run(main_async([int(r) for r in args.rates.split(",")], args.seconds, args.log_level))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

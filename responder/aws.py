@@ -1,0 +1,58 @@
+"""RDS through boto3. boto3 blocks, so every call runs in a thread under a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from responder.config import AwsConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
+
+
+class RdsApi:
+    """One boto3 RDS client per region, created on first use; calls are async with a timeout."""
+
+    def __init__(self, config: AwsConfig) -> None:
+        self.config = config
+        self._session = boto3.session.Session()
+        self._clients: dict[str, RDSClient] = {}
+        self._lock = threading.Lock()
+        self._boto_config = BotoConfig(
+            connect_timeout=min(5.0, config.timeout),
+            read_timeout=config.timeout,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+
+    def client(self, region: str | None = None) -> RDSClient:
+        region = region or self.config.region
+        with self._lock:
+            client = self._clients.get(region)
+            if client is None:
+                client = self._session.client(
+                    "rds", region_name=region, endpoint_url=self.config.endpoint_url, config=self._boto_config
+                )
+                self._clients[region] = client
+            return client
+
+    async def describe_instance(self, identifier: str, region: str) -> dict[str, Any]:
+        client = self.client(region)
+        resp = await self._call(lambda: client.describe_db_instances(DBInstanceIdentifier=identifier))
+        instances = resp.get("DBInstances", [])
+        if len(instances) != 1:
+            raise LookupError(f"RDS instance {identifier} not found in {region}")
+        return dict(instances[0])
+
+    async def modify_instance(self, identifier: str, region: str, **changes: Any) -> dict[str, Any]:
+        client = self.client(region)
+        resp = await self._call(lambda: client.modify_db_instance(DBInstanceIdentifier=identifier, **changes))
+        return dict(resp.get("DBInstance", {}))
+
+    async def _call(self, fn: Any) -> Any:
+        async with asyncio.timeout(self.config.timeout * 2):
+            return await asyncio.to_thread(fn)

@@ -1,0 +1,125 @@
+"""The journal: every decision, durable, behind one interface for SQLite and PostgreSQL.
+
+The operations (`ops`) are plain synchronous functions of a `Tx` (one transaction), shared by both stores
+(`stores`):
+- SQLite (`sqlite:///path`, the default): WAL, `synchronous=FULL`; a single writer task puts the operations that
+  arrive while a COMMIT is being fsynced into the next transaction (group commit).
+- PostgreSQL (`postgresql://...`, for several replicas): one transaction per operation on a small pool.
+
+Exactly once: a decision that may act carries `dedup_key = playbook|fingerprint|startsAt`, a UNIQUE column.
+`INSERT ... ON CONFLICT (dedup_key) DO NOTHING` lets exactly one replica win; the others journal a duplicate.
+Cooldown and daily cap are checked in the same transaction that marks an action `running`, under a lock per
+playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across replicas too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from responder.journal.ops import (
+    op_claim,
+    op_decide,
+    op_expire,
+    op_finish,
+    op_get,
+    op_heartbeat_and_recover,
+    op_history,
+    op_ping,
+    op_recent,
+    op_record,
+    op_set_plan,
+)
+from responder.journal.records import ClaimResult, JournalUnavailable, NewDecision, Recorded, Tx
+from responder.journal.stores import PostgresStore, SqliteStore, Store
+
+__all__ = [
+    "ClaimResult",
+    "Journal",
+    "JournalUnavailable",
+    "NewDecision",
+    "PostgresStore",
+    "Recorded",
+    "SqliteStore",
+    "Store",
+    "Tx",
+    "open_store",
+]
+
+
+class Journal:
+    """What the rest of the responder sees: async methods over whichever store is configured."""
+
+    def __init__(self, store: Store, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+
+    @property
+    def single_process(self) -> bool:
+        return not self.store.postgres
+
+    def describe(self) -> str:
+        return self.store.describe()
+
+    async def start(self) -> None:
+        await self.store.start()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def ping(self) -> None:
+        await self.store.run(op_ping)
+
+    async def record(self, decisions: Sequence[NewDecision]) -> list[Recorded]:
+        return await self.store.run(op_record(decisions, self.owner, time.time()))
+
+    async def claim(
+        self, action_id: int, playbook: str, target_key: str, cooldown: float, max_per_day: int | None
+    ) -> ClaimResult:
+        return await self.store.run(
+            op_claim(action_id, self.owner, playbook, target_key, cooldown, max_per_day, time.time())
+        )
+
+    async def finish(
+        self, action_id: int, outcome: str, result: Any = None, error: str | None = None
+    ) -> None:
+        await self.store.run(op_finish(action_id, outcome, result, error, time.time()))
+
+    async def set_plan(self, action_id: int, plan: Any) -> None:
+        await self.store.run(op_set_plan(action_id, plan, time.time()))
+
+    async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> str:
+        return await self.store.run(
+            op_decide(action_id, approve, who, self.owner, time.time(), approval_timeout)
+        )
+
+    async def expire_pending(self, approval_timeout: float) -> list[tuple[int, str, str]]:
+        return await self.store.run(op_expire(time.time(), approval_timeout))
+
+    async def heartbeat(self, stale_after: float, first: bool = False) -> list[tuple[int, str, str, str]]:
+        """At start-up with SQLite every other owner is dead (one process per file)."""
+        recover_all = first and self.single_process
+        return await self.store.run(
+            op_heartbeat_and_recover(self.owner, time.time(), stale_after, recover_all)
+        )
+
+    async def history(self, action: str, target_key: str, outcome: str, since: float) -> list[float]:
+        return await self.store.run(op_history(action, target_key, outcome, since))
+
+    async def recent(self, limit: int) -> list[dict[str, Any]]:
+        return await self.store.run(op_recent(limit))
+
+    async def get(self, action_id: int) -> dict[str, Any] | None:
+        return await self.store.run(op_get(action_id))
+
+
+def open_store(url: str, pool_size: int = 8, timeout: float = 3.0) -> Store:
+    """`sqlite:///abs/path`, `sqlite:relative/path` or a PostgreSQL URL/conninfo."""
+    if url.startswith("sqlite:"):
+        rest = url[len("sqlite:") :]
+        if rest.startswith("//"):
+            rest = rest[2:]
+        return SqliteStore(Path(rest))
+    return PostgresStore(url, pool_size=pool_size, timeout=timeout)

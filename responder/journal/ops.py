@@ -1,0 +1,314 @@
+"""The journal's operations: each runs inside one transaction, on either store."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from responder.journal.records import COLUMNS, ClaimResult, NewDecision, Recorded, Tx
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+def op_record(decisions: Sequence[NewDecision], owner: str, now: float) -> Callable[[Tx], list[Recorded]]:
+    def run(tx: Tx) -> list[Recorded]:
+        out: list[Recorded] = []
+        for d in decisions:
+            values = (
+                now,
+                now,
+                owner,
+                d.playbook,
+                d.action,
+                d.mode,
+                d.alertname,
+                d.fingerprint,
+                d.starts_at,
+                d.alert_status,
+                d.target,
+                d.target_key,
+                d.state,
+                d.outcome,
+                d.dedup_key,
+                _dumps(d.labels),
+                d.error,
+                now if d.state == "done" else None,
+            )
+            row = tx.execute(
+                "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, mode, alertname,"
+                " fingerprint, starts_at, alert_status, target, target_key, state, outcome, dedup_key, labels,"
+                " error, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                values,
+            ).fetchone()
+            if row is not None:
+                out.append(Recorded(int(row[0]), d.state, d.outcome, None, d))
+                continue
+            first = tx.execute(
+                "SELECT id FROM pgwarden_actions WHERE dedup_key = ?", (d.dedup_key,)
+            ).fetchone()
+            first_id = int(first[0]) if first else None
+            dup = tx.execute(
+                "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, mode, alertname,"
+                " fingerprint, starts_at, alert_status, target, target_key, state, outcome, duplicate_of, labels,"
+                " error, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'done','duplicate',?,?,?,?) RETURNING id",
+                (
+                    now,
+                    now,
+                    owner,
+                    d.playbook,
+                    d.action,
+                    d.mode,
+                    d.alertname,
+                    d.fingerprint,
+                    d.starts_at,
+                    d.alert_status,
+                    d.target,
+                    d.target_key,
+                    first_id,
+                    _dumps(d.labels),
+                    f"already decided as action {first_id}",
+                    now,
+                ),
+            ).fetchone()
+            out.append(Recorded(int(dup[0]), "done", "duplicate", first_id, d))
+        return out
+
+    return run
+
+
+def op_claim(
+    action_id: int,
+    owner: str,
+    playbook: str,
+    target_key: str,
+    cooldown: float,
+    max_per_day: int | None,
+    now: float,
+) -> Callable[[Tx], ClaimResult]:
+    """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown)."""
+
+    def run(tx: Tx) -> ClaimResult:
+        tx.lock(f"pgwarden:{playbook}")
+        row = tx.execute("SELECT state FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
+        if row is None or row[0] != "queued":
+            return ClaimResult(False, None, f"state is {row[0] if row else 'missing'}")
+        acted = "(state = 'running' OR outcome IN ('succeeded', 'failed', 'dry_run'))"
+        reason = None
+        if cooldown > 0:
+            last = tx.execute(
+                f"SELECT max(started_at) FROM pgwarden_actions WHERE playbook = ? AND target_key = ?"
+                f" AND id <> ? AND started_at >= ? AND {acted}",
+                (playbook, target_key, action_id, now - cooldown),
+            ).fetchone()
+            if last is not None and last[0] is not None:
+                reason = f"cooldown: last action on this target {now - float(last[0]):.0f}s ago"
+        if reason is None and max_per_day is not None:
+            count = tx.execute(
+                f"SELECT count(*) FROM pgwarden_actions WHERE playbook = ? AND id <> ? AND started_at >= ?"
+                f" AND {acted}",
+                (playbook, action_id, now - 86400),
+            ).fetchone()
+            if int(count[0]) >= max_per_day:
+                reason = f"max_per_day: {count[0]} actions in the last 24h"
+        if reason is not None:
+            tx.execute(
+                "UPDATE pgwarden_actions SET state = 'done', outcome = 'cooldown', error = ?, updated_at = ?,"
+                " finished_at = ? WHERE id = ?",
+                (reason, now, now, action_id),
+            )
+            return ClaimResult(False, "cooldown", reason)
+        tx.execute(
+            "UPDATE pgwarden_actions SET state = 'running', owner = ?, started_at = ?, updated_at = ? WHERE id = ?",
+            (owner, now, now, action_id),
+        )
+        return ClaimResult(True)
+
+    return run
+
+
+def op_finish(
+    action_id: int, outcome: str, result: Any, error: str | None, now: float
+) -> Callable[[Tx], None]:
+    def run(tx: Tx) -> None:
+        tx.execute(
+            "UPDATE pgwarden_actions SET state = 'done', outcome = ?, result = ?, error = ?, updated_at = ?,"
+            " finished_at = ? WHERE id = ?",
+            (outcome, _dumps(result), error, now, now, action_id),
+        )
+
+    return run
+
+
+def op_set_plan(action_id: int, plan: Any, now: float) -> Callable[[Tx], None]:
+    def run(tx: Tx) -> None:
+        tx.execute(
+            "UPDATE pgwarden_actions SET plan = ?, updated_at = ? WHERE id = ?",
+            (_dumps(plan), now, action_id),
+        )
+
+    return run
+
+
+def op_decide(
+    action_id: int, approve: bool, who: str, owner: str, now: float, approval_timeout: float
+) -> Callable[[Tx], str]:
+    """pending -> queued (approve) or done/rejected; answers approved|rejected|not_found|not_pending|expired."""
+
+    def run(tx: Tx) -> str:
+        row = tx.execute(
+            "SELECT state, created_at, outcome FROM pgwarden_actions WHERE id = ?", (action_id,)
+        ).fetchone()
+        if row is None:
+            return "not_found"
+        if row[0] != "pending":
+            return "expired" if row[2] == "expired" else "not_pending"
+        if float(row[1]) < now - approval_timeout:
+            tx.execute(
+                "UPDATE pgwarden_actions SET state = 'done', outcome = 'expired', updated_at = ?, finished_at = ?,"
+                " error = 'approval window expired' WHERE id = ? AND state = 'pending'",
+                (now, now, action_id),
+            )
+            return "expired"
+        if approve:
+            tx.execute(
+                "UPDATE pgwarden_actions SET state = 'queued', owner = ?, decided_by = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'pending'",
+                (owner, who, now, action_id),
+            )
+            return "approved"
+        tx.execute(
+            "UPDATE pgwarden_actions SET state = 'done', outcome = 'rejected', decided_by = ?, updated_at = ?,"
+            " finished_at = ? WHERE id = ? AND state = 'pending'",
+            (who, now, now, action_id),
+        )
+        return "rejected"
+
+    return run
+
+
+def op_expire(now: float, approval_timeout: float) -> Callable[[Tx], list[tuple[int, str, str]]]:
+    def run(tx: Tx) -> list[tuple[int, str, str]]:
+        rows = tx.execute(
+            "UPDATE pgwarden_actions SET state = 'done', outcome = 'expired', updated_at = ?, finished_at = ?,"
+            " error = 'approval window expired' WHERE state = 'pending' AND created_at < ?"
+            " RETURNING id, playbook, action",
+            (now, now, now - approval_timeout),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    return run
+
+
+def op_heartbeat_and_recover(
+    owner: str, now: float, stale_after: float, recover_all_others: bool
+) -> Callable[[Tx], list[tuple[int, str, str, str]]]:
+    """Note that `owner` is alive; mark work of dead replicas `interrupted` and return it."""
+
+    def run(tx: Tx) -> list[tuple[int, str, str, str]]:
+        tx.execute(
+            "INSERT INTO pgwarden_replicas (owner, seen_at) VALUES (?, ?)"
+            " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
+            (owner, now),
+        )
+        dead = "SELECT a.id FROM pgwarden_actions a WHERE a.state IN ('queued', 'running') AND a.owner <> ?"
+        params: tuple[Any, ...] = (owner,)
+        if not recover_all_others:
+            dead += " AND NOT EXISTS (SELECT 1 FROM pgwarden_replicas r WHERE r.owner = a.owner AND r.seen_at >= ?)"
+            params = (owner, now - stale_after)
+        rows = tx.execute(
+            "UPDATE pgwarden_actions SET error = CASE WHEN state = 'running'"
+            " THEN 'the responder stopped while this action was running: check the target by hand'"
+            " ELSE 'the responder stopped before this action started' END,"
+            f" state = 'done', outcome = 'interrupted', updated_at = ?, finished_at = ? WHERE id IN ({dead})"
+            " RETURNING id, playbook, action, target",
+            (now, now, *params),
+        ).fetchall()
+        tx.execute("DELETE FROM pgwarden_replicas WHERE seen_at < ?", (now - 7 * 86400,))
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    return run
+
+
+def op_history(action: str, target_key: str, outcome: str, since: float) -> Callable[[Tx], list[float]]:
+    def run(tx: Tx) -> list[float]:
+        rows = tx.execute(
+            "SELECT finished_at FROM pgwarden_actions WHERE action = ? AND target_key = ? AND outcome = ?"
+            " AND finished_at >= ? ORDER BY finished_at DESC",
+            (action, target_key, outcome, since),
+        ).fetchall()
+        return [float(r[0]) for r in rows]
+
+    return run
+
+
+def _iso(ts: Any) -> str | None:
+    if ts is None:
+        return None
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(float(ts))) + f".{int(float(ts) * 1000) % 1000:03d}Z"
+    )
+
+
+def _row_dict(row: Sequence[Any]) -> dict[str, Any]:
+    names = [c.strip() for c in COLUMNS.split(",")]
+    r = dict(zip(names, row, strict=True))
+    started, finished = r["started_at"], r["finished_at"]
+    return {
+        "id": int(r["id"]),
+        "playbook": r["playbook"],
+        "action": r["action"],
+        "mode": r["mode"],
+        "state": r["state"],
+        "outcome": r["outcome"],
+        "alert": {
+            "alertname": r["alertname"],
+            "status": r["alert_status"],
+            "fingerprint": r["fingerprint"],
+            "startsAt": r["starts_at"],
+            "labels": json.loads(r["labels"]) if r["labels"] else {},
+        },
+        "target": r["target"],
+        "plan": json.loads(r["plan"]) if r["plan"] else None,
+        "result": json.loads(r["result"]) if r["result"] else None,
+        "error": r["error"],
+        "duplicate_of": r["duplicate_of"],
+        "decided_by": r["decided_by"],
+        "replica": r["owner"],
+        "timings": {
+            "journaled_at": _iso(r["created_at"]),
+            "started_at": _iso(started),
+            "finished_at": _iso(finished),
+            "duration_seconds": (
+                round(float(finished) - float(started), 3)
+                if started is not None and finished is not None
+                else None
+            ),
+        },
+    }
+
+
+def op_recent(limit: int) -> Callable[[Tx], list[dict[str, Any]]]:
+    def run(tx: Tx) -> list[dict[str, Any]]:
+        rows = tx.execute(
+            f"SELECT {COLUMNS} FROM pgwarden_actions ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_row_dict(r) for r in rows]
+
+    return run
+
+
+def op_get(action_id: int) -> Callable[[Tx], dict[str, Any] | None]:
+    def run(tx: Tx) -> dict[str, Any] | None:
+        row = tx.execute(f"SELECT {COLUMNS} FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
+        return None if row is None else _row_dict(row)
+
+    return run
+
+
+def op_ping(tx: Tx) -> None:
+    tx.execute("SELECT 1").fetchone()

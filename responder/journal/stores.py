@@ -1,0 +1,268 @@
+"""The two stores: SQLite (group commit by a single writer task) and PostgreSQL (a small pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
+
+from responder.journal.records import JournalUnavailable, T, Tx, schema
+
+log = logging.getLogger("responder.journal")
+
+
+class Store(Protocol):
+    postgres: bool
+
+    def describe(self) -> str: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def run(self, op: Callable[[Tx], T]) -> T: ...
+
+
+class _OpFailed(Exception):
+    """An operation of a batch raised; the batch is replayed with each operation isolated."""
+
+
+_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
+
+
+@dataclass
+class SqliteStore:
+    """A single writer task on the event loop: the operations that arrive while a COMMIT is being fsynced go
+    into the next transaction together (group commit). The statements themselves are fast (page cache) and
+    run on the loop; only COMMIT, which waits for the disk, runs in a dedicated thread, so one thread
+    hand-over is paid per batch, not per webhook."""
+
+    path: Path
+    max_batch: int = 1024
+    checkpoint_every: float = 1.0
+    postgres: bool = False
+    _conn: sqlite3.Connection | None = None
+    _tx: Tx | None = None
+    _pending: list[_Pending] = field(default_factory=list)
+    _wake: asyncio.Event | None = None
+    _writer: asyncio.Task[None] | None = None
+    _committer: concurrent.futures.ThreadPoolExecutor | None = None
+    _checkpointer: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _closing: bool = False
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+    async def start(self) -> None:
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal-commit")
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(self._committer, self._open)
+        except (sqlite3.Error, OSError) as exc:
+            self._committer.shutdown(wait=False)
+            raise JournalUnavailable(f"cannot open {self.describe()}: {exc}") from exc
+        self._tx = Tx(self._conn, postgres=False)
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._writer = asyncio.create_task(self._write_loop(), name="journal-writer")
+        self._stop.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="journal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=1.0)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # durable: the WAL is fsynced at every COMMIT
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
+            conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in schema(postgres=False):
+                conn.execute(stmt)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer is not None and self._wake is not None:
+            self._wake.set()
+            await self._writer
+            self._writer = None
+        self._stop.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join, 10)
+            self._checkpointer = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
+
+    async def run(self, op: Callable[[Tx], T]) -> T:
+        if self._writer is None or self._wake is None or self._closing:
+            raise JournalUnavailable("journal is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, fut))
+        self._wake.set()
+        return await fut
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                results = await self._run_batch(batch)
+                for (_, fut), (value, exc) in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if exc is not None:
+                        fut.set_exception(exc)
+                    else:
+                        fut.set_result(value)
+            if self._closing:
+                return
+
+    async def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+        """All operations in one transaction, one fsync. Operations rarely fail; when one does, the batch is
+        rolled back and replayed with a SAVEPOINT around each operation, so only the failing one fails."""
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            try:
+                results = self._statements(batch, isolate=False)
+            except _OpFailed:
+                results = self._statements(batch, isolate=True)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
+            return results
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            log.error("journal write failed", extra={"journal": self.describe(), "error": str(exc)})
+            return [(None, JournalUnavailable(f"{self.describe()}: {exc}"))] * len(batch)
+
+    def _statements(self, batch: list[_Pending], isolate: bool) -> list[tuple[Any, BaseException | None]]:
+        assert self._conn is not None and self._tx is not None
+        conn, tx = self._conn, self._tx
+        results: list[tuple[Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op, _ in batch:
+                if not isolate:
+                    try:
+                        results.append((op(tx), None))
+                    except sqlite3.OperationalError:
+                        raise
+                    except Exception as exc:
+                        raise _OpFailed() from exc
+                    continue
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((op(tx), None))
+                    conn.execute("RELEASE op")
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((None, exc))
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _checkpoint_loop(self) -> None:
+        """WAL checkpoints off the writer's path: a checkpoint fsyncs the database file, which can take far
+        longer than a commit; in the writer (SQLite's auto-checkpoint) it would stall every webhook behind it."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        except sqlite3.Error:
+            return
+        with contextlib.closing(conn):
+            while not self._stop.wait(self.checkpoint_every):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("journal checkpoint failed", extra={"error": str(exc)})
+
+
+@dataclass
+class PostgresStore:
+    """One transaction per operation on a small synchronous pool, run in worker threads."""
+
+    conninfo: str
+    pool_size: int = 8
+    timeout: float = 3.0
+    postgres: bool = True
+    _pool: psycopg_pool.ConnectionPool | None = None
+    _executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def describe(self) -> str:
+        parts = conninfo_to_dict(self.conninfo)
+        return f"postgresql:{parts.get('host', '')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+
+    async def start(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="journal")
+        self._pool = psycopg_pool.ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.timeout,
+            kwargs={
+                "application_name": "pgwarden-responder-journal",
+                "connect_timeout": max(1, int(self.timeout)),
+            },
+        )
+        try:
+            await asyncio.to_thread(self._pool.open, True, self.timeout)
+            await self.run(self._create_schema)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, JournalUnavailable) as exc:
+            await self.close()
+            raise JournalUnavailable(f"cannot open {self.describe()}: {exc}") from exc
+
+    @staticmethod
+    def _create_schema(tx: Tx) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(7312001)")
+        for stmt in schema(postgres=True):
+            tx.execute(stmt)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.close, 5.0)
+            self._pool = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _call(self, op: Callable[[Tx], T]) -> T:
+        assert self._pool is not None
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return op(Tx(conn, postgres=True))
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+
+    async def run(self, op: Callable[[Tx], T]) -> T:
+        if self._pool is None or self._executor is None:
+            raise JournalUnavailable("journal is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, op)

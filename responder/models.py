@@ -1,0 +1,80 @@
+"""The Alertmanager webhook payload (version 4). Unknown fields are tolerated; wrong types are not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    model_validator,
+)
+
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+MAX_LABELS = 256
+MAX_LABEL_VALUE = 4096
+
+
+def _timestamp(value: str) -> str:
+    """An RFC 3339 timestamp, normalised to UTC, so two Alertmanager peers produce the same key."""
+    parsed = _DATETIME.validate_python(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs a time zone")
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"more than {MAX_LABELS} labels")
+    for key, val in value.items():
+        if not key or len(val) > MAX_LABEL_VALUE:
+            raise ValueError("empty label name or label value too long")
+    return value
+
+
+Timestamp = Annotated[StrictStr, AfterValidator(_timestamp)]
+Labels = Annotated[dict[StrictStr, StrictStr], AfterValidator(_labels)]
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Alert(_Tolerant):
+    status: Literal["firing", "resolved"]
+    labels: Labels
+    annotations: dict[StrictStr, StrictStr] = {}
+    startsAt: Timestamp
+    endsAt: StrictStr | None = None
+    generatorURL: StrictStr = ""
+    fingerprint: StrictStr = Field(min_length=1, max_length=128)
+
+    @property
+    def alertname(self) -> str:
+        return self.labels["alertname"]
+
+    @model_validator(mode="after")
+    def _has_alertname(self) -> Alert:
+        if not self.labels.get("alertname"):
+            raise ValueError("alert has no alertname label")
+        return self
+
+
+class WebhookPayload(_Tolerant):
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: StrictStr = ""
+    groupKey: StrictStr = ""
+    truncatedAlerts: StrictInt = Field(default=0, ge=0)
+    groupLabels: dict[StrictStr, StrictStr] = {}
+    commonLabels: dict[StrictStr, StrictStr] = {}
+    commonAnnotations: dict[StrictStr, StrictStr] = {}
+    externalURL: StrictStr = ""
+    alerts: list[Alert] = Field(max_length=10000)

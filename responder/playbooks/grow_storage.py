@@ -1,0 +1,118 @@
+"""grow_storage: raise AllocatedStorage (or, with storage autoscaling, MaxAllocatedStorage) by a bounded step.
+
+new size = max(ceil(current x (1 + increase_percent/100)), ceil(current x 1.1)), capped at max_allocated_gib
+and 65536 GiB (RDS refuses a change under 10%). Refuses unless the instance is `available` (so also during
+`storage-optimization`), within 6 hours of the last storage change, and after 4 changes in 24 hours; the
+history comes from the journal (succeeded grow_storage actions on the same instance), so it holds across
+replicas and restarts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from fractions import Fraction
+from typing import Any
+
+from pydantic import Field
+
+from responder.playbooks.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    GuardrailRefused,
+    RdsTarget,
+    TargetKind,
+)
+from responder.playbooks.scale_instance import pending_changes
+
+RDS_MAX_GIB = 65536
+MIN_INTERVAL = 6 * 3600.0
+MAX_CHANGES_PER_DAY = 4
+
+
+class GrowStorageParams(ActionParams):
+    increase_percent: float = Field(default=25.0, gt=0, le=1000)
+    max_allocated_gib: int = Field(default=RDS_MAX_GIB, ge=20, le=RDS_MAX_GIB)
+    apply_immediately: bool = True
+
+
+def grown(current: int, increase_percent: float, cap: int) -> int:
+    """Exact arithmetic: 100 GiB at 10% is 110, not 111 (100 * 1.1 is 110.00000000000001 in floats)."""
+    pct = Fraction(str(increase_percent))
+    by_percent = math.ceil(Fraction(current) * (100 + pct) / 100)
+    floor = math.ceil(Fraction(current) * Fraction(11, 10))
+    return min(max(by_percent, floor), cap, RDS_MAX_GIB)
+
+
+async def run(ctx: ActionContext) -> dict[str, Any]:
+    params: GrowStorageParams = ctx.params
+    target = ctx.target
+    assert isinstance(target, RdsTarget) and ctx.rds is not None
+    inst = await ctx.rds.describe_instance(target.identifier, target.region)
+    status = inst.get("DBInstanceStatus")
+    if status == "storage-optimization":
+        raise GuardrailRefused("storage optimization from the last change is still running")
+    if status != "available":
+        raise GuardrailRefused(f"instance status is {status!r}, not 'available'")
+    pending = pending_changes(inst)
+    if pending:
+        raise GuardrailRefused(
+            f"instance has pending modifications {sorted(pending)}: ApplyImmediately would apply them"
+        )
+    now = time.time()
+    history = await ctx.journal.history("grow_storage", target.key, "succeeded", now - 86400)
+    if history and history[0] > now - MIN_INTERVAL:
+        hours = (now - history[0]) / 3600
+        raise GuardrailRefused(f"last storage change was {hours:.1f}h ago; RDS allows one per 6h")
+    if len(history) >= MAX_CHANGES_PER_DAY:
+        raise GuardrailRefused(f"{len(history)} storage changes in the last 24h")
+    current = int(inst["AllocatedStorage"])
+    ceiling = inst.get("MaxAllocatedStorage")
+    cap = min(params.max_allocated_gib, RDS_MAX_GIB)
+    if ceiling is not None and int(ceiling) > current:
+        # Storage autoscaling is on: RDS grows by max(10 GiB, 10%) itself, unless the ceiling is in the way.
+        ceiling = int(ceiling)
+        step = max(10, math.ceil(current / 10))
+        if ceiling - current >= step:
+            raise GuardrailRefused(f"storage autoscaling has headroom up to {ceiling} GiB: leaving it to RDS")
+        new_ceiling = grown(ceiling, params.increase_percent, cap)
+        if new_ceiling <= ceiling:
+            raise GuardrailRefused(f"MaxAllocatedStorage {ceiling} GiB is already at the cap {cap} GiB")
+        change = {"MaxAllocatedStorage": new_ceiling}
+        plan = {
+            "instance": target.identifier,
+            "field": "MaxAllocatedStorage",
+            "from": ceiling,
+            "to": new_ceiling,
+        }
+    else:
+        new_size = grown(current, params.increase_percent, cap)
+        if new_size <= current:
+            raise GuardrailRefused(f"allocated storage {current} GiB is already at the cap {cap} GiB")
+        change = {"AllocatedStorage": new_size}
+        plan = {"instance": target.identifier, "field": "AllocatedStorage", "from": current, "to": new_size}
+    await ctx.save_plan(plan)
+    if ctx.dry_run:
+        return {"would_change": change}
+    await ctx.rds.modify_instance(
+        target.identifier, target.region, ApplyImmediately=params.apply_immediately, **change
+    )
+    after = await ctx.rds.describe_instance(target.identifier, target.region)
+    ctx.log.info("storage grown", extra={"instance": target.identifier, **change})
+    return {
+        "before": {"allocated_gib": current, "max_allocated_gib": inst.get("MaxAllocatedStorage")},
+        "after": {
+            "allocated_gib": after.get("AllocatedStorage"),
+            "max_allocated_gib": after.get("MaxAllocatedStorage"),
+        },
+    }
+
+
+SPEC = ActionSpec(
+    name="grow_storage",
+    params_model=GrowStorageParams,
+    target_kind=TargetKind.RDS,
+    run=run,
+    description="grow allocated storage (or the autoscaling ceiling) by a bounded step",
+)

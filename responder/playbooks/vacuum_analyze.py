@@ -1,0 +1,94 @@
+"""vacuum_analyze: `VACUUM (ANALYZE)` on the table an alert names; never VACUUM FULL.
+
+The schema and table come from alert labels, so they are untrusted: the table must exist as an ordinary,
+materialised or partitioned table (looked up with bound parameters), and its name reaches SQL only through
+`psycopg.sql.Identifier`. Autocommit (VACUUM cannot run in a transaction), with a lock_timeout so the action
+never queues behind, and blocks, the application's own locks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from pydantic import Field
+
+from responder.durations import Duration
+from responder.playbooks.base import (
+    ActionContext,
+    ActionParams,
+    ActionSpec,
+    GuardrailRefused,
+    TableTarget,
+    TargetKind,
+)
+from responder.playbooks.terminate_queries import APPLICATION_NAME
+
+
+class VacuumAnalyzeParams(ActionParams):
+    lock_timeout: Duration = Field(default=5.0, gt=0)
+    statement_timeout: Duration = Field(default=3600.0, gt=0)
+    protect_databases: tuple[str, ...] = ("rdsadmin", "template0", "template1")
+    protect_schemas: tuple[str, ...] = ("pg_catalog", "information_schema", "pg_toast")
+
+
+_FIND = """
+SELECT c.oid,
+       pg_has_role(c.relowner, 'MEMBER')
+       OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       OR CASE WHEN current_setting('server_version_num')::int >= 170000
+               THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'm', 'p')
+"""
+
+
+async def run(ctx: ActionContext) -> dict[str, Any]:
+    params: VacuumAnalyzeParams = ctx.params
+    target = ctx.target
+    assert isinstance(target, TableTarget)
+    if target.datname in params.protect_databases:
+        raise GuardrailRefused(f"database {target.datname!r} is protected")
+    if target.schemaname in params.protect_schemas:
+        raise GuardrailRefused(f"schema {target.schemaname!r} is protected")
+    conninfo = make_conninfo(target.server.conninfo, dbname=target.datname, application_name=APPLICATION_NAME)
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        cur = await conn.execute(_FIND, (target.schemaname, target.relname))
+        found = await cur.fetchone()
+        if found is None:
+            raise GuardrailRefused("no such table")
+        if not found[1]:
+            # PostgreSQL would only warn and skip the table: say so instead of reporting success.
+            raise PermissionError(
+                "the responder's role may not vacuum this table (needs ownership or MAINTAIN)"
+            )
+        statement = sql.SQL("VACUUM (ANALYZE) {}.{}").format(
+            sql.Identifier(target.schemaname), sql.Identifier(target.relname)
+        )
+        text = statement.as_string(conn)
+        await ctx.save_plan(
+            {"database": target.datname, "statement": text, "lock_timeout_seconds": params.lock_timeout}
+        )
+        if ctx.dry_run:
+            return {"would_run": text}
+        await conn.execute(
+            "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+            (f"{int(params.lock_timeout * 1000)}ms", f"{int(params.statement_timeout * 1000)}ms"),
+        )
+        try:
+            await conn.execute(statement)
+        except psycopg.errors.LockNotAvailable as exc:
+            raise GuardrailRefused(f"table is locked (lock_timeout {params.lock_timeout:g}s): {exc}") from exc
+        ctx.log.info("table vacuumed", extra={"database": target.datname, "statement": text})
+        return {"ran": text}
+
+
+SPEC = ActionSpec(
+    name="vacuum_analyze",
+    params_model=VacuumAnalyzeParams,
+    target_kind=TargetKind.TABLE,
+    run=run,
+    description="VACUUM (ANALYZE) the table named by the alert",
+)

@@ -1,0 +1,239 @@
+"""Responder fixtures: configs, apps on the aiohttp test client, a moto server, PostgreSQL roles and journals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from devtools.motoserver import MotoServer, MotoUnavailable, start_moto
+from devtools.pgserver import PostgresServer
+from responder.app import make_app
+from responder.config import Config, build_config
+from responder.durations import Duration
+from responder.playbooks import default_registry
+from responder.playbooks.base import ActionContext, ActionParams, ActionRegistry, ActionSpec, TargetKind
+from tests.conftest import missing_service
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+RESPONDER_ROLE = "pgwarden_responder"
+RESPONDER_PASSWORD = "responder-pw"
+APP_ROLE = "pgw_app_user"
+APP_PASSWORD = "app-pw"
+PROTECTED_ROLE = "pgw_batch_user"
+PROTECTED_PASSWORD = "batch-pw"
+
+
+# ---- a test action: records its runs, optionally sleeps -------------------------------------------------------
+
+
+class RecordParams(ActionParams):
+    sleep: Duration = 0.0
+    fail: bool = False
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+
+    async def run(self, ctx: ActionContext) -> dict[str, Any]:
+        params: RecordParams = ctx.params
+        await ctx.save_plan({"target": ctx.target.key})
+        if ctx.dry_run:
+            return {"would": "record"}
+        self.runs.append({"id": ctx.action_id, "target": ctx.target.key, "playbook": ctx.playbook})
+        if params.sleep:
+            await asyncio.sleep(params.sleep)
+        if params.fail:
+            raise RuntimeError("boom")
+        return {"recorded": True}
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def registry(recorder: Recorder) -> ActionRegistry:
+    reg = default_registry()
+    reg.register(ActionSpec("record", RecordParams, TargetKind.POSTGRES, recorder.run))
+    return reg
+
+
+# ---- configs and apps -----------------------------------------------------------------------------------------
+
+ConfigFactory = Callable[..., Config]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
+    """A Config from a dict; defaults: token auth, SQLite journal in tmp_path, one dummy target, enforce."""
+
+    def factory(**overrides: Any) -> Config:
+        raw: dict[str, Any] = {
+            "mode": "enforce",
+            "token": TOKEN,
+            "journal": f"sqlite:///{tmp_path / 'journal.db'}",
+            "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
+            "playbooks": [
+                {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record"},
+            ],
+        }
+        raw.update(overrides)
+        return build_config(raw, registry)
+
+    return factory
+
+
+ClientFactory = Callable[[Config], Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+def client_for(aiohttp_client: Any) -> ClientFactory:
+    async def factory(config: Config) -> TestClient[web.Request, web.Application]:
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(make_app(config))
+        return client
+
+    return factory
+
+
+def alert(
+    alertname: str = "TestAlert",
+    status: str = "firing",
+    fingerprint: str | None = None,
+    starts_at: str = "2026-11-24T03:00:00Z",
+    **labels: str,
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": alertname, "severity": "critical", **labels},
+        "annotations": {"summary": "test"},
+        "startsAt": starts_at,
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
+        "fingerprint": fingerprint or uuid.uuid4().hex[:16],
+    }
+
+
+def payload(*alerts: dict[str, Any], status: str = "firing") -> dict[str, Any]:
+    return {
+        "version": "4",
+        "status": status,
+        "receiver": "pgwarden",
+        "groupKey": '{}:{alertname="TestAlert"}',
+        "truncatedAlerts": 0,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": list(alerts),
+    }
+
+
+async def wait_done(
+    client: TestClient[web.Request, web.Application], action_id: int, wait: float = 20.0
+) -> dict[str, Any]:
+    """Poll /actions until the action reaches state `done` (or `pending`)."""
+    deadline = time.monotonic() + wait
+    while True:
+        resp = await client.get("/actions?limit=1000", headers=AUTH)
+        rows = (await resp.json())["actions"]
+        row = next((r for r in rows if r["id"] == action_id), None)
+        if row is not None and row["state"] in ("done", "pending"):
+            return dict(row)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"action {action_id} not done: {row}")
+        await asyncio.sleep(0.05)
+
+
+async def post_alerts(
+    client: TestClient[web.Request, web.Application], *alerts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    resp = await client.post("/webhook", json=payload(*alerts), headers=AUTH)
+    assert resp.status == 202, await resp.text()
+    decisions: list[dict[str, Any]] = (await resp.json())["decisions"]
+    return decisions
+
+
+# ---- services -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    try:
+        server = start_moto()
+    except MotoUnavailable as exc:
+        missing_service(f"moto server ({exc})")
+        raise AssertionError("unreachable") from exc
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def rds_client(moto_server: MotoServer) -> Any:
+    return boto3.client("rds", region_name="us-east-1", endpoint_url=moto_server.endpoint_url)
+
+
+@pytest.fixture
+def rds_instance(rds_client: Any) -> Callable[..., str]:
+    """Create an RDS PostgreSQL instance in moto with a unique identifier; returns the identifier."""
+
+    def factory(instance_class: str = "db.t3.medium", storage: int = 100, **extra: Any) -> str:
+        identifier = f"db-{uuid.uuid4().hex[:10]}"
+        rds_client.create_db_instance(
+            DBInstanceIdentifier=identifier,
+            DBInstanceClass=instance_class,
+            Engine="postgres",
+            AllocatedStorage=storage,
+            MasterUsername="master",
+            MasterUserPassword="master-password-1",
+            **extra,
+        )
+        return identifier
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def pg_roles(pg_server: PostgresServer) -> PostgresServer:
+    """The responder's role (pg_signal_backend + pg_read_all_stats, not superuser), an app role, a batch role."""
+    pg_server.execute(
+        f"CREATE ROLE {RESPONDER_ROLE} LOGIN PASSWORD '{RESPONDER_PASSWORD}' IN ROLE pg_signal_backend, pg_read_all_stats"
+    )
+    pg_server.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}'")
+    pg_server.execute(f"CREATE ROLE {PROTECTED_ROLE} LOGIN PASSWORD '{PROTECTED_PASSWORD}'")
+    return pg_server
+
+
+@pytest.fixture
+def responder_dsn(pg_roles: PostgresServer) -> str:
+    return pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+
+
+@pytest.fixture
+def pg_journal(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on the fixture server for a PostgreSQL journal; its DSN."""
+    name = f"journal_{uuid.uuid4().hex[:10]}"
+    pg_server.execute(f"CREATE DATABASE {name}")
+    yield pg_server.dsn(name)
+    pg_server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,212 @@
+"""Configuration: typos fail at load with their key path; --check-config; secrets never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from responder.cli import main, parse_listen_address
+from responder.config import ConfigError, build_config, summary
+from responder.durations import format_duration, parse_duration
+from responder.playbooks import default_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "responder.yml"
+
+
+def _base(**overrides: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "auth": "none",
+        "journal": "sqlite:///tmp/x.db",
+        "targets": [{"name": "production", "dsn": "postgresql://u:s3cret@db.internal:5432/app"}],
+        "aws": {"region": "us-east-1"},
+        "playbooks": [],
+    }
+    raw.update(overrides)
+    return raw
+
+
+def _errors(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        build_config(raw, default_registry())
+    return info.value.errors
+
+
+@pytest.mark.parametrize(
+    ("playbook", "path"),
+    [
+        ({"action": "terminate_queries", "params": {"min_duraton": "5m"}}, "playbooks[0].params.min_duraton"),
+        (
+            {"action": "terminate_queries", "params": {"min_duration": "5 minutes"}},
+            "playbooks[0].params.min_duration",
+        ),
+        ({"action": "terminate_queries", "params": {"states": ["idle"]}}, "playbooks[0].params.states[0]"),
+        ({"action": "terminate_queries", "params": {"max_kills": 0}}, "playbooks[0].params.max_kills"),
+        (
+            {"action": "scale_instance", "params": {"ladder": ["a", "b"], "max_class": "c"}},
+            "playbooks[0].params",
+        ),
+        (
+            {"action": "scale_instance", "params": {"ladder": ["a"], "max_class": "a"}},
+            "playbooks[0].params.ladder",
+        ),
+        (
+            {"action": "grow_storage", "params": {"increase_percent": -5}},
+            "playbooks[0].params.increase_percent",
+        ),
+        (
+            {"action": "grow_storage", "params": {"max_allocated_gib": 100000}},
+            "playbooks[0].params.max_allocated_gib",
+        ),
+        ({"action": "vacuum_analyze", "params": {"full": True}}, "playbooks[0].params.full"),
+        ({"action": "terminate_querys"}, "playbooks[0].action"),
+        ({"action": "vacuum_analyze", "cooldwn": "1m"}, "playbooks[0].cooldwn"),
+        ({"action": "vacuum_analyze", "mode": "yolo"}, "playbooks[0].mode"),
+        ({"action": "vacuum_analyze", "target": "staging"}, "playbooks[0].target"),
+    ],
+)
+def test_playbook_typos_fail_at_load_with_key_path(playbook: dict[str, Any], path: str) -> None:
+    raw = _base(playbooks=[{"name": "p", "match": {"alertname": "A"}, **playbook}])
+    errors = _errors(raw)
+    assert any(e.startswith(path) for e in errors), errors
+
+
+def test_every_error_is_reported_at_once() -> None:
+    raw = _base(
+        mode="on",
+        playbooks=[
+            {"name": "a", "match": {"alertname": "A"}, "action": "terminate_queries", "params": {"x": 1}},
+            {
+                "name": "b",
+                "match": {"alertname": "B"},
+                "action": "grow_storage",
+                "params": {"increase_percent": 0},
+            },
+        ],
+    )
+    raw.pop("auth")
+    errors = _errors(raw)
+    assert any(e.startswith("mode") for e in errors)
+    raw["mode"] = "enforce"
+    errors = _errors(raw)
+    assert any(e.startswith("token_env") for e in errors)
+    assert any(e.startswith("playbooks[0].params.x") for e in errors)
+    assert any(e.startswith("playbooks[1].params.increase_percent") for e in errors)
+
+
+def test_cross_references() -> None:
+    errors = _errors(
+        _base(
+            aws=None,
+            targets=[],
+            playbooks=[
+                {
+                    "name": "s",
+                    "match": {"alertname": "A"},
+                    "action": "scale_instance",
+                    "params": {"ladder": ["a", "b"], "max_class": "b"},
+                },
+                {"name": "k", "match": {"alertname": "A"}, "action": "terminate_queries"},
+                {"name": "k", "match": {"alertname": "B"}, "action": "vacuum_analyze"},
+            ],
+        )
+    )
+    assert any("needs an aws: section" in e for e in errors)
+    assert any("needs at least one entry in targets" in e for e in errors)
+    assert any("duplicate playbook" in e for e in errors)
+
+
+def test_secrets_from_env_and_files_never_in_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_DSN", "postgresql://u:topsecret@db.example:6543/prod")
+    (tmp_path / "token").write_text("tok-secret\n")
+    config = build_config(
+        _base(
+            auth="bearer",
+            token_file=str(tmp_path / "token"),
+            targets=[{"name": "production", "dsn_env": "T_DSN"}],
+        ),
+        default_registry(),
+    )
+    assert config.token == "tok-secret"
+    text = summary(config)
+    assert "db.example:6543/prod" in text
+    assert "topsecret" not in text and "tok-secret" not in text
+    errors = _errors(_base(targets=[{"name": "p", "dsn_env": "NOT_SET_ANYWHERE"}]))
+    assert errors == ["targets[0].dsn_env: environment variable NOT_SET_ANYWHERE is not set"]
+    errors = _errors(_base(targets=[{"name": "p", "dsn": "x", "dsn_env": "Y"}]))
+    assert errors[0].startswith("targets[0]")
+
+
+def test_aws_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    config = build_config(_base(), default_registry())
+    assert config.aws is not None and config.aws.endpoint_url == "http://127.0.0.1:5000"
+
+
+def test_durations() -> None:
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("1h30m") == 5400
+    assert format_duration(21600) == "6h"
+    for bad in ("", "5", "5 m", "-1s", "1y"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_listen_address() -> None:
+    assert parse_listen_address(":9096") == ("0.0.0.0", 9096)
+    assert parse_listen_address("127.0.0.1:1234") == ("127.0.0.1", 1234)
+
+
+def test_example_config_passes_check_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PGWARDEN_RESPONDER_TOKEN", "t")
+    monkeypatch.setenv("RESPONDER_DSN", "postgresql://responder:pw@db:5432/postgres")
+    assert main(["--config", str(EXAMPLE), "--check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "scale-up-on-cpu" in out and "require_approval" in out
+    assert "pw@" not in out
+
+
+def test_check_config_lists_every_error(tmp_path: Path) -> None:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["playbooks"][0]["params"]["grace"] = "soon"
+    raw["playbooks"][3]["params"]["max_class"] = "db.x1e.32xlarge"
+    raw["unknown_key"] = 1
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [sys.executable, "-m", "responder", "--config", str(path), "--check-config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert result.returncode != 0
+    # shape errors and parameter errors, all in one run
+    assert "unknown_key" in result.stderr
+    assert "playbooks[0].params.grace" in result.stderr
+    del raw["unknown_key"]
+    path.write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [sys.executable, "-m", "responder", "--config", str(path), "--check-config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "PGWARDEN_RESPONDER_TOKEN": "t",
+            "RESPONDER_DSN": "postgresql://x@h/db",
+        },
+    )
+    assert result.returncode != 0
+    assert "playbooks[0].params.grace" in result.stderr
+    assert "playbooks[3].params" in result.stderr and "max_class" in result.stderr

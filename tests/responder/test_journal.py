@@ -1,0 +1,181 @@
+"""The journal: 503 when it is down, group commit, recovery of dead replicas' work, restart durability."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from responder.journal import Journal, NewDecision, SqliteStore, open_store
+from tests.responder.conftest import (
+    AUTH,
+    ClientFactory,
+    ConfigFactory,
+    Recorder,
+    alert,
+    payload,
+    post_alerts,
+    wait_done,
+)
+
+
+class Proxy:
+    """A TCP proxy to PostgreSQL that the test can cut, like a network partition."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+        await self.server.wait_closed()
+        self.server = None
+
+
+@contextlib.asynccontextmanager
+async def proxied(dsn: str) -> AsyncIterator[tuple[Proxy, str]]:
+    parts = conninfo_to_dict(dsn)
+    proxy = Proxy(str(parts["host"]), int(parts["port"]))
+    await proxy.start()
+    try:
+        yield proxy, make_conninfo(dsn, port=str(proxy.port))
+    finally:
+        if proxy.server is not None:
+            await proxy.cut()
+
+
+async def test_journal_down_is_503_and_recovers(
+    make_config: ConfigFactory, client_for: ClientFactory, pg_journal: str, recorder: Recorder
+) -> None:
+    async with proxied(pg_journal) as (proxy, via_proxy):
+        client = await client_for(make_config(journal=via_proxy, journal_timeout="500ms"))
+        await post_alerts(client, alert())
+        await proxy.cut()
+        body = payload(alert())
+        for _ in range(2):  # a broken pooled connection, then no connection at all
+            started = time.monotonic()
+            resp = await client.post("/webhook", json=body, headers=AUTH)
+            assert resp.status == 503, await resp.text()
+            assert time.monotonic() - started < 2
+        assert (await client.get("/healthz")).status == 503
+        metrics = await (await client.get("/metrics")).text()
+        assert 'pgwarden_responder_webhooks_total{code="503"} 2.0' in metrics
+        await proxy.start()  # same port: the partition heals
+        deadline = time.monotonic() + 30  # the pool reconnects with backoff
+        while (resp := await client.post("/webhook", json=body, headers=AUTH)).status != 202:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        (d,) = (await resp.json())["decisions"]
+        assert (await wait_done(client, d["id"]))["outcome"] == "succeeded"
+
+
+async def test_dead_replica_work_is_interrupted_by_a_live_one(
+    make_config: ConfigFactory, client_for: ClientFactory, pg_journal: str
+) -> None:
+    now = time.time()
+    with psycopg.connect(pg_journal, autocommit=True) as conn:
+        client = await client_for(make_config(journal=pg_journal, replica_timeout="1s"))  # creates the schema
+        conn.execute(
+            "INSERT INTO pgwarden_replicas (owner, seen_at) VALUES ('dead-replica', %s)", (now - 60,)
+        )
+        conn.execute(
+            "INSERT INTO pgwarden_replicas (owner, seen_at) VALUES ('live-replica', %s)", (now + 3600,)
+        )
+        for owner, state in (
+            ("dead-replica", "running"),
+            ("live-replica", "running"),
+            ("dead-replica", "queued"),
+        ):
+            conn.execute(
+                "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, alertname,"
+                " fingerprint, starts_at, alert_status, state, started_at) VALUES"
+                " (%s, %s, %s, 'rec', 'record', 'TestAlert', 'fp', 'x', 'firing', %s, %s)",
+                (now, now, owner, state, now),
+            )
+        deadline = time.monotonic() + 5
+        while True:
+            rows = conn.execute(
+                "SELECT owner, state, outcome, error FROM pgwarden_actions ORDER BY id"
+            ).fetchall()
+            if rows[0][1] == "done" and rows[2][1] == "done":
+                break
+            assert time.monotonic() < deadline, rows
+            await asyncio.sleep(0.1)
+    assert rows[0][2] == "interrupted" and "while this action was running" in rows[0][3]
+    assert rows[1][1] == "running", "a live replica's action is left alone"
+    assert rows[2][2] == "interrupted" and "before this action started" in rows[2][3]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'outcome="interrupted",playbook="rec"} 2.0' in metrics
+
+
+async def test_sqlite_group_commit_and_durability(tmp_path: Any) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'j.db'}")
+    assert isinstance(store, SqliteStore)
+    journal = Journal(store, "me")
+    await journal.start()
+    decisions = [
+        [
+            NewDecision(
+                alertname="A",
+                fingerprint=f"f{i}",
+                starts_at="t",
+                alert_status="firing",
+                labels={},
+                state="queued",
+                playbook="p",
+                action="record",
+                dedup_key=f"p|f{i % 50}|t",
+            )
+        ]
+        for i in range(500)
+    ]
+    results = await asyncio.gather(*(journal.record(d) for d in decisions))
+    outcomes = [r[0].outcome for r in results]
+    assert outcomes.count(None) == 50 and outcomes.count("duplicate") == 450
+    await journal.close()
+    again = Journal(open_store(f"sqlite:///{tmp_path / 'j.db'}"), "me-again")
+    await again.start()
+    assert len(await again.recent(1000)) == 500
+    await again.close()
+
+
+async def test_restart_keeps_dedup_across_processes(
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
+) -> None:
+    config = make_config()
+    client = await client_for(config)
+    a = alert(fingerprint="same")
+    (first,) = await post_alerts(client, a)
+    await wait_done(client, first["id"])
+    await client.close()
+    client = await client_for(config)
+    (second,) = await post_alerts(client, a)
+    assert second["outcome"] == "duplicate" and second["duplicate_of"] == first["id"]
+    assert len(recorder.runs) == 1

@@ -1,0 +1,257 @@
+"""terminate_queries against the real PostgreSQL: who is signalled, and who never is."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from devtools.pgserver import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
+from tests.responder.conftest import (
+    APP_PASSWORD,
+    APP_ROLE,
+    PROTECTED_PASSWORD,
+    PROTECTED_ROLE,
+    RESPONDER_PASSWORD,
+    RESPONDER_ROLE,
+    ClientFactory,
+    ConfigFactory,
+    alert,
+    post_alerts,
+    wait_done,
+)
+
+
+@pytest.fixture
+def victims_db(pg_roles: PostgresServer) -> Iterator[str]:
+    name = f"victims_{uuid.uuid4().hex[:8]}"
+    pg_roles.execute(f"CREATE DATABASE {name}")
+    pg_roles.execute(f"GRANT ALL ON DATABASE {name} TO PUBLIC")
+    yield name
+    pg_roles.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class Sessions:
+    """Long-running psql sessions (simple query protocol, so a walsender can run SQL too)."""
+
+    def __init__(self, server: PostgresServer, dbname: str) -> None:
+        self.server = server
+        self.dbname = dbname
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+
+    def start(
+        self, name: str, user: str, password: str, sql: str, extra: str = "", app: str = "test"
+    ) -> None:
+        conninfo = (
+            f"host=127.0.0.1 port={self.server.port} dbname={self.dbname} user={user} "
+            f"application_name={app} {extra}"
+        )
+        self.procs[name] = subprocess.Popen(
+            [str(self.server.bindir / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-c", sql, conninfo],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PGPASSWORD": password},
+        )
+
+    def activity(self) -> dict[str, dict[str, Any]]:
+        rows = self.server.execute(
+            "SELECT application_name, pid, backend_type, state, query_start FROM pg_stat_activity"
+            " WHERE datname = %s AND application_name LIKE 't-%%'",
+            params=(self.dbname,),
+        )
+        return {r[0]: {"pid": r[1], "backend_type": r[2], "state": r[3], "query_start": r[4]} for r in rows}
+
+    def wait_active(self, names: list[str], timeout: float = 10) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            act = self.activity()
+            if all(f"t-{n}" in act and act[f"t-{n}"]["state"] == "active" for n in names):
+                return act
+            for n, p in self.procs.items():
+                if p.poll() is not None:
+                    raise AssertionError(f"session {n} ended: {p.communicate()}")
+            assert time.monotonic() < deadline, act
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+
+
+@pytest.fixture
+def sessions(pg_roles: PostgresServer, victims_db: str) -> Iterator[Sessions]:
+    s = Sessions(pg_roles, victims_db)
+    yield s
+    s.stop()
+
+
+def _config(make_config: ConfigFactory, dsn: str, mode: str = "enforce", **params: Any) -> Any:
+    return make_config(
+        mode=mode,
+        targets=[{"name": "production", "dsn": dsn}],
+        playbooks=[
+            {
+                "name": "kill",
+                "match": {"alertname": "PostgresLongRunningQuery"},
+                "action": "terminate_queries",
+                "params": {"min_duration": "1s", "grace": "300ms", **params},
+            }
+        ],
+    )
+
+
+async def test_cancels_ordinary_never_touches_protected(
+    sessions: Sessions,
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    sleep = "SELECT pg_sleep(30)"
+    sessions.start("app", APP_ROLE, APP_PASSWORD, sleep, app="t-app")
+    sessions.start("super", SUPERUSER, SUPERUSER_PASSWORD, sleep, app="t-super")
+    sessions.start("batch", PROTECTED_ROLE, PROTECTED_PASSWORD, sleep, app="t-batch")
+    # the responder's own role and application name: another responder session is never a victim
+    sessions.start("self", RESPONDER_ROLE, RESPONDER_PASSWORD, sleep, app="t-self")
+    # a walsender running SQL (logical replication connection): active, long, but not a client backend
+    sessions.start("wal", SUPERUSER, SUPERUSER_PASSWORD, sleep, extra="replication=database", app="t-wal")
+    before = sessions.wait_active(["app", "super", "batch", "self", "wal"])
+    assert before["t-wal"]["backend_type"] == "walsender"
+    await asyncio.sleep(1.2)
+    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    config = _config(make_config, dsn, protect_roles=[PROTECTED_ROLE])
+    client = await client_for(config)
+    # make the responder's own session look like a victim too: same role, long query, own app name
+    (d,) = await post_alerts(
+        client, alert("PostgresLongRunningQuery", datname=victims_db, target="production")
+    )
+    row = await wait_done(client, d["id"])
+    assert row["outcome"] == "succeeded", row
+    victims = {b["pid"] for b in row["plan"]["backends"]}
+    assert victims == {before["t-app"]["pid"]}, row["plan"]
+    assert row["result"]["cancelled"] == [before["t-app"]["pid"]]
+    assert row["result"]["terminated"] == []  # the cancel worked; the query ended before grace ran out
+    _, err = sessions.procs["app"].communicate(timeout=10)
+    assert "canceling statement due to user request" in err
+    after = sessions.activity()
+    for name in ("super", "batch", "self", "wal"):
+        assert after[f"t-{name}"]["pid"] == before[f"t-{name}"]["pid"]
+        assert after[f"t-{name}"]["query_start"] == before[f"t-{name}"]["query_start"]
+        assert after[f"t-{name}"]["state"] == "active"
+    # background processes (autovacuum launcher, checkpointer ...) are all still there
+    kinds = {r[0] for r in pg_roles.execute("SELECT DISTINCT backend_type FROM pg_stat_activity")}
+    assert "autovacuum launcher" in kinds
+    metrics = await (await client.get("/metrics")).text()
+    assert "pgwarden_responder_backends_cancelled_total 1.0" in metrics
+
+
+async def test_idle_in_transaction_is_terminated_when_opted_in(
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    idle = psycopg.connect(
+        pg_roles.dsn(victims_db, user=APP_ROLE, password=APP_PASSWORD), application_name="t-idle"
+    )
+    idle.execute("SELECT 1")  # a transaction is open, and idle
+    pid = idle.info.backend_pid
+    try:
+        await asyncio.sleep(1.2)
+        dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+        # default states: active only -> the idle transaction is left alone
+        client = await client_for(_config(make_config, dsn))
+        (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
+        row = await wait_done(client, d["id"])
+        assert row["plan"]["backends"] == [] and row["result"]["terminated"] == []
+        await client.close()
+        client = await client_for(_config(make_config, dsn, states=["idle in transaction"]))
+        (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
+        row = await wait_done(client, d["id"])
+        assert row["result"]["terminated"] == [pid], row
+        with pytest.raises(psycopg.OperationalError):
+            idle.execute("SELECT 1")
+        metrics = await (await client.get("/metrics")).text()
+        assert "pgwarden_responder_backends_terminated_total 1.0" in metrics
+    finally:
+        idle.close()
+
+
+async def test_max_kills_and_dry_run(
+    sessions: Sessions,
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    for i in range(3):
+        sessions.start(f"a{i}", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app=f"t-a{i}")
+    before = sessions.wait_active(["a0", "a1", "a2"])
+    await asyncio.sleep(1.1)
+    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    client = await client_for(_config(make_config, dsn, mode="dry-run", max_kills=2))
+    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
+    row = await wait_done(client, d["id"])
+    assert row["outcome"] == "dry_run" and len(row["plan"]["backends"]) == 2
+    assert sessions.activity().keys() >= {"t-a0", "t-a1", "t-a2"}, "dry-run signals nothing"
+    await client.close()
+    client = await client_for(_config(make_config, dsn, max_kills=2))
+    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
+    row = await wait_done(client, d["id"])
+    assert len(row["result"]["cancelled"]) == 2
+    survivors = [
+        n
+        for n in ("t-a0", "t-a1", "t-a2")
+        if n in sessions.activity() and sessions.activity()[n]["state"] == "active"
+    ]
+    assert len(survivors) == 1 and before[survivors[0]]["pid"] not in row["result"]["cancelled"]
+
+
+async def test_protected_database_is_never_touched(
+    sessions: Sessions,
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    sessions.start("app", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app="t-app")
+    sessions.wait_active(["app"])
+    await asyncio.sleep(1.1)
+    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    client = await client_for(_config(make_config, dsn, protect_databases=[victims_db]))
+    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
+    row = await wait_done(client, d["id"])
+    assert row["plan"]["backends"] == []
+    assert sessions.activity()["t-app"]["state"] == "active"
+
+
+async def test_injection_in_labels_does_nothing(
+    sessions: Sessions,
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    sessions.start("app", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app="t-app")
+    sessions.wait_active(["app"])
+    await asyncio.sleep(1.1)
+    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    client = await client_for(_config(make_config, dsn))
+    evil = "x' OR 1=1; SELECT pg_terminate_backend(pid); --"
+    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=evil, fingerprint="e1"))
+    row = await wait_done(client, d["id"])
+    assert row["outcome"] == "succeeded" and row["plan"]["backends"] == []
+    longer = f"{victims_db}' OR '1'='1" + " " * 60  # over PostgreSQL's 63-byte names: not a target at all
+    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=longer, fingerprint="e2"))
+    assert d["outcome"] == "no_target"
+    assert sessions.activity()["t-app"]["state"] == "active"

@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict exporter responder
+	$(VENV)/bin/mypy --strict pgwarden exporter responder
 
 pytest: $(STAMP) services
 	$(VENV)/bin/pytest -q

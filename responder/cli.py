@@ -9,11 +9,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from pgwarden.logs import setup_logging
 from responder import __version__
 from responder.app import make_app
 from responder.config import ConfigError, load_config, summary
 from responder.journal import JournalUnavailable
-from responder.logs import setup_logging
 from responder.playbooks import default_registry
 from responder.playbooks.base import ActionRegistry
 

@@ -17,7 +17,7 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from responder.durations import Duration, format_duration
+from pgwarden.durations import Duration, format_duration
 from responder.playbooks.base import ActionParams, ActionRegistry, ActionSpec, TargetKind
 
 Mode = Literal["dry-run", "enforce"]

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
-from responder.durations import Duration
+from pgwarden.durations import Duration
 from responder.playbooks.base import ActionContext, ActionParams, ActionSpec, PostgresTarget, TargetKind
 
 APPLICATION_NAME = "pgwarden-responder"

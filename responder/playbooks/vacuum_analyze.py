@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
-from responder.durations import Duration
+from pgwarden.durations import Duration
 from responder.playbooks.base import (
     ActionContext,
     ActionParams,

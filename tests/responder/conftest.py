@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from devtools.motoserver import MotoServer, MotoUnavailable, start_moto
 from devtools.pgserver import PostgresServer
+from pgwarden.durations import Duration
 from responder.app import make_app
 from responder.config import Config, build_config
-from responder.durations import Duration
 from responder.playbooks import default_registry
 from responder.playbooks.base import ActionContext, ActionParams, ActionRegistry, ActionSpec, TargetKind
 from tests.conftest import missing_service

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from pgwarden.durations import format_duration, parse_duration
 from responder.cli import main, parse_listen_address
 from responder.config import ConfigError, build_config, summary
-from responder.durations import format_duration, parse_duration
 from responder.playbooks import default_registry
 
 ROOT = Path(__file__).resolve().parents[2]

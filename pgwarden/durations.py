@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -29,7 +30,11 @@ def parse_duration(text: str) -> float:
 def _coerce(value: Any) -> float:
     if isinstance(value, str):
         return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError("a duration must be finite")
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
         return float(value)
     raise ValueError("a duration is a string like 500ms, 2s, 5m or 6h")
 

@@ -1,4 +1,4 @@
-"""The exporter's HTTP service: /metrics, /probe?target=, /healthz."""
+"""The exporter's HTTP service: /metrics, /probe?target=, /discovery, /healthz."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
+from exporter.aws.discovery import discovery_groups
+from exporter.aws.poller import AWSPoller
+from exporter.aws.render import AWSView
 from exporter.config import ExporterConfig, Target
 from exporter.exposition import CONTENT_TYPE, Fragment, ordered_chunks
 from exporter.scrape import TargetScraper, target_label
@@ -18,26 +21,40 @@ from exporter.scrape import TargetScraper, target_label
 log = logging.getLogger("pgwarden.app")
 
 SCRAPERS: web.AppKey[dict[str, TargetScraper]] = web.AppKey("scrapers", dict)
+AWS: web.AppKey[AWSPoller] = web.AppKey("aws", AWSPoller)
+CONFIG: web.AppKey[ExporterConfig] = web.AppKey("config", ExporterConfig)
 
 LANDING = """<html><head><title>pgwarden exporter</title></head><body>
 <h1>pgwarden exporter {version}</h1>
 <p><a href="/metrics">/metrics</a> every target &middot; <code>/probe?target=NAME</code> one target
-&middot; <a href="/healthz">/healthz</a></p>
+&middot; <a href="/discovery">/discovery</a> &middot; <a href="/healthz">/healthz</a></p>
 <p>Targets: {targets}</p></body></html>"""
 
 
 def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
     """The aiohttp application serving `targets`; connections open lazily on the first scrape."""
     app = web.Application()
+    app[CONFIG] = config
 
     async def scrapers_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SCRAPERS] = {t.name: TargetScraper(t, config) for t in targets}
         yield
         await asyncio.gather(*(s.close() for s in app[SCRAPERS].values()), return_exceptions=True)
 
+    async def aws_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Only with an `aws:` section: without it the exporter makes no AWS call and needs no credentials.
+        if config.aws is not None:
+            app[AWS] = AWSPoller(config.aws, config.targets)
+            app[AWS].start()
+        yield
+        if AWS in app:
+            await app[AWS].stop()
+
     app.cleanup_ctx.append(scrapers_ctx)
+    app.cleanup_ctx.append(aws_ctx)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/probe", probe)
+    app.router.add_get("/discovery", discovery)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", landing)
     return app
@@ -50,6 +67,11 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     groups: list[list[Fragment]] = await asyncio.gather(
         *(s.scrape(target_label(s.target.name) if labelled else "") for s in scrapers)
     )
+    poller = request.app.get(AWS)
+    if poller is not None:  # from the pollers' cache: no AWS call here
+        view = poller.view
+        groups += [view.for_target(s.target.name, labelled) for s in scrapers]
+        groups += [view.discovered(), poller.self_metrics()]
     return await stream(request, [*ordered_chunks(groups), generate_latest(REGISTRY)])
 
 
@@ -57,9 +79,28 @@ async def probe(request: web.Request) -> web.StreamResponse:
     """One target by name (Prometheus' multi-target pattern); the target label is left to relabelling."""
     name = request.query.get("target", "")
     scraper = request.app[SCRAPERS].get(name)
-    if scraper is None:
-        raise web.HTTPNotFound(text=f"unknown target {name!r}: /probe takes a configured target name\n")
-    return await stream(request, ordered_chunks([await scraper.scrape("")]))
+    poller = request.app.get(AWS)
+    view = poller.view if poller is not None else AWSView()  # one consistent cache for the whole answer
+    if scraper is not None:
+        return await stream(request, ordered_chunks([await scraper.scrape(""), view.for_target(name, False)]))
+    found = view.find(name) if name else []
+    if len(found) == 1:  # a discovered RDS instance: its RDS series only
+        return await stream(request, ordered_chunks([view.plain[found[0].key]]))
+    if len(found) > 1:
+        refs = ", ".join("/".join(i.key) for i in found)
+        raise web.HTTPNotFound(text=f"target {name!r} names several instances; use one of {refs}\n")
+    raise web.HTTPNotFound(
+        text=f"unknown target {name!r}: /probe takes a configured target name or a discovered dbidentifier\n"
+    )
+
+
+async def discovery(request: web.Request) -> web.Response:
+    """Prometheus HTTP service discovery: every target, each scraped through /probe at this address."""
+    poller = request.app.get(AWS)
+    groups = discovery_groups(
+        request.host, request.app[CONFIG].targets, poller.view if poller is not None else None
+    )
+    return web.json_response(groups)
 
 
 async def stream(request: web.Request, chunks: list[bytes]) -> web.StreamResponse:
@@ -83,7 +124,11 @@ def _gzip(chunks: list[bytes]) -> bytes:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__, "targets": len(request.app[SCRAPERS])})
+    body: dict[str, object] = {"status": "ok", "version": __version__, "targets": len(request.app[SCRAPERS])}
+    poller = request.app.get(AWS)
+    if poller is not None:
+        body["aws_instances"] = len(poller.view.instances)
+    return web.json_response(body)
 
 
 async def landing(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.app import make_app
+from exporter.aws.rds import summary as aws_summary
 from exporter.collectors import build_collectors, collector_timeout, collector_ttl
 from exporter.config import (
     ConfigError,
@@ -67,6 +68,10 @@ def summary(config: ExporterConfig, targets: list[Target]) -> str:
         f"  limits: statements_top_n={limits.statements_top_n} tables_per_database={limits.tables_per_database} "
         f"indexes_per_database={limits.indexes_per_database} (0 = no cap)"
     )
+    if config.aws is not None:
+        lines += aws_summary(config.aws, config.targets)
+    elif any(t.rds for t in config.targets):
+        lines.append("  aws: off (no aws: section), so the targets' rds: blocks are not polled")
     return "\n".join(lines)
 
 

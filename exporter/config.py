@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.aws.config import AWSConfig
 from exporter.durations import Duration
 
 ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
@@ -47,7 +48,7 @@ class RDSConfig(_Strict):
     identifier: str = Field(min_length=1)
     region: str = Field(min_length=1)
     backup_regions: tuple[str, ...] = ()
-    account_id: str | None = None
+    account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
 
 
 class TargetConfig(_Strict):
@@ -121,6 +122,7 @@ class ExporterConfig(_Strict):
     targets: tuple[TargetConfig, ...]
     collectors: CollectorsConfig = CollectorsConfig()
     limits: LimitsConfig = LimitsConfig()
+    aws: AWSConfig | None = None  # absent: no AWS call at all; `aws: {}` polls the targets' `rds:` instances
 
     @field_validator("targets")
     @classmethod

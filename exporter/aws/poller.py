@@ -1,0 +1,196 @@
+"""Background polling of RDS, snapshots and CloudWatch, each at its own interval, served from cache.
+
+Each source polls its (account, region) units in threads (boto3 blocks); a unit that fails keeps its last good
+data, whose age is exported, and the source backs off with jitter. A scrape only reads `view`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from exporter.aws import cloudwatch, snapshots
+from exporter.aws.clients import ApiStats, ClientFactory
+from exporter.aws.config import AWSConfig
+from exporter.aws.rds import Instance, Unit, describe_unit, plan_units
+from exporter.aws.render import AWSView, build_view, render_self
+from exporter.aws.shard import hashmod, probe_refs
+from exporter.config import TargetConfig
+from exporter.exposition import Fragment
+
+log = logging.getLogger("pgwarden.aws")
+
+Source = Literal["rds", "snapshots", "cloudwatch"]
+SOURCES: tuple[Source, ...] = ("rds", "snapshots", "cloudwatch")
+
+
+class AWSPoller:
+    """Owns the AWS clients, the cached data per source and unit, and the background tasks."""
+
+    def __init__(
+        self, aws: AWSConfig, targets: Sequence[TargetConfig], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.aws = aws
+        self.stats = ApiStats()
+        self.clients = ClientFactory(aws, self.stats)
+        self.plans = plan_units(aws, targets)
+        self.clock = clock
+        self.started = clock()
+        self.instances: dict[Unit, list[Instance]] = {}
+        self.snapshot_lists: dict[Unit, list[snapshots.Snap]] = {}
+        self.datapoints: dict[Unit, cloudwatch.Datapoints] = {}
+        self.fetched: dict[Source, dict[Unit, float]] = {s: {} for s in SOURCES}
+        self.failures: dict[Source, int] = dict.fromkeys(SOURCES, 0)
+        self.view = AWSView()
+        self.polled = {s: asyncio.Event() for s in SOURCES}  # set once each source's first poll is done
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        log.info("aws polling started", extra={"units": len(self.plans), "shard": str(self.aws.shard or "-")})
+        self._tasks = [asyncio.create_task(self._run(s), name=f"aws-{s}") for s in SOURCES]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _run(self, source: Source) -> None:
+        if source != "rds":
+            await self.polled["rds"].wait()  # the others poll what the RDS poll found
+        while True:
+            try:
+                await self.poll(source)
+            except Exception as exc:  # a bug must not end the loop: count it as a failed poll
+                self.failures[source] += 1
+                log.error("aws poll crashed", extra={"source": source, "error": _describe(exc)})
+            await asyncio.sleep(self.next_delay(source))
+
+    def next_delay(self, source: Source) -> float:
+        """The interval; after n failures, interval x 2^(n-1) capped at retries.backoff_max (or the interval if
+        longer), with equal jitter: the first retry comes within one interval, then they spread out."""
+        interval: float = getattr(self.aws, source).interval
+        failures = self.failures[source]
+        if not failures:
+            return interval
+        ceiling = max(self.aws.retries.backoff_max, interval)
+        base = min(ceiling, interval * 2.0 ** (failures - 1))
+        return base / 2 + random.uniform(0, base / 2)
+
+    # -- one poll of one source --------------------------------------------------------------------------------
+    async def poll(self, source: Source) -> bool:
+        """Poll every unit of `source` once, concurrently in threads; True when all succeeded.
+
+        Threads only fetch; the cache is written here, on the event loop, so a scrape never sees it change
+        half-way."""
+        units = self.units(source)
+        results = await asyncio.gather(*(asyncio.to_thread(self._fetch_unit, source, u) for u in units))
+        now = self.clock()
+        ok = True
+        for unit, (done, data) in zip(units, results, strict=True):
+            if not done:
+                ok = False
+                continue
+            self.fetched[source][unit] = now
+            if source == "rds":
+                self.instances[unit] = data
+            elif source == "snapshots":
+                self.snapshot_lists[unit] = data
+            else:
+                self.datapoints[unit] = data
+        self.failures[source] = 0 if ok else self.failures[source] + 1
+        self.view = self._build_view()
+        self.polled[source].set()
+        return ok
+
+    def units(self, source: Source) -> list[Unit]:
+        if source == "rds":
+            return sorted(self.plans)
+        instances = self.served_instances()
+        if source == "snapshots":
+            return sorted(snapshots.snapshot_units(instances))
+        return sorted({i.unit for i in instances})
+
+    def _fetch_unit(self, source: Source, unit: Unit) -> tuple[bool, Any]:
+        """One unit's data, in a worker thread; (False, None) when it failed."""
+        try:
+            if source == "rds":
+                return True, describe_unit(self.clients.rds(*unit), unit, self.plans[unit], self.aws)
+            if source == "snapshots":
+                return True, snapshots.list_snapshots(self.clients.rds(*unit))
+            mine = [i for i in self.served_instances() if i.unit == unit]
+            pairs = cloudwatch.queries_for(mine, self.aws.cloudwatch)
+            client = self.clients.cloudwatch(*unit)
+            return True, cloudwatch.fetch(client, pairs, self.aws.cloudwatch, self.clock())
+        except Exception as exc:  # a failing unit keeps its last good data
+            log.warning(
+                "aws poll failed",
+                extra={
+                    "source": source,
+                    "account": unit[0] or "default",
+                    "region": unit[1],
+                    "error": _describe(exc),
+                },
+            )
+            return False, None
+
+    # -- what a scrape reads ------------------------------------------------------------------------------------
+    def all_instances(self) -> list[Instance]:
+        """Every instance known, once (a role for the exporter's own account would list it twice)."""
+        seen: dict[tuple[str, str, str], Instance] = {}
+        for unit in sorted(self.instances):
+            for inst in self.instances[unit]:
+                seen.setdefault(inst.key, inst)
+        return list(seen.values())
+
+    def served_instances(self) -> list[Instance]:
+        """The instances this replica polls and serves: all, or its shard's (aws.shard)."""
+        known = self.all_instances()
+        shard = self.aws.shard
+        if shard is None:
+            return known
+        refs = probe_refs(known)
+        return [
+            i
+            for i in known
+            if any(hashmod(r, shard.total) == shard.index for r in i.targets or (refs[i.key],))
+        ]
+
+    def _build_view(self) -> AWSView:
+        instances = self.served_instances()
+        points: cloudwatch.Datapoints = {}
+        for unit_points in self.datapoints.values():
+            points.update(unit_points)
+        facts = snapshots.summarize(instances, self.snapshot_lists)
+        return build_view(instances, points, facts, self.aws.cloudwatch.metrics, self.all_instances())
+
+    def ages(self) -> dict[str, float]:
+        """Per source, the age of the oldest data served (a unit never fetched counts from start-up)."""
+        now = self.clock()
+        ages: dict[str, float] = {}
+        for source in SOURCES:
+            fetched = self.fetched[source]
+            units = self.units(source)
+            if units:
+                ages[source] = max(now - fetched.get(u, self.started) for u in units)
+        return ages
+
+    def self_metrics(self) -> list[Fragment]:
+        return render_self(self.stats, self.ages())
+
+
+def _describe(exc: BaseException) -> str:
+    """Error type and AWS error code: never the message, which may quote request details."""
+    if isinstance(exc, ClientError):
+        return f"ClientError: {exc.response.get('Error', {}).get('Code', '?')}"
+    return type(exc).__name__

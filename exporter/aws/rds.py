@@ -1,0 +1,206 @@
+"""RDS facts from DescribeDBInstances, and which instances to watch: configured targets plus discovery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from exporter.aws.clients import DEFAULT_ACCOUNT
+from exporter.aws.config import AWSConfig
+from exporter.config import TargetConfig
+from exporter.durations import format_duration as fmt
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
+
+Unit = tuple[str, str]  # (account key, region): one set of clients, one poll
+
+# rds_instance_status: 1 available, other positives are transitional states of a running instance, 0 stopped,
+# negatives mean it does not serve (or is going away), -100 a status this table does not know.
+STATUS_CODES: dict[str, int] = {
+    "available": 1,
+    "backing-up": 2,
+    "modifying": 3,
+    "storage-optimization": 4,
+    "maintenance": 5,
+    "upgrading": 6,
+    "rebooting": 7,
+    "renaming": 8,
+    "starting": 9,
+    "creating": 10,
+    "configuring-enhanced-monitoring": 11,
+    "configuring-iam-database-auth": 11,
+    "configuring-log-exports": 11,
+    "resetting-master-credentials": 12,
+    "moving-to-vpc": 13,
+    "converting-to-vpc": 13,
+    "storage-initialization": 14,
+    "stopped": 0,
+    "stopping": -1,
+    "deleting": -2,
+    "failed": -3,
+    "storage-full": -4,
+    "incompatible-network": -5,
+    "incompatible-option-group": -5,
+    "incompatible-parameters": -5,
+    "incompatible-restore": -5,
+    "incompatible-credentials": -5,
+    "inaccessible-encryption-credentials": -6,
+    "inaccessible-encryption-credentials-recoverable": -6,
+    "restore-error": -7,
+    "insufficient-capacity": -8,
+}
+UNKNOWN_STATUS = -100
+GIB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """What the exporter knows of one RDS instance after a DescribeDBInstances."""
+
+    unit: Unit
+    account_id: str
+    region: str
+    identifier: str
+    dbi_resource_id: str
+    instance_class: str
+    engine: str
+    engine_version: str
+    storage_type: str
+    multi_az: bool
+    status: str
+    is_replica: bool
+    allocated_bytes: int | None
+    max_allocated_bytes: int | None
+    backup_retention_days: int | None
+    latest_restorable_time: float | None
+    tags: tuple[tuple[str, str], ...]
+    targets: tuple[str, ...] = ()  # configured targets naming it; empty for a discovered instance
+    backup_regions: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.account_id, self.region, self.identifier)
+
+    @property
+    def status_code(self) -> int:
+        return STATUS_CODES.get(self.status, UNKNOWN_STATUS)
+
+
+@dataclass
+class UnitPlan:
+    """What one (account, region) is asked for: every instance (discovery) and/or named identifiers."""
+
+    discover: bool = False
+    identifiers: dict[str, list[str]] = field(default_factory=dict)  # identifier -> target names
+    backup_regions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def plan_units(aws: AWSConfig, targets: Sequence[TargetConfig]) -> dict[Unit, UnitPlan]:
+    """The (account, region) pairs to describe, from `aws.discover`, `aws.accounts` and targets' `rds:`."""
+    plans: dict[Unit, UnitPlan] = {}
+    if aws.discover is not None:
+        if aws.include_default_account:
+            for region in aws.discover.regions:
+                plans.setdefault((DEFAULT_ACCOUNT, region), UnitPlan()).discover = True
+        for account in aws.accounts:
+            for region in account.regions or aws.discover.regions:
+                plans.setdefault((account.account_id, region), UnitPlan()).discover = True
+    roles = {a.account_id for a in aws.accounts}
+    for t in targets:
+        if t.rds is None:
+            continue
+        key = t.rds.account_id if t.rds.account_id in roles else None
+        plan = plans.setdefault((key or DEFAULT_ACCOUNT, t.rds.region), UnitPlan())
+        plan.identifiers.setdefault(t.rds.identifier, []).append(t.name)
+        known = plan.backup_regions.get(t.rds.identifier, ())
+        plan.backup_regions[t.rds.identifier] = tuple(dict.fromkeys([*known, *t.rds.backup_regions]))
+    return plans
+
+
+def describe_unit(client: RDSClient, unit: Unit, plan: UnitPlan, aws: AWSConfig) -> list[Instance]:
+    """One unit's instances: discovered ones (engine and tags match) and the configured identifiers."""
+    filters: list[Any] = []
+    if not plan.discover:
+        filters = [{"Name": "db-instance-id", "Values": sorted(plan.identifiers)}]
+    found: list[Instance] = []
+    for raw in _paginate(client, filters):
+        identifier = raw["DBInstanceIdentifier"]
+        tags = {t["Key"]: t["Value"] for t in raw.get("TagList", []) if "Key" in t and "Value" in t}
+        named = plan.identifiers.get(identifier, [])
+        if not named and not (plan.discover and _discoverable(raw, tags, aws)):
+            continue
+        backups = plan.backup_regions.get(identifier)
+        if backups is None and aws.discover is not None:
+            backups = aws.discover.backup_regions
+        found.append(_instance(unit, raw, tags, tuple(named), tuple(backups or ())))
+    return found
+
+
+def _paginate(client: RDSClient, filters: list[Any]) -> Iterable[Any]:
+    params: dict[str, Any] = {"Filters": filters, "MaxRecords": 100}
+    while True:
+        page = client.describe_db_instances(**params)
+        yield from page.get("DBInstances", [])
+        if not page.get("Marker"):
+            return
+        params["Marker"] = page["Marker"]
+
+
+def _discoverable(raw: Any, tags: dict[str, str], aws: AWSConfig) -> bool:
+    assert aws.discover is not None
+    if raw.get("Engine") not in aws.discover.engines:
+        return False
+    return all(tags.get(k) == v for k, v in aws.discover.tags.items())
+
+
+def _instance(
+    unit: Unit, raw: Any, tags: dict[str, str], targets: tuple[str, ...], backups: tuple[str, ...]
+) -> Instance:
+    arn = raw.get("DBInstanceArn", "")
+    parts = arn.split(":")
+    region = unit[1]
+    allocated = raw.get("AllocatedStorage")
+    max_allocated = raw.get("MaxAllocatedStorage")
+    restorable = raw.get("LatestRestorableTime")
+    return Instance(
+        unit=unit,
+        account_id=parts[4] if len(parts) > 5 else unit[0],
+        region=region,
+        identifier=raw["DBInstanceIdentifier"],
+        dbi_resource_id=raw.get("DbiResourceId", ""),
+        instance_class=raw.get("DBInstanceClass", ""),
+        engine=raw.get("Engine", ""),
+        engine_version=raw.get("EngineVersion", ""),
+        storage_type=raw.get("StorageType", ""),
+        multi_az=bool(raw.get("MultiAZ", False)),
+        status=raw.get("DBInstanceStatus", ""),
+        is_replica=bool(raw.get("ReadReplicaSourceDBInstanceIdentifier")),
+        allocated_bytes=allocated * GIB if allocated is not None else None,
+        max_allocated_bytes=max_allocated * GIB if max_allocated is not None else None,
+        backup_retention_days=raw.get("BackupRetentionPeriod"),
+        latest_restorable_time=_unix(restorable),
+        tags=tuple(sorted(tags.items())),
+        targets=targets,
+        backup_regions=tuple(r for r in backups if r != region),
+    )
+
+
+def _unix(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def summary(aws: AWSConfig, targets: Sequence[TargetConfig]) -> list[str]:
+    """--check-config lines: what will be polled, and how often."""
+    plans = plan_units(aws, targets)
+    units = ", ".join(
+        f"{a or 'default'}/{r}" + (" (discover)" if p.discover else "") for (a, r), p in sorted(plans.items())
+    )
+    cw = aws.cloudwatch
+    return [
+        f"  aws: {len(plans)} account/region unit(s): {units or 'none'}",
+        f"  aws: rds every {fmt(aws.rds.interval)}, snapshots every {fmt(aws.snapshots.interval)}, cloudwatch every "
+        f"{fmt(cw.interval)} (period {fmt(cw.period)}, delay {fmt(cw.delay)}, {len(cw.metrics)} metrics)",
+    ]

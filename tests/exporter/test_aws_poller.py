@@ -1,0 +1,344 @@
+"""The AWS pollers against a real moto server: every RDS, backup and CloudWatch metric, cost, failures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from devtools.motoserver import MotoServer
+from exporter.aws.cloudwatch import window
+from exporter.aws.config import CloudWatchConfig
+from exporter.aws.poller import SOURCES, AWSPoller
+from exporter.aws.rds import STATUS_CODES, UNKNOWN_STATUS
+from exporter.config import parse_config
+from exporter.exposition import join_fragments
+from tests.exporter import test_aws_support as support
+from tests.exporter.helpers import Samples
+from tests.exporter.test_aws_support import (
+    BACKUP_REGION,
+    DOWN_DSN,
+    PROD_POINTS,
+    REGION,
+    ROLE_ACCOUNT,
+    ROLE_ARN,
+    Recording,
+    aws_config,
+    build_world,
+    create_postgres,
+    put_points,
+    rds,
+    targets_of,
+)
+
+moto, moto_session, own_moto = support.moto, support.moto_session, support.own_moto  # fixtures
+GIB = 1024**3
+
+
+def make_poller(aws: dict[str, Any], targets: list[dict[str, Any]] | None = None) -> AWSPoller:
+    config = parse_config({"targets": targets or [{"name": "pg", "dsn": DOWN_DSN}], "aws": aws})
+    assert config.aws is not None
+    return AWSPoller(config.aws, config.targets)
+
+
+async def poll_all(poller: AWSPoller) -> bool:
+    results = [await poller.poll(source) for source in SOURCES]
+    return all(results)
+
+
+def samples(poller: AWSPoller) -> Samples:
+    view = poller.view
+    frags = [view.for_target(t, False) for t in {n for i in view.instances for n in i.targets}]
+    return Samples(join_fragments([*frags, view.discovered(), poller.self_metrics()]).decode())
+
+
+def ids(identifier: str, region: str = REGION, account: str = "123456789012") -> dict[str, str]:
+    return {"aws_account_id": account, "aws_region": region, "dbidentifier": identifier}
+
+
+async def test_rds_facts_values_and_labels(moto: MotoServer) -> None:
+    world = build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    s = samples(poller)
+    prod = ids("prod")
+    info = s.all("rds_instance_info", **prod)
+    assert info == [
+        (
+            {
+                **prod,
+                "instance_class": "db.t3.medium",
+                "engine": "postgres",
+                "engine_version": "15.4",
+                "storage_type": "gp2",
+                "multi_az": "false",
+                "status": "available",
+            },
+            1.0,
+        )
+    ]
+    assert s.get("rds_allocated_storage_bytes", **prod) == 100 * GIB
+    assert s.get("rds_max_allocated_storage_bytes", **prod) == 500 * GIB
+    assert s.get("rds_instance_status", **prod) == 1
+    assert s.get("rds_backup_retention_period_days", **prod) == 7
+    restorable = world.prod["LatestRestorableTime"].timestamp()
+    assert s.get("rds_latest_restorable_time_seconds", **prod) == pytest.approx(restorable, abs=5)
+    # discovery: engine postgres and tag team=db; the stopped one is there with its status
+    assert {lbl["dbidentifier"] for lbl, _ in s.all("rds_instance_info")} == {
+        "prod",
+        "prod-replica",
+        "sleepy",
+    }
+    assert s.get("rds_instance_status", **ids("sleepy")) == STATUS_CODES["stopped"] == 0
+    assert s.get("rds_max_allocated_storage_bytes", **ids("sleepy")) is None  # autoscaling off: absent
+    # discovered, unconfigured instances carry no target label
+    assert all("target" not in lbl for _, lbl, _ in s.samples)
+
+
+async def test_status_mapping_is_total() -> None:
+    assert STATUS_CODES["available"] == 1
+    assert len({v for v in STATUS_CODES.values()}) > 10
+    assert UNKNOWN_STATUS not in STATUS_CODES.values()
+
+
+async def test_snapshots_and_cross_region_copy(moto: MotoServer) -> None:
+    world = build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    s = samples(poller)
+    prod = ids("prod")
+    assert s.get("rds_snapshots", **prod, snapshot_type="manual") == 2
+    assert s.get("rds_snapshots", **prod, snapshot_type="automated") == 1
+    assert s.get("rds_latest_snapshot_time_seconds", **prod, snapshot_type="manual") == pytest.approx(
+        max(world.manual_times), abs=0.001
+    )
+    assert s.get("rds_latest_snapshot_time_seconds", **prod, snapshot_type="automated") is not None
+    # the copy in eu-west-1 is recognised by its original create time; the eu instance named prod is not ours
+    copy = s.all("rds_latest_cross_region_snapshot_time_seconds", **prod)
+    assert copy == [
+        ({**prod, "target_region": BACKUP_REGION}, pytest.approx(world.copy_original_time, abs=0.001))
+    ]
+    # an instance whose snapshots were never copied has no cross-region series (absent, not 0)
+    assert s.all("rds_latest_cross_region_snapshot_time_seconds", **ids("sleepy")) == []
+
+
+async def test_copy_recognised_by_source_arn_not_name(moto: MotoServer) -> None:
+    """Only copies (source ARN or original time) of *this* instance count, never a namesake's snapshots."""
+    east, west = rds(), rds(BACKUP_REGION)
+    create_postgres(east, "solo", Tags=[{"Key": "team", "Value": "db"}])
+    create_postgres(west, "solo")
+    west.create_db_snapshot(DBInstanceIdentifier="solo", DBSnapshotIdentifier="namesake")
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    assert samples(poller).all("rds_latest_cross_region_snapshot_time_seconds") == []
+
+
+async def test_cloudwatch_values_units_and_newest_datapoint(moto: MotoServer) -> None:
+    build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    s = samples(poller)
+    for _name, (_unit, value, metric) in PROD_POINTS.items():
+        assert s.get(metric, **ids("prod")) == pytest.approx(value), metric  # the newer of two datapoints
+    assert s.get("rds_replica_lag_seconds", **ids("prod-replica")) == 3.0
+    assert s.get("rds_cpu_usage_percent_average", **ids("prod-replica")) == 7.0
+    help_line = next(line for line in s.text.splitlines() if line.startswith("# HELP rds_free_storage_bytes"))
+    assert "a scrape makes no AWS call" in help_line
+
+
+async def test_metric_without_datapoint_is_absent_never_zero(moto: MotoServer) -> None:
+    build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    s = samples(poller)
+    assert s.get("rds_burst_balance_percent", **ids("prod")) is None  # no datapoint put
+    assert s.get("rds_replica_lag_seconds", **ids("prod")) is None  # not a replica: not even requested
+    # a stopped instance is not asked for (its datapoint is never served) and has no storage series
+    assert [
+        m for m, lbl, _ in s.samples if lbl.get("dbidentifier") == "sleepy" and m.startswith("rds_free")
+    ] == []
+    assert not any(
+        v == 0 for m, _, v in s.samples if m in {"rds_free_storage_bytes", "rds_freeable_memory_bytes"}
+    )
+
+
+async def test_untagged_instances_discovered_without_tag_filter(moto: MotoServer) -> None:
+    create_postgres(rds(), "untagged")
+    tagged = make_poller(aws_config())
+    assert await tagged.poll("rds")
+    assert [i.identifier for i in tagged.all_instances()] == []
+    everything = make_poller(aws_config(discover={"regions": [REGION]}))
+    assert await everything.poll("rds")
+    assert [i.identifier for i in everything.all_instances()] == ["untagged"]
+
+
+async def test_configured_target_outside_discovery_and_assumed_role_account(moto: MotoServer) -> None:
+    import boto3
+
+    sts = boto3.client("sts", region_name=REGION)
+    creds = sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="test-setup")["Credentials"]
+    other = rds(
+        "eu-central-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    create_postgres(other, "billing")
+    create_postgres(rds("ap-south-1"), "named")
+    targets = [
+        {
+            "name": "billing-db",
+            "dsn": DOWN_DSN,
+            "rds": {"identifier": "billing", "region": "eu-central-1", "account_id": ROLE_ACCOUNT},
+        },
+        {"name": "named-db", "dsn": DOWN_DSN, "rds": {"identifier": "named", "region": "ap-south-1"}},
+    ]
+    poller = make_poller(
+        {"accounts": [{"role_arn": ROLE_ARN, "regions": ["eu-central-1"]}], "retries": {"max_attempts": 1}},
+        targets,
+    )
+    assert await poll_all(poller)
+    s = Samples(
+        join_fragments(
+            [poller.view.for_target("billing-db", True), poller.view.for_target("named-db", True)]
+        ).decode()
+    )
+    assert (
+        s.get("rds_instance_status", **ids("billing", "eu-central-1", ROLE_ACCOUNT), target="billing-db") == 1
+    )
+    assert s.get("rds_instance_status", **ids("named", "ap-south-1"), target="named-db") == 1
+    calls = poller.stats.snapshot()[0]
+    assert calls[("sts", "AssumeRole")] == 1  # once, then cached until near expiry
+
+
+async def test_get_metric_data_calls_per_poll_for_600_metrics(moto: MotoServer) -> None:
+    """60 gp2 primaries x 10 metrics (ReplicaLag is for replicas) = 600 metrics: ceil(600/500) = 2 calls."""
+    east = rds()
+    for n in range(60):
+        create_postgres(east, f"db{n:02d}", AllocatedStorage=20)
+    poller = make_poller(aws_config(discover={"regions": [REGION]}))
+    assert await poller.poll("rds")
+    recording = Recording(moto)
+    recording.start()
+    before = poller.stats.snapshot()
+    assert await poller.poll("cloudwatch")
+    after = poller.stats.snapshot()
+    recorded = recording.stop()
+    calls = after[0][("cloudwatch", "GetMetricData")] - before[0].get(("cloudwatch", "GetMetricData"), 0)
+    assert after[2] - before[2] == 600
+    assert calls == math.ceil(600 / 500) == 2
+    assert targets_of(recorded, "GetMetricData") == 2  # and moto saw exactly those
+
+
+async def test_endpoint_stopped_mid_test_keeps_last_values_and_counts_errors(own_moto: MotoServer) -> None:
+    build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    good = samples(poller)
+    own_moto.stop()
+    for source in SOURCES:
+        assert not await poller.poll(source)
+        assert poller.failures[source] == 1
+    bad = samples(poller)
+    for metric in ("rds_free_storage_bytes", "rds_instance_status", "rds_snapshots"):
+        assert bad.all(metric) == good.all(metric), metric
+    errors = bad.all("pgwarden_aws_api_errors_total")
+    assert {lbl["api"] for lbl, _ in errors} == {"rds", "cloudwatch"}
+    assert all(lbl["code"] == "EndpointConnectionError" and v >= 1 for lbl, v in errors)
+    for source in SOURCES:
+        assert bad.get("pgwarden_aws_data_age_seconds", source=source) >= good.get(  # type: ignore[operator]
+            "pgwarden_aws_data_age_seconds", source=source
+        )
+
+
+async def test_backoff_grows_with_jitter_and_is_capped(moto: MotoServer) -> None:
+    poller = make_poller(aws_config(cloudwatch={"interval": "60s"}, retries={"backoff_max": "10m"}))
+    assert poller.next_delay("cloudwatch") == 60
+    poller.failures["cloudwatch"] = 1
+    delays = {poller.next_delay("cloudwatch") for _ in range(50)}
+    assert all(30 <= d <= 60 for d in delays) and len(delays) > 1  # within one interval, jittered
+    poller.failures["cloudwatch"] = 3
+    assert all(120 <= poller.next_delay("cloudwatch") <= 240 for _ in range(50))  # 60s x 2^2
+    poller.failures["cloudwatch"] = 20
+    assert all(300 <= poller.next_delay("cloudwatch") <= 600 for _ in range(50))
+
+
+def test_window_is_aligned_to_the_period_and_ends_delay_ago() -> None:
+    config = CloudWatchConfig(period=60, delay=120, lookback=300)
+    start, end = window(1_000_000_030.0, config)
+    assert end.timestamp() == 999_999_900.0  # floor((now - 120) / 60) * 60
+    assert start.timestamp() == end.timestamp() - 300
+    assert end.timestamp() % 60 == 0
+
+
+async def test_datapoint_outside_the_window_is_not_served(moto: MotoServer) -> None:
+    create_postgres(rds(), "fresh", Tags=[{"Key": "team", "Value": "db"}])
+    put_points("fresh", {"CPUUtilization": ("Percent", 99.0)}, minutes_ago=30)  # older than the lookback
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    assert samples(poller).get("rds_cpu_usage_percent_average", **ids("fresh")) is None
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+
+THROTTLED = (
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+    b"</Error><RequestId>r</RequestId></ErrorResponse>"
+)
+
+
+async def test_injected_throttling_keeps_last_values_counts_and_backs_off(moto: MotoServer) -> None:
+    """AWS answers 400 Throttling (injected through botocore's before-send hook, the rest is real)."""
+    from botocore.awsrequest import AWSResponse
+
+    build_world()
+    poller = make_poller(aws_config(snapshots={"interval": "60s"}))
+    assert await poll_all(poller)
+    good = samples(poller)
+
+    def throttle(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Body(THROTTLED))  # type: ignore[arg-type]
+
+    for region in (REGION, BACKUP_REGION):
+        poller.clients.rds("", region).meta.events.register("before-send.rds.DescribeDBSnapshots", throttle)
+    assert not await poller.poll("snapshots")
+    assert not await poller.poll("snapshots")
+    bad = samples(poller)
+    assert bad.all("rds_snapshots") == good.all("rds_snapshots") != []
+    assert bad.get("pgwarden_aws_api_errors_total", api="rds", code="Throttling") == 4  # 2 regions x 2 polls
+    assert poller.failures["snapshots"] == 2
+    assert {60 <= poller.next_delay("snapshots") <= 120 for _ in range(20)} == {True}  # 60s x 2^1, jittered
+    assert await poller.poll("rds")  # other operations are unaffected
+
+
+def test_hashmod_is_prometheus_hashmod() -> None:
+    from exporter.aws.shard import hashmod
+
+    assert hashmod("baz", 1000) == 976  # the vector in Prometheus' relabel tests
+
+
+async def test_shards_split_the_polling_and_discovery_still_lists_all(moto: MotoServer) -> None:
+    from exporter.aws.discovery import discovery_groups
+
+    east = rds()
+    for n in range(12):
+        create_postgres(east, f"db{n:02d}", AllocatedStorage=20)
+    served: list[set[str]] = []
+    requested = 0
+    for index in (0, 1):
+        poller = make_poller(aws_config(discover={"regions": [REGION]}, shard={"index": index, "total": 2}))
+        assert await poll_all(poller)
+        served.append({i.identifier for i in poller.view.instances})
+        requested += poller.stats.snapshot()[2]
+        listed = {g["labels"]["__param_target"] for g in discovery_groups("x:1", [], poller.view)}
+        assert listed == {f"db{n:02d}" for n in range(12)}
+    assert served[0] and served[1] and not served[0] & served[1]
+    assert served[0] | served[1] == {f"db{n:02d}" for n in range(12)}
+    assert requested == 12 * 10  # each instance's metrics requested by one replica only

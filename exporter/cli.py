@@ -24,8 +24,8 @@ from exporter.config import (
     load_config_file,
     resolve_targets,
 )
-from exporter.durations import format_duration
-from exporter.logs import setup_logging
+from pgwarden.durations import format_duration
+from pgwarden.logs import setup_logging
 
 log = logging.getLogger("pgwarden.exporter")
 

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from exporter.aws.config import AWSConfig
-from exporter.durations import Duration
+from pgwarden.durations import Duration
 
 ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
 

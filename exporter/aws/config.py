@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from exporter.durations import Duration
+from pgwarden.durations import Duration
 
 REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"

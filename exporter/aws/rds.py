@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from exporter.aws.clients import DEFAULT_ACCOUNT
 from exporter.aws.config import AWSConfig
 from exporter.config import TargetConfig
-from exporter.durations import format_duration as fmt
+from pgwarden.durations import format_duration as fmt
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient

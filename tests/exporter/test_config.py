@@ -19,7 +19,7 @@ from exporter.config import (
     parse_config,
     resolve_targets,
 )
-from exporter.durations import format_duration, parse_duration
+from pgwarden.durations import format_duration, parse_duration
 
 SECRET = "s3cr3t-Pa55word"
 URL_DSN = f"postgresql://app:{SECRET}@db.example.com:6432/shop?sslmode=require"
@@ -167,8 +167,8 @@ def test_durations_in_config(value: Any, seconds: float) -> None:
         ("5x", "invalid duration '5x'"),
         ("soon", "invalid duration 'soon'"),
         (-1, "a duration cannot be negative"),
-        (True, "a duration must be a string like 5s"),
-        ([5], "a duration must be a string like 5s"),
+        (True, "a duration is a string like 500ms, 2s, 5m or 6h"),
+        ([5], "a duration is a string like 500ms, 2s, 5m or 6h"),
     ],
 )
 def test_bad_durations_in_config_are_errors(value: Any, message: str) -> None:

@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PositiveInt,
     ValidationError,
@@ -20,38 +17,28 @@ from pydantic import (
 )
 
 from exporter.aws.config import AWSConfig
+from pgwarden.config import ConfigError as ConfigError
+from pgwarden.config import StrictModel, error_lines, load_yaml
 from pgwarden.durations import Duration
 
 ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
 
 
-class ConfigError(Exception):
-    """The configuration is invalid; `errors` lists `key.path: message` lines."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabasesConfig(_Strict):
+class DatabasesConfig(StrictModel):
     """Which databases of a server the per-database collectors visit (empty include = all)."""
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
 
-class RDSConfig(_Strict):
+class RDSConfig(StrictModel):
     identifier: str = Field(min_length=1)
     region: str = Field(min_length=1)
     backup_regions: tuple[str, ...] = ()
     account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
 
 
-class TargetConfig(_Strict):
+class TargetConfig(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/@-]+$")
     dsn: str | None = None
     dsn_env: str | None = None
@@ -69,7 +56,7 @@ class TargetConfig(_Strict):
         return self
 
 
-class CollectorOptions(_Strict):
+class CollectorOptions(StrictModel):
     """Options every collector takes; None means the collector's own default."""
 
     enabled: bool = True
@@ -86,12 +73,12 @@ class StatementsOptions(CollectorOptions):
     query_max_length: int = Field(default=200, ge=16)
 
 
-class CollectorDefaults(_Strict):
+class CollectorDefaults(StrictModel):
     timeout: Duration = 5.0
     ttl: Duration | None = None
 
 
-class CollectorsConfig(_Strict):
+class CollectorsConfig(StrictModel):
     defaults: CollectorDefaults = CollectorDefaults()
     activity: ActivityOptions = ActivityOptions()
     database: CollectorOptions = CollectorOptions()
@@ -110,7 +97,7 @@ class CollectorsConfig(_Strict):
     bloat: CollectorOptions = CollectorOptions()
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(StrictModel):
     """Cardinality caps; 0 means no cap."""
 
     statements_top_n: int = Field(default=100, ge=0)
@@ -118,7 +105,7 @@ class LimitsConfig(_Strict):
     indexes_per_database: int = Field(default=2000, ge=0)
 
 
-class ExporterConfig(_Strict):
+class ExporterConfig(StrictModel):
     targets: tuple[TargetConfig, ...]
     collectors: CollectorsConfig = CollectorsConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -158,17 +145,6 @@ def describe_dsn(conninfo: str) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "<root>"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{loc}: {msg}")
-    return lines
-
-
 def parse_config(data: Any) -> ExporterConfig:
     """Validate a parsed YAML document; raises ConfigError listing every bad key."""
     if data is None:
@@ -178,23 +154,11 @@ def parse_config(data: Any) -> ExporterConfig:
     try:
         return ExporterConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        raise ConfigError(error_lines(exc)) from None
 
 
 def load_config_file(path: Path) -> ExporterConfig:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # Only the problem and its position: PyYAML's own message quotes the line, which may hold a DSN.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError([f"{path}: invalid YAML{where}: {problem}"]) from None
-    return parse_config(data)
+    return parse_config(load_yaml(path))
 
 
 def config_from_environment(env: dict[str, str]) -> ExporterConfig:

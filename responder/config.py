@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from pgwarden.config import ConfigError as ConfigError
+from pgwarden.config import StrictModel, error_lines, load_yaml
 from pgwarden.durations import Duration, format_duration
 from responder.playbooks.base import ActionParams, ActionRegistry, ActionSpec, TargetKind
 
@@ -24,19 +25,7 @@ Mode = Literal["dry-run", "enforce"]
 NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
 
 
-class ConfigError(Exception):
-    """The configuration is invalid; `errors` lists `key.path: message` lines."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetSchema(_Strict):
+class TargetSchema(StrictModel):
     name: str = Field(min_length=1, pattern=NAME_RE)
     dsn: str | None = None
     dsn_env: str | None = None
@@ -51,13 +40,13 @@ class TargetSchema(_Strict):
         return self
 
 
-class AwsSchema(_Strict):
+class AwsSchema(StrictModel):
     region: str = Field(min_length=1)
     endpoint_url: str | None = None  # else AWS_ENDPOINT_URL, else AWS
     timeout: Duration = 20.0
 
 
-class MatchSchema(_Strict):
+class MatchSchema(StrictModel):
     alertname: str | list[str]
     labels: dict[str, str] = {}  # equality matchers
     labels_regex: dict[str, str] = {}  # full-match regular expressions
@@ -73,7 +62,7 @@ class MatchSchema(_Strict):
         return value
 
 
-class PlaybookSchema(_Strict):
+class PlaybookSchema(StrictModel):
     name: str = Field(min_length=1, pattern=NAME_RE)
     match: MatchSchema
     action: str
@@ -86,7 +75,7 @@ class PlaybookSchema(_Strict):
     timeout: Duration = 300.0
 
 
-class _Schema(_Strict):
+class _Schema(StrictModel):
     mode: Mode = "dry-run"
     auth: Literal["bearer", "none"] = "bearer"
     token: str | None = None
@@ -185,25 +174,6 @@ def display_dsn(dsn: str) -> str:
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _errors(exc: ValidationError, prefix: str = "") -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        if prefix:
-            path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        else:
-            path = _loc(loc)
-        lines.append(f"{path}: {err['msg']}")
-    return lines
-
-
 def _secret(
     value: str | None, env: str | None, file: Path | None, key: str, env_key: str, errors: list[str]
 ) -> str | None:
@@ -242,7 +212,7 @@ def _params_errors(raw: dict[str, Any], registry: ActionRegistry) -> list[str]:
         try:
             spec.params_model.model_validate(params)
         except ValidationError as exc:
-            errors.extend(_errors(exc, f"playbooks[{i}].params"))
+            errors.extend(error_lines(exc, f"playbooks.{i}.params"))
     return errors
 
 
@@ -251,11 +221,11 @@ def build_config(raw: Any, registry: ActionRegistry) -> Config:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(["(top level): the configuration must be a mapping"])
+        raise ConfigError(["<root>: the configuration must be a mapping"])
     try:
         schema = _Schema.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_errors(exc) + _params_errors(raw, registry)) from None
+        raise ConfigError(error_lines(exc) + _params_errors(raw, registry)) from None
     errors: list[str] = []
 
     token = None
@@ -283,14 +253,14 @@ def build_config(raw: Any, registry: ActionRegistry) -> Config:
     seen: set[str] = set()
     for i, t in enumerate(schema.targets):
         if t.name in seen:
-            errors.append(f"targets[{i}].name: duplicate target {t.name!r}")
+            errors.append(f"targets.{i}.name: duplicate target {t.name!r}")
         seen.add(t.name)
-        dsn = _secret(t.dsn, t.dsn_env, t.dsn_file, f"targets[{i}].dsn", f"targets[{i}].dsn_env", errors)
+        dsn = _secret(t.dsn, t.dsn_env, t.dsn_file, f"targets.{i}.dsn", f"targets.{i}.dsn_env", errors)
         if dsn is not None:
             try:
                 conninfo_to_dict(dsn)
             except Exception:
-                errors.append(f"targets[{i}].dsn: not a valid PostgreSQL connection string")
+                errors.append(f"targets.{i}.dsn: not a valid PostgreSQL connection string")
                 continue
             targets.append(Target(t.name, dsn, display_dsn(dsn), t.connect_timeout))
 
@@ -302,7 +272,7 @@ def build_config(raw: Any, registry: ActionRegistry) -> Config:
     playbooks: list[Playbook] = []
     names: set[str] = set()
     for i, p in enumerate(schema.playbooks):
-        where = f"playbooks[{i}]"
+        where = f"playbooks.{i}"
         if p.name in names:
             errors.append(f"{where}.name: duplicate playbook {p.name!r}")
         names.add(p.name)
@@ -315,7 +285,7 @@ def build_config(raw: Any, registry: ActionRegistry) -> Config:
         try:
             params = spec.params_model.model_validate(p.params)
         except ValidationError as exc:
-            errors.extend(_errors(exc, f"{where}.params"))
+            errors.extend(error_lines(exc, f"{where}.params"))
             continue
         if p.target is not None and p.target not in seen:
             errors.append(f"{where}.target: unknown target {p.target!r}")
@@ -365,15 +335,7 @@ def build_config(raw: Any, registry: ActionRegistry) -> Config:
 
 
 def load_config(path: Path, registry: ActionRegistry) -> Config:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([f"(file): cannot read {path}: {exc.strerror}"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"(file): invalid YAML: {exc}"]) from None
-    return build_config(raw, registry)
+    return build_config(load_yaml(path), registry)
 
 
 def summary(config: Config) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from pgwarden.config import StrictModel
 from pgwarden.durations import Duration
 
 REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
@@ -27,11 +28,7 @@ DEFAULT_CLOUDWATCH_METRICS = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DiscoverConfig(_Strict):
+class DiscoverConfig(StrictModel):
     """Find RDS instances by region and tags (every tag must match; no tags = every instance, untagged too)."""
 
     regions: tuple[str, ...] = Field(min_length=1)
@@ -45,7 +42,7 @@ class DiscoverConfig(_Strict):
         return check_regions(regions)
 
 
-class AccountConfig(_Strict):
+class AccountConfig(StrictModel):
     """Another account, reached by assuming `role_arn` (with the exporter's own credentials)."""
 
     role_arn: str = Field(pattern=ROLE_ARN)
@@ -63,7 +60,7 @@ class AccountConfig(_Strict):
         return self.role_arn.split(":")[4]
 
 
-class SourceConfig(_Strict):
+class SourceConfig(StrictModel):
     interval: Duration = 300.0
 
     @field_validator("interval")
@@ -108,7 +105,7 @@ class CloudWatchConfig(SourceConfig):
         return self
 
 
-class RetriesConfig(_Strict):
+class RetriesConfig(StrictModel):
     """botocore's own retries inside one poll, then the poller's backoff (with jitter) between polls."""
 
     max_attempts: int = Field(default=3, ge=1, le=10)
@@ -117,7 +114,7 @@ class RetriesConfig(_Strict):
     backoff_max: Duration = 900.0
 
 
-class ShardConfig(_Strict):
+class ShardConfig(StrictModel):
     """This replica polls CloudWatch and snapshots only for the instances whose /probe target hashes
     (Prometheus' hashmod) to `index` modulo `total`."""
 
@@ -131,7 +128,7 @@ class ShardConfig(_Strict):
         return self
 
 
-class AWSConfig(_Strict):
+class AWSConfig(StrictModel):
     endpoint_url: str | None = None  # else AWS_ENDPOINT_URL, else AWS itself
     discover: DiscoverConfig | None = None
     accounts: tuple[AccountConfig, ...] = ()

@@ -40,34 +40,34 @@ def _errors(raw: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("playbook", "path"),
     [
-        ({"action": "terminate_queries", "params": {"min_duraton": "5m"}}, "playbooks[0].params.min_duraton"),
+        ({"action": "terminate_queries", "params": {"min_duraton": "5m"}}, "playbooks.0.params.min_duraton"),
         (
             {"action": "terminate_queries", "params": {"min_duration": "5 minutes"}},
-            "playbooks[0].params.min_duration",
+            "playbooks.0.params.min_duration",
         ),
-        ({"action": "terminate_queries", "params": {"states": ["idle"]}}, "playbooks[0].params.states[0]"),
-        ({"action": "terminate_queries", "params": {"max_kills": 0}}, "playbooks[0].params.max_kills"),
+        ({"action": "terminate_queries", "params": {"states": ["idle"]}}, "playbooks.0.params.states.0"),
+        ({"action": "terminate_queries", "params": {"max_kills": 0}}, "playbooks.0.params.max_kills"),
         (
             {"action": "scale_instance", "params": {"ladder": ["a", "b"], "max_class": "c"}},
-            "playbooks[0].params",
+            "playbooks.0.params",
         ),
         (
             {"action": "scale_instance", "params": {"ladder": ["a"], "max_class": "a"}},
-            "playbooks[0].params.ladder",
+            "playbooks.0.params.ladder",
         ),
         (
             {"action": "grow_storage", "params": {"increase_percent": -5}},
-            "playbooks[0].params.increase_percent",
+            "playbooks.0.params.increase_percent",
         ),
         (
             {"action": "grow_storage", "params": {"max_allocated_gib": 100000}},
-            "playbooks[0].params.max_allocated_gib",
+            "playbooks.0.params.max_allocated_gib",
         ),
-        ({"action": "vacuum_analyze", "params": {"full": True}}, "playbooks[0].params.full"),
-        ({"action": "terminate_querys"}, "playbooks[0].action"),
-        ({"action": "vacuum_analyze", "cooldwn": "1m"}, "playbooks[0].cooldwn"),
-        ({"action": "vacuum_analyze", "mode": "yolo"}, "playbooks[0].mode"),
-        ({"action": "vacuum_analyze", "target": "staging"}, "playbooks[0].target"),
+        ({"action": "vacuum_analyze", "params": {"full": True}}, "playbooks.0.params.full"),
+        ({"action": "terminate_querys"}, "playbooks.0.action"),
+        ({"action": "vacuum_analyze", "cooldwn": "1m"}, "playbooks.0.cooldwn"),
+        ({"action": "vacuum_analyze", "mode": "yolo"}, "playbooks.0.mode"),
+        ({"action": "vacuum_analyze", "target": "staging"}, "playbooks.0.target"),
     ],
 )
 def test_playbook_typos_fail_at_load_with_key_path(playbook: dict[str, Any], path: str) -> None:
@@ -95,8 +95,8 @@ def test_every_error_is_reported_at_once() -> None:
     raw["mode"] = "enforce"
     errors = _errors(raw)
     assert any(e.startswith("token_env") for e in errors)
-    assert any(e.startswith("playbooks[0].params.x") for e in errors)
-    assert any(e.startswith("playbooks[1].params.increase_percent") for e in errors)
+    assert any(e.startswith("playbooks.0.params.x") for e in errors)
+    assert any(e.startswith("playbooks.1.params.increase_percent") for e in errors)
 
 
 def test_cross_references() -> None:
@@ -137,9 +137,9 @@ def test_secrets_from_env_and_files_never_in_summary(tmp_path: Path, monkeypatch
     assert "db.example:6543/prod" in text
     assert "topsecret" not in text and "tok-secret" not in text
     errors = _errors(_base(targets=[{"name": "p", "dsn_env": "NOT_SET_ANYWHERE"}]))
-    assert errors == ["targets[0].dsn_env: environment variable NOT_SET_ANYWHERE is not set"]
+    assert errors == ["targets.0.dsn_env: environment variable NOT_SET_ANYWHERE is not set"]
     errors = _errors(_base(targets=[{"name": "p", "dsn": "x", "dsn_env": "Y"}]))
-    assert errors[0].startswith("targets[0]")
+    assert errors[0].startswith("targets.0")
 
 
 def test_aws_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +191,7 @@ def test_check_config_lists_every_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     # shape errors and parameter errors, all in one run
     assert "unknown_key" in result.stderr
-    assert "playbooks[0].params.grace" in result.stderr
+    assert "playbooks.0.params.grace" in result.stderr
     del raw["unknown_key"]
     path.write_text(yaml.safe_dump(raw))
     result = subprocess.run(
@@ -208,5 +208,5 @@ def test_check_config_lists_every_error(tmp_path: Path) -> None:
         },
     )
     assert result.returncode != 0
-    assert "playbooks[0].params.grace" in result.stderr
-    assert "playbooks[3].params" in result.stderr and "max_class" in result.stderr
+    assert "playbooks.0.params.grace" in result.stderr
+    assert "playbooks.3.params" in result.stderr and "max_class" in result.stderr

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +29,10 @@ log = logging.getLogger("pgwarden.db")
 APPLICATION_NAME = "pgwarden-exporter"
 # Size functions lock each relation they measure; never queue behind a migration's exclusive lock.
 LOCK_TIMEOUT_MS = 1000
-# An idle connection is checked with an empty query before reuse when it has rested longer than this
-# (a server restart breaks it); one that rested longer than MAX_IDLE is closed instead.
-CHECK_AFTER = 2.0
+# An idle connection is checked with an empty query before reuse when it has rested longer than this; the
+# scrape's own first connection is always checked, and when that finds the server restarted every idle
+# connection of the target is dropped. One that rested longer than MAX_IDLE is closed instead.
+CHECK_AFTER = 60.0
 MAX_IDLE = 300.0
 
 
@@ -74,7 +75,15 @@ class Session:
 class _Pool:
     """At most `size` connections to one database; idle ones are kept for reuse."""
 
-    def __init__(self, conninfo: str, size: int, connect_timeout: float, label: str) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        size: int,
+        connect_timeout: float,
+        label: str,
+        on_reset: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.on_reset = on_reset
         self.conninfo = conninfo
         self.connect_timeout = connect_timeout
         self.label = label
@@ -93,8 +102,8 @@ class _Pool:
                     await conn.execute(b"")
                 except psycopg.Error:
                     # The server went away (restart, failover): its other idle connections are gone too.
-                    await self.close()
                     await conn.close()
+                    await (self.on_reset() if self.on_reset else self.close())
                     return None
             return conn
         return None
@@ -163,7 +172,11 @@ class ServerConnections:
                 extra["dbname"] = dbname
             label = self.target.display if dbname is None else f"database {dbname}"
             pool = _Pool(
-                make_conninfo(self.target.conninfo, **extra), config.pool_size, config.connect_timeout, label
+                make_conninfo(self.target.conninfo, **extra),
+                config.pool_size,
+                config.connect_timeout,
+                label,
+                on_reset=self.drop_idle,
             )
             self._pools[key] = pool
         return pool
@@ -181,6 +194,10 @@ class ServerConnections:
                     self._timeouts[conn] = ms
             yield conn
 
+    async def drop_idle(self) -> None:
+        """Close every idle connection to the server: it restarted, they are all broken."""
+        await asyncio.gather(*(p.close() for p in self._pools.values()), return_exceptions=True)
+
     async def close(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
+        await self.drop_idle()
+        self._pools = {}

@@ -6,22 +6,25 @@ import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
 from exporter.aws.discovery import discovery_groups
-from exporter.aws.poller import AWSPoller
 from exporter.aws.render import AWSView
 from exporter.config import ExporterConfig, Target
 from exporter.exposition import CONTENT_TYPE, Fragment, ordered_chunks
 from exporter.scrape import TargetScraper, target_label
 
+if TYPE_CHECKING:
+    from exporter.aws.poller import AWSPoller
+
 log = logging.getLogger("pgwarden.app")
 
 SCRAPERS: web.AppKey[dict[str, TargetScraper]] = web.AppKey("scrapers", dict)
-AWS: web.AppKey[AWSPoller] = web.AppKey("aws", AWSPoller)
+AWS: web.AppKey[AWSPoller] = web.AppKey("aws")
 CONFIG: web.AppKey[ExporterConfig] = web.AppKey("config", ExporterConfig)
 
 LANDING = """<html><head><title>pgwarden exporter</title></head><body>
@@ -44,6 +47,8 @@ def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
     async def aws_ctx(app: web.Application) -> AsyncIterator[None]:
         # Only with an `aws:` section: without it the exporter makes no AWS call and needs no credentials.
         if config.aws is not None:
+            from exporter.aws.poller import AWSPoller  # loads boto3: only when AWS is configured
+
             app[AWS] = AWSPoller(config.aws, config.targets)
             app[AWS].start()
         yield

@@ -9,9 +9,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import boto3
-from botocore.config import Config
-
 from exporter.aws.config import AWSConfig
 
 if TYPE_CHECKING:
@@ -62,6 +59,10 @@ class ClientFactory:
         self.stats = stats
         env = dict(os.environ) if env is None else env
         self.endpoint_url = config.endpoint_url or env.get("AWS_ENDPOINT_URL") or None
+        # boto3 is imported only here: an exporter without an `aws:` section never loads it (~15 MB of RSS).
+        import boto3
+        from botocore.config import Config
+
         self.botocore_config = Config(
             retries={"max_attempts": config.retries.max_attempts, "mode": "standard"},
             connect_timeout=config.retries.connect_timeout,

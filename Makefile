@@ -51,6 +51,8 @@ demo: $(STAMP) services
 
 bench: $(STAMP) services
 	$(PY) bench/scrape.py
+	$(PY) bench/webhook.py
+	$(PY) bench/aws.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo .bench

@@ -5,7 +5,7 @@ a playbook that needs approval, so every alert is journaled as a pending decisio
 touched), then offers load at fixed rates (open loop: request i is sent at t0 + i/rate whatever the answers
 do) and prints p50/p99 ack latency and accepted (202 = durably journaled) webhooks per second, with the targets.
 
-    .venv/bin/python bench/webhook.py [--rates 500,2000] [--seconds 5]
+    .venv/bin/python bench/webhook.py [--rates 500,2000,3000] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
-TARGETS = {500: ("p99 <= 5 ms", 5.0), 2000: ("accepted >= 2000/s", None)}
+# p99 ack latency at 500/s; at 2000/s every webhook journaled (open loop: within 2% of the offered rate);
+# offered 3000/s, the capacity: at least 2000 durably journaled per second.
+TARGETS = {500: ("p99 <= 5 ms", 5.0), 2000: ("all journaled", None), 3000: ("capacity >= 2000/s", None)}
 
 
 def free_port() -> int:
@@ -301,6 +303,8 @@ async def main_async(rates: list[int], seconds: float, log_level: str = "info") 
         verdict = ""
         if p99_limit is not None:
             verdict = "met" if r["p99_ms"] <= p99_limit else "MISSED"
+        elif r["rate"] == 3000:
+            verdict = "met" if r["accepted_per_s"] >= 2000 else "MISSED"
         elif label:
             verdict = "met" if r["accepted_per_s"] >= r["rate"] * 0.98 and other == 0 else "MISSED"
         ok = ok and verdict != "MISSED"
@@ -317,7 +321,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rates", default="500,2000")
+    parser.add_argument("--rates", default="500,2000,3000")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument(
         "--log-level", default="info", help="the responder's --log.level (info logs every decision)"

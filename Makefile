@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict pgwarden exporter responder
+	$(VENV)/bin/mypy --strict pgwarden exporter responder devtools
 
 pytest: $(STAMP) services
 	$(VENV)/bin/pytest -q

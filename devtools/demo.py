@@ -1,186 +1,332 @@
-"""`make demo`: a throwaway PostgreSQL, a light workload, and pgwarden-exporter scraping it, with a live view.
+"""`make demo`: the whole loop on 127.0.0.1, playing the runbook with a live timeline.
 
-Ctrl-C stops everything it started. DEMO_ONCE=1 runs a short scenario and exits 0 only if every check passed.
+A throwaway PostgreSQL, a moto server standing in for AWS (an RDS instance with snapshots and CloudWatch
+datapoints), the exporter, the responder (enforce mode, its own token), Prometheus and Alertmanager with the
+project's rules and routes at demo intervals (alerts/demo/overrides.yml). Then: a runaway query, low free
+storage, high CPU; each step of the loop is printed with its elapsed seconds. Ctrl-C stops everything;
+DEMO_ONCE=1 plays the scenario once and exits 0 only if every step happened.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import boto3
 import psycopg
 
-from devtools.pgserver import PostgresServer, free_port, start_server
+from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, start_moto
+from devtools.overrides import demo_alertmanager, demo_rules
+from devtools.pgserver import PostgresServer, start_server
+from devtools.services import Service, start_alertmanager, start_exporter, start_prometheus, start_responder
 
-ROOT = Path(__file__).resolve().parents[1]
-MONITOR = ("pgwarden_demo_monitor", "demo-monitor-pw")
-# The DSN comes from the environment, never the file; short TTLs so the live view moves.
-DEMO_CONFIG = """\
-targets:
-  - name: demo
-    dsn_env: DEMO_DSN
-collectors:
-  tables: {ttl: 5s}
-  statio_tables: {ttl: 5s}
-  indexes: {ttl: 5s}
-  statements: {ttl: 5s}
-"""
+IDENTIFIER = "skillancer-production"
+REGION = "us-east-1"
+GIB = 1024**3
+TOKEN = "demo-responder-token-change-me"
+THRESHOLD = 5  # seconds: PostgresLongRunningQuery at demo intervals (alerts/demo/overrides.yml)
+LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
+STEPS = (
+    "query started",
+    "PostgresLongRunningQuery firing",
+    "webhook received: kill-long-queries",
+    "backend stopped",
+    "RDSFreeStorageLow firing",
+    "storage grown",
+    "RDSCPUHigh firing",
+    "instance scaled",
+)
 
 
-def say(start: float, text: str) -> None:
-    print(f"[{time.monotonic() - start:6.1f}s] {text}", flush=True)
+class Timeline:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.seen: set[str] = set()
+
+    def event(self, key: str, text: str | None = None) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            print(f"[{time.monotonic() - self.start:6.1f}s] {text or key}", flush=True)
+
+    def done(self) -> bool:
+        return all(step in self.seen for step in STEPS)
 
 
-def prepare(server: PostgresServer) -> None:
-    server.execute("CREATE DATABASE shop")
-    server.execute(f"CREATE ROLE {MONITOR[0]} LOGIN PASSWORD '{MONITOR[1]}' IN ROLE pg_monitor")
-    server.execute(
-        "CREATE TABLE orders (id serial PRIMARY KEY, customer int, amount numeric, note text);"
-        "CREATE INDEX orders_customer_idx ON orders (customer);"
-        "CREATE INDEX orders_note_idx ON orders (note);"
-        "INSERT INTO orders (customer, amount, note) SELECT g % 500, g, md5(g::text) "
-        "FROM generate_series(1, 50000) g; ANALYZE",
-        dbname="shop",
+def seed_aws(moto: MotoServer) -> tuple[Any, Any]:
+    session = boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+    rds = session.client("rds", region_name=REGION, endpoint_url=moto.endpoint_url)
+    cloudwatch = session.client("cloudwatch", region_name=REGION, endpoint_url=moto.endpoint_url)
+    backup = session.client("rds", region_name="eu-west-1", endpoint_url=moto.endpoint_url)
+    rds.create_db_instance(
+        DBInstanceIdentifier=IDENTIFIER, Engine="postgres", EngineVersion="15.4", DBInstanceClass=LADDER[0],
+        AllocatedStorage=100, StorageType="gp3", MasterUsername="master", MasterUserPassword="not-a-password",
+        BackupRetentionPeriod=7,
+    )  # fmt: skip
+    arn = rds.create_db_snapshot(
+        DBInstanceIdentifier=IDENTIFIER, DBSnapshotIdentifier=f"{IDENTIFIER}-manual"
+    )["DBSnapshot"]["DBSnapshotArn"]
+    backup.copy_db_snapshot(
+        SourceDBSnapshotIdentifier=arn, TargetDBSnapshotIdentifier=f"{IDENTIFIER}-copy", SourceRegion=REGION
+    )
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    for minutes in range(10, 1, -1):  # a calm instance until two minutes ago
+        put(
+            cloudwatch,
+            now - dt.timedelta(minutes=minutes),
+            {"FreeStorageSpace": 40 * GIB, "CPUUtilization": 35.0},
+        )
+    return rds, cloudwatch
+
+
+def put(cloudwatch: Any, when: dt.datetime, values: dict[str, float]) -> None:
+    units = {"FreeStorageSpace": "Bytes", "CPUUtilization": "Percent"}
+    cloudwatch.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": IDENTIFIER}],
+                "Timestamp": when,
+                "Value": value,
+                "Unit": units[name],
+            }
+            for name, value in values.items()
+        ],
     )
 
 
-def workload(server: PostgresServer, stop: threading.Event) -> None:
-    """A few transactions a second, some deletes (dead tuples) and now and then a slow query."""
-    with psycopg.connect(server.dsn("shop"), autocommit=True) as conn:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            conn.execute(b"INSERT INTO orders (customer, amount, note) VALUES (42, 10, 'demo')")
-            conn.execute(b"SELECT count(*) FROM orders WHERE customer = 42")
-            if n % 20 == 0:
-                conn.execute(b"DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id LIMIT 200)")
-            if n % 50 == 0:
-                conn.execute(b"SELECT pg_sleep(1.5)")
-            stop.wait(0.1)
+def put_now(cloudwatch: Any, values: dict[str, float]) -> None:
+    """A datapoint the exporter serves at once: the last second of the minute its window ends at."""
+    now = dt.datetime.now(dt.UTC)
+    put(cloudwatch, now.replace(second=0, microsecond=0) - dt.timedelta(seconds=1), values)
 
 
-def scrape(url: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        for line in resp.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                name_labels, _, value = line.rpartition(" ")
-                key = name_labels
-                values[key] = values.get(key, 0.0) + float(value)
-    return values
+def get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
+        return json.load(resp)
 
 
-def oldest(values: dict[str, float]) -> float:
-    """Age of the oldest active query (the workload's pg_sleep shows up here)."""
-    ages = [
-        v
-        for k, v in values.items()
-        if k.startswith("pg_stat_activity_oldest_query_seconds{") and 'state="active"' in k
+def prepare_postgres(server: PostgresServer) -> dict[str, str]:
+    server.execute("CREATE ROLE demo_monitor LOGIN PASSWORD 'demo-monitor-pw' IN ROLE pg_monitor")
+    server.execute(
+        "CREATE ROLE demo_responder LOGIN PASSWORD 'demo-responder-pw' IN ROLE pg_signal_backend, pg_read_all_stats"
+    )
+    server.execute("CREATE ROLE demo_app LOGIN PASSWORD 'demo-app-pw'")
+    server.execute("CREATE DATABASE shop OWNER demo_app")
+    return {
+        "DEMO_EXPORTER_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
+        "DEMO_RESPONDER_DSN": server.dsn("postgres", "demo_responder", "demo-responder-pw"),
+    }
+
+
+def exporter_config() -> dict[str, Any]:
+    return {
+        "targets": [
+            {
+                "name": "production",
+                "dsn_env": "DEMO_EXPORTER_DSN",
+                "rds": {"identifier": IDENTIFIER, "region": REGION, "backup_regions": ["eu-west-1"]},
+            }
+        ],
+        "collectors": {"tables": {"ttl": "5s"}, "indexes": {"ttl": "5s"}, "statio_tables": {"ttl": "5s"}},
+        "aws": {
+            "rds": {"interval": "2s"},
+            "snapshots": {"interval": "10s"},
+            "cloudwatch": {"interval": "2s", "period": "60s", "delay": "0s", "lookback": "5m"},
+        },
+    }
+
+
+def responder_config(workdir: Path, token: Path) -> dict[str, Any]:
+    return {
+        "mode": "enforce",
+        "token_file": str(token),
+        "journal": f"sqlite:///{workdir / 'journal.db'}",
+        "targets": [{"name": "production", "dsn_env": "DEMO_RESPONDER_DSN"}],
+        "aws": {"region": REGION},
+        "playbooks": [
+            {
+                "name": "kill-long-queries",
+                "match": {"alertname": "PostgresLongRunningQuery"},
+                "action": "terminate_queries",
+                "params": {"min_duration": f"{THRESHOLD}s", "grace": "1s", "max_kills": 5},
+                "cooldown": "1m",
+                "max_per_day": 100,
+            },
+            {
+                "name": "grow-storage",
+                "match": {"alertname": "RDSFreeStorageLow"},
+                "action": "grow_storage",
+                "params": {"increase_percent": 25, "max_allocated_gib": 1000},
+                "cooldown": "6h",
+                "max_per_day": 4,
+            },
+            {
+                "name": "scale-up-on-cpu",
+                "match": {"alertname": "RDSCPUHigh"},
+                "action": "scale_instance",
+                "params": {"ladder": LADDER, "max_class": LADDER[-1]},
+                "require_approval": False,  # the demo plays it through; production waits for a human
+                "cooldown": "6h",
+                "max_per_day": 2,
+            },
+        ],
+    }
+
+
+def runaway_query(dsn: str, timeline: Timeline) -> threading.Thread:
+    def run() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            timeline.event(
+                "query started", f"query started: SELECT pg_sleep(600) in shop (runs over {THRESHOLD}s)"
+            )
+            try:
+                conn.execute(b"SELECT pg_sleep(600)")
+            except psycopg.errors.QueryCanceled:
+                timeline.event("backend stopped", "backend cancelled by the responder")
+            except psycopg.OperationalError:
+                timeline.event("backend stopped", "backend terminated by the responder")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def watch(services: dict[str, Service], rds: Any, timeline: Timeline) -> Callable[[], None]:
+    """One look at Prometheus, the responder and the RDS instance; prints what changed."""
+
+    def look() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for alert in get_json(f"{services['prometheus'].url}/api/v1/alerts")["data"]["alerts"]:
+                name, state = alert["labels"]["alertname"], alert["state"]
+                if name in ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh"):
+                    timeline.event(f"{name} {state}", f"alert {name} {state}")
+        with contextlib.suppress(OSError, ValueError):
+            for action in reversed(
+                get_json(f"{services['responder'].url}/actions?limit=50", TOKEN)["actions"]
+            ):
+                timeline.event(
+                    f"webhook received: {action['playbook']}", f"webhook received: {action['playbook']}"
+                )
+                if action.get("outcome"):
+                    timeline.event(
+                        f"{action['playbook']} {action['outcome']}",
+                        f"{action['playbook']}: {action['outcome']}",
+                    )
+        instance = rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"][0]
+        if instance["AllocatedStorage"] != 100:
+            timeline.event("storage grown", f"storage grown 100 → {instance['AllocatedStorage']} GiB")
+        if instance["DBInstanceClass"] != LADDER[0]:
+            timeline.event("instance scaled", f"instance scaled {LADDER[0]} → {instance['DBInstanceClass']}")
+
+    return look
+
+
+def play(services: dict[str, Service], rds: Any, cloudwatch: Any, app_dsn: str, once: bool) -> bool:
+    timeline = Timeline()
+    look = watch(services, rds, timeline)
+    runaway_query(app_dsn, timeline)
+    stages: list[tuple[str, Callable[[], None], str]] = [
+        (
+            "backend stopped",
+            lambda: put_now(cloudwatch, {"FreeStorageSpace": 5 * GIB}),
+            "free storage drops to 5 GiB",
+        ),
+        ("storage grown", lambda: put_now(cloudwatch, {"CPUUtilization": 95.0}), "CPU climbs to 95%"),
     ]
-    return max(ages, default=0.0)
-
-
-def pick(values: dict[str, float], prefix: str) -> float:
-    return sum(v for k, v in values.items() if k == prefix or k.startswith(prefix + "{"))
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        look()
+        if stages and stages[0][0] in timeline.seen:
+            _, act, text = stages.pop(0)
+            act()
+            timeline.event(text, text)
+        if timeline.done():
+            break
+        time.sleep(0.25)
+    missing = [s for s in STEPS if s not in timeline.seen]
+    if missing:
+        print(f"demo: these steps did not happen: {', '.join(missing)}", flush=True)
+    return not missing
 
 
 def main() -> int:
     once = os.environ.get("DEMO_ONCE") == "1"
-    start = time.monotonic()
-    say(start, "starting a throwaway PostgreSQL on 127.0.0.1 ...")
-    server = start_server()
-    stop = threading.Event()
-    exporter: subprocess.Popen[bytes] | None = None
-    ok = True
+    workdir = Path(tempfile.mkdtemp(prefix="pgwarden-demo-"))
+    services: dict[str, Service] = {}
+    server: PostgresServer | None = None
+    moto: MotoServer | None = None
+    ok = False
     try:
-        prepare(server)
-        say(start, f"PostgreSQL {server.port} ready: database shop, 50,000 orders, a pg_monitor role")
-        threading.Thread(target=workload, args=(server, stop), daemon=True).start()
-        port = 9187 if _port_free(9187) else free_port()
-        config = server.datadir.parent / "exporter.yml"
-        config.write_text(DEMO_CONFIG)
-        env = dict(os.environ, DEMO_DSN=server.dsn("postgres", user=MONITOR[0], password=MONITOR[1]))
-        exporter = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config",
-                str(config),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            env=env,
-            cwd=ROOT,
+        print(
+            "starting PostgreSQL, moto, the exporter, the responder, Prometheus and Alertmanager ...",
+            flush=True,
         )
-        url = f"http://127.0.0.1:{port}/metrics"
-        _wait_ready(f"http://127.0.0.1:{port}/healthz")
-        say(start, f"pgwarden-exporter ready: {url}  (landing page http://127.0.0.1:{port}/)")
-        say(start, "live view (Ctrl-C stops everything):" if not once else "checking a few scrapes ...")
-        previous: dict[str, float] | None = None
-        rounds = 0
-        while rounds < 4 or not once:
-            rounds += 1
-            values = scrape(url)
-            commits = pick(values, "pg_stat_database_xact_commit")
-            tps = (commits - pick(previous, "pg_stat_database_xact_commit")) / 2 if previous else 0.0
-            previous = values
-            say(
-                start,
-                f"pg_up={pick(values, 'pg_up'):.0f}  connections={pick(values, 'pg_stat_activity_count'):.0f}  "
-                f"tps={tps:5.1f}  oldest_active_query={oldest(values):4.1f}s  "
-                f"dead_tuples={pick(values, 'pg_stat_user_tables_n_dead_tup'):.0f}  "
-                f"scrape={pick(values, 'pg_exporter_last_scrape_duration_seconds'):.3f}s  series={len(values)}",
-            )
-            ok = ok and pick(values, "pg_up") == 1 and pick(values, "pg_stat_user_tables_n_live_tup") > 0
-            time.sleep(2)
+        server = start_server()
+        dsns = prepare_postgres(server)
+        moto = start_moto(log_path=workdir / "moto.log")
+        rds, cloudwatch = seed_aws(moto)
+        env = {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": moto.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            **dsns,
+        }
+        token = workdir / "token"
+        token.write_text(TOKEN + "\n")
+        services["exporter"] = start_exporter(workdir, exporter_config(), env)
+        services["responder"] = start_responder(workdir, responder_config(workdir, token), env)
+        am = demo_alertmanager(workdir / "alertmanager.yml", f"{services['responder'].url}/webhook", token)
+        services["alertmanager"] = start_alertmanager(workdir, am)
+        scrape = {"pgwarden-exporter": f"127.0.0.1:{services['exporter'].port}",
+                  "pgwarden-responder": f"127.0.0.1:{services['responder'].port}"}  # fmt: skip
+        services["prometheus"] = start_prometheus(
+            workdir, scrape, demo_rules(workdir / "rules"), services["alertmanager"]
+        )
+        print(f"  Prometheus    {services['prometheus'].url}/alerts", flush=True)
+        print(f"  Alertmanager  {services['alertmanager'].url}", flush=True)
+        print(
+            f"  responder     {services['responder'].url}/actions (Authorization: Bearer {TOKEN})", flush=True
+        )
+        print(f"  exporter      {services['exporter'].url}/metrics", flush=True)
+        time.sleep(3)  # a few scrapes before the scenario
+        ok = play(services, rds, cloudwatch, server.dsn("shop", "demo_app", "demo-app-pw"), once)
+        print("demo: every step happened" if ok else "demo: FAILED", flush=True)
+        if not once:
+            print("everything keeps running; Ctrl-C stops it", flush=True)
+            signal.pause()
     except KeyboardInterrupt:
         print()
     finally:
-        say(start, "stopping ...")
-        stop.set()
-        if exporter is not None:
-            exporter.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                exporter.wait(10)
-            if exporter.poll() is None:
-                exporter.kill()
-        server.stop("fast")
-        shutil.rmtree(server.datadir.parent, ignore_errors=True)
-        say(start, "stopped")
-    if once:
-        print("demo: OK" if ok else "demo: FAILED")
-        return 0 if ok else 1
-    return 0
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _wait_ready(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+        for service in reversed(list(services.values())):
+            service.stop()
+        if moto is not None:
+            moto.stop()
+        if server is not None:
+            server.stop("fast")
+            shutil.rmtree(server.datadir.parent, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        print("stopped", flush=True)
+    return 0 if ok or not once else 1
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    raise SystemExit(main())
+    sys.exit(main())

@@ -86,36 +86,21 @@ def binary(*names: str) -> str:
     raise ServiceUnavailable(f"none of {', '.join(names)} is installed")
 
 
-def start_exporter(workdir: Path, config: dict[str, Any], env: dict[str, str]) -> Service:
-    path = workdir / "exporter.yml"
+def start_program(module: str, workdir: Path, config: dict[str, Any], env: dict[str, str]) -> Service:
+    """`python -m exporter` or `python -m responder` with `config` written to a YAML file."""
+    path = workdir / f"{module}.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--config",
-        str(path),
-        "--web.listen-address",
-        f"127.0.0.1:{port}",
-    ]
-    return _spawn("exporter", argv, workdir, port, "/healthz", dict(os.environ, **env))
+    argv = [sys.executable, "-m", module, "--config", str(path), "--web.listen-address", f"127.0.0.1:{port}"]
+    return _spawn(module, argv, workdir, port, "/healthz", dict(os.environ, **env))
+
+
+def start_exporter(workdir: Path, config: dict[str, Any], env: dict[str, str]) -> Service:
+    return start_program("exporter", workdir, config, env)
 
 
 def start_responder(workdir: Path, config: dict[str, Any], env: dict[str, str]) -> Service:
-    path = workdir / "responder.yml"
-    path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "responder",
-        "--config",
-        str(path),
-        "--web.listen-address",
-        f"127.0.0.1:{port}",
-    ]
-    return _spawn("responder", argv, workdir, port, "/healthz", dict(os.environ, **env))
+    return start_program("responder", workdir, config, env)
 
 
 def start_alertmanager(workdir: Path, config: Path) -> Service:

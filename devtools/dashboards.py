@@ -684,6 +684,12 @@ RESPONDER = Dashboard(
             ],
         ),
         Panel(
+            "Pending approvals now",
+            [q(f"max(pgwarden_responder_actions_pending{{{RI}}})", "waiting for a human")],
+            description="Actions waiting in the journal for POST /actions/{id}/approve or /reject (all replicas "
+            "share the journal, hence max). GET /actions lists them.",
+        ),
+        Panel(
             "Approvals: requested, rejected, expired",
             [
                 q(
@@ -692,8 +698,7 @@ RESPONDER = Dashboard(
                     "{{playbook}} {{outcome}}",
                 )
             ],
-            description="Counts since the responder started: `pending` counts approval requests. GET /actions "
-            "lists the ones still waiting.",
+            description="Counts since the responder started: `pending` counts approval requests.",
         ),
         Panel(
             "Action duration (p95)",

@@ -184,7 +184,13 @@ async def reject(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[keys.METRICS].registry)
+    metrics = request.app[keys.METRICS]
+    try:
+        async with asyncio.timeout(2):
+            metrics.pending.set(await request.app[keys.JOURNAL].pending())
+    except (JournalUnavailable, TimeoutError):
+        metrics.journal_up.set(0)  # the other metrics are still served; the gauge keeps its last value
+    body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

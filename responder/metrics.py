@@ -63,6 +63,11 @@ class ResponderMetrics:
         self.running = Gauge(
             "pgwarden_responder_actions_running", "Actions running in this process now.", registry=r
         )
+        self.pending = Gauge(
+            "pgwarden_responder_actions_pending",
+            "Actions waiting in the journal for an approval (all replicas), read when /metrics is scraped.",
+            registry=r,
+        )
         self.journal_up = Gauge(
             "pgwarden_responder_journal_up", "1 when the last journal operation succeeded.", registry=r
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 from responder.journal.ops import (
     op_claim,
+    op_count_pending,
     op_decide,
     op_expire,
     op_finish,
@@ -110,6 +111,10 @@ class Journal:
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return await self.store.run(op_recent(limit))
+
+    async def pending(self) -> int:
+        """Actions waiting for an approval, whichever replica journaled them."""
+        return await self.store.run(op_count_pending)
 
     async def get(self, action_id: int) -> dict[str, Any] | None:
         return await self.store.run(op_get(action_id))

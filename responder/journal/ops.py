@@ -310,5 +310,9 @@ def op_get(action_id: int) -> Callable[[Tx], dict[str, Any] | None]:
     return run
 
 
+def op_count_pending(tx: Tx) -> int:
+    return int(tx.execute("SELECT count(*) FROM pgwarden_actions WHERE state = 'pending'").fetchone()[0])
+
+
 def op_ping(tx: Tx) -> None:
     tx.execute("SELECT 1").fetchone()

@@ -281,6 +281,7 @@ async def test_approval_flow(
     assert first["state"] == "pending" and second["state"] == "pending"
     await asyncio.sleep(0.2)
     assert recorder.runs == []
+    assert "pgwarden_responder_actions_pending 2.0" in await (await client.get("/metrics")).text()
     resp = await client.post(f"/actions/{first['id']}/approve", headers={**AUTH, "X-Pgwarden-User": "alice"})
     assert resp.status == 202
     row = await wait_done(client, first["id"])
@@ -289,6 +290,7 @@ async def test_approval_flow(
     resp = await client.post(f"/actions/{second['id']}/reject", headers=AUTH)
     assert resp.status == 200
     assert (await wait_done(client, second["id"]))["outcome"] == "rejected"
+    assert "pgwarden_responder_actions_pending 0.0" in await (await client.get("/metrics")).text()
     assert (await client.post("/actions/999999/approve", headers=AUTH)).status == 404
     assert len(recorder.runs) == 1
 

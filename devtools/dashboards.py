@@ -371,8 +371,8 @@ TABLES = Dashboard(
             "Dead tuple ratio, top 10",
             [
                 q(
-                    f"topk(10, pg_stat_user_tables_n_dead_tup{{{TD}}} / "
-                    f"(pg_stat_user_tables_n_live_tup{{{TD}}} + pg_stat_user_tables_n_dead_tup{{{TD}}} > 0))",
+                    # the recording rule PostgresDeadTuplesHigh is built on (alerts/postgres.rules.yml)
+                    f"topk(10, pg:stat_user_tables_n_dead_tup:ratio{{{TD}}} >= 0)",
                     "{{datname}}.{{schemaname}}.{{relname}}",
                 )
             ],
@@ -550,7 +550,8 @@ RDS_DASHBOARD = Dashboard(
             "Storage used",
             [
                 q(
-                    f"1 - rds_free_storage_bytes{{{RDS}}} / rds_allocated_storage_bytes{{{RDS}}}",
+                    # the recording rule RDSFreeStorageLow is built on (alerts/rds.rules.yml)
+                    f"1 - rds:free_storage_bytes:ratio{{{RDS}}}",
                     "{{dbidentifier}}",
                 )
             ],

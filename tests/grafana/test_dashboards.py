@@ -390,6 +390,8 @@ def prometheus_config(exporter_port: int, responder_port: int) -> dict[str, Any]
     labels = {"release": RELEASE, "kubernetes_namespace": NAMESPACE}
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        # the project's rules: some panels read the recording rules the alerts are built on
+        "rule_files": [str(path) for path in sorted((ROOT / "alerts").glob("*.rules.yml"))],
         "scrape_configs": [
             {
                 "job_name": "pgwarden-exporter",

@@ -1,4 +1,4 @@
-"""The alert rules, their promtool unit tests and the Alertmanager routing (alerts/, docs/alerts.md).
+"""The alert rules, their promtool unit tests and the Alertmanager routing (alerts/, alerts/README.md).
 
 promtool and amtool check what they own (syntax, lint, the unit tests, the routing tree); the rest is checked
 here: SPEC's alert list, annotations and their runbook anchors, unit-test coverage of every rule, metric and
@@ -33,9 +33,9 @@ ALERTS = ROOT / "alerts"
 RULE_FILES = sorted(ALERTS.glob("*.rules.yml"))
 TEST_FILES = sorted((ALERTS / "tests").glob("*.test.yml"))
 ALERTMANAGER = ALERTS / "alertmanager.yml"
-DOCS = ROOT / "docs" / "alerts.md"
+DOCS = ALERTS / "README.md"
 RESPONDER_EXAMPLE = ROOT / "examples" / "responder.yml"
-RUNBOOK_BASE = "https://github.com/pgwarden/pgwarden/blob/main/docs/alerts.md#"
+RUNBOOK_BASE = "https://github.com/pgwarden/pgwarden/blob/main/alerts/README.md#"
 RESPONDER_RECEIVER = "pgwarden-responder"
 DEFAULT_RECEIVER = "default"
 TIMEOUT = 60  # seconds, per promtool/amtool run; each takes well under 2 s
@@ -198,7 +198,7 @@ def test_every_alert_spec_lists_exists() -> None:
 
 @cache
 def docs_anchors() -> frozenset[str]:
-    """GitHub's anchors for the headings of docs/alerts.md."""
+    """GitHub's anchors for the headings of alerts/README.md."""
     anchors = set()
     for line in DOCS.read_text().splitlines():
         if m := re.match(r"#{1,6}\s+(.+?)\s*$", line):
@@ -215,7 +215,7 @@ def test_every_alert_has_severity_annotations_and_a_documented_runbook(rule: Rul
         assert annotations.get(key, "").strip(), f"{rule}: no {key}"
     anchor = rule.alert.lower()
     assert annotations["runbook_url"] == RUNBOOK_BASE + anchor
-    assert anchor in docs_anchors(), f"docs/alerts.md has no section #{anchor}"
+    assert anchor in docs_anchors(), f"alerts/README.md has no section #{anchor}"
     assert "for" in rule.body, f"{rule}: no `for:`, a single evaluation would fire it"
 
 

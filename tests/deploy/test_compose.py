@@ -28,8 +28,6 @@ from tests.conftest import missing_service
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SECRETS_DIR = "/run/secrets"
-# Delivered by other parts of the work; checked only once they exist.
-LATER = ("alerts", "grafana")
 EXPECTED_SERVICES = {
     "postgres",
     "moto",
@@ -86,11 +84,6 @@ def secret_targets(compose: dict[str, Any], svc: dict[str, Any]) -> dict[str, Pa
         path = target if target.startswith("/") else f"{SECRETS_DIR}/{target}"
         result[path] = REPO / compose["secrets"][source]["file"]
     return result
-
-
-def later(relative: str) -> bool:
-    """Under alerts/ or grafana/, which other parts of the work deliver."""
-    return Path(relative).parts[0] in LATER
 
 
 def test_docker_compose_accepts_the_file() -> None:
@@ -152,8 +145,6 @@ def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         for relative in bind_mounts(svc).values():
             path = REPO / relative
-            if later(relative) and not path.exists():
-                continue  # not delivered yet: `docker-compose config` does not need it
             assert path.exists(), f"{name}: {relative} is mounted but missing"
         build = svc.get("build")
         if build is not None:
@@ -268,8 +259,7 @@ def test_prometheus_config(compose: dict[str, Any], tmp_path: Path) -> None:
 
 def test_alertmanager_sends_the_token_to_the_responder(compose: dict[str, Any]) -> None:
     path = REPO / "alerts/alertmanager.yml"
-    if not path.exists():
-        pytest.skip("alerts/alertmanager.yml is not there yet")
+    assert path.is_file()
     config = yaml.safe_load(path.read_text())
     hooks = [
         hook
@@ -440,8 +430,7 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
 
 def test_grafana_provisioning_matches_the_stack(compose: dict[str, Any]) -> None:
     provisioning = REPO / "grafana/provisioning"
-    if not provisioning.is_dir():
-        pytest.skip("grafana/provisioning is not there yet")
+    assert provisioning.is_dir()
     mounts = bind_mounts(service(compose, "grafana"))
     prometheus = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())
     for path in sorted(provisioning.glob("datasources/*.y*ml")):

@@ -14,67 +14,40 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str, sort_keys=True)
 
 
+_ALERT_COLUMNS = (
+    "created_at, updated_at, owner, playbook, action, mode, alertname, fingerprint, starts_at, alert_status,"
+    " target, target_key"
+)
+_INSERT = (
+    f"INSERT INTO pgwarden_actions ({_ALERT_COLUMNS}, state, outcome, {{key}}, labels, error, finished_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
 def op_record(decisions: Sequence[NewDecision], owner: str, now: float) -> Callable[[Tx], list[Recorded]]:
     def run(tx: Tx) -> list[Recorded]:
         out: list[Recorded] = []
         for d in decisions:
-            values = (
-                now,
-                now,
-                owner,
-                d.playbook,
-                d.action,
-                d.mode,
-                d.alertname,
-                d.fingerprint,
-                d.starts_at,
-                d.alert_status,
-                d.target,
-                d.target_key,
-                d.state,
-                d.outcome,
-                d.dedup_key,
-                _dumps(d.labels),
-                d.error,
-                now if d.state == "done" else None,
-            )
+            alert = (now, now, owner, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.starts_at,
+                     d.alert_status, d.target, d.target_key)  # fmt: skip
+            finished = now if d.state == "done" else None
             row = tx.execute(
-                "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, mode, alertname,"
-                " fingerprint, starts_at, alert_status, target, target_key, state, outcome, dedup_key, labels,"
-                " error, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                values,
+                _INSERT.format(key="dedup_key") + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                (*alert, d.state, d.outcome, d.dedup_key, _dumps(d.labels), d.error, finished),
             ).fetchone()
             if row is not None:
                 out.append(Recorded(int(row[0]), d.state, d.outcome, None, d))
                 continue
+            # The key is taken: a redelivery, a repeat or another replica. Journal the duplicate itself.
             first = tx.execute(
                 "SELECT id FROM pgwarden_actions WHERE dedup_key = ?", (d.dedup_key,)
             ).fetchone()
             first_id = int(first[0]) if first else None
             dup = tx.execute(
-                "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, mode, alertname,"
-                " fingerprint, starts_at, alert_status, target, target_key, state, outcome, duplicate_of, labels,"
-                " error, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'done','duplicate',?,?,?,?) RETURNING id",
-                (
-                    now,
-                    now,
-                    owner,
-                    d.playbook,
-                    d.action,
-                    d.mode,
-                    d.alertname,
-                    d.fingerprint,
-                    d.starts_at,
-                    d.alert_status,
-                    d.target,
-                    d.target_key,
-                    first_id,
-                    _dumps(d.labels),
-                    f"already decided as action {first_id}",
-                    now,
-                ),
-            ).fetchone()
+                _INSERT.format(key="duplicate_of") + " RETURNING id",
+                (*alert, "done", "duplicate", first_id, _dumps(d.labels), f"already decided as action {first_id}",
+                 now),
+            ).fetchone()  # fmt: skip
             out.append(Recorded(int(dup[0]), "done", "duplicate", first_id, d))
         return out
 

@@ -24,6 +24,7 @@ from exporter.config import (
     load_config_file,
     resolve_targets,
 )
+from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
 
@@ -37,15 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "DATA_SOURCE_NAME (comma-separated DSNs), as postgres_exporter does.",
     )
     parser.add_argument("--config", type=Path, help="YAML configuration file")
-    parser.add_argument(
-        "--web.listen-address", dest="listen", default=":9187", help="HOST:PORT (default :9187)"
-    )
-    parser.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
-    )
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
-    parser.add_argument("--check-config", action="store_true", help="validate, print a summary and exit")
-    parser.add_argument("--version", action="version", version=f"pgwarden-exporter {__version__}")
+    add_common_flags(parser, program="pgwarden-exporter", version=__version__, listen=":9187")
     return parser.parse_args(argv)
 
 
@@ -73,13 +66,6 @@ def summary(config: ExporterConfig, targets: list[Target]) -> str:
     elif any(t.rds for t in config.targets):
         lines.append("  aws: off (no aws: section), so the targets' rds: blocks are not polled")
     return "\n".join(lines)
-
-
-def split_listen_address(address: str) -> tuple[str | None, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError([f"--web.listen-address: {address!r} is not HOST:PORT (port 1-65535)"])
-    return (host.strip("[]") or None), int(port)
 
 
 async def serve(config: ExporterConfig, targets: list[Target], host: str | None, port: int) -> None:
@@ -110,12 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     try:
         config, targets = load(args)
-        host, port = split_listen_address(args.listen)
     except ConfigError as exc:
-        print("configuration invalid:", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
+        return print_config_errors(str(args.config or "DATA_SOURCE_NAME"), exc.errors)
+    host, port = args.listen
     if args.check_config:
         print(summary(config, targets))
         return 0

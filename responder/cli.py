@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from aiohttp import web
 
+from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
 from responder import __version__
 from responder.app import make_app
@@ -20,35 +20,13 @@ from responder.playbooks.base import ActionRegistry
 log = logging.getLogger("responder")
 
 
-def parse_listen_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"invalid listen address {text!r}: use HOST:PORT or :PORT")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgwarden-responder",
         description="Guarded Alertmanager webhook responder for PostgreSQL on AWS RDS.",
     )
     parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
-    parser.add_argument(
-        "--web.listen-address",
-        dest="listen",
-        type=parse_listen_address,
-        default=(parse_listen_address(":9096")),
-        help="HOST:PORT to listen on (default :9096)",
-    )
-    parser.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
-    parser.add_argument(
-        "--check-config", action="store_true", help="validate the configuration, print a summary, exit"
-    )
-    parser.add_argument("--version", action="version", version=f"pgwarden-responder {__version__}")
+    add_common_flags(parser, program="pgwarden-responder", version=__version__, listen=":9096")
     return parser
 
 
@@ -58,10 +36,7 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
     try:
         config = load_config(args.config, registry or default_registry())
     except ConfigError as exc:
-        print(f"{args.config}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
+        return print_config_errors(str(args.config), exc.errors)
     if args.check_config:
         print(f"{args.config}: OK")
         print(summary(config))
@@ -71,7 +46,7 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
         "starting",
         extra={
             "version": __version__,
-            "listen": f"{host}:{port}",
+            "listen": f"{host or '0.0.0.0'}:{port}",
             "mode": config.mode,
             "journal": config.journal_display(),
             "playbooks": len(config.playbooks),

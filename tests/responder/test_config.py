@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pgwarden.durations import format_duration, parse_duration
-from responder.cli import main, parse_listen_address
+from responder.cli import main
 from responder.config import ConfigError, build_config, summary
 from responder.playbooks import default_registry
 
@@ -155,11 +155,6 @@ def test_durations() -> None:
     for bad in ("", "5", "5 m", "-1s", "1y"):
         with pytest.raises(ValueError):
             parse_duration(bad)
-
-
-def test_listen_address() -> None:
-    assert parse_listen_address(":9096") == ("0.0.0.0", 9096)
-    assert parse_listen_address("127.0.0.1:1234") == ("127.0.0.1", 1234)
 
 
 def test_example_config_passes_check_config(

@@ -137,7 +137,7 @@ def test_secrets_from_env_and_files_never_in_summary(tmp_path: Path, monkeypatch
     assert "db.example:6543/prod" in text
     assert "topsecret" not in text and "tok-secret" not in text
     errors = _errors(_base(targets=[{"name": "p", "dsn_env": "NOT_SET_ANYWHERE"}]))
-    assert errors == ["targets.0.dsn_env: environment variable NOT_SET_ANYWHERE is not set"]
+    assert errors == ["targets.0.dsn_env: environment variable NOT_SET_ANYWHERE is not set or empty"]
     errors = _errors(_base(targets=[{"name": "p", "dsn": "x", "dsn_env": "Y"}]))
     assert errors[0].startswith("targets.0")
 

@@ -22,6 +22,10 @@ def discover() -> list[ActionSpec[Any]]:
         spec = getattr(module, "SPEC", None)
         if not isinstance(spec, ActionSpec):
             raise TypeError(f"{module.__name__} has no module-level SPEC (an ActionSpec)")
+        if spec.name != module_info.name:
+            raise TypeError(
+                f"{module.__name__}: SPEC.name is {spec.name!r}; an action is named after its file"
+            )
         specs.append(spec)
     return specs
 

@@ -20,8 +20,8 @@ from devtools.pgserver import PostgresServer
 from pgwarden.durations import Duration
 from responder.app import make_app
 from responder.config import Config, build_config
-from responder.playbooks import default_registry
 from responder.core import ActionContext, ActionParams, ActionRegistry, ActionSpec, TargetKind
+from responder.playbooks import default_registry
 from tests.conftest import missing_service
 
 TOKEN = "test-token-0123456789"

@@ -205,3 +205,12 @@ def test_check_config_lists_every_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "playbooks.0.params.grace" in result.stderr
     assert "playbooks.3.params" in result.stderr and "max_class" in result.stderr
+
+
+def test_a_dsn_without_dbname_is_described_as_libpq_would_connect() -> None:
+    config = build_config(
+        _base(targets=[{"name": "production", "dsn": "postgresql://app:s3cret@db.internal:6543"}]),
+        default_registry(),
+    )
+    assert "production (db.internal:6543/app)" in summary(config)
+    assert "s3cret" not in summary(config)

@@ -239,8 +239,8 @@ def _row_dict(row: Sequence[Any]) -> dict[str, Any]:
         "playbook": r["playbook"],
         "action": r["action"],
         "mode": r["mode"],
-        "state": r["state"],
-        "outcome": r["outcome"],
+        "state": State(r["state"]),
+        "outcome": Outcome(r["outcome"]) if r["outcome"] is not None else None,
         "alert": {
             "alertname": r["alertname"],
             "status": r["alert_status"],

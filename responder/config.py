@@ -227,13 +227,18 @@ def _journal(schema: ResponderSchema, errors: Errors) -> str:
     return schema.journal
 
 
-def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
-    servers: list[Server] = []
+def _no_duplicate_names(section: str, what: str, names: list[str], errors: Errors) -> None:
     seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            errors.add(f"{section}.{i}.name", f"duplicate {what} {name!r}")
+        seen.add(name)
+
+
+def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
+    _no_duplicate_names("targets", "target", [t.name for t in schema.targets], errors)
+    servers: list[Server] = []
     for i, t in enumerate(schema.targets):
-        if t.name in seen:
-            errors.add(f"targets.{i}.name", f"duplicate target {t.name!r}")
-        seen.add(t.name)
         conninfo = errors.dsn(SecretRef.of(t, "dsn"), f"targets.{i}")
         if conninfo is not None:
             servers.append(Server(t.name, conninfo, describe_dsn(conninfo), t.connect_timeout))
@@ -273,12 +278,9 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
     if schema.aws is not None:
         endpoint = schema.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         aws = AwsConfig(schema.aws.region, endpoint, schema.aws.timeout)
+    _no_duplicate_names("playbooks", "playbook", [p.name for p in schema.playbooks], errors)
     playbooks: list[Playbook] = []
-    names: set[str] = set()
     for i, p in enumerate(schema.playbooks):
-        if p.name in names:
-            errors.add(f"playbooks.{i}.name", f"duplicate playbook {p.name!r}")
-        names.add(p.name)
         if (playbook := _playbook(f"playbooks.{i}", p, schema, registry, errors)) is not None:
             playbooks.append(playbook)
     errors.raise_if_any()

@@ -64,15 +64,15 @@ def _reason(exc: ValidationError) -> str:
 
 async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
     app = request.app
-    config = app[keys.CONFIG]
+    limit = app[keys.CONFIG].schema.max_body_bytes
     if not _authorized(request):
         return 401, {"error": "missing or wrong bearer token"}
-    if request.content_length is not None and request.content_length > config.schema.max_body_bytes:
-        return 413, {"error": f"body over {config.schema.max_body_bytes} bytes"}
+    if request.content_length is not None and request.content_length > limit:
+        return 413, {"error": f"body over {limit} bytes"}
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return 413, {"error": f"body over {config.schema.max_body_bytes} bytes"}
+        return 413, {"error": f"body over {limit} bytes"}
     try:
         raw = json.loads(body)
     except (ValueError, RecursionError) as exc:

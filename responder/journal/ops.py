@@ -38,7 +38,7 @@ def op_record(decisions: Sequence[NewDecision], owner: str, now: float) -> Calla
         for d in decisions:
             alert = (now, now, owner, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.starts_at,
                      d.alert_status, d.target, d.target_key)  # fmt: skip
-            finished = now if d.state is State.DONE else None
+            finished = now if d.state == State.DONE else None
             row = tx.execute(
                 _INSERT.format(key="dedup_key") + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
                 (*alert, d.state, d.outcome, d.dedup_key, _dumps(d.labels), d.error, finished),

@@ -1,4 +1,5 @@
-"""The aiohttp application: `make_app(config)` for both the CLI and the tests."""
+"""The aiohttp application: HTTP in and out; the dispatcher does the rest. `make_app(config)` for both the CLI
+and the tests."""
 
 from __future__ import annotations
 
@@ -20,16 +21,22 @@ from pydantic import ValidationError
 from responder import keys
 from responder.aws import RdsApi
 from responder.config import Config
-from responder.executor import Executor, Job, log_decision
-from responder.guards import decide
-from responder.journal import Journal, JournalUnavailable, Recorded, open_store
+from responder.dispatcher import Dispatcher
+from responder.journal import Journal, JournalUnavailable, open_store
 from responder.metrics import ResponderMetrics
 from responder.models import WebhookPayload
+from responder.outcomes import Answer
 
 log = logging.getLogger("responder")
 
 MAX_LIMIT = 1000
-ACTION_OUTCOMES_AT_INTAKE = ("duplicate", "no_target")
+APPROVAL_STATUS = {
+    Answer.APPROVED: 202,
+    Answer.REJECTED: 200,
+    Answer.NOT_FOUND: 404,
+    Answer.NOT_PENDING: 409,
+    Answer.EXPIRED: 410,
+}
 
 
 def _reply(status: int, body: dict[str, Any]) -> web.Response:
@@ -57,15 +64,15 @@ def _reason(exc: ValidationError) -> str:
 
 async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
     app = request.app
-    config = app[keys.CONFIG]
+    limit = app[keys.CONFIG].schema.max_body_bytes
     if not _authorized(request):
         return 401, {"error": "missing or wrong bearer token"}
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
-        return 413, {"error": f"body over {config.max_body_bytes} bytes"}
+    if request.content_length is not None and request.content_length > limit:
+        return 413, {"error": f"body over {limit} bytes"}
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return 413, {"error": f"body over {config.max_body_bytes} bytes"}
+        return 413, {"error": f"body over {limit} bytes"}
     try:
         raw = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -78,18 +85,12 @@ async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
         return 400, {"error": "malformed payload", "reason": _reason(exc)}
     except RecursionError:
         return 400, {"error": "malformed payload", "reason": "nested too deeply"}
-    decisions = [d for alert in payload.alerts for d in decide(alert, config)]
-    metrics = app[keys.METRICS]
+    journal = app[keys.JOURNAL]
     try:
-        recorded = await app[keys.JOURNAL].record(decisions) if decisions else []
+        recorded = await app[keys.DISPATCHER].intake(payload.alerts)
     except JournalUnavailable as exc:
-        metrics.journal_up.set(0)
-        log.error("journal unavailable", extra={"journal": app[keys.JOURNAL].describe(), "error": str(exc)})
+        log.error("journal unavailable", extra={"journal": journal.describe(), "error": str(exc)})
         return 503, {"error": "journal unavailable; retry later"}
-    metrics.journal_up.set(1)
-    for alert in payload.alerts:
-        metrics.alerts.labels(alert.status).inc()
-    _after_journal(app, recorded)
     return 202, {
         "status": "accepted",
         "decisions": [
@@ -103,25 +104,6 @@ async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
             for r in recorded
         ],
     }
-
-
-def _after_journal(app: web.Application, recorded: list[Recorded]) -> None:
-    config = app[keys.CONFIG]
-    executor = app[keys.EXECUTOR]
-    for r in recorded:
-        d = r.decision
-        playbook = next((p for p in config.playbooks if p.name == d.playbook), None)
-        if r.outcome in ACTION_OUTCOMES_AT_INTAKE or r.state == "pending":
-            app[keys.METRICS].outcome(d.playbook, d.action, r.outcome or "pending")
-        if r.state == "queued" and playbook is not None:
-            job = executor.job_for(r.id, d.playbook, d.labels, d.fingerprint)
-            if isinstance(job, Job):
-                executor.submit(job)
-                continue
-        if r.outcome is not None or r.state == "pending":
-            log_decision(
-                r.id, playbook, d.alertname, d.fingerprint, d.target, r.outcome or "pending", d.error
-            )
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -154,25 +136,12 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     except ValueError:
         return _reply(404, {"error": "no such action"})
     who = request.headers.get("X-Pgwarden-User", "api")[:100]
-    app = request.app
-    journal = app[keys.JOURNAL]
     try:
-        answer = await journal.decide(action_id, approve, who, app[keys.CONFIG].approval_timeout)
-        row = await journal.get(action_id)
+        answer = await request.app[keys.DISPATCHER].decide(action_id, approve, who)
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
-    status = {"approved": 202, "rejected": 200, "not_found": 404, "not_pending": 409, "expired": 410}[answer]
-    if row is not None and answer in ("rejected", "expired"):
-        app[keys.METRICS].outcome(row["playbook"], row["action"], answer)
-    if answer == "approved" and row is not None:
-        job = app[keys.EXECUTOR].job_from_row(row)
-        if isinstance(job, Job):
-            app[keys.EXECUTOR].submit(job)
-        else:
-            with contextlib.suppress(JournalUnavailable):
-                await journal.finish(action_id, "no_target", None, job)
-    log.info("approval", extra={"action_id": action_id, "answer": answer, "by": who})
-    return _reply(status, {"id": action_id, "result": answer})
+    log.info("approval", extra={"action_id": action_id, "answer": answer.value, "by": who})
+    return _reply(APPROVAL_STATUS[answer], {"id": action_id, "result": answer})
 
 
 async def approve(request: web.Request) -> web.Response:
@@ -203,77 +172,43 @@ async def healthz(request: web.Request) -> web.Response:
         return _reply(503, {"status": "journal unavailable", "journal": journal.describe()})
     return _reply(
         200,
-        {"status": "ok", "journal": journal.describe(), "running_actions": request.app[keys.EXECUTOR].busy},
+        {"status": "ok", "journal": journal.describe(), "running_actions": request.app[keys.DISPATCHER].busy},
     )
 
 
-async def _housekeeping(app: web.Application) -> None:
-    """Heartbeat, recover what dead replicas left running, expire stale approvals."""
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open the journal, recover what an earlier process left open, run housekeeping; at exit, let running
+    actions finish (up to shutdown_timeout) before the journal closes."""
     config = app[keys.CONFIG]
-    journal = app[keys.JOURNAL]
-    metrics_ = app[keys.METRICS]
-    period = max(0.2, min(5.0, config.replica_timeout / 3))
-    while True:
-        await asyncio.sleep(period)
-        try:
-            for action_id, playbook, action, target in await journal.heartbeat(config.replica_timeout):
-                metrics_.outcome(playbook, action, "interrupted")
-                log.warning(
-                    "action interrupted",
-                    extra={"action_id": action_id, "playbook": playbook, "target": target},
-                )
-            for action_id, playbook, action in await journal.expire_pending(config.approval_timeout):
-                metrics_.outcome(playbook, action, "expired")
-                log.info("approval expired", extra={"action_id": action_id, "playbook": playbook})
-            metrics_.journal_up.set(1)
-        except JournalUnavailable as exc:
-            metrics_.journal_up.set(0)
-            log.warning("journal unavailable", extra={"error": str(exc)})
-
-
-async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[keys.CONFIG]
-    journal = Journal(open_store(config.journal, timeout=config.journal_timeout), app[keys.OWNER])
+    settings = config.schema
+    journal = Journal(open_store(config.journal, timeout=settings.journal_timeout), app[keys.OWNER])
     await journal.start()
     app[keys.JOURNAL] = journal
+    app[keys.RDS] = RdsApi(config.aws) if config.aws else None
+    dispatcher = Dispatcher(config, journal, app[keys.METRICS], app[keys.RDS])
+    app[keys.DISPATCHER] = dispatcher
     try:
-        for action_id, playbook, action, target in await journal.heartbeat(
-            config.replica_timeout, first=True
-        ):
-            app[keys.METRICS].outcome(playbook, action, "interrupted")
-            log.warning(
-                "action interrupted", extra={"action_id": action_id, "playbook": playbook, "target": target}
-            )
-        app[keys.METRICS].journal_up.set(1)
+        await dispatcher.recover(first=True)
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
-        task = asyncio.create_task(_housekeeping(app), name="housekeeping")
+        housekeeping = asyncio.create_task(dispatcher.housekeeping(), name="housekeeping")
     except BaseException:
         await journal.close()
         raise
     yield
-    task.cancel()
+    await dispatcher.shutdown(settings.shutdown_timeout)
+    housekeeping.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await task
+        await housekeeping
     await journal.close()
 
 
-async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[keys.CONFIG]
-    app[keys.RDS] = RdsApi(config.aws) if config.aws else None
-    executor = Executor(config, app[keys.JOURNAL], app[keys.METRICS], app[keys.RDS])
-    app[keys.EXECUTOR] = executor
-    yield
-    await executor.shutdown(config.shutdown_timeout)
-
-
 def make_app(config: Config, metrics_: ResponderMetrics | None = None) -> web.Application:
-    """The responder; `config` already carries each playbook's action, resolved from a registry at load."""
-    app = web.Application(client_max_size=config.max_body_bytes)
+    """The responder; `config` carries each playbook's action and every known action's counters."""
+    app = web.Application(client_max_size=config.schema.max_body_bytes)
     app[keys.CONFIG] = config
-    app[keys.METRICS] = metrics_ or ResponderMetrics()
+    app[keys.METRICS] = metrics_ or ResponderMetrics(actions=config.actions)
     app[keys.OWNER] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    app.cleanup_ctx.append(_journal_ctx)
-    app.cleanup_ctx.append(_executor_ctx)
+    app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/actions", list_actions)
     app.router.add_post("/actions/{id}/approve", approve)

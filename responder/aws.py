@@ -1,18 +1,27 @@
-"""RDS through boto3. boto3 blocks, so every call runs in a thread under a timeout."""
+"""RDS through boto3: the resolved `aws:` settings and the client. boto3 blocks, so every call runs in a thread
+under a timeout. Imports nothing else of the responder."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config as BotoConfig
 
-from responder.config import AwsConfig
-
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    """The `aws:` section, resolved: `endpoint_url` falls back to AWS_ENDPOINT_URL, else AWS itself."""
+
+    region: str
+    endpoint_url: str | None
+    timeout: float
 
 
 class RdsApi:

@@ -13,9 +13,9 @@ from pgwarden.logs import setup_logging
 from responder import __version__
 from responder.app import make_app
 from responder.config import ConfigError, load_config, summary
+from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
 from responder.playbooks import default_registry
-from responder.playbooks.base import ActionRegistry
 
 log = logging.getLogger("responder")
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
             port=port,
             print=None,
             access_log=None,
-            shutdown_timeout=config.shutdown_timeout + 5,
+            shutdown_timeout=config.schema.shutdown_timeout + 5,
             handle_signals=True,
         )
     except JournalUnavailable as exc:

@@ -1,25 +1,29 @@
-"""Responder configuration: strict models, then cross-references and every playbook's typed params.
+"""Responder configuration in the two stages of `pgwarden.config`.
 
-Stage 1 (`_Schema`, pydantic, extra="forbid") checks shapes and types; stage 2 (`build_config`) resolves
-secrets, checks that names refer to something, validates each playbook's `params` against its action's model
-from the registry, and returns a frozen `Config`. Every error carries its key path, and all are reported at once.
+Stage 1 (`ResponderSchema`, strict pydantic) checks shapes and types. Stage 2 (`resolve`) resolves secrets,
+checks that names refer to something, validates each playbook's `params` with its action's own model, and
+returns a frozen `Config` that keeps the schema and adds only what was resolved. Every error carries its key
+path (`playbooks.3.params.max_class`), and all are reported at once.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pgwarden.config import ConfigError as ConfigError
-from pgwarden.config import StrictModel, error_lines, load_yaml
+from pgwarden.config import Errors, StrictModel, error_lines, load_yaml, validate_document
+from pgwarden.dsn import DsnError, check_dsn, describe_dsn
 from pgwarden.durations import Duration, format_duration
-from responder.playbooks.base import ActionParams, ActionRegistry, ActionSpec, TargetKind
+from pgwarden.secrets import SecretRef
+from responder.aws import AwsConfig
+from responder.core import ActionParams, ActionRegistry, ActionSpec, TargetKind
 
 Mode = Literal["dry-run", "enforce"]
 NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
@@ -34,9 +38,7 @@ class TargetSchema(StrictModel):
 
     @model_validator(mode="after")
     def _one_dsn_source(self) -> TargetSchema:
-        given = [k for k in ("dsn", "dsn_env", "dsn_file") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of dsn, dsn_env or dsn_file")
+        SecretRef.of(self, "dsn").check_one()
         return self
 
 
@@ -75,7 +77,7 @@ class PlaybookSchema(StrictModel):
     timeout: Duration = 300.0
 
 
-class _Schema(StrictModel):
+class ResponderSchema(StrictModel):
     mode: Mode = "dry-run"
     auth: Literal["bearer", "none"] = "bearer"
     token: str | None = None
@@ -88,27 +90,21 @@ class _Schema(StrictModel):
     approval_timeout: Duration = 3600.0
     max_concurrent_actions: int = Field(default=4, ge=1, le=64)
     shutdown_timeout: Duration = 60.0
-    replica_timeout: Duration = (
-        30.0  # a replica silent this long is dead: its running actions are interrupted
-    )
+    # A replica silent this long is dead: its running actions are interrupted.
+    replica_timeout: Duration = 30.0
     targets: list[TargetSchema] = []
     aws: AwsSchema | None = None
     playbooks: list[PlaybookSchema] = []
 
 
 @dataclass(frozen=True)
-class Target:
+class Server:
+    """A configured PostgreSQL server (`targets:`), its DSN resolved."""
+
     name: str
-    conninfo: str
+    conninfo: str = field(repr=False)  # secret: never logged
     display: str  # host:port/dbname, safe to log
     connect_timeout: float
-
-
-@dataclass(frozen=True)
-class AwsConfig:
-    region: str
-    endpoint_url: str | None
-    timeout: float
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,16 @@ class Match:
     labels: tuple[tuple[str, str], ...]
     labels_regex: tuple[tuple[str, re.Pattern[str]], ...]
 
-    def matches(self, labels: dict[str, str]) -> bool:
+    @classmethod
+    def of(cls, schema: MatchSchema) -> Match:
+        names = schema.alertname
+        return cls(
+            (names,) if isinstance(names, str) else tuple(names),
+            tuple(schema.labels.items()),
+            tuple((k, re.compile(v)) for k, v in schema.labels_regex.items()),
+        )
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
         if labels.get("alertname") not in self.alertnames:
             return False
         if any(labels.get(k) != v for k, v in self.labels):
@@ -127,211 +132,165 @@ class Match:
 
 @dataclass(frozen=True)
 class Playbook:
-    name: str
-    match: Match
-    spec: ActionSpec
+    """A playbook as configured (`schema`), with its action, typed params, match and effective mode."""
+
+    schema: PlaybookSchema
+    spec: ActionSpec[Any]
     params: ActionParams
-    target: str | None
+    match: Match
     mode: Mode
-    cooldown: float
-    max_per_day: int | None
     require_approval: bool
-    timeout: float
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
 
     @property
     def action(self) -> str:
         return self.spec.name
 
+    @property
+    def target(self) -> str | None:
+        """The configured target it is fixed to, if any."""
+        return self.schema.target
+
 
 @dataclass(frozen=True)
 class Config:
-    mode: Mode
-    token: str | None = None  # None only with auth: none
-    journal: str = ""
-    journal_timeout: float = 2.0
-    max_body_bytes: int = 1024 * 1024
-    approval_timeout: float = 3600.0
-    max_concurrent_actions: int = 4
-    shutdown_timeout: float = 60.0
-    replica_timeout: float = 30.0
-    targets: tuple[Target, ...] = ()
-    aws: AwsConfig | None = None
-    playbooks: tuple[Playbook, ...] = ()
+    """The configuration as loaded (`schema`) plus what stage 2 resolved from it."""
 
-    def target(self, name: str) -> Target | None:
-        return next((t for t in self.targets if t.name == name), None)
+    schema: ResponderSchema
+    token: str | None  # None only with auth: none
+    journal: str
+    servers: tuple[Server, ...]
+    aws: AwsConfig | None
+    playbooks: tuple[Playbook, ...]
+    actions: ActionRegistry = field(compare=False)  # every known action, configured or not
+
+    @property
+    def mode(self) -> Mode:
+        return self.schema.mode
+
+    def server(self, name: str) -> Server | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+    def playbook(self, name: str | None) -> Playbook | None:
+        return next((p for p in self.playbooks if p.name == name), None)
 
     def journal_display(self) -> str:
-        return display_dsn(self.journal) if not self.journal.startswith("sqlite:") else self.journal
+        return self.journal if self.journal.startswith("sqlite:") else describe_dsn(self.journal)
 
 
-def display_dsn(dsn: str) -> str:
-    """host:port/dbname, never the password or user."""
+def _params(spec: ActionSpec[Any], params: Any, where: str, errors: Errors) -> ActionParams | None:
+    """The playbook's params as its action's model, or None with every error under `<where>.params`."""
     try:
-        parts = conninfo_to_dict(dsn)
-    except Exception:
-        return "<unparsable dsn>"
-    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+        validated: ActionParams = spec.params_model.model_validate(params)
+    except ValidationError as exc:
+        errors.extend(error_lines(exc, f"{where}.params"))
+        return None
+    return validated
 
 
-def _secret(
-    value: str | None, env: str | None, file: Path | None, key: str, env_key: str, errors: list[str]
-) -> str | None:
-    if value is not None:
-        return value
-    if env is not None:
-        got = os.environ.get(env)
-        if not got:
-            errors.append(f"{env_key}: environment variable {env} is not set")
-        return got or None
-    if file is not None:
-        try:
-            text = file.read_text().strip()
-        except OSError as exc:
-            errors.append(f"{key}_file: cannot read {file}: {exc.strerror}")
-            return None
-        if not text:
-            errors.append(f"{key}_file: {file} is empty")
-        return text or None
-    return None
-
-
-def _params_errors(raw: dict[str, Any], registry: ActionRegistry) -> list[str]:
-    """Parameter errors of the playbooks that can be read, so that one run lists every error at once."""
-    errors: list[str] = []
+def _readable_params_errors(raw: dict[str, Any], registry: ActionRegistry) -> list[str]:
+    """When stage 1 fails: the errors in the params that can still be read, so one run lists them all."""
+    errors = Errors()
     playbooks = raw.get("playbooks")
-    if not isinstance(playbooks, list):
-        return errors
-    for i, p in enumerate(playbooks):
+    for i, p in enumerate(playbooks if isinstance(playbooks, list) else []):
         if not isinstance(p, dict) or not isinstance(p.get("action"), str):
             continue
         spec = registry.get(p["action"])
-        params = p.get("params", {})
-        if spec is None or not isinstance(params, dict):
-            continue
-        try:
-            spec.params_model.model_validate(params)
-        except ValidationError as exc:
-            errors.extend(error_lines(exc, f"playbooks.{i}.params"))
-    return errors
+        if spec is not None and isinstance(p.get("params", {}), dict):
+            _params(spec, p.get("params", {}), f"playbooks.{i}", errors)
+    return errors.lines
 
 
-def build_config(raw: Any, registry: ActionRegistry) -> Config:
-    """Validate a parsed YAML document; raises ConfigError with every problem found."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(["<root>: the configuration must be a mapping"])
-    try:
-        schema = _Schema.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(error_lines(exc) + _params_errors(raw, registry)) from None
-    errors: list[str] = []
-
-    token = None
-    given = [k for k in ("token", "token_env", "token_file") if getattr(schema, k) is not None]
+def _token(schema: ResponderSchema, errors: Errors) -> str | None:
+    ref = SecretRef.of(schema, "token")
     if schema.auth == "none":
-        if given:
-            errors.append(f"auth: 'none' conflicts with {given[0]}")
-    elif len(given) != 1:
-        errors.append("token_env: give exactly one of token_env, token_file or token (or write `auth: none`)")
-    else:
-        token = _secret(schema.token, schema.token_env, schema.token_file, "token", "token_env", errors)
+        if ref.given:
+            errors.add("auth", f"'none' conflicts with {ref.sources()[0]}")
+        return None
+    if len(ref.sources()) != 1:
+        errors.add("token_env", "give exactly one of token_env, token_file or token (or write `auth: none`)")
+        return None
+    return errors.secret(ref, "")
 
-    journal = schema.journal
+
+def _journal(schema: ResponderSchema, errors: Errors) -> str:
     if schema.journal_dsn_env is not None:
-        journal = os.environ.get(schema.journal_dsn_env, "")
-        if not journal:
-            errors.append(f"journal_dsn_env: environment variable {schema.journal_dsn_env} is not set")
-    elif not journal.startswith("sqlite:"):
+        return errors.secret(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or ""
+    if not schema.journal.startswith("sqlite:"):
         try:
-            conninfo_to_dict(journal)
-        except Exception:
-            errors.append("journal: use sqlite:///path or a PostgreSQL URL (postgresql://...)")
+            check_dsn(schema.journal)
+        except DsnError:
+            errors.add("journal", "use sqlite:///path or a PostgreSQL URL (postgresql://...)")
+    return schema.journal
 
-    targets: list[Target] = []
+
+def _no_duplicate_names(section: str, what: str, names: list[str], errors: Errors) -> None:
     seen: set[str] = set()
-    for i, t in enumerate(schema.targets):
-        if t.name in seen:
-            errors.append(f"targets.{i}.name: duplicate target {t.name!r}")
-        seen.add(t.name)
-        dsn = _secret(t.dsn, t.dsn_env, t.dsn_file, f"targets.{i}.dsn", f"targets.{i}.dsn_env", errors)
-        if dsn is not None:
-            try:
-                conninfo_to_dict(dsn)
-            except Exception:
-                errors.append(f"targets.{i}.dsn: not a valid PostgreSQL connection string")
-                continue
-            targets.append(Target(t.name, dsn, display_dsn(dsn), t.connect_timeout))
+    for i, name in enumerate(names):
+        if name in seen:
+            errors.add(f"{section}.{i}.name", f"duplicate {what} {name!r}")
+        seen.add(name)
 
+
+def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
+    _no_duplicate_names("targets", "target", [t.name for t in schema.targets], errors)
+    servers: list[Server] = []
+    for i, t in enumerate(schema.targets):
+        conninfo = errors.dsn(SecretRef.of(t, "dsn"), f"targets.{i}")
+        if conninfo is not None:
+            servers.append(Server(t.name, conninfo, describe_dsn(conninfo), t.connect_timeout))
+    return tuple(servers)
+
+
+def _playbook(
+    where: str, p: PlaybookSchema, schema: ResponderSchema, registry: ActionRegistry, errors: Errors
+) -> Playbook | None:
+    spec = registry.get(p.action)
+    if spec is None:
+        errors.add(f"{where}.action", f"unknown action {p.action!r} (known: {', '.join(registry.names())})")
+        return None
+    params = _params(spec, p.params, where, errors)
+    if params is None:
+        return None
+    if p.target is not None and p.target not in {t.name for t in schema.targets}:
+        errors.add(f"{where}.target", f"unknown target {p.target!r}")
+    if spec.target_kind in (TargetKind.POSTGRES, TargetKind.TABLE) and not schema.targets:
+        errors.add(f"{where}.action", f"{p.action} needs at least one entry in targets:")
+    if spec.target_kind is TargetKind.RDS and schema.aws is None:
+        errors.add(f"{where}.action", f"{p.action} needs an aws: section")
+    match = Match.of(p.match)
+    if not match.alertnames or not all(match.alertnames):
+        errors.add(f"{where}.match.alertname", "give at least one alert name")
+    approval = spec.requires_approval_by_default if p.require_approval is None else p.require_approval
+    return Playbook(p, spec, params, match, p.mode or schema.mode, approval)
+
+
+def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
+    """Stage 2: secrets, cross-references and params; a ConfigError lists every problem."""
+    errors = Errors()
+    token = _token(schema, errors)
+    journal = _journal(schema, errors)
+    servers = _servers(schema, errors)
     aws = None
     if schema.aws is not None:
         endpoint = schema.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         aws = AwsConfig(schema.aws.region, endpoint, schema.aws.timeout)
-
+    _no_duplicate_names("playbooks", "playbook", [p.name for p in schema.playbooks], errors)
     playbooks: list[Playbook] = []
-    names: set[str] = set()
     for i, p in enumerate(schema.playbooks):
-        where = f"playbooks.{i}"
-        if p.name in names:
-            errors.append(f"{where}.name: duplicate playbook {p.name!r}")
-        names.add(p.name)
-        spec = registry.get(p.action)
-        if spec is None:
-            errors.append(
-                f"{where}.action: unknown action {p.action!r} (known: {', '.join(registry.names())})"
-            )
-            continue
-        try:
-            params = spec.params_model.model_validate(p.params)
-        except ValidationError as exc:
-            errors.extend(error_lines(exc, f"{where}.params"))
-            continue
-        if p.target is not None and p.target not in seen:
-            errors.append(f"{where}.target: unknown target {p.target!r}")
-        if spec.target_kind in (TargetKind.POSTGRES, TargetKind.TABLE) and not schema.targets:
-            errors.append(f"{where}.action: {p.action} needs at least one entry in targets:")
-        if spec.target_kind is TargetKind.RDS and schema.aws is None:
-            errors.append(f"{where}.action: {p.action} needs an aws: section")
-        alertnames = (p.match.alertname,) if isinstance(p.match.alertname, str) else tuple(p.match.alertname)
-        if not alertnames or not all(alertnames):
-            errors.append(f"{where}.match.alertname: give at least one alert name")
-        match = Match(
-            alertnames,
-            tuple(p.match.labels.items()),
-            tuple((k, re.compile(v)) for k, v in p.match.labels_regex.items()),
-        )
-        approval = spec.requires_approval_by_default if p.require_approval is None else p.require_approval
-        playbooks.append(
-            Playbook(
-                p.name,
-                match,
-                spec,
-                params,
-                p.target,
-                p.mode or schema.mode,
-                p.cooldown,
-                p.max_per_day,
-                approval,
-                p.timeout,
-            )
-        )
-    if errors:
-        raise ConfigError(errors)
-    return Config(
-        mode=schema.mode,
-        token=token,
-        journal=journal,
-        journal_timeout=schema.journal_timeout,
-        max_body_bytes=schema.max_body_bytes,
-        approval_timeout=schema.approval_timeout,
-        max_concurrent_actions=schema.max_concurrent_actions,
-        shutdown_timeout=schema.shutdown_timeout,
-        replica_timeout=schema.replica_timeout,
-        targets=tuple(targets),
-        aws=aws,
-        playbooks=tuple(playbooks),
-    )
+        if (playbook := _playbook(f"playbooks.{i}", p, schema, registry, errors)) is not None:
+            playbooks.append(playbook)
+    errors.raise_if_any()
+    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry)
+
+
+def build_config(raw: Any, registry: ActionRegistry) -> Config:
+    """A parsed YAML document, validated (stage 1) and resolved (stage 2); raises ConfigError."""
+    schema = validate_document(ResponderSchema, raw, lambda data: _readable_params_errors(data, registry))
+    return resolve(schema, registry)
 
 
 def load_config(path: Path, registry: ActionRegistry) -> Config:
@@ -339,18 +298,20 @@ def load_config(path: Path, registry: ActionRegistry) -> Config:
 
 
 def summary(config: Config) -> str:
+    """What --check-config prints: no secret, servers as host:port/dbname."""
+    aws = config.aws
     lines = [
         f"mode: {config.mode}",
         f"auth: {'bearer token' if config.token else 'none'}",
         f"journal: {config.journal_display()}",
-        f"targets: {', '.join(f'{t.name} ({t.display})' for t in config.targets) or '-'}",
-        f"aws: {config.aws.region + (' via ' + config.aws.endpoint_url if config.aws.endpoint_url else '') if config.aws else '-'}",
+        f"targets: {', '.join(f'{s.name} ({s.display})' for s in config.servers) or '-'}",
+        f"aws: {(aws.region + (f' via {aws.endpoint_url}' if aws.endpoint_url else '')) if aws else '-'}",
         f"playbooks: {len(config.playbooks)}",
     ]
     for p in config.playbooks:
-        extra = [f"mode={p.mode}", f"cooldown={format_duration(p.cooldown)}"]
-        if p.max_per_day is not None:
-            extra.append(f"max_per_day={p.max_per_day}")
+        extra = [f"mode={p.mode}", f"cooldown={format_duration(p.schema.cooldown)}"]
+        if p.schema.max_per_day is not None:
+            extra.append(f"max_per_day={p.schema.max_per_day}")
         if p.require_approval:
             extra.append("require_approval")
         lines.append(f"  - {p.name}: {'|'.join(p.match.alertnames)} -> {p.action} ({', '.join(extra)})")

@@ -8,19 +8,32 @@ this module decides what to ask of them.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from responder.config import Config, Playbook
+from responder.core import PostgresTarget, RdsTarget, TableTarget, Target, TargetKind
 from responder.journal import NewDecision
 from responder.models import Alert
-from responder.playbooks.base import PostgresTarget, RdsTarget, TableTarget, Target, TargetKind
+from responder.outcomes import Outcome, State
 
 # AWS's own rules for what these labels can be; anything else is not a target we act on.
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 PG_NAME_MAX = 63
+NO_TARGET_REASON = "no configured target matches the alert's labels"
 
 
-def resolve_target(playbook: Playbook, labels: dict[str, str], config: Config) -> Target | None:
+@dataclass(frozen=True)
+class Decision:
+    """What the journal records (`record`), and the playbook and target it was decided for, to act on."""
+
+    record: NewDecision
+    playbook: Playbook | None = None
+    target: Target | None = None
+
+
+def resolve_target(playbook: Playbook, labels: Mapping[str, str], config: Config) -> Target | None:
     """The target an alert's labels name for this playbook, or None (outcome `no_target`)."""
     kind = playbook.spec.target_kind
     if kind is TargetKind.RDS:
@@ -37,8 +50,8 @@ def resolve_target(playbook: Playbook, labels: dict[str, str], config: Config) -
     elif label:
         name = label
     else:
-        name = config.targets[0].name if len(config.targets) == 1 else None
-    server = config.target(name) if name else None
+        name = config.servers[0].name if len(config.servers) == 1 else None
+    server = config.server(name) if name else None
     if server is None:
         return None
     datname = labels.get("datname") or None
@@ -56,20 +69,19 @@ def resolve_target(playbook: Playbook, labels: dict[str, str], config: Config) -
     return TableTarget(pg, datname, schemaname, relname)
 
 
-def describe_target(target: Target) -> str:
-    if isinstance(target, RdsTarget):
-        return f"rds {target.region}/{target.identifier}"
-    if isinstance(target, TableTarget):
-        return f"{target.server.name} ({target.server.display}) {target.datname}.{target.schemaname}.{target.relname}"
-    return f"{target.name} ({target.display})" + (f" database {target.datname}" if target.datname else "")
-
-
 def dedup_key(playbook: Playbook, alert: Alert) -> str:
     return f"{playbook.name}|{alert.fingerprint}|{alert.startsAt}"
 
 
-def _decision(alert: Alert, playbook: Playbook | None, state: str, **kw: str | None) -> NewDecision:
-    return NewDecision(
+def _decision(
+    alert: Alert,
+    playbook: Playbook | None,
+    state: State,
+    outcome: Outcome | None = None,
+    target: Target | None = None,
+    **kw: str | None,
+) -> Decision:
+    record = NewDecision(
         alertname=alert.alertname,
         fingerprint=alert.fingerprint,
         starts_at=alert.startsAt,
@@ -79,38 +91,32 @@ def _decision(alert: Alert, playbook: Playbook | None, state: str, **kw: str | N
         playbook=playbook.name if playbook else None,
         action=playbook.action if playbook else None,
         mode=playbook.mode if playbook else None,
+        outcome=outcome,
+        target=target.describe() if target else None,
+        target_key=target.key if target else None,
         **kw,
     )
+    return Decision(record, playbook, target)
 
 
-def decide(alert: Alert, config: Config) -> list[NewDecision]:
+def decide(alert: Alert, config: Config) -> list[Decision]:
     """One decision per matching playbook (or one `unmatched` record), before anything runs."""
+    resolved = alert.status == "resolved"
     matched = [p for p in config.playbooks if p.match.matches(alert.labels)]
     if not matched:
-        return [
-            _decision(alert, None, "done", outcome="resolved" if alert.status == "resolved" else "unmatched")
-        ]
+        return [_decision(alert, None, State.DONE, Outcome.RESOLVED if resolved else Outcome.UNMATCHED)]
     out = []
     for p in matched:
-        if alert.status == "resolved":
-            out.append(_decision(alert, p, "done", outcome="resolved"))
+        if resolved:
+            out.append(_decision(alert, p, State.DONE, Outcome.RESOLVED))
             continue
         target = resolve_target(p, alert.labels, config)
         key = dedup_key(p, alert)
         if target is None:
             out.append(
-                _decision(
-                    alert,
-                    p,
-                    "done",
-                    outcome="no_target",
-                    dedup_key=key,
-                    error="no configured target matches the alert's labels",
-                )
+                _decision(alert, p, State.DONE, Outcome.NO_TARGET, dedup_key=key, error=NO_TARGET_REASON)
             )
             continue
-        state = "pending" if p.require_approval else "queued"
-        out.append(
-            _decision(alert, p, state, target=describe_target(target), target_key=target.key, dedup_key=key)
-        )
+        state = State.PENDING if p.require_approval else State.QUEUED
+        out.append(_decision(alert, p, state, target=target, dedup_key=key))
     return out

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from responder.aws import RdsApi
 from responder.config import Config
-from responder.executor import Executor
+from responder.dispatcher import Dispatcher
 from responder.journal import Journal
 from responder.metrics import ResponderMetrics
 
@@ -14,5 +14,5 @@ CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", ResponderMetrics)
 JOURNAL = web.AppKey("journal", Journal)
 RDS = web.AppKey[RdsApi | None]("rds")
-EXECUTOR = web.AppKey("executor", Executor)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OWNER = web.AppKey("owner", str)

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Every outcome an action can end with; the first seven are the SPEC's, the rest are ours.
-OUTCOMES = (
-    "succeeded",
-    "failed",
-    "dry_run",
-    "duplicate",
-    "cooldown",
-    "guardrail",
-    "no_target",
-    "pending",
-    "rejected",
-    "expired",
-    "interrupted",
-)
+from responder.core import ActionSpec
+from responder.outcomes import COUNTED_OUTCOMES, Outcome
 
 
 class ResponderMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    """The responder's metrics; each action's own counters (`ActionSpec.counters`) are registered too."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, actions: Iterable[ActionSpec[Any]] = ()
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.webhooks = Counter(
@@ -38,8 +33,7 @@ class ResponderMetrics:
         )
         self.actions = Counter(
             "pgwarden_responder_actions",
-            "Playbook decisions by outcome (succeeded, failed, dry_run, duplicate, cooldown, guardrail, "
-            "no_target, pending, rejected, expired, interrupted).",
+            f"Playbook decisions by outcome ({', '.join(COUNTED_OUTCOMES)}).",
             ["playbook", "action", "outcome"],
             registry=r,
         )
@@ -50,16 +44,11 @@ class ResponderMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
         )
-        self.backends_terminated = Counter(
-            "pgwarden_responder_backends_terminated",
-            "PostgreSQL backends terminated by terminate_queries (cancels not counted).",
-            registry=r,
-        )
-        self.backends_cancelled = Counter(
-            "pgwarden_responder_backends_cancelled",
-            "PostgreSQL queries cancelled by terminate_queries.",
-            registry=r,
-        )
+        self.counters = {
+            name: Counter(f"pgwarden_responder_{name}", help_text, registry=r)
+            for spec in actions
+            for name, help_text in spec.counters.items()
+        }
         self.running = Gauge(
             "pgwarden_responder_actions_running", "Actions running in this process now.", registry=r
         )
@@ -72,5 +61,6 @@ class ResponderMetrics:
             "pgwarden_responder_journal_up", "1 when the last journal operation succeeded.", registry=r
         )
 
-    def outcome(self, playbook: str | None, action: str | None, outcome: str) -> None:
-        self.actions.labels(playbook or "", action or "", outcome).inc()
+    def outcome(self, playbook: str | None, action: str | None, outcome: Outcome) -> None:
+        if outcome.counted:
+            self.actions.labels(playbook or "", action or "", outcome.value).inc()

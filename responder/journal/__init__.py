@@ -35,6 +35,7 @@ from responder.journal.ops import (
 )
 from responder.journal.records import ClaimResult, JournalUnavailable, NewDecision, Recorded, Tx
 from responder.journal.stores import PostgresStore, SqliteStore, Store
+from responder.outcomes import Answer, Outcome
 
 __all__ = [
     "ClaimResult",
@@ -84,14 +85,14 @@ class Journal:
         )
 
     async def finish(
-        self, action_id: int, outcome: str, result: Any = None, error: str | None = None
+        self, action_id: int, outcome: Outcome, result: Any = None, error: str | None = None
     ) -> None:
         await self.store.run(op_finish(action_id, outcome, result, error, time.time()))
 
     async def set_plan(self, action_id: int, plan: Any) -> None:
         await self.store.run(op_set_plan(action_id, plan, time.time()))
 
-    async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> str:
+    async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
         return await self.store.run(
             op_decide(action_id, approve, who, self.owner, time.time(), approval_timeout)
         )
@@ -106,7 +107,7 @@ class Journal:
             op_heartbeat_and_recover(self.owner, time.time(), stale_after, recover_all)
         )
 
-    async def history(self, action: str, target_key: str, outcome: str, since: float) -> list[float]:
+    async def history(self, action: str, target_key: str, outcome: Outcome, since: float) -> list[float]:
         return await self.store.run(op_history(action, target_key, outcome, since))
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:

@@ -8,6 +8,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from responder.journal.records import COLUMNS, ClaimResult, NewDecision, Recorded, Tx
+from responder.outcomes import ACTED_OUTCOMES, OPEN_STATES, Answer, Outcome, State, sql_list
+
+# A decision that acted (or would have): running now, or ended with one of ACTED_OUTCOMES.
+_ACTED = f"(state = '{State.RUNNING}' OR outcome IN {sql_list(ACTED_OUTCOMES)})"
+_EXPIRE = (
+    f"UPDATE pgwarden_actions SET state = '{State.DONE}', outcome = '{Outcome.EXPIRED}', updated_at = ?,"
+    " finished_at = ?, error = 'approval window expired'"
+)
 
 
 def _dumps(value: Any) -> str | None:
@@ -30,7 +38,7 @@ def op_record(decisions: Sequence[NewDecision], owner: str, now: float) -> Calla
         for d in decisions:
             alert = (now, now, owner, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.starts_at,
                      d.alert_status, d.target, d.target_key)  # fmt: skip
-            finished = now if d.state == "done" else None
+            finished = now if d.state == State.DONE else None
             row = tx.execute(
                 _INSERT.format(key="dedup_key") + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
                 (*alert, d.state, d.outcome, d.dedup_key, _dumps(d.labels), d.error, finished),
@@ -45,10 +53,10 @@ def op_record(decisions: Sequence[NewDecision], owner: str, now: float) -> Calla
             first_id = int(first[0]) if first else None
             dup = tx.execute(
                 _INSERT.format(key="duplicate_of") + " RETURNING id",
-                (*alert, "done", "duplicate", first_id, _dumps(d.labels), f"already decided as action {first_id}",
+                (*alert, State.DONE.value, Outcome.DUPLICATE.value, first_id, _dumps(d.labels), f"already decided as action {first_id}",
                  now),
             ).fetchone()  # fmt: skip
-            out.append(Recorded(int(dup[0]), "done", "duplicate", first_id, d))
+            out.append(Recorded(int(dup[0]), State.DONE, Outcome.DUPLICATE, first_id, d))
         return out
 
     return run
@@ -68,14 +76,13 @@ def op_claim(
     def run(tx: Tx) -> ClaimResult:
         tx.lock(f"pgwarden:{playbook}")
         row = tx.execute("SELECT state FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
-        if row is None or row[0] != "queued":
+        if row is None or row[0] != State.QUEUED:
             return ClaimResult(False, None, f"state is {row[0] if row else 'missing'}")
-        acted = "(state = 'running' OR outcome IN ('succeeded', 'failed', 'dry_run'))"
         reason = None
         if cooldown > 0:
             last = tx.execute(
                 f"SELECT max(started_at) FROM pgwarden_actions WHERE playbook = ? AND target_key = ?"
-                f" AND id <> ? AND started_at >= ? AND {acted}",
+                f" AND id <> ? AND started_at >= ? AND {_ACTED}",
                 (playbook, target_key, action_id, now - cooldown),
             ).fetchone()
             if last is not None and last[0] is not None:
@@ -83,21 +90,21 @@ def op_claim(
         if reason is None and max_per_day is not None:
             count = tx.execute(
                 f"SELECT count(*) FROM pgwarden_actions WHERE playbook = ? AND id <> ? AND started_at >= ?"
-                f" AND {acted}",
+                f" AND {_ACTED}",
                 (playbook, action_id, now - 86400),
             ).fetchone()
             if int(count[0]) >= max_per_day:
                 reason = f"max_per_day: {count[0]} actions in the last 24h"
         if reason is not None:
             tx.execute(
-                "UPDATE pgwarden_actions SET state = 'done', outcome = 'cooldown', error = ?, updated_at = ?,"
-                " finished_at = ? WHERE id = ?",
-                (reason, now, now, action_id),
+                "UPDATE pgwarden_actions SET state = ?, outcome = ?, error = ?, updated_at = ?, finished_at = ?"
+                " WHERE id = ?",
+                (State.DONE.value, Outcome.COOLDOWN.value, reason, now, now, action_id),
             )
-            return ClaimResult(False, "cooldown", reason)
+            return ClaimResult(False, Outcome.COOLDOWN, reason)
         tx.execute(
-            "UPDATE pgwarden_actions SET state = 'running', owner = ?, started_at = ?, updated_at = ? WHERE id = ?",
-            (owner, now, now, action_id),
+            "UPDATE pgwarden_actions SET state = ?, owner = ?, started_at = ?, updated_at = ? WHERE id = ?",
+            (State.RUNNING.value, owner, now, now, action_id),
         )
         return ClaimResult(True)
 
@@ -105,13 +112,13 @@ def op_claim(
 
 
 def op_finish(
-    action_id: int, outcome: str, result: Any, error: str | None, now: float
+    action_id: int, outcome: Outcome, result: Any, error: str | None, now: float
 ) -> Callable[[Tx], None]:
     def run(tx: Tx) -> None:
         tx.execute(
-            "UPDATE pgwarden_actions SET state = 'done', outcome = ?, result = ?, error = ?, updated_at = ?,"
+            "UPDATE pgwarden_actions SET state = ?, outcome = ?, result = ?, error = ?, updated_at = ?,"
             " finished_at = ? WHERE id = ?",
-            (outcome, _dumps(result), error, now, now, action_id),
+            (State.DONE.value, outcome.value, _dumps(result), error, now, now, action_id),
         )
 
     return run
@@ -129,37 +136,33 @@ def op_set_plan(action_id: int, plan: Any, now: float) -> Callable[[Tx], None]:
 
 def op_decide(
     action_id: int, approve: bool, who: str, owner: str, now: float, approval_timeout: float
-) -> Callable[[Tx], str]:
-    """pending -> queued (approve) or done/rejected; answers approved|rejected|not_found|not_pending|expired."""
+) -> Callable[[Tx], Answer]:
+    """pending -> queued (approve) or done/rejected, unless the approval window has passed."""
 
-    def run(tx: Tx) -> str:
+    def run(tx: Tx) -> Answer:
         row = tx.execute(
             "SELECT state, created_at, outcome FROM pgwarden_actions WHERE id = ?", (action_id,)
         ).fetchone()
         if row is None:
-            return "not_found"
-        if row[0] != "pending":
-            return "expired" if row[2] == "expired" else "not_pending"
+            return Answer.NOT_FOUND
+        if row[0] != State.PENDING:
+            return Answer.EXPIRED if row[2] == Outcome.EXPIRED else Answer.NOT_PENDING
         if float(row[1]) < now - approval_timeout:
-            tx.execute(
-                "UPDATE pgwarden_actions SET state = 'done', outcome = 'expired', updated_at = ?, finished_at = ?,"
-                " error = 'approval window expired' WHERE id = ? AND state = 'pending'",
-                (now, now, action_id),
-            )
-            return "expired"
+            tx.execute(f"{_EXPIRE} WHERE id = ? AND state = '{State.PENDING}'", (now, now, action_id))
+            return Answer.EXPIRED
         if approve:
             tx.execute(
-                "UPDATE pgwarden_actions SET state = 'queued', owner = ?, decided_by = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'pending'",
-                (owner, who, now, action_id),
+                "UPDATE pgwarden_actions SET state = ?, owner = ?, decided_by = ?, updated_at = ?"
+                " WHERE id = ? AND state = ?",
+                (State.QUEUED.value, owner, who, now, action_id, State.PENDING.value),
             )
-            return "approved"
+            return Answer.APPROVED
         tx.execute(
-            "UPDATE pgwarden_actions SET state = 'done', outcome = 'rejected', decided_by = ?, updated_at = ?,"
-            " finished_at = ? WHERE id = ? AND state = 'pending'",
-            (who, now, now, action_id),
+            "UPDATE pgwarden_actions SET state = ?, outcome = ?, decided_by = ?, updated_at = ?,"
+            " finished_at = ? WHERE id = ? AND state = ?",
+            (State.DONE.value, Outcome.REJECTED.value, who, now, now, action_id, State.PENDING.value),
         )
-        return "rejected"
+        return Answer.REJECTED
 
     return run
 
@@ -167,9 +170,7 @@ def op_decide(
 def op_expire(now: float, approval_timeout: float) -> Callable[[Tx], list[tuple[int, str, str]]]:
     def run(tx: Tx) -> list[tuple[int, str, str]]:
         rows = tx.execute(
-            "UPDATE pgwarden_actions SET state = 'done', outcome = 'expired', updated_at = ?, finished_at = ?,"
-            " error = 'approval window expired' WHERE state = 'pending' AND created_at < ?"
-            " RETURNING id, playbook, action",
+            f"{_EXPIRE} WHERE state = '{State.PENDING}' AND created_at < ? RETURNING id, playbook, action",
             (now, now, now - approval_timeout),
         ).fetchall()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
@@ -188,18 +189,20 @@ def op_heartbeat_and_recover(
             " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
             (owner, now),
         )
-        dead = "SELECT a.id FROM pgwarden_actions a WHERE a.state IN ('queued', 'running') AND a.owner <> ?"
+        dead = (
+            f"SELECT a.id FROM pgwarden_actions a WHERE a.state IN {sql_list(OPEN_STATES)} AND a.owner <> ?"
+        )
         params: tuple[Any, ...] = (owner,)
         if not recover_all_others:
             dead += " AND NOT EXISTS (SELECT 1 FROM pgwarden_replicas r WHERE r.owner = a.owner AND r.seen_at >= ?)"
             params = (owner, now - stale_after)
         rows = tx.execute(
-            "UPDATE pgwarden_actions SET error = CASE WHEN state = 'running'"
+            f"UPDATE pgwarden_actions SET error = CASE WHEN state = '{State.RUNNING}'"
             " THEN 'the responder stopped while this action was running: check the target by hand'"
             " ELSE 'the responder stopped before this action started' END,"
-            f" state = 'done', outcome = 'interrupted', updated_at = ?, finished_at = ? WHERE id IN ({dead})"
+            f" state = ?, outcome = ?, updated_at = ?, finished_at = ? WHERE id IN ({dead})"
             " RETURNING id, playbook, action, target",
-            (now, now, *params),
+            (State.DONE.value, Outcome.INTERRUPTED.value, now, now, *params),
         ).fetchall()
         tx.execute("DELETE FROM pgwarden_replicas WHERE seen_at < ?", (now - 7 * 86400,))
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
@@ -207,12 +210,12 @@ def op_heartbeat_and_recover(
     return run
 
 
-def op_history(action: str, target_key: str, outcome: str, since: float) -> Callable[[Tx], list[float]]:
+def op_history(action: str, target_key: str, outcome: Outcome, since: float) -> Callable[[Tx], list[float]]:
     def run(tx: Tx) -> list[float]:
         rows = tx.execute(
             "SELECT finished_at FROM pgwarden_actions WHERE action = ? AND target_key = ? AND outcome = ?"
             " AND finished_at >= ? ORDER BY finished_at DESC",
-            (action, target_key, outcome, since),
+            (action, target_key, outcome.value, since),
         ).fetchall()
         return [float(r[0]) for r in rows]
 
@@ -236,8 +239,8 @@ def _row_dict(row: Sequence[Any]) -> dict[str, Any]:
         "playbook": r["playbook"],
         "action": r["action"],
         "mode": r["mode"],
-        "state": r["state"],
-        "outcome": r["outcome"],
+        "state": State(r["state"]),
+        "outcome": Outcome(r["outcome"]) if r["outcome"] is not None else None,
         "alert": {
             "alertname": r["alertname"],
             "status": r["alert_status"],
@@ -284,7 +287,8 @@ def op_get(action_id: int) -> Callable[[Tx], dict[str, Any] | None]:
 
 
 def op_count_pending(tx: Tx) -> int:
-    return int(tx.execute("SELECT count(*) FROM pgwarden_actions WHERE state = 'pending'").fetchone()[0])
+    sql = "SELECT count(*) FROM pgwarden_actions WHERE state = ?"
+    return int(tx.execute(sql, (State.PENDING.value,)).fetchone()[0])
 
 
 def op_ping(tx: Tx) -> None:

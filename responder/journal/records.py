@@ -6,11 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-T = TypeVar("T")
+from responder.outcomes import Outcome, State
 
-# Outcomes that count as "acted (or would have)" for cooldown and the daily cap.
-ACTED_OUTCOMES = ("succeeded", "failed", "dry_run")
-OPEN_STATES = ("queued", "running")
+T = TypeVar("T")
 
 COLUMNS = (
     "id, created_at, updated_at, owner, playbook, action, mode, alertname, fingerprint, starts_at, "
@@ -32,13 +30,13 @@ class NewDecision:
     starts_at: str
     alert_status: str
     labels: dict[str, str]
-    state: str  # queued | pending | done
+    state: State  # queued | pending | done
     playbook: str | None = None
     action: str | None = None
     mode: str | None = None
     target: str | None = None
     target_key: str | None = None
-    outcome: str | None = None
+    outcome: Outcome | None = None
     dedup_key: str | None = None
     error: str | None = None
 
@@ -46,8 +44,8 @@ class NewDecision:
 @dataclass(frozen=True)
 class Recorded:
     id: int
-    state: str
-    outcome: str | None
+    state: State
+    outcome: Outcome | None
     duplicate_of: int | None
     decision: NewDecision
 
@@ -55,7 +53,7 @@ class Recorded:
 @dataclass(frozen=True)
 class ClaimResult:
     ok: bool
-    outcome: str | None = None
+    outcome: Outcome | None = None
     reason: str | None = None
 
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import psycopg
 import psycopg_pool
-from psycopg.conninfo import conninfo_to_dict
 
+from pgwarden.dsn import describe_dsn
 from responder.journal.records import JournalUnavailable, T, Tx, schema
 
 log = logging.getLogger("responder.journal")
@@ -216,8 +216,7 @@ class PostgresStore:
     _executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     def describe(self) -> str:
-        parts = conninfo_to_dict(self.conninfo)
-        return f"postgresql:{parts.get('host', '')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+        return f"postgresql:{describe_dsn(self.conninfo)}"
 
     async def start(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="journal")

@@ -12,19 +12,12 @@ from __future__ import annotations
 import math
 import time
 from fractions import Fraction
-from typing import Any
 
 from pydantic import Field
 
-from responder.playbooks.base import (
-    ActionContext,
-    ActionParams,
-    ActionSpec,
-    GuardrailRefused,
-    RdsTarget,
-    TargetKind,
-)
-from responder.playbooks.scale_instance import pending_changes
+from responder.core import ActionContext, ActionParams, ActionResult, ActionSpec, GuardrailRefused, TargetKind
+from responder.outcomes import Outcome
+from responder.rds_guards import rds_of, require_modifiable
 
 RDS_MAX_GIB = 65536
 MIN_INTERVAL = 6 * 3600.0
@@ -45,23 +38,15 @@ def grown(current: int, increase_percent: float, cap: int) -> int:
     return min(max(by_percent, floor), cap, RDS_MAX_GIB)
 
 
-async def run(ctx: ActionContext) -> dict[str, Any]:
-    params: GrowStorageParams = ctx.params
-    target = ctx.target
-    assert isinstance(target, RdsTarget) and ctx.rds is not None
-    inst = await ctx.rds.describe_instance(target.identifier, target.region)
-    status = inst.get("DBInstanceStatus")
-    if status == "storage-optimization":
+async def run(ctx: ActionContext[GrowStorageParams]) -> ActionResult:
+    params = ctx.params
+    target, rds = rds_of(ctx)
+    inst = await rds.describe_instance(target.identifier, target.region)
+    if inst.get("DBInstanceStatus") == "storage-optimization":
         raise GuardrailRefused("storage optimization from the last change is still running")
-    if status != "available":
-        raise GuardrailRefused(f"instance status is {status!r}, not 'available'")
-    pending = pending_changes(inst)
-    if pending:
-        raise GuardrailRefused(
-            f"instance has pending modifications {sorted(pending)}: ApplyImmediately would apply them"
-        )
+    require_modifiable(inst)
     now = time.time()
-    history = await ctx.journal.history("grow_storage", target.key, "succeeded", now - 86400)
+    history = await ctx.history(Outcome.SUCCEEDED, now - 86400)
     if history and history[0] > now - MIN_INTERVAL:
         hours = (now - history[0]) / 3600
         raise GuardrailRefused(f"last storage change was {hours:.1f}h ago; RDS allows one per 6h")
@@ -95,10 +80,10 @@ async def run(ctx: ActionContext) -> dict[str, Any]:
     await ctx.save_plan(plan)
     if ctx.dry_run:
         return {"would_change": change}
-    await ctx.rds.modify_instance(
+    await rds.modify_instance(
         target.identifier, target.region, ApplyImmediately=params.apply_immediately, **change
     )
-    after = await ctx.rds.describe_instance(target.identifier, target.region)
+    after = await rds.describe_instance(target.identifier, target.region)
     ctx.log.info("storage grown", extra={"instance": target.identifier, **change})
     return {
         "before": {"allocated_gib": current, "max_allocated_gib": inst.get("MaxAllocatedStorage")},

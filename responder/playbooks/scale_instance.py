@@ -6,18 +6,10 @@ pending changes too, and nobody asked for them at 3 a.m.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, model_validator
 
-from responder.playbooks.base import (
-    ActionContext,
-    ActionParams,
-    ActionSpec,
-    GuardrailRefused,
-    RdsTarget,
-    TargetKind,
-)
+from responder.core import ActionContext, ActionParams, ActionResult, ActionSpec, GuardrailRefused, TargetKind
+from responder.rds_guards import pending_changes, rds_of, require_modifiable
 
 
 class ScaleInstanceParams(ActionParams):
@@ -34,11 +26,6 @@ class ScaleInstanceParams(ActionParams):
         return self
 
 
-def pending_changes(instance: dict[str, Any]) -> dict[str, Any]:
-    pending = instance.get("PendingModifiedValues") or {}
-    return {k: v for k, v in pending.items() if v not in (None, [], {}, "")}
-
-
 def next_class(params: ScaleInstanceParams, current: str) -> str:
     if current not in params.ladder:
         raise GuardrailRefused(f"instance class {current} is not on the ladder")
@@ -50,19 +37,12 @@ def next_class(params: ScaleInstanceParams, current: str) -> str:
     return params.ladder[index + 1]
 
 
-async def run(ctx: ActionContext) -> dict[str, Any]:
-    params: ScaleInstanceParams = ctx.params
-    target = ctx.target
-    assert isinstance(target, RdsTarget) and ctx.rds is not None
-    before = await ctx.rds.describe_instance(target.identifier, target.region)
+async def run(ctx: ActionContext[ScaleInstanceParams]) -> ActionResult:
+    params = ctx.params
+    target, rds = rds_of(ctx)
+    before = await rds.describe_instance(target.identifier, target.region)
+    require_modifiable(before)
     status = before.get("DBInstanceStatus")
-    if status != "available":
-        raise GuardrailRefused(f"instance status is {status!r}, not 'available'")
-    pending = pending_changes(before)
-    if pending:
-        raise GuardrailRefused(
-            f"instance has pending modifications {sorted(pending)}: ApplyImmediately would apply them"
-        )
     current = str(before.get("DBInstanceClass"))
     new = next_class(params, current)
     plan = {
@@ -75,10 +55,10 @@ async def run(ctx: ActionContext) -> dict[str, Any]:
     await ctx.save_plan(plan)
     if ctx.dry_run:
         return {"would_scale": {"from": current, "to": new}}
-    await ctx.rds.modify_instance(
+    await rds.modify_instance(
         target.identifier, target.region, DBInstanceClass=new, ApplyImmediately=params.apply_immediately
     )
-    after = await ctx.rds.describe_instance(target.identifier, target.region)
+    after = await rds.describe_instance(target.identifier, target.region)
     ctx.log.info("instance scaled", extra={"instance": target.identifier, "from": current, "to": new})
     return {
         "before": {"class": current, "status": status},

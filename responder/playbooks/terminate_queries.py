@@ -16,13 +16,19 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
 from pgwarden.durations import Duration
-from responder.playbooks.base import ActionContext, ActionParams, ActionSpec, PostgresTarget, TargetKind
+from responder.core import (
+    ActionContext,
+    ActionParams,
+    ActionResult,
+    ActionSpec,
+    PostgresTarget,
+    TargetKind,
+    connect,
+)
 
-APPLICATION_NAME = "pgwarden-responder"
 State = Literal["active", "idle in transaction", "idle in transaction (aborted)", "fastpath function call"]
 
 
@@ -105,13 +111,12 @@ def _jsonable(v: dict[str, Any]) -> dict[str, Any]:
     return {k: (val.isoformat() if isinstance(val, datetime) else val) for k, val in v.items()}
 
 
-async def run(ctx: ActionContext) -> dict[str, Any]:
-    params: TerminateQueriesParams = ctx.params
+async def run(ctx: ActionContext[TerminateQueriesParams]) -> ActionResult:
+    params = ctx.params
     target = ctx.target
     assert isinstance(target, PostgresTarget)
     args = _args(params, target.datname)
-    conninfo = make_conninfo(target.conninfo, application_name=APPLICATION_NAME)
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+    async with await connect(target) as conn:
         await conn.execute("SET statement_timeout = '10s'")
         cur = await conn.execute(_CANDIDATES.encode(), {**args, "limit": params.max_kills})
         names = [c.name for c in cur.description or []]
@@ -134,7 +139,7 @@ async def run(ctx: ActionContext) -> dict[str, Any]:
             for v in victims:
                 if await _signal(conn, "pg_cancel_backend", args, v):
                     cancelled.append(v["pid"])
-                    ctx.metrics.backends_cancelled.inc()
+                    ctx.count("backends_cancelled")
             ctx.log.info("queries cancelled", extra={"pids": cancelled})
             await asyncio.sleep(params.grace)
         terminated: list[int] = []
@@ -142,7 +147,7 @@ async def run(ctx: ActionContext) -> dict[str, Any]:
             # Still the same backend running the same query, still matching every guard: terminate it.
             if await _signal(conn, "pg_terminate_backend", args, v):
                 terminated.append(v["pid"])
-                ctx.metrics.backends_terminated.inc()
+                ctx.count("backends_terminated")
         if terminated:
             ctx.log.info("backends terminated", extra={"pids": terminated})
         return {"cancelled": cancelled, "terminated": terminated}
@@ -154,4 +159,8 @@ SPEC = ActionSpec(
     target_kind=TargetKind.POSTGRES,
     run=run,
     description="cancel, then terminate, client queries running longer than min_duration",
+    counters={
+        "backends_terminated": "PostgreSQL backends terminated by terminate_queries (cancels not counted).",
+        "backends_cancelled": "PostgreSQL queries cancelled by terminate_queries.",
+    },
 )

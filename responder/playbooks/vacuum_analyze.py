@@ -8,23 +8,21 @@ never queues behind, and blocks, the application's own locks.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from pydantic import Field
 
 from pgwarden.durations import Duration
-from responder.playbooks.base import (
+from responder.core import (
     ActionContext,
     ActionParams,
+    ActionResult,
     ActionSpec,
     GuardrailRefused,
     TableTarget,
     TargetKind,
+    connect,
 )
-from responder.playbooks.terminate_queries import APPLICATION_NAME
 
 
 class VacuumAnalyzeParams(ActionParams):
@@ -45,16 +43,15 @@ WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'm', 'p')
 """
 
 
-async def run(ctx: ActionContext) -> dict[str, Any]:
-    params: VacuumAnalyzeParams = ctx.params
+async def run(ctx: ActionContext[VacuumAnalyzeParams]) -> ActionResult:
+    params = ctx.params
     target = ctx.target
     assert isinstance(target, TableTarget)
     if target.datname in params.protect_databases:
         raise GuardrailRefused(f"database {target.datname!r} is protected")
     if target.schemaname in params.protect_schemas:
         raise GuardrailRefused(f"schema {target.schemaname!r} is protected")
-    conninfo = make_conninfo(target.server.conninfo, dbname=target.datname, application_name=APPLICATION_NAME)
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+    async with await connect(target.server, dbname=target.datname) as conn:
         cur = await conn.execute(_FIND, (target.schemaname, target.relname))
         found = await cur.fetchone()
         if found is None:

@@ -24,8 +24,8 @@ from exporter.aws.render import AWS_FAMILIES
 from exporter.collectors import COLLECTORS
 from exporter.scrape import FRAMEWORK_FAMILIES
 from responder.config import Config, build_config
+from responder.core import TargetKind
 from responder.playbooks import default_registry
-from responder.playbooks.base import TargetKind
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]

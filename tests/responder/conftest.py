@@ -20,8 +20,8 @@ from devtools.pgserver import PostgresServer
 from pgwarden.durations import Duration
 from responder.app import make_app
 from responder.config import Config, build_config
+from responder.core import ActionContext, ActionParams, ActionRegistry, ActionSpec, TargetKind
 from responder.playbooks import default_registry
-from responder.playbooks.base import ActionContext, ActionParams, ActionRegistry, ActionSpec, TargetKind
 from tests.conftest import missing_service
 
 TOKEN = "test-token-0123456789"
@@ -46,8 +46,8 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
 
-    async def run(self, ctx: ActionContext) -> dict[str, Any]:
-        params: RecordParams = ctx.params
+    async def run(self, ctx: ActionContext[RecordParams]) -> dict[str, Any]:
+        params = ctx.params
         await ctx.save_plan({"target": ctx.target.key})
         if ctx.dry_run:
             return {"would": "record"}

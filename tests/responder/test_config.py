@@ -137,7 +137,7 @@ def test_secrets_from_env_and_files_never_in_summary(tmp_path: Path, monkeypatch
     assert "db.example:6543/prod" in text
     assert "topsecret" not in text and "tok-secret" not in text
     errors = _errors(_base(targets=[{"name": "p", "dsn_env": "NOT_SET_ANYWHERE"}]))
-    assert errors == ["targets.0.dsn_env: environment variable NOT_SET_ANYWHERE is not set"]
+    assert errors == ["targets.0.dsn_env: environment variable NOT_SET_ANYWHERE is not set or empty"]
     errors = _errors(_base(targets=[{"name": "p", "dsn": "x", "dsn_env": "Y"}]))
     assert errors[0].startswith("targets.0")
 
@@ -205,3 +205,12 @@ def test_check_config_lists_every_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "playbooks.0.params.grace" in result.stderr
     assert "playbooks.3.params" in result.stderr and "max_class" in result.stderr
+
+
+def test_a_dsn_without_dbname_is_described_as_libpq_would_connect() -> None:
+    config = build_config(
+        _base(targets=[{"name": "production", "dsn": "postgresql://app:s3cret@db.internal:6543"}]),
+        default_registry(),
+    )
+    assert "production (db.internal:6543/app)" in summary(config)
+    assert "s3cret" not in summary(config)

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from devtools.pgserver import free_port
 from responder.app import make_app
 from responder.config import build_config
+from responder.core import ActionSpec, TargetKind
 from responder.playbooks import default_registry
-from responder.playbooks.base import ActionSpec, TargetKind
 from tests.responder.conftest import AUTH, Recorder, RecordParams
 
 ALERTNAMES = ["TestAlert", "PostgresLongRunningQuery", "RDSCPUHigh", "Other"]

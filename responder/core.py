@@ -1,0 +1,171 @@
+"""The responder's domain core: targets, what an action is, and the narrow context one run of it sees.
+
+A playbook module (`responder/playbooks/<name>.py`) imports only from here (and `rds_guards`, `pgwarden`); the
+dispatcher implements `ActionContext` and runs `ActionSpec.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from pydantic import BaseModel, ConfigDict
+
+from responder.aws import RdsApi
+from responder.outcomes import Outcome
+
+# The application_name of every session the responder opens; its own sessions are never signalled.
+APPLICATION_NAME = "pgwarden-responder"
+
+
+class ActionParams(BaseModel):
+    """Base of every action's parameter model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetKind(StrEnum):
+    POSTGRES = "postgres"  # a configured PostgreSQL server (alert label `target`)
+    RDS = "rds"  # an RDS instance (alert labels `dbidentifier`, `aws_region`)
+    TABLE = "table"  # a table in a database of a configured server (`datname`, `schemaname`, `relname`)
+
+
+class GuardrailRefused(Exception):
+    """The action refuses to act; the journal records outcome `guardrail` with this reason."""
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    name: str
+    conninfo: str = field(repr=False)  # secret: never logged
+    display: str  # host:port/dbname
+    datname: str | None = None  # the alert's `datname`, when it names one
+
+    @property
+    def key(self) -> str:
+        return f"pg:{self.name}" + (f"/{self.datname}" if self.datname else "")
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.display})" + (f" database {self.datname}" if self.datname else "")
+
+
+@dataclass(frozen=True)
+class RdsTarget:
+    identifier: str
+    region: str
+
+    @property
+    def key(self) -> str:
+        return f"rds:{self.region}/{self.identifier}"
+
+    def describe(self) -> str:
+        return f"rds {self.region}/{self.identifier}"
+
+
+@dataclass(frozen=True)
+class TableTarget:
+    server: PostgresTarget
+    datname: str
+    schemaname: str
+    relname: str
+
+    @property
+    def key(self) -> str:
+        return f"table:{self.server.name}/{self.datname}/{self.schemaname}.{self.relname}"
+
+    def describe(self) -> str:
+        server = f"{self.server.name} ({self.server.display})"
+        return f"{server} {self.datname}.{self.schemaname}.{self.relname}"
+
+
+Target = PostgresTarget | RdsTarget | TableTarget
+
+
+async def connect(server: PostgresTarget, dbname: str | None = None) -> psycopg.AsyncConnection[Any]:
+    """An autocommit session on a configured server (in `dbname`, else the DSN's own database)."""
+    extra = {"dbname": dbname} if dbname is not None else {}
+    conninfo = make_conninfo(server.conninfo, application_name=APPLICATION_NAME, **extra)
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=5)
+
+
+P = TypeVar("P", bound=ActionParams)
+P_co = TypeVar("P_co", bound=ActionParams, covariant=True)
+
+
+class ActionContext(Protocol[P_co]):
+    """Everything one run of an action may use: its inputs, the journal's plan and history, its counters."""
+
+    @property
+    def action_id(self) -> int: ...
+    @property
+    def playbook(self) -> str: ...
+    @property
+    def target(self) -> Target: ...
+    @property
+    def params(self) -> P_co: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]: ...
+    @property
+    def rds(self) -> RdsApi | None: ...
+
+    async def save_plan(self, plan: dict[str, Any]) -> None:
+        """Journal what is about to be done before doing it (and, in dry-run, instead of doing it)."""
+
+    async def history(self, outcome: Outcome, since: float) -> list[float]:
+        """When this action last ended with `outcome` on this target (any replica), newest first."""
+
+    def count(self, counter: str, amount: float = 1.0) -> None:
+        """Add to one of the counters the action's spec declares."""
+
+
+ActionResult = dict[str, Any]
+"""What an action returns; journaled as the action's `result`."""
+
+
+@dataclass(frozen=True)
+class ActionSpec(Generic[P]):
+    """An action: its parameter model, the kind of target it needs, and one async function.
+
+    `counters` maps a name to its help text; each becomes `pgwarden_responder_<name>_total`.
+    """
+
+    name: str
+    params_model: type[P]
+    target_kind: TargetKind
+    run: Callable[[ActionContext[P]], Awaitable[ActionResult]]
+    requires_approval_by_default: bool = False
+    description: str = ""
+    counters: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+class ActionRegistry:
+    """The actions a responder knows, by name. Built by discovery; tests may register their own."""
+
+    def __init__(self, specs: list[ActionSpec[Any]] | None = None) -> None:
+        self._specs: dict[str, ActionSpec[Any]] = {}
+        for spec in specs or []:
+            self.register(spec)
+
+    def register(self, spec: ActionSpec[Any]) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"action {spec.name!r} is already registered")
+        taken = {name for other in self._specs.values() for name in other.counters}
+        if clash := taken & set(spec.counters):
+            raise ValueError(f"action {spec.name!r}: counter {sorted(clash)[0]!r} is already declared")
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> ActionSpec[Any] | None:
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def __iter__(self) -> Iterator[ActionSpec[Any]]:
+        return iter(self._specs.values())

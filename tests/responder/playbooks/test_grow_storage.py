@@ -1,0 +1,126 @@
+"""grow_storage against a real moto server process (see `rds` for how answers are shaped)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from devtools.motoserver import MotoServer
+from responder.playbooks.grow_storage import grown
+from tests.responder.conftest import ClientFactory, ConfigFactory
+from tests.responder.playbooks.rds import describe_instance, fire, rds_config, shape_answers
+
+
+@pytest.mark.parametrize(("percent", "expected"), [(25, 125), (5, 110), (10, 110), (33.3, 134)])
+def test_grown_sizes(percent: float, expected: int) -> None:
+    assert grown(100, percent, 65536) == expected
+
+
+def test_grown_caps() -> None:
+    assert grown(100, 25, 120) == 120
+    assert grown(60000, 25, 65536) == 65536
+
+
+async def test_grow_storage_25_percent_then_refuses_within_6h(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    client = await client_for(rds_config(make_config, moto_server))
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["outcome"] == "succeeded", row
+    assert row["plan"] == {"instance": ident, "field": "AllocatedStorage", "from": 100, "to": 125}
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["outcome"] == "guardrail" and "6h" in row["error"]
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+
+
+async def test_grow_storage_10_percent_floor(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    client = await client_for(rds_config(make_config, moto_server, grow={"params": {"increase_percent": 5}}))
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["plan"]["to"] == 110
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 110
+
+
+async def test_grow_storage_refuses_after_4_changes_in_24h(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+    tmp_path: Any,
+) -> None:
+    ident = rds_instance(storage=100)
+    config = rds_config(make_config, moto_server)
+    client = await client_for(config)
+    await client.close()  # creates the journal; now write four earlier changes (7h..22h ago) into it
+    db = sqlite3.connect(tmp_path / "journal.db")
+    now = time.time()
+    for hours in (7, 12, 17, 22):
+        db.execute(
+            "INSERT INTO pgwarden_actions (created_at, updated_at, playbook, action, alertname, fingerprint,"
+            " starts_at, alert_status, target_key, state, outcome, started_at, finished_at) VALUES"
+            " (?, ?, 'grow', 'grow_storage', 'RDSFreeStorageLow', ?, 'x', 'firing', ?, 'done', 'succeeded', ?, ?)",
+            (now, now, f"old{hours}", f"rds:us-east-1/{ident}", now - hours * 3600, now - hours * 3600),
+        )
+    db.commit()
+    db.close()
+    client = await client_for(config)
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["outcome"] == "guardrail" and "4 storage changes" in row["error"]
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 100
+
+
+async def test_grow_storage_refuses_unless_available(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    client = await client_for(rds_config(make_config, moto_server))
+    shape_answers(client, DBInstanceStatus="storage-optimization")
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["outcome"] == "guardrail" and "optimization" in row["error"]
+    stopped = rds_instance(storage=100)
+    rds_client.stop_db_instance(DBInstanceIdentifier=stopped)
+    client2 = await client_for(rds_config(make_config, moto_server))
+    row = await fire(client2, "RDSFreeStorageLow", stopped)
+    assert row["outcome"] == "guardrail" and "stopped" in row["error"]
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 100
+    assert describe_instance(rds_client, stopped)["AllocatedStorage"] == 100
+
+
+async def test_grow_storage_raises_the_autoscaling_ceiling(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    short = rds_instance(storage=100, MaxAllocatedStorage=105)
+    roomy = rds_instance(storage=100, MaxAllocatedStorage=500)
+    client = await client_for(rds_config(make_config, moto_server))
+    row = await fire(client, "RDSFreeStorageLow", short)
+    assert row["outcome"] == "succeeded", row
+    assert row["plan"] == {"instance": short, "field": "MaxAllocatedStorage", "from": 105, "to": 132}
+    after = describe_instance(rds_client, short)
+    assert after["MaxAllocatedStorage"] == 132 and after["AllocatedStorage"] == 100
+    row = await fire(client, "RDSFreeStorageLow", roomy)
+    assert row["outcome"] == "guardrail" and "headroom" in row["error"]

@@ -23,7 +23,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -43,7 +42,8 @@ import yaml
 
 from devtools import dashboards
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
-from devtools.pgserver import PostgresServer, free_port
+from devtools.pgserver import PostgresServer
+from devtools.processes import NotReady, Process, free_port, spawn, wait_http
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,34 +194,11 @@ class Scenario:
         return values
 
 
-def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url}: process exited {proc.returncode}\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer within {timeout:g}s\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
+def _ready(process: Process, url: str) -> None:
+    try:
+        wait_http(process, url)
+    except NotReady as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
@@ -476,7 +453,8 @@ def scenario(
         )
         (tmp / "exporter.yml").write_text(yaml.safe_dump(exporter_config(pg_server, monitor_dsn)))
         exporter_port = free_port()
-        exporter = _spawn(
+        exporter = spawn(
+            "exporter",
             [
                 sys.executable,
                 "-m",
@@ -489,12 +467,13 @@ def scenario(
             tmp / "exporter.log",
             env,
         )
-        cleanups.append(lambda: _stop(exporter))
+        cleanups.append(exporter.stop)
         (tmp / "responder.yml").write_text(
             yaml.safe_dump(responder_config(pg_server, moto, tmp / "journal.db"))
         )
         responder_port = free_port()
-        responder = _spawn(
+        responder = spawn(
+            "responder",
             [
                 sys.executable,
                 "-m",
@@ -507,13 +486,14 @@ def scenario(
             tmp / "responder.log",
             env,
         )
-        cleanups.append(lambda: _stop(responder))
-        _wait_http(f"http://127.0.0.1:{exporter_port}/healthz", exporter, tmp / "exporter.log")
-        _wait_http(f"http://127.0.0.1:{responder_port}/healthz", responder, tmp / "responder.log")
+        cleanups.append(responder.stop)
+        _ready(exporter, f"http://127.0.0.1:{exporter_port}/healthz")
+        _ready(responder, f"http://127.0.0.1:{responder_port}/healthz")
 
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(exporter_port, responder_port)))
         prom_port = free_port()
-        prom = _spawn(
+        prom = spawn(
+            "prometheus",
             [
                 prometheus,
                 f"--config.file={tmp / 'prometheus.yml'}",
@@ -522,9 +502,9 @@ def scenario(
             ],
             tmp / "prometheus.log",
         )
-        cleanups.append(lambda: _stop(prom))
+        cleanups.append(prom.stop)
         base = f"http://127.0.0.1:{prom_port}"
-        _wait_http(f"{base}/-/ready", prom, tmp / "prometheus.log")
+        _ready(prom, f"{base}/-/ready")
         found = Scenario(base, f"127.0.0.1:{exporter_port}", f"127.0.0.1:{responder_port}", tmp)
 
         def has(expr: str) -> bool:

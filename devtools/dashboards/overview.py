@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, T, W, q
+from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, T, W, graph, q, stat
 
 OVERVIEW = Dashboard(
     "pgwarden-overview",
@@ -11,62 +11,50 @@ OVERVIEW = Dashboard(
     (TARGET, DATNAME),
     (
         Row("Availability"),
-        Panel("Up", [q(f"pg_up{{{T}}}", "{{target}}")], kind="stat", width=6, height=4),
-        Panel(
+        stat("Up", f"pg_up{{{T}}}", "{{target}}"),
+        stat(
             "Connections used",
-            [q(f"pg_stat_activity_connections_ratio{{{T}}}", "{{target}}")],
+            f"pg_stat_activity_connections_ratio{{{T}}}",
+            "{{target}}",
             unit="percentunit",
-            kind="stat",
-            width=6,
-            height=4,
             max=1,
         ),
-        Panel(
+        stat(
             "Transaction ID wraparound",
-            [q(f"max by (target, datname) (pg_database_wraparound_ratio{{{TD}}})", "{{target}} {{datname}}")],
+            f"max by (target, datname) (pg_database_wraparound_ratio{{{TD}}})",
+            "{{target}} {{datname}}",
             unit="percentunit",
-            kind="stat",
-            width=6,
-            height=4,
             max=1,
         ),
-        Panel(
+        stat(
             "Replication lag",
-            [q(f"max by (target) (pg_replication_lag_seconds{{{T}}})", "{{target}}")],
+            f"max by (target) (pg_replication_lag_seconds{{{T}}})",
+            "{{target}}",
             unit="s",
-            kind="stat",
-            width=6,
-            height=4,
             description="0 on a primary.",
         ),
         Row("Connections and queries"),
-        Panel(
+        graph(
             "Connections by state",
-            [q(f"sum by (target, state) (pg_stat_activity_count{{{TD}}})", "{{target}} {{state}}")],
+            f"sum by (target, state) (pg_stat_activity_count{{{TD}}})",
+            "{{target}} {{state}}",
             stack=True,
         ),
-        Panel(
+        graph(
             "Long-running queries (active, by threshold)",
-            [
-                q(
-                    f"sum by (target, threshold) (pg_stat_activity_long_running_queries{{{TD}}})",
-                    "{{target}} > {{threshold}}s",
-                )
-            ],
+            f"sum by (target, threshold) (pg_stat_activity_long_running_queries{{{TD}}})",
+            "{{target}} > {{threshold}}s",
         ),
-        Panel(
+        graph(
             "Oldest query by state",
-            [
-                q(
-                    f"max by (target, state) (pg_stat_activity_oldest_query_seconds{{{TD}}})",
-                    "{{target}} {{state}}",
-                )
-            ],
+            f"max by (target, state) (pg_stat_activity_oldest_query_seconds{{{TD}}})",
+            "{{target}} {{state}}",
             unit="s",
         ),
-        Panel(
+        graph(
             "Longest transaction",
-            [q(f"max by (target, state) (pg_stat_activity_max_tx_duration{{{TD}}})", "{{target}} {{state}}")],
+            f"max by (target, state) (pg_stat_activity_max_tx_duration{{{TD}}})",
+            "{{target}} {{state}}",
             unit="s",
         ),
         Row("Throughput and cache"),
@@ -108,40 +96,30 @@ OVERVIEW = Dashboard(
             ],
             unit="rowsps",
         ),
-        Panel(
-            "Database size",
-            [q(f"pg_database_size_bytes{{{TD}}}", "{{target}} {{datname}}")],
-            unit="bytes",
-        ),
+        graph("Database size", f"pg_database_size_bytes{{{TD}}}", "{{target}} {{datname}}", unit="bytes"),
         Row("Locks and deadlocks"),
-        Panel(
+        graph(
             "Locks by mode",
-            [q(f"sum by (target, mode) (pg_locks_count{{{TD}}})", "{{target}} {{mode}}")],
+            f"sum by (target, mode) (pg_locks_count{{{TD}}})",
+            "{{target}} {{mode}}",
             stack=True,
         ),
-        Panel(
+        graph(
             "Lock waits",
-            [q(f"sum by (target, datname) (pg_locks_waiting{{{TD}}})", "{{target}} {{datname}}")],
+            f"sum by (target, datname) (pg_locks_waiting{{{TD}}})",
+            "{{target}} {{datname}}",
             description="Backends waiting for a lock.",
         ),
-        Panel(
+        graph(
             "Deadlocks",
-            [
-                q(
-                    f"sum by (target, datname) (increase(pg_stat_database_deadlocks{{{TD}}}{W}))",
-                    "{{target}} {{datname}}",
-                )
-            ],
+            f"sum by (target, datname) (increase(pg_stat_database_deadlocks{{{TD}}}{W}))",
+            "{{target}} {{datname}}",
         ),
-        Panel(
+        graph(
             "Exporter collectors failing",
-            [
-                q(
-                    f"count by (target) (pg_scrape_collector_success{{{T}}} == 0) or "
-                    f"count by (target) (pg_scrape_collector_success{{{T}}}) * 0",
-                    "{{target}}",
-                )
-            ],
+            f"count by (target) (pg_scrape_collector_success{{{T}}} == 0) or "
+            f"count by (target) (pg_scrape_collector_success{{{T}}}) * 0",
+            "{{target}}",
             description="Collectors whose last run failed or timed out (0 is healthy).",
         ),
     ),

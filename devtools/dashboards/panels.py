@@ -77,6 +77,31 @@ def top(expr: str, legend: str = "") -> Query:
     return Query(expr, legend, instant=True)
 
 
+def graph(
+    title: str, expr: str, legend: str, unit: str = "short", description: str = "", stack: bool = False
+) -> Panel:
+    """A time series panel of one query, half a row wide."""
+    return Panel(title, [q(expr, legend)], unit=unit, description=description, stack=stack)
+
+
+def stat(
+    title: str,
+    expr: str,
+    legend: str,
+    unit: str = "short",
+    width: int = 6,
+    description: str = "",
+    max: float | None = None,
+) -> Panel:
+    """A stat panel of one query, 4 high."""
+    return Panel(title, [q(expr, legend)], unit, "stat", width, 4, description, max=max)
+
+
+def table(title: str, expr: str, legend: str, unit: str = "short") -> Panel:
+    """A table of one instant query, half a row wide."""
+    return Panel(title, [top(expr, legend)], unit, "table")
+
+
 # ---- variables --------------------------------------------------------------------------------------------
 
 TARGET = Variable("target", "Target", "label_values(pg_up, target)")

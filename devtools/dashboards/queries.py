@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, W, q, top
+from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, W, graph, q, table
 
 QUERIES = Dashboard(
     "pgwarden-queries",
@@ -12,71 +12,45 @@ QUERIES = Dashboard(
     (TARGET, DATNAME),
     (
         Row("Top statements"),
-        Panel(
+        table(
             "Top 10 by total time",
-            [
-                top(
-                    f"topk(10, sum by (target, datname, user, queryid) (pg_stat_statements_seconds_total{{{TD}}}))",
-                    "{{datname}} {{user}} {{queryid}}",
-                )
-            ],
+            f"topk(10, sum by (target, datname, user, queryid) (pg_stat_statements_seconds_total{{{TD}}}))",
+            "{{datname}} {{user}} {{queryid}}",
             unit="s",
-            kind="table",
         ),
-        Panel(
+        table(
             "Top 10 by mean time",
-            [
-                top(
-                    f"topk(10, max by (target, datname, user, queryid) (pg_stat_statements_mean_seconds{{{TD}}}))",
-                    "{{datname}} {{user}} {{queryid}}",
-                )
-            ],
+            f"topk(10, max by (target, datname, user, queryid) (pg_stat_statements_mean_seconds{{{TD}}}))",
+            "{{datname}} {{user}} {{queryid}}",
             unit="s",
-            kind="table",
         ),
         Row("Over time"),
-        Panel(
+        graph(
             "Execution time per second, top 10",
-            [
-                q(
-                    f"topk(10, sum by (target, datname, user, queryid) "
-                    f"(rate(pg_stat_statements_seconds_total{{{TD}}}{W})))",
-                    "{{datname}} {{user}} {{queryid}}",
-                )
-            ],
+            f"topk(10, sum by (target, datname, user, queryid) "
+            f"(rate(pg_stat_statements_seconds_total{{{TD}}}{W})))",
+            "{{datname}} {{user}} {{queryid}}",
             unit="s",
             description="Seconds of execution per second: how many backends this statement keeps busy.",
         ),
-        Panel(
+        graph(
             "Calls per second, top 10",
-            [
-                q(
-                    f"topk(10, sum by (target, datname, user, queryid) "
-                    f"(rate(pg_stat_statements_calls_total{{{TD}}}{W})))",
-                    "{{datname}} {{user}} {{queryid}}",
-                )
-            ],
+            f"topk(10, sum by (target, datname, user, queryid) "
+            f"(rate(pg_stat_statements_calls_total{{{TD}}}{W})))",
+            "{{datname}} {{user}} {{queryid}}",
             unit="ops",
         ),
-        Panel(
+        graph(
             "Max time, top 10",
-            [
-                q(
-                    f"topk(10, max by (target, datname, user, queryid) (pg_stat_statements_max_seconds{{{TD}}}))",
-                    "{{datname}} {{user}} {{queryid}}",
-                )
-            ],
+            f"topk(10, max by (target, datname, user, queryid) (pg_stat_statements_max_seconds{{{TD}}}))",
+            "{{datname}} {{user}} {{queryid}}",
             unit="s",
         ),
-        Panel(
+        graph(
             "Rows per second, top 10",
-            [
-                q(
-                    f"topk(10, sum by (target, datname, user, queryid) "
-                    f"(rate(pg_stat_statements_rows_total{{{TD}}}{W})))",
-                    "{{datname}} {{user}} {{queryid}}",
-                )
-            ],
+            f"topk(10, sum by (target, datname, user, queryid) "
+            f"(rate(pg_stat_statements_rows_total{{{TD}}}{W})))",
+            "{{datname}} {{user}} {{queryid}}",
             unit="rowsps",
         ),
         Panel(

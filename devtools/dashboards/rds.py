@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from devtools.dashboards.panels import DBIDENTIFIER, RDS, TARGET, Dashboard, Panel, Row, W, q, top
+from devtools.dashboards.panels import (
+    DBIDENTIFIER,
+    RDS,
+    TARGET,
+    Dashboard,
+    Panel,
+    Row,
+    W,
+    graph,
+    q,
+    stat,
+    top,
+)
 
 RDS_DASHBOARD = Dashboard(
     "pgwarden-rds",
@@ -12,12 +24,11 @@ RDS_DASHBOARD = Dashboard(
     (TARGET, DBIDENTIFIER),
     (
         Row("Instance"),
-        Panel(
+        stat(
             "Status",
-            [q(f"rds_instance_status{{{RDS}}}", "{{dbidentifier}}")],
-            kind="stat",
+            f"rds_instance_status{{{RDS}}}",
+            "{{dbidentifier}}",
             width=8,
-            height=4,
             description="1 available; 2..14 busy; 0 stopped; negative: not serving (see the README's table).",
         ),
         Panel(
@@ -94,32 +105,31 @@ RDS_DASHBOARD = Dashboard(
                 q(f"rds_burst_balance_percent{{{RDS}}}", "{{dbidentifier}} burst balance %"),
             ],
         ),
-        Panel(
+        graph(
             "Replica lag",
-            [q(f"rds_replica_lag_seconds{{{RDS}}}", "{{dbidentifier}}")],
+            f"rds_replica_lag_seconds{{{RDS}}}",
+            "{{dbidentifier}}",
             unit="s",
             description="CloudWatch ReplicaLag: read replicas only.",
         ),
         Row("Backups"),
-        Panel(
+        graph(
             "Point-in-time recovery lag",
-            [q(f"time() - rds_latest_restorable_time_seconds{{{RDS}}}", "{{dbidentifier}}")],
+            f"time() - rds_latest_restorable_time_seconds{{{RDS}}}",
+            "{{dbidentifier}}",
             unit="s",
             description="How far behind now the latest restorable time is.",
         ),
-        Panel(
+        graph(
             "Latest snapshot age",
-            [q(f"time() - rds_latest_snapshot_time_seconds{{{RDS}}}", "{{dbidentifier}} {{snapshot_type}}")],
+            f"time() - rds_latest_snapshot_time_seconds{{{RDS}}}",
+            "{{dbidentifier}} {{snapshot_type}}",
             unit="s",
         ),
-        Panel(
+        graph(
             "Cross-region copy age",
-            [
-                q(
-                    f"time() - rds_latest_cross_region_snapshot_time_seconds{{{RDS}}}",
-                    "{{dbidentifier}} in {{target_region}}",
-                )
-            ],
+            f"time() - rds_latest_cross_region_snapshot_time_seconds{{{RDS}}}",
+            "{{dbidentifier}} in {{target_region}}",
             unit="s",
             description="Age of the data in the newest copy in each backup region.",
         ),
@@ -131,9 +141,10 @@ RDS_DASHBOARD = Dashboard(
             ],
         ),
         Row("Polling"),
-        Panel(
+        graph(
             "AWS data age",
-            [q("pgwarden_aws_data_age_seconds", "{{instance}} {{source}}")],
+            "pgwarden_aws_data_age_seconds",
+            "{{instance}} {{source}}",
             unit="s",
             description="Age of the oldest data each background source serves.",
         ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.dashboards.panels import INSTANCE, PLAYBOOK, RI, RIP, Dashboard, Panel, Row, W, q, top
+from devtools.dashboards.panels import INSTANCE, PLAYBOOK, RI, RIP, Dashboard, Panel, Row, W, graph, q, top
 
 RESPONDER = Dashboard(
     "pgwarden-responder",
@@ -11,25 +11,23 @@ RESPONDER = Dashboard(
     (INSTANCE, PLAYBOOK),
     (
         Row("Webhooks"),
-        Panel(
+        graph(
             "Webhooks by HTTP status",
-            [q(f"sum by (code) (increase(pgwarden_responder_webhooks_total{{{RI}}}{W}))", "{{code}}")],
+            f"sum by (code) (increase(pgwarden_responder_webhooks_total{{{RI}}}{W}))",
+            "{{code}}",
             stack=True,
         ),
-        Panel(
+        graph(
             "Alerts received by status",
-            [q(f"sum by (status) (increase(pgwarden_responder_alerts_total{{{RI}}}{W}))", "{{status}}")],
+            f"sum by (status) (increase(pgwarden_responder_alerts_total{{{RI}}}{W}))",
+            "{{status}}",
             stack=True,
         ),
         Row("Actions"),
-        Panel(
+        graph(
             "Actions by outcome",
-            [
-                q(
-                    f"sum by (playbook, outcome) (increase(pgwarden_responder_actions_total{{{RIP}}}{W}))",
-                    "{{playbook}} {{outcome}}",
-                )
-            ],
+            f"sum by (playbook, outcome) (increase(pgwarden_responder_actions_total{{{RIP}}}{W}))",
+            "{{playbook}} {{outcome}}",
             stack=True,
         ),
         Panel(
@@ -44,32 +42,25 @@ RESPONDER = Dashboard(
                 q(f"sum(increase(pgwarden_responder_backends_cancelled_total{{{RI}}}{W}))", "cancelled"),
             ],
         ),
-        Panel(
+        graph(
             "Pending approvals now",
-            [q(f"max(pgwarden_responder_actions_pending{{{RI}}})", "waiting for a human")],
+            f"max(pgwarden_responder_actions_pending{{{RI}}})",
+            "waiting for a human",
             description="Actions waiting in the journal for POST /actions/{id}/approve or /reject (all replicas "
             "share the journal, hence max). GET /actions lists them.",
         ),
-        Panel(
+        graph(
             "Approvals: requested, rejected, expired",
-            [
-                q(
-                    f"sum by (playbook, outcome) "
-                    f'(pgwarden_responder_actions_total{{{RIP}, outcome=~"pending|rejected|expired"}})',
-                    "{{playbook}} {{outcome}}",
-                )
-            ],
+            f"sum by (playbook, outcome) "
+            f'(pgwarden_responder_actions_total{{{RIP}, outcome=~"pending|rejected|expired"}})',
+            "{{playbook}} {{outcome}}",
             description="Counts since the responder started: `pending` counts approval requests.",
         ),
-        Panel(
+        graph(
             "Action duration (p95)",
-            [
-                q(
-                    "histogram_quantile(0.95, sum by (le, action) "
-                    f"(rate(pgwarden_responder_action_duration_seconds_bucket{{{RI}}}{W})))",
-                    "{{action}}",
-                )
-            ],
+            "histogram_quantile(0.95, sum by (le, action) "
+            f"(rate(pgwarden_responder_action_duration_seconds_bucket{{{RI}}}{W})))",
+            "{{action}}",
             unit="s",
         ),
         Panel(

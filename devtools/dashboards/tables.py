@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, W, q, top
+from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, W, graph, q, table, top
 
 TABLES = Dashboard(
     "pgwarden-tables",
@@ -11,36 +11,27 @@ TABLES = Dashboard(
     (TARGET, DATNAME),
     (
         Row("Bloat and dead tuples"),
-        Panel(
+        table(
             "Estimated bloat, top 10",
-            [top(f"topk(10, pg_table_bloat_bytes{{{TD}}})", "{{datname}}.{{schemaname}}.{{relname}}")],
+            f"topk(10, pg_table_bloat_bytes{{{TD}}})",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="bytes",
-            kind="table",
         ),
-        Panel(
+        table(
             "Bloat ratio, top 10",
-            [top(f"topk(10, pg_table_bloat_ratio{{{TD}}})", "{{datname}}.{{schemaname}}.{{relname}}")],
+            f"topk(10, pg_table_bloat_ratio{{{TD}}})",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="percentunit",
-            kind="table",
         ),
-        Panel(
+        graph(
             "Dead tuples, top 10",
-            [
-                q(
-                    f"topk(10, pg_stat_user_tables_n_dead_tup{{{TD}}})",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"topk(10, pg_stat_user_tables_n_dead_tup{{{TD}}})",
+            "{{datname}}.{{schemaname}}.{{relname}}",
         ),
-        Panel(
+        graph(
             "Dead tuple ratio, top 10",
-            [
-                q(
-                    # the recording rule PostgresDeadTuplesHigh is built on (alerts/postgres.rules.yml)
-                    f"topk(10, pg:stat_user_tables_n_dead_tup:ratio{{{TD}}} >= 0)",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"topk(10, pg:stat_user_tables_n_dead_tup:ratio{{{TD}}} >= 0)",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="percentunit",
         ),
         Row("Vacuum"),
@@ -57,42 +48,30 @@ TABLES = Dashboard(
             kind="table",
             description="Manual or automatic, whichever is newer. Tables never vacuumed have no row here.",
         ),
-        Panel(
+        graph(
             "Transaction ID age by database",
-            [q(f"pg_database_xid_age{{{TD}}}", "{{target}} {{datname}}")],
+            f"pg_database_xid_age{{{TD}}}",
+            "{{target}} {{datname}}",
             description="Anti-wraparound autovacuum starts at autovacuum_freeze_max_age (200 million by default).",
         ),
-        Panel(
+        graph(
             "Vacuums per minute",
-            [
-                q(
-                    f"sum by (target, datname) (rate(pg_stat_user_tables_vacuum_count{{{TD}}}{W}) + "
-                    f"rate(pg_stat_user_tables_autovacuum_count{{{TD}}}{W})) * 60",
-                    "{{target}} {{datname}}",
-                )
-            ],
+            f"sum by (target, datname) (rate(pg_stat_user_tables_vacuum_count{{{TD}}}{W}) + "
+            f"rate(pg_stat_user_tables_autovacuum_count{{{TD}}}{W})) * 60",
+            "{{target}} {{datname}}",
         ),
-        Panel(
+        graph(
             "Modified rows since analyze, top 10",
-            [
-                q(
-                    f"topk(10, pg_stat_user_tables_n_mod_since_analyze{{{TD}}})",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"topk(10, pg_stat_user_tables_n_mod_since_analyze{{{TD}}})",
+            "{{datname}}.{{schemaname}}.{{relname}}",
         ),
         Row("Indexes and scans"),
-        Panel(
+        table(
             "Unused indexes (never scanned, not unique) by size",
-            [
-                top(
-                    f"pg_index_size_bytes{{{TD}}} and on (target, datname, schemaname, relname, indexrelname) "
-                    f"(pg_index_unused{{{TD}}} == 1)",
-                    "{{datname}}.{{schemaname}}.{{indexrelname}}",
-                )
-            ],
+            f"pg_index_size_bytes{{{TD}}} and on (target, datname, schemaname, relname, indexrelname) "
+            f"(pg_index_unused{{{TD}}} == 1)",
+            "{{datname}}.{{schemaname}}.{{indexrelname}}",
             unit="bytes",
-            kind="table",
         ),
         Panel(
             "Sequential vs index scans",
@@ -108,49 +87,31 @@ TABLES = Dashboard(
             ],
             unit="ops",
         ),
-        Panel(
+        table(
             "Share of sequential scans, top 10 tables",
-            [
-                top(
-                    f"topk(10, pg_stat_user_tables_seq_scan{{{TD}}} / "
-                    f"(pg_stat_user_tables_seq_scan{{{TD}}} + pg_stat_user_tables_idx_scan{{{TD}}} > 0))",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"topk(10, pg_stat_user_tables_seq_scan{{{TD}}} / "
+            f"(pg_stat_user_tables_seq_scan{{{TD}}} + pg_stat_user_tables_idx_scan{{{TD}}} > 0))",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="percentunit",
-            kind="table",
         ),
-        Panel(
+        graph(
             "Rows read by sequential scans, top 10",
-            [
-                q(
-                    f"topk(10, rate(pg_stat_user_tables_seq_tup_read{{{TD}}}{W}))",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"topk(10, rate(pg_stat_user_tables_seq_tup_read{{{TD}}}{W}))",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="rowsps",
         ),
-        Panel(
+        table(
             "Largest tables",
-            [
-                top(
-                    f"topk(10, pg_stat_user_tables_table_size_bytes{{{TD}}} + "
-                    f"pg_stat_user_tables_index_size_bytes{{{TD}}})",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"topk(10, pg_stat_user_tables_table_size_bytes{{{TD}}} + "
+            f"pg_stat_user_tables_index_size_bytes{{{TD}}})",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="bytes",
-            kind="table",
         ),
-        Panel(
+        graph(
             "Cache hit ratio by table, lowest 10",
-            [
-                q(
-                    f"bottomk(10, pg_statio_user_tables_heap_blks_hit{{{TD}}} / "
-                    f"(pg_statio_user_tables_heap_blks_hit{{{TD}}} + pg_statio_user_tables_heap_blks_read{{{TD}}} > 0))",
-                    "{{datname}}.{{schemaname}}.{{relname}}",
-                )
-            ],
+            f"bottomk(10, pg_statio_user_tables_heap_blks_hit{{{TD}}} / "
+            f"(pg_statio_user_tables_heap_blks_hit{{{TD}}} + pg_statio_user_tables_heap_blks_read{{{TD}}} > 0))",
+            "{{datname}}.{{schemaname}}.{{relname}}",
             unit="percentunit",
         ),
     ),

@@ -44,12 +44,12 @@ from devtools import dashboards
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
 from devtools.pgserver import PostgresServer
 from devtools.processes import NotReady, Process, free_port, spawn, wait_http
-from tests.conftest import missing_service
+from devtools.seeding import create_postgres, put_rds_datapoints
+from tests.conftest import community_dashboard, missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
-COMMUNITY = ROOT.parent / "shared" / "compat" / "grafana-dashboard-9628-rev8.json"
 
 REGION, BACKUP_REGION = "us-east-1", "eu-west-1"
 DB_ID, REPLICA_ID = "orders-db", "orders-db-replica"
@@ -170,6 +170,14 @@ def test_provisioning_files() -> None:
     assert {"name", "orgId", "folder"} <= set(provider)
 
 
+def test_the_community_dashboard_is_read_when_present_and_skips_when_absent(tmp_path: Path) -> None:
+    present = tmp_path / "grafana-dashboard-9628-rev8.json"
+    present.write_text('{"title": "PostgreSQL Database", "panels": []}')
+    assert community_dashboard(present) == {"title": "PostgreSQL Database", "panels": []}
+    with pytest.raises(pytest.skip.Exception, match="absent"):
+        community_dashboard(tmp_path / "missing.json")
+
+
 # ---- the scenario ---------------------------------------------------------------------------------------
 
 
@@ -273,19 +281,7 @@ def build_aws(moto: MotoServer) -> None:
         "aws_secret_access_key": "testing",
     }
     east = boto3.client("rds", region_name=REGION, **kw)
-    east.create_db_instance(
-        DBInstanceIdentifier=DB_ID,
-        Engine="postgres",
-        EngineVersion="15.4",
-        DBInstanceClass="db.t3.medium",
-        AllocatedStorage=100,
-        MaxAllocatedStorage=500,
-        MasterUsername="master",
-        MasterUserPassword="not-a-real-password",
-        BackupRetentionPeriod=7,
-        StorageType="gp2",
-        Tags=[{"Key": "team", "Value": "db"}],
-    )
+    create_postgres(east, DB_ID, MaxAllocatedStorage=500, Tags=[{"Key": "team", "Value": "db"}])
     east.create_db_instance_read_replica(
         DBInstanceIdentifier=REPLICA_ID,
         SourceDBInstanceIdentifier=DB_ID,
@@ -302,19 +298,9 @@ def build_aws(moto: MotoServer) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION, **kw)
     for identifier, points in ((DB_ID, CLOUDWATCH_POINTS), (REPLICA_ID, REPLICA_POINTS)):
         for minutes_ago, factor in ((5, 1.1), (3, 1.0)):
-            cloudwatch.put_metric_data(
-                Namespace="AWS/RDS",
-                MetricData=[
-                    {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
-                        "Timestamp": datetime.now(UTC) - timedelta(minutes=minutes_ago),
-                        "Value": value * factor,
-                        "Unit": unit,  # type: ignore[typeddict-item]
-                    }
-                    for name, (unit, value) in points.items()
-                ],
-            )
+            when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+            scaled = {name: (unit, value * factor) for name, (unit, value) in points.items()}
+            put_rds_datapoints(cloudwatch, identifier, when, scaled)
 
 
 def exporter_config(pg: PostgresServer, monitor_dsn: str) -> dict[str, Any]:
@@ -661,7 +647,7 @@ def test_every_panel_returns_data(scenario: Scenario, name: str) -> None:
 
 
 def test_community_dashboard_9628_returns_data(scenario: Scenario) -> None:
-    board = json.loads(COMMUNITY.read_text())
+    board = community_dashboard()
     failures: list[str] = []
     values = resolve_variables(scenario, board, failures)
     assert values.get("namespace") == NAMESPACE and values.get("release") == RELEASE, values

@@ -12,9 +12,10 @@ discovery found and no configured target names).
 from __future__ import annotations
 
 from devtools.dashboards.overview import OVERVIEW
-from devtools.dashboards.panels import DATASOURCE_UID, OUTPUT_DIR, Dashboard, render
+from devtools.dashboards.panels import DATASOURCE_UID, OUTPUT_DIR, Dashboard
 from devtools.dashboards.queries import QUERIES
 from devtools.dashboards.rds import RDS_DASHBOARD
+from devtools.dashboards.render import render
 from devtools.dashboards.responder import RESPONDER
 from devtools.dashboards.tables import TABLES
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.processes import NotReady, Process, free_port, spawn, wait_http
+from devtools.processes import NotReady, free_port, spawn, wait_http
+from devtools.services import Service
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -29,18 +30,14 @@ class MotoUnavailable(RuntimeError):
 
 
 @dataclass
-class MotoServer:
-    port: int
-    process: Process
+class MotoServer(Service):
+    """The moto server; boto3 clients take `endpoint_url`, the environment `env` (fake credentials)."""
+
     env: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path | None:
-        return self.process.log
+        return self.url
 
     def is_running(self) -> bool:
         return self.process.running()
@@ -51,9 +48,6 @@ class MotoServer:
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout)
-
 
 def start_moto(timeout: float = 30.0, log_path: Path | None = None) -> MotoServer:
     try:
@@ -63,7 +57,7 @@ def start_moto(timeout: float = 30.0, log_path: Path | None = None) -> MotoServe
     port = free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     process = spawn("moto server", argv, log_path, {**os.environ, **FAKE_CREDENTIALS})
-    server = MotoServer(port, process, dict(FAKE_CREDENTIALS))
+    server = MotoServer("moto server", process, port, dict(FAKE_CREDENTIALS))
     try:
         wait_http(process, f"{server.endpoint_url}/moto-api/", timeout)
     except NotReady as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from devtools.processes import NotReady, Process, free_port, spawn, wait_http
+from devtools.processes import STOP_GRACE, NotReady, Process, free_port, spawn, wait_http
 
 
 class ServiceUnavailable(RuntimeError):
@@ -41,8 +41,8 @@ class Service:
     def log(self) -> Path | None:
         return self.process.log
 
-    def stop(self) -> None:
-        self.process.stop()
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        self.process.stop(timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         return self.process.log_tail(lines)

@@ -50,7 +50,7 @@ demo: $(STAMP) services
 	$(PY) -m devtools.demo
 
 bench: $(STAMP) services
-	$(PY) bench/scrape.py
+	$(PY) -m bench.scrape
 	$(PY) bench/webhook.py
 	$(PY) bench/aws.py
 

@@ -14,9 +14,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,19 +22,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python bench/webhook.py`
+
+from devtools.processes import NotReady, free_port, spawn, wait_http  # noqa: E402
+
 TOKEN = "bench-token"
 # p99 ack latency at 500/s; at 2000/s every webhook journaled (open loop: within 2% of the offered rate);
 # offered 3000/s, the capacity: at least 2000 durably journaled per second.
 TARGETS = {500: ("p99 <= 5 ms", 5.0), 2000: ("all journaled", None), 3000: ("capacity >= 2000/s", None)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(directory: Path) -> Path:
@@ -90,23 +84,6 @@ def body(i: int) -> bytes:
             ],
         }
     ).encode()
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"responder exited with {proc.returncode}")
-            try:
-                async with session.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("responder did not start")
-            await asyncio.sleep(0.1)
 
 
 class _Conn(asyncio.Protocol):
@@ -246,8 +223,8 @@ async def main_async(rates: list[int], seconds: float, log_level: str = "info") 
         directory = Path(tmp)
         config = write_config(directory)
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        proc = spawn(
+            "responder",
             [
                 sys.executable,
                 "-m",
@@ -261,13 +238,13 @@ async def main_async(rates: list[int], seconds: float, log_level: str = "info") 
                 "--log.level",
                 log_level,
             ],
-            cwd=ROOT,
             env={**os.environ, "BENCH_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )
         try:
-            await wait_ready(url, proc)
+            try:
+                wait_http(proc, f"http://127.0.0.1:{port}/healthz")  # started once, before any load
+            except NotReady as exc:
+                raise SystemExit(f"responder did not start: {exc}") from None
             await run_rate(port, 200, 1.0, 10_000_000)  # warm-up
             floor = fdatasync_floor(directory)
             results = []
@@ -281,8 +258,7 @@ async def main_async(rates: list[int], seconds: float, log_level: str = "info") 
                 results.append(result)
                 index += int(rate * seconds)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            proc.stop(30)
         db = sqlite3.connect(directory / "journal.db")
         journaled = db.execute("SELECT count(*) FROM pgwarden_actions").fetchone()[0]
         mode = db.execute("PRAGMA journal_mode").fetchone()[0]

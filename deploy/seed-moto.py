@@ -6,7 +6,8 @@ CloudWatch AWS/RDS datapoints, one a minute, from `--backfill` ago to `--ahead` 
 timestamps up to two hours ahead), so a one-shot run keeps the dashboards fed for that long.
 `--follow` keeps publishing the current minute's datapoints afterwards instead of exiting.
 
-Run by docker-compose.yml (`moto-seed`) against http://moto:5000; by hand:
+Run by docker-compose.yml (`moto-seed`, with deploy/ and devtools/ mounted side by side) against
+http://moto:5000; by hand:
     AWS_ENDPOINT_URL=http://127.0.0.1:5000 python deploy/seed-moto.py
 Idempotent: a second run finds the instance and the snapshots and only adds datapoints.
 """
@@ -21,10 +22,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import ClientError
+
+# devtools/ is the directory's sibling, in the repository and in the compose stack's seeder alike.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devtools.seeding import create_postgres, put_rds_datapoints
 
 REGION = "us-east-1"
 BACKUP_REGION = "eu-west-1"
@@ -57,21 +64,13 @@ def ensure_instance(rds: Any) -> dict[str, Any]:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "DBInstanceNotFound":
             raise
-    created: dict[str, Any] = rds.create_db_instance(
-        DBInstanceIdentifier=IDENTIFIER,
-        Engine="postgres",
-        EngineVersion="15.4",
-        DBInstanceClass="db.t3.medium",
-        AllocatedStorage=100,
+    return create_postgres(
+        rds,
+        IDENTIFIER,
         MaxAllocatedStorage=500,
-        StorageType="gp2",
-        MasterUsername="master",
-        MasterUserPassword="not-a-real-password",
-        BackupRetentionPeriod=7,
         MultiAZ=True,
         Tags=[{"Key": "team", "Value": "db"}, {"Key": "env", "Value": "production"}],
-    )["DBInstance"]
-    return created
+    )
 
 
 def ensure_snapshots(rds: Any, backup: Any) -> None:
@@ -112,19 +111,7 @@ def put_minutes(cloudwatch: Any, start: dt.datetime, end: dt.datetime) -> int:
     when = start.replace(second=0, microsecond=0)
     count = 0
     while when <= end:
-        cloudwatch.put_metric_data(
-            Namespace="AWS/RDS",
-            MetricData=[
-                {
-                    "MetricName": name,
-                    "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": IDENTIFIER}],
-                    "Timestamp": when,
-                    "Value": value,
-                    "Unit": unit,
-                }
-                for name, (unit, value) in datapoints(when).items()
-            ],
-        )
+        put_rds_datapoints(cloudwatch, IDENTIFIER, when, datapoints(when))
         count += 1
         when += dt.timedelta(minutes=1)
     return count

@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from devtools.processes import free_port as free_port  # re-exported: the tests import it from here
 
 SUPERUSER = "postgres"
 SUPERUSER_PASSWORD = "pgwarden-test-superuser"
@@ -43,12 +44,6 @@ def find_bindir() -> Path:
     if candidates:
         return Path(candidates[0]).parent
     raise PostgresUnavailable("initdb not found: install Debian's postgresql-15 package")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ensure_system_user(name: str) -> None:

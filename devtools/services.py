@@ -6,14 +6,10 @@ caller stops it. Every server binds 127.0.0.1 only, and Alertmanager runs withou
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -22,9 +18,7 @@ from typing import Any
 
 import yaml
 
-from devtools.pgserver import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
+from devtools.processes import STOP_GRACE, NotReady, Process, free_port, spawn, wait_http
 
 
 class ServiceUnavailable(RuntimeError):
@@ -33,49 +27,36 @@ class ServiceUnavailable(RuntimeError):
 
 @dataclass
 class Service:
+    """A server process listening on 127.0.0.1:`port`."""
+
     name: str
-    process: subprocess.Popen[bytes]
+    process: Process
     port: int
-    log: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+    @property
+    def log(self) -> Path | None:
+        return self.process.log
+
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        self.process.stop(timeout)
 
     def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return self.process.log_tail(lines)
 
 
 def _spawn(
     name: str, argv: list[str], workdir: Path, port: int, ready: str, env: dict[str, str] | None = None
 ) -> Service:
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    service = Service(name, process, port, log)
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise ServiceUnavailable(f"{name} exited with {process.returncode}:\n{service.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{service.url}{ready}", timeout=2):
-                return service
-        except OSError:
-            if time.monotonic() > deadline:
-                service.stop()
-                raise ServiceUnavailable(f"{name} not ready in 30 s:\n{service.log_tail()}") from None
-            time.sleep(0.2)
+    process = spawn(name, argv, workdir / f"{name}.log", env)
+    try:
+        wait_http(process, f"http://127.0.0.1:{port}{ready}")
+    except NotReady as exc:
+        raise ServiceUnavailable(str(exc)) from None
+    return Service(name, process, port)
 
 
 def binary(*names: str) -> str:

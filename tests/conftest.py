@@ -6,9 +6,12 @@ PGWARDEN_REQUIRE_SERVICES=1 (as in CI).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,10 @@ from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
 
 MONITOR_ROLE = "pgwarden_monitor"
 MONITOR_PASSWORD = "monitor-secret-pw"
+# Grafana community dashboard 9628, in the shared folder beside the repository (a clone may stand alone).
+COMMUNITY_DASHBOARD = (
+    Path(__file__).resolve().parents[2] / "shared" / "compat" / "grafana-dashboard-9628-rev8.json"
+)
 
 
 def services_required() -> bool:
@@ -27,6 +34,15 @@ def missing_service(what: str) -> None:
     if services_required():
         pytest.fail(f"{what} is required (PGWARDEN_REQUIRE_SERVICES=1) but missing", pytrace=False)
     pytest.skip(f"{what} is not installed")
+
+
+def community_dashboard(path: Path = COMMUNITY_DASHBOARD) -> dict[str, Any]:
+    """The dashboard's JSON; the test skips when the file is absent. A fixture, not a service: this holds
+    under PGWARDEN_REQUIRE_SERVICES=1 too (CI has the shared folder, so there the tests always run)."""
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared folder is not beside this clone)")
+    board: dict[str, Any] = json.loads(path.read_text())
+    return board
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import re
 import shutil
 import socket
@@ -22,12 +21,11 @@ from aiohttp.test_utils import TestClient
 from devtools.pgserver import PostgresServer, free_port, start_server
 from exporter.app import make_app
 from exporter.config import parse_config, resolve_targets
-from tests.conftest import MONITOR_PASSWORD, missing_service
+from tests.conftest import MONITOR_PASSWORD, community_dashboard, missing_service
 from tests.exporter.conftest import DB_A
 from tests.exporter.helpers import Samples
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT.parent / "shared" / "compat" / "grafana-dashboard-9628-rev8.json"
 
 
 async def client_for(aiohttp_client: Any, config: dict[str, Any]) -> TestClient[web.Request, web.Application]:
@@ -173,7 +171,7 @@ def _dashboard_names() -> set[str]:
             for item in node:
                 walk(item)
 
-    walk(json.loads(DASHBOARD.read_text()))
+    walk(community_dashboard())
     return {n for e in exprs for n in re.findall(r"\b((?:pg|process)_[a-z0-9_]+)", e)}
 
 

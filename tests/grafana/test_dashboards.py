@@ -23,7 +23,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -43,13 +42,14 @@ import yaml
 
 from devtools import dashboards
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
-from devtools.pgserver import PostgresServer, free_port
-from tests.conftest import missing_service
+from devtools.pgserver import PostgresServer
+from devtools.processes import NotReady, Process, free_port, spawn, wait_http
+from devtools.seeding import create_postgres, put_rds_datapoints
+from tests.conftest import community_dashboard, missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
-COMMUNITY = ROOT.parent / "shared" / "compat" / "grafana-dashboard-9628-rev8.json"
 
 REGION, BACKUP_REGION = "us-east-1", "eu-west-1"
 DB_ID, REPLICA_ID = "orders-db", "orders-db-replica"
@@ -170,6 +170,14 @@ def test_provisioning_files() -> None:
     assert {"name", "orgId", "folder"} <= set(provider)
 
 
+def test_the_community_dashboard_is_read_when_present_and_skips_when_absent(tmp_path: Path) -> None:
+    present = tmp_path / "grafana-dashboard-9628-rev8.json"
+    present.write_text('{"title": "PostgreSQL Database", "panels": []}')
+    assert community_dashboard(present) == {"title": "PostgreSQL Database", "panels": []}
+    with pytest.raises(pytest.skip.Exception, match="absent"):
+        community_dashboard(tmp_path / "missing.json")
+
+
 # ---- the scenario ---------------------------------------------------------------------------------------
 
 
@@ -194,34 +202,11 @@ class Scenario:
         return values
 
 
-def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url}: process exited {proc.returncode}\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer within {timeout:g}s\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
+def _ready(process: Process, url: str) -> None:
+    try:
+        wait_http(process, url)
+    except NotReady as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
@@ -296,19 +281,7 @@ def build_aws(moto: MotoServer) -> None:
         "aws_secret_access_key": "testing",
     }
     east = boto3.client("rds", region_name=REGION, **kw)
-    east.create_db_instance(
-        DBInstanceIdentifier=DB_ID,
-        Engine="postgres",
-        EngineVersion="15.4",
-        DBInstanceClass="db.t3.medium",
-        AllocatedStorage=100,
-        MaxAllocatedStorage=500,
-        MasterUsername="master",
-        MasterUserPassword="not-a-real-password",
-        BackupRetentionPeriod=7,
-        StorageType="gp2",
-        Tags=[{"Key": "team", "Value": "db"}],
-    )
+    create_postgres(east, DB_ID, MaxAllocatedStorage=500, Tags=[{"Key": "team", "Value": "db"}])
     east.create_db_instance_read_replica(
         DBInstanceIdentifier=REPLICA_ID,
         SourceDBInstanceIdentifier=DB_ID,
@@ -325,19 +298,9 @@ def build_aws(moto: MotoServer) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION, **kw)
     for identifier, points in ((DB_ID, CLOUDWATCH_POINTS), (REPLICA_ID, REPLICA_POINTS)):
         for minutes_ago, factor in ((5, 1.1), (3, 1.0)):
-            cloudwatch.put_metric_data(
-                Namespace="AWS/RDS",
-                MetricData=[
-                    {
-                        "MetricName": name,
-                        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
-                        "Timestamp": datetime.now(UTC) - timedelta(minutes=minutes_ago),
-                        "Value": value * factor,
-                        "Unit": unit,  # type: ignore[typeddict-item]
-                    }
-                    for name, (unit, value) in points.items()
-                ],
-            )
+            when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+            scaled = {name: (unit, value * factor) for name, (unit, value) in points.items()}
+            put_rds_datapoints(cloudwatch, identifier, when, scaled)
 
 
 def exporter_config(pg: PostgresServer, monitor_dsn: str) -> dict[str, Any]:
@@ -476,7 +439,8 @@ def scenario(
         )
         (tmp / "exporter.yml").write_text(yaml.safe_dump(exporter_config(pg_server, monitor_dsn)))
         exporter_port = free_port()
-        exporter = _spawn(
+        exporter = spawn(
+            "exporter",
             [
                 sys.executable,
                 "-m",
@@ -489,12 +453,13 @@ def scenario(
             tmp / "exporter.log",
             env,
         )
-        cleanups.append(lambda: _stop(exporter))
+        cleanups.append(exporter.stop)
         (tmp / "responder.yml").write_text(
             yaml.safe_dump(responder_config(pg_server, moto, tmp / "journal.db"))
         )
         responder_port = free_port()
-        responder = _spawn(
+        responder = spawn(
+            "responder",
             [
                 sys.executable,
                 "-m",
@@ -507,13 +472,14 @@ def scenario(
             tmp / "responder.log",
             env,
         )
-        cleanups.append(lambda: _stop(responder))
-        _wait_http(f"http://127.0.0.1:{exporter_port}/healthz", exporter, tmp / "exporter.log")
-        _wait_http(f"http://127.0.0.1:{responder_port}/healthz", responder, tmp / "responder.log")
+        cleanups.append(responder.stop)
+        _ready(exporter, f"http://127.0.0.1:{exporter_port}/healthz")
+        _ready(responder, f"http://127.0.0.1:{responder_port}/healthz")
 
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(exporter_port, responder_port)))
         prom_port = free_port()
-        prom = _spawn(
+        prom = spawn(
+            "prometheus",
             [
                 prometheus,
                 f"--config.file={tmp / 'prometheus.yml'}",
@@ -522,9 +488,9 @@ def scenario(
             ],
             tmp / "prometheus.log",
         )
-        cleanups.append(lambda: _stop(prom))
+        cleanups.append(prom.stop)
         base = f"http://127.0.0.1:{prom_port}"
-        _wait_http(f"{base}/-/ready", prom, tmp / "prometheus.log")
+        _ready(prom, f"{base}/-/ready")
         found = Scenario(base, f"127.0.0.1:{exporter_port}", f"127.0.0.1:{responder_port}", tmp)
 
         def has(expr: str) -> bool:
@@ -681,7 +647,7 @@ def test_every_panel_returns_data(scenario: Scenario, name: str) -> None:
 
 
 def test_community_dashboard_9628_returns_data(scenario: Scenario) -> None:
-    board = json.loads(COMMUNITY.read_text())
+    board = community_dashboard()
     failures: list[str] = []
     values = resolve_variables(scenario, board, failures)
     assert values.get("namespace") == NAMESPACE and values.get("release") == RELEASE, values

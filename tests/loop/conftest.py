@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -88,7 +88,9 @@ class Loop:
             body = json.load(resp)
         return list(reversed(body["actions"]))
 
-    def wait_for_actions(self, done: Any, timeout: float, what: str) -> list[dict[str, Any]]:
+    def wait_for_actions(
+        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float, what: str
+    ) -> list[dict[str, Any]]:
         """Polls the journal until `done(actions)` is true."""
         deadline = time.monotonic() + timeout
         while True:

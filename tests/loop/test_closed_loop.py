@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -60,7 +61,7 @@ def _cancel_through_the_alert(loop: Loop, bound: float, seconds: int = 150) -> R
     return runaway
 
 
-def _done(count: int) -> Any:
+def _done(count: int) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda actions: len(decisions(actions)) >= count and all(a["outcome"] for a in decisions(actions))
 
 

@@ -3,24 +3,29 @@
 A throwaway PostgreSQL, a moto server standing in for AWS (an RDS instance with snapshots and CloudWatch
 datapoints), the exporter, the responder (enforce mode, its own token), Prometheus and Alertmanager with the
 project's rules and routes at demo intervals (alerts/demo/overrides.yml). Then: a runaway query, low free
-storage, high CPU; each step of the loop is printed with its elapsed seconds. Ctrl-C stops everything;
-DEMO_ONCE=1 plays the scenario once and exits 0 only if every step happened.
+storage, high CPU; each step of the loop is printed with the seconds since the start at which it happened,
+in the order things happened (see `Timeline`). Ctrl-C stops everything; DEMO_ONCE=1 plays the scenario once
+and exits 0 only if every step happened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,22 +48,64 @@ STEPS = (
     "PostgresLongRunningQuery firing",
     "webhook received: kill-long-queries",
     "backend stopped",
+    "kill-long-queries succeeded",
     "RDSFreeStorageLow firing",
     "storage grown",
     "RDSCPUHigh firing",
     "instance scaled",
 )
+ALERTS = ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh")
+# PostgreSQL's server log: millisecond times in UTC and the backend's pid on every line.
+POSTGRES_LOG_SETTINGS = {"log_line_prefix": "'%m [%p] '", "log_timezone": "'UTC'"}
+STOPPED_BACKEND = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[(\d+)\] (?:ERROR|FATAL):\s+"
+    r"(canceling statement due to user request|terminating connection due to administrator command)"
+)
+# Longest time between an event and the moment its source shows it (a journal commit, a rule evaluation
+# finishing, a log line written): a line waits until every source has been read this long after its time.
+SETTLE = 1.0
+
+
+@dataclass(order=True)
+class Event:
+    at: float  # seconds since the epoch, as the event's source recorded it
+    seq: int
+    key: str = field(compare=False)
+    text: str = field(compare=False)
 
 
 class Timeline:
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.seen: set[str] = set()
+    """The steps of the loop, printed in the order they happened.
 
-    def event(self, key: str, text: str | None = None) -> None:
+    Each event carries the time its source recorded (the responder's journal, PostgreSQL's server log and
+    pg_stat_activity, Prometheus' ALERTS samples, the demo's own calls), not the moment the demo noticed it:
+    the sources are polled one after the other, so an effect can be noticed before its cause. A line is held
+    back until every source has been read SETTLE seconds after its time, then printed in time order.
+    """
+
+    def __init__(self) -> None:
+        self.start = time.time()
+        self.seen: set[str] = set()
+        self._held: list[Event] = []
+        self._seq = itertools.count()
+
+    def event(self, key: str, at: float, text: str | None = None) -> None:
+        """An event noticed (once per key), with the time it happened."""
         if key not in self.seen:
             self.seen.add(key)
-            print(f"[{time.monotonic() - self.start:6.1f}s] {text or key}", flush=True)
+            self._held.append(Event(at, next(self._seq), key, text or key))
+
+    def release(self, read_from: float) -> None:
+        """Prints the held lines that every source, read from `read_from` on, would have shown by then."""
+        self._print([e for e in self._held if e.at <= read_from - SETTLE])
+
+    def flush(self) -> None:
+        self._print(list(self._held))
+
+    def _print(self, due: list[Event]) -> None:
+        for event in sorted(due):
+            self._held.remove(event)
+            print(f"[{event.at - self.start:7.2f}s] {event.text}", flush=True)
 
     def done(self) -> bool:
         return all(step in self.seen for step in STEPS)
@@ -191,58 +238,122 @@ def responder_config(workdir: Path, token: Path) -> dict[str, Any]:
     }
 
 
-def runaway_query(dsn: str, timeline: Timeline) -> threading.Thread:
+def runaway_query(dsn: str) -> int:
+    """Starts SELECT pg_sleep(600) in a thread; returns its backend's pid."""
+    conn = psycopg.connect(dsn, autocommit=True)
+
     def run() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            timeline.event(
-                "query started", f"query started: SELECT pg_sleep(600) in shop (runs over {THRESHOLD}s)"
-            )
-            try:
-                conn.execute(b"SELECT pg_sleep(600)")
-            except psycopg.errors.QueryCanceled:
-                timeline.event("backend stopped", "backend cancelled by the responder")
-            except psycopg.OperationalError:
-                timeline.event("backend stopped", "backend terminated by the responder")
+        with conn, contextlib.suppress(psycopg.errors.QueryCanceled, psycopg.OperationalError):
+            conn.execute(b"SELECT pg_sleep(600)")
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, daemon=True).start()
+    return int(conn.info.backend_pid)
 
 
-def watch(services: dict[str, Service], rds: Any, timeline: Timeline) -> Callable[[], None]:
-    """One look at Prometheus, the responder and the RDS instance; prints what changed."""
+class ServerLog:
+    """New lines of PostgreSQL's server log: the backends the responder cancelled or terminated."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def stopped_backends(self) -> list[tuple[int, float, str]]:
+        """(pid, when, "cancelled" or "terminated") for each such line written since the last call."""
+        with contextlib.suppress(OSError), self.path.open("rb") as log:
+            log.seek(self.offset)
+            chunk = log.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self.offset += len(complete)
+            found = []
+            for line in complete.decode(errors="replace").splitlines():
+                if m := STOPPED_BACKEND.match(line):
+                    when = dt.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.UTC)
+                    how = "cancelled" if m[3].startswith("canceling") else "terminated"
+                    found.append((int(m[2]), when.timestamp(), how))
+            return found
+        return []
+
+
+def alert_transitions(prometheus: Service) -> list[tuple[str, str, float]]:
+    """(alertname, pending or firing, when) of the demo's alerts: the first ALERTS sample of each state,
+    stamped with the rule evaluation that wrote it."""
+    selector = f'ALERTS{{alertname=~"{"|".join(ALERTS)}"}}[15m]'
+    url = f"{prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": selector})
+    series = get_json(url)["data"]["result"]
+    return [
+        (s["metric"]["alertname"], s["metric"]["alertstate"], float(s["values"][0][0]))
+        for s in series
+        if s["values"]
+    ]
+
+
+def journal_time(iso: str) -> float:
+    """A journal timestamp (2026-01-01T10:00:00.123Z) as seconds since the epoch."""
+    return dt.datetime.fromisoformat(iso).timestamp()
+
+
+def watch(
+    services: dict[str, Service], rds: Any, server: PostgresServer, runaway_pid: int, timeline: Timeline
+) -> Callable[[], None]:
+    """One read of every source; each event noticed is handed to the timeline with its source's time."""
+    log = ServerLog(server.log_path)
 
     def look() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            for alert in get_json(f"{services['prometheus'].url}/api/v1/alerts")["data"]["alerts"]:
-                name, state = alert["labels"]["alertname"], alert["state"]
-                if name in ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh"):
-                    timeline.event(f"{name} {state}", f"alert {name} {state}")
-        with contextlib.suppress(OSError, ValueError):
-            for action in reversed(
-                get_json(f"{services['responder'].url}/actions?limit=50", TOKEN)["actions"]
-            ):
+        if "query started" not in timeline.seen:
+            rows = server.execute(
+                "SELECT query_start FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
+                params=(runaway_pid,),
+            )
+            if rows:
                 timeline.event(
-                    f"webhook received: {action['playbook']}", f"webhook received: {action['playbook']}"
+                    "query started",
+                    rows[0][0].timestamp(),
+                    f"query started: SELECT pg_sleep(600) in shop (runs over {THRESHOLD}s)",
                 )
-                if action.get("outcome"):
-                    timeline.event(
-                        f"{action['playbook']} {action['outcome']}",
-                        f"{action['playbook']}: {action['outcome']}",
-                    )
+        with contextlib.suppress(OSError, ValueError):
+            for name, state, at in alert_transitions(services["prometheus"]):
+                timeline.event(f"{name} {state}", at, f"alert {name} {state}")
+        finished: dict[str, float] = {}
+        with contextlib.suppress(OSError, ValueError):
+            actions = get_json(f"{services['responder'].url}/actions?limit=50", TOKEN)["actions"]
+            for action in reversed(actions):  # oldest first: the first decision of each playbook
+                playbook, timings, outcome = action["playbook"], action["timings"], action["outcome"]
+                if playbook is None or action["alert"]["status"] != "firing" or outcome == "duplicate":
+                    continue
+                timeline.event(f"webhook received: {playbook}", journal_time(timings["journaled_at"]))
+                if timings["started_at"]:
+                    timeline.event(f"{playbook} started", journal_time(timings["started_at"]))
+                if outcome and timings["finished_at"]:
+                    ended = journal_time(timings["finished_at"])
+                    timeline.event(f"{playbook} {outcome}", ended, f"{playbook}: {outcome}")
+                    finished.setdefault(playbook, ended)
+        for pid, at, how in log.stopped_backends():
+            if pid == runaway_pid:
+                timeline.event("backend stopped", at, f"backend {how} by the responder")
+        # moto records no event for ModifyDBInstance: a change is dated by the action that made it, the end
+        # of its call to AWS (the journal's finished_at).
         instance = rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"][0]
-        if instance["AllocatedStorage"] != 100:
-            timeline.event("storage grown", f"storage grown 100 → {instance['AllocatedStorage']} GiB")
-        if instance["DBInstanceClass"] != LADDER[0]:
-            timeline.event("instance scaled", f"instance scaled {LADDER[0]} → {instance['DBInstanceClass']}")
+        if instance["AllocatedStorage"] != 100 and "grow-storage" in finished:
+            timeline.event(
+                "storage grown",
+                finished["grow-storage"],
+                f"storage grown 100 → {instance['AllocatedStorage']} GiB",
+            )
+        if instance["DBInstanceClass"] != LADDER[0] and "scale-up-on-cpu" in finished:
+            timeline.event(
+                "instance scaled",
+                finished["scale-up-on-cpu"],
+                f"instance scaled {LADDER[0]} → {instance['DBInstanceClass']}",
+            )
 
     return look
 
 
-def play(services: dict[str, Service], rds: Any, cloudwatch: Any, app_dsn: str, once: bool) -> bool:
+def play(
+    services: dict[str, Service], rds: Any, cloudwatch: Any, server: PostgresServer, app_dsn: str
+) -> bool:
     timeline = Timeline()
-    look = watch(services, rds, timeline)
-    runaway_query(app_dsn, timeline)
+    look = watch(services, rds, server, runaway_query(app_dsn), timeline)
     stages: list[tuple[str, Callable[[], None], str]] = [
         (
             "backend stopped",
@@ -252,15 +363,18 @@ def play(services: dict[str, Service], rds: Any, cloudwatch: Any, app_dsn: str, 
         ("storage grown", lambda: put_now(cloudwatch, {"CPUUtilization": 95.0}), "CPU climbs to 95%"),
     ]
     deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not timeline.done():
+        read_from = time.time()
         look()
+        timeline.release(read_from)
         if stages and stages[0][0] in timeline.seen:
             _, act, text = stages.pop(0)
             act()
-            timeline.event(text, text)
-        if timeline.done():
-            break
+            timeline.event(text, time.time())  # the datapoint exists from here on
         time.sleep(0.25)
+    time.sleep(SETTLE)  # the last lines: one more read, then everything held
+    look()
+    timeline.flush()
     missing = [s for s in STEPS if s not in timeline.seen]
     if missing:
         print(f"demo: these steps did not happen: {', '.join(missing)}", flush=True)
@@ -279,7 +393,7 @@ def main() -> int:
             "starting PostgreSQL, moto, the exporter, the responder, Prometheus and Alertmanager ...",
             flush=True,
         )
-        server = start_server()
+        server = start_server(settings=POSTGRES_LOG_SETTINGS)
         dsns = prepare_postgres(server)
         moto = start_moto(log_path=workdir / "moto.log")
         rds, cloudwatch = seed_aws(moto)
@@ -307,7 +421,7 @@ def main() -> int:
         )
         print(f"  exporter      {services['exporter'].url}/metrics", flush=True)
         time.sleep(3)  # a few scrapes before the scenario
-        ok = play(services, rds, cloudwatch, server.dsn("shop", "demo_app", "demo-app-pw"), once)
+        ok = play(services, rds, cloudwatch, server, server.dsn("shop", "demo_app", "demo-app-pw"))
         print("demo: every step happened" if ok else "demo: FAILED", flush=True)
         if not once:
             print("everything keeps running; Ctrl-C stops it", flush=True)

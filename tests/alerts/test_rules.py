@@ -35,7 +35,9 @@ TEST_FILES = sorted((ALERTS / "tests").glob("*.test.yml"))
 ALERTMANAGER = ALERTS / "alertmanager.yml"
 DOCS = ALERTS / "README.md"
 RESPONDER_EXAMPLE = ROOT / "examples" / "responder.yml"
-RUNBOOK_BASE = "https://github.com/pgwarden/pgwarden/blob/main/alerts/README.md#"
+# Every runbook_url: the section of alerts/README.md, at the address the Prometheus external label
+# `pgwarden_runbook_base` gives, else the relative path (alerts/tests/runbook_url.test.yml renders both).
+RUNBOOK_URL = '{{ or $externalLabels.pgwarden_runbook_base "alerts/README.md" }}#'
 RESPONDER_RECEIVER = "pgwarden-responder"
 DEFAULT_RECEIVER = "default"
 TIMEOUT = 60  # seconds, per promtool/amtool run; each takes well under 2 s
@@ -214,9 +216,25 @@ def test_every_alert_has_severity_annotations_and_a_documented_runbook(rule: Rul
     for key in ("summary", "description", "runbook_url"):
         assert annotations.get(key, "").strip(), f"{rule}: no {key}"
     anchor = rule.alert.lower()
-    assert annotations["runbook_url"] == RUNBOOK_BASE + anchor
+    assert annotations["runbook_url"] == RUNBOOK_URL + anchor
     assert anchor in docs_anchors(), f"alerts/README.md has no section #{anchor}"
     assert "for" in rule.body, f"{rule}: no `for:`, a single evaluation would fire it"
+
+
+def test_unit_tests_expect_the_runbook_url_for_their_external_labels() -> None:
+    """Each expected runbook_url is the label's base, or the relative default, then the alert's section."""
+    with_label = without_label = 0
+    for path in TEST_FILES:
+        for group in _load(path)["tests"]:
+            base = (group.get("external_labels") or {}).get("pgwarden_runbook_base")
+            for case in group.get("alert_rule_test") or []:
+                for expected in case.get("exp_alerts") or []:
+                    url = (expected.get("exp_annotations") or {}).get("runbook_url")
+                    wanted = f"{base or 'alerts/README.md'}#{case['alertname'].lower()}"
+                    assert url == wanted, f"{path.name}: {case['alertname']}"
+                    with_label += base is not None
+                    without_label += base is None
+    assert with_label and without_label
 
 
 def test_every_alert_is_in_the_docs_table() -> None:
@@ -407,7 +425,9 @@ def test_alertmanager_responder_receiver_and_routes() -> None:
         assert route["group_by"] == ["..."], "one alert per notification"
         assert route["continue"] is True, "the humans see remediable alerts too"
         assert 0 < _seconds(route["group_wait"]) <= 30
-        assert 60 <= _seconds(route["repeat_interval"]) <= 4 * 3600
+        # A re-fire between two flushes waits for the next repeat (alerts/README.md, "Routing"): both short.
+        assert 0 < _seconds(route["group_interval"]) <= _seconds(route["repeat_interval"])
+        assert _seconds(route["group_interval"]) + _seconds(route["repeat_interval"]) <= 120
 
 
 def _seconds(duration: str) -> float:

@@ -1,25 +1,53 @@
 """`make demo` as a user runs it: DEMO_ONCE=1 plays the runbook through the whole loop once and exits 0 only if
-every step happened (query cancelled, storage grown 100 → 125 GiB, instance scaled one class up)."""
+every step happened (query cancelled, storage grown 100 → 125 GiB, instance scaled one class up), printing
+the steps in the order they happened."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from devtools.demo import SETTLE, Timeline
 from devtools.pgserver import PostgresUnavailable, find_bindir
 from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMELINE_LINE = re.compile(r"^\[\s*(-?\d+\.\d+)s\] (.+)$")
+# Each cause before its effect, as PostgreSQL, Prometheus, the responder's journal and the demo dated them.
+CHAINS = (
+    (
+        "query started: SELECT pg_sleep(600)",
+        "alert PostgresLongRunningQuery firing",
+        "webhook received: kill-long-queries",
+        "kill-long-queries started",
+        "backend cancelled by the responder",
+        "kill-long-queries: succeeded",
+    ),
+    (
+        "free storage drops to 5 GiB",
+        "alert RDSFreeStorageLow firing",
+        "webhook received: grow-storage",
+        "storage grown 100 → 125 GiB",
+        "CPU climbs to 95%",
+        "alert RDSCPUHigh firing",
+        "webhook received: scale-up-on-cpu",
+        "instance scaled db.t3.medium → db.r6g.large",
+    ),
+)
 
 
-def test_demo_once_shows_live_metrics() -> None:
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
     try:
         find_bindir()
     except PostgresUnavailable as exc:
         missing_service(f"PostgreSQL ({exc})")
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "devtools.demo"],
         cwd=ROOT,
         env=dict(os.environ, DEMO_ONCE="1"),
@@ -27,10 +55,53 @@ def test_demo_once_shows_live_metrics() -> None:
         text=True,
         timeout=240,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+
+
+def test_demo_once_shows_live_metrics(demo: subprocess.CompletedProcess[str]) -> None:
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    out = demo.stdout
     assert "demo: every step happened" in out and "stopped" in out
     for step in ("query started", "alert PostgresLongRunningQuery firing", "backend cancelled by the responder",
                  "storage grown 100 → 125 GiB", "instance scaled db.t3.medium → db.r6g.large"):  # fmt: skip
         assert step in out, step
-    assert "demo-monitor-pw" not in out + result.stderr  # the DSNs' passwords never show
+    assert "demo-monitor-pw" not in out + demo.stderr  # the DSNs' passwords never show
+
+
+def test_the_timeline_is_in_the_order_things_happened(demo: subprocess.CompletedProcess[str]) -> None:
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    timeline = [(float(m[1]), m[2]) for line in demo.stdout.splitlines() if (m := TIMELINE_LINE.match(line))]
+    times = [at for at, _ in timeline]
+    assert times == sorted(times), demo.stdout
+    texts = [text for _, text in timeline]
+    for chain in CHAINS:
+        positions = [_position(texts, step) for step in chain]
+        assert positions == sorted(positions), (chain, texts)
+
+
+def _position(texts: list[str], step: str) -> int:
+    (index,) = [i for i, text in enumerate(texts) if text.startswith(step)]
+    return index
+
+
+def test_an_effect_noticed_first_is_held_back_and_printed_after_its_cause(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    timeline = Timeline()
+    t0 = timeline.start
+    timeline.event(
+        "backend stopped", t0 + 7.30, "backend cancelled by the responder"
+    )  # read from the log first
+    timeline.release(read_from=t0 + 7.30 + SETTLE / 2)
+    assert capsys.readouterr().out == ""  # too recent: a source read since may still show something earlier
+    timeline.event("webhook received: kill-long-queries", t0 + 7.26)  # the journal, read afterwards
+    timeline.event("backend stopped", t0 + 9.0, "noticed again: ignored")
+    timeline.release(read_from=t0 + 7.30 + SETTLE)
+    assert capsys.readouterr().out.splitlines() == [
+        "[   7.26s] webhook received: kill-long-queries",
+        "[   7.30s] backend cancelled by the responder",
+    ]
+    timeline.event("kill-long-queries succeeded", t0 + 8.31, "kill-long-queries: succeeded")
+    timeline.release(read_from=t0 + 8.31)
+    assert capsys.readouterr().out == ""
+    timeline.flush()
+    assert capsys.readouterr().out.splitlines() == ["[   8.31s] kill-long-queries: succeeded"]

@@ -43,3 +43,8 @@ def test_alertmanager_copy_points_at_the_responder(tmp_path: Path) -> None:
     assert hooks and all(h["url"] == "http://127.0.0.1:1/webhook" for h in hooks)
     responder_routes = [r for r in doc["route"]["routes"] if r["receiver"] == "pgwarden-responder"]
     assert responder_routes and all(r["group_wait"] == "1s" for r in responder_routes)
+    # the loop tests prove the re-fire delivery with the intervals production runs
+    real = yaml.safe_load((ALERTS / "alertmanager.yml").read_text())["route"]["routes"]
+    for copy, route in zip(doc["route"]["routes"], real, strict=True):
+        for key in ("group_interval", "repeat_interval"):
+            assert copy.get(key) == route.get(key), key

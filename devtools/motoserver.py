@@ -57,7 +57,7 @@ def start_moto(timeout: float = 30.0, log_path: Path | None = None) -> MotoServe
     port = free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     process = spawn("moto server", argv, log_path, {**os.environ, **FAKE_CREDENTIALS})
-    server = MotoServer("moto server", process, port, dict(FAKE_CREDENTIALS))
+    server = MotoServer("moto server", process, port, "/moto-api/", dict(FAKE_CREDENTIALS))
     try:
         wait_http(process, f"{server.endpoint_url}/moto-api/", timeout)
     except NotReady as exc:

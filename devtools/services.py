@@ -10,11 +10,12 @@ import json
 import os
 import shutil
 import sys
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -32,6 +33,7 @@ class Service:
     name: str
     process: Process
     port: int
+    ready_path: str = "/"
 
     @property
     def url(self) -> str:
@@ -47,6 +49,15 @@ class Service:
     def log_tail(self, lines: int = 30) -> str:
         return self.process.log_tail(lines)
 
+    def restart(self, env: dict[str, str] | None = None) -> Service:
+        """The same command on the same port, once stopped; the old log is kept beside the new one."""
+        self.stop()
+        log = self.log or Path(os.devnull)
+        if self.log is not None:
+            self.log.rename(self.log.with_suffix(f".{time.time():.0f}.log"))
+        argv = [str(arg) for arg in cast("list[str]", self.process.popen.args)]
+        return _spawn(self.name, argv, log.parent, self.port, self.ready_path, env)
+
 
 def _spawn(
     name: str, argv: list[str], workdir: Path, port: int, ready: str, env: dict[str, str] | None = None
@@ -56,7 +67,7 @@ def _spawn(
         wait_http(process, f"http://127.0.0.1:{port}{ready}")
     except NotReady as exc:
         raise ServiceUnavailable(str(exc)) from None
-    return Service(name, process, port)
+    return Service(name, process, port, ready)
 
 
 def binary(*names: str) -> str:

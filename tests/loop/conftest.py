@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,7 +24,6 @@ from devtools.pgserver import PostgresServer
 from devtools.services import (
     Service,
     ServiceUnavailable,
-    _spawn,
     query,
     start_alertmanager,
     start_exporter,
@@ -105,11 +104,9 @@ class Loop:
 
     def restart_responder(self) -> Service:
         """The same responder (configuration, journal) on the same port: Alertmanager's webhook URL names it."""
-        old = self.services["responder"]
-        old.log.rename(old.log.with_suffix(f".{time.time():.0f}.log"))
-        argv = [str(arg) for arg in cast("list[str]", old.process.args)]
-        env = dict(os.environ, **self.responder_env)
-        self.services["responder"] = _spawn(old.name, argv, old.log.parent, old.port, "/healthz", env)
+        self.services["responder"] = self.services["responder"].restart(
+            dict(os.environ, **self.responder_env)
+        )
         return self.services["responder"]
 
     def alertmanager_failed_webhooks(self) -> float:

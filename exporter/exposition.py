@@ -20,12 +20,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """A metric family: name, type and help text."""
+    """A metric family: name, type, help text and the label names its samples carry.
+
+    `absent_when` says when the family may have no sample at all (a NULL in its view), else "".
+    """
 
     name: str
     type: MetricType
     help: str
-    labels: tuple[str, ...] = ()  # documentation only: rendering takes labels per sample
+    labels: tuple[str, ...] = ()
+    absent_when: str = ""
 
     def header(self) -> str:
         help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")

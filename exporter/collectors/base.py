@@ -22,6 +22,7 @@ ROWS_CUT = Family(
     "gauge",
     "Rows left out by a cardinality cap in the last refresh (limits: in the configuration).",
     ("collector", "datname"),
+    "no capped collector is enabled",
 )
 
 INTEGER_CASTS = ("int8", "int4")

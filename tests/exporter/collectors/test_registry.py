@@ -168,3 +168,69 @@ def test_a_collector_file_dropped_into_the_tree_is_scraped_and_its_options_valid
     # and the repository's own tree, without that file, knows no such collector
     plain = run_cli("--config", str(config), "--check-config", env=clean_env())
     assert "collectors.uptime_probe: unknown key" in plain.stderr
+
+
+# --- what the registry refuses ----------------------------------------------------------------------------
+
+COLLECTOR_MODULE = """
+from exporter.collectors.base import Collector
+from exporter.collectors.options import CollectorOptions
+
+
+class {cls}(Collector[list[int], CollectorOptions]):
+    name = {name!r}
+    order = {order}
+    source = "nothing"
+    families = ()
+
+    async def fetch(self, session):
+        return []
+
+    def render(self, out, results):
+        pass
+"""
+
+
+def fake_package(root: Path, modules: dict[str, str]) -> str:
+    # a name of its own per test: an imported package stays in sys.modules
+    package = root / ("fake_collectors_" + "".join(ch if ch.isalnum() else "_" for ch in root.name))
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, text in modules.items():
+        (package / f"{module}.py").write_text(text)
+    return package.name
+
+
+def test_discovery_orders_by_order_then_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporter.collectors.registry import discover
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = fake_package(
+        tmp_path,
+        {
+            "b": COLLECTOR_MODULE.format(cls="B", name="beta", order=5),
+            "a": COLLECTOR_MODULE.format(cls="A", name="alpha", order=5),
+            "z": COLLECTOR_MODULE.format(cls="Z", name="zeta", order=1),
+            "helpers": "VALUE = 1\n",  # a module without a collector is ignored
+        },
+    )
+    assert [c.name for c in discover(name)] == ["zeta", "alpha", "beta"]
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ({"a": COLLECTOR_MODULE.format(cls="A", name="same", order=1),
+          "b": COLLECTOR_MODULE.format(cls="B", name="same", order=2)}, "collector 'same' is defined twice"),
+        ({"a": COLLECTOR_MODULE.format(cls="A", name="defaults", order=1)}, "name must be a snake_case word"),
+        ({"a": COLLECTOR_MODULE.format(cls="A", name="Not-A-Key", order=1)}, "name must be a snake_case word"),
+    ],
+)  # fmt: skip
+def test_discovery_refuses_clashing_or_unusable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules: dict[str, str], message: str
+) -> None:
+    from exporter.collectors.registry import CollectorRegistryError, discover
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(CollectorRegistryError, match=message):
+        discover(fake_package(tmp_path, modules))

@@ -32,3 +32,14 @@ async def test_tables_of_two_databases_with_dead_tuples_and_sizes(
     assert samples.get("pg_stat_user_tables_last_vacuum", datname=DB_A, relname="orders") is None
     assert samples.get("pg_stat_user_tables_idx_scan", datname=DB_A, relname="small") is None  # no index
     assert {lbl["datname"] for lbl, _ in samples.all("pg_stat_user_tables_seq_scan")} >= {DB_A, DB_B}
+
+
+async def test_a_vacuum_by_hand_has_its_time_and_count(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    flush_stats(pg_server, DB_A, "VACUUM small")
+    samples = await scraper_factory().scrape()
+    vacuumed = samples.get("pg_stat_user_tables_last_vacuum", datname=DB_A, relname="small")
+    assert vacuumed is not None and time.time() - 3600 < vacuumed <= time.time()
+    count = samples.get("pg_stat_user_tables_vacuum_count", datname=DB_A, relname="small")
+    assert count is not None and count >= 1

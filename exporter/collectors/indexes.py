@@ -15,6 +15,7 @@ from exporter.collectors.base import (
     gauge,
     render_cut,
     render_table,
+    select_list,
     with_labels,
 )
 from exporter.collectors.options import CollectorOptions
@@ -65,7 +66,7 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
             COLUMNS,
             "SELECT i.indexrelid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, "
             "t.relname, c.relname AS indexrelname, "
-            + ", ".join(c.select for c in COLUMNS)
+            + select_list(COLUMNS)
             + " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
             "JOIN pg_namespace n ON n.oid = t.relnamespace "
             "WHERE t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "

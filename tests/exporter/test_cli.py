@@ -102,6 +102,9 @@ limits: {{statements_top_n: 50, tables_per_database: 0}}
     assert "collector activity: server" in out
     assert "collector bloat:" in out and "ttl 10m" in out
     assert "statements_top_n=50" in out and "tables_per_database=0" in out
+    # production's rds: without an aws: section: polled with the default settings, and said so
+    assert "aws: no aws: section; the targets' rds: blocks are polled with the default aws: settings" in out
+    assert "aws: 1 account/region unit(s): default/us-east-1" in out
     assert SECRET not in out + result.stderr
 
 

@@ -29,7 +29,7 @@ INTEGER_CASTS = ("int8", "int4")
 
 ResultT = TypeVar("ResultT")
 OptionsT = TypeVar("OptionsT", bound=CollectorOptions)
-KeyT = TypeVar("KeyT", bound=tuple[Any, ...])
+KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,31 +76,33 @@ def cap_clause(limit: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ColumnTable(Generic[KeyT]):
-    """A statement's rows split in two: each row's leading fields as a typed `keys` row (ids, label values),
-    and the metric columns after them, one value sequence per `Column` (`values[i]` is `columns[i]`)."""
+class ColumnTable(Generic[KeysT]):
+    """A statement's rows, column by column: its leading fields as `keys`, a NamedTuple whose fields are those
+    columns (ids, label values), and the metric columns after them as `values` (`values[i]` is `columns[i]`).
 
-    keys: list[KeyT]
+    Nothing is built per row: the per-table views have tens of thousands of rows, rendered a column at a time.
+    """
+
+    keys: KeysT
     columns: Sequence[Column]
     values: list[tuple[Any, ...]]
+    count: int  # rows
 
 
 async def fetch_table(
-    session: Session, key: type[KeyT], columns: Sequence[Column], sql: str, params: Any = None
-) -> ColumnTable[KeyT]:
-    """Run `sql`, which selects `key`'s fields (by those names, in order) and then `columns`."""
+    session: Session, keys: type[KeysT], columns: Sequence[Column], sql: str, params: Any = None
+) -> ColumnTable[KeysT]:
+    """Run `sql`, which selects `keys`' fields (by those names, in order) and then `columns`."""
     names, rows = await session.named_rows(sql, params)
-    fields: tuple[str, ...] = getattr(key, "_fields")  # noqa: B009 (a NamedTuple: the tuple bound lacks it)
-    check_row_names(key.__name__, names[: len(fields)], fields)
-    # one C-level transpose instead of r[i] per value; NamedTuple keys built column-wise too
-    by_column = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    keys = list(map(key, *by_column[: len(fields)])) if fields else [key() for _ in rows]
-    return ColumnTable(keys, columns, by_column[len(fields) :])
+    fields: tuple[str, ...] = getattr(keys, "_fields")  # noqa: B009 (a NamedTuple: the tuple bound lacks it)
+    check_row_names(keys.__name__, names[: len(fields)], fields)
+    by_column = list(zip(*rows, strict=True)) if rows else [() for _ in names]  # one C-level transpose
+    return ColumnTable(keys(*by_column[: len(fields)]), columns, by_column[len(fields) :], len(rows))
 
 
 def render_table(out: Exposition, labels: Sequence[str], table: ColumnTable[Any]) -> None:
     """One family per column of `table`, the i-th sample of each carrying `labels[i]`."""
-    if not table.keys:
+    if not table.count:
         return
     for col, values in zip(table.columns, table.values, strict=True):
         column: Any = values

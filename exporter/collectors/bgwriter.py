@@ -71,7 +71,7 @@ def bgwriter_sql(version_num: int) -> tuple[list[Column], str]:
 
 
 class ServerWide(NamedTuple):
-    """No key fields: the view has one row for the whole server."""
+    """No key columns: the view has one row for the whole server."""
 
 
 class BgwriterCollector(Collector[ColumnTable[ServerWide], CollectorOptions]):
@@ -86,4 +86,4 @@ class BgwriterCollector(Collector[ColumnTable[ServerWide], CollectorOptions]):
 
     def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[ServerWide]]]) -> None:
         for _, table in results:
-            render_table(out, [out.labels((), ())] * len(table.keys), table)
+            render_table(out, [out.labels((), ())] * table.count, table)

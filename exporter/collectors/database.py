@@ -81,28 +81,28 @@ CONFLICTS = tuple(
 LABELS = ("datid", "datname")
 
 
-class DatabaseKey(NamedTuple):
-    datid: int
-    datname: str
+class DatabaseKeys(NamedTuple):
+    datid: Sequence[int]
+    datname: Sequence[str]
 
 
-class DatabaseCollector(Collector[ColumnTable[DatabaseKey], CollectorOptions]):
+class DatabaseCollector(Collector[ColumnTable[DatabaseKeys], CollectorOptions]):
     name = "database"
     order = 40
     source = "pg_stat_database, pg_stat_database_conflicts"
     families = with_labels(LABELS, *(c.family for c in COLUMNS + CONFLICTS))
 
-    async def fetch(self, session: Session) -> ColumnTable[DatabaseKey]:
+    async def fetch(self, session: Session) -> ColumnTable[DatabaseKeys]:
         columns = available(COLUMNS, session.server.version_num) + list(CONFLICTS)
         return await fetch_table(
             session,
-            DatabaseKey,
+            DatabaseKeys,
             columns,
             f"SELECT d.datid::int8 AS datid, d.datname, {select_list(columns)} FROM pg_stat_database d "
             "JOIN pg_stat_database_conflicts c USING (datid) WHERE d.datname IS NOT NULL ORDER BY d.datname",
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[DatabaseKey]]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[DatabaseKeys]]]) -> None:
         for _, table in results:
-            labels = out.label_rows(LABELS, table.keys)
+            labels = out.label_columns(LABELS, table.keys)
             render_table(out, labels, table)

@@ -37,16 +37,16 @@ COLUMNS = (
 SIZE = gauge("pg_index_size_bytes", "Disk space of the index (its main fork), in bytes.")
 
 
-class IndexKey(NamedTuple):
-    oid: int
-    total: int  # indexes in the database, before the cap
-    schemaname: str
-    relname: str
-    indexrelname: str
+class IndexKeys(NamedTuple):
+    oid: Sequence[int]
+    total: Sequence[int]  # indexes in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+    indexrelname: Sequence[str]
 
 
 class Indexes(NamedTuple):
-    table: ColumnTable[IndexKey]
+    table: ColumnTable[IndexKeys]
     sizes: list[int | None]
 
 
@@ -62,7 +62,7 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
         # pg_stat_user_indexes' definition, with pg_index joined once rather than twice
         table = await fetch_table(
             session,
-            IndexKey,
+            IndexKeys,
             COLUMNS,
             "SELECT i.indexrelid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, "
             "t.relname, c.relname AS indexrelname, "
@@ -73,16 +73,17 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
             "AND n.nspname !~ '^pg_toast' "
             f"ORDER BY c.relpages DESC, i.indexrelid {cap_clause(self.limits.indexes_per_database)}",
         )
-        sizes = await session.index_sizes([k.oid for k in table.keys])
-        return Indexes(table, [sizes[k.oid] for k in table.keys])
+        oids = table.keys.oid
+        sizes = await session.index_sizes(oids)
+        return Indexes(table, [sizes[oid] for oid in oids])
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Indexes]]) -> None:
         for datname, (table, sizes) in results:
-            keys = table.keys
-            labels = out.label_rows(
-                LABELS, ((datname, k.schemaname, k.relname, k.indexrelname) for k in keys)
+            keys, count = table.keys, table.count
+            labels = out.label_columns(
+                LABELS, ([datname] * count, keys.schemaname, keys.relname, keys.indexrelname)
             )
-            if keys:
+            if count:
                 render_table(out, labels, table)
                 out.add_column(SIZE, labels, sizes, integers=True)
-            render_cut(out, self.name, datname, keys[0].total if keys else 0, len(keys))
+            render_cut(out, self.name, datname, keys.total[0] if count else 0, count)

@@ -38,13 +38,13 @@ COLUMNS = tuple(
 )
 
 
-class StatioKey(NamedTuple):
-    total: int  # tables in the database, before the cap
-    schemaname: str
-    relname: str
+class StatioKeys(NamedTuple):
+    total: Sequence[int]  # tables in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
 
 
-class StatioTablesCollector(Collector[ColumnTable[StatioKey], CollectorOptions]):
+class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]):
     name = "statio_tables"
     order = 130
     per_database = True
@@ -52,19 +52,19 @@ class StatioTablesCollector(Collector[ColumnTable[StatioKey], CollectorOptions])
     source = "pg_statio_user_tables"
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
-    async def fetch(self, session: Session) -> ColumnTable[StatioKey]:
+    async def fetch(self, session: Session) -> ColumnTable[StatioKeys]:
         return await fetch_table(
             session,
-            StatioKey,
+            StatioKeys,
             COLUMNS,
             f"SELECT count(*) OVER ()::int8 AS total, s.schemaname, s.relname, {select_list(COLUMNS)} "
             "FROM pg_statio_user_tables s JOIN pg_class c ON c.oid = s.relid "
             f"ORDER BY c.relpages DESC, s.relid {cap_clause(self.limits.tables_per_database)}",
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioKey]]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioKeys]]]) -> None:
         for datname, table in results:
             keys = table.keys
-            labels = out.label_rows(LABELS, ((datname, k.schemaname, k.relname) for k in keys))
+            labels = out.label_columns(LABELS, ([datname] * table.count, keys.schemaname, keys.relname))
             render_table(out, labels, table)
-            render_cut(out, self.name, datname, keys[0].total if keys else 0, len(keys))
+            render_cut(out, self.name, datname, keys.total[0] if table.count else 0, table.count)

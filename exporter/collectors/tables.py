@@ -93,16 +93,16 @@ def _sum_known(sizes: Iterable[int | None]) -> int:
     return sum(s for s in sizes if s is not None)
 
 
-class TableKey(NamedTuple):
-    oid: int
-    total: int  # tables in the database, before the cap
-    schemaname: str
-    relname: str
-    idx: list[int] | None  # the table's indexes
+class TableKeys(NamedTuple):
+    oid: Sequence[int]
+    total: Sequence[int]  # tables in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+    idx: Sequence[list[int] | None]  # each table's indexes
 
 
 class Tables(NamedTuple):
-    table: ColumnTable[TableKey]
+    table: ColumnTable[TableKeys]
     table_sizes: list[int | None]
     index_sizes: list[int]
 
@@ -119,25 +119,25 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
         columns = available(COLUMNS, session.server.version_num)
         table = await fetch_table(
             session,
-            TableKey,
+            TableKeys,
             columns,
             "SELECT c.oid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, "
             f"x.idx, {select_list(columns)} {USER_TABLES} "
             f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}",
         )
-        keys = table.keys
-        tables = await session.table_sizes([k.oid for k in keys])
-        indexes = await session.index_sizes([i for k in keys for i in k.idx or ()])
+        oids, idx = table.keys.oid, table.keys.idx
+        tables = await session.table_sizes(oids)
+        indexes = await session.index_sizes([i for ids in idx for i in ids or ()])
         return Tables(
-            table, [tables[k.oid] for k in keys], [_sum_known(indexes[i] for i in k.idx or ()) for k in keys]
+            table, [tables[oid] for oid in oids], [_sum_known(indexes[i] for i in ids or ()) for ids in idx]
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Tables]]) -> None:
         for datname, (table, table_sizes, index_sizes) in results:
-            keys = table.keys
-            labels = out.label_rows(LABELS, ((datname, k.schemaname, k.relname) for k in keys))
-            if keys:
+            keys, count = table.keys, table.count
+            labels = out.label_columns(LABELS, ([datname] * count, keys.schemaname, keys.relname))
+            if count:
                 render_table(out, labels, table)
                 out.add_column(TABLE_SIZE, labels, table_sizes, integers=True)
                 out.add_column(INDEX_SIZE, labels, index_sizes, integers=True)
-            render_cut(out, self.name, datname, keys[0].total if keys else 0, len(keys))
+            render_cut(out, self.name, datname, keys.total[0] if count else 0, count)

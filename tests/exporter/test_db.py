@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple
 
 import psycopg
@@ -42,17 +42,19 @@ async def test_typed_rows_refuse_other_columns(session: Session, sql: str) -> No
         await session.typed(Pair, sql)
 
 
-async def test_fetch_table_splits_keys_from_value_columns(session: Session) -> None:
+class Keys(NamedTuple):
+    name: Sequence[str]
+    value: Sequence[int]
+
+
+async def test_fetch_table_gives_typed_key_columns_and_value_columns(session: Session) -> None:
     columns = [Column("x", gauge("pg_x", "x")), Column("y", gauge("pg_y", "y"))]
-    table = await fetch_table(
-        session,
-        Pair,
-        columns,
-        "SELECT 'a' AS name, 1::int8 AS value, 10::int8, 20::int8 UNION ALL SELECT 'b', 2, 11, 21",
-    )
-    assert table.keys == [Pair("a", 1), Pair("b", 2)]
+    sql = "SELECT 'a' AS name, 1::int8 AS value, 10::int8, 20::int8 UNION ALL SELECT 'b', 2, 11, 21"
+    table = await fetch_table(session, Keys, columns, sql)
+    assert table.count == 2
+    assert table.keys == Keys(("a", "b"), (1, 2)) and table.keys.value == (1, 2)
     assert table.values == [(10, 11), (20, 21)]
-    empty = await fetch_table(session, Pair, columns, "SELECT 'a' AS name, 1 AS value, 1, 2 WHERE false")
-    assert empty.keys == [] and len(empty.values) == 2
-    with pytest.raises(RowShapeError):
-        await fetch_table(session, Pair, columns, "SELECT 'a' AS label, 1 AS value, 1, 2")
+    empty = await fetch_table(session, Keys, columns, "SELECT 'a' AS name, 1 AS value, 1, 2 WHERE false")
+    assert empty.count == 0 and empty.keys == Keys((), ()) and len(empty.values) == 2
+    with pytest.raises(RowShapeError, match="Keys has fields name, value"):
+        await fetch_table(session, Keys, columns, "SELECT 'a' AS label, 1 AS value, 1, 2")

@@ -45,11 +45,12 @@ def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
         await asyncio.gather(*(s.close() for s in app[SCRAPERS].values()), return_exceptions=True)
 
     async def aws_ctx(app: web.Application) -> AsyncIterator[None]:
-        # Only with an `aws:` section: without it the exporter makes no AWS call and needs no credentials.
-        if config.aws is not None:
+        # Only with an `aws:` section or a target's `rds:`: without either there is no AWS call, no credentials.
+        aws = config.polled_aws
+        if aws is not None:
             from exporter.aws.poller import AWSPoller  # loads boto3: only when AWS is configured
 
-            app[AWS] = AWSPoller(config.aws, config.targets)
+            app[AWS] = AWSPoller(aws, config.targets)
             app[AWS].start()
         yield
         if AWS in app:

@@ -30,6 +30,8 @@ from pgwarden.logs import setup_logging
 
 log = logging.getLogger("pgwarden.exporter")
 
+IMPLIED_AWS = "no aws: section; the targets' rds: blocks are polled with the default aws: settings"
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -61,10 +63,11 @@ def summary(config: ExporterConfig, targets: list[Target]) -> str:
         f"  limits: statements_top_n={limits.statements_top_n} tables_per_database={limits.tables_per_database} "
         f"indexes_per_database={limits.indexes_per_database} (0 = no cap)"
     )
-    if config.aws is not None:
-        lines += aws_summary(config.aws, config.targets)
-    elif any(t.rds for t in config.targets):
-        lines.append("  aws: off (no aws: section), so the targets' rds: blocks are not polled")
+    aws = config.polled_aws
+    if aws is not None:
+        if config.aws is None:
+            lines.append(f"  aws: {IMPLIED_AWS}")
+        lines += aws_summary(aws, config.targets)
     return "\n".join(lines)
 
 
@@ -78,6 +81,8 @@ async def serve(config: ExporterConfig, targets: list[Target], host: str | None,
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host or ''}:{port}: {exc.strerror}") from None
     log.info("listening", extra={"address": f"{host or '0.0.0.0'}:{port}", "targets": len(targets)})
+    if config.aws is None and config.polled_aws is not None:
+        log.info(IMPLIED_AWS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

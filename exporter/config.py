@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import (
-    Field,
-    PositiveInt,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from psycopg.conninfo import make_conninfo
+from pydantic import Field, GetPydanticSchema, field_validator, model_validator
 
 from exporter.aws.config import AWSConfig
+from exporter.collectors.options import LimitsConfig
+from exporter.collectors.registry import COLLECTORS, CollectorsBase, collectors_model
 from pgwarden.config import ConfigError as ConfigError
-from pgwarden.config import StrictModel, error_lines, load_yaml
+from pgwarden.config import Errors, StrictModel, load_yaml, validate_document
+from pgwarden.dsn import describe_dsn
 from pgwarden.durations import Duration
+from pgwarden.secrets import SecretRef
 
 ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
+
+# `collectors:`: `defaults` and one key per collector the registry found, each its collector's options model.
+CollectorsConfig = collectors_model(COLLECTORS)
 
 
 class DatabasesConfig(StrictModel):
@@ -50,66 +50,18 @@ class TargetConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_dsn_source(self) -> TargetConfig:
-        given = [k for k in ("dsn", "dsn_env", "dsn_file") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of dsn, dsn_env or dsn_file")
+        SecretRef.of(self, "dsn").check_one()
         return self
-
-
-class CollectorOptions(StrictModel):
-    """Options every collector takes; None means the collector's own default."""
-
-    enabled: bool = True
-    timeout: Duration | None = None
-    ttl: Duration | None = None
-
-
-class ActivityOptions(CollectorOptions):
-    long_running_thresholds: tuple[PositiveInt, ...] = (60, 120, 300)
-
-
-class StatementsOptions(CollectorOptions):
-    include_query: bool = False
-    query_max_length: int = Field(default=200, ge=16)
-
-
-class CollectorDefaults(StrictModel):
-    timeout: Duration = 5.0
-    ttl: Duration | None = None
-
-
-class CollectorsConfig(StrictModel):
-    defaults: CollectorDefaults = CollectorDefaults()
-    activity: ActivityOptions = ActivityOptions()
-    database: CollectorOptions = CollectorOptions()
-    database_size: CollectorOptions = CollectorOptions()
-    locks: CollectorOptions = CollectorOptions()
-    bgwriter: CollectorOptions = CollectorOptions()
-    settings: CollectorOptions = CollectorOptions()
-    postmaster: CollectorOptions = CollectorOptions()
-    tables: CollectorOptions = CollectorOptions()
-    statio_tables: CollectorOptions = CollectorOptions()
-    indexes: CollectorOptions = CollectorOptions()
-    statements: StatementsOptions = StatementsOptions()
-    replication: CollectorOptions = CollectorOptions()
-    archiver: CollectorOptions = CollectorOptions()
-    wraparound: CollectorOptions = CollectorOptions()
-    bloat: CollectorOptions = CollectorOptions()
-
-
-class LimitsConfig(StrictModel):
-    """Cardinality caps; 0 means no cap."""
-
-    statements_top_n: int = Field(default=100, ge=0)
-    tables_per_database: int = Field(default=2000, ge=0)
-    indexes_per_database: int = Field(default=2000, ge=0)
 
 
 class ExporterConfig(StrictModel):
     targets: tuple[TargetConfig, ...]
-    collectors: CollectorsConfig = CollectorsConfig()
+    # validated as the registry's CollectorsConfig, typed as its base (one key per collector, known at run time)
+    collectors: Annotated[CollectorsBase, GetPydanticSchema(lambda _, handler: handler(CollectorsConfig))] = (
+        CollectorsConfig()
+    )
     limits: LimitsConfig = LimitsConfig()
-    aws: AWSConfig | None = None  # absent: no AWS call at all; `aws: {}` polls the targets' `rds:` instances
+    aws: AWSConfig | None = None  # absent: defaults when a target has `rds:` (see polled_aws)
 
     @field_validator("targets")
     @classmethod
@@ -122,6 +74,14 @@ class ExporterConfig(StrictModel):
             raise ValueError(f"target names must be unique: {', '.join(dupes)}")
         return targets
 
+    @property
+    def polled_aws(self) -> AWSConfig | None:
+        """The AWS settings to poll with: the `aws:` section, else its defaults when a target has an `rds:`
+        block; None, and no AWS call at all, when there is neither."""
+        if self.aws is not None:
+            return self.aws
+        return AWSConfig() if any(t.rds is not None for t in self.targets) else None
+
 
 @dataclass(frozen=True)
 class Target:
@@ -133,28 +93,9 @@ class Target:
     config: TargetConfig
 
 
-def describe_dsn(conninfo: str) -> str:
-    """host:port/dbname of a DSN, never its user or password."""
-    try:
-        params = conninfo_to_dict(conninfo)
-    except Exception:
-        return "<unparseable dsn>"
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    port = str(params.get("port") or "5432")
-    dbname = str(params.get("dbname") or params.get("user") or "postgres")
-    return f"{host}:{port}/{dbname}"
-
-
 def parse_config(data: Any) -> ExporterConfig:
-    """Validate a parsed YAML document; raises ConfigError listing every bad key."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(["<root>: the configuration must be a mapping"])
-    try:
-        return ExporterConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(error_lines(exc)) from None
+    """Stage 1: validate a parsed YAML document; raises ConfigError listing every bad key."""
+    return validate_document(ExporterConfig, data)
 
 
 def load_config_file(path: Path) -> ExporterConfig:
@@ -200,39 +141,13 @@ def _env_or_file(env: dict[str, str], key: str) -> str | None:
     return None
 
 
-def _read_dsn(target: TargetConfig, env: dict[str, str]) -> tuple[str, str | None]:
-    """(key, DSN), or (key + ": why", None) when the DSN cannot be had."""
-    if target.dsn_env is not None:
-        value = env.get(target.dsn_env, "").strip()
-        if not value:
-            return f"dsn_env: environment variable {target.dsn_env} is not set", None
-        return "dsn_env", value
-    if target.dsn_file is not None:
-        try:
-            value = target.dsn_file.read_text().strip()
-        except OSError as exc:
-            return f"dsn_file: cannot read {target.dsn_file}: {exc.strerror}", None
-        return ("dsn_file", value) if value else (f"dsn_file: {target.dsn_file} is empty", None)
-    value = (target.dsn or "").strip()
-    return ("dsn", value) if value else ("dsn: the DSN is empty", None)
-
-
 def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
-    """Resolve every target's DSN from dsn, dsn_env or dsn_file; errors name the key."""
-    env = dict(os.environ) if env is None else env
-    errors: list[str] = []
+    """Stage 2: every target's DSN from dsn, dsn_env or dsn_file, parsed; errors name the key."""
+    errors = Errors()
     resolved: list[Target] = []
     for i, t in enumerate(config.targets):
-        key, conninfo = _read_dsn(t, env)
-        if conninfo is None:
-            errors.append(f"targets.{i}.{key}")
-            continue
-        try:
-            conninfo_to_dict(conninfo)
-        except Exception:
-            errors.append(f"targets.{i}.{key}: the DSN does not parse (its text is not shown)")
-            continue
-        resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
-    if errors:
-        raise ConfigError(errors)
+        conninfo = errors.dsn(SecretRef.of(t, "dsn"), f"targets.{i}", env)
+        if conninfo is not None:
+            resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
+    errors.raise_if_any()
     return resolved

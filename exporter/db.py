@@ -14,15 +14,20 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
+from psycopg.rows import AsyncRowFactory, RowMaker
 
-from exporter.config import Target
 from exporter.sizes import RelationSizes
+
+if TYPE_CHECKING:
+    from psycopg.cursor_async import AsyncCursor
+
+    from exporter.config import Target
 
 log = logging.getLogger("pgwarden.db")
 
@@ -34,6 +39,9 @@ LOCK_TIMEOUT_MS = 1000
 # connection of the target is dropped. One that rested longer than MAX_IDLE is closed instead.
 CHECK_AFTER = 60.0
 MAX_IDLE = 300.0
+
+
+RowT = TypeVar("RowT", bound=tuple[Any, ...])
 
 
 class DatabaseUnavailable(Exception):
@@ -63,6 +71,19 @@ class Session:
             await cur.execute(sql.encode(), params)
             return await cur.fetchall()
 
+    async def typed(self, row: type[RowT], sql: str, params: Any = None, binary: bool = True) -> list[RowT]:
+        """Rows of one statement as `row`, a NamedTuple whose fields are the statement's column names."""
+        async with self.conn.cursor(binary=binary, row_factory=named_row(row)) as cur:
+            await cur.execute(sql.encode(), params)
+            return await cur.fetchall()
+
+    async def named_rows(self, sql: str, params: Any = None) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """The column names and the rows of one statement."""
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql.encode(), params)
+            names = tuple(c.name for c in cur.description or ())
+            return names, await cur.fetchall()
+
     async def table_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
         """pg_table_size of each table, shared with the other collectors of the same scrape."""
         return await self.sizes.measure(self.datname, self.rows, oids, "table")
@@ -70,6 +91,28 @@ class Session:
     async def index_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
         """pg_relation_size of each index, shared with the other collectors of the same scrape."""
         return await self.sizes.measure(self.datname, self.rows, oids, "index")
+
+
+class RowShapeError(Exception):
+    """A statement's columns are not the fields of the row type it is read into (a bug in a collector)."""
+
+
+def check_row_names(row: str, names: Sequence[str], fields: Sequence[str]) -> None:
+    if tuple(names) != tuple(fields):
+        raise RowShapeError(f"{row} has fields {', '.join(fields)}; the statement returns {', '.join(names)}")
+
+
+def named_row(row: type[RowT]) -> AsyncRowFactory[RowT]:
+    """A psycopg row factory building `row` (a NamedTuple) from each row, once its columns are checked."""
+    fields: tuple[str, ...] = getattr(row, "_fields")  # noqa: B009 (a NamedTuple: the tuple bound lacks it)
+    make: RowMaker[RowT] = getattr(row, "_make")  # noqa: B009 (tuple.__new__ and a length check, no per-field call)
+
+    def factory(cursor: AsyncCursor[Any]) -> RowMaker[RowT]:
+        if cursor.description is not None:  # None before execute: nothing to check yet
+            check_row_names(row.__name__, [c.name for c in cursor.description], fields)
+        return make
+
+    return factory
 
 
 class _Pool:

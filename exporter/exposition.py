@@ -20,12 +20,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """A metric family: name, type and help text."""
+    """A metric family: name, type, help text and the label names its samples carry.
+
+    `absent_when` says when the family may have no sample at all (a NULL in its view), else "".
+    """
 
     name: str
     type: MetricType
     help: str
-    labels: tuple[str, ...] = ()  # documentation only: rendering takes labels per sample
+    labels: tuple[str, ...] = ()
+    absent_when: str = ""
 
     def header(self) -> str:
         help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
@@ -83,22 +87,26 @@ class Exposition:
         return "{" + ",".join(parts) + "}" if parts else ""
 
     def label_rows(self, names: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-        """`labels()` for many rows at once (the per-table hot path): one template, filled per row.
+        """`labels()` for many rows at once (the per-table hot path): one template, filled per row."""
+        if not names:
+            return [self.labels((), ()) for _ in rows]
+        return self.label_columns(names, list(zip(*rows, strict=True)))
+
+    def label_columns(self, names: Sequence[str], columns: Sequence[Iterable[object]]) -> list[str]:
+        """`label_rows` given the values column by column: `columns[i]` holds every row's `names[i]`.
 
         Escaping is decided per column: one scan of the joined column finds whether any value needs it.
         """
-        if not names:
-            return [self.labels((), ()) for _ in rows]
         head = "{{" + (self._const.replace("{", "{{").replace("}", "}}") + "," if self._const else "")
         fill = (head + ",".join(f'{n}="{{}}"' for n in names) + "}}").format
-        columns: list[Sequence[str]] = []
-        for column in zip(*rows, strict=True):
+        texts: list[Sequence[str]] = []
+        for column in columns:
             text = [v if type(v) is str else str(v) for v in column]
             joined = "\0".join(text)
             if "\\" in joined or '"' in joined or "\n" in joined:
                 text = [escape(v) for v in text]
-            columns.append(text)
-        return [fill(*values) for values in zip(*columns, strict=True)]
+            texts.append(text)
+        return [fill(*values) for values in zip(*texts, strict=True)]
 
     def _entry(self, family: Family) -> tuple[Family, list[str], list[bytes]]:
         entry = self._families.get(family.name)

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from exporter.collectors import build_collectors, collector_timeout, collector_ttl
-from exporter.collectors.base import ROWS_CUT, Collector, with_labels
+from exporter.collectors.base import ROWS_CUT, Collector
 from exporter.config import ALWAYS_EXCLUDED_DATABASES, ExporterConfig, Target
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
 from exporter.exposition import Exposition, Fragment, escape
@@ -32,25 +32,32 @@ LAST_ERROR = F(
 )
 SCRAPES = F("pg_exporter_scrapes_total", "counter", "Scrapes of this target since the exporter started.")
 COLLECTOR_DURATION = F(
-    "pg_scrape_collector_duration_seconds", "gauge", "Duration of the collector's last refresh."
+    "pg_scrape_collector_duration_seconds",
+    "gauge",
+    "Duration of the collector's last refresh.",
+    ("collector",),
 )
 COLLECTOR_SUCCESS = F(
     "pg_scrape_collector_success",
     "gauge",
     "Whether the collector's last refresh succeeded (1) or failed (0).",
+    ("collector",),
 )
 COLLECTOR_AGE = F(
     "pg_exporter_collector_data_age_seconds",
     "gauge",
     "Age of the data a collector served: 0 when refreshed by this scrape, more when served from its TTL cache.",
+    ("collector",),
 )
 FRAMEWORK_FAMILIES = (
     PG_UP,
     LAST_DURATION,
     LAST_ERROR,
     SCRAPES,
-    *with_labels(("collector",), COLLECTOR_DURATION, COLLECTOR_SUCCESS, COLLECTOR_AGE),
-    *with_labels(("collector", "datname"), ROWS_CUT),
+    COLLECTOR_DURATION,
+    COLLECTOR_SUCCESS,
+    COLLECTOR_AGE,
+    ROWS_CUT,
 )
 
 
@@ -75,7 +82,7 @@ class TargetScraper:
         self.target = target
         self.config = config
         self.connections = ServerConnections(target)
-        self.collectors: list[Collector] = build_collectors(config)
+        self.collectors: list[Collector[Any, Any]] = build_collectors(config)
         self._states: dict[tuple[str, str], CollectorState] = {}
         self._scrapes = 0
         self._warned: set[str] = set()
@@ -113,7 +120,7 @@ class TargetScraper:
                 *(self._collect(c, server, const_labels, sizes) for c in self.collectors)
             )
             for collector, (state, age) in zip(self.collectors, results, strict=True):
-                lbl = out.labels(("collector",), (collector.name,))
+                lbl = out.labels(COLLECTOR_DURATION.labels, (collector.name,))
                 out.add(COLLECTOR_DURATION, lbl, state.duration)
                 out.add(COLLECTOR_SUCCESS, lbl, 1 if state.success else 0)
                 if state.success:
@@ -127,7 +134,7 @@ class TargetScraper:
         return [f for group in [out.fragments(), *groups] for f in group]
 
     async def _collect(
-        self, collector: Collector, server: ServerInfo, const_labels: str, sizes: RelationSizes
+        self, collector: Collector[Any, Any], server: ServerInfo, const_labels: str, sizes: RelationSizes
     ) -> tuple[CollectorState, float]:
         key = (collector.name, const_labels)
         state = self._states.get(key)
@@ -168,7 +175,11 @@ class TargetScraper:
             return state, 0.0
 
     async def _fetch_all(
-        self, collector: Collector, server: ServerInfo, statement_timeout: float, sizes: RelationSizes
+        self,
+        collector: Collector[Any, Any],
+        server: ServerInfo,
+        statement_timeout: float,
+        sizes: RelationSizes,
     ) -> Sequence[tuple[str, Any]]:
         if not collector.per_database:
             return [
@@ -195,7 +206,7 @@ class TargetScraper:
 
     async def _fetch_one(
         self,
-        collector: Collector,
+        collector: Collector[Any, Any],
         dbname: str | None,
         datname: str,
         server: ServerInfo,

@@ -3,39 +3,88 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge, with_labels
-from exporter.config import ActivityOptions
+from pydantic import PositiveInt
+
+from exporter.collectors.base import Collector, gauge
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
 GROUP_LABELS = (
     "datname", "state", "usename", "application_name", "backend_type", "wait_event_type", "wait_event",
 )  # fmt: skip
-COUNT = gauge("pg_stat_activity_count", "Number of backends in this state.")
-MAX_TX = gauge("pg_stat_activity_max_tx_duration", "Longest open transaction of these backends, in seconds.")
+COUNT = gauge("pg_stat_activity_count", "Number of backends in this state.", GROUP_LABELS)
+MAX_TX = gauge(
+    "pg_stat_activity_max_tx_duration",
+    "Longest open transaction of these backends, in seconds.",
+    GROUP_LABELS,
+)
 OLDEST = gauge(
     "pg_stat_activity_oldest_query_seconds",
     "Age of the oldest query of client backends by state (query_start to now); 0 when there is none.",
+    ("datname", "state"),
 )
 LONG_RUNNING = gauge(
     "pg_stat_activity_long_running_queries",
     "Active client backends whose query has run longer than `threshold` seconds.",
+    ("datname", "threshold"),
 )
 RATIO = gauge("pg_stat_activity_connections_ratio", "Client backends divided by max_connections.")
 
+
+class ActivityOptions(CollectorOptions):
+    long_running_thresholds: tuple[PositiveInt, ...] = (60, 120, 300)
+
+
+class Group(NamedTuple):
+    datname: str
+    state: str
+    usename: str
+    application_name: str
+    backend_type: str
+    wait_event_type: str
+    wait_event: str
+    backends: int
+    max_tx_duration: float
+
+
+class Oldest(NamedTuple):
+    datname: str
+    state: str
+    age: float
+
+
+class LongRunning(NamedTuple):
+    datname: str
+    threshold: int
+    queries: int
+
+
+class Ratio(NamedTuple):
+    ratio: float
+
+
+class Activity(NamedTuple):
+    groups: list[Group]
+    oldest: list[Oldest]
+    long_running: list[LongRunning]
+    connections_ratio: float
+
+
 _GROUPS_SQL = """
-SELECT coalesce(datname, ''), coalesce(state, ''), coalesce(usename, ''), coalesce(application_name, ''),
-       coalesce(backend_type, ''), coalesce(wait_event_type, ''), coalesce(wait_event, ''),
-       count(*)::int8,
-       coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8
+SELECT coalesce(datname, '') AS datname, coalesce(state, '') AS state, coalesce(usename, '') AS usename,
+       coalesce(application_name, '') AS application_name, coalesce(backend_type, '') AS backend_type,
+       coalesce(wait_event_type, '') AS wait_event_type, coalesce(wait_event, '') AS wait_event,
+       count(*)::int8 AS backends,
+       coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS max_tx_duration
 FROM pg_stat_activity
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 _OLDEST_SQL = """
 SELECT d.datname, st.state,
-       coalesce(max(extract(epoch FROM clock_timestamp() - a.query_start)), 0)::float8
+       coalesce(max(extract(epoch FROM clock_timestamp() - a.query_start)), 0)::float8 AS age
 FROM pg_database d
 CROSS JOIN unnest(ARRAY['active', 'idle in transaction', 'idle in transaction (aborted)',
                         'fastpath function call']) AS st(state)
@@ -46,7 +95,7 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 _LONG_SQL = """
-SELECT d.datname, t.threshold, count(a.pid)::int8
+SELECT d.datname, t.threshold, count(a.pid)::int8 AS queries
 FROM pg_database d
 CROSS JOIN unnest(%s::int4[]) AS t(threshold)
 LEFT JOIN pg_stat_activity a
@@ -58,40 +107,43 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 _RATIO_SQL = """
-SELECT count(*) FILTER (WHERE backend_type = 'client backend')::float8
-       / current_setting('max_connections')::float8
+SELECT (count(*) FILTER (WHERE backend_type = 'client backend')::float8
+        / current_setting('max_connections')::float8) AS ratio
 FROM pg_stat_activity
 """
 
 
-class ActivityCollector(Collector):
+class ActivityCollector(Collector[Activity, ActivityOptions]):
     name = "activity"
+    order = 30
     source = "pg_stat_activity"
-    families = (
-        *with_labels(GROUP_LABELS, COUNT, MAX_TX),
-        *with_labels(("datname", "state"), OLDEST),
-        *with_labels(("datname", "threshold"), LONG_RUNNING),
-        RATIO,
-    )
-    options: ActivityOptions
+    options_model = ActivityOptions
+    families = (COUNT, MAX_TX, OLDEST, LONG_RUNNING, RATIO)
 
-    async def fetch(self, session: Session) -> Any:
-        thresholds = list(self.options.long_running_thresholds)
-        return (
-            await session.rows(_GROUPS_SQL),
-            await session.rows(_OLDEST_SQL),
-            await session.rows(_LONG_SQL, (thresholds,)),
-            (await session.rows(_RATIO_SQL))[0][0],
+    async def fetch(self, session: Session) -> Activity:
+        return Activity(
+            await session.typed(Group, _GROUPS_SQL),
+            await session.typed(Oldest, _OLDEST_SQL),
+            await session.typed(LongRunning, _LONG_SQL, (list(self.options.long_running_thresholds),)),
+            (await session.typed(Ratio, _RATIO_SQL))[0].ratio,
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for _, (groups, oldest, long_running, ratio) in results:
-            for row in groups:
-                lbl = out.labels(GROUP_LABELS, row[:7])
-                out.add(COUNT, lbl, row[7])
-                out.add(MAX_TX, lbl, row[8])
-            for datname, state, age in oldest:
-                out.add(OLDEST, out.labels(("datname", "state"), (datname, state)), age)
-            for datname, threshold, count in long_running:
-                out.add(LONG_RUNNING, out.labels(("datname", "threshold"), (datname, threshold)), count)
-            out.add(RATIO, out.labels((), ()), ratio)
+    def render(self, out: Exposition, results: Sequence[tuple[str, Activity]]) -> None:
+        for _, activity in results:
+            for g in activity.groups:
+                values = (
+                    g.datname,
+                    g.state,
+                    g.usename,
+                    g.application_name,
+                    g.backend_type,
+                    g.wait_event_type,
+                )
+                lbl = out.labels(GROUP_LABELS, (*values, g.wait_event))
+                out.add(COUNT, lbl, g.backends)
+                out.add(MAX_TX, lbl, g.max_tx_duration)
+            for o in activity.oldest:
+                out.add(OLDEST, out.labels(OLDEST.labels, (o.datname, o.state)), o.age)
+            for r in activity.long_running:
+                out.add(LONG_RUNNING, out.labels(LONG_RUNNING.labels, (r.datname, r.threshold)), r.queries)
+            out.add(RATIO, out.labels((), ()), activity.connections_ratio)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import Collector, counter, gauge
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -14,27 +15,36 @@ FAILED = counter("pg_stat_archiver_failed_count", "Failed attempts to archive WA
 AGE = gauge(
     "pg_stat_archiver_last_archive_age",
     "Seconds since the last WAL file was archived; absent when none ever was.",
+    absent_when="no WAL file was ever archived",
 )
 
+
+class Archiver(NamedTuple):
+    archived_count: int
+    failed_count: int
+    last_archive_age: float | None
+
+
 _SQL = """
-SELECT archived_count::int8, failed_count::int8,
-       extract(epoch FROM now() - last_archived_time)::float8
+SELECT archived_count::int8 AS archived_count, failed_count::int8 AS failed_count,
+       extract(epoch FROM now() - last_archived_time)::float8 AS last_archive_age
 FROM pg_stat_archiver
 """
 
 
-class ArchiverCollector(Collector):
+class ArchiverCollector(Collector[list[Archiver], CollectorOptions]):
     name = "archiver"
+    order = 90
     source = "pg_stat_archiver"
     families = (ARCHIVED, FAILED, AGE)
 
-    async def fetch(self, session: Session) -> Any:
-        return await session.rows(_SQL)
+    async def fetch(self, session: Session) -> list[Archiver]:
+        return await session.typed(Archiver, _SQL)
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Archiver]]]) -> None:
         plain = out.labels((), ())
         for _, rows in results:
-            for archived, failed, age in rows:
-                out.add(ARCHIVED, plain, archived)
-                out.add(FAILED, plain, failed)
-                out.add(AGE, plain, age)
+            for row in rows:
+                out.add(ARCHIVED, plain, row.archived_count)
+                out.add(FAILED, plain, row.failed_count)
+                out.add(AGE, plain, row.last_archive_age)

@@ -1,24 +1,35 @@
-"""The collector interface: fetch rows from one database, render them as metric families."""
+"""The collector interface: fetch typed rows from one database, render them as metric families.
+
+A collector is a module of this package defining one concrete `Collector` subclass; the registry finds it
+(see `exporter.collectors.registry`). Its class attributes say what it is: `name` (its `collectors.<name>`
+key and `collector` label), `per_database`, `default_ttl`, `order` (its place in the output), `options_model`,
+`families` (with their labels) and `source`.
+"""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from exporter.config import CollectorOptions, LimitsConfig
-from exporter.db import Session
+from exporter.collectors.options import CollectorOptions, LimitsConfig
+from exporter.db import Session, check_row_names
 from exporter.exposition import Exposition, Family
 
 ROWS_CUT = Family(
     "pg_exporter_rows_cut",
     "gauge",
     "Rows left out by a cardinality cap in the last refresh (limits: in the configuration).",
+    ("collector", "datname"),
+    "no capped collector is enabled",
 )
 
-
 INTEGER_CASTS = ("int8", "int4")
+
+ResultT = TypeVar("ResultT")
+OptionsT = TypeVar("OptionsT", bound=CollectorOptions)
+KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +48,16 @@ class Column:
         return f"({self.column})::{self.cast}"
 
 
-def counter(name: str, help_text: str) -> Family:
-    return Family(name, "counter", help_text)
+def counter(name: str, help_text: str, labels: Sequence[str] = (), absent_when: str = "") -> Family:
+    return Family(name, "counter", help_text, tuple(labels), absent_when)
 
 
-def gauge(name: str, help_text: str) -> Family:
-    return Family(name, "gauge", help_text)
+def gauge(name: str, help_text: str, labels: Sequence[str] = (), absent_when: str = "") -> Family:
+    return Family(name, "gauge", help_text, tuple(labels), absent_when)
 
 
 def with_labels(labels: Sequence[str], *families: Family) -> tuple[Family, ...]:
-    """The families as documented: each with the labels its samples carry."""
+    """The families, each declaring the labels its samples carry."""
     return tuple(replace(f, labels=tuple(labels)) for f in families)
 
 
@@ -64,50 +75,70 @@ def cap_clause(limit: int) -> str:
     return f"LIMIT {int(limit)}" if limit > 0 else ""
 
 
-class Collector(abc.ABC):
-    """A source of metric families.
+@dataclass(frozen=True, slots=True)
+class ColumnTable(Generic[KeysT]):
+    """A statement's rows, column by column: its leading fields as `keys`, a NamedTuple whose fields are those
+    columns (ids, label values), and the metric columns after them as `values` (`values[i]` is `columns[i]`).
+
+    Nothing is built per row: the per-table views have tens of thousands of rows, rendered a column at a time.
+    """
+
+    keys: KeysT
+    columns: Sequence[Column]
+    values: list[tuple[Any, ...]]
+    count: int  # rows
+
+
+async def fetch_table(
+    session: Session, keys: type[KeysT], columns: Sequence[Column], sql: str, params: Any = None
+) -> ColumnTable[KeysT]:
+    """Run `sql`, which selects `keys`' fields (by those names, in order) and then `columns`."""
+    names, rows = await session.named_rows(sql, params)
+    fields: tuple[str, ...] = getattr(keys, "_fields")  # noqa: B009 (a NamedTuple: the tuple bound lacks it)
+    check_row_names(keys.__name__, names[: len(fields)], fields)
+    by_column = list(zip(*rows, strict=True)) if rows else [() for _ in names]  # one C-level transpose
+    return ColumnTable(keys(*by_column[: len(fields)]), columns, by_column[len(fields) :], len(rows))
+
+
+def render_table(out: Exposition, labels: Sequence[str], table: ColumnTable[Any]) -> None:
+    """One family per column of `table`, the i-th sample of each carrying `labels[i]`."""
+    if not table.count:
+        return
+    for col, values in zip(table.columns, table.values, strict=True):
+        column: Any = values
+        if col.scale is not None:
+            scale = col.scale
+            column = [None if v is None else v * scale for v in values]
+        out.add_column(col.family, labels, column, integers=col.scale is None and col.cast in INTEGER_CASTS)
+
+
+def render_cut(out: Exposition, collector: str, datname: str, total: int, kept: int) -> None:
+    out.add(ROWS_CUT, out.labels(ROWS_CUT.labels, (collector, datname)), max(0, total - kept))
+
+
+class Collector(abc.ABC, Generic[ResultT, OptionsT]):
+    """A source of metric families: `fetch` returns a `ResultT` per database, `render` turns them into samples.
 
     Server-wide collectors fetch once from the DSN's database; per-database collectors fetch from every
-    database of the server and render all their rows together (a family must stay in one block).
+    database of the server and render all their results together (a family must stay in one block).
     """
 
     name: ClassVar[str]
     per_database: ClassVar[bool] = False
     default_ttl: ClassVar[float] = 0.0
+    order: ClassVar[int] = 1000  # output and documentation order; ties go by name
+    options_model: ClassVar[type[CollectorOptions]] = CollectorOptions
     families: ClassVar[tuple[Family, ...]]  # with their labels, for the reference and its test
     source: ClassVar[str]  # the view or function read, for the reference
 
-    def __init__(self, options: CollectorOptions, limits: LimitsConfig) -> None:
+    def __init__(self, options: OptionsT, limits: LimitsConfig) -> None:
         self.options = options
         self.limits = limits
 
     @abc.abstractmethod
-    async def fetch(self, session: Session) -> Any:
-        """Query one database; return plain rows (no metrics here)."""
+    async def fetch(self, session: Session) -> ResultT:
+        """Query one database; return typed rows (no metrics here)."""
 
     @abc.abstractmethod
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, ResultT]]) -> None:
         """Turn (datname, fetch result) pairs into samples."""
-
-
-def render_table(
-    out: Exposition,
-    labels: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    columns: Sequence[Column],
-    first_value: int,
-) -> None:
-    """Render rows whose values start at index `first_value`, in `columns` order, one family per column."""
-    if not rows:
-        return
-    by_column = list(zip(*rows, strict=True))  # one C-level transpose instead of r[i] per value
-    for i, col in enumerate(columns):
-        values: Any = by_column[first_value + i]
-        if col.scale is not None:
-            scale = col.scale
-            values = [None if v is None else v * scale for v in values]
-        out.add_column(col.family, labels, values, integers=col.scale is None and col.cast in INTEGER_CASTS)
-
-
-def render_cut(out: Exposition, collector: str, datname: str, total: int, kept: int) -> None:
-    out.add(ROWS_CUT, out.labels(("collector", "datname"), (collector, datname)), max(0, total - kept))

@@ -7,9 +7,10 @@ pg_stats shows a column only to roles with SELECT on it (grant pg_read_all_data,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from exporter.collectors.base import Collector, cap_clause, gauge, render_cut, with_labels
+from exporter.collectors.base import Collector, cap_clause, gauge, render_cut
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -17,8 +18,18 @@ LABELS = ("datname", "schemaname", "relname")
 BYTES = gauge(
     "pg_table_bloat_bytes",
     "Estimated space of the table beyond what its live rows need at its fillfactor, in bytes.",
+    LABELS,
 )
-RATIO = gauge("pg_table_bloat_ratio", "Estimated bloat as a fraction of the table's size (0 to 1).")
+RATIO = gauge("pg_table_bloat_ratio", "Estimated bloat as a fraction of the table's size (0 to 1).", LABELS)
+
+
+class Bloat(NamedTuple):
+    schemaname: str
+    relname: str
+    bloat_bytes: int
+    bloat_ratio: float
+    total: int  # tables estimated, before the cap
+
 
 # Expected pages = rows / (rows per page at the fillfactor), from the average row width in pg_stats plus the
 # tuple header and alignment (as the widely used ioguide estimate computes it); bloat = actual - expected.
@@ -50,28 +61,28 @@ WITH st AS (
          ceil(reltuples / ((bs - 24) * ff / 100.0 / tuplesize)) + ceil(toasttuples / 4) AS expected
   FROM tbl
 )
-SELECT schemaname, relname, (greatest(pages - expected, 0) * bs)::int8,
-       (CASE WHEN pages > 0 THEN greatest(pages - expected, 0) / pages ELSE 0 END)::float8,
-       count(*) OVER ()::int8
+SELECT schemaname, relname, (greatest(pages - expected, 0) * bs)::int8 AS bloat_bytes,
+       (CASE WHEN pages > 0 THEN greatest(pages - expected, 0) / pages ELSE 0 END)::float8 AS bloat_ratio,
+       count(*) OVER ()::int8 AS total
 FROM est
 ORDER BY pages DESC, relid
 """
 
 
-class BloatCollector(Collector):
+class BloatCollector(Collector[list[Bloat], CollectorOptions]):
     name = "bloat"
+    order = 150
     per_database = True
     default_ttl = 600.0
     source = "pg_stats, pg_class"
-    families = with_labels(LABELS, BYTES, RATIO)
+    families = (BYTES, RATIO)
 
-    async def fetch(self, session: Session) -> Any:
-        rows = await session.rows(_SQL + cap_clause(self.limits.tables_per_database))
-        return rows, rows[0][4] if rows else 0
+    async def fetch(self, session: Session) -> list[Bloat]:
+        return await session.typed(Bloat, _SQL + cap_clause(self.limits.tables_per_database))
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for datname, (rows, total) in results:
-            labels = out.label_rows(LABELS, ((datname, r[0], r[1]) for r in rows))
-            out.add_column(BYTES, labels, (r[2] for r in rows))
-            out.add_column(RATIO, labels, (r[3] for r in rows))
-            render_cut(out, self.name, datname, total, len(rows))
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Bloat]]]) -> None:
+        for datname, rows in results:
+            labels = out.label_rows(LABELS, ((datname, r.schemaname, r.relname) for r in rows))
+            out.add_column(BYTES, labels, (r.bloat_bytes for r in rows))
+            out.add_column(RATIO, labels, (r.bloat_ratio for r in rows))
+            render_cut(out, self.name, datname, rows[0].total if rows else 0, len(rows))

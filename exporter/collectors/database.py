@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import (
     Collector,
     Column,
+    ColumnTable,
     available,
     counter,
+    fetch_table,
     gauge,
     render_table,
     select_list,
     with_labels,
 )
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -35,13 +38,15 @@ COLUMNS = (
     Column("temp_files", counter(P + "temp_files", "Temporary files created by queries.")),
     Column("temp_bytes", counter(P + "temp_bytes", "Data written to temporary files by queries, in bytes.")),
     Column("deadlocks", counter(P + "deadlocks", "Deadlocks detected.")),
-    Column("checksum_failures", counter(P + "checksum_failures", "Data page checksum failures."), 120000),
+    Column("checksum_failures", counter(P + "checksum_failures", "Data page checksum failures.",
+                                        absent_when="data checksums are off"), 120000),
     Column("blk_read_time", counter(P + "blk_read_time", "Time spent reading data file blocks, in milliseconds."),
            cast="float8"),
     Column("blk_write_time", counter(P + "blk_write_time", "Time spent writing data file blocks, in milliseconds."),
            cast="float8"),
     Column("extract(epoch FROM checksum_last_failure)",
-           gauge(P + "checksum_last_failure", "Time of the last data page checksum failure (Unix time)."),
+           gauge(P + "checksum_last_failure", "Time of the last data page checksum failure (Unix time).",
+                 absent_when="no checksum failure ever"),
            120000, cast="float8"),
     # PostgreSQL 14+: postgres_exporter's names and units (milliseconds) kept
     Column("session_time", counter(P + "session_time", "Time spent by sessions, in milliseconds."), 140000,
@@ -58,7 +63,8 @@ COLUMNS = (
     Column("sessions_killed", counter(P + "sessions_killed", "Sessions ended by operator intervention."),
            140000),
     Column("extract(epoch FROM stats_reset)",
-           gauge(P + "stats_reset", "Time at which these statistics were last reset (Unix time)."), cast="float8"),
+           gauge(P + "stats_reset", "Time at which these statistics were last reset (Unix time).",
+                 absent_when="statistics never reset"), cast="float8"),
 )  # fmt: skip
 CONFLICTS = tuple(
     Column(f"c.{c}", counter(f"pg_stat_database_conflicts_{c}", f"Queries canceled due to {what}."))
@@ -72,20 +78,31 @@ CONFLICTS = tuple(
 )
 
 
-class DatabaseCollector(Collector):
+LABELS = ("datid", "datname")
+
+
+class DatabaseKeys(NamedTuple):
+    datid: Sequence[int]
+    datname: Sequence[str]
+
+
+class DatabaseCollector(Collector[ColumnTable[DatabaseKeys], CollectorOptions]):
     name = "database"
+    order = 40
     source = "pg_stat_database, pg_stat_database_conflicts"
-    families = with_labels(("datid", "datname"), *(c.family for c in COLUMNS + CONFLICTS))
+    families = with_labels(LABELS, *(c.family for c in COLUMNS + CONFLICTS))
 
-    async def fetch(self, session: Session) -> Any:
+    async def fetch(self, session: Session) -> ColumnTable[DatabaseKeys]:
         columns = available(COLUMNS, session.server.version_num) + list(CONFLICTS)
-        rows = await session.rows(
-            f"SELECT d.datid::int8, d.datname, {select_list(columns)} FROM pg_stat_database d "
-            "JOIN pg_stat_database_conflicts c USING (datid) WHERE d.datname IS NOT NULL ORDER BY d.datname"
+        return await fetch_table(
+            session,
+            DatabaseKeys,
+            columns,
+            f"SELECT d.datid::int8 AS datid, d.datname, {select_list(columns)} FROM pg_stat_database d "
+            "JOIN pg_stat_database_conflicts c USING (datid) WHERE d.datname IS NOT NULL ORDER BY d.datname",
         )
-        return columns, rows
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for _, (columns, rows) in results:
-            labels = [out.labels(("datid", "datname"), r[:2]) for r in rows]
-            render_table(out, labels, rows, columns, 2)
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[DatabaseKeys]]]) -> None:
+        for _, table in results:
+            labels = out.label_columns(LABELS, table.keys)
+            render_table(out, labels, table)

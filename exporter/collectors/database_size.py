@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge, with_labels
+from exporter.collectors.base import Collector, gauge
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
-SIZE = gauge("pg_database_size_bytes", "Disk space used by the database, in bytes.")
+SIZE = gauge("pg_database_size_bytes", "Disk space used by the database, in bytes.", ("datname",))
 
 
-class DatabaseSizeCollector(Collector):
+class DatabaseSize(NamedTuple):
+    datname: str
+    size: int
+
+
+class DatabaseSizeCollector(Collector[list[DatabaseSize], CollectorOptions]):
     name = "database_size"
+    order = 50
     default_ttl = 60.0
-    source = "pg_database_size()"
-    families = with_labels(("datname",), SIZE)
+    source = "pg_database_size() (walks each database's files)"
+    families = (SIZE,)
 
-    async def fetch(self, session: Session) -> Any:
-        return await session.rows(
-            "SELECT datname, pg_database_size(oid)::int8 FROM pg_database "
-            "WHERE datallowconn AND has_database_privilege(oid, 'CONNECT') ORDER BY datname"
+    async def fetch(self, session: Session) -> list[DatabaseSize]:
+        return await session.typed(
+            DatabaseSize,
+            "SELECT datname, pg_database_size(oid)::int8 AS size FROM pg_database "
+            "WHERE datallowconn AND has_database_privilege(oid, 'CONNECT') ORDER BY datname",
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[DatabaseSize]]]) -> None:
         for _, rows in results:
-            for datname, size in rows:
-                out.add(SIZE, out.labels(("datname",), (datname,)), size)
+            for row in rows:
+                out.add(SIZE, out.labels(SIZE.labels, (row.datname,)), row.size)

@@ -3,60 +3,87 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import (
     Collector,
     Column,
+    ColumnTable,
     cap_clause,
     counter,
+    fetch_table,
     gauge,
     render_cut,
     render_table,
+    select_list,
     with_labels,
 )
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
 P = "pg_stat_user_indexes_"
 LABELS = ("datname", "schemaname", "relname", "indexrelname")
 COLUMNS = (
-    Column("idx_scan", counter(P + "idx_scan", "Index scans initiated on this index.")),
-    Column("idx_tup_read", counter(P + "idx_tup_read", "Index entries returned by scans on this index.")),
-    Column("idx_tup_fetch", counter(P + "idx_tup_fetch", "Live table rows fetched by simple index scans.")),
-    Column("", gauge("pg_index_unused", "1 when the index was never scanned and backs no unique, primary key "
-                     "or exclusion constraint (a candidate to drop), else 0.")),
+    Column("pg_stat_get_numscans(i.indexrelid)", counter(P + "idx_scan", "Index scans initiated on this index.")),
+    Column("pg_stat_get_tuples_returned(i.indexrelid)",
+           counter(P + "idx_tup_read", "Index entries returned by scans on this index.")),
+    Column("pg_stat_get_tuples_fetched(i.indexrelid)",
+           counter(P + "idx_tup_fetch", "Live table rows fetched by simple index scans.")),
+    Column("pg_stat_get_numscans(i.indexrelid) = 0 AND NOT (i.indisunique OR i.indisprimary OR i.indisexclusion)",
+           gauge("pg_index_unused", "1 when the index was never scanned and backs no unique, primary key "
+                 "or exclusion constraint (a candidate to drop), else 0."), cast="int4"),
 )  # fmt: skip
-SIZE = (Column("", gauge("pg_index_size_bytes", "Disk space of the index (its main fork), in bytes.")),)
+SIZE = gauge("pg_index_size_bytes", "Disk space of the index (its main fork), in bytes.")
 
 
-class IndexesCollector(Collector):
+class IndexKeys(NamedTuple):
+    oid: Sequence[int]
+    total: Sequence[int]  # indexes in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+    indexrelname: Sequence[str]
+
+
+class Indexes(NamedTuple):
+    table: ColumnTable[IndexKeys]
+    sizes: list[int | None]
+
+
+class IndexesCollector(Collector[Indexes, CollectorOptions]):
     name = "indexes"
+    order = 140
     per_database = True
     default_ttl = 60.0
     source = "pg_stat_user_indexes, pg_index, pg_relation_size()"
-    families = with_labels(LABELS, *(c.family for c in COLUMNS + SIZE))
+    families = with_labels(LABELS, *(c.family for c in COLUMNS), SIZE)
 
-    async def fetch(self, session: Session) -> Any:
+    async def fetch(self, session: Session) -> Indexes:
         # pg_stat_user_indexes' definition, with pg_index joined once rather than twice
-        rows = await session.rows(
-            "SELECT i.indexrelid::int8, count(*) OVER ()::int8, n.nspname, t.relname, c.relname, "
-            "pg_stat_get_numscans(i.indexrelid), pg_stat_get_tuples_returned(i.indexrelid), "
-            "pg_stat_get_tuples_fetched(i.indexrelid), "
-            "(pg_stat_get_numscans(i.indexrelid) = 0 "
-            " AND NOT (i.indisunique OR i.indisprimary OR i.indisexclusion))::int4 "
-            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+        table = await fetch_table(
+            session,
+            IndexKeys,
+            COLUMNS,
+            "SELECT i.indexrelid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, "
+            "t.relname, c.relname AS indexrelname, "
+            + select_list(COLUMNS)
+            + " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
             "JOIN pg_namespace n ON n.oid = t.relnamespace "
             "WHERE t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
             "AND n.nspname !~ '^pg_toast' "
-            f"ORDER BY c.relpages DESC, i.indexrelid {cap_clause(self.limits.indexes_per_database)}"
+            f"ORDER BY c.relpages DESC, i.indexrelid {cap_clause(self.limits.indexes_per_database)}",
         )
-        sizes = await session.index_sizes([r[0] for r in rows])
-        return rows, [(sizes[r[0]],) for r in rows], rows[0][1] if rows else 0
+        oids = table.keys.oid
+        sizes = await session.index_sizes(oids)
+        return Indexes(table, [sizes[oid] for oid in oids])
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for datname, (rows, sizes, total) in results:
-            labels = out.label_rows(LABELS, ((datname, r[2], r[3], r[4]) for r in rows))
-            render_table(out, labels, rows, COLUMNS, 5)
-            render_table(out, labels, sizes, SIZE, 0)
-            render_cut(out, self.name, datname, total, len(rows))
+    def render(self, out: Exposition, results: Sequence[tuple[str, Indexes]]) -> None:
+        for datname, (table, sizes) in results:
+            keys, count = table.keys, table.count
+            labels = out.label_columns(
+                LABELS, ([datname] * count, keys.schemaname, keys.relname, keys.indexrelname)
+            )
+            if count:
+                render_table(out, labels, table)
+                out.add_column(SIZE, labels, sizes, integers=True)
+            render_cut(out, self.name, datname, keys.total[0] if count else 0, count)

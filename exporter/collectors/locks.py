@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge, with_labels
+from exporter.collectors.base import Collector, gauge
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
-COUNT = gauge("pg_locks_count", "Number of locks (held or awaited), by database and lowercase lock mode.")
+COUNT = gauge(
+    "pg_locks_count",
+    "Number of locks (held or awaited), by database and lowercase lock mode.",
+    ("datname", "mode"),
+)
 WAITING = gauge(
-    "pg_locks_waiting", "Number of lock requests not yet granted (sessions waiting), by database."
+    "pg_locks_waiting",
+    "Number of lock requests not yet granted (sessions waiting), by database.",
+    ("datname",),
 )
 
 MODES = (
@@ -19,9 +26,17 @@ MODES = (
     "sharerowexclusivelock", "exclusivelock", "accessexclusivelock", "sireadlock",
 )  # fmt: skip
 
+
+class Locks(NamedTuple):
+    datname: str
+    mode: str
+    locks: int
+    waiting: int
+
+
 _SQL = """
-SELECT d.datname, m.mode, count(l.locktype)::int8,
-       count(l.locktype) FILTER (WHERE NOT l.granted)::int8
+SELECT d.datname, m.mode, count(l.locktype)::int8 AS locks,
+       count(l.locktype) FILTER (WHERE NOT l.granted)::int8 AS waiting
 FROM pg_database d
 CROSS JOIN unnest(%s::text[]) AS m(mode)
 LEFT JOIN pg_locks l ON l.database = d.oid AND lower(l.mode) = m.mode
@@ -31,19 +46,20 @@ ORDER BY 1, 2
 """
 
 
-class LocksCollector(Collector):
+class LocksCollector(Collector[list[Locks], CollectorOptions]):
     name = "locks"
+    order = 60
     source = "pg_locks"
-    families = (*with_labels(("datname", "mode"), COUNT), *with_labels(("datname",), WAITING))
+    families = (COUNT, WAITING)
 
-    async def fetch(self, session: Session) -> Any:
-        return await session.rows(_SQL, (list(MODES),))
+    async def fetch(self, session: Session) -> list[Locks]:
+        return await session.typed(Locks, _SQL, (list(MODES),))
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Locks]]]) -> None:
         for _, rows in results:
             waiting: dict[str, int] = {}
-            for datname, mode, held, not_granted in rows:
-                out.add(COUNT, out.labels(("datname", "mode"), (datname, mode)), held)
-                waiting[datname] = waiting.get(datname, 0) + not_granted
+            for row in rows:
+                out.add(COUNT, out.labels(COUNT.labels, (row.datname, row.mode)), row.locks)
+                waiting[row.datname] = waiting.get(row.datname, 0) + row.waiting
             for datname, count in waiting.items():
-                out.add(WAITING, out.labels(("datname",), (datname,)), count)
+                out.add(WAITING, out.labels(WAITING.labels, (datname,)), count)

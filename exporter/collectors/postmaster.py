@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge, with_labels
+from exporter.collectors.base import Collector, gauge
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
-STATIC = gauge("pg_static", "Version string as reported by postgres; always 1.")
+STATIC = gauge("pg_static", "Version string as reported by postgres; always 1.", ("version", "short_version"))
 START_TIME = gauge("pg_postmaster_start_time_seconds", "Time at which postmaster started (Unix time).")
 
 
@@ -20,18 +21,31 @@ def short_version(version_num: int) -> str:
     return f"{version_num // 10000}.{version_num // 100 % 100}.{version_num % 100}"
 
 
-class PostmasterCollector(Collector):
+class Postmaster(NamedTuple):
+    version: str
+    start_time: float
+
+
+class Identity(NamedTuple):
+    postmaster: Postmaster
+    version_num: int  # the server's, as the connection reported it
+
+
+class PostmasterCollector(Collector[Identity, CollectorOptions]):
     name = "postmaster"
+    order = 10
     source = "version(), pg_postmaster_start_time()"
-    families = (*with_labels(("version", "short_version"), STATIC), START_TIME)
+    families = (STATIC, START_TIME)
 
-    async def fetch(self, session: Session) -> Any:
-        rows = await session.rows("SELECT version(), extract(epoch FROM pg_postmaster_start_time())::float8")
-        return rows[0], session.server.version_num
+    async def fetch(self, session: Session) -> Identity:
+        rows = await session.typed(
+            Postmaster,
+            "SELECT version() AS version, extract(epoch FROM pg_postmaster_start_time())::float8 AS start_time",
+        )
+        return Identity(rows[0], session.server.version_num)
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for _, ((version, started), version_num) in results:
-            out.add(
-                STATIC, out.labels(("version", "short_version"), (version, short_version(version_num))), 1
-            )
-            out.add(START_TIME, out.labels((), ()), started)
+    def render(self, out: Exposition, results: Sequence[tuple[str, Identity]]) -> None:
+        for _, (postmaster, version_num) in results:
+            versions = (postmaster.version, short_version(version_num))
+            out.add(STATIC, out.labels(STATIC.labels, versions), 1)
+            out.add(START_TIME, out.labels((), ()), postmaster.start_time)

@@ -3,80 +3,115 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge, with_labels
+from exporter.collectors.base import Collector, gauge
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
+
+STANDBY_LABELS = ("application_name", "client_addr", "state", "slot_name")
+SLOT_LABELS = ("slot_name", "database")
+NO_STANDBY = "no standby is streaming from this server"
 
 LAG = gauge("pg_replication_lag_seconds", "Replication lag behind the primary in seconds (0 on a primary).")
 IS_REPLICA = gauge("pg_replication_is_replica", "1 when the server is a standby (in recovery), else 0.")
 LSN_DIFF = gauge(
     "pg_stat_replication_pg_wal_lsn_diff",
     "Bytes of WAL the standby has still to replay, seen from the primary.",
+    STANDBY_LABELS,
+    NO_STANDBY,
 )
 REPLAY_LAG = gauge(
-    "pg_stat_replication_replay_lag_seconds", "Time between flushing WAL here and the standby replaying it."
+    "pg_stat_replication_replay_lag_seconds",
+    "Time between flushing WAL here and the standby replaying it.",
+    STANDBY_LABELS,
+    NO_STANDBY,
 )
-SLOT_ACTIVE = gauge("pg_replication_slots_active", "1 when a process is streaming from the slot, else 0.")
+SLOT_ACTIVE = gauge(
+    "pg_replication_slots_active", "1 when a process is streaming from the slot, else 0.", SLOT_LABELS
+)
 SLOT_RETAINED = gauge(
     "pg_replication_slots_pg_wal_lsn_diff",
     "Bytes of WAL the slot holds back (current WAL position minus restart_lsn).",
+    SLOT_LABELS,
 )
 
-STANDBY_LABELS = ("application_name", "client_addr", "state", "slot_name")
-SLOT_LABELS = ("slot_name", "database")
+
+class Recovery(NamedTuple):
+    lag_seconds: float
+    is_replica: int
+
+
+class Standby(NamedTuple):
+    application_name: str
+    client_addr: str
+    state: str
+    slot_name: str
+    lsn_diff: float | None
+    replay_lag: float | None
+
+
+class Slot(NamedTuple):
+    slot_name: str
+    database: str
+    active: int
+    retained: float | None
+
+
+class Replication(NamedTuple):
+    recovery: Recovery
+    standbys: list[Standby]
+    slots: list[Slot]
+
 
 _LAG_SQL = """
 SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())) END::float8,
-       pg_is_in_recovery()::int4
+            ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())) END::float8
+         AS lag_seconds,
+       pg_is_in_recovery()::int4 AS is_replica
 """
 _STANDBYS_SQL = """
-SELECT coalesce(r.application_name, ''), coalesce(host(r.client_addr), ''), coalesce(r.state, ''),
-       coalesce(s.slot_name, ''),
+SELECT coalesce(r.application_name, '') AS application_name, coalesce(host(r.client_addr), '') AS client_addr,
+       coalesce(r.state, '') AS state, coalesce(s.slot_name, '') AS slot_name,
        CASE WHEN pg_is_in_recovery() THEN NULL
-            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END::float8,
-       extract(epoch FROM r.replay_lag)::float8
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END::float8 AS lsn_diff,
+       extract(epoch FROM r.replay_lag)::float8 AS replay_lag
 FROM pg_stat_replication r
 LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
 """
 _SLOTS_SQL = """
-SELECT slot_name, coalesce(database, ''), active::int4,
+SELECT slot_name, coalesce(database, '') AS database, active::int4 AS active,
        CASE WHEN pg_is_in_recovery() OR restart_lsn IS NULL THEN NULL
-            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) END::float8
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) END::float8 AS retained
 FROM pg_replication_slots
 """
 
 
-class ReplicationCollector(Collector):
+class ReplicationCollector(Collector[Replication, CollectorOptions]):
     name = "replication"
-    source = "pg_stat_replication, pg_replication_slots"
-    families = (
-        LAG,
-        IS_REPLICA,
-        *with_labels(STANDBY_LABELS, LSN_DIFF, REPLAY_LAG),
-        *with_labels(SLOT_LABELS, SLOT_ACTIVE, SLOT_RETAINED),
-    )
+    order = 80
+    source = "pg_stat_replication, pg_replication_slots, recovery functions"
+    families = (LAG, IS_REPLICA, LSN_DIFF, REPLAY_LAG, SLOT_ACTIVE, SLOT_RETAINED)
 
-    async def fetch(self, session: Session) -> Any:
-        return (
-            (await session.rows(_LAG_SQL))[0],
-            await session.rows(_STANDBYS_SQL),
-            await session.rows(_SLOTS_SQL),
+    async def fetch(self, session: Session) -> Replication:
+        return Replication(
+            (await session.typed(Recovery, _LAG_SQL))[0],
+            await session.typed(Standby, _STANDBYS_SQL),
+            await session.typed(Slot, _SLOTS_SQL),
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for _, ((lag, is_replica), standbys, slots) in results:
+    def render(self, out: Exposition, results: Sequence[tuple[str, Replication]]) -> None:
+        for _, (recovery, standbys, slots) in results:
             plain = out.labels((), ())
-            out.add(LAG, plain, lag)
-            out.add(IS_REPLICA, plain, is_replica)
-            for app, addr, state, slot, diff, replay_lag in standbys:
-                lbl = out.labels(STANDBY_LABELS, (app, addr, state, slot))
-                out.add(LSN_DIFF, lbl, diff)
-                out.add(REPLAY_LAG, lbl, replay_lag)
-            for slot_name, database, active, retained in slots:
-                lbl = out.labels(SLOT_LABELS, (slot_name, database))
-                out.add(SLOT_ACTIVE, lbl, active)
-                out.add(SLOT_RETAINED, lbl, retained)
+            out.add(LAG, plain, recovery.lag_seconds)
+            out.add(IS_REPLICA, plain, recovery.is_replica)
+            for s in standbys:
+                lbl = out.labels(STANDBY_LABELS, (s.application_name, s.client_addr, s.state, s.slot_name))
+                out.add(LSN_DIFF, lbl, s.lsn_diff)
+                out.add(REPLAY_LAG, lbl, s.replay_lag)
+            for slot in slots:
+                lbl = out.labels(SLOT_LABELS, (slot.slot_name, slot.database))
+                out.add(SLOT_ACTIVE, lbl, slot.active)
+                out.add(SLOT_RETAINED, lbl, slot.retained)

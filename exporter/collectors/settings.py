@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import Collector
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition, Family
 
@@ -46,8 +47,17 @@ def setting_metric(name: str, setting: str, unit: str, vartype: str) -> tuple[st
     return metric, _integral(value), ""
 
 
-class SettingsCollector(Collector):
+class Setting(NamedTuple):
+    name: str
+    reset_val: str
+    unit: str
+    short_desc: str
+    vartype: str
+
+
+class SettingsCollector(Collector[list[Setting], CollectorOptions]):
     name = "settings"
+    order = 20
     source = "pg_settings"
     families = (
         Family(
@@ -57,17 +67,19 @@ class SettingsCollector(Collector):
         ),
     )
 
-    async def fetch(self, session: Session) -> Any:
-        return await session.rows(
-            "SELECT name, reset_val, coalesce(unit, ''), short_desc, vartype FROM pg_settings "
-            "WHERE vartype IN ('bool', 'integer', 'real') ORDER BY name"
+    async def fetch(self, session: Session) -> list[Setting]:
+        return await session.typed(
+            Setting,
+            "SELECT name, reset_val, coalesce(unit, '') AS unit, short_desc, vartype FROM pg_settings "
+            "WHERE vartype IN ('bool', 'integer', 'real') ORDER BY name",
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Setting]]]) -> None:
         plain = out.labels((), ())
         for _, rows in results:
-            for name, setting, unit, desc, vartype in rows:
-                parsed = setting_metric(name, setting, unit, vartype)
+            for s in rows:
+                parsed = setting_metric(s.name, s.reset_val, s.unit, s.vartype)
                 if parsed is not None:
                     metric, value, note = parsed
-                    out.add(Family(metric, "gauge", f"Server Parameter: {name}. {desc}{note}"), plain, value)
+                    help_text = f"Server Parameter: {s.name}. {s.short_desc}{note}"
+                    out.add(Family(metric, "gauge", help_text), plain, value)

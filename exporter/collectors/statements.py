@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
+
+from pydantic import Field
 
 from exporter.collectors.base import Collector, cap_clause, counter, gauge, render_cut, with_labels
-from exporter.config import StatementsOptions
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -22,8 +24,33 @@ READ = counter(P + "block_read_seconds_total", "Time the statement spent reading
 WRITE = counter(P + "block_write_seconds_total", "Time the statement spent writing blocks, in seconds.")
 MEAN = gauge(P + "mean_seconds", "Mean execution time of the statement, in seconds.")
 MAX = gauge(P + "max_seconds", "Longest execution of the statement, in seconds.")
-QUERY = gauge(P + "query_info", "The statement's normalised text (collectors.statements.include_query); 1.")
+QUERY = gauge(
+    P + "query_info",
+    "The statement's normalised text (collectors.statements.include_query); 1.",
+    (*LABELS, "query"),
+    "collectors.statements.include_query is off (the default)",
+)
 VALUE_FAMILIES = (CALLS, SECONDS, ROWS, READ, WRITE, MEAN, MAX)
+
+
+class StatementsOptions(CollectorOptions):
+    include_query: bool = False
+    query_max_length: int = Field(default=200, ge=16)
+
+
+class Statement(NamedTuple):
+    user: str
+    datname: str
+    queryid: str
+    calls: int
+    seconds: float
+    rows: int
+    read_seconds: float
+    write_seconds: float
+    mean_seconds: float | None
+    max_seconds: float
+    total: int  # statements before the cap
+    query: str | None  # only with include_query
 
 
 def statements_sql(version_num: int, top_n: int, include_query: bool, query_length: int) -> str:
@@ -40,6 +67,7 @@ def statements_sql(version_num: int, top_n: int, include_query: bool, query_leng
     else:
         total, maximum, read, write = "total_time", "max_time", "blk_read_time", "blk_write_time"
     query = f", left(min(s.query), {int(query_length)}) AS query" if include_query else ""
+    query_column = "t.query" if include_query else "NULL::text"
     # Rows differ by toplevel (13+) for the same (userid, dbid, queryid): sum them into one series. Grouping
     # and ranking on the numeric keys (float8 sums: numeric ones cost more), and naming only the top N,
     # costs a third of grouping by the names.
@@ -54,10 +82,11 @@ WITH grouped AS (
 ), top AS (
   SELECT * FROM grouped ORDER BY total DESC {cap_clause(top_n)}
 )
-SELECT r.rolname, d.datname, t.queryid::text,
-       t.calls::int8, (t.total / 1000)::float8, t.rows::int8, (t.read / 1000)::float8, (t.write / 1000)::float8,
-       (t.total / nullif(t.calls, 0) / 1000)::float8, (t.maximum / 1000)::float8,
-       (SELECT count(*) FROM grouped)::int8{", t.query" if include_query else ""}
+SELECT r.rolname AS "user", d.datname, t.queryid::text AS queryid,
+       t.calls::int8 AS calls, (t.total / 1000)::float8 AS seconds, t.rows::int8 AS rows,
+       (t.read / 1000)::float8 AS read_seconds, (t.write / 1000)::float8 AS write_seconds,
+       (t.total / nullif(t.calls, 0) / 1000)::float8 AS mean_seconds, (t.maximum / 1000)::float8 AS max_seconds,
+       (SELECT count(*) FROM grouped)::int8 AS total, {query_column} AS query
 FROM top t
 JOIN pg_roles r ON r.oid = t.userid
 JOIN pg_database d ON d.oid = t.dbid
@@ -65,16 +94,17 @@ ORDER BY t.total DESC
 """
 
 
-class StatementsCollector(Collector):
+class StatementsCollector(Collector[list[Statement], StatementsOptions]):
     name = "statements"
+    order = 110
     # Copying and ranking thousands of entries costs ~10 ms a scrape; counters 30 s old still rate() well.
     default_ttl = 30.0
-    source = "pg_stat_statements"
-    families = (*with_labels(LABELS, *VALUE_FAMILIES), *with_labels((*LABELS, "query"), QUERY))
-    options: StatementsOptions
+    source = "pg_stat_statements (in the DSN's database)"
+    options_model = StatementsOptions
+    families = (*with_labels(LABELS, *VALUE_FAMILIES), QUERY)
     _missing_reported = False
 
-    async def fetch(self, session: Session) -> Any:
+    async def fetch(self, session: Session) -> list[Statement]:
         found = await session.rows(
             "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'", binary=False
         )
@@ -92,15 +122,19 @@ class StatementsCollector(Collector):
             self.options.include_query,
             self.options.query_max_length,
         )
-        return await session.rows(sql, (self.options.include_query,))
+        return await session.typed(Statement, sql, (self.options.include_query,))
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Statement]]]) -> None:
         for datname, rows in results:
-            labels = out.label_rows(LABELS, (r[:3] for r in rows))
-            for i, family in enumerate(VALUE_FAMILIES):
-                out.add_column(family, labels, (r[3 + i] for r in rows))
+            labels = out.label_rows(LABELS, ((r.user, r.datname, r.queryid) for r in rows))
+            out.add_column(CALLS, labels, [r.calls for r in rows])
+            out.add_column(SECONDS, labels, [r.seconds for r in rows])
+            out.add_column(ROWS, labels, [r.rows for r in rows])
+            out.add_column(READ, labels, [r.read_seconds for r in rows])
+            out.add_column(WRITE, labels, [r.write_seconds for r in rows])
+            out.add_column(MEAN, labels, [r.mean_seconds for r in rows])
+            out.add_column(MAX, labels, [r.max_seconds for r in rows])
             if self.options.include_query:
-                for row in rows:
-                    out.add(QUERY, out.labels((*LABELS, "query"), (*row[:3], row[11])), 1)
-            total = rows[0][10] if rows else 0
-            render_cut(out, self.name, datname, total, len(rows))
+                for r in rows:
+                    out.add(QUERY, out.labels(QUERY.labels, (r.user, r.datname, r.queryid, r.query)), 1)
+            render_cut(out, self.name, datname, rows[0].total if rows else 0, len(rows))

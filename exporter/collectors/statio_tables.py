@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import (
     Collector,
     Column,
+    ColumnTable,
     cap_clause,
     counter,
+    fetch_table,
     render_cut,
     render_table,
     select_list,
     with_labels,
 )
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -35,23 +38,33 @@ COLUMNS = tuple(
 )
 
 
-class StatioTablesCollector(Collector):
+class StatioKeys(NamedTuple):
+    total: Sequence[int]  # tables in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+
+
+class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]):
     name = "statio_tables"
+    order = 130
     per_database = True
     default_ttl = 60.0
     source = "pg_statio_user_tables"
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
-    async def fetch(self, session: Session) -> Any:
-        rows = await session.rows(
-            f"SELECT count(*) OVER ()::int8, s.schemaname, s.relname, {select_list(COLUMNS)} "
+    async def fetch(self, session: Session) -> ColumnTable[StatioKeys]:
+        return await fetch_table(
+            session,
+            StatioKeys,
+            COLUMNS,
+            f"SELECT count(*) OVER ()::int8 AS total, s.schemaname, s.relname, {select_list(COLUMNS)} "
             "FROM pg_statio_user_tables s JOIN pg_class c ON c.oid = s.relid "
-            f"ORDER BY c.relpages DESC, s.relid {cap_clause(self.limits.tables_per_database)}"
+            f"ORDER BY c.relpages DESC, s.relid {cap_clause(self.limits.tables_per_database)}",
         )
-        return rows, rows[0][0] if rows else 0
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for datname, (rows, total) in results:
-            labels = out.label_rows(LABELS, ((datname, r[1], r[2]) for r in rows))
-            render_table(out, labels, rows, COLUMNS, 3)
-            render_cut(out, self.name, datname, total, len(rows))
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioKeys]]]) -> None:
+        for datname, table in results:
+            keys = table.keys
+            labels = out.label_columns(LABELS, ([datname] * table.count, keys.schemaname, keys.relname))
+            render_table(out, labels, table)
+            render_cut(out, self.name, datname, keys.total[0] if table.count else 0, table.count)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import (
     Collector,
     Column,
+    ColumnTable,
     available,
     cap_clause,
     counter,
+    fetch_table,
     gauge,
     render_cut,
     render_table,
     select_list,
     with_labels,
 )
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -27,7 +30,9 @@ LABELS = ("datname", "schemaname", "relname")
 def _ts(function: str, name: str, what: str) -> Column:
     return Column(
         f"extract(epoch FROM {function}(c.oid))",
-        gauge(P + name, f"Last time this table was {what} (Unix time); absent if never."),
+        gauge(
+            P + name, f"Last time this table was {what} (Unix time); absent if never.", absent_when="never"
+        ),
         cast="float8",
     )
 
@@ -68,7 +73,6 @@ TABLE_SIZE = gauge(
     P + "table_size_bytes", "Disk space of the table with its TOAST, free space and visibility maps."
 )
 INDEX_SIZE = gauge(P + "index_size_bytes", "Disk space of the indexes of the table (their main forks).")
-SIZES = (Column("", TABLE_SIZE), Column("", INDEX_SIZE))
 # The user tables of pg_stat_user_tables: tables, materialized views and partitioned tables outside the
 # system schemas.
 USER_TABLES = """
@@ -89,28 +93,51 @@ def _sum_known(sizes: Iterable[int | None]) -> int:
     return sum(s for s in sizes if s is not None)
 
 
-class TablesCollector(Collector):
+class TableKeys(NamedTuple):
+    oid: Sequence[int]
+    total: Sequence[int]  # tables in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+    idx: Sequence[list[int] | None]  # each table's indexes
+
+
+class Tables(NamedTuple):
+    table: ColumnTable[TableKeys]
+    table_sizes: list[int | None]
+    index_sizes: list[int]
+
+
+class TablesCollector(Collector[Tables, CollectorOptions]):
     name = "tables"
+    order = 120
     per_database = True
     default_ttl = 60.0
     source = "pg_stat_user_tables, pg_table_size(), pg_relation_size()"
-    families = with_labels(LABELS, *(c.family for c in COLUMNS + SIZES))
+    families = with_labels(LABELS, *(c.family for c in COLUMNS), TABLE_SIZE, INDEX_SIZE)
 
-    async def fetch(self, session: Session) -> Any:
+    async def fetch(self, session: Session) -> Tables:
         columns = available(COLUMNS, session.server.version_num)
-        rows = await session.rows(
-            f"SELECT c.oid::int8, count(*) OVER ()::int8, n.nspname, c.relname, x.idx, {select_list(columns)} "
-            f"{USER_TABLES} ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}"
+        table = await fetch_table(
+            session,
+            TableKeys,
+            columns,
+            "SELECT c.oid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, "
+            f"x.idx, {select_list(columns)} {USER_TABLES} "
+            f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}",
         )
-        tables = await session.table_sizes([r[0] for r in rows])
-        indexes = await session.index_sizes([i for r in rows for i in r[4] or ()])
-        size_rows = [(tables[r[0]], _sum_known(indexes[i] for i in r[4] or ())) for r in rows]
-        total = rows[0][1] if rows else 0
-        return columns, rows, size_rows, total
+        oids, idx = table.keys.oid, table.keys.idx
+        tables = await session.table_sizes(oids)
+        indexes = await session.index_sizes([i for ids in idx for i in ids or ()])
+        return Tables(
+            table, [tables[oid] for oid in oids], [_sum_known(indexes[i] for i in ids or ()) for ids in idx]
+        )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
-        for datname, (columns, rows, sizes, total) in results:
-            labels = out.label_rows(LABELS, ((datname, r[2], r[3]) for r in rows))
-            render_table(out, labels, rows, columns, 5)
-            render_table(out, labels, sizes, SIZES, 0)
-            render_cut(out, self.name, datname, total, len(rows))
+    def render(self, out: Exposition, results: Sequence[tuple[str, Tables]]) -> None:
+        for datname, (table, table_sizes, index_sizes) in results:
+            keys, count = table.keys, table.count
+            labels = out.label_columns(LABELS, ([datname] * count, keys.schemaname, keys.relname))
+            if count:
+                render_table(out, labels, table)
+                out.add_column(TABLE_SIZE, labels, table_sizes, integers=True)
+                out.add_column(INDEX_SIZE, labels, index_sizes, integers=True)
+            render_cut(out, self.name, datname, keys.total[0] if count else 0, count)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 from exporter.collectors.base import Collector, gauge, with_labels
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -27,22 +28,33 @@ AGE_MINMXID = gauge(
 WRAP = 2**31
 
 
-class WraparoundCollector(Collector):
-    name = "wraparound"
-    source = "pg_database"
-    families = with_labels(("datname",), XID_AGE, RATIO, AGE_FROZEN, AGE_MINMXID)
+LABELS = ("datname",)
 
-    async def fetch(self, session: Session) -> Any:
-        return await session.rows(
-            "SELECT datname, age(datfrozenxid)::int8, mxid_age(datminmxid)::int8 FROM pg_database "
-            "WHERE datallowconn ORDER BY datname"
+
+class Ages(NamedTuple):
+    datname: str
+    xid_age: int
+    mxid_age: int
+
+
+class WraparoundCollector(Collector[list[Ages], CollectorOptions]):
+    name = "wraparound"
+    order = 100
+    source = "pg_database (age(datfrozenxid), mxid_age(datminmxid))"
+    families = with_labels(LABELS, XID_AGE, RATIO, AGE_FROZEN, AGE_MINMXID)
+
+    async def fetch(self, session: Session) -> list[Ages]:
+        return await session.typed(
+            Ages,
+            "SELECT datname, age(datfrozenxid)::int8 AS xid_age, mxid_age(datminmxid)::int8 AS mxid_age "
+            "FROM pg_database WHERE datallowconn ORDER BY datname",
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, Any]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Ages]]]) -> None:
         for _, rows in results:
-            for datname, xid_age, mxid_age in rows:
-                lbl = out.labels(("datname",), (datname,))
-                out.add(XID_AGE, lbl, xid_age)
-                out.add(RATIO, lbl, xid_age / WRAP)
-                out.add(AGE_FROZEN, lbl, xid_age)
-                out.add(AGE_MINMXID, lbl, mxid_age)
+            for row in rows:
+                lbl = out.labels(LABELS, (row.datname,))
+                out.add(XID_AGE, lbl, row.xid_age)
+                out.add(RATIO, lbl, row.xid_age / WRAP)
+                out.add(AGE_FROZEN, lbl, row.xid_age)
+                out.add(AGE_MINMXID, lbl, row.mxid_age)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.pgserver import PostgresServer
 from exporter.config import ExporterConfig, parse_config, resolve_targets
-from exporter.exposition import join_fragments
+from exporter.exposition import Family, join_fragments
 from exporter.scrape import TargetScraper
 
 
@@ -92,3 +97,56 @@ class Scraper:
 
 def only(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: mapping[k] for k in keys}
+
+
+@contextlib.contextmanager
+def background_query(dsn: str, sql: str) -> Iterator[int]:
+    """Run `sql` in a thread on its own connection; yields the backend pid; cancels it on exit."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    pid = conn.info.backend_pid
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn.execute(sql.encode())
+        except psycopg.errors.QueryCanceled:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield pid
+    finally:
+        conn.cancel_safe()
+        thread.join(10)
+        conn.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def flush_stats(pg_server: PostgresServer, db: str, sql: str) -> None:
+    """Run statements and flush their statistics at once (PostgreSQL 15 batches them otherwise)."""
+    with psycopg.connect(pg_server.dsn(db), autocommit=True) as conn:
+        conn.execute(sql.encode())
+        conn.execute(b"SELECT pg_stat_force_next_flush()")
+
+
+def assert_declared_labels(samples: Samples, families: Iterable[Family]) -> None:
+    """Every sample of each family carries exactly the labels the family declares; a family without samples
+    must say when it may be absent (`absent_when`). Families named with a placeholder (`<name>`) are skipped."""
+    for family in families:
+        if "<" in family.name:
+            continue
+        seen = {frozenset(lbl) for lbl, _ in samples.all(family.name)}
+        if not seen:
+            assert family.absent_when, f"{family.name} was not exported"
+            continue
+        assert seen == {frozenset(family.labels)}, f"{family.name}: {seen} != {family.labels}"

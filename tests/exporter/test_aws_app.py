@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from devtools.motoserver import MotoServer
 from exporter.app import AWS, make_app
+from exporter.aws.config import AWSConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.config import parse_config, resolve_targets
 from tests.exporter import test_aws_support as support
@@ -140,14 +141,30 @@ async def test_stopped_endpoint_keeps_last_values_errors_counted_and_http_200(
     )
 
 
-async def test_without_aws_section_no_poller_and_no_aws_series(aiohttp_client: Any, monkeypatch: Any) -> None:
+async def test_without_aws_section_or_rds_no_poller_and_no_aws_series(
+    aiohttp_client: Any, monkeypatch: Any
+) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(key, raising=False)
-    client, poller = await started(aiohttp_client, {"targets": TARGETS})
+    plain = [{k: v for k, v in t.items() if k != "rds"} for t in TARGETS]
+    client, poller = await started(aiohttp_client, {"targets": plain})
     assert poller is None
     s = await scrape(client)
     assert not [n for n in s.names() if n.startswith(("rds_", "pgwarden_aws", "pgwarden_cloudwatch"))]
     groups = await (await client.get("/discovery")).json()
     assert [g["labels"]["__param_target"] for g in groups] == ["production", "reporting"]
-    assert groups[0]["labels"]["dbidentifier"] == "prod"  # as configured
+    assert "dbidentifier" not in groups[0]["labels"]
     assert (await client.get("/probe?target=prod")).status == 404
+
+
+async def test_rds_without_aws_section_polls_with_the_default_settings(
+    aiohttp_client: Any, moto: MotoServer
+) -> None:
+    build_world()
+    client, poller = await started(aiohttp_client, {"targets": TARGETS})
+    assert poller is not None and poller.aws == AWSConfig()
+    s = await scrape(client)
+    assert s.get("rds_instance_status", dbidentifier="prod", target="production") == 1
+    assert s.get("pgwarden_aws_data_age_seconds", source="rds") is not None
+    # the defaults discover nothing: only the configured instance is polled
+    assert s.all("rds_instance_status", dbidentifier="prod-replica") == []

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from exporter.aws.clients import DEFAULT_ACCOUNT
-from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS
+from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS, AWSConfig
 from exporter.aws.rds import plan_units
 from exporter.cli import summary
 from exporter.config import ConfigError, parse_config, resolve_targets
@@ -128,8 +128,13 @@ def test_check_config_summary_names_the_aws_sources() -> None:
     text = summary(config, resolve_targets(config))
     assert "aws: 1 account/region unit(s): default/us-east-1 (discover)" in text
     assert "rds every 5m, snapshots every 15m, cloudwatch every 1m (period 1m, delay 2m, 11 metrics)" in text
-    off = parse_config(with_aws(None, rds={"identifier": "x", "region": "us-east-1"}))
-    assert "aws: off (no aws: section)" in summary(off, resolve_targets(off))
+    implied = parse_config(with_aws(None, rds={"identifier": "x", "region": "us-east-1"}))
+    assert implied.aws is None and implied.polled_aws == AWSConfig()
+    text = summary(implied, resolve_targets(implied))
+    assert "aws: no aws: section; the targets' rds: blocks are polled with the default aws: settings" in text
+    assert "aws: 1 account/region unit(s): default/us-east-1" in text
+    off = parse_config(with_aws(None))
+    assert off.polled_aws is None and "aws:" not in summary(off, resolve_targets(off))
 
 
 def test_shard_index_must_be_below_total() -> None:

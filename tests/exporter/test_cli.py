@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,85 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.pgserver import PostgresServer, free_port
 from exporter import __version__
 from tests.conftest import MONITOR_PASSWORD
+from tests.exporter.processes import (
+    clean_env,
+    run_cli,
+    running_exporter,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "cli-Secret-pw-7731"
-READY_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without any DATA_SOURCE_* variable, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATA_SOURCE_")}
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        cwd=REPO,
-        env=clean_env() if env is None else env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
-@dataclass
-class Exporter:
-    proc: subprocess.Popen[bytes]
-    url: str
-    stderr_path: Path
-
-    def get(self, path: str) -> tuple[int, str, str]:
-        """(status, content type, body) of a GET."""
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=20) as resp:
-                return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code; fails if it takes longer than STOP_TIMEOUT."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=STOP_TIMEOUT)
-
-
-@contextlib.contextmanager
-def running_exporter(tmp_path: Path, *args: str, env: dict[str, str]) -> Iterator[Exporter]:
-    """The exporter on a free port, ready (its /healthz answers); killed afterwards."""
-    port = free_port()
-    stderr_path = tmp_path / f"exporter-{port}.stderr"
-    with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    exporter = Exporter(proc, f"http://127.0.0.1:{port}", stderr_path)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"exporter exited with {proc.returncode}:\n{exporter.stderr()}")
-            with contextlib.suppress(OSError):
-                if exporter.get("/healthz")[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"exporter not ready after {READY_TIMEOUT}s:\n{exporter.stderr()}")
-            time.sleep(0.1)
-        yield exporter
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def samples(body: str) -> list[tuple[str, dict[str, str], float]]:
@@ -183,6 +102,9 @@ limits: {{statements_top_n: 50, tables_per_database: 0}}
     assert "collector activity: server" in out
     assert "collector bloat:" in out and "ttl 10m" in out
     assert "statements_top_n=50" in out and "tables_per_database=0" in out
+    # production's rds: without an aws: section: polled with the default settings, and said so
+    assert "aws: no aws: section; the targets' rds: blocks are polled with the default aws: settings" in out
+    assert "aws: 1 account/region unit(s): default/us-east-1" in out
     assert SECRET not in out + result.stderr
 
 

@@ -14,11 +14,11 @@ from exporter.config import (
     ConfigError,
     ExporterConfig,
     config_from_environment,
-    describe_dsn,
     load_config_file,
     parse_config,
     resolve_targets,
 )
+from pgwarden.dsn import describe_dsn
 from pgwarden.durations import format_duration, parse_duration
 
 SECRET = "s3cr3t-Pa55word"

@@ -1,0 +1,20 @@
+"""pg_stat_bgwriter: a requested checkpoint is counted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from devtools.pgserver import PostgresServer
+from tests.exporter.helpers import Scraper
+
+
+async def test_bgwriter_counts_a_requested_checkpoint(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    scraper = scraper_factory()
+    before = (await scraper.scrape()).get("pg_stat_bgwriter_checkpoints_req_total")
+    pg_server.execute("CHECKPOINT")
+    after = await scraper.scrape()
+    assert before is not None and after.get("pg_stat_bgwriter_checkpoints_req_total") == before + 1
+    for name in ("buffers_alloc", "buffers_backend", "checkpoint_write_time", "buffers_checkpoint"):
+        assert after.get(f"pg_stat_bgwriter_{name}_total") is not None, name

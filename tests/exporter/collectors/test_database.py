@@ -1,0 +1,65 @@
+"""pg_stat_database and database sizes: counters, a real deadlock, conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import psycopg
+
+from devtools.pgserver import PostgresServer
+from tests.exporter.conftest import DB_A, DB_B
+from tests.exporter.helpers import Scraper
+
+
+async def test_database_counters_sizes_and_deadlocks(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    scraper = scraper_factory()
+    before = await scraper.scrape()
+    # A real deadlock: two sessions lock two rows in opposite order.
+    a = psycopg.connect(pg_server.dsn(DB_B))
+    b = psycopg.connect(pg_server.dsn(DB_B))
+    try:
+        a.execute(b"UPDATE invoices SET amount = amount WHERE id = 1")
+        b.execute(b"UPDATE invoices SET amount = amount WHERE id = 2")
+        outcome: list[str] = []
+
+        def second() -> None:
+            try:
+                b.execute(b"UPDATE invoices SET amount = amount WHERE id = 1")
+                outcome.append("b ok")
+            except psycopg.errors.DeadlockDetected:
+                outcome.append("b deadlock")
+
+        t = threading.Thread(target=second)
+        t.start()
+        await asyncio.sleep(0.2)
+        try:
+            a.execute(b"UPDATE invoices SET amount = amount WHERE id = 2")
+            outcome.append("a ok")
+        except psycopg.errors.DeadlockDetected:
+            outcome.append("a deadlock")
+        a.rollback()
+        t.join(10)
+        b.rollback()
+    finally:
+        a.close()
+        b.close()
+    assert any("deadlock" in o for o in outcome)
+    with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as c:
+        c.execute(b"SELECT pg_stat_force_next_flush()")
+    after = await scraper.scrape()
+    d0 = before.get("pg_stat_database_deadlocks", datname=DB_B)
+    d1 = after.get("pg_stat_database_deadlocks", datname=DB_B)
+    assert d0 is not None and d1 == d0 + 1
+    commits = after.get("pg_stat_database_xact_commit", datname=DB_A)
+    assert commits is not None and commits > 0
+    datid = pg_server.execute(f"SELECT oid FROM pg_database WHERE datname = '{DB_A}'")[0][0]
+    assert after.all("pg_stat_database_xact_commit", datname=DB_A)[0][0]["datid"] == str(datid)
+    size = pg_server.execute(f"SELECT pg_database_size('{DB_A}')")[0][0]
+    got = after.get("pg_database_size_bytes", datname=DB_A)
+    assert got is not None and abs(got - size) < 1024 * 1024
+    assert after.get("pg_stat_database_conflicts_confl_lock", datname=DB_A) == 0
+    assert after.get("pg_stat_database_sessions", datname=DB_A) is not None

@@ -1,0 +1,20 @@
+"""pg_statio_user_tables: cache hits per table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from devtools.pgserver import PostgresServer
+from tests.exporter.conftest import DB_A, DB_B
+from tests.exporter.helpers import Scraper, flush_stats
+
+
+async def test_statio_counts_cache_hits(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    flush_stats(pg_server, DB_B, "SELECT sum(amount) FROM invoices")
+    samples = await scraper_factory().scrape()
+    hits = samples.get("pg_statio_user_tables_heap_blks_hit", datname=DB_B, relname="invoices")
+    assert hits is not None and hits > 0
+    assert samples.get("pg_statio_user_tables_idx_blks_hit", datname=DB_B, relname="invoices") is not None
+    assert samples.get("pg_statio_user_tables_toast_blks_read", datname=DB_A, relname="small") is None

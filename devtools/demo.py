@@ -35,6 +35,7 @@ import psycopg
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, start_moto
 from devtools.overrides import demo_alertmanager, demo_rules
 from devtools.pgserver import PostgresServer, start_server
+from devtools.seeding import create_postgres, put_rds_datapoints
 from devtools.services import Service, start_alertmanager, start_exporter, start_prometheus, start_responder
 
 IDENTIFIER = "skillancer-production"
@@ -120,11 +121,7 @@ def seed_aws(moto: MotoServer) -> tuple[Any, Any]:
     rds = session.client("rds", region_name=REGION, endpoint_url=moto.endpoint_url)
     cloudwatch = session.client("cloudwatch", region_name=REGION, endpoint_url=moto.endpoint_url)
     backup = session.client("rds", region_name="eu-west-1", endpoint_url=moto.endpoint_url)
-    rds.create_db_instance(
-        DBInstanceIdentifier=IDENTIFIER, Engine="postgres", EngineVersion="15.4", DBInstanceClass=LADDER[0],
-        AllocatedStorage=100, StorageType="gp3", MasterUsername="master", MasterUserPassword="not-a-password",
-        BackupRetentionPeriod=7,
-    )  # fmt: skip
+    create_postgres(rds, IDENTIFIER, DBInstanceClass=LADDER[0], StorageType="gp3")
     arn = rds.create_db_snapshot(
         DBInstanceIdentifier=IDENTIFIER, DBSnapshotIdentifier=f"{IDENTIFIER}-manual"
     )["DBSnapshot"]["DBSnapshotArn"]
@@ -143,19 +140,7 @@ def seed_aws(moto: MotoServer) -> tuple[Any, Any]:
 
 def put(cloudwatch: Any, when: dt.datetime, values: dict[str, float]) -> None:
     units = {"FreeStorageSpace": "Bytes", "CPUUtilization": "Percent"}
-    cloudwatch.put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": name,
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": IDENTIFIER}],
-                "Timestamp": when,
-                "Value": value,
-                "Unit": units[name],
-            }
-            for name, value in values.items()
-        ],
-    )
+    put_rds_datapoints(cloudwatch, IDENTIFIER, when, {name: (units[name], v) for name, v in values.items()})
 
 
 def put_now(cloudwatch: Any, values: dict[str, float]) -> None:

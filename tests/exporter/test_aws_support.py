@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
+from exporter.aws.poller import SOURCES
 from tests.conftest import missing_service
 
 REGION = "us-east-1"
@@ -27,8 +28,12 @@ DOWN_DSN = (
     "postgresql://u:pw@127.0.0.1:9/db"  # port 9 (discard) refuses at once: pg_up 0, no PostgreSQL needed
 )
 FAST_RETRIES = {"max_attempts": 1, "connect_timeout": "1s", "read_timeout": "5s"}
-# Only the first poll of each source runs by itself; tests poll again by hand.
-SLOW = {"rds": {"interval": "1h"}, "snapshots": {"interval": "1h"}, "cloudwatch": {"interval": "1h"}}
+# Only the first poll of each source runs by itself; tests poll again by hand (CloudWatch at its default
+# cadence, so its window is the default one).
+SLOW: dict[str, Any] = {source: {"interval": "1h"} for source in SOURCES} | {"cloudwatch": {"interval": "5m"}}
+# moto has no DescribePendingMaintenanceActions nor DescribeDBMajorEngineVersions: the maintenance source is
+# tested with botocore's Stubber (tests/exporter/aws/test_lifecycle_stubbed.py), everything else on moto.
+MOTO_SOURCES = tuple(s for s in SOURCES if s != "maintenance")
 
 # CloudWatch datapoints put for `prod` (newest value) and what the exporter must show.
 PROD_POINTS = {

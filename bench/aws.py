@@ -29,26 +29,14 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, start_moto
-from exporter.aws.config import AWSConfig
+from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS, AWSConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 
 PRICE_PER_METRIC = 0.01 / 1000  # GetMetricData, USD
 HOURS_PER_MONTH = 730
 HOUR = 3600.0
 REGION, BACKUP_REGION = "us-east-1", "eu-west-1"
-ORIGINAL_METRICS = [
-    "FreeStorageSpace",
-    "CPUUtilization",
-    "DatabaseConnections",
-    "FreeableMemory",
-    "ReplicaLag",
-    "ReadIOPS",
-    "WriteIOPS",
-    "ReadLatency",
-    "WriteLatency",
-    "BurstBalance",
-    "DiskQueueDepth",
-]
+ORIGINAL_METRICS = DEFAULT_CLOUDWATCH_METRICS[:11]  # the defaults before the lifecycle metrics, one cadence
 DISCOVER = {"regions": [REGION], "tags": {"team": "db"}, "backup_regions": [BACKUP_REGION]}
 SETUPS: dict[str, dict[str, Any]] = {
     "defaults": {},

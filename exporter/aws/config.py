@@ -14,7 +14,8 @@ REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
 # CloudWatch AWS/RDS metrics requested when `aws.cloudwatch.metrics` is not set (exporter.aws.cloudwatch has the
-# exported name, statistic and default cadence of each, and the rule for a name it does not know).
+# exported name, statistic and default cadence of each, and the rule for a name it does not know). The first 11
+# were the defaults before the lifecycle metrics (bench/aws.py compares with them).
 DEFAULT_CLOUDWATCH_METRICS = (
     "FreeStorageSpace",
     "CPUUtilization",

@@ -11,7 +11,7 @@ import pytest
 from devtools.motoserver import MotoServer
 from exporter.aws import lifecycle
 from exporter.aws.cloudwatch import window
-from exporter.aws.config import CloudWatchConfig
+from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS, CloudWatchConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.aws.rds import STATUS_CODES, UNKNOWN_STATUS
 from exporter.config import parse_config
@@ -222,19 +222,7 @@ async def test_configured_target_outside_discovery_and_assumed_role_account(moto
     assert calls[("sts", "AssumeRole")] == 1  # once, then cached until near expiry
 
 
-ORIGINAL_METRICS = [  # the defaults before the lifecycle metrics were added, all at one cadence
-    "FreeStorageSpace",
-    "CPUUtilization",
-    "DatabaseConnections",
-    "FreeableMemory",
-    "ReplicaLag",
-    "ReadIOPS",
-    "WriteIOPS",
-    "ReadLatency",
-    "WriteLatency",
-    "BurstBalance",
-    "DiskQueueDepth",
-]
+ORIGINAL_METRICS = DEFAULT_CLOUDWATCH_METRICS[:11]  # the defaults before the lifecycle metrics, one cadence
 
 
 async def test_get_metric_data_calls_per_poll_for_600_metrics(moto: MotoServer) -> None:

@@ -65,6 +65,18 @@ def promtool_test(
     return output
 
 
+def quiet_then_firing(alertname: str, quiet: str, fires: str, labels: Any, annotations: Any) -> list[Any]:
+    """promtool cases: nothing at `quiet` (before `for:` has passed), this one alert at `fires`."""
+    return [
+        {"eval_time": quiet, "alertname": alertname, "exp_alerts": []},
+        {
+            "eval_time": fires,
+            "alertname": alertname,
+            "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}],
+        },
+    ]
+
+
 @pytest.fixture
 def forgotten_slot(pg_server: PostgresServer) -> Iterable[str]:
     """A physical slot nobody streams from, with WAL written after it: what a removed standby leaves."""
@@ -103,14 +115,7 @@ async def test_inactive_slot_on_the_test_postgres_fires_the_slot_alert(
         ),
         "runbook_url": "https://github.com/pgwarden/pgwarden/blob/main/alerts/README.md#postgresreplicationslotinactive",
     }
-    cases = [
-        {"eval_time": "9m", "alertname": "PostgresReplicationSlotInactive", "exp_alerts": []},
-        {
-            "eval_time": "10m",
-            "alertname": "PostgresReplicationSlotInactive",
-            "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}],
-        },
-    ]
+    cases = quiet_then_firing("PostgresReplicationSlotInactive", "9m", "10m", labels, annotations)
     assert "SUCCESS" in promtool_test(tmp_path, "postgres_maintenance.rules.yml", "1m", series, cases)
 
 
@@ -143,12 +148,5 @@ async def test_expected_region_without_copy_fires_for_the_replica_only(
         ),
         "runbook_url": "https://github.com/pgwarden/pgwarden/blob/main/alerts/README.md#rdscrossregioncopymissing",
     }
-    cases = [
-        {"eval_time": "35h", "alertname": "RDSCrossRegionCopyMissing", "exp_alerts": []},
-        {
-            "eval_time": "36h",
-            "alertname": "RDSCrossRegionCopyMissing",
-            "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}],
-        },
-    ]
+    cases = quiet_then_firing("RDSCrossRegionCopyMissing", "35h", "36h", labels, annotations)
     assert "SUCCESS" in promtool_test(tmp_path, "rds.rules.yml,rds_lifecycle.rules.yml", "5m", series, cases)

@@ -191,6 +191,11 @@ def _resolve_one(wanted: MetricConfig, config: CloudWatchConfig) -> CloudWatchMe
     )
 
 
+def polled(instances: Sequence[Instance], metrics: Sequence[CloudWatchMetric]) -> list[Pair]:
+    """Every pair worth asking for: running instances and the metrics they publish."""
+    return [(i, m) for i in instances if i.status not in NOT_POLLED for m in metrics if m.applies(i)]
+
+
 def due(
     instances: Sequence[Instance],
     metrics: Sequence[CloudWatchMetric],
@@ -198,17 +203,13 @@ def due(
     now: float,
     poll_interval: float,
 ) -> list[Pair]:
-    """The pairs to request now: running instances that publish the metric, whose metric was never asked for
-    or was asked for about its interval ago (half a poll early rather than a whole poll late)."""
+    """The pairs to request now: those never asked for, or asked for about their interval ago (half a poll
+    early rather than a whole poll late)."""
     pairs: list[Pair] = []
-    for inst in instances:
-        if inst.status in NOT_POLLED:
-            continue
-        for m in metrics:
-            last = requested.get((inst.key, m.name))
-            interval = m.interval or poll_interval
-            if m.applies(inst) and (last is None or now - last >= interval - poll_interval / 2):
-                pairs.append((inst, m))
+    for inst, m in polled(instances, metrics):
+        last = requested.get((inst.key, m.name))
+        if last is None or now - last >= (m.interval or poll_interval) - poll_interval / 2:
+            pairs.append((inst, m))
     return pairs
 
 
@@ -275,7 +276,7 @@ def merge(
     previous: Datapoints, requested: Iterable[Pair], found: Datapoints, keep: Iterable[Key]
 ) -> Datapoints:
     """Last poll's datapoints updated with this one's: a requested pair takes what was found (or goes absent),
-    one not due keeps its value; only the pairs in `keep` (still polled) survive."""
+    one not due keeps its value; only the pairs in `keep` (still polled: a stopped instance is not) survive."""
     merged = {k: v for k, v in previous.items()}
     for inst, metric in requested:
         key = (inst.key, metric.name)

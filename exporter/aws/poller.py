@@ -126,10 +126,9 @@ class AWSPoller:
             pairs, found = data
             requested = self.requested.setdefault(unit, {})
             requested.update(((i.key, m.name), now) for i, m in pairs)
-            polled = {
-                (i.key, m.name) for i in self.served_instances() if i.unit == unit for m in self.metrics
-            }
-            self.datapoints[unit] = cloudwatch.merge(self.datapoints.get(unit, {}), pairs, found, polled)
+            mine = [i for i in self.served_instances() if i.unit == unit]
+            keep = {(i.key, m.name) for i, m in cloudwatch.polled(mine, self.metrics)}
+            self.datapoints[unit] = cloudwatch.merge(self.datapoints.get(unit, {}), pairs, found, keep)
 
     def _event_counts(self, unit: Unit) -> lifecycle.EventCounts:
         """Counting starts at the exporter's start: what happened before is not counted."""

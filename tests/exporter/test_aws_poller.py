@@ -10,7 +10,7 @@ import pytest
 
 from devtools.motoserver import MotoServer
 from exporter.aws import lifecycle
-from exporter.aws.cloudwatch import window
+from exporter.aws.cloudwatch import METRICS, window
 from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS, CloudWatchConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.aws.rds import STATUS_CODES, UNKNOWN_STATUS
@@ -442,3 +442,23 @@ async def test_events_counted_once_from_zero_with_each_category(moto: MotoServer
     assert late["creation"] == 1
     assert late["failover"] == 0 and set(lifecycle.EVENT_CATEGORIES) <= late.keys()
     assert s.get("rds_events_total", **ids("early"), event_category="creation") == 0
+
+
+async def test_an_instance_that_stops_loses_its_cloudwatch_series_at_the_next_poll(moto: MotoServer) -> None:
+    """Values kept between a slow metric's polls are not kept for an instance that no longer publishes."""
+    build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    assert samples(poller).get("rds_read_iops_average", **ids("prod")) == 100.0
+    rds().stop_db_instance(DBInstanceIdentifier="prod")
+    assert await poller.poll("rds")
+    assert await poller.poll("cloudwatch")  # nothing is due: only the cache is pruned
+    s = samples(poller)
+    assert s.get("rds_instance_status", **ids("prod")) == 0
+    assert [
+        m for m, lbl, _ in s.samples if lbl.get("dbidentifier") == "prod" and m in _CLOUDWATCH_FAMILIES
+    ] == []
+    assert s.get("rds_replica_lag_seconds", **ids("prod-replica")) == 3.0  # the others keep theirs
+
+
+_CLOUDWATCH_FAMILIES = {m.family.name for m in METRICS.values()}

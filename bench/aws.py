@@ -131,7 +131,7 @@ def main() -> int:
         print(f"\n(per source: {' / '.join(SOURCES)})")
         print("Only GetMetricData is billed: $0.01 per 1,000 metrics requested; every other call is free.")
         print(
-            "YACE polls its metrics every 300 s by default: about $0.86 per instance and month for these ones."
+            "YACE (every 300 s by default) is put at about $0.86 per instance and month; the YACE-style row is its cadence."
         )
     finally:
         server.stop()

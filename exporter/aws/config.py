@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,7 +13,9 @@ from pgwarden.durations import Duration
 REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
-# CloudWatch AWS/RDS metrics the exporter knows (name -> exported family, see exporter.aws.cloudwatch).
+# CloudWatch AWS/RDS metrics requested when `aws.cloudwatch.metrics` is not set (exporter.aws.cloudwatch has the
+# exported name, statistic and default cadence of each, and the rule for a name it does not know). The first 11
+# were the defaults before the lifecycle metrics (bench/aws.py compares with them).
 DEFAULT_CLOUDWATCH_METRICS = (
     "FreeStorageSpace",
     "CPUUtilization",
@@ -25,7 +28,20 @@ DEFAULT_CLOUDWATCH_METRICS = (
     "WriteLatency",
     "BurstBalance",
     "DiskQueueDepth",
+    "MaximumUsedTransactionIDs",
+    "TransactionLogsDiskUsage",
+    "ReplicationSlotDiskUsage",
+    "SwapUsage",
+    "ReadThroughput",
+    "WriteThroughput",
+    "EBSByteBalance%",
+    "EBSIOBalance%",
+    "DBLoad",
+    "DBLoadCPU",
+    "DBLoadNonCPU",
 )
+METRIC_NAME = r"^[A-Za-z][A-Za-z0-9_%.-]{0,254}$"
+STATISTICS = r"^(Average|Maximum|Minimum|Sum|SampleCount|p\d{1,2}(\.\d+)?)$"
 
 
 class DiscoverConfig(StrictModel):
@@ -75,34 +91,74 @@ class SnapshotsConfig(SourceConfig):
     interval: Duration = 900.0
 
 
-class CloudWatchConfig(SourceConfig):
-    """GetMetricData every `interval` over `lookback` (aligned to `period`), ending `delay` ago."""
+class MaintenanceConfig(SourceConfig):
+    """DescribePendingMaintenanceActions and the engine versions' support dates: they change by the day."""
 
-    interval: Duration = 60.0
+    interval: Duration = 3600.0
+
+
+class MetricConfig(StrictModel):
+    """One CloudWatch metric; a bare name in `metrics` is this with its defaults."""
+
+    name: str = Field(pattern=METRIC_NAME)
+    interval: Duration | None = (
+        None  # how often it is requested; default: the table's, else cloudwatch.interval
+    )
+    period: Duration | None = None  # the resolution of each datapoint; default: cloudwatch.period
+    stat: str | None = Field(default=None, pattern=STATISTICS)  # default: the table's, else Average
+
+    @model_validator(mode="after")
+    def _durations(self) -> MetricConfig:
+        if self.period is not None and (self.period < 60 or self.period % 60):
+            raise ValueError("period must be a multiple of 60s (RDS publishes one datapoint a minute)")
+        if self.interval is not None and self.interval < 1:
+            raise ValueError("the interval must be at least 1s")
+        return self
+
+
+class CloudWatchConfig(SourceConfig):
+    """GetMetricData every `interval` (the poll cadence); each datapoint covers `period` (the resolution).
+
+    A poll asks only for the metrics that are due (a metric's own interval may be longer) over a window that
+    ends `delay` ago, aligned to the period, and spans `lookback`, by default the longest due interval plus one
+    poll: consecutive windows overlap, so no datapoint falls between two polls. The newest one is served.
+    """
+
+    interval: Duration = 300.0
     period: Duration = 60.0
     delay: Duration = 120.0
-    lookback: Duration = 300.0
-    metrics: tuple[str, ...] = DEFAULT_CLOUDWATCH_METRICS
+    lookback: Duration | None = None
+    metrics: tuple[MetricConfig, ...] = tuple(MetricConfig(name=m) for m in DEFAULT_CLOUDWATCH_METRICS)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _names(cls, metrics: Any) -> Any:
+        if isinstance(metrics, list | tuple):
+            return [{"name": m} if isinstance(m, str) else m for m in metrics]
+        return metrics
 
     @field_validator("metrics")
     @classmethod
-    def _known(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [m for m in metrics if m not in DEFAULT_CLOUDWATCH_METRICS]
-        if unknown:
-            raise ValueError(
-                f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_CLOUDWATCH_METRICS)}"
-            )
-        if len(set(metrics)) != len(metrics):
-            raise ValueError("list each metric once")
+    def _once(cls, metrics: tuple[MetricConfig, ...]) -> tuple[MetricConfig, ...]:
+        names = [m.name for m in metrics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"list each metric once: {', '.join(twice)} listed twice")
         return metrics
 
     @model_validator(mode="after")
     def _period(self) -> CloudWatchConfig:
         if self.period < 60 or self.period % 60:
             raise ValueError("period must be a multiple of 60s (RDS publishes one datapoint a minute)")
-        if self.lookback < self.period:
-            raise ValueError("lookback must be at least one period")
+        if self.lookback is not None and self.lookback < self.interval:
+            raise ValueError(
+                "lookback must cover the interval (a shorter window never fetches the datapoints between polls)"
+            )
         return self
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)
 
 
 class RetriesConfig(StrictModel):
@@ -135,6 +191,8 @@ class AWSConfig(StrictModel):
     include_default_account: bool = True  # the exporter's own credentials' account
     rds: SourceConfig = SourceConfig()
     snapshots: SnapshotsConfig = SnapshotsConfig()
+    events: SourceConfig = SourceConfig()  # DescribeEvents, every 300s
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     cloudwatch: CloudWatchConfig = CloudWatchConfig()
     retries: RetriesConfig = RetriesConfig()
     shard: ShardConfig | None = None

@@ -1,4 +1,5 @@
-"""Background polling of RDS, snapshots and CloudWatch, each at its own interval, served from cache.
+"""Background polling of RDS, snapshots, events, maintenance and CloudWatch, each at its own interval, served
+from cache.
 
 Each source polls its (account, region) units in threads (boto3 blocks); a unit that fails keeps its last good
 data, whose age is exported, and the source backs off with jitter. A scrape only reads `view`.
@@ -16,19 +17,19 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from exporter.aws import cloudwatch, snapshots
+from exporter.aws import cloudwatch, lifecycle, snapshots
 from exporter.aws.clients import ApiStats, ClientFactory
 from exporter.aws.config import AWSConfig
 from exporter.aws.rds import Instance, Unit, describe_unit, plan_units
-from exporter.aws.render import AWSView, build_view, render_self
+from exporter.aws.render import AWSView, Polled, build_view, render_self
 from exporter.aws.shard import hashmod, probe_refs
 from exporter.config import TargetConfig
 from exporter.exposition import Fragment
 
 log = logging.getLogger("pgwarden.aws")
 
-Source = Literal["rds", "snapshots", "cloudwatch"]
-SOURCES: tuple[Source, ...] = ("rds", "snapshots", "cloudwatch")
+Source = Literal["rds", "snapshots", "events", "maintenance", "cloudwatch"]
+SOURCES: tuple[Source, ...] = ("rds", "snapshots", "events", "maintenance", "cloudwatch")
 
 
 class AWSPoller:
@@ -45,7 +46,11 @@ class AWSPoller:
         self.started = clock()
         self.instances: dict[Unit, list[Instance]] = {}
         self.snapshot_lists: dict[Unit, list[snapshots.Snap]] = {}
+        self.metrics = cloudwatch.resolve(aws.cloudwatch)
         self.datapoints: dict[Unit, cloudwatch.Datapoints] = {}
+        self.requested: dict[Unit, dict[cloudwatch.Key, float]] = {}  # when each pair was last asked for
+        self.maintenance: dict[Unit, lifecycle.MaintenanceFacts] = {}
+        self.events: dict[Unit, lifecycle.EventCounts] = {}
         self.fetched: dict[Source, dict[Unit, float]] = {s: {} for s in SOURCES}
         self.failures: dict[Source, int] = dict.fromkeys(SOURCES, 0)
         self.view = AWSView()
@@ -94,24 +99,40 @@ class AWSPoller:
         Threads only fetch; the cache is written here, on the event loop, so a scrape never sees it change
         half-way."""
         units = self.units(source)
-        results = await asyncio.gather(*(asyncio.to_thread(self._fetch_unit, source, u) for u in units))
         now = self.clock()
+        results = await asyncio.gather(*(asyncio.to_thread(self._fetch_unit, source, u, now) for u in units))
         ok = True
         for unit, (done, data) in zip(units, results, strict=True):
             if not done:
                 ok = False
                 continue
             self.fetched[source][unit] = now
-            if source == "rds":
-                self.instances[unit] = data
-            elif source == "snapshots":
-                self.snapshot_lists[unit] = data
-            else:
-                self.datapoints[unit] = data
+            self._store(source, unit, data, now)
         self.failures[source] = 0 if ok else self.failures[source] + 1
         self.view = self._build_view()
         self.polled[source].set()
         return ok
+
+    def _store(self, source: Source, unit: Unit, data: Any, now: float) -> None:
+        if source == "rds":
+            self.instances[unit] = data
+        elif source == "snapshots":
+            self.snapshot_lists[unit] = data
+        elif source == "maintenance":
+            self.maintenance[unit] = data
+        elif source == "events":
+            self._event_counts(unit).add(data, now)
+        else:
+            pairs, found = data
+            requested = self.requested.setdefault(unit, {})
+            requested.update(((i.key, m.name), now) for i, m in pairs)
+            mine = [i for i in self.served_instances() if i.unit == unit]
+            keep = {(i.key, m.name) for i, m in cloudwatch.polled(mine, self.metrics)}
+            self.datapoints[unit] = cloudwatch.merge(self.datapoints.get(unit, {}), pairs, found, keep)
+
+    def _event_counts(self, unit: Unit) -> lifecycle.EventCounts:
+        """Counting starts at the exporter's start: what happened before is not counted."""
+        return self.events.setdefault(unit, lifecycle.EventCounts(start=self.started))
 
     def units(self, source: Source) -> list[Unit]:
         if source == "rds":
@@ -121,17 +142,24 @@ class AWSPoller:
             return sorted(snapshots.snapshot_units(instances))
         return sorted({i.unit for i in instances})
 
-    def _fetch_unit(self, source: Source, unit: Unit) -> tuple[bool, Any]:
-        """One unit's data, in a worker thread; (False, None) when it failed."""
+    def _fetch_unit(self, source: Source, unit: Unit, now: float) -> tuple[bool, Any]:
+        """One unit's data, in a worker thread (which only reads the cache); (False, None) when it failed."""
         try:
             if source == "rds":
                 return True, describe_unit(self.clients.rds(*unit), unit, self.plans[unit], self.aws)
             if source == "snapshots":
                 return True, snapshots.list_snapshots(self.clients.rds(*unit))
             mine = [i for i in self.served_instances() if i.unit == unit]
-            pairs = cloudwatch.queries_for(mine, self.aws.cloudwatch)
-            client = self.clients.cloudwatch(*unit)
-            return True, cloudwatch.fetch(client, pairs, self.aws.cloudwatch, self.clock())
+            if source == "maintenance":
+                return True, lifecycle.fetch_maintenance(self.clients.rds(*unit), mine)
+            if source == "events":
+                counts = self.events.get(unit) or lifecycle.EventCounts(start=self.started)
+                start, end = counts.next_window(now)
+                return True, lifecycle.list_events(self.clients.rds(*unit), start, end)
+            cw = self.aws.cloudwatch
+            pairs = cloudwatch.due(mine, self.metrics, self.requested.get(unit, {}), now, cw.interval)
+            found = cloudwatch.fetch(self.clients.cloudwatch(*unit), pairs, cw, now) if pairs else {}
+            return True, (pairs, found)
         except Exception as exc:  # a failing unit keeps its last good data
             log.warning(
                 "aws poll failed",
@@ -171,8 +199,14 @@ class AWSPoller:
         points: cloudwatch.Datapoints = {}
         for unit_points in self.datapoints.values():
             points.update(unit_points)
-        facts = snapshots.summarize(instances, self.snapshot_lists)
-        return build_view(instances, points, facts, self.aws.cloudwatch.metrics, self.all_instances())
+        polled = Polled(
+            points=points,
+            metrics=self.metrics,
+            facts=snapshots.summarize(instances, self.snapshot_lists),
+            maintenance=self.maintenance,
+            events=self.events,
+        )
+        return build_view(instances, polled, self.all_instances())
 
     def ages(self) -> dict[str, float]:
         """Per source, the age of the oldest data served (a unit never fetched counts from start-up)."""

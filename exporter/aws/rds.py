@@ -79,6 +79,13 @@ class Instance:
     tags: tuple[tuple[str, str], ...]
     targets: tuple[str, ...] = ()  # configured targets naming it; empty for a discovered instance
     backup_regions: tuple[str, ...] = ()
+    arn: str = ""
+    source_identifier: str = ""  # the source of a read replica (an ARN when it is in another region)
+    ca_certificate_identifier: str = ""
+    ca_valid_until: float | None = None
+    performance_insights: bool = False
+    pending_values: tuple[tuple[str, str], ...] = ()  # PendingModifiedValues: (field, value) each
+    parameter_groups: tuple[tuple[str, str], ...] = ()  # (name, ParameterApplyStatus) each
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -87,6 +94,14 @@ class Instance:
     @property
     def status_code(self) -> int:
         return STATUS_CODES.get(self.status, UNKNOWN_STATUS)
+
+    @property
+    def major_version(self) -> str:
+        """The engine's major version as RDS names it: PostgreSQL `15` from 15.4, `9.6` from 9.6.22."""
+        parts = self.engine_version.split(".")
+        if self.engine in ("postgres", "aurora-postgresql") and parts[0].isdigit() and int(parts[0]) >= 10:
+            return parts[0]
+        return ".".join(parts[:2])
 
 
 @dataclass
@@ -165,6 +180,7 @@ def _instance(
     allocated = raw.get("AllocatedStorage")
     max_allocated = raw.get("MaxAllocatedStorage")
     restorable = raw.get("LatestRestorableTime")
+    certificate = raw.get("CertificateDetails") or {}
     return Instance(
         unit=unit,
         account_id=parts[4] if len(parts) > 5 else unit[0],
@@ -185,7 +201,48 @@ def _instance(
         tags=tuple(sorted(tags.items())),
         targets=targets,
         backup_regions=tuple(r for r in backups if r != region),
+        arn=arn,
+        source_identifier=raw.get("ReadReplicaSourceDBInstanceIdentifier", ""),
+        ca_certificate_identifier=raw.get("CACertificateIdentifier", ""),
+        ca_valid_until=_unix(certificate.get("ValidTill")),
+        performance_insights=bool(raw.get("PerformanceInsightsEnabled", False)),
+        pending_values=pending_values(raw.get("PendingModifiedValues") or {}),
+        parameter_groups=tuple(
+            sorted(
+                (g.get("DBParameterGroupName", ""), g.get("ParameterApplyStatus", ""))
+                for g in raw.get("DBParameterGroups", [])
+            )
+        ),
     )
+
+
+def pending_values(pending: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Each pending change as (field, new value): scalars as text, lists and structures flattened
+    (`PendingCloudwatchLogsExports.LogTypesToEnable` = `postgresql,upgrade`, `ProcessorFeatures` = `coreCount=4`).
+    The master password's value is never kept."""
+    found: list[tuple[str, str]] = []
+    for key, value in pending.items():
+        if key == "MasterUserPassword":
+            found.append((key, "****"))
+        elif isinstance(value, dict):
+            for sub, inner in value.items():
+                found.append((f"{key}.{sub}", _text(inner)))
+        else:
+            found.append((key, _text(value)))
+    return tuple(sorted(found))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(
+            f"{v.get('Name')}={v.get('Value')}" if isinstance(v, dict) and "Name" in v else _text(v)
+            for v in value
+        )
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def _unix(value: datetime | None) -> float | None:
@@ -202,5 +259,6 @@ def summary(aws: AWSConfig, targets: Sequence[TargetConfig]) -> list[str]:
     return [
         f"  aws: {len(plans)} account/region unit(s): {units or 'none'}",
         f"  aws: rds every {fmt(aws.rds.interval)}, snapshots every {fmt(aws.snapshots.interval)}, cloudwatch every "
-        f"{fmt(cw.interval)} (period {fmt(cw.period)}, delay {fmt(cw.delay)}, {len(cw.metrics)} metrics)",
+        f"{fmt(cw.interval)} (period {fmt(cw.period)}, delay {fmt(cw.delay)}, {len(cw.metrics)} metrics), events "
+        f"every {fmt(aws.events.interval)}, maintenance every {fmt(aws.maintenance.interval)}",
     ]

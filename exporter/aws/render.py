@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from exporter.aws.clients import ApiStats
-from exporter.aws.cloudwatch import METRICS, Datapoints
-from exporter.aws.rds import Instance
+from exporter.aws.cloudwatch import METRICS, CloudWatchMetric, Datapoints
+from exporter.aws.lifecycle import EventCounts, MaintenanceFacts
+from exporter.aws.rds import Instance, Unit
 from exporter.aws.snapshots import SnapshotFacts
 from exporter.exposition import Exposition, Family, Fragment
 from exporter.scrape import target_label
@@ -20,13 +21,36 @@ FROM_RDS = (
 FROM_SNAPSHOTS = (
     " From DescribeDBSnapshots, polled in the background and served from cache (a scrape makes no AWS call)."
 )
+FROM_CONFIG = " From the exporter's configuration (the target's or discover's backup_regions)."
+FROM_MAINTENANCE = (
+    " From DescribePendingMaintenanceActions, polled in the background and served from cache (a scrape makes no"
+    " AWS call)."
+)
+FROM_ENGINES = (
+    " From DescribeDBMajorEngineVersions, polled in the background and served from cache (a scrape makes no AWS"
+    " call)."
+)
+FROM_EVENTS = (
+    " From DescribeEvents (source type db-instance), polled in the background and served from cache (a scrape"
+    " makes no AWS call)."
+)
 
 
 def _g(name: str, help_text: str, source: str, extra: tuple[str, ...] = ()) -> Family:
     return Family(name, "gauge", help_text + source, (*ID_LABELS, *extra))
 
 
-INFO_LABELS = ("instance_class", "engine", "engine_version", "storage_type", "multi_az", "status")
+INFO_LABELS = (
+    "instance_class",
+    "engine",
+    "engine_version",
+    "storage_type",
+    "multi_az",
+    "status",
+    "read_replica",
+    "source_dbidentifier",
+    "ca_certificate_identifier",
+)
 INFO = _g("rds_instance_info", "RDS instance facts as labels; always 1.", FROM_RDS, INFO_LABELS)
 ALLOCATED = _g("rds_allocated_storage_bytes", "Allocated storage, bytes.", FROM_RDS)
 MAX_ALLOCATED = _g(
@@ -58,6 +82,63 @@ CROSS_REGION = _g(
     FROM_SNAPSHOTS,
     ("target_region",),
 )
+PENDING_MODIFIED = _g(
+    "rds_pending_modified_values",
+    "1 for each change waiting for the next maintenance window or reboot (PendingModifiedValues): `field` is "
+    "what changes (DBInstanceClass, AllocatedStorage, EngineVersion ...), `value` what it becomes.",
+    FROM_RDS,
+    ("field", "value"),
+)
+PARAMETER_GROUP_PENDING_REBOOT = _g(
+    "rds_parameter_group_pending_reboot",
+    "1 when a parameter group's change waits for a reboot (ParameterApplyStatus pending-reboot), else 0.",
+    FROM_RDS,
+    ("parameter_group",),
+)
+CA_VALID_UNTIL = _g(
+    "rds_ca_certificate_valid_until_seconds",
+    "When the instance's server certificate (its CA, CertificateDetails.ValidTill) expires, Unix seconds.",
+    FROM_RDS,
+)
+EXPECTED_COPY = _g(
+    "rds_expected_cross_region_copy",
+    "1 for each backup region the instance's snapshots are expected to be copied to.",
+    FROM_CONFIG,
+    ("target_region",),
+)
+MAINTENANCE_LABELS = ("action", "description")
+PENDING_MAINTENANCE = _g(
+    "rds_pending_maintenance", "1 for each pending maintenance action.", FROM_MAINTENANCE, MAINTENANCE_LABELS
+)
+AUTO_APPLIED_AFTER = _g(
+    "rds_pending_maintenance_auto_applied_after_seconds",
+    "When a pending action is applied in the next maintenance window, Unix seconds (absent when not set).",
+    FROM_MAINTENANCE,
+    MAINTENANCE_LABELS,
+)
+FORCED_APPLY_AFTER = _g(
+    "rds_pending_maintenance_forced_apply_after_seconds",
+    "When a pending action is applied whatever the maintenance window, Unix seconds (absent when not set).",
+    FROM_MAINTENANCE,
+    MAINTENANCE_LABELS,
+)
+STANDARD_SUPPORT_END = _g(
+    "rds_engine_end_of_standard_support_seconds",
+    "When the instance's major engine version leaves RDS standard support, Unix seconds (absent: no date).",
+    FROM_ENGINES,
+)
+EXTENDED_SUPPORT_END = _g(
+    "rds_engine_end_of_extended_support_seconds",
+    "When the instance's major engine version leaves RDS extended support, Unix seconds (absent: no date).",
+    FROM_ENGINES,
+)
+EVENTS = Family(
+    "rds_events_total",
+    "counter",
+    "Instance events since the exporter started, by category (failover, availability for a reboot, low storage"
+    " ...); every category starts at 0." + FROM_EVENTS,
+    (*ID_LABELS, "event_category"),
+)
 API_CALLS = Family(
     "pgwarden_aws_api_calls_total",
     "counter",
@@ -75,7 +156,8 @@ API_ERRORS = Family(
 DATA_AGE = Family(
     "pgwarden_aws_data_age_seconds",
     "gauge",
-    "Age of the oldest AWS data served for each source (rds, snapshots, cloudwatch): grows while polls fail.",
+    "Age of the oldest AWS data served for each source (rds, snapshots, events, maintenance, cloudwatch): grows "
+    "while polls fail.",
     ("source",),
 )
 AWS_FAMILIES = (
@@ -85,10 +167,20 @@ AWS_FAMILIES = (
     STATUS,
     RETENTION,
     RESTORABLE,
+    PENDING_MODIFIED,
+    PARAMETER_GROUP_PENDING_REBOOT,
+    CA_VALID_UNTIL,
     *(m.family for m in METRICS.values()),
     LATEST_SNAPSHOT,
     SNAPSHOTS,
     CROSS_REGION,
+    EXPECTED_COPY,
+    PENDING_MAINTENANCE,
+    AUTO_APPLIED_AFTER,
+    FORCED_APPLY_AFTER,
+    STANDARD_SUPPORT_END,
+    EXTENDED_SUPPORT_END,
+    EVENTS,
     API_CALLS,
     METRICS_REQUESTED,
     API_ERRORS,
@@ -96,9 +188,18 @@ AWS_FAMILIES = (
 )
 
 
-def render_instance(
-    out: Exposition, inst: Instance, points: Datapoints, facts: SnapshotFacts | None, metrics: Sequence[str]
-) -> None:
+@dataclass(frozen=True)
+class Polled:
+    """Everything the pollers hold, as one rendering reads it."""
+
+    points: Datapoints = field(default_factory=dict)
+    metrics: Sequence[CloudWatchMetric] = ()
+    facts: Mapping[tuple[str, str, str], SnapshotFacts] = field(default_factory=dict)
+    maintenance: Mapping[Unit, MaintenanceFacts] = field(default_factory=dict)
+    events: Mapping[Unit, EventCounts] = field(default_factory=dict)
+
+
+def render_instance(out: Exposition, inst: Instance, polled: Polled) -> None:
     """Every series of one instance; what has no value is left out (absent, never 0)."""
     ids = (inst.account_id, inst.region, inst.identifier)
     plain = out.labels(ID_LABELS, ids)
@@ -109,17 +210,29 @@ def render_instance(
         inst.storage_type,
         inst.multi_az,
         inst.status,
+        inst.is_replica,
     )
-    out.add(INFO, out.labels((*ID_LABELS, *INFO_LABELS), (*ids, *(str(v).lower() for v in info))), 1)
+    info_values = (*(str(v).lower() for v in info), inst.source_identifier, inst.ca_certificate_identifier)
+    out.add(INFO, out.labels((*ID_LABELS, *INFO_LABELS), (*ids, *info_values)), 1)
     out.add(ALLOCATED, plain, inst.allocated_bytes)
     out.add(MAX_ALLOCATED, plain, inst.max_allocated_bytes)
     out.add(STATUS, plain, inst.status_code)
     out.add(RETENTION, plain, inst.backup_retention_days)
     out.add(RESTORABLE, plain, inst.latest_restorable_time)
-    for name in metrics:
-        point = points.get((inst.key, name))
+    for name, value in inst.pending_values:
+        out.add(PENDING_MODIFIED, out.labels((*ID_LABELS, "field", "value"), (*ids, name, value)), 1)
+    for group, apply_status in inst.parameter_groups:
+        lbl = out.labels((*ID_LABELS, "parameter_group"), (*ids, group))
+        out.add(PARAMETER_GROUP_PENDING_REBOOT, lbl, int(apply_status == "pending-reboot"))
+    out.add(CA_VALID_UNTIL, plain, inst.ca_valid_until)
+    for region in inst.backup_regions:
+        out.add(EXPECTED_COPY, out.labels((*ID_LABELS, "target_region"), (*ids, region)), 1)
+    for metric in polled.metrics:
+        point = polled.points.get((inst.key, metric.name))
         if point is not None:
-            out.add(METRICS[name].family, plain, point[0])
+            out.add(metric.family, plain, point[0])
+    _render_lifecycle(out, inst, ids, polled)
+    facts = polled.facts.get(inst.key)
     if facts is None:
         return
     for kind in sorted(facts.latest):
@@ -129,6 +242,26 @@ def render_instance(
     for region in sorted(facts.cross_region):
         lbl = out.labels((*ID_LABELS, "target_region"), (*ids, region))
         out.add(CROSS_REGION, lbl, facts.cross_region[region])
+
+
+def _render_lifecycle(out: Exposition, inst: Instance, ids: tuple[str, str, str], polled: Polled) -> None:
+    """Pending maintenance and engine support (once the unit's maintenance poll worked), event counts."""
+    maintenance = polled.maintenance.get(inst.unit)
+    if maintenance is not None:
+        for action in maintenance.actions.get(inst.arn, []):
+            lbl = out.labels((*ID_LABELS, *MAINTENANCE_LABELS), (*ids, action.action, action.description))
+            out.add(PENDING_MAINTENANCE, lbl, 1)
+            out.add(AUTO_APPLIED_AFTER, lbl, action.auto_applied_after)
+            out.add(FORCED_APPLY_AFTER, lbl, action.forced_apply)
+        support = maintenance.support.get((inst.engine, inst.major_version))
+        if support is not None:
+            plain = out.labels(ID_LABELS, ids)
+            out.add(STANDARD_SUPPORT_END, plain, support.standard_end)
+            out.add(EXTENDED_SUPPORT_END, plain, support.extended_end)
+    events = polled.events.get(inst.unit)
+    if events is not None:
+        for category, n in events.of(inst.identifier).items():
+            out.add(EVENTS, out.labels((*ID_LABELS, "event_category"), (*ids, category)), n)
 
 
 @dataclass(frozen=True)
@@ -156,21 +289,17 @@ class AWSView:
 
 
 def build_view(
-    instances: Sequence[Instance],
-    points: Datapoints,
-    facts: Mapping[tuple[str, str, str], SnapshotFacts],
-    metrics: Sequence[str],
-    known: Sequence[Instance] | None = None,
+    instances: Sequence[Instance], polled: Polled, known: Sequence[Instance] | None = None
 ) -> AWSView:
     plain: dict[tuple[str, str, str], list[Fragment]] = {}
     labelled: dict[str, list[Fragment]] = {}
     for inst in instances:
         out = Exposition()
-        render_instance(out, inst, points, facts.get(inst.key), metrics)
+        render_instance(out, inst, polled)
         plain[inst.key] = out.fragments()
         for name in inst.targets:
             out = Exposition(target_label(name))
-            render_instance(out, inst, points, facts.get(inst.key), metrics)
+            render_instance(out, inst, polled)
             labelled.setdefault(name, []).extend(out.fragments())
     return AWSView(tuple(instances), tuple(instances if known is None else known), plain, labelled)
 

@@ -67,8 +67,9 @@ async def test_metrics_serve_rds_series_from_cache_with_zero_aws_calls(
     assert s.get("rds_instance_status", dbidentifier="prod-replica") == 1
     assert "target" not in s.all("rds_instance_status", dbidentifier="prod-replica")[0][0]
     assert s.get("rds_free_storage_bytes", dbidentifier="prod", target="production") == 5e9
-    # prod: 11 metrics but ReplicaLag; prod-replica: all 11; sleepy is stopped: none
-    assert s.get("pgwarden_cloudwatch_metrics_requested_total") == 10 + 11
+    # prod: the 22 default metrics but ReplicaLag and DBLoad* (no Performance Insights); prod-replica: those and
+    # ReplicaLag; sleepy is stopped: none
+    assert s.get("pgwarden_cloudwatch_metrics_requested_total") == 18 + 19
     assert s.get("pgwarden_aws_api_calls_total", api="cloudwatch", operation="GetMetricData") == 1
     assert s.get("pgwarden_aws_data_age_seconds", source="cloudwatch") is not None
 
@@ -125,6 +126,7 @@ async def test_stopped_endpoint_keeps_last_values_errors_counted_and_http_200(
     assert poller is not None
     good = await scrape(client)
     own_moto.stop()
+    poller.requested.clear()  # every CloudWatch metric due again
     for source in SOURCES:  # the next poll of each source, as the timers would run it
         assert not await poller.poll(source)
     bad = await scrape(client)

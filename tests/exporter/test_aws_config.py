@@ -42,7 +42,9 @@ def test_spec_sketch_parses_with_documented_defaults() -> None:
     assert aws.discover.engines == ("postgres",)
     assert (aws.cloudwatch.interval, aws.cloudwatch.period, aws.cloudwatch.delay) == (60, 60, 120)
     assert (aws.rds.interval, aws.snapshots.interval) == (300, 900)
-    assert aws.cloudwatch.metrics == DEFAULT_CLOUDWATCH_METRICS and len(DEFAULT_CLOUDWATCH_METRICS) == 11
+    assert aws.cloudwatch.metric_names == DEFAULT_CLOUDWATCH_METRICS and len(DEFAULT_CLOUDWATCH_METRICS) == 22
+    assert (aws.events.interval, aws.maintenance.interval) == (300, 3600)
+    assert parse_config(with_aws({})).aws.cloudwatch.interval == 300  # type: ignore[union-attr]
     assert aws.endpoint_url is None and aws.accounts == ()
 
 
@@ -56,7 +58,7 @@ def test_aws_errors_are_all_reported_with_key_paths() -> None:
         with_aws(
             {
                 "discover": {"regions": ["us-east-1", "mars-north-9x"], "tagz": {}},
-                "cloudwatch": {"period": "90s", "metrics": ["CPUUtilization", "Bogus"], "interval": "0s"},
+                "cloudwatch": {"period": "90s", "metrics": ["CPUUtilization", "Bo gus"], "interval": "0s"},
                 "accounts": [{"role_arn": "not-an-arn"}],
                 "snapshots": {"interval": "soon"},
                 "endpoint": "http://x",
@@ -66,7 +68,7 @@ def test_aws_errors_are_all_reported_with_key_paths() -> None:
     )
     assert "aws.discover.tagz: unknown key" in errors
     assert any(e.startswith("aws.discover.regions: not an AWS region: mars-north-9x") for e in errors)
-    assert any(e.startswith("aws.cloudwatch.metrics: unknown metric(s) Bogus") for e in errors)
+    assert any(e.startswith("aws.cloudwatch.metrics.1.name: String should match pattern") for e in errors)
     assert any(e.startswith("aws.cloudwatch.interval: the interval must be at least 1s") for e in errors)
     assert any(e.startswith("aws.accounts.0.role_arn: String should match pattern") for e in errors)
     assert any(e.startswith("aws.snapshots.interval: invalid duration 'soon'") for e in errors)
@@ -79,8 +81,43 @@ def test_period_must_be_whole_minutes_and_lookback_a_period() -> None:
     assert errors == [
         "aws.cloudwatch: period must be a multiple of 60s (RDS publishes one datapoint a minute)"
     ]
-    errors = errors_of(with_aws({"cloudwatch": {"period": "5m", "lookback": "1m"}}))
-    assert errors == ["aws.cloudwatch: lookback must be at least one period"]
+    errors = errors_of(with_aws({"cloudwatch": {"interval": "5m", "lookback": "1m"}}))
+    assert errors == [
+        "aws.cloudwatch: lookback must cover the interval (a shorter window never fetches the datapoints "
+        "between polls)"
+    ]
+    errors = errors_of(with_aws({"cloudwatch": {"metrics": [{"name": "DBLoad", "period": "30s"}, "DBLoad"]}}))
+    assert errors == [
+        "aws.cloudwatch.metrics.0: period must be a multiple of 60s (RDS publishes one datapoint a minute)",
+    ]
+    errors = errors_of(with_aws({"cloudwatch": {"metrics": ["DBLoad", {"name": "DBLoad", "stat": "Mean"}]}}))
+    assert errors[0].startswith("aws.cloudwatch.metrics.1.stat: String should match pattern")
+
+
+def test_metrics_accept_unknown_names_and_per_metric_cadence_and_resolution() -> None:
+    from exporter.aws.cloudwatch import SLOW, generated_name, resolve
+
+    metrics = [
+        "FreeStorageSpace",
+        "ReadIOPS",
+        {"name": "BinLogDiskUsage", "interval": "1h"},
+        {"name": "OldestReplicationSlotLag", "stat": "p99", "period": "5m"},
+        {"name": "CPUUtilization", "stat": "Maximum", "interval": "10s"},
+    ]
+    config = parse_config(with_aws({"cloudwatch": {"interval": "2m", "metrics": metrics}})).aws
+    assert config is not None
+    resolved = {m.name: m for m in resolve(config.cloudwatch)}
+    assert resolved["FreeStorageSpace"].family.name == "rds_free_storage_bytes"
+    assert (resolved["FreeStorageSpace"].interval, resolved["FreeStorageSpace"].period) == (120, 60)
+    assert resolved["ReadIOPS"].interval == SLOW == 900  # the table's cadence
+    assert resolved["BinLogDiskUsage"].family.name == "rds_bin_log_disk_usage_average"
+    assert resolved["BinLogDiskUsage"].interval == 3600
+    lag = resolved["OldestReplicationSlotLag"]
+    assert (lag.family.name, lag.stat, lag.period) == ("rds_oldest_replication_slot_lag_p99", "p99", 300)
+    cpu = resolved["CPUUtilization"]
+    assert (cpu.stat, cpu.interval) == ("Maximum", 120)  # never more often than the poll
+    assert generated_name("EBSIOBalance%", "Average") == "rds_ebsio_balance_percent_average"
+    assert generated_name("DBLoadNonCPU", "p99.9") == "rds_db_load_non_cpu_p99_9"
 
 
 def test_accounts_need_regions_and_one_role_per_account() -> None:
@@ -127,7 +164,10 @@ def test_check_config_summary_names_the_aws_sources() -> None:
     config = parse_config(yaml.safe_load(SPEC_SKETCH))
     text = summary(config, resolve_targets(config))
     assert "aws: 1 account/region unit(s): default/us-east-1 (discover)" in text
-    assert "rds every 5m, snapshots every 15m, cloudwatch every 1m (period 1m, delay 2m, 11 metrics)" in text
+    assert (
+        "rds every 5m, snapshots every 15m, cloudwatch every 1m (period 1m, delay 2m, 22 metrics), events every 5m, "
+        "maintenance every 1h" in text
+    )
     implied = parse_config(with_aws(None, rds={"identifier": "x", "region": "us-east-1"}))
     assert implied.aws is None and implied.polled_aws == AWSConfig()
     text = summary(implied, resolve_targets(implied))

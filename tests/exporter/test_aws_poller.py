@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
 
 from devtools.motoserver import MotoServer
-from exporter.aws.cloudwatch import window
-from exporter.aws.config import CloudWatchConfig
+from exporter.aws import lifecycle
+from exporter.aws.cloudwatch import METRICS, window
+from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS, CloudWatchConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.aws.rds import STATUS_CODES, UNKNOWN_STATUS
 from exporter.config import parse_config
@@ -19,6 +21,7 @@ from tests.exporter.helpers import Samples
 from tests.exporter.test_aws_support import (
     BACKUP_REGION,
     DOWN_DSN,
+    MOTO_SOURCES,
     PROD_POINTS,
     REGION,
     ROLE_ACCOUNT,
@@ -34,6 +37,8 @@ from tests.exporter.test_aws_support import (
 
 moto, moto_session, own_moto = support.moto, support.moto_session, support.own_moto  # fixtures
 GIB = 1024**3
+# The default metrics a gp2 primary without Performance Insights publishes: all but ReplicaLag and DBLoad*.
+DEFAULT_GP2_PRIMARY = 22 - 1 - 3
 
 
 def make_poller(aws: dict[str, Any], targets: list[dict[str, Any]] | None = None) -> AWSPoller:
@@ -43,7 +48,7 @@ def make_poller(aws: dict[str, Any], targets: list[dict[str, Any]] | None = None
 
 
 async def poll_all(poller: AWSPoller) -> bool:
-    results = [await poller.poll(source) for source in SOURCES]
+    results = [await poller.poll(source) for source in MOTO_SOURCES]
     return all(results)
 
 
@@ -74,10 +79,15 @@ async def test_rds_facts_values_and_labels(moto: MotoServer) -> None:
                 "storage_type": "gp2",
                 "multi_az": "false",
                 "status": "available",
+                "read_replica": "false",
+                "source_dbidentifier": "",
+                "ca_certificate_identifier": "rds-ca-default",
             },
             1.0,
         )
     ]
+    replica = s.all("rds_instance_info", **ids("prod-replica"))[0][0]
+    assert (replica["read_replica"], replica["source_dbidentifier"]) == ("true", "prod")
     assert s.get("rds_allocated_storage_bytes", **prod) == 100 * GIB
     assert s.get("rds_max_allocated_storage_bytes", **prod) == 500 * GIB
     assert s.get("rds_instance_status", **prod) == 1
@@ -212,12 +222,16 @@ async def test_configured_target_outside_discovery_and_assumed_role_account(moto
     assert calls[("sts", "AssumeRole")] == 1  # once, then cached until near expiry
 
 
+ORIGINAL_METRICS = DEFAULT_CLOUDWATCH_METRICS[:11]  # the defaults before the lifecycle metrics, one cadence
+
+
 async def test_get_metric_data_calls_per_poll_for_600_metrics(moto: MotoServer) -> None:
     """60 gp2 primaries x 10 metrics (ReplicaLag is for replicas) = 600 metrics: ceil(600/500) = 2 calls."""
     east = rds()
     for n in range(60):
         create_postgres(east, f"db{n:02d}", AllocatedStorage=20)
-    poller = make_poller(aws_config(discover={"regions": [REGION]}))
+    metrics = [{"name": m, "interval": "5m"} for m in ORIGINAL_METRICS]
+    poller = make_poller(aws_config(discover={"regions": [REGION]}, cloudwatch={"metrics": metrics}))
     assert await poller.poll("rds")
     recording = Recording(moto)
     recording.start()
@@ -237,6 +251,7 @@ async def test_endpoint_stopped_mid_test_keeps_last_values_and_counts_errors(own
     assert await poll_all(poller)
     good = samples(poller)
     own_moto.stop()
+    poller.requested.clear()  # every CloudWatch metric due again
     for source in SOURCES:
         assert not await poller.poll(source)
         assert poller.failures[source] == 1
@@ -341,4 +356,109 @@ async def test_shards_split_the_polling_and_discovery_still_lists_all(moto: Moto
         assert listed == {f"db{n:02d}" for n in range(12)}
     assert served[0] and served[1] and not served[0] & served[1]
     assert served[0] | served[1] == {f"db{n:02d}" for n in range(12)}
-    assert requested == 12 * 10  # each instance's metrics requested by one replica only
+    assert requested == 12 * DEFAULT_GP2_PRIMARY  # each instance's metrics requested by one replica only
+
+
+class Clock:
+    """The poller's clock, moved by the test (the cadence is about time between polls)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_default_cadence_fast_metrics_every_poll_slow_ones_every_third(moto: MotoServer) -> None:
+    """Defaults: a poll every 5 minutes asks for the 6 fast metrics of a gp2 primary, every third poll (15
+    minutes) for the 12 slow ones too; a slow metric keeps serving its value in between."""
+    build_world()
+    config = parse_config(
+        {"targets": [{"name": "pg", "dsn": DOWN_DSN}], "aws": aws_config(cloudwatch={"interval": "5m"})}
+    )
+    assert config.aws is not None
+    clock = Clock()
+    poller = AWSPoller(config.aws, config.targets, clock=clock)
+    assert await poller.poll("rds")
+    asked = []
+    for _ in range(4):
+        before = poller.stats.snapshot()[2]
+        assert await poller.poll("cloudwatch")
+        asked.append(poller.stats.snapshot()[2] - before)
+        if len(asked) == 1:
+            first = samples(poller)
+        clock.now += 300
+    # prod and prod-replica (gp2); the replica adds ReplicaLag; sleepy is stopped
+    fast, slow = 6, 12
+    assert asked == [2 * (fast + slow) + 1, 2 * fast + 1, 2 * fast + 1, 2 * (fast + slow) + 1]
+    later = samples(poller)
+    assert later.get("rds_read_iops_average", **ids("prod")) == first.get(
+        "rds_read_iops_average", **ids("prod")
+    )
+    assert later.get("rds_read_iops_average", **ids("prod")) == 100.0
+
+
+async def test_lifecycle_series_from_moto_replica_parameter_group_and_expected_copies(
+    moto: MotoServer,
+) -> None:
+    """What moto has: the replica's source, the CA identifier, in-sync parameter groups, expected copies."""
+    build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    s = samples(poller)
+    assert s.all("rds_parameter_group_pending_reboot", **ids("prod")) == [
+        ({**ids("prod"), "parameter_group": "default.postgres15"}, 0.0)
+    ]
+    assert s.all("rds_pending_modified_values", **ids("prod")) == []  # moto applies every change at once
+    assert s.all("rds_expected_cross_region_copy", **ids("prod")) == [
+        ({**ids("prod"), "target_region": BACKUP_REGION}, 1.0)
+    ]
+    # moto gives no CertificateDetails: absent, never 0
+    assert s.get("rds_ca_certificate_valid_until_seconds", **ids("prod")) is None
+
+
+async def test_events_counted_once_from_zero_with_each_category(moto: MotoServer) -> None:
+    """An instance created after the first events poll: its creation (and moto's backup events) are counted by
+    the next poll, once, although the windows overlap; every category starts at 0."""
+    create_postgres(rds(), "early", Tags=[{"Key": "team", "Value": "db"}])
+    config = parse_config({"targets": [{"name": "pg", "dsn": DOWN_DSN}], "aws": aws_config()})
+    assert config.aws is not None
+    clock = Clock()  # the exporter starts after `early` was created: its events are not counted
+    poller = AWSPoller(config.aws, config.targets, clock=clock)
+    assert await poller.poll("rds")
+    assert await poller.poll("events")
+    s = samples(poller)
+    assert {
+        lbl["event_category"]: v for lbl, v in s.all("rds_events_total", **ids("early"))
+    } == dict.fromkeys(lifecycle.EVENT_CATEGORIES, 0.0)
+    create_postgres(rds(), "late", Tags=[{"Key": "team", "Value": "db"}])
+    clock.now = time.time() + 1
+    assert await poller.poll("rds")
+    for _ in range(2):  # the second window overlaps the first: nothing counted twice
+        assert await poller.poll("events")
+        clock.now += 60
+    s = samples(poller)
+    late = {lbl["event_category"]: v for lbl, v in s.all("rds_events_total", **ids("late"))}
+    assert late["creation"] == 1
+    assert late["failover"] == 0 and set(lifecycle.EVENT_CATEGORIES) <= late.keys()
+    assert s.get("rds_events_total", **ids("early"), event_category="creation") == 0
+
+
+async def test_an_instance_that_stops_loses_its_cloudwatch_series_at_the_next_poll(moto: MotoServer) -> None:
+    """Values kept between a slow metric's polls are not kept for an instance that no longer publishes."""
+    build_world()
+    poller = make_poller(aws_config())
+    assert await poll_all(poller)
+    assert samples(poller).get("rds_read_iops_average", **ids("prod")) == 100.0
+    rds().stop_db_instance(DBInstanceIdentifier="prod")
+    assert await poller.poll("rds")
+    assert await poller.poll("cloudwatch")  # nothing is due: only the cache is pruned
+    s = samples(poller)
+    assert s.get("rds_instance_status", **ids("prod")) == 0
+    assert [
+        m for m, lbl, _ in s.samples if lbl.get("dbidentifier") == "prod" and m in _CLOUDWATCH_FAMILIES
+    ] == []
+    assert s.get("rds_replica_lag_seconds", **ids("prod-replica")) == 3.0  # the others keep theirs
+
+
+_CLOUDWATCH_FAMILIES = {m.family.name for m in METRICS.values()}

@@ -17,6 +17,8 @@ import boto3
 import pytest
 
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
+from devtools.seeding import create_postgres, put_rds_datapoints
+from exporter.aws.poller import SOURCES
 from tests.conftest import missing_service
 
 REGION = "us-east-1"
@@ -27,8 +29,12 @@ DOWN_DSN = (
     "postgresql://u:pw@127.0.0.1:9/db"  # port 9 (discard) refuses at once: pg_up 0, no PostgreSQL needed
 )
 FAST_RETRIES = {"max_attempts": 1, "connect_timeout": "1s", "read_timeout": "5s"}
-# Only the first poll of each source runs by itself; tests poll again by hand.
-SLOW = {"rds": {"interval": "1h"}, "snapshots": {"interval": "1h"}, "cloudwatch": {"interval": "1h"}}
+# Only the first poll of each source runs by itself; tests poll again by hand (CloudWatch at its default
+# cadence, so its window is the default one).
+SLOW: dict[str, Any] = {source: {"interval": "1h"} for source in SOURCES} | {"cloudwatch": {"interval": "5m"}}
+# moto has no DescribePendingMaintenanceActions nor DescribeDBMajorEngineVersions: the maintenance source is
+# tested with botocore's Stubber (tests/exporter/aws/test_lifecycle_stubbed.py), everything else on moto.
+MOTO_SOURCES = tuple(s for s in SOURCES if s != "maintenance")
 
 # CloudWatch datapoints put for `prod` (newest value) and what the exporter must show.
 PROD_POINTS = {
@@ -135,41 +141,11 @@ def rds(region: str = REGION, **creds: str) -> Any:
     return boto3.client("rds", region_name=region, **creds)
 
 
-def create_postgres(client: Any, identifier: str, **extra: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "DBInstanceIdentifier": identifier,
-        "Engine": "postgres",
-        "EngineVersion": "15.4",
-        "DBInstanceClass": "db.t3.medium",
-        "AllocatedStorage": 100,
-        "MasterUsername": "master",
-        "MasterUserPassword": "not-a-real-password",
-        "BackupRetentionPeriod": 7,
-        "StorageType": "gp2",
-    }
-    params.update(extra)
-    result: dict[str, Any] = client.create_db_instance(**params)["DBInstance"]
-    return result
-
-
 def put_points(
     identifier: str, points: dict[str, tuple[str, float]], minutes_ago: float, region: str = REGION
 ) -> None:
-    cw = boto3.client("cloudwatch", region_name=region)
     when = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
-    cw.put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": name,
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
-                "Timestamp": when,
-                "Value": value,
-                "Unit": unit,  # type: ignore[typeddict-item]
-            }
-            for name, (unit, value) in points.items()
-        ],
-    )
+    put_rds_datapoints(boto3.client("cloudwatch", region_name=region), identifier, when, points)
 
 
 @dataclass

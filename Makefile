@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := postgresql-15 prometheus prometheus-alertmanager prometheus-postgres-exporter docker-compose
 
-.PHONY: all test lint typecheck pytest demo bench services venv python-venv clean
+.PHONY: all test test-versions lint typecheck pytest demo bench services node venv python-venv clean
 
 all: test
 
@@ -46,6 +46,22 @@ pytest: $(STAMP) services
 
 test: lint typecheck pytest
 
+# The collectors against every PostgreSQL major version RDS runs (pinned relocatable builds from the npm
+# registry, cached by devtools.pgversions), then which families each version exported.
+PG_MAJORS ?= 13 14 15 16 17 18
+test-versions: $(STAMP) services node
+	@rm -rf .versions; set -e; for major in $(PG_MAJORS); do \
+	  echo "== PostgreSQL $$major"; \
+	  PGWARDEN_PG_MAJOR=$$major PGWARDEN_VERSION_SUMMARY=.versions $(VENV)/bin/pytest -q -p no:cacheprovider tests/exporter/collectors; \
+	done; \
+	$(PY) -m devtools.pgversions --summary .versions
+
+# npm installs the PostgreSQL builds of the version matrix.
+node:
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+
 demo: $(STAMP) services
 	$(PY) -m devtools.demo
 
@@ -55,4 +71,4 @@ bench: $(STAMP) services
 	$(PY) bench/aws.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo .bench
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo .bench .versions

@@ -134,9 +134,12 @@ DEFAULT_SETTINGS: Mapping[str, str] = {
 }
 
 
-def start_server(basedir: Path | None = None, settings: Mapping[str, str] | None = None) -> PostgresServer:
-    """initdb and start a server with pg_stat_statements preloaded; the caller stops it."""
-    bindir = find_bindir()
+def start_server(
+    basedir: Path | None = None, settings: Mapping[str, str] | None = None, bindir: Path | None = None
+) -> PostgresServer:
+    """initdb and start a server with pg_stat_statements preloaded; the caller stops it. `bindir` picks the
+    server binaries (another major version, from devtools.pgversions); by default `find_bindir()`'s."""
+    bindir = bindir or find_bindir()
     run_as: str | None = None
     if os.geteuid() == 0:
         run_as = "postgres"

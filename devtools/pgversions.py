@@ -5,7 +5,8 @@ of every major version with contrib (pg_stat_statements included). `install(majo
 cache directory (`PGWARDEN_PG_CACHE`, default `~/.cache/pgwarden/postgres`, or `/var/cache/pgwarden/postgres`
 as root, since the server then runs as the `postgres` user who must be able to read it), restores the
 shared-library symlinks the package lists in `native/pg-symlinks.json` (npm may not run its install script), and
-returns the `bin` directory. `python -m devtools.pgversions 13 18` installs and prints them.
+returns the `bin` directory. `python -m devtools.pgversions 13 18` installs and prints them;
+`python -m devtools.pgversions --summary DIR` prints which families each version exported (`make test-versions`).
 """
 
 from __future__ import annotations
@@ -94,7 +95,31 @@ def install(major: int) -> Path:
     return target
 
 
+def summary(directory: Path) -> str:
+    """A Markdown table of the families that not every version exported, from the matrix's pg<major>.json."""
+    records = sorted(
+        (json.loads(p.read_text()) for p in directory.glob("pg*.json")), key=lambda r: int(r["major"])
+    )
+    if not records:
+        return f"no results in {directory}"
+    exported = {int(r["major"]): set(r["families"]) for r in records}
+    common = set.intersection(*exported.values())
+    lines = [
+        f"{len(common)} families on every version ({', '.join(map(str, exported))}); the others:",
+        "",
+        "| family | " + " | ".join(str(m) for m in exported) + " |",
+        "|---|" + "---|" * len(exported),
+    ]
+    for family in sorted(set.union(*exported.values()) - common):
+        marks = " | ".join("yes" if family in fams else "-" for fams in exported.values())
+        lines.append(f"| `{family}` | {marks} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--summary"]:
+        print(summary(Path(argv[1] if len(argv) > 1 else ".versions")))
+        return 0
     majors = [int(a) for a in argv] or list(MAJORS)
     for major in majors:
         try:

@@ -1,7 +1,8 @@
-"""Shared fixtures: a real PostgreSQL 15 server, started once per test session.
+"""Shared fixtures: a real PostgreSQL server (Debian's 15), started once per test session.
 
 When the server binaries are missing the tests that need them skip locally, but fail when
-PGWARDEN_REQUIRE_SERVICES=1 (as in CI).
+PGWARDEN_REQUIRE_SERVICES=1 (as in CI). PGWARDEN_PG_MAJOR=13..18 runs the session on that major version
+instead, from the pinned relocatable builds of devtools.pgversions (`make test-versions`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from devtools import pgversions
 from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
 
 MONITOR_ROLE = "pgwarden_monitor"
@@ -45,14 +47,25 @@ def community_dashboard(path: Path = COMMUNITY_DASHBOARD) -> dict[str, Any]:
     return board
 
 
+def requested_major() -> int | None:
+    """The major version PGWARDEN_PG_MAJOR asks for, or None for the default server."""
+    value = os.environ.get("PGWARDEN_PG_MAJOR", "").strip()
+    return int(value) if value else None
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
+    major = requested_major()
     try:
-        server = start_server()
-    except PostgresUnavailable as exc:
+        bindir = pgversions.install(major) if major is not None else None
+        server = start_server(bindir=bindir)
+    except (PostgresUnavailable, pgversions.VersionUnavailable) as exc:
         missing_service(f"PostgreSQL ({exc})")
         raise AssertionError("unreachable") from exc
     try:
+        if major is not None:  # the matrix must never silently test another version
+            running = int(server.execute("SHOW server_version_num")[0][0]) // 10000
+            assert running == major, f"PGWARDEN_PG_MAJOR={major} but the server is PostgreSQL {running}"
         server.execute(f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '{MONITOR_PASSWORD}' IN ROLE pg_monitor")
         yield server
     finally:

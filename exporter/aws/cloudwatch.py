@@ -49,111 +49,55 @@ def _with_insights(inst: Instance) -> bool:
     return inst.performance_insights
 
 
-# Names after prometheus-rds-exporter where it has them.
+def _is_replica(inst: Instance) -> bool:
+    return inst.is_replica
+
+
+def _on_gp2(inst: Instance) -> bool:
+    return inst.storage_type == "gp2"
+
+
+def _all(_: Instance) -> bool:
+    return True
+
+
+FAST: float | None = None  # the `cloudwatch:` section's interval
+# (CloudWatch name, family, help, cadence, who publishes it); names after prometheus-rds-exporter where it has them.
+_TABLE: tuple[tuple[str, str, str, float | None, Callable[[Instance], bool]], ...] = (
+    ("FreeStorageSpace", "rds_free_storage_bytes", "Free storage space, bytes.", FAST, _all),
+    ("CPUUtilization", "rds_cpu_usage_percent_average", "CPU utilisation, percent.", FAST, _all),
+    ("DatabaseConnections", "rds_database_connections_average", "Database connections in use.", FAST, _all),
+    ("FreeableMemory", "rds_freeable_memory_bytes", "Freeable memory, bytes.", FAST, _all),
+    ("ReplicaLag", "rds_replica_lag_seconds", "Read replica lag behind its source, seconds (replicas only).",
+     FAST, _is_replica),
+    ("TransactionLogsDiskUsage", "rds_transaction_logs_disk_usage_bytes", "Storage used by WAL files, bytes.",
+     FAST, _all),
+    ("ReplicationSlotDiskUsage", "rds_replication_slot_disk_usage_bytes",
+     "Storage held by replication slots' WAL, bytes.", FAST, _all),
+    ("ReadIOPS", "rds_read_iops_average", "Disk read operations per second.", SLOW, _all),
+    ("WriteIOPS", "rds_write_iops_average", "Disk write operations per second.", SLOW, _all),
+    ("ReadLatency", "rds_read_latency_seconds", "Average disk read latency, seconds.", SLOW, _all),
+    ("WriteLatency", "rds_write_latency_seconds", "Average disk write latency, seconds.", SLOW, _all),
+    ("BurstBalance", "rds_burst_balance_percent", "gp2 burst bucket credits left, percent (gp2 storage only).",
+     SLOW, _on_gp2),
+    ("DiskQueueDepth", "rds_disk_queue_depth", "Outstanding disk I/O requests.", SLOW, _all),
+    ("MaximumUsedTransactionIDs", "rds_maximum_used_transaction_ids_average",
+     "Age of the oldest unvacuumed transaction ID, transactions (wraparound at 2^31).", SLOW, _all),
+    ("SwapUsage", "rds_swap_usage_bytes", "Swap space used, bytes.", SLOW, _all),
+    ("ReadThroughput", "rds_read_throughput_bytes", "Disk read throughput, bytes per second.", SLOW, _all),
+    ("WriteThroughput", "rds_write_throughput_bytes", "Disk write throughput, bytes per second.", SLOW, _all),
+    ("EBSByteBalance%", "rds_ebs_byte_balance_percent", "EBS burst throughput credits left, percent.", SLOW, _all),
+    ("EBSIOBalance%", "rds_ebs_io_balance_percent", "EBS burst I/O credits left, percent.", SLOW, _all),
+    ("DBLoad", "rds_dbload_average", "Average active sessions (Performance Insights instances only).", SLOW,
+     _with_insights),
+    ("DBLoadCPU", "rds_dbload_cpu_average", "Average active sessions on CPU (Performance Insights only).", SLOW,
+     _with_insights),
+    ("DBLoadNonCPU", "rds_dbload_noncpu_average",
+     "Average active sessions waiting, not on CPU (Performance Insights only).", SLOW, _with_insights),
+)  # fmt: skip
 METRICS: dict[str, CloudWatchMetric] = {
-    m.name: m
-    for m in (
-        CloudWatchMetric("FreeStorageSpace", _gauge("rds_free_storage_bytes", "Free storage space, bytes.")),
-        CloudWatchMetric(
-            "CPUUtilization", _gauge("rds_cpu_usage_percent_average", "CPU utilisation, percent.")
-        ),
-        CloudWatchMetric(
-            "DatabaseConnections", _gauge("rds_database_connections_average", "Database connections in use.")
-        ),
-        CloudWatchMetric("FreeableMemory", _gauge("rds_freeable_memory_bytes", "Freeable memory, bytes.")),
-        CloudWatchMetric(
-            "ReplicaLag",
-            _gauge("rds_replica_lag_seconds", "Read replica lag behind its source, seconds (replicas only)."),
-            applies=lambda i: i.is_replica,
-        ),
-        CloudWatchMetric(
-            "TransactionLogsDiskUsage",
-            _gauge("rds_transaction_logs_disk_usage_bytes", "Storage used by WAL files, bytes."),
-        ),
-        CloudWatchMetric(
-            "ReplicationSlotDiskUsage",
-            _gauge("rds_replication_slot_disk_usage_bytes", "Storage held by replication slots' WAL, bytes."),
-        ),
-        CloudWatchMetric(
-            "ReadIOPS", _gauge("rds_read_iops_average", "Disk read operations per second."), interval=SLOW
-        ),
-        CloudWatchMetric(
-            "WriteIOPS", _gauge("rds_write_iops_average", "Disk write operations per second."), interval=SLOW
-        ),
-        CloudWatchMetric(
-            "ReadLatency",
-            _gauge("rds_read_latency_seconds", "Average disk read latency, seconds."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "WriteLatency",
-            _gauge("rds_write_latency_seconds", "Average disk write latency, seconds."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "BurstBalance",
-            _gauge("rds_burst_balance_percent", "gp2 burst bucket credits left, percent (gp2 storage only)."),
-            applies=lambda i: i.storage_type == "gp2",
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "DiskQueueDepth",
-            _gauge("rds_disk_queue_depth", "Outstanding disk I/O requests."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "MaximumUsedTransactionIDs",
-            _gauge(
-                "rds_maximum_used_transaction_ids_average",
-                "Age of the oldest unvacuumed transaction ID, transactions (wraparound at 2^31).",
-            ),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "SwapUsage", _gauge("rds_swap_usage_bytes", "Swap space used, bytes."), interval=SLOW
-        ),
-        CloudWatchMetric(
-            "ReadThroughput",
-            _gauge("rds_read_throughput_bytes", "Disk read throughput, bytes per second."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "WriteThroughput",
-            _gauge("rds_write_throughput_bytes", "Disk write throughput, bytes per second."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "EBSByteBalance%",
-            _gauge("rds_ebs_byte_balance_percent", "EBS burst throughput credits left, percent."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "EBSIOBalance%",
-            _gauge("rds_ebs_io_balance_percent", "EBS burst I/O credits left, percent."),
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "DBLoad",
-            _gauge("rds_dbload_average", "Average active sessions (Performance Insights instances only)."),
-            applies=_with_insights,
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "DBLoadCPU",
-            _gauge("rds_dbload_cpu_average", "Average active sessions on CPU (Performance Insights only)."),
-            applies=_with_insights,
-            interval=SLOW,
-        ),
-        CloudWatchMetric(
-            "DBLoadNonCPU",
-            _gauge(
-                "rds_dbload_noncpu_average",
-                "Average active sessions waiting, not on CPU (Performance Insights only).",
-            ),
-            applies=_with_insights,
-            interval=SLOW,
-        ),
-    )
+    name: CloudWatchMetric(name, _gauge(family, help_text), applies=applies, interval=interval)
+    for name, family, help_text, interval, applies in _TABLE
 }
 
 Pair = tuple[Instance, CloudWatchMetric]

@@ -43,6 +43,16 @@ class Column:
     scale: float | None = None
     cast: str = "int8"
 
+    def __post_init__(self) -> None:
+        # A column some server versions lack: its family may have no sample at all there.
+        if not self.family.absent_when and (self.min_version > 0 or self.max_version < 10**7):
+            since = f"PostgreSQL {self.min_version // 10000}+" if self.min_version else ""
+            until = f"before PostgreSQL {self.max_version // 10000}" if self.max_version < 10**7 else ""
+            only = " and ".join(p for p in (since, until) if p)
+            object.__setattr__(
+                self, "family", replace(self.family, absent_when=f"the column exists on {only} only")
+            )
+
     @property
     def select(self) -> str:
         return f"({self.column})::{self.cast}"

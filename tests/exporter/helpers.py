@@ -132,11 +132,21 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def flush_stats(pg_server: PostgresServer, db: str, sql: str) -> None:
-    """Run statements and flush their statistics at once (PostgreSQL 15 batches them otherwise)."""
+def flush_stats(pg_server: PostgresServer, db: str, sql: str = "") -> None:
+    """Run statements and have their statistics (and those of sessions already closed) visible at once.
+
+    PostgreSQL 15+ batches them per backend: pg_stat_force_next_flush() sends them. Before 15 a backend sends
+    them to the statistics collector when it exits, which writes them within half a second."""
     with psycopg.connect(pg_server.dsn(db), autocommit=True) as conn:
-        conn.execute(sql.encode())
-        conn.execute(b"SELECT pg_stat_force_next_flush()")
+        if sql:
+            conn.execute(sql.encode())
+        if conn.info.server_version >= 150000:
+            conn.execute(b"SELECT pg_stat_force_next_flush()")
+            return
+    time.sleep(STATS_COLLECTOR_DELAY)
+
+
+STATS_COLLECTOR_DELAY = 1.0  # PGSTAT_STAT_INTERVAL (500 ms) and the collector's write, before PostgreSQL 15
 
 
 def assert_declared_labels(samples: Samples, families: Iterable[Family]) -> None:

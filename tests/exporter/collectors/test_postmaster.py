@@ -17,6 +17,6 @@ async def test_postmaster_and_static(
     assert value == 1
     version_num = int(pg_server.execute("SHOW server_version_num")[0][0])
     assert labels["short_version"] == f"{version_num // 10000}.{version_num % 10000}.0"
-    assert labels["version"].startswith("PostgreSQL 15")
+    assert labels["version"].startswith(f"PostgreSQL {version_num // 10000}.")
     started = samples.get("pg_postmaster_start_time_seconds")
     assert started is not None and time.time() - 3600 < started <= time.time()

@@ -8,6 +8,7 @@ path (`playbooks.3.params.max_class`), and all are reported at once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ from pgwarden.durations import Duration, format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
 from responder.core import ActionParams, ActionRegistry, ActionSpec, TargetKind
+from responder.drills.models import RecoverySchema
+from responder.scheduling.config import Schedule, ScheduleSchema, resolve_schedules
 
 Mode = Literal["dry-run", "enforce"]
 NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
@@ -95,6 +98,8 @@ class ResponderSchema(StrictModel):
     targets: list[TargetSchema] = []
     aws: AwsSchema | None = None
     playbooks: list[PlaybookSchema] = []
+    schedules: list[ScheduleSchema] = []  # jobs on a clock (responder.scheduling)
+    recovery: RecoverySchema | None = None  # what `pgwarden-responder recover` uses
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ class Config:
     aws: AwsConfig | None
     playbooks: tuple[Playbook, ...]
     actions: ActionRegistry = field(compare=False)  # every known action, configured or not
+    schedules: tuple[Schedule, ...] = ()
 
     @property
     def mode(self) -> Mode:
@@ -175,7 +181,9 @@ class Config:
         return next((s for s in self.servers if s.name == name), None)
 
     def playbook(self, name: str | None) -> Playbook | None:
-        return next((p for p in self.playbooks if p.name == name), None)
+        """A playbook, or a schedule's playbook, by name."""
+        playbooks = (*self.playbooks, *(s.playbook for s in self.schedules))
+        return next((p for p in playbooks if p.name == name), None)
 
     def journal_display(self) -> str:
         return self.journal if self.journal.startswith("sqlite:") else describe_dsn(self.journal)
@@ -284,7 +292,10 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
         if (playbook := _playbook(f"playbooks.{i}", p, schema, registry, errors)) is not None:
             playbooks.append(playbook)
     errors.raise_if_any()
-    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry)
+    config = Config(schema, token, journal, servers, aws, tuple(playbooks), registry)
+    schedules = resolve_schedules(config, errors)
+    errors.raise_if_any()
+    return dataclasses.replace(config, schedules=schedules)
 
 
 def build_config(raw: Any, registry: ActionRegistry) -> Config:
@@ -315,4 +326,10 @@ def summary(config: Config) -> str:
         if p.require_approval:
             extra.append("require_approval")
         lines.append(f"  - {p.name}: {'|'.join(p.match.alertnames)} -> {p.action} ({', '.join(extra)})")
+    lines.append(f"schedules: {len(config.schedules)}")
+    for s in config.schedules:
+        lines.append(
+            f"  - {s.name}: {s.schema.cron} -> {s.playbook.action} on {s.target.describe()}"
+            f" (mode={s.playbook.mode})"
+        )
     return "\n".join(lines)

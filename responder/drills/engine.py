@@ -358,7 +358,8 @@ def evaluate(check: Check, value: float | str | None) -> bool:
     return (expect.min is None or number >= expect.min) and (expect.max is None or number <= expect.max)
 
 
-async def _connect(conninfo: str, connect: ConnectSpec) -> psycopg.AsyncConnection[Any]:
+async def connect_checked(conninfo: str, connect: ConnectSpec) -> psycopg.AsyncConnection[Any]:
+    """An autocommit session, retried while a new endpoint does not answer yet (`connect_retries_for`)."""
     deadline = time.monotonic() + connect.connect_retries_for
     pause = 1.0
     while True:
@@ -376,7 +377,7 @@ async def _connect(conninfo: str, connect: ConnectSpec) -> psycopg.AsyncConnecti
 async def run_checks(conninfo: str, connect: ConnectSpec, checks: Sequence[Check]) -> list[dict[str, Any]]:
     """Every check, read-only, each under the statement timeout: `[{name, value, expect, passed}]`."""
     results: list[dict[str, Any]] = []
-    async with await _connect(conninfo, connect) as conn:
+    async with await connect_checked(conninfo, connect) as conn:
         await conn.execute(
             "SELECT set_config('statement_timeout', %s, false),"
             " set_config('default_transaction_read_only', 'on', false)",

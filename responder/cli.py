@@ -70,4 +70,6 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
     except JournalUnavailable as exc:
         log.error("journal unavailable at start-up", extra={"error": str(exc)})
         return 1
+    except ConfigError as exc:  # a schedule's target that does not resolve, found at start-up
+        return print_config_errors(str(args.config), exc.errors)
     return 0

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pgwarden.durations import Duration
 from responder.core import ActionContext, ActionFailed, ActionParams, ActionResult, ActionSpec, TargetKind
-from responder.drills import engine
+from responder.drills import checks, engine
 from responder.drills.models import Check, ConnectSpec, PointInTime, SourceKind, unique_names
 from responder.rds_guards import rds_of
 
@@ -111,8 +111,8 @@ async def run(ctx: ActionContext[RestoreDrillParams]) -> ActionResult:
         )
         result["restore_seconds"] = round(seconds, 3)
         await report.step("available", restore_seconds=result["restore_seconds"])
-        conninfo = engine.check_conninfo(dsn, params.connect, engine.endpoint_of(instance))
-        result["checks"] = await engine.run_checks(conninfo, params.connect, params.checks)
+        conninfo = checks.check_conninfo(dsn, params.connect, engine.endpoint_of(instance))
+        result["checks"] = await checks.run_checks(conninfo, params.connect, params.checks)
         passed = sum(1 for c in result["checks"] if c["passed"])
         await report.step("checks run", passed=passed, total=len(result["checks"]))
     except Exception as exc:  # every failure ends the same way: delete, then report it
@@ -125,7 +125,7 @@ async def run(ctx: ActionContext[RestoreDrillParams]) -> ActionResult:
         raise ActionFailed(str(result["error"]), result)
     if not result["deleted"]:
         raise ActionFailed(f"drill instance {drill} not deleted: {result.get('delete_error')}", result)
-    if (reason := engine.failed_check_reason(result["checks"])) is not None:
+    if (reason := checks.failed_check_reason(result["checks"])) is not None:
         raise ActionFailed(reason, result)
     ctx.log.info(
         "restore drill passed",

@@ -19,17 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
-from responder.config import Config
-from responder.core import RdsTarget
+from responder.config import Config, ConfigError, Schedule
+from responder.core import RdsTarget, Target
 from responder.dispatcher import Dispatcher
 from responder.drills.engine import iso
 from responder.drills.metrics import ACTION as DRILL_ACTION
 from responder.drills.metrics import DrillMetrics
 from responder.drills.sweeper import DrillSweeper
-from responder.guards import Decision
+from responder.guards import Decision, resolve_target
 from responder.journal import JournalUnavailable, NewDecision, Recorded, Tx
 from responder.outcomes import State
-from responder.scheduling.config import Schedule
 
 log = logging.getLogger("responder.schedules")
 
@@ -59,7 +58,22 @@ def op_last_decision(playbook: str) -> Callable[[Tx], tuple[Any, ...] | None]:
     return run
 
 
-def _drill_regions(config: Config) -> set[str]:
+def resolve_targets(config: Config) -> dict[str, Target]:
+    """Each schedule's target, resolved from its labels as an alert's would be; ConfigError if one is not."""
+    targets: dict[str, Target] = {}
+    errors = []
+    for i, schedule in enumerate(config.schedules):
+        target = resolve_target(schedule.playbook, schedule.labels, config)
+        if target is None:
+            errors.append(f"schedules.{i}.target: names no target {schedule.playbook.action} can act on")
+        else:
+            targets[schedule.name] = target
+    if errors:
+        raise ConfigError(errors)
+    return targets
+
+
+def _drill_regions(config: Config, targets: dict[str, Target]) -> set[str]:
     """Where drill instances can be: every region a configured restore_drill restores in."""
     regions: set[str] = set()
     playbooks = [*config.playbooks, *(s.playbook for s in config.schedules)]
@@ -69,8 +83,9 @@ def _drill_regions(config: Config) -> set[str]:
     if config.aws is not None:
         regions.add(config.aws.region)
     for schedule in config.schedules:
-        if schedule.playbook.action == DRILL_ACTION and isinstance(schedule.target, RdsTarget):
-            regions.add(schedule.target.region)
+        target = targets[schedule.name]
+        if schedule.playbook.action == DRILL_ACTION and isinstance(target, RdsTarget):
+            regions.add(target.region)
     for p in drills:
         region = getattr(p.params, "region", None)
         if isinstance(region, str):
@@ -84,9 +99,10 @@ class Scheduler:
         self.dispatcher = dispatcher
         self.journal = dispatcher.journal
         self.schedules = {s.name: s for s in config.schedules}
+        self.targets = resolve_targets(config)
         self.next_run: dict[str, datetime] = {}
         self.drill_metrics = DrillMetrics(dispatcher.metrics.registry)
-        regions = _drill_regions(config)
+        regions = _drill_regions(config, self.targets)
         rds = dispatcher.rds
         self.sweeper = (
             DrillSweeper(rds, self.journal, regions, self.drill_metrics)
@@ -139,6 +155,7 @@ class Scheduler:
         starts_at = iso_ms(at)
         key = dedup_key(schedule, f"run|{starts_at}|{uuid.uuid4().hex[:8]}" if run_now else starts_at)
         pb = schedule.playbook
+        target = self.targets[schedule.name]
         record = NewDecision(
             alertname=schedule.name,
             fingerprint="schedule",
@@ -149,11 +166,11 @@ class Scheduler:
             playbook=pb.name,
             action=pb.action,
             mode=pb.mode,
-            target=schedule.target.describe(),
-            target_key=schedule.target.key,
+            target=target.describe(),
+            target_key=target.key,
             dedup_key=key,
         )
-        (recorded,) = await self.dispatcher.record_decisions([Decision(record, pb, schedule.target)])
+        (recorded,) = await self.dispatcher.record_decisions([Decision(record, pb, target)])
         return recorded
 
     async def run_now(self, name: str) -> Recorded | None:
@@ -174,7 +191,7 @@ class Scheduler:
                     "cron": schedule.schema.cron,
                     "action": pb.action,
                     "mode": pb.mode,
-                    "target": schedule.target.describe(),
+                    "target": self.targets[schedule.name].describe(),
                     "next_run": iso(self.next_run.get(schedule.name)),
                     "last_run": iso(datetime.fromtimestamp(float(last[1]), UTC)) if last else None,
                     "last_state": last[2] if last else None,

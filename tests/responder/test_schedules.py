@@ -58,8 +58,8 @@ def test_config_errors_name_the_key_path(make_config: ConfigFactory) -> None:
         schedule(name="c", target={"target": "elsewhere"}),
     )
     assert "schedules.0.action: unknown action 'nope'" in text
-    assert "schedules.1.name: duplicate name 'rec'" in text
-    assert "schedules.2.target: names no target record can act on" in text
+    assert "schedules.1.name: 'rec' is a playbook's name" in text
+    assert "schedules.2.target: target: must name one of the configured targets ['production']" in text
 
 
 async def test_a_tick_is_decided_once(

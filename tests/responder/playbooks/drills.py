@@ -30,19 +30,25 @@ def drill_database(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -
 def production(rds_client: Any) -> str:
     """An RDS PostgreSQL instance with automated backups and one manual snapshot; its identifier."""
     identifier = f"prod-{uuid.uuid4().hex[:8]}"
-    rds_client.create_db_instance(
-        DBInstanceIdentifier=identifier,
-        DBInstanceClass="db.r6g.large",
-        Engine="postgres",
-        AllocatedStorage=100,
-        MasterUsername="master",
-        MasterUserPassword="master-password-1",
-        BackupRetentionPeriod=7,
-    )
+    tagged_instance(rds_client, identifier, {}, DBInstanceClass="db.r6g.large", BackupRetentionPeriod=7)
     rds_client.create_db_snapshot(
         DBInstanceIdentifier=identifier, DBSnapshotIdentifier=f"{identifier}-manual"
     )
     return identifier
+
+
+def tagged_instance(rds_client: Any, name: str, tags: dict[str, str], **extra: Any) -> str:
+    """An RDS PostgreSQL instance in moto with these tags; its identifier."""
+    settings = {"DBInstanceClass": "db.t3.medium", "AllocatedStorage": 100, **extra}
+    rds_client.create_db_instance(
+        DBInstanceIdentifier=name,
+        Engine="postgres",
+        MasterUsername="master",
+        MasterUserPassword="master-password-1",
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        **settings,
+    )
+    return name
 
 
 def checks(min_users: int = 1) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,12 @@ from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import AUTH, ConfigFactory, wait_done
 from tests.responder.playbooks.drills import (
     REGION,
+    checks,
     drill_database,
     drill_instances,
     drill_params,
     production,
+    tagged_instance,
 )
 from tests.responder.playbooks.rds import shape_answers
 from tests.responder.test_exactly_once import _actions, _start, _wait_ready
@@ -63,22 +65,36 @@ def drill_config(
     )
 
 
+DrillClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+def drill_client(
+    make_config: ConfigFactory,
+    client_for: Any,
+    moto_server: MotoServer,
+    pg_server: PostgresServer,
+    drill_db: str,
+) -> DrillClient:
+    """`await drill_client(ident, mode=..., **params)`: an app with one drill schedule of that instance."""
+
+    async def factory(ident: str, mode: str = "enforce", **params: Any) -> Client:
+        config = drill_config(make_config, moto_server, ident, drill_params(pg_server, **params), mode=mode)
+        client: Client = await client_for(config)
+        return client
+
+    return factory
+
+
 async def run_drill(client: Client) -> dict[str, Any]:
     resp = await client.post("/schedules/weekly-restore-test/run", headers=AUTH)
     assert resp.status == 202, await resp.text()
     return await wait_done(client, (await resp.json())["id"], wait=60)
 
 
-async def test_a_drill_that_passes(
-    make_config: ConfigFactory,
-    client_for: Any,
-    moto_server: MotoServer,
-    rds_client: Any,
-    pg_server: PostgresServer,
-    drill_db: str,
-) -> None:
+async def test_a_drill_that_passes(drill_client: DrillClient, rds_client: Any) -> None:
     ident = production(rds_client)
-    client = await client_for(drill_config(make_config, moto_server, ident, drill_params(pg_server)))
+    client = await drill_client(ident)
     restores: list[dict[str, Any]] = []
     rds = client.app[keys.RDS]
     assert rds is not None
@@ -119,17 +135,10 @@ async def test_a_drill_that_passes(
 
 
 async def test_a_failing_check_fails_the_drill_and_the_instance_is_still_deleted(
-    make_config: ConfigFactory,
-    client_for: Any,
-    moto_server: MotoServer,
-    rds_client: Any,
-    pg_server: PostgresServer,
-    drill_db: str,
+    drill_client: DrillClient, rds_client: Any
 ) -> None:
     ident = production(rds_client)
-    params = drill_params(pg_server, checks=drill_params(pg_server)["checks"])
-    params["checks"][0]["expect"] = {"min": 1000}
-    client = await client_for(drill_config(make_config, moto_server, ident, params))
+    client = await drill_client(ident, checks=checks(min_users=1000))
     row = await run_drill(client)
     assert row["outcome"] == "failed", row
     assert row["error"] == "check 'users present' failed: value 2, expected {'min': 1000.0}"
@@ -143,17 +152,9 @@ async def test_a_failing_check_fails_the_drill_and_the_instance_is_still_deleted
     assert f"pgwarden_drill_last_success_timestamp_seconds{{{labels}}} 0.0" in text
 
 
-async def test_a_drill_that_times_out_waiting_is_deleted(
-    make_config: ConfigFactory,
-    client_for: Any,
-    moto_server: MotoServer,
-    rds_client: Any,
-    pg_server: PostgresServer,
-    drill_db: str,
-) -> None:
+async def test_a_drill_that_times_out_waiting_is_deleted(drill_client: DrillClient, rds_client: Any) -> None:
     ident = production(rds_client)
-    params = drill_params(pg_server, wait_timeout="1s")
-    client = await client_for(drill_config(make_config, moto_server, ident, params))
+    client = await drill_client(ident, wait_timeout="1s")
     shape_answers(client, DBInstanceStatus="creating")  # moto's restores are available at once
     row = await run_drill(client)
     assert row["outcome"] == "failed", row
@@ -163,16 +164,10 @@ async def test_a_drill_that_times_out_waiting_is_deleted(
 
 
 async def test_point_in_time_and_cross_region_sources(
-    make_config: ConfigFactory,
-    client_for: Any,
-    moto_server: MotoServer,
-    rds_client: Any,
-    pg_server: PostgresServer,
-    drill_db: str,
+    drill_client: DrillClient, rds_client: Any, moto_server: MotoServer
 ) -> None:
     ident = production(rds_client)
-    params = drill_params(pg_server, source="point_in_time", point_in_time={"before": "10m"})
-    client = await client_for(drill_config(make_config, moto_server, ident, params))
+    client = await drill_client(ident, source="point_in_time", point_in_time={"before": "10m"})
     row = await run_drill(client)
     assert row["outcome"] == "succeeded", row
     assert row["plan"]["restore"]["operation"] == "RestoreDBInstanceToPointInTime"
@@ -186,8 +181,7 @@ async def test_point_in_time_and_cross_region_sources(
         TargetDBSnapshotIdentifier=f"{ident}-copy",
         SourceRegion=REGION,
     )
-    params = drill_params(pg_server, source="cross_region_copy", region="eu-west-1")
-    client = await client_for(drill_config(make_config, moto_server, ident, params))
+    client = await drill_client(ident, source="cross_region_copy", region="eu-west-1")
     row = await run_drill(client)
     assert row["outcome"] == "succeeded", row
     assert row["plan"]["restore"]["region"] == "eu-west-1"
@@ -198,16 +192,10 @@ async def test_point_in_time_and_cross_region_sources(
 
 
 async def test_dry_run_journals_the_plan_and_restores_nothing(
-    make_config: ConfigFactory,
-    client_for: Any,
-    moto_server: MotoServer,
-    rds_client: Any,
-    pg_server: PostgresServer,
-    drill_db: str,
+    drill_client: DrillClient, rds_client: Any
 ) -> None:
     ident = production(rds_client)
-    config = drill_config(make_config, moto_server, ident, drill_params(pg_server), mode="dry-run")
-    client = await client_for(config)
+    client = await drill_client(ident, mode="dry-run")
     before = len(rds_client.describe_db_instances()["DBInstances"])
     row = await run_drill(client)
     assert row["outcome"] == "dry_run", row
@@ -219,27 +207,14 @@ async def test_dry_run_journals_the_plan_and_restores_nothing(
 # ---- never anything else ---------------------------------------------------------------------------------------
 
 
-def _instance(rds_client: Any, name: str, tags: dict[str, str]) -> str:
-    rds_client.create_db_instance(
-        DBInstanceIdentifier=name,
-        DBInstanceClass="db.t3.medium",
-        Engine="postgres",
-        AllocatedStorage=20,
-        MasterUsername="master",
-        MasterUserPassword="master-password-1",
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-    )
-    return name
-
-
 def _exists(rds_client: Any, name: str) -> bool:
     return any(i["DBInstanceIdentifier"] == name for i in rds_client.describe_db_instances()["DBInstances"])
 
 
 async def test_deletion_refuses_an_untagged_instance(moto_server: MotoServer, rds_client: Any) -> None:
     rds = RdsApi(AwsConfig(REGION, moto_server.endpoint_url, 10.0))
-    untagged = _instance(rds_client, "precious-production", {})
-    other = _instance(rds_client, "someone-elses-drill", {"pgwarden:drill": "7"})
+    untagged = tagged_instance(rds_client, "precious-production", {})
+    other = tagged_instance(rds_client, "someone-elses-drill", {"pgwarden:drill": "7"})
     with pytest.raises(engine.NotADrillInstance, match="no pgwarden:drill tag"):
         await engine.delete_drill_instance(rds, untagged, REGION)
     with pytest.raises(engine.NotADrillInstance, match="belongs to drill 7"):
@@ -250,19 +225,15 @@ async def test_deletion_refuses_an_untagged_instance(moto_server: MotoServer, rd
 
 
 async def test_the_sweeper_deletes_expired_drill_instances_only(
-    make_config: ConfigFactory,
-    client_for: Any,
-    moto_server: MotoServer,
-    rds_client: Any,
-    pg_server: PostgresServer,
+    drill_client: DrillClient, rds_client: Any
 ) -> None:
     ident = production(rds_client)
-    client = await client_for(drill_config(make_config, moto_server, ident, drill_params(pg_server)))
+    client = await drill_client(ident)
     past, future = str(int(time.time()) - 60), str(int(time.time()) + 3600)
-    expired = _instance(
+    expired = tagged_instance(
         rds_client, f"{ident}-drill-old", {"pgwarden:drill": "424242", "pgwarden:expires": past}
     )
-    alive = _instance(
+    alive = tagged_instance(
         rds_client, f"{ident}-drill-new", {"pgwarden:drill": "424243", "pgwarden:expires": future}
     )
     sweeper = client.app[SCHEDULER].sweeper

@@ -26,6 +26,7 @@ from responder.journal import Journal, JournalUnavailable, open_store
 from responder.metrics import ResponderMetrics
 from responder.models import WebhookPayload
 from responder.outcomes import Answer
+from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
 
 log = logging.getLogger("responder")
 
@@ -152,6 +153,27 @@ async def reject(request: web.Request) -> web.Response:
     return await _decide(request, False)
 
 
+async def list_schedules(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _reply(401, {"error": "missing or wrong bearer token"})
+    try:
+        return web.json_response(await schedule_status(request.app))
+    except JournalUnavailable:
+        return _reply(503, {"error": "journal unavailable"})
+
+
+async def run_schedule(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _reply(401, {"error": "missing or wrong bearer token"})
+    try:
+        recorded = await request.app[SCHEDULER].run_now(request.match_info["name"])
+    except JournalUnavailable:
+        return _reply(503, {"error": "journal unavailable"})
+    if recorded is None:
+        return _reply(404, {"error": "no such schedule"})
+    return _reply(202, {"id": recorded.id, "state": recorded.state, "outcome": recorded.outcome})
+
+
 async def metrics(request: web.Request) -> web.Response:
     metrics = request.app[keys.METRICS]
     try:
@@ -189,6 +211,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[keys.DISPATCHER] = dispatcher
     try:
         await dispatcher.recover(first=True)
+        app[SCHEDULER] = scheduler = Scheduler(config, dispatcher)
+        await scheduler.start()
+        dispatcher.periodic.append(scheduler.tick)
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
         housekeeping = asyncio.create_task(dispatcher.housekeeping(), name="housekeeping")
     except BaseException:
@@ -213,6 +238,8 @@ def make_app(config: Config, metrics_: ResponderMetrics | None = None) -> web.Ap
     app.router.add_get("/actions", list_actions)
     app.router.add_post("/actions/{id}/approve", approve)
     app.router.add_post("/actions/{id}/reject", reject)
+    app.router.add_get("/schedules", list_schedules)
+    app.router.add_post("/schedules/{name}/run", run_schedule)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from aiohttp import web
 
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
-from responder import __version__
+from responder import __version__, recover
 from responder.app import make_app
 from responder.config import ConfigError, load_config, summary
 from responder.core import ActionRegistry
@@ -23,7 +24,8 @@ log = logging.getLogger("responder")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgwarden-responder",
-        description="Guarded Alertmanager webhook responder for PostgreSQL on AWS RDS.",
+        description="Guarded Alertmanager webhook responder for PostgreSQL on AWS RDS."
+        " `pgwarden-responder recover --help`: guided point-in-time recovery.",
     )
     parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
     add_common_flags(parser, program="pgwarden-responder", version=__version__, listen=":9096")
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["recover"]:
+        return recover.main(argv[1:], registry)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:
@@ -65,4 +70,6 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
     except JournalUnavailable as exc:
         log.error("journal unavailable at start-up", extra={"error": str(exc)})
         return 1
+    except ConfigError as exc:  # a schedule's target that does not resolve, found at start-up
+        return print_config_errors(str(args.config), exc.errors)
     return 0

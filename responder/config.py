@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,8 @@ from pgwarden.durations import Duration, format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
 from responder.core import ActionParams, ActionRegistry, ActionSpec, TargetKind
+from responder.drills.models import RecoverySchema
+from responder.scheduling.schema import ScheduleSchema, last_at_or_before, next_after, target_labels
 
 Mode = Literal["dry-run", "enforce"]
 NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
@@ -95,6 +98,8 @@ class ResponderSchema(StrictModel):
     targets: list[TargetSchema] = []
     aws: AwsSchema | None = None
     playbooks: list[PlaybookSchema] = []
+    schedules: list[ScheduleSchema] = []  # jobs on a clock (responder.scheduling)
+    recovery: RecoverySchema | None = None  # what `pgwarden-responder recover` uses
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,25 @@ class Playbook:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A schedule: its playbook (named after it: the same guards as an alert's) and its target as labels."""
+
+    schema: ScheduleSchema
+    playbook: Playbook
+    labels: dict[str, str]  # what the target is resolved from (responder.guards), as an alert's would be
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    def next_after(self, moment: datetime) -> datetime:
+        return next_after(self.schema.cron, moment)
+
+    def last_at_or_before(self, moment: datetime) -> datetime:
+        return last_at_or_before(self.schema.cron, moment)
+
+
+@dataclass(frozen=True)
 class Config:
     """The configuration as loaded (`schema`) plus what stage 2 resolved from it."""
 
@@ -166,6 +190,7 @@ class Config:
     aws: AwsConfig | None
     playbooks: tuple[Playbook, ...]
     actions: ActionRegistry = field(compare=False)  # every known action, configured or not
+    schedules: tuple[Schedule, ...] = ()
 
     @property
     def mode(self) -> Mode:
@@ -175,7 +200,9 @@ class Config:
         return next((s for s in self.servers if s.name == name), None)
 
     def playbook(self, name: str | None) -> Playbook | None:
-        return next((p for p in self.playbooks if p.name == name), None)
+        """A playbook, or a schedule's playbook, by name."""
+        playbooks = (*self.playbooks, *(s.playbook for s in self.schedules))
+        return next((p for p in playbooks if p.name == name), None)
 
     def journal_display(self) -> str:
         return self.journal if self.journal.startswith("sqlite:") else describe_dsn(self.journal)
@@ -268,6 +295,27 @@ def _playbook(
     return Playbook(p, spec, params, match, p.mode or schema.mode, approval)
 
 
+def _schedule(
+    where: str, s: ScheduleSchema, schema: ResponderSchema, registry: ActionRegistry, errors: Errors
+) -> Schedule | None:
+    fields = s.model_dump(include={"name", "action", "params", "mode", "cooldown", "max_per_day", "timeout"})
+    match = MatchSchema(alertname=f"schedule:{s.name}")  # never matched: schedules are not in `playbooks`
+    as_playbook = PlaybookSchema(match=match, require_approval=s.require_approval, **fields)
+    playbook = _playbook(where, as_playbook, schema, registry, errors)
+    if playbook is None:
+        return None
+    labels = target_labels(playbook.spec.target_kind, s.target)
+    names = [t.name for t in schema.targets]
+    if playbook.spec.target_kind is TargetKind.RDS:
+        if not labels.get("dbidentifier"):
+            errors.add(f"{where}.target", "give dbidentifier (and aws_region, default aws.region)")
+    elif labels.get("target", names[0] if len(names) == 1 else None) not in names:
+        errors.add(f"{where}.target", f"target: must name one of the configured targets {names}")
+    elif playbook.spec.target_kind is TargetKind.TABLE and not labels.get("datname"):
+        errors.add(f"{where}.target", "give datname")
+    return Schedule(s, playbook, labels)
+
+
 def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
     """Stage 2: secrets, cross-references and params; a ConfigError lists every problem."""
     errors = Errors()
@@ -283,8 +331,16 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
     for i, p in enumerate(schema.playbooks):
         if (playbook := _playbook(f"playbooks.{i}", p, schema, registry, errors)) is not None:
             playbooks.append(playbook)
+    _no_duplicate_names("schedules", "schedule", [s.name for s in schema.schedules], errors)
+    taken = {p.name for p in schema.playbooks}
+    schedules: list[Schedule] = []
+    for i, s in enumerate(schema.schedules):
+        if s.name in taken:
+            errors.add(f"schedules.{i}.name", f"{s.name!r} is a playbook's name (they share the journal's)")
+        if (schedule := _schedule(f"schedules.{i}", s, schema, registry, errors)) is not None:
+            schedules.append(schedule)
     errors.raise_if_any()
-    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry)
+    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry, tuple(schedules))
 
 
 def build_config(raw: Any, registry: ActionRegistry) -> Config:
@@ -315,4 +371,9 @@ def summary(config: Config) -> str:
         if p.require_approval:
             extra.append("require_approval")
         lines.append(f"  - {p.name}: {'|'.join(p.match.alertnames)} -> {p.action} ({', '.join(extra)})")
+    lines.append(f"schedules: {len(config.schedules)}")
+    for s in config.schedules:
+        lines.append(
+            f"  - {s.name}: {s.schema.cron} -> {s.playbook.action} on {s.labels} (mode={s.playbook.mode})"
+        )
     return "\n".join(lines)

@@ -39,6 +39,14 @@ class GuardrailRefused(Exception):
     """The action refuses to act; the journal records outcome `guardrail` with this reason."""
 
 
+class ActionFailed(Exception):
+    """The action ran and failed; the journal records outcome `failed` with this reason and `result`."""
+
+    def __init__(self, reason: str, result: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.result = result
+
+
 @dataclass(frozen=True)
 class PostgresTarget:
     name: str

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from responder.aws import RdsApi
 from responder.config import Config, Playbook
-from responder.core import ActionResult, GuardrailRefused, Target
-from responder.guards import NO_TARGET_REASON, decide, resolve_target
+from responder.core import ActionFailed, ActionResult, GuardrailRefused, Target
+from responder.guards import NO_TARGET_REASON, Decision, decide, resolve_target
 from responder.journal import Journal, JournalUnavailable, Recorded
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
@@ -103,6 +103,8 @@ class Dispatcher:
         self._tasks: dict[asyncio.Task[None], Job] = {}
         self._started: set[int] = set()
         self._closing = False
+        # Called on every housekeeping tick after recovery and expiry (the scheduler and the drill sweeper).
+        self.periodic: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def busy(self) -> int:
@@ -112,15 +114,19 @@ class Dispatcher:
 
     async def intake(self, alerts: Sequence[Alert]) -> list[Recorded]:
         """Decide and journal every alert's decisions (JournalUnavailable if that fails), then act on them."""
-        decisions = [d for alert in alerts for d in decide(alert, self.config)]
+        recorded = await self.record_decisions([d for alert in alerts for d in decide(alert, self.config)])
+        for alert in alerts:
+            self.metrics.alerts.labels(alert.status).inc()
+        return recorded
+
+    async def record_decisions(self, decisions: Sequence[Decision]) -> list[Recorded]:
+        """Journal decisions, an alert's or a schedule's (JournalUnavailable if that fails), then act on them."""
         try:
             recorded = await self.journal.record([d.record for d in decisions]) if decisions else []
         except JournalUnavailable:
             self.metrics.journal_up.set(0)
             raise
         self.metrics.journal_up.set(1)
-        for alert in alerts:
-            self.metrics.alerts.labels(alert.status).inc()
         for decision, r in zip(decisions, recorded, strict=True):
             d = r.decision
             if r.state is State.QUEUED and decision.playbook is not None and decision.target is not None:
@@ -176,13 +182,15 @@ class Dispatcher:
             )
 
     async def housekeeping(self) -> None:
-        """Forever: heartbeat and recovery, expiry of stale approvals."""
+        """Forever: heartbeat and recovery, expiry of stale approvals, then the `periodic` jobs."""
         period = max(0.2, min(5.0, self.config.schema.replica_timeout / 3))
         while True:
             await asyncio.sleep(period)
             try:
                 await self.recover()
                 await self.expire()
+                for job in self.periodic:
+                    await job()
             except JournalUnavailable as exc:
                 self.metrics.journal_up.set(0)
                 log.warning("journal unavailable", extra={"error": str(exc)})
@@ -264,6 +272,8 @@ class Dispatcher:
             return (Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED), result, None
         except GuardrailRefused as exc:
             return Outcome.GUARDRAIL, None, str(exc)
+        except ActionFailed as exc:
+            return Outcome.FAILED, exc.result, str(exc)
         except TimeoutError:
             return Outcome.FAILED, None, f"timed out after {pb.schema.timeout:g}s"
         except Exception as exc:

@@ -25,6 +25,7 @@ from exporter.collectors import COLLECTORS
 from exporter.scrape import FRAMEWORK_FAMILIES
 from responder.config import Config, build_config
 from responder.core import TargetKind
+from responder.drills.metrics import DRILL_FAMILIES
 from responder.playbooks import default_registry
 from tests.conftest import missing_service
 
@@ -294,9 +295,10 @@ PENDING_FAMILIES = {
 
 @cache
 def exported_families() -> dict[str, set[str]]:
-    """Every family the exporter declares, with its labels."""
+    """Every family the exporter declares, and the responder's drill gauges, with their labels."""
     families = [*FRAMEWORK_FAMILIES, *(f for cls in COLLECTORS for f in cls.families), *AWS_FAMILIES]
-    return {**PENDING_FAMILIES, **{f.name: set(f.labels) for f in families}}
+    drills = {name: set(labels) for name, (labels, _) in DRILL_FAMILIES.items()}  # the responder's
+    return {**PENDING_FAMILIES, **{f.name: set(f.labels) for f in families}} | drills
 
 
 @pytest.mark.parametrize("rule", all_rules(), ids=str)

@@ -1,0 +1,99 @@
+"""The SQL checks a drill or a recovery runs against a restored instance: one read-only session, each check
+under the statement timeout, its value compared with its expectation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from responder.core import APPLICATION_NAME
+from responder.drills.models import Check, ConnectSpec
+
+
+def check_conninfo(dsn: str, connect: ConnectSpec, endpoint: tuple[str, int]) -> str:
+    """The DSN with its host and port replaced by the endpoint (or the overrides)."""
+    host = connect.host_override or endpoint[0]
+    port = connect.port_override or endpoint[1]
+    return make_conninfo(dsn, host=host, port=str(port), application_name=APPLICATION_NAME)
+
+
+def _value(raw: Any) -> float | str | None:
+    if raw is None or isinstance(raw, bool):
+        return None if raw is None else int(raw)
+    if isinstance(raw, int | float):
+        return raw
+    if isinstance(raw, Decimal):
+        return float(raw)
+    return str(raw)
+
+
+def evaluate(check: Check, value: float | str | None) -> bool:
+    expect = check.expect
+    if value is None:
+        return False
+    if expect.equals is not None:
+        if isinstance(expect.equals, str) or isinstance(value, str):
+            if str(value) != str(expect.equals):
+                return False
+        elif float(value) != float(expect.equals):
+            return False
+    if expect.min is None and expect.max is None:
+        return True
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return (expect.min is None or number >= expect.min) and (expect.max is None or number <= expect.max)
+
+
+async def connect_checked(conninfo: str, connect: ConnectSpec) -> psycopg.AsyncConnection[Any]:
+    """An autocommit session, retried while a new endpoint does not answer yet (`connect_retries_for`)."""
+    deadline = time.monotonic() + connect.connect_retries_for
+    pause = 1.0
+    while True:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                conninfo, autocommit=True, connect_timeout=max(1, int(connect.connect_timeout))
+            )
+        except psycopg.OperationalError:
+            if time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
+async def run_checks(conninfo: str, connect: ConnectSpec, checks: Sequence[Check]) -> list[dict[str, Any]]:
+    """Every check, read-only, each under the statement timeout: `[{name, value, expect, passed}]`."""
+    results: list[dict[str, Any]] = []
+    async with await connect_checked(conninfo, connect) as conn:
+        await conn.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('default_transaction_read_only', 'on', false)",
+            (f"{int(connect.statement_timeout * 1000)}ms",),
+        )
+        for check in checks:
+            entry: dict[str, Any] = {"name": check.name, "expect": check.expect.describe()}
+            try:
+                cur = await conn.execute(check.sql.encode())
+                row = await cur.fetchone()
+                value = _value(row[0]) if row else None
+                entry.update(value=value, passed=evaluate(check, value))
+            except psycopg.Error as exc:
+                entry.update(value=None, passed=False, error=f"{type(exc).__name__}: {exc}".strip())
+            results.append(entry)
+    return results
+
+
+def failed_check_reason(results: Sequence[dict[str, Any]]) -> str | None:
+    """`check 'x' failed: value 0, expected {'min': 1}` for the first failing check, or None."""
+    for r in results:
+        if not r["passed"]:
+            detail = f"error {r['error']}" if r.get("error") else f"value {r['value']!r}"
+            return f"check {r['name']!r} failed: {detail}, expected {r['expect']}"
+    return None

@@ -1,0 +1,107 @@
+"""The `pgwarden_drill_*` gauges. The `last_*` ones are read from the journal (the responder may have
+restarted since the drill), the instance counts from the sweeper's last look at RDS."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from responder.journal import Journal, Tx
+from responder.outcomes import Outcome, State, sql_list
+
+ACTION = "restore_drill"
+LOOKBACK = 35 * 86400  # older drills are not read: a drill older than that is as good as none
+RUN_OUTCOMES = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.INTERRUPTED)
+
+# name -> (labels, help): what tests/alerts checks the drill alerts against.
+DRILL_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "pgwarden_drill_last_run_timestamp_seconds": (
+        ("schedule", "dbidentifier", "source"),
+        "When the last restore drill (succeeded, failed or interrupted) finished.",
+    ),
+    "pgwarden_drill_last_success_timestamp_seconds": (
+        ("schedule", "dbidentifier", "source"),
+        "When the last successful restore drill finished; 0 when none within 35 days.",
+    ),
+    "pgwarden_drill_restore_seconds": (
+        ("schedule", "dbidentifier", "source"),
+        "Seconds from the restore request until the drill instance was available (the measured RTO).",
+    ),
+    "pgwarden_drill_recovery_point_age_seconds": (
+        ("schedule", "dbidentifier", "source"),
+        "How old the restored data was when the drill began (the measured RPO).",
+    ),
+    "pgwarden_drill_check_success": (
+        ("schedule", "check"),
+        "1 when the check passed in the schedule's last drill that ran checks, else 0.",
+    ),
+    "pgwarden_drill_instances": (
+        ("state",),
+        "Drill instances the sweeper saw: running (a drill in progress) or leaked (expired or drill finished).",
+    ),
+}
+
+
+def op_drill_rows(since: float) -> Callable[[Tx], list[tuple[Any, ...]]]:
+    def run(tx: Tx) -> list[tuple[Any, ...]]:
+        rows = tx.execute(
+            "SELECT playbook, outcome, plan, result, finished_at FROM pgwarden_actions"
+            f" WHERE action = ? AND state = '{State.DONE}' AND outcome IN {sql_list(RUN_OUTCOMES)}"
+            " AND finished_at >= ? ORDER BY finished_at, id",
+            (ACTION, since),
+        ).fetchall()
+        return [tuple(r) for r in rows]
+
+    return run
+
+
+class DrillMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.gauges = {
+            name: Gauge(name, help_text, list(labels), registry=registry)
+            for name, (labels, help_text) in DRILL_FAMILIES.items()
+        }
+
+    def _gauge(self, suffix: str) -> Gauge:
+        return self.gauges[f"pgwarden_drill_{suffix}"]
+
+    async def refresh(self, journal: Journal) -> None:
+        """Set the `last_*` gauges from the journal's drills of the last 35 days."""
+        rows = await journal.store.run(op_drill_rows(time.time() - LOOKBACK))
+        last_run: dict[tuple[str, str, str], float] = {}
+        last_success: dict[tuple[str, str, str], float] = {}
+        measured: dict[tuple[str, str, str], dict[str, Any]] = {}
+        checks: dict[tuple[str, str], float] = {}
+        for playbook, outcome, plan_text, result_text, finished in rows:
+            plan = json.loads(plan_text) if plan_text else {}
+            if "dbidentifier" not in plan:
+                continue  # stopped before it chose a source: nothing to say about the backup
+            key = (str(playbook), str(plan["dbidentifier"]), str(plan["source"]))
+            last_run[key] = float(finished)
+            if outcome == Outcome.SUCCEEDED:
+                last_success[key] = float(finished)
+            result = json.loads(result_text) if result_text else {}
+            if result.get("restore_seconds") is not None:
+                measured[key] = result
+            if result.get("checks"):
+                for check in result["checks"]:
+                    checks[(key[0], str(check["name"]))] = 1.0 if check["passed"] else 0.0
+        for gauge in self.gauges.values():
+            if gauge is not self._gauge("instances"):
+                gauge.clear()
+        for key, finished in last_run.items():
+            self._gauge("last_run_timestamp_seconds").labels(*key).set(finished)
+            self._gauge("last_success_timestamp_seconds").labels(*key).set(last_success.get(key, 0.0))
+        for key, result in measured.items():
+            self._gauge("restore_seconds").labels(*key).set(result["restore_seconds"])
+            self._gauge("recovery_point_age_seconds").labels(*key).set(result["recovery_point_age_seconds"])
+        for (schedule, check), passed in checks.items():
+            self._gauge("check_success").labels(schedule, check).set(passed)
+
+    def instances(self, running: int, leaked: int) -> None:
+        self._gauge("instances").labels("running").set(running)
+        self._gauge("instances").labels("leaked").set(leaked)

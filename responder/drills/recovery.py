@@ -1,0 +1,384 @@
+"""The steps of a guided point-in-time recovery (`pgwarden-responder recover`, in `responder.recover`).
+
+window → restore → compare → swap (maintenance on, drain, two renames, the secret, restart, maintenance off).
+Each step, and each part of the swap, is journaled as done in the plan when it is (`Context.finish_step`), so
+a resumed recovery skips what is done; the renames and the restore also look at RDS first, so a step done but
+not journaled (a crash in between) is not done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import boto3
+
+from responder.aws import RdsApi
+from responder.config import Config
+from responder.core import RdsTarget
+from responder.drills import checks, engine
+from responder.drills.models import ConnectSpec, RecoverySchema
+from responder.journal import Journal
+from responder.outcomes import Outcome
+
+ACTION = "recover"
+SWAP_STEPS = (
+    "maintenance_on",
+    "drain",
+    "rename_production",
+    "rename_recovered",
+    "secret",
+    "restart",
+    "maintenance_off",
+)
+
+
+class RecoveryStopped(Exception):
+    """A step cannot go on; the message says why and what to do. `outcome` is what the journal records."""
+
+    def __init__(self, message: str, outcome: Outcome = Outcome.FAILED) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class Context:
+    config: Config
+    recovery: RecoverySchema
+    rds: RdsApi
+    journal: Journal
+    action_id: int
+    plan: dict[str, Any]
+    out: TextIO
+    dry_run: bool
+
+    @property
+    def target(self) -> RdsTarget:
+        return RdsTarget(self.plan["instance"], self.plan["region"])
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def done(self, step: str) -> bool:
+        return bool(self.plan["steps"].get(step, {}).get("done"))
+
+    async def finish_step(self, step: str, **detail: Any) -> None:
+        self.plan["steps"][step] = {"done": True, "at": engine.iso(datetime.now(UTC)), **detail}
+        await self.journal.set_plan(self.action_id, self.plan)
+
+
+# ---- the steps ---------------------------------------------------------------------------------------------------
+
+
+async def step_window(ctx: Context) -> None:
+    target = ctx.target
+    instance = await engine.describe(ctx.rds, target.identifier, target.region)
+    when = engine.parse_time(ctx.plan["to"])
+    earliest, latest = engine.restorable_window(instance)
+    ctx.say(
+        f"[1/4] window: {target.identifier} can be restored from {engine.iso(earliest) or '(unknown)'}"
+        f" to {engine.iso(latest) or '(none)'}"
+    )
+    try:
+        engine.check_restore_time(instance, when)
+    except engine.DrillError as exc:
+        raise RecoveryStopped(str(exc), Outcome.GUARDRAIL) from exc
+    ctx.say(f"      {ctx.plan['to']} is possible")
+    vpc = [
+        g["VpcSecurityGroupId"]
+        for g in instance.get("VpcSecurityGroups") or []
+        if g.get("VpcSecurityGroupId")
+    ]
+    subnet = (instance.get("DBSubnetGroup") or {}).get("DBSubnetGroupName")
+    await ctx.finish_step(
+        "window",
+        earliest=engine.iso(earliest),
+        latest=engine.iso(latest),
+        production={
+            "class": instance.get("DBInstanceClass"),
+            "subnet_group": subnet,
+            "vpc_security_group_ids": vpc,
+        },
+    )
+
+
+def _restore_api(ctx: Context) -> engine.ApiCall:
+    production = ctx.plan["steps"]["window"]["production"]
+    r = ctx.recovery
+    options = engine.RestoreOptions(
+        ctx.plan.get("instance_class") or r.instance_class or production["class"],
+        r.db_subnet_group or production["subnet_group"],
+        r.vpc_security_group_ids or tuple(production["vpc_security_group_ids"]),
+    )
+    when = engine.parse_time(ctx.plan["to"])
+    source = engine.Source("point_in_time", ctx.target.region, when, restore_time=when)
+    tags = {engine.RECOVERY_TAG: str(ctx.action_id)}
+    return engine.restore_call(source, ctx.target.identifier, ctx.plan["recovered"], options, tags)
+
+
+async def step_restore(ctx: Context) -> None:
+    recovered, region = ctx.plan["recovered"], ctx.target.region
+    existing = await engine.find(ctx.rds, recovered, region)
+    if existing is not None:
+        if engine.tags_of(existing).get(engine.RECOVERY_TAG) != str(ctx.action_id):
+            raise RecoveryStopped(
+                f"{recovered} already exists and is not this recovery's: rename or delete it"
+            )
+        ctx.say(f"[2/4] restore: {recovered} was already requested by this recovery")
+    else:
+        api = _restore_api(ctx)
+        ctx.say(f"[2/4] restore: {api.operation} to {recovered} ({api.params.get('DBInstanceClass')})")
+        await engine.invoke(ctx.rds, api)
+
+    async def progress(status: str, elapsed: float) -> None:
+        ctx.say(f"      {recovered}: {status} ({elapsed:.0f} s)")
+
+    try:
+        seconds, _ = await engine.wait_available(
+            ctx.rds, recovered, region, ctx.recovery.wait_timeout, progress
+        )
+    except engine.DrillError as exc:
+        raise RecoveryStopped(f"{exc}; resume with --resume {ctx.action_id}") from exc
+    ctx.say(f"      {recovered} is available after {seconds:.0f} s")
+    await ctx.finish_step("restore", restore_seconds=round(seconds, 3))
+
+
+def _dsn(connect: ConnectSpec) -> str:
+    dsn = os.environ.get(connect.dsn_env, "").strip()
+    if not dsn:
+        raise RecoveryStopped(f"recovery.connect.dsn_env: environment variable {connect.dsn_env} is not set")
+    return dsn
+
+
+async def _checks_on(ctx: Context, identifier: str) -> list[dict[str, Any]]:
+    instance = await engine.describe(ctx.rds, identifier, ctx.target.region)
+    connect = ctx.recovery.connect
+    conninfo = checks.check_conninfo(_dsn(connect), connect, engine.endpoint_of(instance))
+    return await checks.run_checks(conninfo, connect, ctx.recovery.checks)
+
+
+async def step_compare(ctx: Context) -> None:
+    ctx.say("[3/4] compare: the recovery checks on both instances")
+    recovered = await _checks_on(ctx, ctx.plan["recovered"])
+    production = await _checks_on(ctx, ctx.target.identifier)
+    width = max([len(c.name) for c in ctx.recovery.checks] + [5])
+    ctx.say(f"      {'check':<{width}}  {'production':>14}  {'recovered':>14}  expect")
+    for rec, prod in zip(recovered, production, strict=True):
+        mark = "ok" if rec["passed"] else "FAILED"
+        ctx.say(
+            f"      {rec['name']:<{width}}  {_shown(prod):>14}  {_shown(rec):>14}  {rec['expect']} {mark}"
+        )
+    passed = all(c["passed"] for c in recovered)
+    await ctx.finish_step("compare", recovered=recovered, production=production, passed=passed)
+
+
+def _shown(check: dict[str, Any]) -> str:
+    return "error" if check.get("error") else str(check["value"])
+
+
+async def _hook(ctx: Context, name: str, argv: tuple[str, ...]) -> None:
+    if not argv:
+        ctx.say(f"      hook {name}: not configured")
+        return
+    env = {
+        **os.environ,
+        "PGWARDEN_RECOVERY_ID": str(ctx.action_id),
+        "PGWARDEN_INSTANCE": ctx.target.identifier,
+        "PGWARDEN_RECOVERED_INSTANCE": ctx.plan["recovered"],
+        "PGWARDEN_HOOK": name,
+    }
+    proc = await asyncio.create_subprocess_exec(*argv, env=env)
+    try:
+        async with asyncio.timeout(ctx.recovery.hooks.timeout):
+            code = await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RecoveryStopped(f"hook {name} did not finish in {ctx.recovery.hooks.timeout:g}s") from None
+    if code != 0:
+        raise RecoveryStopped(f"hook {name} exited {code}; fix it, then --resume {ctx.action_id}")
+    ctx.say(f"      hook {name}: ok")
+
+
+async def _client_sessions(ctx: Context) -> int:
+    instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
+    connect = ctx.recovery.connect
+    conninfo = checks.check_conninfo(_dsn(connect), connect, engine.endpoint_of(instance))
+    async with await checks.connect_checked(conninfo, connect) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid() AND datname = current_database()"
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def _drain(ctx: Context) -> None:
+    drain = ctx.recovery.drain
+    deadline = time.monotonic() + drain.timeout
+    while True:
+        count = await _client_sessions(ctx)
+        if count <= drain.max_connections:
+            ctx.say(f"      drained: {count} client sessions on production")
+            return
+        if time.monotonic() > deadline:
+            raise RecoveryStopped(
+                f"production still has {count} client sessions after {drain.timeout:g}s (maintenance mode is"
+                f" on); --resume {ctx.action_id} to try again"
+            )
+        ctx.say(f"      waiting for {count} client sessions to end")
+        await asyncio.sleep(2)
+
+
+async def _rename(ctx: Context, old: str, new: str) -> None:
+    region = ctx.target.region
+    if (
+        await engine.find(ctx.rds, new, region) is not None
+        and await engine.find(ctx.rds, old, region) is None
+    ):
+        ctx.say(f"      {old} is already {new}")
+    else:
+        api = _rename_api(old, new, region)
+        ctx.say(f"      ModifyDBInstance {old} -> {new}")
+        await engine.invoke(ctx.rds, api)
+
+    async def progress(status: str, elapsed: float) -> None:
+        ctx.say(f"      {new}: {status} ({elapsed:.0f} s)")
+
+    await engine.wait_available(ctx.rds, new, region, ctx.recovery.wait_timeout, progress)
+
+
+def _rename_api(old: str, new: str, region: str) -> engine.ApiCall:
+    params = {"DBInstanceIdentifier": old, "NewDBInstanceIdentifier": new, "ApplyImmediately": True}
+    return engine.ApiCall("ModifyDBInstance", region, params)
+
+
+def _secrets_client(ctx: Context) -> Any:
+    secret = ctx.recovery.secret
+    assert secret is not None and ctx.config.aws is not None
+    return boto3.client(
+        "secretsmanager",
+        region_name=secret.region or ctx.target.region,
+        endpoint_url=ctx.config.aws.endpoint_url,
+    )
+
+
+async def _update_secret(ctx: Context) -> None:
+    secret = ctx.recovery.secret
+    if secret is None:
+        ctx.say("      secret: not configured")
+        return
+    instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
+    host, port = engine.endpoint_of(instance)
+    client = _secrets_client(ctx)
+    current = await engine.call(ctx.rds, lambda: client.get_secret_value(SecretId=secret.secret_id))
+    value = json.loads(current["SecretString"])
+    value.update(host=host, port=port, dbInstanceIdentifier=ctx.target.identifier)
+    text = json.dumps(value)
+    await engine.call(ctx.rds, lambda: client.put_secret_value(SecretId=secret.secret_id, SecretString=text))
+    ctx.say(f"      secret {secret.secret_id}: host {host}, port {port}")
+
+
+async def step_swap(ctx: Context, confirm: Callable[[str], str]) -> None:
+    ident, recovered, old = ctx.target.identifier, ctx.plan["recovered"], ctx.plan["old"]
+    if not ctx.plan["steps"]["compare"]["passed"]:
+        raise RecoveryStopped(
+            "a check failed on the recovered instance: not swapping it in", Outcome.GUARDRAIL
+        )
+    if not ctx.plan.get("confirmed"):
+        answer = confirm(
+            f"Swap {recovered} in as {ident} (production becomes {old})? Type {ident} to confirm: "
+        )
+        if answer.strip() != ident:
+            raise RecoveryStopped(
+                f"not confirmed; nothing swapped (--resume {ctx.action_id} --swap to retry)"
+            )
+        ctx.plan["confirmed"] = True
+    ctx.say("[4/4] swap")
+    hooks = ctx.recovery.hooks
+    parts: dict[str, Callable[[], Awaitable[None]]] = {
+        "maintenance_on": lambda: _hook(ctx, "maintenance_on", hooks.maintenance_on),
+        "drain": lambda: _drain(ctx),
+        "rename_production": lambda: _rename(ctx, ident, old),
+        "rename_recovered": lambda: _rename(ctx, recovered, ident),
+        "secret": lambda: _update_secret(ctx),
+        "restart": lambda: _hook(ctx, "restart", hooks.restart),
+        "maintenance_off": lambda: _hook(ctx, "maintenance_off", hooks.maintenance_off),
+    }
+    for name in SWAP_STEPS:
+        step = f"swap.{name}"
+        if ctx.done(step):
+            ctx.say(f"      {name}: done before")
+            continue
+        await parts[name]()
+        await ctx.finish_step(step)
+    await ctx.finish_step("swap")
+    ctx.say(f"      {ident} is now the recovered instance; the old production is {old} (delete it when sure)")
+
+
+def dry_run_plan(ctx: Context) -> list[dict[str, Any]]:
+    """Every call and hook the recovery would make, in order."""
+    ident, recovered, old, region = (
+        ctx.target.identifier,
+        ctx.plan["recovered"],
+        ctx.plan["old"],
+        ctx.target.region,
+    )
+    calls: list[dict[str, Any]] = [_restore_api(ctx).describe()]
+    calls.append(
+        {
+            "operation": "DescribeDBInstances (poll until available)",
+            "params": {"DBInstanceIdentifier": recovered},
+        }
+    )
+    names = [c.name for c in ctx.recovery.checks]
+    calls.append({"checks": names, "on": [recovered, ident]})
+    if ctx.plan["swap"]:
+        hooks = ctx.recovery.hooks
+        calls.append({"hook": "maintenance_on", "argv": list(hooks.maintenance_on)})
+        calls.append({"drain": {"max_connections": ctx.recovery.drain.max_connections}})
+        calls.append(_rename_api(ident, old, region).describe())
+        calls.append(_rename_api(recovered, ident, region).describe())
+        if ctx.recovery.secret is not None:
+            calls.append(
+                {"operation": "GetSecretValue", "params": {"SecretId": ctx.recovery.secret.secret_id}}
+            )
+            calls.append(
+                {"operation": "PutSecretValue", "params": {"SecretId": ctx.recovery.secret.secret_id,
+                                                             "SecretString": "(host and port of the new " + ident + ")"}}
+            )  # fmt: skip
+        calls.append({"hook": "restart", "argv": list(hooks.restart)})
+        calls.append({"hook": "maintenance_off", "argv": list(hooks.maintenance_off)})
+    return calls
+
+
+async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:
+    if not ctx.done("window"):
+        await step_window(ctx)
+    else:
+        ctx.say("[1/4] window: done before")
+    if ctx.dry_run:
+        ctx.plan["dry_run_calls"] = dry_run_plan(ctx)
+        ctx.say("dry run: these calls would be made, in order:")
+        for call in ctx.plan["dry_run_calls"]:
+            ctx.say("  " + json.dumps(call, sort_keys=True))
+        await ctx.journal.set_plan(ctx.action_id, ctx.plan)
+        return
+    if not ctx.done("restore"):
+        await step_restore(ctx)
+    else:
+        ctx.say("[2/4] restore: done before")
+    if not ctx.done("compare"):
+        await step_compare(ctx)
+    else:
+        ctx.say("[3/4] compare: done before")
+    if ctx.plan["swap"] and not ctx.done("swap"):
+        await step_swap(ctx, confirm)
+    elif not ctx.plan["swap"]:
+        ctx.say(f"[4/4] swap: not asked for (--resume {ctx.action_id} --swap to swap it in)")

@@ -1,0 +1,240 @@
+"""`pgwarden-responder recover`: the runbook's point-in-time recovery, guided, on the drill engine.
+
+1. window: the time is checked against EarliestRestorableTime/LatestRestorableTime;
+2. restore: RestoreDBInstanceToPointInTime to `<id>-recovery-<yyyymmdd>` (tagged `pgwarden:recovery=<action
+   id>`, never `pgwarden:drill`: the sweeper leaves it alone), waiting with progress;
+3. compare: the `recovery.checks` against the recovered instance and production, side by side;
+4. swap (only with `--swap`, and `--yes` or a typed confirmation): maintenance hook, drain, rename production to
+   `<id>-old` and the recovered instance to `<id>`, the Secrets Manager secret, restart hook, maintenance off.
+
+Every step (and each part of the swap) is journaled in the plan of one journal row (action `recover`) when it
+is done; `--resume <id>` continues after the last finished one. `--dry-run` prints every API call and hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from pgwarden.cli import print_config_errors
+from pgwarden.logs import setup_logging
+from responder.aws import RdsApi
+from responder.config import Config, ConfigError, load_config
+from responder.core import ActionRegistry, RdsTarget
+from responder.drills import engine
+from responder.drills.recovery import ACTION, Context, RecoveryStopped, run_steps
+from responder.journal import Journal, JournalUnavailable, Tx, open_store
+from responder.outcomes import Outcome, State
+from responder.playbooks import default_registry
+
+log = logging.getLogger("responder.recover")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgwarden-responder recover",
+        description="Guided point-in-time recovery of an RDS PostgreSQL instance (the runbook's procedure).",
+    )
+    parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
+    parser.add_argument("--instance", help="the production instance identifier")
+    parser.add_argument("--to", dest="to", help="the time to recover to, RFC 3339 (2024-01-15T14:30:00Z)")
+    parser.add_argument("--region", help="default: aws.region")
+    parser.add_argument("--class", dest="instance_class", help="the recovered instance's class")
+    parser.add_argument("--swap", action="store_true", help="after the comparison, swap it in for production")
+    parser.add_argument("--yes", action="store_true", help="do not ask before the swap")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan and every API call; change nothing"
+    )
+    parser.add_argument(
+        "--resume", type=int, metavar="ID", help="continue the recovery journaled as action ID"
+    )
+    parser.add_argument("--log.level", dest="log_level", default="warning")
+    return parser
+
+
+def _journal_owner() -> str:
+    return f"recover:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def op_start(
+    owner: str, target: RdsTarget, labels: dict[str, str], mode: str, now: float
+) -> Callable[[Tx], int]:
+    """A new journal row for this recovery, running and owned by this process."""
+
+    def run(tx: Tx) -> int:
+        row = tx.execute(
+            "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, mode, alertname,"
+            " fingerprint, starts_at, alert_status, target, target_key, state, labels, started_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+            (now, now, owner, ACTION, ACTION, mode, ACTION, target.identifier, labels["to"], "manual",
+             target.describe(), target.key, State.RUNNING.value, json.dumps(labels, sort_keys=True), now),
+        ).fetchone()  # fmt: skip
+        return int(row[0])
+
+    return run
+
+
+def op_take_over(action_id: int, owner: str, now: float, stale_after: float) -> Callable[[Tx], str | None]:
+    """Own the row again to resume it, unless a live process still runs it; None, or why not."""
+
+    def run(tx: Tx) -> str | None:
+        row = tx.execute(
+            "SELECT state, a.owner, r.seen_at FROM pgwarden_actions a"
+            " LEFT JOIN pgwarden_replicas r ON r.owner = a.owner WHERE a.id = ? AND a.action = ?",
+            (action_id, ACTION),
+        ).fetchone()
+        if row is None:
+            return f"no recovery with id {action_id}"
+        if row[0] == State.RUNNING and row[2] is not None and float(row[2]) >= now - stale_after:
+            return "busy"
+        tx.execute(
+            "UPDATE pgwarden_actions SET state = ?, owner = ?, outcome = NULL, error = NULL, updated_at = ?,"
+            " finished_at = NULL WHERE id = ?",
+            (State.RUNNING.value, owner, now, action_id),
+        )
+        return None
+
+    return run
+
+
+# ---- the command -----------------------------------------------------------------------------------------------
+
+
+async def _heartbeat(journal: Journal, stale_after: float) -> None:
+    """Stay alive in the replica table, so no responder takes this recovery for a dead one."""
+    while True:
+        with contextlib.suppress(JournalUnavailable):
+            await journal.heartbeat(stale_after)
+        await asyncio.sleep(max(0.2, stale_after / 3))
+
+
+async def _resume_row(
+    args: argparse.Namespace, config: Config, journal: Journal, out: TextIO
+) -> tuple[int, dict[str, Any]]:
+    """Take the journaled recovery over (once its last runner's heartbeat is stale) with its plan."""
+    stale_after = config.schema.replica_timeout
+    deadline = time.monotonic() + stale_after + 2
+    while (
+        why := await journal.store.run(op_take_over(args.resume, journal.owner, time.time(), stale_after))
+    ) == "busy":
+        if time.monotonic() > deadline:
+            raise RecoveryStopped(f"recovery {args.resume} is being run by a live process", Outcome.GUARDRAIL)
+        print("waiting for the previous run's heartbeat to go stale", file=out, flush=True)
+        await asyncio.sleep(max(0.2, stale_after / 3))
+    if why is not None:
+        raise RecoveryStopped(why, Outcome.GUARDRAIL)
+    row = await journal.get(args.resume)
+    assert row is not None
+    plan = dict(row["plan"] or {})
+    if not plan:
+        raise RecoveryStopped(f"recovery {args.resume} journaled no plan to resume")
+    if args.swap:
+        plan["swap"] = True
+    if args.yes:
+        plan["confirmed"] = True
+    return args.resume, plan
+
+
+async def _open_row(
+    args: argparse.Namespace, config: Config, journal: Journal, out: TextIO
+) -> tuple[int, dict[str, Any]]:
+    """A new journal row for the recovery the flags ask for (or the resumed one) and its plan."""
+    if args.resume is not None:
+        return await _resume_row(args, config, journal, out)
+    if not args.instance or not args.to:
+        raise RecoveryStopped("give --instance and --to (or --resume ID)", Outcome.GUARDRAIL)
+    assert config.aws is not None
+    region = args.region or config.aws.region
+    try:
+        when = engine.parse_time(args.to)
+    except ValueError:
+        raise RecoveryStopped(f"--to {args.to!r} is not an RFC 3339 time", Outcome.GUARDRAIL) from None
+    target = RdsTarget(args.instance, region)
+    labels = {"instance": args.instance, "region": region, "to": engine.iso(when) or args.to}
+    mode = "dry-run" if args.dry_run else "enforce"
+    action_id = await journal.store.run(op_start(journal.owner, target, labels, mode, time.time()))
+    plan: dict[str, Any] = {
+        "instance": args.instance,
+        "region": region,
+        "to": labels["to"],
+        "recovered": engine.derived_identifier(args.instance, f"-recovery-{when:%Y%m%d}"),
+        "old": engine.derived_identifier(args.instance, "-old"),
+        "instance_class": args.instance_class,
+        "swap": bool(args.swap),
+        "confirmed": bool(args.yes),
+        "steps": {},
+    }
+    await journal.set_plan(action_id, plan)
+    print(f"recovery {action_id}: {args.instance} ({region}) to {labels['to']}", file=out, flush=True)
+    return action_id, plan
+
+
+async def recover(
+    args: argparse.Namespace, config: Config, out: TextIO, confirm: Callable[[str], str]
+) -> int:
+    recovery = config.schema.recovery
+    if recovery is None or config.aws is None:
+        print("recover needs a recovery: section and an aws: section in the configuration", file=out)
+        return 2
+    journal = Journal(open_store(config.journal, timeout=config.schema.journal_timeout), _journal_owner())
+    await journal.start()
+    beat = asyncio.create_task(_heartbeat(journal, config.schema.replica_timeout))
+    action_id: int | None = None
+    try:
+        action_id, plan = await _open_row(args, config, journal, out)
+        ctx = Context(config, recovery, RdsApi(config.aws), journal, action_id, plan, out, bool(args.dry_run))
+        await run_steps(ctx, confirm)
+        outcome = Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED
+        await journal.finish(action_id, outcome, {"steps": sorted(plan["steps"])})
+        print(f"recovery {action_id}: {outcome.value}", file=out, flush=True)
+        return 0
+    except RecoveryStopped as exc:
+        print(f"stopped: {exc}", file=out, flush=True)
+        if action_id is not None:
+            await journal.finish(action_id, exc.outcome, None, str(exc))
+        return 2 if exc.outcome is Outcome.GUARDRAIL else 1
+    except Exception as exc:
+        print(f"failed: {type(exc).__name__}: {exc}", file=out, flush=True)
+        if action_id is not None:
+            await journal.finish(action_id, Outcome.FAILED, None, f"{type(exc).__name__}: {exc}")
+            print(
+                f"fix the cause, then: pgwarden-responder recover --config ... --resume {action_id}", file=out
+            )
+        return 1
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        await journal.close()
+
+
+def _ask(prompt: str) -> str:
+    if not sys.stdin.isatty():
+        return ""
+    return input(prompt)
+
+
+def main(
+    argv: list[str],
+    registry: ActionRegistry | None = None,
+    out: TextIO | None = None,
+    confirm: Callable[[str], str] = _ask,
+) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, "logfmt")
+    try:
+        config = load_config(args.config, registry or default_registry())
+    except ConfigError as exc:
+        return print_config_errors(str(args.config), exc.errors)
+    return asyncio.run(recover(args, config, out or sys.stdout, confirm))

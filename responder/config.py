@@ -8,6 +8,7 @@ path (`playbooks.3.params.max_class`), and all are reported at once.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -77,6 +78,20 @@ class PlaybookSchema(StrictModel):
     timeout: Duration = 300.0
 
 
+class PrincipalSchema(StrictModel):
+    """An approver or a viewer: the name the journal records, and a token of their own."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_RE)
+    token_env: str | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> PrincipalSchema:
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token_env or token_file")
+        return self
+
+
 class ResponderSchema(StrictModel):
     mode: Mode = "dry-run"
     auth: Literal["bearer", "none"] = "bearer"
@@ -95,6 +110,21 @@ class ResponderSchema(StrictModel):
     targets: list[TargetSchema] = []
     aws: AwsSchema | None = None
     playbooks: list[PlaybookSchema] = []
+    approvers: list[PrincipalSchema] = []  # may approve and reject; sign in to the console
+    viewers: list[PrincipalSchema] = []  # read-only console and reports
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A person with a credential of their own: `approver` (may decide) or `viewer` (reads only)."""
+
+    name: str
+    role: Literal["approver", "viewer"]
+    token: str = field(repr=False)  # secret: never logged
+
+    @property
+    def can_approve(self) -> bool:
+        return self.role == "approver"
 
 
 @dataclass(frozen=True)
@@ -166,6 +196,15 @@ class Config:
     aws: AwsConfig | None
     playbooks: tuple[Playbook, ...]
     actions: ActionRegistry = field(compare=False)  # every known action, configured or not
+    principals: tuple[Principal, ...] = ()  # approvers and viewers
+
+    def principal(self, token: str) -> Principal | None:
+        """Whose token this is (constant-time comparisons against every one); the webhook's is nobody's."""
+        found = None
+        for p in self.principals:
+            if hmac.compare_digest(token.encode(), p.token.encode()):
+                found = p
+        return found
 
     @property
     def mode(self) -> Mode:
@@ -235,6 +274,33 @@ def _no_duplicate_names(section: str, what: str, names: list[str], errors: Error
         seen.add(name)
 
 
+def _principals(schema: ResponderSchema, webhook_token: str | None, errors: Errors) -> tuple[Principal, ...]:
+    """Approvers and viewers; every token differs from the webhook's and from each other's."""
+    sections: tuple[tuple[Literal["approver", "viewer"], str, list[PrincipalSchema]], ...] = (
+        ("approver", "approvers", schema.approvers),
+        ("viewer", "viewers", schema.viewers),
+    )
+    names = [p.name for _, _, section in sections for p in section]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        errors.add("approvers", f"{name!r} is named more than once in approvers/viewers")
+    principals: list[Principal] = []
+    seen: list[str] = [webhook_token] if webhook_token else []
+    for role, section, entries in sections:
+        for i, p in enumerate(entries):
+            ref = SecretRef("token", env=p.token_env, file=p.token_file)
+            token = errors.secret(ref, f"{section}.{i}")
+            if token is None:
+                continue
+            if any(hmac.compare_digest(token.encode(), other.encode()) for other in seen):
+                errors.add(
+                    f"{section}.{i}.{ref.sources()[0]}", "this token is already in use: give each its own"
+                )
+                continue
+            seen.append(token)
+            principals.append(Principal(p.name, role, token))
+    return tuple(principals)
+
+
 def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
     _no_duplicate_names("targets", "target", [t.name for t in schema.targets], errors)
     servers: list[Server] = []
@@ -274,6 +340,7 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
     token = _token(schema, errors)
     journal = _journal(schema, errors)
     servers = _servers(schema, errors)
+    principals = _principals(schema, token, errors)
     aws = None
     if schema.aws is not None:
         endpoint = schema.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -284,7 +351,7 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
         if (playbook := _playbook(f"playbooks.{i}", p, schema, registry, errors)) is not None:
             playbooks.append(playbook)
     errors.raise_if_any()
-    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry)
+    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry, principals)
 
 
 def build_config(raw: Any, registry: ActionRegistry) -> Config:
@@ -303,6 +370,8 @@ def summary(config: Config) -> str:
     lines = [
         f"mode: {config.mode}",
         f"auth: {'bearer token' if config.token else 'none'}",
+        f"approvers: {', '.join(p.name for p in config.principals if p.can_approve) or '-'}",
+        f"viewers: {', '.join(p.name for p in config.principals if not p.can_approve) or '-'}",
         f"journal: {config.journal_display()}",
         f"targets: {', '.join(f'{s.name} ({s.display})' for s in config.servers) or '-'}",
         f"aws: {(aws.region + (f' via {aws.endpoint_url}' if aws.endpoint_url else '')) if aws else '-'}",

@@ -1,0 +1,53 @@
+"""Build a report: gather the journal rows and the target's catalog, then every section of the period."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import psycopg
+
+from responder.journal import Journal
+from responder.journal.search import ActionFilter, find
+from responder.report.catalog import Catalog, read_catalog
+from responder.report.model import Period, PeriodName, Report
+from responder.report.prometheus import Prometheus
+from responder.report.sections import SECTIONS, Inputs, build_section
+
+JOURNAL_ROWS = 1000  # per action and period: far more than any schedule makes
+
+JournalRows = Callable[[str, float, float], Awaitable[list[dict[str, Any]]]]
+"""(action, since, until) -> the journal's rows of that action in the window, newest first."""
+
+
+def journal_reader(journal: Journal) -> JournalRows:
+    async def rows(action: str, since: float, until: float) -> list[dict[str, Any]]:
+        return await find(journal, ActionFilter(action=action, since=since, until=until, limit=JOURNAL_ROWS))
+
+    return rows
+
+
+async def build_report(
+    period_name: PeriodName,
+    prometheus_url: str,
+    *,
+    selector: str = "",
+    journal: JournalRows | None = None,
+    conn: psycopg.AsyncConnection[Any] | None = None,
+    end: float | None = None,
+    source: str | None = None,
+) -> Report:
+    """The report of the period ending at `end` (now): Prometheus always; the journal and the target's
+    catalog when given (their sections say `no data` otherwise)."""
+    period = Period(period_name, end if end is not None else time.time())
+    catalog: Catalog | None = await read_catalog(conn) if conn is not None else None
+    drills = vacuums = None
+    if journal is not None:
+        drills = await journal("restore_drill", period.start, period.end)
+        vacuums = await journal("vacuum_analyze", period.start, period.end)
+    async with aiohttp.ClientSession() as session:
+        inputs = Inputs(Prometheus(prometheus_url, session), selector, period, drills, vacuums, catalog)
+        sections = [await build_section(k, t, b, inputs) for k, t, b in SECTIONS[period_name]]
+    return Report(period, source or prometheus_url, sections, time.time())

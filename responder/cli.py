@@ -16,7 +16,7 @@ from responder.config import ConfigError, load_config, summary
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
 from responder.playbooks import default_registry
-from responder.report.command import add_report_command, run_report_command
+from responder.report_command import add_report_command, run_report_command
 
 log = logging.getLogger("responder")
 

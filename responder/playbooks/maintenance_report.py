@@ -23,8 +23,7 @@ from responder.core import (
     TargetKind,
     connect,
 )
-from responder.report import build_report, to_html, to_markdown
-from responder.report.catalog import read_catalog
+from responder.report import build_report, read_catalog, to_html, to_markdown
 
 
 class MaintenanceReportParams(ActionParams):

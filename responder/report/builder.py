@@ -9,24 +9,13 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from responder.journal import Journal
-from responder.journal.search import ActionFilter, find
 from responder.report.catalog import Catalog, read_catalog
 from responder.report.model import Period, PeriodName, Report
 from responder.report.prometheus import Prometheus
 from responder.report.sections import SECTIONS, Inputs, build_section
 
-JOURNAL_ROWS = 1000  # per action and period: far more than any schedule makes
-
 JournalRows = Callable[[str, float, float], Awaitable[list[dict[str, Any]]]]
 """(action, since, until) -> the journal's rows of that action in the window, newest first."""
-
-
-def journal_reader(journal: Journal) -> JournalRows:
-    async def rows(action: str, since: float, until: float) -> list[dict[str, Any]]:
-        return await find(journal, ActionFilter(action=action, since=since, until=until, limit=JOURNAL_ROWS))
-
-    return rows
 
 
 async def build_report(

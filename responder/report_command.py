@@ -23,9 +23,17 @@ from pgwarden.cli import print_config_errors
 from responder.config import Config, ConfigError, load_config
 from responder.core import ActionRegistry, PostgresTarget, connect
 from responder.journal import Journal, JournalUnavailable, open_store
-from responder.report.builder import build_report, journal_reader
+from responder.journal.search import ActionFilter, find
+from responder.report.builder import JournalRows, build_report
 from responder.report.model import Report
 from responder.report.render import to_html, to_markdown
+
+
+def journal_reader(journal: Journal) -> JournalRows:
+    async def rows(action: str, since: float, until: float) -> list[dict[str, Any]]:
+        return await find(journal, ActionFilter(action=action, since=since, until=until, limit=1000))
+
+    return rows
 
 
 def _end(text: str) -> float:

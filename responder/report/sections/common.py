@@ -63,11 +63,31 @@ class Inputs:
         return await self.instant(f"{fn}({self.m(name, *matchers)}[{self.period.window}]{shift})")
 
     async def trend(self, expr: str) -> list[Series]:
-        """`expr` over the period, each point the maximum of its step (so a short burst still shows)."""
+        """`expr` over the period, each point the maximum of its step (so a short burst still shows), and
+        its value at the very end (series younger than the subquery's one-minute grid still show)."""
         p = self.period
-        return await self.prometheus.range(
+        found = await self.prometheus.range(
             f"max_over_time(({expr})[{int(p.step)}s:60s])", p.start, p.end, p.step
         )
+        by_labels = {_series_key(s.labels): s for s in found}
+        for sample in await self.instant(expr):
+            series = by_labels.get(_series_key(sample.labels))
+            if series is None:
+                found.append(Series(sample.labels, [(p.end, sample.value)]))
+            elif series.points[-1][0] < p.end:
+                series.points.append((p.end, sample.value))
+        return found
+
+    async def peak(self, expr: str) -> float | None:
+        """The highest value of a single-series `expr` (an aggregation) over the period, on a one-minute grid
+        and at the end."""
+        found = await self.instant(f"max_over_time(({expr})[{self.period.window}:60s])")
+        found += await self.instant(expr)
+        return max((s.value for s in found), default=None)
+
+
+def _series_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
 
 SectionBuilder = Callable[[Inputs], Awaitable[Section]]
@@ -94,6 +114,11 @@ def seconds(value: float | None) -> str:
     if value >= 3600:
         return f"{value / 3600:.1f} h"
     return f"{value:.3g} s" if value < 60 else f"{value / 60:.1f} min"
+
+
+def exact_seconds(value: object) -> str:
+    """Drill times as the drill measured them (RTO and RPO are compared to targets in seconds)."""
+    return f"{value:g} s" if isinstance(value, int | float) else "-"
 
 
 def size(value: float) -> str:
@@ -167,8 +192,8 @@ def drill_section(key: str, title: str, cross_region_only: bool = False) -> Sect
                 points.append((finished, float(restore)))
             table_rows.append((
                 when(finished), str(result.get("dbidentifier", "-")), str(result.get("source", "-")),
-                seconds(restore if isinstance(restore, int | float) else None),
-                seconds(result.get("recovery_point_age_seconds")), f"{passed}/{len(checks)}",
+                exact_seconds(restore), exact_seconds(result.get("recovery_point_age_seconds")),
+                f"{passed}/{len(checks)}",
                 "passed" if ok else (r.get("error") or "a check failed"),
             ))  # fmt: skip
         table = Table(

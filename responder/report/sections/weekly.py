@@ -26,6 +26,11 @@ from responder.report.sections.common import (
 STATEMENT = ("datname", "user", "queryid")
 
 
+def _text(texts: dict[tuple[str, ...], str], key: tuple[str, ...]) -> str:
+    text = texts.get(key)
+    return f", {text[:60]}" if text else ""
+
+
 async def slow_queries(q: Inputs) -> Section:
     key, title = "slow_queries", "Slow queries"
     total = await q.instant(
@@ -79,14 +84,16 @@ async def slow_queries(q: Inputs) -> Section:
             "attention",
             (
                 f"{len(regressions)} queries' mean time rose by more than 50% against the previous period"
-                f" (worst: queryid {worst[2]}, {seconds(before[worst])} to {seconds(mean[worst])})"
+                f" (worst: queryid {worst[2]}{_text(texts, worst)}, {seconds(before[worst])} to"
+                f" {seconds(mean[worst])})"
             ),
         )
     elif by_mean and mean[by_mean[0]] > SLOW_MEAN_SECONDS:
         verdict, reason = (
             "attention",
             (
-                f"the slowest query (queryid {by_mean[0][2]}) averages {seconds(mean[by_mean[0]])},"
+                f"the slowest query (queryid {by_mean[0][2]}{_text(texts, by_mean[0])}) averages"
+                f" {seconds(mean[by_mean[0]])},"
                 f" over {SLOW_MEAN_SECONDS:g} s, with no regression against the previous period"
             ),
         )
@@ -142,17 +149,15 @@ async def index_usage(q: Inputs) -> Section:
 
 async def connection_pool(q: Inputs) -> Section:
     key, title = "connection_pool", "Connection pool"
-    w = q.period.window
     total = f"sum({q.m('pg_stat_activity_count')})"
     idle = 'state=~"idle in transaction.*"'
     idle_tx = f"sum({q.m('pg_stat_activity_count', idle)})"
-    peak = await q.instant(f"max_over_time({total}[{w}:60s])")
-    if not peak:
+    peak = await q.peak(total)
+    if peak is None:
         return no_data(key, title, "pg_stat_activity_count")
     limit = await q.over("last_over_time", "pg_settings_max_connections")
-    idle_peak = await q.instant(f"max_over_time({idle_tx}[{w}:60s])")
-    peak_value = peak[0].value
-    idle_value = idle_peak[0].value if idle_peak else 0.0
+    peak_value = peak
+    idle_value = await q.peak(idle_tx) or 0.0
     series = [("connections", s) for s in await q.trend(total)]
     series += [("idle in transaction", s) for s in await q.trend(idle_tx)]
     max_connections = max((s.value for s in limit), default=None)

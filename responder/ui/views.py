@@ -30,7 +30,7 @@ Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
 def _page(request: web.Request, session: Session, template: str, **context: Any) -> web.Response:
     return aiohttp_jinja2.render_template(
-        template, request, {"session": session, "principal": session.principal, **context}
+        template, request, {"request": request, "session": session, "principal": session.principal, **context}
     )
 
 

@@ -34,8 +34,10 @@ def line_chart(
     series: Sequence[tuple[str, Series]],
     unit: str,
     limit: tuple[str, float] | None = None,
+    span: tuple[float, float] | None = None,
 ) -> str:
-    """One line per (label, series) over time; `limit` draws a labelled horizontal line."""
+    """One line per (label, series) over time; `limit` draws a labelled horizontal line; `span` fixes the
+    time axis to the report's period (a series younger than the period shows where it starts)."""
     fig, ax = plt.subplots(figsize=(8, 2.8), dpi=96)
     for label, s in series:
         xs = np.array([int(t) for t, _ in s.points], dtype="datetime64[s]")
@@ -43,6 +45,9 @@ def line_chart(
         ax.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None, markersize=3, linewidth=1.2)
     if limit is not None:
         ax.axhline(limit[1], color="#b22", linestyle="--", linewidth=1, label=limit[0])
+    if span is not None:
+        start, end = (mdates.date2num(np.datetime64(int(t), "s")) for t in span)  # type: ignore[no-untyped-call]
+        ax.set_xlim(float(start), float(end))
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(unit, fontsize=8)
     ax.tick_params(labelsize=7)

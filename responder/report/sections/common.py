@@ -78,6 +78,16 @@ class Inputs:
                 series.points.append((p.end, sample.value))
         return found
 
+    def chart(
+        self,
+        title: str,
+        series: Sequence[tuple[str, Series]],
+        unit: str,
+        limit: tuple[str, float] | None = None,
+    ) -> str:
+        """A line chart over the report's period."""
+        return line_chart(title, series, unit, limit, span=(self.period.start, self.period.end))
+
     async def peak(self, expr: str) -> float | None:
         """The highest value of a single-series `expr` (an aggregation) over the period, on a one-minute grid
         and at the end."""
@@ -104,6 +114,10 @@ def key_of(labels: dict[str, str], *names: str) -> tuple[str, ...]:
 
 def by_labels(samples: list[Sample], *names: str) -> dict[tuple[str, ...], float]:
     return {key_of(s.labels, *names): s.value for s in samples}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def seconds(value: float | None) -> str:
@@ -204,15 +218,15 @@ def drill_section(key: str, title: str, cross_region_only: bool = False) -> Sect
         charts = []
         if points:
             charts.append(
-                line_chart("Restore time per drill", [("restore seconds", Series({}, points))], "seconds")
+                q.chart("Restore time per drill", [("restore seconds", Series({}, points))], "seconds")
             )
         if failed:
             return Section(
-                key, title, "attention", f"{failed} of {len(rows)} {what}s failed", charts, [table]
+                key, title, "attention", f"{failed} of {plural(len(rows), what)} failed", charts, [table]
             )
         slowest = max((p[1] for p in points), default=None)
         return Section(
-            key, title, "ok", f"{len(rows)} {what}s passed every check (slowest restore {seconds(slowest)})",
+            key, title, "ok", f"{plural(len(rows), what)} passed every check (slowest restore {seconds(slowest)})",
             charts, [table],
         )  # fmt: skip
 

@@ -3,7 +3,6 @@ test: `common.drill_section`)."""
 
 from __future__ import annotations
 
-from responder.report.charts import line_chart
 from responder.report.model import Section, Table, no_data
 from responder.report.prometheus import Series
 from responder.report.sections.common import (
@@ -38,7 +37,7 @@ async def table_bloat(q: Inputs) -> Section:
     names = regex_of([s.labels.get("relname", "") for s in top[:5]])
     series = await q.trend(q.m("pg_table_bloat_bytes", f'relname=~"{names}"'))
     charts = [
-        line_chart(
+        q.chart(
             "Bloat of the most bloated tables",
             [(f"{s.labels.get('schemaname', '')}.{s.labels.get('relname', '')}", Series({}, [(t, v / 2**20) for t, v in s.points])) for s in series],
             "MiB",
@@ -116,7 +115,7 @@ async def vacuum_age(q: Inputs) -> Section:
     )
     if dead and (series := await q.trend(ratio_expr)):
         charts.append(
-            line_chart("Highest dead-tuple ratio", [("dead / (live + dead)", s) for s in series], "ratio")
+            q.chart("Highest dead-tuple ratio", [("dead / (live + dead)", s) for s in series], "ratio")
         )
     statistics = "" if q.catalog is not None else " (statistics age: no read-only access to the target)"
     if stale_vacuum or stale_stats:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from responder.report.charts import line_chart
 from responder.report.model import Section, Table, Verdict, no_data
 from responder.report.sections.common import (
     CPU_DOWN,
@@ -95,7 +94,7 @@ async def instance_sizing(q: Inputs) -> Section:
     )
     series = await q.trend(f"max({cpu})")
     charts = (
-        [line_chart("CPU", [("CPU %", s) for s in series], "percent", ("one class up above", CPU_UP))]
+        [q.chart("CPU", [("CPU %", s) for s in series], "percent", ("one class up above", CPU_UP))]
         if series
         else []
     )

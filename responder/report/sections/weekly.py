@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from responder.report.charts import bar_chart, line_chart
+from responder.report.charts import bar_chart
 from responder.report.model import Section, Table, Verdict, no_data
 from responder.report.sections.common import (
     CONNECTIONS_HIGH,
@@ -47,7 +47,7 @@ async def slow_queries(q: Inputs) -> Section:
         key_of(s.labels, *STATEMENT): s.labels.get("query", "")
         for s in await q.over("last_over_time", "pg_stat_statements_query_info")
     }
-    totals = by_labels(total, *STATEMENT)
+    totals = {k: v for k, v in by_labels(total, *STATEMENT).items() if v > 0}
 
     def row(k: tuple[str, ...]) -> tuple[str, ...]:
         now, prev = mean.get(k), before.get(k)
@@ -76,7 +76,7 @@ async def slow_queries(q: Inputs) -> Section:
         series = await q.trend(q.m("pg_stat_statements_mean_seconds", f'queryid=~"{ids}"'))
         labelled = [(f"{s.labels.get('datname', '')} {s.labels.get('queryid', '')}", s) for s in series]
         if labelled:
-            charts.append(line_chart("Mean time of the slowest queries", labelled, "seconds"))
+            charts.append(q.chart("Mean time of the slowest queries", labelled, "seconds"))
     verdict: Verdict
     if regressions:
         worst = regressions[0]
@@ -162,7 +162,7 @@ async def connection_pool(q: Inputs) -> Section:
     series += [("idle in transaction", s) for s in await q.trend(idle_tx)]
     max_connections = max((s.value for s in limit), default=None)
     charts = [
-        line_chart(
+        q.chart(
             "Connections",
             series,
             "connections",

@@ -19,8 +19,10 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
+from tests.responder.ui.console import ALICE, VICTOR
+from tests.responder.ui.console import people as console_people
 
-ALICE, VICTOR = "alice-approver-token-0123", "victor-viewer-token-0123"
+HELD = {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -29,15 +31,7 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def people(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    monkeypatch.setenv("PGW_TEST_ALICE_TOKEN", ALICE)
-    (tmp_path / "victor.token").write_text(VICTOR + "\n")
-    return {
-        "approvers": [{"name": "alice", "token_env": "PGW_TEST_ALICE_TOKEN"}],
-        "viewers": [{"name": "victor", "token_file": str(tmp_path / "victor.token")}],
-        "playbooks": [
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ],
-    }
+    return {**console_people(monkeypatch, tmp_path), "playbooks": [HELD]}
 
 
 async def test_only_an_approvers_token_decides_and_the_journal_names_the_approver(

@@ -64,12 +64,7 @@ async def test_only_an_approvers_token_decides_and_the_journal_names_the_approve
 async def test_without_approvers_nothing_can_approve(
     make_config: ConfigFactory, client_for: ClientFactory
 ) -> None:
-    config = make_config(
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ]
-    )
-    client = await client_for(config)
+    client = await client_for(make_config(playbooks=[HELD]))
     (d,) = await post_alerts(client, alert())
     assert (await client.post(f"/actions/{d['id']}/approve", headers=AUTH)).status == 403
     assert (await wait_done(client, d["id"]))["state"] == "pending"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from responder.config import ConfigError
+from responder.config import ConfigError, summary
 from tests.responder.conftest import (
     AUTH,
     TOKEN,
@@ -96,3 +96,4 @@ def test_config_errors_name_the_key(
     config = make_config(approvers=[{"name": "alice", "token_env": "PGW_TEST_A"}])
     assert [(p.name, p.role) for p in config.principals] == [("alice", "approver")]
     assert "token-a" not in repr(config.principals)
+    assert "approvers: alice" in summary(config) and "viewers: -" in summary(config)

@@ -20,11 +20,12 @@ from typing import Any
 import psycopg
 
 from pgwarden.cli import print_config_errors
-from responder.config import Config, ConfigError, load_config
-from responder.core import ActionRegistry, PostgresTarget, connect
+from responder.config import Config, ConfigError, Server, load_config
+from responder.core import ActionRegistry
 from responder.journal import Journal, JournalUnavailable, open_store
 from responder.journal.search import ActionFilter, find
 from responder.report.builder import JournalRows, build_report
+from responder.report.catalog import Catalog, catalog_at
 from responder.report.model import Report
 from responder.report.render import to_html, to_markdown
 
@@ -66,41 +67,41 @@ def add_report_command(commands: Any) -> None:
     report.add_argument("--end", type=_end, help="the period's end (default: now)")
 
 
-def _server(config: Config, name: str | None) -> PostgresTarget | None:
-    if name is None and len(config.servers) != 1:
+def _server(config: Config, name: str | None) -> Server | None:
+    """The target whose catalog is read: the named one, or the only one configured."""
+    if name is not None:
+        return config.server(name)
+    return config.servers[0] if len(config.servers) == 1 else None
+
+
+async def _catalog(server: Server) -> Catalog | None:
+    try:
+        return await catalog_at(server.conninfo, server.connect_timeout)
+    except psycopg.Error as exc:
+        print(
+            f"report: {server.name} not readable ({type(exc).__name__}); its sections say no data",
+            file=sys.stderr,
+        )
         return None
-    server = config.server(name) if name else config.servers[0]
-    return PostgresTarget(server.name, server.conninfo, server.display) if server else None
 
 
 async def _build(args: argparse.Namespace, config: Config | None) -> Report:
-    journal = conn = None
+    if config is None:
+        return await build_report(args.period, args.prometheus, selector=args.selector, end=args.end)
+    server = _server(config, args.target)
+    journal = Journal(open_store(config.journal, pool_size=1), f"report:{time.time():.0f}")
+    await journal.start()
     try:
-        if config is not None:
-            journal = Journal(open_store(config.journal, pool_size=1), f"report:{time.time():.0f}")
-            await journal.start()
-            server = _server(config, args.target)
-            if server is not None:
-                try:
-                    conn = await connect(server)
-                except psycopg.Error as exc:
-                    print(
-                        f"report: {server.name} not readable ({type(exc).__name__}); its sections say no data",
-                        file=sys.stderr,
-                    )
         return await build_report(
             args.period,
             args.prometheus,
             selector=args.selector,
-            journal=journal_reader(journal) if journal is not None else None,
-            conn=conn,
+            journal=journal_reader(journal),
+            catalog=await _catalog(server) if server is not None else None,
             end=args.end,
         )
     finally:
-        if conn is not None:
-            await conn.close()
-        if journal is not None:
-            await journal.close()
+        await journal.close()
 
 
 def run_report_command(args: argparse.Namespace, registry: ActionRegistry) -> int:
@@ -110,6 +111,9 @@ def run_report_command(args: argparse.Namespace, registry: ActionRegistry) -> in
             config = load_config(args.report_config, registry)
         except ConfigError as exc:
             return print_config_errors(str(args.report_config), exc.errors)
+        if args.target is not None and config.server(args.target) is None:
+            print(f"report: --target {args.target!r} is not a configured target", file=sys.stderr)
+            return 2
     try:
         report = asyncio.run(_build(args, config))
     except JournalUnavailable as exc:

@@ -21,9 +21,8 @@ from responder.core import (
     ActionSpec,
     PostgresTarget,
     TargetKind,
-    connect,
 )
-from responder.report import build_report, read_catalog, to_html, to_markdown
+from responder.report import build_report, catalog_at, to_html, to_markdown
 
 
 class MaintenanceReportParams(ActionParams):
@@ -49,31 +48,22 @@ async def run(ctx: ActionContext[MaintenanceReportParams]) -> ActionResult:
     await ctx.save_plan(plan)
     if ctx.dry_run:
         return {"would_build": plan}
-    conn = None
-    catalog_error = None
+    catalog, catalog_error = None, None
     if params.read_target:
         try:
-            conn = await connect(target)
-            await read_catalog(conn)  # fail here, not halfway through the report
+            catalog = await catalog_at(target.conninfo)
         except psycopg.Error as exc:
             catalog_error = f"{type(exc).__name__}: {exc}"
             ctx.log.warning("target not readable for the report", extra={"error": catalog_error})
-            if conn is not None:
-                await conn.close()
-            conn = None
-    try:
-        report = await build_report(
-            params.period,
-            params.prometheus,
-            selector=params.selector,
-            journal=ctx.journal_rows,
-            conn=conn,
-            end=time.time(),
-            source=f"{params.prometheus}, {target.describe()}",
-        )
-    finally:
-        if conn is not None:
-            await conn.close()
+    report = await build_report(
+        params.period,
+        params.prometheus,
+        selector=params.selector,
+        journal=ctx.journal_rows,
+        catalog=catalog,
+        end=time.time(),
+        source=f"{params.prometheus}, {target.describe()}",
+    )
     html_path = params.out_dir / f"{report.id}-{ctx.action_id}.html"
     md_path = html_path.with_suffix(".md")
     markdown = to_markdown(report)

@@ -4,7 +4,7 @@ from Prometheus range queries, the journal and read-only queries to the target."
 from __future__ import annotations
 
 from responder.report.builder import JournalRows, build_report
-from responder.report.catalog import read_catalog
+from responder.report.catalog import catalog_at
 from responder.report.model import PERIOD_SECONDS, Period, Report, Section, Table
 from responder.report.render import to_html, to_markdown
 
@@ -16,7 +16,7 @@ __all__ = [
     "Section",
     "Table",
     "build_report",
-    "read_catalog",
+    "catalog_at",
     "to_html",
     "to_markdown",
 ]

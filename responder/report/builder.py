@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import psycopg
 
-from responder.report.catalog import Catalog, read_catalog
+from responder.report.catalog import Catalog
 from responder.report.model import Period, PeriodName, Report
 from responder.report.prometheus import Prometheus
 from responder.report.sections import SECTIONS, Inputs, build_section
@@ -24,14 +23,13 @@ async def build_report(
     *,
     selector: str = "",
     journal: JournalRows | None = None,
-    conn: psycopg.AsyncConnection[Any] | None = None,
+    catalog: Catalog | None = None,
     end: float | None = None,
     source: str | None = None,
 ) -> Report:
-    """The report of the period ending at `end` (now): Prometheus always; the journal and the target's
-    catalog when given (their sections say `no data` otherwise)."""
+    """The report of the period ending at `end` (now): Prometheus always; the journal's rows and the target's
+    catalog (`read_catalog`) when given (their sections say `no data` otherwise)."""
     period = Period(period_name, end if end is not None else time.time())
-    catalog: Catalog | None = await read_catalog(conn) if conn is not None else None
     drills = vacuums = None
     if journal is not None:
         drills = await journal("restore_drill", period.start, period.end)

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
+
+# Starts with the responder's own application_name, so terminate_queries never signals it.
+APPLICATION_NAME = "pgwarden-responder-report"
 
 DUPLICATE_INDEXES = """
 SELECT n.nspname, t.relname, array_agg(i.relname::text ORDER BY i.relname), sum(pg_relation_size(x.indexrelid))
@@ -69,3 +73,15 @@ async def read_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
         for r in await (await conn.execute(STATISTICS)).fetchall()
     ]
     return Catalog(database, version, dups, stats)
+
+
+async def catalog_at(conninfo: str, connect_timeout: float = 5.0) -> Catalog:
+    """`read_catalog` on a session of its own; psycopg.Error when the target cannot be read."""
+    conninfo = make_conninfo(conninfo, application_name=APPLICATION_NAME)
+    conn = await psycopg.AsyncConnection.connect(
+        conninfo, autocommit=True, connect_timeout=int(connect_timeout)
+    )
+    try:
+        return await read_catalog(conn)
+    finally:
+        await conn.close()

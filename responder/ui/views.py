@@ -203,7 +203,9 @@ def _reader(request: web.Request) -> bool:
     given = given.strip() if scheme.lower() == "bearer" else ""
     if config.token is None:
         return True
-    return secrets.compare_digest(given.encode(), config.token.encode()) or config.principal(given) is not None
+    return (
+        secrets.compare_digest(given.encode(), config.token.encode()) or config.principal(given) is not None
+    )
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:

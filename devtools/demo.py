@@ -42,6 +42,7 @@ IDENTIFIER = "skillancer-production"
 REGION = "us-east-1"
 GIB = 1024**3
 TOKEN = "demo-responder-token-change-me"
+CONSOLE_TOKEN = "demo-approver-token-change-me"  # the console's sign-in: an approver's own token
 THRESHOLD = 5  # seconds: PostgresLongRunningQuery at demo intervals (alerts/demo/overrides.yml)
 LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 STEPS = (
@@ -190,6 +191,7 @@ def responder_config(workdir: Path, token: Path) -> dict[str, Any]:
     return {
         "mode": "enforce",
         "token_file": str(token),
+        "approvers": [{"name": "demo", "token_file": str(token.with_name("approver-token"))}],
         "journal": f"sqlite:///{workdir / 'journal.db'}",
         "targets": [{"name": "production", "dsn_env": "DEMO_RESPONDER_DSN"}],
         "aws": {"region": REGION},
@@ -390,6 +392,7 @@ def main() -> int:
         }
         token = workdir / "token"
         token.write_text(TOKEN + "\n")
+        token.with_name("approver-token").write_text(CONSOLE_TOKEN + "\n")
         services["exporter"] = start_exporter(workdir, exporter_config(), env)
         services["responder"] = start_responder(workdir, responder_config(workdir, token), env)
         am = demo_alertmanager(workdir / "alertmanager.yml", f"{services['responder'].url}/webhook", token)
@@ -405,6 +408,7 @@ def main() -> int:
             f"  responder     {services['responder'].url}/actions (Authorization: Bearer {TOKEN})", flush=True
         )
         print(f"  exporter      {services['exporter'].url}/metrics", flush=True)
+        print(f"  console       {services['responder'].url}/ui (sign in with {CONSOLE_TOKEN})", flush=True)
         time.sleep(3)  # a few scrapes before the scenario
         ok = play(services, rds, cloudwatch, server, server.dsn("shop", "demo_app", "demo-app-pw"))
         print("demo: every step happened" if ok else "demo: FAILED", flush=True)

@@ -26,7 +26,8 @@ from responder.journal import Journal, JournalUnavailable, open_store
 from responder.metrics import ResponderMetrics
 from responder.models import WebhookPayload
 from responder.outcomes import Answer
-from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
+from responder.scheduling.scheduler import SCHEDULER, ConsoleSchedules, Scheduler, schedule_status
+from responder.ui import SCHEDULES, register_schedules, setup_console
 
 log = logging.getLogger("responder")
 
@@ -44,15 +45,22 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def _bearer(request: web.Request) -> str:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def _authorized(request: web.Request) -> bool:
+    """The webhook's token (or `auth: none`)."""
     token = request.app[keys.CONFIG].token
     if token is None:
         return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer":
-        given = ""
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    return hmac.compare_digest(_bearer(request).encode(), token.encode())
+
+
+def _may_read(request: web.Request) -> bool:
+    """The webhook's token, or an approver's or a viewer's."""
+    return _authorized(request) or request.app[keys.CONFIG].principal(_bearer(request)) is not None
 
 
 def _reason(exc: ValidationError) -> str:
@@ -114,7 +122,7 @@ async def webhook(request: web.Request) -> web.Response:
 
 
 async def list_actions(request: web.Request) -> web.Response:
-    if not _authorized(request):
+    if not _may_read(request):
         return _reply(401, {"error": "missing or wrong bearer token"})
     try:
         limit = int(request.query.get("limit", "50"))
@@ -130,19 +138,34 @@ async def list_actions(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
-    if not _authorized(request):
-        return _reply(401, {"error": "missing or wrong bearer token"})
+    """Only an approver's own token decides, and the journal records that approver's name: the webhook's
+    token (which every Alertmanager holds) never approves."""
+    approver = request.app[keys.CONFIG].principal(_bearer(request))
+    if approver is None:
+        if _authorized(request) and request.app[keys.CONFIG].token is not None:
+            return _reply(403, {"error": "the webhook token cannot approve; use an approver's token"})
+        return _reply(401, {"error": "missing or wrong approver token"})
+    if not approver.can_approve:
+        return _reply(403, {"error": f"{approver.name} is a viewer and cannot approve"})
     try:
         action_id = int(request.match_info["id"])
     except ValueError:
         return _reply(404, {"error": "no such action"})
-    who = request.headers.get("X-Pgwarden-User", "api")[:100]
     try:
-        answer = await request.app[keys.DISPATCHER].decide(action_id, approve, who)
+        answer = await request.app[keys.DISPATCHER].decide(action_id, approve, approver.name)
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
-    log.info("approval", extra={"action_id": action_id, "answer": answer.value, "by": who})
-    return _reply(APPROVAL_STATUS[answer], {"id": action_id, "result": answer})
+    comment = request.headers.get("X-Pgwarden-User", "")[:100]  # a comment only; never the identity
+    log.info(
+        "approval",
+        extra={
+            "action_id": action_id,
+            "answer": answer.value,
+            "by": approver.name,
+            "comment": comment or None,
+        },
+    )
+    return _reply(APPROVAL_STATUS[answer], {"id": action_id, "result": answer, "decided_by": approver.name})
 
 
 async def approve(request: web.Request) -> web.Response:
@@ -212,6 +235,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         await dispatcher.recover(first=True)
         app[SCHEDULER] = scheduler = Scheduler(config, dispatcher)
+        if SCHEDULES not in app:  # a console source registered before start-up stands
+            register_schedules(app, ConsoleSchedules(scheduler))
         await scheduler.start()
         dispatcher.periodic.append(scheduler.tick)
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
@@ -242,4 +267,5 @@ def make_app(config: Config, metrics_: ResponderMetrics | None = None) -> web.Ap
     app.router.add_post("/schedules/{name}/run", run_schedule)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    setup_console(app)
     return app

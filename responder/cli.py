@@ -17,6 +17,7 @@ from responder.config import ConfigError, load_config, summary
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
 from responder.playbooks import default_registry
+from responder.report_command import add_report_command, run_report_command
 
 log = logging.getLogger("responder")
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
     add_common_flags(parser, program="pgwarden-responder", version=__version__, listen=":9096")
+    commands = parser.add_subparsers(dest="command", metavar="{report}")
+    add_report_command(commands)  # no subcommand: serve
     return parser
 
 
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
         return recover.main(argv[1:], registry)
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    if args.command == "report":
+        return run_report_command(args, registry or default_registry())
     try:
         config = load_config(args.config, registry or default_registry())
     except ConfigError as exc:

@@ -8,6 +8,7 @@ path (`playbooks.3.params.max_class`), and all are reported at once.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
 from responder.core import ActionParams, ActionRegistry, ActionSpec, TargetKind
 from responder.drills.models import RecoverySchema
+from responder.principals import Principal, PrincipalSchema, resolve_principals
 from responder.scheduling.schema import ScheduleSchema, last_at_or_before, next_after, target_labels
 
 Mode = Literal["dry-run", "enforce"]
@@ -100,6 +102,8 @@ class ResponderSchema(StrictModel):
     playbooks: list[PlaybookSchema] = []
     schedules: list[ScheduleSchema] = []  # jobs on a clock (responder.scheduling)
     recovery: RecoverySchema | None = None  # what `pgwarden-responder recover` uses
+    approvers: list[PrincipalSchema] = []  # may approve and reject; sign in to the console
+    viewers: list[PrincipalSchema] = []  # read-only console and reports
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,15 @@ class Config:
     playbooks: tuple[Playbook, ...]
     actions: ActionRegistry = field(compare=False)  # every known action, configured or not
     schedules: tuple[Schedule, ...] = ()
+    principals: tuple[Principal, ...] = ()  # approvers and viewers
+
+    def principal(self, token: str) -> Principal | None:
+        """Whose token this is (constant-time comparisons against every one); the webhook's is nobody's."""
+        found = None
+        for p in self.principals:
+            if hmac.compare_digest(token.encode(), p.token.encode()):
+                found = p
+        return found
 
     @property
     def mode(self) -> Mode:
@@ -322,6 +335,7 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
     token = _token(schema, errors)
     journal = _journal(schema, errors)
     servers = _servers(schema, errors)
+    principals = resolve_principals(schema.approvers, schema.viewers, token, errors)
     aws = None
     if schema.aws is not None:
         endpoint = schema.aws.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -340,7 +354,9 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
         if (schedule := _schedule(f"schedules.{i}", s, schema, registry, errors)) is not None:
             schedules.append(schedule)
     errors.raise_if_any()
-    return Config(schema, token, journal, servers, aws, tuple(playbooks), registry, tuple(schedules))
+    return Config(
+        schema, token, journal, servers, aws, tuple(playbooks), registry, tuple(schedules), principals
+    )
 
 
 def build_config(raw: Any, registry: ActionRegistry) -> Config:
@@ -359,6 +375,8 @@ def summary(config: Config) -> str:
     lines = [
         f"mode: {config.mode}",
         f"auth: {'bearer token' if config.token else 'none'}",
+        f"approvers: {', '.join(p.name for p in config.principals if p.can_approve) or '-'}",
+        f"viewers: {', '.join(p.name for p in config.principals if not p.can_approve) or '-'}",
         f"journal: {config.journal_display()}",
         f"targets: {', '.join(f'{s.name} ({s.display})' for s in config.servers) or '-'}",
         f"aws: {(aws.region + (f' via {aws.endpoint_url}' if aws.endpoint_url else '')) if aws else '-'}",

@@ -132,6 +132,9 @@ class ActionContext(Protocol[P_co]):
     def count(self, counter: str, amount: float = 1.0) -> None:
         """Add to one of the counters the action's spec declares."""
 
+    async def journal_rows(self, action: str, since: float, until: float) -> list[dict[str, Any]]:
+        """Read-only: the journal's rows of any action journaled in [since, until), newest first."""
+
 
 ActionResult = dict[str, Any]
 """What an action returns; journaled as the action's `result`."""

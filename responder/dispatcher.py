@@ -22,6 +22,7 @@ from responder.config import Config, Playbook
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, Target
 from responder.guards import NO_TARGET_REASON, Decision, decide, resolve_target
 from responder.journal import Journal, JournalUnavailable, Recorded
+from responder.journal.search import ActionFilter, find
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
 from responder.outcomes import Answer, Outcome, State
@@ -84,6 +85,9 @@ class RunContext:
 
     async def history(self, outcome: Outcome, since: float) -> list[float]:
         return await self.journal.history(self.action, self.target.key, outcome, since)
+
+    async def journal_rows(self, action: str, since: float, until: float) -> list[dict[str, Any]]:
+        return await find(self.journal, ActionFilter(action=action, since=since, until=until, limit=1000))
 
     def count(self, counter: str, amount: float = 1.0) -> None:
         if counter not in self.metrics.counters:

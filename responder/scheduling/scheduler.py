@@ -29,6 +29,7 @@ from responder.drills.sweeper import DrillSweeper
 from responder.guards import Decision, resolve_target
 from responder.journal import JournalUnavailable, NewDecision, Recorded, Tx
 from responder.outcomes import State
+from responder.ui.schedules import ScheduleStatus
 
 log = logging.getLogger("responder.schedules")
 
@@ -205,6 +206,20 @@ class Scheduler:
 def iso_ms(moment: datetime) -> str:
     """The tick's time as the decision's startsAt (and key): RFC 3339 UTC, milliseconds."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class ConsoleSchedules:
+    """The scheduler as the console's `ScheduleSource`: its status, and "run now" answering the decision id."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    async def statuses(self) -> list[ScheduleStatus]:
+        return [ScheduleStatus(**s) for s in await self.scheduler.status()]
+
+    async def run_now(self, name: str) -> int | None:
+        recorded = await self.scheduler.run_now(name)
+        return recorded.id if recorded is not None else None
 
 
 SCHEDULER = web.AppKey("scheduler", Scheduler)

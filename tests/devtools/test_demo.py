@@ -64,6 +64,7 @@ def test_demo_once_shows_live_metrics(demo: subprocess.CompletedProcess[str]) ->
     for step in ("query started", "alert PostgresLongRunningQuery firing", "backend cancelled by the responder",
                  "storage grown 100 → 125 GiB", "instance scaled db.t3.medium → db.r6g.large"):  # fmt: skip
         assert step in out, step
+    assert "/ui (sign in with demo-approver-token-change-me)" in out  # the console and an approver's token
     assert "demo-monitor-pw" not in out + demo.stderr  # the DSNs' passwords never show
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from responder import keys
 from tests.responder.conftest import (
-    AUTH,
     ClientFactory,
     ConfigFactory,
     Recorder,
@@ -15,6 +16,9 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
+
+APPROVER = "alice-approver-token-0123"  # approvals take an approver's own token, never the webhook's
+APPROVE = {"Authorization": f"Bearer {APPROVER}"}
 
 
 async def test_accepts_journals_and_runs_after_answering(
@@ -91,12 +95,14 @@ async def test_failure_and_timeout_are_failed(make_config: ConfigFactory, client
 
 
 async def test_approval_flow(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
+        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
         playbooks=[
             {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ]
+        ],
     )
     client = await client_for(config)
     first, second = await post_alerts(client, alert(), alert())
@@ -104,23 +110,25 @@ async def test_approval_flow(
     await asyncio.sleep(0.2)
     assert recorder.runs == []
     assert "pgwarden_responder_actions_pending 2.0" in await (await client.get("/metrics")).text()
-    resp = await client.post(f"/actions/{first['id']}/approve", headers={**AUTH, "X-Pgwarden-User": "alice"})
+    resp = await client.post(f"/actions/{first['id']}/approve", headers=APPROVE)
     assert resp.status == 202
     row = await wait_done(client, first["id"])
     assert row["outcome"] == "succeeded" and row["decided_by"] == "alice"
-    assert (await client.post(f"/actions/{first['id']}/approve", headers=AUTH)).status == 409
-    resp = await client.post(f"/actions/{second['id']}/reject", headers=AUTH)
+    assert (await client.post(f"/actions/{first['id']}/approve", headers=APPROVE)).status == 409
+    resp = await client.post(f"/actions/{second['id']}/reject", headers=APPROVE)
     assert resp.status == 200
     assert (await wait_done(client, second["id"]))["outcome"] == "rejected"
     assert "pgwarden_responder_actions_pending 0.0" in await (await client.get("/metrics")).text()
-    assert (await client.post("/actions/999999/approve", headers=AUTH)).status == 404
+    assert (await client.post("/actions/999999/approve", headers=APPROVE)).status == 404
     assert len(recorder.runs) == 1
 
 
 async def test_pending_actions_expire(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
+        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
         approval_timeout="300ms",
         replica_timeout="1s",
         playbooks=[
@@ -130,7 +138,7 @@ async def test_pending_actions_expire(
     client = await client_for(config)
     a, b = await post_alerts(client, alert(), alert())
     await asyncio.sleep(0.4)
-    assert (await client.post(f"/actions/{a['id']}/approve", headers=AUTH)).status == 410
+    assert (await client.post(f"/actions/{a['id']}/approve", headers=APPROVE)).status == 410
     deadline = time.monotonic() + 5
     while (row := await wait_done(client, b["id"]))["outcome"] != "expired":
         assert time.monotonic() < deadline, row

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "responder"
 MAX_LINES = 400
 # What a playbook module may import of the responder: the core and what it names.
-PLAYBOOK_IMPORTS = {"responder.core", "responder.outcomes", "responder.rds_guards"}
+PLAYBOOK_IMPORTS = {"responder.core", "responder.outcomes", "responder.rds_guards", "responder.report"}
 # ... and the restore engine restore_drill shares with `recover` (it imports only the core and aws).
 PLAYBOOK_IMPORTS |= {"responder.drills", *(f"responder.drills.{m}" for m in ("checks", "engine", "models"))}
 

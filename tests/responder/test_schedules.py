@@ -17,6 +17,7 @@ from responder import keys
 from responder.config import ConfigError
 from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
 from tests.responder.conftest import AUTH, ClientFactory, ConfigFactory, Recorder, wait_done
+from tests.responder.test_dispatcher import APPROVER
 
 Client = TestClient[web.Request, web.Application]
 SUNDAY_3AM = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
@@ -124,15 +125,17 @@ async def test_run_now_and_the_schedules_endpoint(
 
 
 async def test_scheduled_decisions_share_cooldown_dry_run_and_approval(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     client = await client_for(
         make_config(
+            approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
             schedules=[
                 schedule(cooldown="1h"),
                 schedule(name="planned", mode="dry-run"),
                 schedule(name="asked", require_approval=True),
-            ]
+            ],
         )
     )
 
@@ -146,7 +149,9 @@ async def test_scheduled_decisions_share_cooldown_dry_run_and_approval(
     assert (await run("planned"))["outcome"] == "dry_run"
     pending = await run("asked")
     assert pending["state"] == "pending"
-    resp = await client.post(f"/actions/{pending['id']}/approve", headers=AUTH)
+    resp = await client.post(
+        f"/actions/{pending['id']}/approve", headers={"Authorization": f"Bearer {APPROVER}"}
+    )
     assert resp.status == 202
     approved = await wait_done(client, pending["id"])
     assert approved["outcome"] == "succeeded", approved

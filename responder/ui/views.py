@@ -1,0 +1,255 @@
+"""The console's pages and forms, and `/reports`. Every page needs a session (or, for `/reports`, an
+approver's, viewer's or the webhook's bearer token); every form post needs the session's CSRF token; only
+approvers' forms decide anything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from responder import keys
+from responder.journal import JournalUnavailable
+from responder.journal.search import ActionFilter, facets, find
+from responder.outcomes import Answer
+from responder.ui.schedules import SCHEDULES, ScheduleStatus
+from responder.ui.sessions import COOKIE, LOGIN_COOKIE, SESSIONS, Session, csrf_ok, current, set_cookie
+
+log = logging.getLogger("responder")
+
+TIMELINE_LIMIT = 200
+Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+
+
+def _page(request: web.Request, session: Session, template: str, **context: Any) -> web.Response:
+    return aiohttp_jinja2.render_template(
+        template, request, {"request": request, "session": session, "principal": session.principal, **context}
+    )
+
+
+def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A GET page: signed in, or sent to the sign-in form; a journal that does not answer is a 503 page."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        session = current(request)
+        if session is None:
+            raise web.HTTPSeeOther("/ui/login")
+        try:
+            return await handler(request, session)
+        except JournalUnavailable:
+            return web.Response(status=503, text="journal unavailable; retry later")
+
+    return wrapped
+
+
+def form(handler: Handler, approver: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A form post: a session, its CSRF token, and (for anything that decides or runs) an approver."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        session = current(request)
+        data = await request.post()
+        if session is None or not csrf_ok(session.csrf, data.get("csrf")):
+            return web.Response(status=403, text="missing or wrong CSRF token, or not signed in")
+        if approver and not session.principal.can_approve:
+            return web.Response(status=403, text=f"{session.principal.name} is a viewer")
+        try:
+            return await handler(request, session)
+        except JournalUnavailable:
+            return web.Response(status=503, text="journal unavailable; retry later")
+
+    return wrapped
+
+
+# ---- sign-in ------------------------------------------------------------------------------------------------
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    return _login_page(request, None)
+
+
+def _login_page(request: web.Request, error: str | None, status: int = 200) -> web.Response:
+    token = secrets.token_urlsafe(24)
+    response = aiohttp_jinja2.render_template(
+        "login.html", request, {"csrf": token, "error": error}, status=status
+    )
+    set_cookie(request, response, LOGIN_COOKIE, token, 600)
+    return response
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    data = await request.post()
+    if not csrf_ok(request.cookies.get(LOGIN_COOKIE, ""), data.get("csrf")):
+        return web.Response(status=403, text="missing or wrong CSRF token")
+    given = data.get("token")
+    principal = request.app[keys.CONFIG].principal(given.strip()) if isinstance(given, str) else None
+    if principal is None:
+        log.warning("console sign-in refused", extra={"remote": request.remote})
+        return _login_page(request, "Not an approver's or a viewer's token.", status=401)
+    session = request.app[SESSIONS].create(principal)
+    log.info("console sign-in", extra={"by": principal.name, "role": principal.role})
+    response = web.HTTPSeeOther("/ui")
+    set_cookie(request, response, COOKIE, session.id, request.app[SESSIONS].ttl)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request, session: Session) -> web.StreamResponse:
+    request.app[SESSIONS].drop(session.id)
+    response = web.HTTPSeeOther("/ui/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+# ---- pages --------------------------------------------------------------------------------------------------
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str) if value is not None else ""
+
+
+async def timeline(request: web.Request, session: Session) -> web.StreamResponse:
+    journal = request.app[keys.JOURNAL]
+    chosen = {k: request.query.get(k) or None for k in ("playbook", "outcome", "target")}
+    search = ActionFilter(
+        playbook=chosen["playbook"], outcome=chosen["outcome"], target=chosen["target"], limit=TIMELINE_LIMIT
+    )
+    rows = await find(journal, search)
+    pending = await find(journal, ActionFilter(state="pending", limit=TIMELINE_LIMIT))
+    return _page(
+        request, session, "timeline.html",
+        rows=rows, pending=pending, facets=await facets(journal), chosen=chosen, pretty=_pretty,
+    )  # fmt: skip
+
+
+async def approvals(request: web.Request, session: Session) -> web.StreamResponse:
+    pending = await find(request.app[keys.JOURNAL], ActionFilter(state="pending", limit=TIMELINE_LIMIT))
+    return _page(request, session, "approvals.html", pending=pending, pretty=_pretty)
+
+
+async def decide(request: web.Request, session: Session) -> web.StreamResponse:
+    try:
+        action_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    approve = request.match_info["verb"] == "approve"
+    name = session.principal.name
+    answer = await request.app[keys.DISPATCHER].decide(action_id, approve, name)
+    log.info("approval", extra={"action_id": action_id, "answer": answer.value, "by": name, "via": "console"})
+    if answer is Answer.NOT_FOUND:
+        raise web.HTTPNotFound()
+    raise web.HTTPSeeOther(f"/ui?decided={action_id}&answer={answer.value}")
+
+
+async def schedules(request: web.Request, session: Session) -> web.StreamResponse:
+    source = request.app.get(SCHEDULES)
+    items: list[ScheduleStatus] = await source.statuses() if source is not None else []
+    return _page(request, session, "schedules.html", schedules=items, configured=source is not None)
+
+
+async def run_schedule(request: web.Request, session: Session) -> web.StreamResponse:
+    source = request.app.get(SCHEDULES)
+    name = request.match_info["name"]
+    decision = await source.run_now(name) if source is not None else None
+    if decision is None:
+        raise web.HTTPNotFound(text=f"no schedule named {name!r}")
+    log.info(
+        "schedule run now", extra={"schedule": name, "action_id": decision, "by": session.principal.name}
+    )
+    raise web.HTTPSeeOther(f"/ui?decided={decision}")
+
+
+def last_drill_per_instance(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest finished drill of each instance (rows come newest first)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["state"] != "done":
+            continue
+        instance = str((row.get("result") or {}).get("dbidentifier") or row.get("target") or "-")
+        latest.setdefault(instance, row)
+    return [latest[k] for k in sorted(latest)]
+
+
+async def drills(request: web.Request, session: Session) -> web.StreamResponse:
+    rows = await find(request.app[keys.JOURNAL], ActionFilter(action="restore_drill", limit=TIMELINE_LIMIT))
+    return _page(request, session, "drills.html", latest=last_drill_per_instance(rows), rows=rows)
+
+
+async def _reports(request: web.Request) -> list[dict[str, Any]]:
+    return await find(
+        request.app[keys.JOURNAL],
+        ActionFilter(action="maintenance_report", outcome="succeeded", limit=TIMELINE_LIMIT),
+    )
+
+
+async def reports_page(request: web.Request, session: Session) -> web.StreamResponse:
+    return _page(request, session, "reports.html", reports=await _reports(request))
+
+
+# ---- /reports: a session or a bearer token ------------------------------------------------------------------
+
+
+def _reader(request: web.Request) -> bool:
+    if current(request) is not None:
+        return True
+    config = request.app[keys.CONFIG]
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip() if scheme.lower() == "bearer" else ""
+    if config.token is None:
+        return True
+    return (
+        secrets.compare_digest(given.encode(), config.token.encode()) or config.principal(given) is not None
+    )
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    result = row.get("result") or {}
+    return {
+        "id": row["id"],
+        "report_id": result.get("report_id"),
+        "period": result.get("period"),
+        "verdicts": result.get("verdicts", {}),
+        "finished_at": row["timings"]["finished_at"],
+        "url": f"/reports/{row['id']}",
+    }
+
+
+async def list_reports(request: web.Request) -> web.StreamResponse:
+    if not _reader(request):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    try:
+        rows = await _reports(request)
+    except JournalUnavailable:
+        return web.json_response({"error": "journal unavailable"}, status=503)
+    return web.json_response({"reports": [_summary(r) for r in rows]})
+
+
+async def get_report(request: web.Request) -> web.StreamResponse:
+    if not _reader(request):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    try:
+        row = await request.app[keys.JOURNAL].get(int(request.match_info["id"]))
+    except ValueError:
+        row = None
+    except JournalUnavailable:
+        return web.json_response({"error": "journal unavailable"}, status=503)
+    if row is None or row["action"] != "maintenance_report" or row["outcome"] != "succeeded":
+        return web.json_response({"error": "no such report"}, status=404)
+    markdown = request.query.get("format") == "markdown"
+    path = Path(row["result"]["markdown" if markdown else "html"])  # written by the action, not by a client
+    try:
+        body = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError:
+        return web.json_response({"error": "the report's file is gone"}, status=410)
+    content_type = "text/markdown" if markdown else "text/html"
+    return web.Response(
+        text=body,
+        content_type=content_type,
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"},
+    )

@@ -1,0 +1,189 @@
+"""A small real scenario for the report: a PostgreSQL database with a long query, an unused index and a pair
+of duplicate indexes; the real exporter; a real Prometheus scraping it every second; and a restore drill
+journaled through the journal API (the shape the scheduler's `restore_drill` writes).
+
+`report_scenario` is session-scoped: the report tests and the console's browser test share one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devtools.pgserver import PostgresServer, free_port
+from devtools.services import Service, ServiceUnavailable, binary, start_exporter
+from responder.journal import Journal, NewDecision, open_store
+from responder.outcomes import Outcome, State
+from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
+
+LONG_QUERY = "SELECT pg_sleep(1.2) AS rpt_long_query"
+UNUSED_INDEX = "orders_note_idx"
+DUPLICATE_INDEX = "orders_customer_copy_idx"
+DRILL_INSTANCE = "orders-db"
+DRILL = {
+    "restore_seconds": 412.5,
+    "recovery_point_age_seconds": 287.0,
+    "checks": [
+        {"name": "orders rows", "value": 5000, "expect": ">= 1", "passed": True},
+        {"name": "latest order age", "value": 287, "expect": "< 3600", "passed": True},
+    ],
+    "dbidentifier": DRILL_INSTANCE,
+    "source": "snapshot rds:orders-db-2026-11-29-03-00",
+}
+
+
+@dataclass
+class ReportScenario:
+    prometheus: str
+    journal: Path
+    config: Path  # a responder configuration naming the journal and the target, for `report --config`
+    database: str
+    target_dsn: str
+    workdir: Path
+
+
+def _prometheus_query(url: str, expr: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(
+        f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=10
+    ) as r:
+        return list(json.load(r)["data"]["result"])
+
+
+def start_prometheus(workdir: Path, targets: list[str]) -> Service:
+    """Prometheus scraping `targets` every second, no rules, no Alertmanager."""
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{"job_name": "pgwarden", "static_configs": [{"targets": targets}]}],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = workdir / "prometheus.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    service = Service("prometheus", process, port, log)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{service.url}/-/ready", timeout=2):
+                return service
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                service.stop()
+                raise ServiceUnavailable(f"prometheus not ready:\n{service.log_tail()}") from None
+            time.sleep(0.2)
+
+
+async def journal_drill(path: Path, result: dict[str, object], outcome: Outcome = Outcome.SUCCEEDED) -> int:
+    """A finished restore drill in the journal, written through the journal's own operations."""
+    journal = Journal(open_store(f"sqlite:///{path}"), f"scenario:{uuid.uuid4().hex[:6]}")
+    await journal.start()
+    try:
+        key = f"weekly-drill|{uuid.uuid4().hex}"
+        (recorded,) = await journal.record([
+            NewDecision(
+                alertname="schedule:weekly-drill", fingerprint=uuid.uuid4().hex[:16],
+                starts_at="2026-11-29T03:00:00Z", alert_status="firing", labels={}, state=State.QUEUED,
+                playbook="weekly-drill", action="restore_drill", mode="enforce",
+                target=f"rds us-east-1/{result.get('dbidentifier')}",
+                target_key=f"rds:us-east-1/{result.get('dbidentifier')}", dedup_key=key,
+            )
+        ])  # fmt: skip
+        claim = await journal.claim(
+            recorded.id, "weekly-drill", f"rds:us-east-1/{result.get('dbidentifier')}", 0, None
+        )
+        assert claim.ok, claim
+        await journal.finish(
+            recorded.id, outcome, result, None if outcome is Outcome.SUCCEEDED else "a check failed"
+        )
+        return recorded.id
+    finally:
+        await journal.close()
+
+
+def _prepare_database(pg: PostgresServer, name: str) -> None:
+    pg.execute(f"CREATE DATABASE {name}")
+    for sql in (
+        "CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL, note text)",
+        "INSERT INTO orders (customer, note) SELECT g % 97, 'note ' || g FROM generate_series(1, 5000) g",
+        f"CREATE INDEX {UNUSED_INDEX} ON orders (note)",  # never used by any query
+        "CREATE INDEX orders_customer_idx ON orders (customer)",
+        f"CREATE INDEX {DUPLICATE_INDEX} ON orders (customer)",  # the same columns again
+        "ANALYZE orders",
+        f"GRANT SELECT ON orders TO {MONITOR_ROLE}",
+    ):
+        pg.execute(sql, dbname=name)
+    for _ in range(2):
+        pg.execute(LONG_QUERY, dbname=name)
+
+
+@pytest.fixture(scope="session")
+def report_scenario(
+    pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ReportScenario]:
+    workdir = tmp_path_factory.mktemp("report-scenario")
+    database = f"rpt_{uuid.uuid4().hex[:8]}"
+    _prepare_database(pg_server, database)
+    target_dsn = pg_server.dsn(database, MONITOR_ROLE, MONITOR_PASSWORD)
+    services: list[Service] = []
+    try:
+        exporter = start_exporter(
+            workdir,
+            {
+                "targets": [{"name": "rpt", "dsn_env": "RPT_EXPORTER_DSN"}],
+                "collectors": {
+                    "statements": {"include_query": True},
+                    "indexes": {"ttl": "1s"},
+                    "tables": {"ttl": "1s"},
+                    "bloat": {"ttl": "1s"},
+                },
+            },
+            {"RPT_EXPORTER_DSN": pg_server.dsn("postgres", MONITOR_ROLE, MONITOR_PASSWORD)},
+        )
+        services.append(exporter)
+        prometheus = start_prometheus(workdir, [f"127.0.0.1:{exporter.port}"])
+        services.append(prometheus)
+    except ServiceUnavailable as exc:
+        for s in services:
+            s.stop()
+        if "installed" in str(exc):
+            missing_service(str(exc))
+        raise
+    ready = (
+        f'pg_index_unused{{datname="{database}",indexrelname="{UNUSED_INDEX}"}} == 1',
+        'pg_stat_statements_query_info{query=~".*rpt_long_query.*"}',
+        "pg_settings_max_connections",
+        "pg_stat_activity_count",
+    )
+    deadline = time.monotonic() + 60
+    while not all(_prometheus_query(prometheus.url, expr) for expr in ready):
+        assert time.monotonic() < deadline, f"Prometheus never saw the scenario:\n{exporter.log_tail()}"
+        time.sleep(0.5)
+    journal = workdir / "journal.db"
+    asyncio.run(journal_drill(journal, DRILL))
+    config = workdir / "responder.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "token": "report-scenario-token",
+                "journal": f"sqlite:///{journal}",
+                "targets": [{"name": "rpt", "dsn": target_dsn}],
+            }
+        )
+    )
+    yield ReportScenario(prometheus.url, journal, config, database, target_dsn, workdir)
+    for s in reversed(services):
+        s.stop()

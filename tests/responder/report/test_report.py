@@ -1,0 +1,137 @@
+"""The maintenance report from a real Prometheus that scraped a real scenario (see `scenario`), built by the
+`report` command: every section of each period with a verdict, the long query, the unused index, the
+duplicate indexes and the drill; and `no data` where the scenario has no series (no RDS here)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from responder.cli import main
+from tests.responder.report.scenario import DRILL_INSTANCE, DUPLICATE_INDEX, UNUSED_INDEX, ReportScenario
+
+__all__ = ["report_scenario"]
+from tests.responder.report.scenario import report_scenario
+
+
+class Sections(HTMLParser):
+    """section id -> (verdict, text), and the ids of sections holding an <svg>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, tuple[str, list[str]]] = {}
+        self.with_chart: set[str] = set()
+        self._current: str | None = None
+        self.scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self._current = str(a["id"])
+            self.sections[self._current] = (str(a["data-verdict"]), [])
+        elif tag == "svg" and self._current:
+            self.with_chart.add(self._current)
+        elif tag in ("script", "link", "img") or (tag == "image" and a.get("href", "").startswith("http")):
+            self.scripts += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self._current = None
+
+    def handle_data(self, data: str) -> None:
+        if self._current:
+            self.sections[self._current][1].append(data)
+
+    def text(self, key: str) -> str:
+        return " ".join(self.sections[key][1])
+
+
+def build(scenario: ReportScenario, period: str, out: Path, *extra: str) -> tuple[Sections, str]:
+    code = main(
+        ["report", "--period", period, "--prometheus", scenario.prometheus, "--out", str(out), *extra]
+    )
+    assert code == 0
+    parsed = Sections()
+    parsed.feed(out.read_text())
+    return parsed, out.with_suffix(".md").read_text()
+
+
+def test_weekly_report_shows_the_long_query_the_unused_index_and_the_drill(
+    report_scenario: ReportScenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report, markdown = build(
+        report_scenario, "weekly", tmp_path / "weekly.html", "--config", str(report_scenario.config)
+    )
+    assert list(report.sections) == ["slow_queries", "index_usage", "backup_tests", "connection_pool"]
+    assert report.scripts == 0, "the report must be self-contained"
+    verdict, _ = report.sections["slow_queries"]
+    assert verdict == "attention" and "rpt_long_query" in report.text("slow_queries")
+    assert re.search(r"averages 1\.2\d* s", report.text("slow_queries"))
+    verdict, _ = report.sections["index_usage"]
+    assert verdict == "attention" and UNUSED_INDEX in report.text("index_usage")
+    verdict, _ = report.sections["backup_tests"]
+    assert (
+        verdict == "ok"
+        and DRILL_INSTANCE in report.text("backup_tests")
+        and "412" in report.text("backup_tests")
+    )
+    assert report.sections["connection_pool"][0] in ("ok", "attention")
+    assert {"slow_queries", "index_usage", "backup_tests", "connection_pool"} <= report.with_chart
+    for title in ("Slow queries", "Index usage", "Backup test results", "Connection pool"):
+        assert re.search(rf"^\| {title} \| (ok|attention) \| ", markdown, re.M), markdown
+    with capsys.disabled():
+        print("\nweekly report verdicts:", {k: v for k, (v, _) in report.sections.items()})
+
+
+def test_monthly_and_quarterly_reports_name_what_has_no_data(
+    report_scenario: ReportScenario, tmp_path: Path
+) -> None:
+    config = ("--config", str(report_scenario.config))
+    monthly, _ = build(report_scenario, "monthly", tmp_path / "monthly.html", *config)
+    assert list(monthly.sections) == ["table_bloat", "vacuum_age", "vacuum_runs", "dr_test"]
+    assert monthly.sections["dr_test"][0] == "ok"  # the week's drill is in the month too
+    assert monthly.sections["vacuum_runs"][0] == "attention"  # none ran through the responder
+    quarterly, markdown = build(report_scenario, "quarterly", tmp_path / "quarterly.html", *config)
+    assert list(quarterly.sections) == ["index_review", "instance_sizing", "security_patches", "cross_region"]
+    assert quarterly.sections["index_review"][0] == "attention"
+    assert DUPLICATE_INDEX in quarterly.text("index_review") and UNUSED_INDEX in quarterly.text(
+        "index_review"
+    )
+    # no RDS in this scenario: the sizing section says which metric is missing instead of a verdict
+    assert quarterly.sections["instance_sizing"] == ("no data", quarterly.sections["instance_sizing"][1])
+    assert "no data: rds_cpu_usage_percent_average" in quarterly.text("instance_sizing")
+    assert quarterly.sections["security_patches"][0] in ("ok", "attention")
+    assert "15." in quarterly.text("security_patches")
+    assert quarterly.sections["cross_region"][0] == "attention"  # the drill restored in-region
+    assert "| Instance sizing | no data | no data: rds_cpu_usage_percent_average |" in markdown
+
+
+def test_without_the_journal_and_target_their_sections_have_no_data(
+    report_scenario: ReportScenario, tmp_path: Path
+) -> None:
+    weekly, _ = build(report_scenario, "weekly", tmp_path / "weekly.html")
+    assert weekly.sections["backup_tests"][0] == "no data"
+    assert "no data: the journal" in weekly.text("backup_tests")
+    assert weekly.sections["slow_queries"][0] == "attention"
+
+
+def test_an_unreachable_prometheus_gives_no_verdict(tmp_path: Path) -> None:
+    code = main(
+        [
+            "report",
+            "--period",
+            "weekly",
+            "--prometheus",
+            "http://127.0.0.1:9",
+            "--out",
+            str(tmp_path / "r.html"),
+        ]
+    )
+    assert code == 0
+    parsed = Sections()
+    parsed.feed((tmp_path / "r.html").read_text())
+    assert {v for v, _ in parsed.sections.values()} == {"no data"}
+    assert "Prometheus did not answer" in parsed.text("slow_queries")

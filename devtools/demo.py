@@ -4,7 +4,9 @@ A throwaway PostgreSQL, a moto server standing in for AWS (an RDS instance with 
 datapoints), the exporter, the responder (enforce mode, its own token), Prometheus and Alertmanager with the
 project's rules and routes at demo intervals (alerts/demo/overrides.yml). Then: a runaway query, low free
 storage, high CPU; each step of the loop is printed with the seconds since the start at which it happened,
-in the order things happened (see `Timeline`). Ctrl-C stops everything; DEMO_ONCE=1 plays the scenario once
+in the order things happened (see `Timeline`); then the weekly restore drill, run by hand through the
+responder's schedule (the restored instance's checks run against the demo's PostgreSQL, since moto's
+endpoints do not resolve). Ctrl-C stops everything; DEMO_ONCE=1 plays the scenario once
 and exits 0 only if every step happened.
 """
 
@@ -55,7 +57,9 @@ STEPS = (
     "storage grown",
     "RDSCPUHigh firing",
     "instance scaled",
+    "drill done",
 )
+DRILL = "weekly-restore-test"
 ALERTS = ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh")
 # PostgreSQL's server log: millisecond times in UTC and the backend's pid on every line.
 POSTGRES_LOG_SETTINGS = {"log_line_prefix": "'%m [%p] '", "log_timezone": "'UTC'"}
@@ -166,6 +170,7 @@ def prepare_postgres(server: PostgresServer) -> dict[str, str]:
     return {
         "DEMO_EXPORTER_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
         "DEMO_RESPONDER_DSN": server.dsn("postgres", "demo_responder", "demo-responder-pw"),
+        "DEMO_DRILL_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
     }
 
 
@@ -187,7 +192,7 @@ def exporter_config() -> dict[str, Any]:
     }
 
 
-def responder_config(workdir: Path, token: Path) -> dict[str, Any]:
+def responder_config(workdir: Path, token: Path, port: int) -> dict[str, Any]:
     return {
         "mode": "enforce",
         "token_file": str(token),
@@ -221,6 +226,37 @@ def responder_config(workdir: Path, token: Path) -> dict[str, Any]:
                 "cooldown": "6h",
                 "max_per_day": 2,
             },
+        ],
+        "schedules": [
+            {
+                "name": DRILL,
+                "cron": "0 3 * * 0",
+                "action": "restore_drill",
+                "target": {"dbidentifier": IDENTIFIER, "aws_region": REGION},
+                "mode": "enforce",
+                "params": {
+                    "source": "latest_snapshot",
+                    "wait_timeout": "2m",
+                    "max_lifetime": "10m",
+                    "connect": {
+                        "dsn_env": "DEMO_DRILL_DSN",
+                        "host_override": "127.0.0.1",
+                        "port_override": port,
+                    },
+                    "checks": [
+                        {
+                            "name": "shop reachable",
+                            "sql": "SELECT count(*) FROM pg_database WHERE datname = 'shop'",
+                            "expect": {"min": 1},
+                        },
+                        {
+                            "name": "clock sane",
+                            "sql": "SELECT extract(epoch FROM now() - pg_postmaster_start_time())",
+                            "expect": {"min": 0},
+                        },
+                    ],
+                },
+            }
         ],
     }
 
@@ -274,6 +310,22 @@ def alert_transitions(prometheus: Service) -> list[tuple[str, str, float]]:
     ]
 
 
+def drill_line(result: dict[str, Any]) -> str:
+    checks = result.get("checks") or []
+    passed = sum(1 for c in checks if c.get("passed"))
+    deleted = "instance deleted" if result.get("deleted") else "instance NOT deleted"
+    return f"drill restored in {result.get('restore_seconds') or 0:.0f} s, {passed}/{len(checks)} checks passed, {deleted}"
+
+
+def run_drill_now(responder: Service) -> None:
+    """POST /schedules/<drill>/run: the schedule's job now, through the journal like any tick."""
+    request = urllib.request.Request(
+        f"{responder.url}/schedules/{DRILL}/run", method="POST", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        resp.read()
+
+
 def journal_time(iso: str) -> float:
     """A journal timestamp (2026-01-01T10:00:00.123Z) as seconds since the epoch."""
     return dt.datetime.fromisoformat(iso).timestamp()
@@ -305,15 +357,22 @@ def watch(
             actions = get_json(f"{services['responder'].url}/actions?limit=50", TOKEN)["actions"]
             for action in reversed(actions):  # oldest first: the first decision of each playbook
                 playbook, timings, outcome = action["playbook"], action["timings"], action["outcome"]
-                if playbook is None or action["alert"]["status"] != "firing" or outcome == "duplicate":
+                if playbook is None or action["alert"]["status"] == "resolved" or outcome == "duplicate":
                     continue
-                timeline.event(f"webhook received: {playbook}", journal_time(timings["journaled_at"]))
+                how = "webhook received" if action["alert"]["status"] == "firing" else "job journaled"
+                timeline.event(
+                    f"webhook received: {playbook}",
+                    journal_time(timings["journaled_at"]),
+                    f"{how}: {playbook}",
+                )
                 if timings["started_at"]:
                     timeline.event(f"{playbook} started", journal_time(timings["started_at"]))
                 if outcome and timings["finished_at"]:
                     ended = journal_time(timings["finished_at"])
                     timeline.event(f"{playbook} {outcome}", ended, f"{playbook}: {outcome}")
                     finished.setdefault(playbook, ended)
+                    if playbook == DRILL and action.get("result"):
+                        timeline.event("drill done", ended, drill_line(action["result"]))
         for pid, at, how in log.stopped_backends():
             if pid == runaway_pid:
                 timeline.event("backend stopped", at, f"backend {how} by the responder")
@@ -348,6 +407,11 @@ def play(
             "free storage drops to 5 GiB",
         ),
         ("storage grown", lambda: put_now(cloudwatch, {"CPUUtilization": 95.0}), "CPU climbs to 95%"),
+        (
+            "instance scaled",
+            lambda: run_drill_now(services["responder"]),
+            f"restore drill requested: POST /schedules/{DRILL}/run",
+        ),
     ]
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline and not timeline.done():
@@ -356,8 +420,9 @@ def play(
         timeline.release(read_from)
         if stages and stages[0][0] in timeline.seen:
             _, act, text = stages.pop(0)
+            asked = time.time()  # the request is made from here on; nothing can answer it before
             act()
-            timeline.event(text, time.time())  # the datapoint exists from here on
+            timeline.event(text, asked)
         time.sleep(0.25)
     time.sleep(SETTLE)  # the last lines: one more read, then everything held
     look()
@@ -365,6 +430,10 @@ def play(
     missing = [s for s in STEPS if s not in timeline.seen]
     if missing:
         print(f"demo: these steps did not happen: {', '.join(missing)}", flush=True)
+        with contextlib.suppress(OSError, ValueError):  # what the responder journaled, to see why
+            for action in get_json(f"{services['responder'].url}/actions?limit=10", TOKEN)["actions"]:
+                print(f"  journal: {action['playbook']} {action['state']} {action['outcome']} "
+                      f"{action.get('error') or ''}", flush=True)  # fmt: skip
     return not missing
 
 
@@ -394,7 +463,7 @@ def main() -> int:
         token.write_text(TOKEN + "\n")
         token.with_name("approver-token").write_text(CONSOLE_TOKEN + "\n")
         services["exporter"] = start_exporter(workdir, exporter_config(), env)
-        services["responder"] = start_responder(workdir, responder_config(workdir, token), env)
+        services["responder"] = start_responder(workdir, responder_config(workdir, token, server.port), env)
         am = demo_alertmanager(workdir / "alertmanager.yml", f"{services['responder'].url}/webhook", token)
         services["alertmanager"] = start_alertmanager(workdir, am)
         scrape = {"pgwarden-exporter": f"127.0.0.1:{services['exporter'].port}",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, RootModel, field_validator, model_validator
+from pydantic import Field, RootModel, StringConstraints, field_validator, model_validator
 
 from pgwarden.config import ConfigError, StrictModel, load_yaml, validate_document
 
@@ -76,16 +77,11 @@ class UserQuery(StrictModel):
         return not self.runonserver.strip() or version_range(self.runonserver)(semver_of(version_num))
 
 
-class QueryFile(RootModel[dict[str, UserQuery]]):
-    """The whole file: namespace → query."""
+Namespace = Annotated[str, StringConstraints(pattern=METRIC_NAME.pattern)]
 
-    @field_validator("root")
-    @classmethod
-    def _namespaces(cls, queries: dict[str, UserQuery]) -> dict[str, UserQuery]:
-        bad = [n for n in queries if not METRIC_NAME.match(n)]
-        if bad:
-            raise ValueError(f"not valid metric name prefixes: {', '.join(bad)}")
-        return queries
+
+class QueryFile(RootModel[dict[Namespace, UserQuery]]):
+    """The whole file: namespace (a metric name prefix) → query."""
 
 
 def load_query_file(path: Path) -> QueryFile:

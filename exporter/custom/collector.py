@@ -9,7 +9,6 @@ statement only (the extended protocol refuses `COMMIT; DELETE ...`), every colum
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
@@ -151,21 +150,18 @@ class CustomQueryCollector(_QueryCollector):
     def render(self, out: Exposition, results: Sequence[tuple[str, QueryResult]]) -> None:
         series = _Series(out)
         by_datname = self.config.databases is not None
-        help_texts = self.config.metric_help
         for datname, result in results:
             index = {name: i for i, name in enumerate(result.columns)}
-            for metric in self.config.metrics:
+            for metric, family in zip(self.config.metrics, self.families, strict=True):
                 missing = [c for c in (metric.column, *metric.labels) if c not in index]
                 if missing:
                     raise CustomQueryError(f"{metric.name}: the result has no column {', '.join(missing)}")
-                names = (*metric.labels, "datname") if by_datname else metric.labels
-                family = Family(metric.name, metric.type, help_texts[metric.name], names)
                 at, label_at = index[metric.column], [index[label] for label in metric.labels]
                 for row in result.rows:
                     if row[at] is None:
                         continue
                     value = to_float(row[at])
-                    if value is None or (math.isnan(value) and not isinstance(row[at], float)):
+                    if value is None:
                         raise CustomQueryError(f"{metric.name}: column {metric.column} is not a number")
                     labels = tuple(to_label(row[i]) for i in label_at)
                     series.add(family, (*labels, datname) if by_datname else labels, value)

@@ -16,7 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.adapt import AdaptersMap
+from psycopg.abc import Buffer
+from psycopg.adapt import AdaptersMap, Loader
+from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 from psycopg.types.string import TextLoader
 
 # The type OIDs lib/pq decodes (encode.go textDecode); psycopg's text loaders read them to the same values.
@@ -57,6 +59,26 @@ def load_as_text(adapters: AdaptersMap) -> None:
     does not know (enums, domains of extensions) load as text already."""
     for oid in _TEXT_OIDS:
         adapters.register_loader(oid, TextLoader)
+    for oid, loader in _INFINITE.items():
+        adapters.register_loader(oid, loader)
+
+
+def _infinity_as_text(base: type[Loader]) -> type[Loader]:
+    """`base` reading `infinity` and `-infinity` as text, as lib/pq does (psycopg refuses them)."""
+
+    def load(self: Loader, data: Buffer) -> Any:
+        if bytes(data) in (b"infinity", b"-infinity"):
+            return bytes(data).decode()
+        return base.load(self, data)
+
+    return type(f"Infinite{base.__name__}", (base,), {"load": load})
+
+
+_INFINITE = {
+    1082: _infinity_as_text(DateLoader),
+    1114: _infinity_as_text(TimestampLoader),
+    1184: _infinity_as_text(TimestamptzLoader),
+}
 
 
 _TEXT_OIDS = tuple(

@@ -52,10 +52,13 @@ app_labels:
     - cost: {usage: LABEL}
     - jobs: {usage: COUNTER, description: Jobs}
 app_plain:
-  query: SELECT 42 AS answer, -0.5::float8 AS half, 'NaN'::float8 AS nan, 'Infinity'::numeric AS inf
+  query: |
+    SELECT 42 AS answer, -0.5::float8 AS half, 'NaN'::float8 AS nan, 'Infinity'::numeric AS inf,
+           'infinity'::timestamptz AS forever, '-infinity'::date AS never, 'infinity'::timestamp AS label
   master: true
   metrics:
     - answer: {usage: GAUGE, description: The answer}
+    - label: {usage: LABEL}
 app_missing_label:
   query: SELECT 7 AS first, 8 AS value
   metrics:
@@ -146,6 +149,8 @@ def test_queries_file_renders_as_postgres_exporter_renders_it(
     assert dict(labels)["million"] == "1e+06" and dict(labels)["nothing"] == ""
     assert dict(next(iter(theirs["app_missing_label_value"][2])))["absent"] == "7"
     assert len(theirs["app_jobs_depth"][2]) == 3
+    assert list(theirs["app_plain_forever"][2].values()) == [math.inf]
+    assert dict(next(iter(theirs["app_plain_never"][2])))["label"] == "infinity"
     assert re.search(r'^pg_scrape_collector_success\{collector="custom:app_broken"\} 0', body, re.M)
     assert re.search(r'^pg_scrape_collector_success\{collector="custom:app_jobs"\} 1', body, re.M)
 

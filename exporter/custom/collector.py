@@ -95,7 +95,12 @@ class _Series:
         self.out.add(family, self.out.labels(family.labels, values), number)
 
 
-_KIND = {"COUNTER": "counter", "GAUGE": "gauge", "MAPPEDMETRIC": "gauge", "DURATION": "gauge"}
+_KIND: dict[str, MetricType] = {
+    "COUNTER": "counter",
+    "GAUGE": "gauge",
+    "MAPPEDMETRIC": "gauge",
+    "DURATION": "gauge",
+}
 
 
 class ExtendedQueryCollector(_QueryCollector):
@@ -186,7 +191,7 @@ def extended_collector(
     by_column = {
         column: Family(
             f"{namespace}_{column}{'_milliseconds' if spec.usage == 'DURATION' else ''}",
-            cast(MetricType, _KIND[spec.usage]),
+            _KIND[spec.usage],
             spec.description,
             label_names,
             "the query returns no row, or no number in this column",

@@ -24,6 +24,8 @@ from exporter.config import (
     load_config_file,
     resolve_targets,
 )
+from exporter.custom import ExtendedQueries
+from exporter.custom.queries_file import load_query_file
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
@@ -40,12 +42,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "DATA_SOURCE_NAME (comma-separated DSNs), as postgres_exporter does.",
     )
     parser.add_argument("--config", type=Path, help="YAML configuration file")
+    parser.add_argument(
+        "--extend.query-path",
+        dest="extend_query_path",
+        type=Path,
+        default=os.environ.get("PG_EXPORTER_EXTEND_QUERY_PATH") or None,
+        metavar="FILE",
+        help="postgres_exporter's queries.yaml to run too (env PG_EXPORTER_EXTEND_QUERY_PATH)",
+    )
+    parser.add_argument(
+        "--auto-discover-databases",
+        dest="auto_discover_databases",
+        action="store_true",
+        default=os.environ.get("PG_EXPORTER_AUTO_DISCOVER_DATABASES", "").lower() in ("1", "true"),
+        help="run the queries.yaml queries without master: true in every database, not only the DSN's",
+    )
     add_common_flags(parser, program="pgwarden-exporter", version=__version__, listen=":9187")
     return parser.parse_args(argv)
 
 
 def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
     config = load_config_file(args.config) if args.config else config_from_environment(dict(os.environ))
+    if args.extend_query_path is not None:
+        queries = load_query_file(args.extend_query_path)
+        extended = ExtendedQueries(args.extend_query_path, queries, args.auto_discover_databases)
+        config = config.with_extended_queries(extended)
     return config, resolve_targets(config)
 
 

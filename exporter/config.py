@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from psycopg.conninfo import make_conninfo
-from pydantic import Field, GetPydanticSchema, field_validator, model_validator
+from pydantic import Field, GetPydanticSchema, PrivateAttr, field_validator, model_validator
 
 from exporter.aws.config import AWSConfig
 from exporter.collectors.options import LimitsConfig
 from exporter.collectors.registry import COLLECTORS, CollectorsBase, collectors_model
+from exporter.custom import ExtendedQueries, custom_query_errors
+from exporter.custom.config import CustomQuery
 from pgwarden.config import ConfigError as ConfigError
 from pgwarden.config import Errors, StrictModel, load_yaml, validate_document
 from pgwarden.dsn import describe_dsn
@@ -62,6 +64,8 @@ class ExporterConfig(StrictModel):
     )
     limits: LimitsConfig = LimitsConfig()
     aws: AWSConfig | None = None  # absent: defaults when a target has `rds:` (see polled_aws)
+    custom_queries: tuple[CustomQuery, ...] = ()
+    _extended_queries: ExtendedQueries | None = PrivateAttr(default=None)  # from --extend.query-path
 
     @field_validator("targets")
     @classmethod
@@ -73,6 +77,17 @@ class ExporterConfig(StrictModel):
         if dupes:
             raise ValueError(f"target names must be unique: {', '.join(dupes)}")
         return targets
+
+    @property
+    def extended_queries(self) -> ExtendedQueries | None:
+        """postgres_exporter's queries.yaml, when the command line gave one (`with_extended_queries`)."""
+        return self._extended_queries
+
+    def with_extended_queries(self, queries: ExtendedQueries) -> ExporterConfig:
+        """This configuration serving a queries.yaml too (a file of its own format, not a key of this one)."""
+        copy = self.model_copy()
+        copy._extended_queries = queries
+        return copy
 
     @property
     def polled_aws(self) -> AWSConfig | None:
@@ -142,12 +157,14 @@ def _env_or_file(env: dict[str, str], key: str) -> str | None:
 
 
 def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
-    """Stage 2: every target's DSN from dsn, dsn_env or dsn_file, parsed; errors name the key."""
+    """Stage 2: every target's DSN from dsn, dsn_env or dsn_file, parsed, and the custom queries' names
+    checked across both kinds; errors name the key."""
     errors = Errors()
     resolved: list[Target] = []
     for i, t in enumerate(config.targets):
         conninfo = errors.dsn(SecretRef.of(t, "dsn"), f"targets.{i}", env)
         if conninfo is not None:
             resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
+    errors.extend(custom_query_errors(config))
     errors.raise_if_any()
     return resolved

@@ -188,7 +188,7 @@ class TargetScraper:
                     await self._fetch_one(collector, None, server.datname, server, statement_timeout, sizes),
                 )
             ]
-        databases = await self.databases(server)
+        databases = list(collector.choose_databases(await self.databases(server)))
         fetched = await asyncio.gather(
             *(self._fetch_one(collector, db, db, server, statement_timeout, sizes) for db in databases),
             return_exceptions=True,

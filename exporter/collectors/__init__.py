@@ -28,10 +28,13 @@ def collector_timeout(config: ExporterConfig, collector: Collector[Any, Any]) ->
 
 
 def build_collectors(config: ExporterConfig) -> list[Collector[Any, Any]]:
-    """Instances of the enabled collectors, with their options and the cardinality limits."""
+    """Instances of the enabled collectors, with their options and the cardinality limits; then one per
+    custom query (`custom_queries:` and `--extend.query-path`)."""
     built: list[Collector[Any, Any]] = []
     for cls in COLLECTORS:
         options = config.collectors.options(cls.name)
         if options.enabled:
             built.append(cls(options, config.limits))
-    return built
+    from exporter.custom import custom_collectors  # imports this package's modules: not at the top
+
+    return built + custom_collectors(config)

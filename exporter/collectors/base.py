@@ -145,6 +145,10 @@ class Collector(abc.ABC, Generic[ResultT, OptionsT]):
         self.options = options
         self.limits = limits
 
+    def choose_databases(self, visited: Sequence[str]) -> Sequence[str]:
+        """The databases a per-database collector fetches from, given those the target's rules let it visit."""
+        return visited
+
     @abc.abstractmethod
     async def fetch(self, session: Session) -> ResultT:
         """Query one database; return typed rows (no metrics here)."""

@@ -1,4 +1,4 @@
-"""pg_stat_database and pg_stat_database_conflicts, one series per database."""
+"""pg_stat_database and pg_stat_database_conflicts, one series per database; each database's connection limit."""
 
 from __future__ import annotations
 
@@ -79,6 +79,9 @@ CONFLICTS = tuple(
 
 
 LABELS = ("datid", "datname")
+CONNECTION_LIMIT = gauge(
+    "pg_database_connection_limit", "Connection limit set for the database (-1: no limit).", ("datname",)
+)
 
 
 class DatabaseKeys(NamedTuple):
@@ -86,23 +89,44 @@ class DatabaseKeys(NamedTuple):
     datname: Sequence[str]
 
 
-class DatabaseCollector(Collector[ColumnTable[DatabaseKeys], CollectorOptions]):
+class ConnectionLimit(NamedTuple):
+    datname: str
+    connection_limit: int
+
+
+class Databases(NamedTuple):
+    stats: ColumnTable[DatabaseKeys]
+    limits: list[ConnectionLimit]
+
+
+class DatabaseCollector(Collector[Databases, CollectorOptions]):
     name = "database"
     order = 40
-    source = "pg_stat_database, pg_stat_database_conflicts"
-    families = with_labels(LABELS, *(c.family for c in COLUMNS + CONFLICTS))
+    source = "pg_stat_database, pg_stat_database_conflicts, pg_database"
+    families = (*with_labels(LABELS, *(c.family for c in COLUMNS + CONFLICTS)), CONNECTION_LIMIT)
 
-    async def fetch(self, session: Session) -> ColumnTable[DatabaseKeys]:
+    async def fetch(self, session: Session) -> Databases:
         columns = available(COLUMNS, session.server.version_num) + list(CONFLICTS)
-        return await fetch_table(
+        stats = await fetch_table(
             session,
             DatabaseKeys,
             columns,
             f"SELECT d.datid::int8 AS datid, d.datname, {select_list(columns)} FROM pg_stat_database d "
             "JOIN pg_stat_database_conflicts c USING (datid) WHERE d.datname IS NOT NULL ORDER BY d.datname",
         )
+        limits = await session.typed(
+            ConnectionLimit,
+            "SELECT datname, datconnlimit::int8 AS connection_limit FROM pg_database ORDER BY datname",
+        )
+        return Databases(stats, limits)
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[DatabaseKeys]]]) -> None:
-        for _, table in results:
+    def render(self, out: Exposition, results: Sequence[tuple[str, Databases]]) -> None:
+        for _, (table, limits) in results:
             labels = out.label_columns(LABELS, table.keys)
             render_table(out, labels, table)
+            for row in limits:
+                out.add(
+                    CONNECTION_LIMIT,
+                    out.labels(CONNECTION_LIMIT.labels, (row.datname,)),
+                    row.connection_limit,
+                )

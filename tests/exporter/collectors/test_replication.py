@@ -33,7 +33,7 @@ async def test_streaming_standby_from_the_primary_and_the_standby(
     # a transaction replayed on the standby: its replay age is counted from its commit on the primary
     pg_server.execute("CREATE TABLE IF NOT EXISTS exp_replayed (id int); INSERT INTO exp_replayed VALUES (1)")
     replayed = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
-    target = pg_server.execute("SELECT pg_current_wal_lsn()::text")[0][0]
+    target = pg_server.execute("SELECT pg_current_wal_insert_lsn()::text")[0][0]  # past the commit
     wait_for(lambda: bool(standby.execute(replayed, params=(target,))[0][0]))
     age_sql = "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
     low = standby.execute(age_sql)[0][0]

@@ -63,8 +63,9 @@ async def test_block_wal_and_planning_counters(
         for _ in range(3):
             conn.execute(b"SELECT sum(amount) FROM invoices WHERE id > 0 /* exp io */")
             conn.execute(b"UPDATE invoices SET amount = amount WHERE id < 50 /* exp wal */")
+    uncapped = {"statements_top_n": 0}  # these are not among the top statements
     read, wal = (pg_server.execute(IO_SQL, params=(f"%exp {what}%",))[0] for what in ("io", "wal"))
-    samples = await scraper_factory().scrape()
+    samples = await scraper_factory(limits=uncapped).scrape()
     queryid, hit, blocks_read, temp_written = read[:4]
     labels = {"user": "postgres", "datname": DB_B, "queryid": queryid}
     assert hit > 0
@@ -88,7 +89,7 @@ async def test_block_wal_and_planning_counters(
             "SELECT queryid::text, sum(plans)::int8, sum(total_plan_time) / 1000 FROM pg_stat_statements "
             "WHERE query LIKE '%exp planned%' GROUP BY queryid"
         )[0]
-        samples = await scraper_factory().scrape()
+        samples = await scraper_factory(limits=uncapped).scrape()
     finally:
         pg_server.execute("ALTER SYSTEM RESET pg_stat_statements.track_planning")
         pg_server.execute("SELECT pg_reload_conf()")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from exporter.collectors.base import (
@@ -66,6 +67,13 @@ COLUMNS = (
            gauge(P + "stats_reset", "Time at which these statistics were last reset (Unix time).",
                  absent_when="statistics never reset"), cast="float8"),
 )  # fmt: skip
+# A family a supported server version lacks says so (the reference lists it, its test accepts no sample).
+COLUMNS = tuple(
+    c
+    if c.min_version <= 130000 or c.family.absent_when
+    else replace(c, family=replace(c.family, absent_when=f"PostgreSQL before {c.min_version // 10000}"))
+    for c in COLUMNS
+)
 CONFLICTS = tuple(
     Column(f"c.{c}", counter(f"pg_stat_database_conflicts_{c}", f"Queries canceled due to {what}."))
     for c, what in (

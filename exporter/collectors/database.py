@@ -24,7 +24,7 @@ from exporter.exposition import Exposition
 
 P = "pg_stat_database_"
 
-COLUMNS = (
+COLUMNS: tuple[Column, ...] = (
     Column("numbackends", gauge(P + "numbackends", "Number of backends currently connected to this database.")),
     Column("xact_commit", counter(P + "xact_commit", "Transactions committed.")),
     Column("xact_rollback", counter(P + "xact_rollback", "Transactions rolled back.")),

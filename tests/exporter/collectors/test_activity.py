@@ -39,17 +39,20 @@ async def test_long_running_query_is_counted_and_aged(
 @pytest.fixture
 def autovacuumed_table(pg_server: PostgresServer, databases: tuple[str, str]) -> Iterator[str]:
     """A table autovacuum picks at once and works on slowly (cost delay), with autovacuum waking every second."""
-    pg_server.execute("ALTER SYSTEM SET autovacuum_naptime = 1")
-    pg_server.execute("SELECT pg_reload_conf()")
-    flush_stats(
-        pg_server,
-        DB_B,
+    pg_server.execute(
         "CREATE TABLE exp_autovacuumed (id int) WITH (autovacuum_vacuum_threshold = 0, "
         "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1, "
-        "autovacuum_analyze_threshold = 1000000000); "
-        "INSERT INTO exp_autovacuumed SELECT generate_series(1, 50000); DELETE FROM exp_autovacuumed",
+        "autovacuum_analyze_threshold = 1000000000)",
+        dbname=DB_B,
     )
+    pg_server.execute("ALTER SYSTEM SET autovacuum_naptime = 1")
+    pg_server.execute("SELECT pg_reload_conf()")
     try:
+        flush_stats(
+            pg_server,
+            DB_B,
+            "INSERT INTO exp_autovacuumed SELECT generate_series(1, 50000); DELETE FROM exp_autovacuumed",
+        )
         yield "exp_autovacuumed"
     finally:
         pg_server.execute("ALTER SYSTEM RESET autovacuum_naptime")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from pydantic import PositiveFloat
+from pydantic import Field
 
 from exporter.collectors.base import Collector, gauge
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
+from pgwarden.durations import Duration
 
 COUNT = gauge(
     "pg_long_running_transactions",
@@ -23,7 +24,7 @@ OLDEST = gauge(
 
 
 class LongRunningTransactionsOptions(CollectorOptions):
-    threshold: PositiveFloat = 60.0  # seconds, postgres_exporter's default (one minute)
+    threshold: Duration = Field(default=60.0, gt=0)  # postgres_exporter's default: one minute
 
 
 class LongRunning(NamedTuple):

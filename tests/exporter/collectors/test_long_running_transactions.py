@@ -19,8 +19,8 @@ async def test_an_open_transaction_past_the_threshold(
     scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
 ) -> None:
     monitor = pg_server.dsn("postgres", MONITOR_ROLE, MONITOR_PASSWORD)
-    short = scraper_factory(monitor, collectors={"long_running_transactions": {"threshold": 1}})
-    long = scraper_factory(monitor, collectors={"long_running_transactions": {"threshold": 3600}})
+    short = scraper_factory(monitor, collectors={"long_running_transactions": {"threshold": "1s"}})
+    long = scraper_factory(monitor, collectors={"long_running_transactions": {"threshold": "1h"}})
     idle = await short.scrape()
     with psycopg.connect(pg_server.dsn(DB_B)) as conn:  # not autocommit: the SELECT opens a transaction
         conn.execute(b"SELECT count(*) FROM invoices")

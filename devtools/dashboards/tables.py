@@ -109,8 +109,8 @@ TABLES = Dashboard(
         ),
         graph(
             "Cache hit ratio by table, lowest 10",
-            f"bottomk(10, pg_statio_user_tables_heap_blks_hit{{{TD}}} / "
-            f"(pg_statio_user_tables_heap_blks_hit{{{TD}}} + pg_statio_user_tables_heap_blks_read{{{TD}}} > 0))",
+            f"bottomk(10, pg_statio_user_tables_heap_blocks_hit{{{TD}}} / "
+            f"(pg_statio_user_tables_heap_blocks_hit{{{TD}}} + pg_statio_user_tables_heap_blocks_read{{{TD}}} > 0))",
             "{{datname}}.{{schemaname}}.{{relname}}",
             unit="percentunit",
         ),

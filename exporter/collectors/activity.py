@@ -1,4 +1,5 @@
-"""pg_stat_activity: backends by state, transaction and query ages, long-running counts, connection ratio."""
+"""pg_stat_activity: backends by state, transaction and query ages, long-running counts, connection ratio, and
+the autovacuum workers' start times."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ LONG_RUNNING = gauge(
     ("datname", "threshold"),
 )
 RATIO = gauge("pg_stat_activity_connections_ratio", "Client backends divided by max_connections.")
+AUTOVACUUM = gauge(
+    "pg_stat_activity_autovacuum_timestamp_seconds",
+    "Start time of the transaction of each autovacuum worker, by the table it works on (Unix time).",
+    ("relname",),
+    "no autovacuum worker is running",
+)
 
 
 class ActivityOptions(CollectorOptions):
@@ -66,11 +73,17 @@ class Ratio(NamedTuple):
     ratio: float
 
 
+class Autovacuum(NamedTuple):
+    relname: str
+    timestamp_seconds: float
+
+
 class Activity(NamedTuple):
     groups: list[Group]
     oldest: list[Oldest]
     long_running: list[LongRunning]
     connections_ratio: float
+    autovacuum: list[Autovacuum]
 
 
 _GROUPS_SQL = """
@@ -111,6 +124,14 @@ SELECT (count(*) FILTER (WHERE backend_type = 'client backend')::float8
         / current_setting('max_connections')::float8) AS ratio
 FROM pg_stat_activity
 """
+# postgres_exporter's query: the worker's query is "autovacuum: VACUUM ANALYZE schema.table" (and the like)
+_AUTOVACUUM_SQL = """
+SELECT split_part(query, '.', 2) AS relname, extract(epoch FROM min(xact_start))::float8 AS timestamp_seconds
+FROM pg_stat_activity
+WHERE query LIKE 'autovacuum:%' AND xact_start IS NOT NULL
+GROUP BY 1  -- tables of one name in two schemas or databases: the earliest start, one series
+ORDER BY 1
+"""
 
 
 class ActivityCollector(Collector[Activity, ActivityOptions]):
@@ -118,7 +139,7 @@ class ActivityCollector(Collector[Activity, ActivityOptions]):
     order = 30
     source = "pg_stat_activity"
     options_model = ActivityOptions
-    families = (COUNT, MAX_TX, OLDEST, LONG_RUNNING, RATIO)
+    families = (COUNT, MAX_TX, OLDEST, LONG_RUNNING, RATIO, AUTOVACUUM)
 
     async def fetch(self, session: Session) -> Activity:
         return Activity(
@@ -126,6 +147,7 @@ class ActivityCollector(Collector[Activity, ActivityOptions]):
             await session.typed(Oldest, _OLDEST_SQL),
             await session.typed(LongRunning, _LONG_SQL, (list(self.options.long_running_thresholds),)),
             (await session.typed(Ratio, _RATIO_SQL))[0].ratio,
+            await session.typed(Autovacuum, _AUTOVACUUM_SQL),
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Activity]]) -> None:
@@ -147,3 +169,5 @@ class ActivityCollector(Collector[Activity, ActivityOptions]):
             for r in activity.long_running:
                 out.add(LONG_RUNNING, out.labels(LONG_RUNNING.labels, (r.datname, r.threshold)), r.queries)
             out.add(RATIO, out.labels((), ()), activity.connections_ratio)
+            for a in activity.autovacuum:
+                out.add(AUTOVACUUM, out.labels(AUTOVACUUM.labels, (a.relname,)), a.timestamp_seconds)

@@ -1,8 +1,9 @@
-"""pg_stat_database and pg_stat_database_conflicts, one series per database."""
+"""pg_stat_database and pg_stat_database_conflicts, one series per database; each database's connection limit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from exporter.collectors.base import (
@@ -23,7 +24,7 @@ from exporter.exposition import Exposition
 
 P = "pg_stat_database_"
 
-COLUMNS = (
+COLUMNS: tuple[Column, ...] = (
     Column("numbackends", gauge(P + "numbackends", "Number of backends currently connected to this database.")),
     Column("xact_commit", counter(P + "xact_commit", "Transactions committed.")),
     Column("xact_rollback", counter(P + "xact_rollback", "Transactions rolled back.")),
@@ -66,6 +67,13 @@ COLUMNS = (
            gauge(P + "stats_reset", "Time at which these statistics were last reset (Unix time).",
                  absent_when="statistics never reset"), cast="float8"),
 )  # fmt: skip
+# A family a supported server version lacks says so (the reference lists it, its test accepts no sample).
+COLUMNS = tuple(
+    c
+    if c.min_version <= 130000 or c.family.absent_when
+    else replace(c, family=replace(c.family, absent_when=f"PostgreSQL before {c.min_version // 10000}"))
+    for c in COLUMNS
+)
 CONFLICTS = tuple(
     Column(f"c.{c}", counter(f"pg_stat_database_conflicts_{c}", f"Queries canceled due to {what}."))
     for c, what in (
@@ -79,6 +87,9 @@ CONFLICTS = tuple(
 
 
 LABELS = ("datid", "datname")
+CONNECTION_LIMIT = gauge(
+    "pg_database_connection_limit", "Connection limit set for the database (-1: no limit).", ("datname",)
+)
 
 
 class DatabaseKeys(NamedTuple):
@@ -86,23 +97,44 @@ class DatabaseKeys(NamedTuple):
     datname: Sequence[str]
 
 
-class DatabaseCollector(Collector[ColumnTable[DatabaseKeys], CollectorOptions]):
+class ConnectionLimit(NamedTuple):
+    datname: str
+    connection_limit: int
+
+
+class Databases(NamedTuple):
+    stats: ColumnTable[DatabaseKeys]
+    limits: list[ConnectionLimit]
+
+
+class DatabaseCollector(Collector[Databases, CollectorOptions]):
     name = "database"
     order = 40
-    source = "pg_stat_database, pg_stat_database_conflicts"
-    families = with_labels(LABELS, *(c.family for c in COLUMNS + CONFLICTS))
+    source = "pg_stat_database, pg_stat_database_conflicts, pg_database"
+    families = (*with_labels(LABELS, *(c.family for c in COLUMNS + CONFLICTS)), CONNECTION_LIMIT)
 
-    async def fetch(self, session: Session) -> ColumnTable[DatabaseKeys]:
+    async def fetch(self, session: Session) -> Databases:
         columns = available(COLUMNS, session.server.version_num) + list(CONFLICTS)
-        return await fetch_table(
+        stats = await fetch_table(
             session,
             DatabaseKeys,
             columns,
             f"SELECT d.datid::int8 AS datid, d.datname, {select_list(columns)} FROM pg_stat_database d "
             "JOIN pg_stat_database_conflicts c USING (datid) WHERE d.datname IS NOT NULL ORDER BY d.datname",
         )
+        limits = await session.typed(
+            ConnectionLimit,
+            "SELECT datname, datconnlimit::int8 AS connection_limit FROM pg_database ORDER BY datname",
+        )
+        return Databases(stats, limits)
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[DatabaseKeys]]]) -> None:
-        for _, table in results:
+    def render(self, out: Exposition, results: Sequence[tuple[str, Databases]]) -> None:
+        for _, (table, limits) in results:
             labels = out.label_columns(LABELS, table.keys)
             render_table(out, labels, table)
+            for row in limits:
+                out.add(
+                    CONNECTION_LIMIT,
+                    out.labels(CONNECTION_LIMIT.labels, (row.datname,)),
+                    row.connection_limit,
+                )

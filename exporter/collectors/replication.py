@@ -1,4 +1,4 @@
-"""Replication: replica lag, pg_stat_replication per standby, replication slots."""
+"""Replication: replica lag and replay age, pg_stat_replication per standby (slots: `replication_slots`)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,23 @@ from exporter.db import Session
 from exporter.exposition import Exposition
 
 STANDBY_LABELS = ("application_name", "client_addr", "state", "slot_name")
-SLOT_LABELS = ("slot_name", "database")
 NO_STANDBY = "no standby is streaming from this server"
 
 LAG = gauge("pg_replication_lag_seconds", "Replication lag behind the primary in seconds (0 on a primary).")
 IS_REPLICA = gauge("pg_replication_is_replica", "1 when the server is a standby (in recovery), else 0.")
+LAST_REPLAY = gauge(
+    "pg_replication_last_replay_seconds",
+    "Seconds since the last transaction replayed was committed on the primary (0 on a primary).",
+)
 LSN_DIFF = gauge(
     "pg_stat_replication_pg_wal_lsn_diff",
     "Bytes of WAL the standby has still to replay, seen from the primary.",
+    STANDBY_LABELS,
+    NO_STANDBY,
+)
+CURRENT_LSN_BYTES = gauge(
+    "pg_stat_replication_pg_current_wal_lsn_bytes",
+    "The primary's current WAL position, in bytes, on each standby's row.",
     STANDBY_LABELS,
     NO_STANDBY,
 )
@@ -28,19 +37,12 @@ REPLAY_LAG = gauge(
     STANDBY_LABELS,
     NO_STANDBY,
 )
-SLOT_ACTIVE = gauge(
-    "pg_replication_slots_active", "1 when a process is streaming from the slot, else 0.", SLOT_LABELS
-)
-SLOT_RETAINED = gauge(
-    "pg_replication_slots_pg_wal_lsn_diff",
-    "Bytes of WAL the slot holds back (current WAL position minus restart_lsn).",
-    SLOT_LABELS,
-)
 
 
 class Recovery(NamedTuple):
     lag_seconds: float
     is_replica: int
+    last_replay_seconds: float
 
 
 class Standby(NamedTuple):
@@ -49,20 +51,13 @@ class Standby(NamedTuple):
     state: str
     slot_name: str
     lsn_diff: float | None
+    current_lsn_bytes: float | None
     replay_lag: float | None
-
-
-class Slot(NamedTuple):
-    slot_name: str
-    database: str
-    active: int
-    retained: float | None
 
 
 class Replication(NamedTuple):
     recovery: Recovery
     standbys: list[Standby]
-    slots: list[Slot]
 
 
 _LAG_SQL = """
@@ -70,48 +65,42 @@ SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())) END::float8
          AS lag_seconds,
-       pg_is_in_recovery()::int4 AS is_replica
+       pg_is_in_recovery()::int4 AS is_replica,
+       greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp()))::float8 AS last_replay_seconds
 """
 _STANDBYS_SQL = """
 SELECT coalesce(r.application_name, '') AS application_name, coalesce(host(r.client_addr), '') AS client_addr,
        coalesce(r.state, '') AS state, coalesce(s.slot_name, '') AS slot_name,
        CASE WHEN pg_is_in_recovery() THEN NULL
             ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END::float8 AS lsn_diff,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS current_lsn_bytes,
        extract(epoch FROM r.replay_lag)::float8 AS replay_lag
 FROM pg_stat_replication r
 LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
-"""
-_SLOTS_SQL = """
-SELECT slot_name, coalesce(database, '') AS database, active::int4 AS active,
-       CASE WHEN pg_is_in_recovery() OR restart_lsn IS NULL THEN NULL
-            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) END::float8 AS retained
-FROM pg_replication_slots
 """
 
 
 class ReplicationCollector(Collector[Replication, CollectorOptions]):
     name = "replication"
     order = 80
-    source = "pg_stat_replication, pg_replication_slots, recovery functions"
-    families = (LAG, IS_REPLICA, LSN_DIFF, REPLAY_LAG, SLOT_ACTIVE, SLOT_RETAINED)
+    source = "pg_stat_replication, recovery functions"
+    families = (LAG, IS_REPLICA, LAST_REPLAY, LSN_DIFF, CURRENT_LSN_BYTES, REPLAY_LAG)
 
     async def fetch(self, session: Session) -> Replication:
         return Replication(
             (await session.typed(Recovery, _LAG_SQL))[0],
             await session.typed(Standby, _STANDBYS_SQL),
-            await session.typed(Slot, _SLOTS_SQL),
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Replication]]) -> None:
-        for _, (recovery, standbys, slots) in results:
+        for _, (recovery, standbys) in results:
             plain = out.labels((), ())
             out.add(LAG, plain, recovery.lag_seconds)
             out.add(IS_REPLICA, plain, recovery.is_replica)
+            out.add(LAST_REPLAY, plain, recovery.last_replay_seconds)
             for s in standbys:
                 lbl = out.labels(STANDBY_LABELS, (s.application_name, s.client_addr, s.state, s.slot_name))
                 out.add(LSN_DIFF, lbl, s.lsn_diff)
+                out.add(CURRENT_LSN_BYTES, lbl, s.current_lsn_bytes)
                 out.add(REPLAY_LAG, lbl, s.replay_lag)
-            for slot in slots:
-                lbl = out.labels(SLOT_LABELS, (slot.slot_name, slot.database))
-                out.add(SLOT_ACTIVE, lbl, slot.active)
-                out.add(SLOT_RETAINED, lbl, slot.retained)

@@ -29,7 +29,7 @@ COLUMNS = tuple(
     Column(
         f"{part}_blks_{kind}",
         counter(
-            f"{P}{part}_blks_{kind}",
+            f"{P}{part}_blocks_{kind}",  # postgres_exporter's names; the view says _blks_
             f"Disk blocks {'read from' if kind == 'read' else 'found in the buffer cache for'} {what}.",
         ),
     )

@@ -284,21 +284,12 @@ def test_selector_parsing() -> None:
     ]
 
 
-# Used by alerts/postgres_maintenance.rules.yml, exported by collectors still to come (postgres_exporter's
-# names): remove each entry when its collector declares it.
-PENDING_FAMILIES = {
-    "pg_replication_slot_wal_status": {"slot_name", "slot_type", "wal_status"},
-    "pg_sequence_used_ratio": {"datname", "schemaname", "sequencename"},
-    "pg_index_invalid": {"datname", "schemaname", "relname", "indexrelname"},
-}
-
-
 @cache
 def exported_families() -> dict[str, set[str]]:
     """Every family the exporter declares, and the responder's drill gauges, with their labels."""
     families = [*FRAMEWORK_FAMILIES, *(f for cls in COLLECTORS for f in cls.families), *AWS_FAMILIES]
     drills = {name: set(labels) for name, (labels, _) in DRILL_FAMILIES.items()}  # the responder's
-    return {**PENDING_FAMILIES, **{f.name: set(f.labels) for f in families}} | drills
+    return {f.name: set(f.labels) for f in families} | drills
 
 
 @pytest.mark.parametrize("rule", all_rules(), ids=str)

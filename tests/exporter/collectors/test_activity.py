@@ -1,13 +1,17 @@
-"""pg_stat_activity: a long-running query counted, aged and grouped."""
+"""pg_stat_activity: a long-running query counted, aged and grouped; an autovacuum worker's start time."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
+
+from devtools.pgserver import PostgresServer
+from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
 from tests.exporter.collectors.conftest import APP_ROLE
 from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, background_query
+from tests.exporter.helpers import Scraper, background_query, flush_stats, wait_for
 
 
 async def test_long_running_query_is_counted_and_aged(
@@ -30,3 +34,40 @@ async def test_long_running_query_is_counted_and_aged(
     assert max_tx is not None and max_tx >= 1.2
     ratio = samples.get("pg_stat_activity_connections_ratio")
     assert ratio is not None and 0 < ratio < 1
+
+
+@pytest.fixture
+def autovacuumed_table(pg_server: PostgresServer, databases: tuple[str, str]) -> Iterator[str]:
+    """A table autovacuum picks at once and works on slowly (cost delay), with autovacuum waking every second."""
+    pg_server.execute(
+        "CREATE TABLE exp_autovacuumed (id int) WITH (autovacuum_vacuum_threshold = 0, "
+        "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1, "
+        "autovacuum_analyze_threshold = 1000000000)",
+        dbname=DB_B,
+    )
+    pg_server.execute("ALTER SYSTEM SET autovacuum_naptime = 1")
+    pg_server.execute("SELECT pg_reload_conf()")
+    try:
+        flush_stats(
+            pg_server,
+            DB_B,
+            "INSERT INTO exp_autovacuumed SELECT generate_series(1, 50000); DELETE FROM exp_autovacuumed",
+        )
+        yield "exp_autovacuumed"
+    finally:
+        pg_server.execute("ALTER SYSTEM RESET autovacuum_naptime")
+        pg_server.execute("SELECT pg_reload_conf()")
+        pg_server.execute("DROP TABLE exp_autovacuumed", dbname=DB_B)  # cancels the worker
+
+
+async def test_autovacuum_worker_start_time(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer, autovacuumed_table: str
+) -> None:
+    worker = (
+        "SELECT extract(epoch FROM xact_start)::float8 FROM pg_stat_activity "
+        f"WHERE query LIKE 'autovacuum: VACUUM public.{autovacuumed_table}%'"
+    )
+    wait_for(lambda: bool(pg_server.execute(worker)), timeout=30)
+    started = pg_server.execute(worker)[0][0]
+    samples = await scraper_factory(pg_server.dsn("postgres", MONITOR_ROLE, MONITOR_PASSWORD)).scrape()
+    assert samples.get("pg_stat_activity_autovacuum_timestamp_seconds", relname=autovacuumed_table) == started

@@ -15,4 +15,4 @@ async def test_caps_keep_the_largest_and_count_the_cut(scraper_factory: Callable
     total = len((await scraper_factory().scrape()).all("pg_stat_user_tables_seq_scan", datname=DB_A))
     assert samples.get("pg_exporter_rows_cut", collector="tables", datname=DB_A) == total - 1
     assert len(samples.all("pg_stat_user_indexes_idx_scan", datname=DB_A)) == 2
-    assert len(samples.all("pg_statio_user_tables_heap_blks_hit", datname=DB_A)) == 1
+    assert len(samples.all("pg_statio_user_tables_heap_blocks_hit", datname=DB_A)) == 1

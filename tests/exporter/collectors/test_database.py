@@ -63,3 +63,16 @@ async def test_database_counters_sizes_and_deadlocks(
     assert after.get("pg_stat_database_conflicts_confl_lock", datname=DB_A) == 0
     if int(pg_server.execute("SHOW server_version_num")[0][0]) >= 140000:
         assert after.get("pg_stat_database_sessions", datname=DB_A) is not None
+
+
+async def test_database_connection_limit(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    pg_server.execute(f"ALTER DATABASE {DB_B} CONNECTION LIMIT 42")
+    try:
+        samples = await scraper_factory().scrape()
+    finally:
+        pg_server.execute(f"ALTER DATABASE {DB_B} CONNECTION LIMIT -1")
+    assert samples.get("pg_database_connection_limit", datname=DB_B) == 42
+    assert samples.get("pg_database_connection_limit", datname=DB_A) == -1
+    assert samples.get("pg_database_connection_limit", datname="template0") == -1

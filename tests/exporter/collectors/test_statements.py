@@ -11,6 +11,8 @@ from devtools.pgserver import PostgresServer
 from tests.exporter.conftest import DB_B
 from tests.exporter.helpers import Scraper
 
+P = "pg_stat_statements_"
+
 
 async def test_statements_top_n_counters(
     scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
@@ -45,3 +47,52 @@ async def test_statements_top_n_counters(
     assert cut is not None and cut >= total - 2 - 5 and cut > 0
     infos = capped.all("pg_stat_statements_query_info")
     assert len(infos) == 2 and all(lbl["query"] for lbl, _ in infos)
+
+
+IO_SQL = """
+SELECT queryid::text, sum(shared_blks_hit)::int8, sum(shared_blks_read)::int8, sum(temp_blks_written)::int8,
+       sum(wal_records)::int8, sum(wal_bytes)::int8
+FROM pg_stat_statements WHERE query LIKE %s GROUP BY queryid
+"""
+
+
+async def test_block_wal_and_planning_counters(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as conn:
+        for _ in range(3):
+            conn.execute(b"SELECT sum(amount) FROM invoices WHERE id > 0 /* exp io */")
+            conn.execute(b"UPDATE invoices SET amount = amount WHERE id < 50 /* exp wal */")
+    uncapped = {"statements_top_n": 0}  # these are not among the top statements
+    read, wal = (pg_server.execute(IO_SQL, params=(f"%exp {what}%",))[0] for what in ("io", "wal"))
+    samples = await scraper_factory(limits=uncapped).scrape()
+    queryid, hit, blocks_read, temp_written = read[:4]
+    labels = {"user": "postgres", "datname": DB_B, "queryid": queryid}
+    assert hit > 0
+    assert samples.get(P + "shared_blks_hit_total", **labels) == hit
+    assert samples.get(P + "shared_blks_read_total", **labels) == blocks_read
+    assert samples.get(P + "temp_blks_written_total", **labels) == temp_written == 0
+    queryid, records, wal_bytes = wal[0], wal[4], wal[5]
+    labels = {"user": "postgres", "datname": DB_B, "queryid": queryid}
+    assert records > 0 and samples.get(P + "wal_records_total", **labels) == records
+    assert samples.get(P + "wal_bytes_total", **labels) == wal_bytes
+    assert samples.get(P + "plans_total", **labels) is None  # track_planning is off
+    assert samples.get(P + "plan_seconds_total", **labels) is None
+
+    pg_server.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+    pg_server.execute("SELECT pg_reload_conf()")
+    try:
+        with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as conn:
+            for _ in range(4):
+                conn.execute(b"SELECT count(*) FROM invoices WHERE amount < 7 /* exp planned */")
+        planned = pg_server.execute(
+            "SELECT queryid::text, sum(plans)::int8, sum(total_plan_time) / 1000 FROM pg_stat_statements "
+            "WHERE query LIKE '%exp planned%' GROUP BY queryid"
+        )[0]
+        samples = await scraper_factory(limits=uncapped).scrape()
+    finally:
+        pg_server.execute("ALTER SYSTEM RESET pg_stat_statements.track_planning")
+        pg_server.execute("SELECT pg_reload_conf()")
+    labels = {"user": "postgres", "datname": DB_B, "queryid": planned[0]}
+    assert planned[1] == 4 and samples.get(P + "plans_total", **labels) == 4
+    assert samples.get(P + "plan_seconds_total", **labels) == pytest.approx(planned[2])

@@ -14,7 +14,7 @@ async def test_statio_counts_cache_hits(
 ) -> None:
     flush_stats(pg_server, DB_B, "SELECT sum(amount) FROM invoices")
     samples = await scraper_factory().scrape()
-    hits = samples.get("pg_statio_user_tables_heap_blks_hit", datname=DB_B, relname="invoices")
+    hits = samples.get("pg_statio_user_tables_heap_blocks_hit", datname=DB_B, relname="invoices")
     assert hits is not None and hits > 0
-    assert samples.get("pg_statio_user_tables_idx_blks_hit", datname=DB_B, relname="invoices") is not None
-    assert samples.get("pg_statio_user_tables_toast_blks_read", datname=DB_A, relname="small") is None
+    assert samples.get("pg_statio_user_tables_idx_blocks_hit", datname=DB_B, relname="invoices") is not None
+    assert samples.get("pg_statio_user_tables_toast_blocks_read", datname=DB_A, relname="small") is None

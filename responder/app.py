@@ -47,6 +47,14 @@ def _authorized(request: web.Request) -> bool:
     token = request.app[keys.CONFIG].token
     if token is None:
         return True
+    return bearer_token_valid(request)
+
+
+def bearer_token_valid(request: web.Request) -> bool:
+    """The request carries the configured bearer token (False when none is configured)."""
+    token = request.app[keys.CONFIG].token
+    if token is None:
+        return False
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
@@ -181,7 +189,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     actions finish (up to shutdown_timeout) before the journal closes."""
     config = app[keys.CONFIG]
     settings = config.schema
-    journal = Journal(open_store(config.journal, timeout=settings.journal_timeout), app[keys.OWNER])
+    store = open_store(
+        config.journal, timeout=settings.journal_timeout, credentials=config.journal_credentials
+    )
+    journal = Journal(store, app[keys.OWNER])
     await journal.start()
     app[keys.JOURNAL] = journal
     app[keys.RDS] = RdsApi(config.aws) if config.aws else None

@@ -269,8 +269,9 @@ def resolve_credentials(
     env: Mapping[str, str] | None = None,
     fetch: Callable[[DsnSecret], str] = read_secret,
 ) -> tuple[str, Credentials | None] | None:
-    """Stage 2 for one server: the conninfo to start with (a secret read, merged over `base`) and its
-    `Credentials` (None when the DSN is all there is); None with the errors recorded under `where`."""
+    """Stage 2 for one server: the conninfo to start with (a secret read, merged over `base`; without the
+    password when there are `Credentials` to give it) and its `Credentials` (None when the DSN is all there
+    is); None with the errors recorded under `where`."""
     env = os.environ if env is None else env
     prefix = f"{where}." if where else ""
     conninfo = base
@@ -281,7 +282,10 @@ def resolve_credentials(
             errors.add(f"{prefix}{secret_key}.secret_id", str(exc))
             return None
     if iam is False:
-        return conninfo, (Credentials(conninfo, secret, None, base, fetch) if secret is not None else None)
+        if secret is None:
+            return conninfo, None
+        credentials = Credentials(conninfo, secret, None, base, fetch)
+        return _without_password(conninfo), credentials
     params = conninfo_to_dict(conninfo)
     problems = []
     if params.get("password") and secret is None:
@@ -301,7 +305,13 @@ def resolve_credentials(
     if problems or region is None:
         return None
     conninfo = make_conninfo(conninfo, sslmode=sslmode)
-    return conninfo, Credentials(conninfo, secret, IamTokens(region), base, fetch)
+    return _without_password(conninfo), Credentials(conninfo, secret, IamTokens(region), base, fetch)
+
+
+def _without_password(conninfo: str) -> str:
+    """The conninfo to keep in the configuration: the password lives in `Credentials` only."""
+    params = {k: v for k, v in conninfo_to_dict(conninfo).items() if k != "password"}
+    return make_conninfo("", **params)
 
 
 def resolve_server(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import ssl
 from collections.abc import Callable
@@ -49,8 +50,12 @@ _TLS_VERSIONS = {
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
-# An unknown user is checked against this hash, so that its answer takes as long as a wrong password's.
-_DECOY_HASH = bcrypt.hashpw(b"decoy password", bcrypt.gensalt(10))
+
+
+@functools.cache
+def _decoy_hash() -> bytes:
+    """An unknown user is checked against this hash, so that its answer takes as long as a wrong password's."""
+    return bcrypt.hashpw(b"decoy password", bcrypt.gensalt(10))
 
 
 class TLSServerConfig(StrictModel):
@@ -170,7 +175,7 @@ class WebConfig:
         known = self._verified.get(key)
         if known is None:
             hashed = self.schema.basic_auth_users.get(user)
-            target = hashed.encode() if hashed is not None else _DECOY_HASH
+            target = hashed.encode() if hashed is not None else _decoy_hash()
             matches = await asyncio.to_thread(bcrypt.checkpw, password.encode(), target)
             known = matches and hashed is not None
             if len(self._verified) > 1024:  # bounded: a client trying passwords cannot grow it for ever

@@ -416,3 +416,15 @@ def test_iam_configuration_errors() -> None:
     explicit = resolve_credentials(rds_host, None, IamAuth(region="us-east-2"), "", Errors(), env={})
     assert explicit is not None and explicit[1] is not None and explicit[1].iam is not None
     assert explicit[1].iam.region == "us-east-2"
+
+
+def test_journal_secret_conflicts(moto: MotoServer) -> None:
+    secret = {"secret_id": "absent-journal", "region": REGION}
+    for extra, message in (
+        ({"journal": "sqlite:///tmp/j.db"}, "journal_dsn_secret: conflicts with a sqlite: journal"),
+        ({"journal_dsn_env": "JOURNAL_DSN"}, "journal_dsn_secret: conflicts with journal_dsn_env"),
+        ({}, "journal_dsn_secret.secret_id: cannot read secret 'absent-journal': ResourceNotFoundException"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            build_config({"auth": "none", "journal_dsn_secret": secret, **extra}, default_registry())
+        assert message in caught.value.errors

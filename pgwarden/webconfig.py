@@ -194,39 +194,37 @@ class WebConfig:
 
     def middleware(self, also_accept: Callable[[web.Request], bool] | None = None) -> Middleware:
         """An aiohttp middleware: without valid basic-auth credentials (when users are configured) a 401, a
-        client certificate outside client_allowed_sans a 403; the configured headers on every answer.
-        `also_accept` lets a request through on other credentials the application checks itself."""
-        headers = self.schema.http_server_config.headers
+        client certificate outside client_allowed_sans a 403. `also_accept` lets a request through on other
+        credentials the application checks itself."""
         users = self.schema.basic_auth_users
 
         @web.middleware
         async def web_config(request: web.Request, handler: Handler) -> web.StreamResponse:
-            try:
-                if not self.allowed_peer(request):
-                    raise web.HTTPForbidden(text="client certificate not allowed\n")
-                if users and not (
-                    await self.authenticated(request.headers.get("Authorization", ""))
-                    or (also_accept is not None and also_accept(request))
-                ):
-                    raise web.HTTPUnauthorized(
-                        text="Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="pgwarden"'}
-                    )
-                response = await handler(request)
-            except web.HTTPException as exc:
-                exc.headers.update(headers)
-                raise
-            if not response.prepared:
-                response.headers.update(headers)
-            return response
+            if not self.allowed_peer(request):
+                raise web.HTTPForbidden(text="client certificate not allowed\n")
+            if users and not (
+                await self.authenticated(request.headers.get("Authorization", ""))
+                or (also_accept is not None and also_accept(request))
+            ):
+                raise web.HTTPUnauthorized(
+                    text="Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="pgwarden"'}
+                )
+            return await handler(request)
 
         return web_config
+
+    async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(self.schema.http_server_config.headers)
 
     def apply(
         self, app: web.Application, also_accept: Callable[[web.Request], bool] | None = None
     ) -> web.Application:
-        """`app` with this configuration's middleware first, when there is anything for it to do."""
-        if self.schema.basic_auth_users or self.schema.http_server_config.headers or self.allowed_sans:
+        """`app` with this configuration's checks as its first middleware, and the configured headers on every
+        answer (streamed ones and errors too: they are added as each response is prepared)."""
+        if self.schema.basic_auth_users or self.allowed_sans:
             app.middlewares.insert(0, self.middleware(also_accept))
+        if self.schema.http_server_config.headers:
+            app.on_response_prepare.append(self._add_headers)
         return app
 
     @property

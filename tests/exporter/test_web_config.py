@@ -57,14 +57,21 @@ def start_exporter(folder: Path, config: Path, web: Path) -> tuple[Process, int]
 
 
 def fetch(url: str, context: ssl.SSLContext, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    status, _, body = fetch_with_headers(url, context, auth)
+    return status, body
+
+
+def fetch_with_headers(
+    url: str, context: ssl.SSLContext, auth: tuple[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
     request = urllib.request.Request(url)
     if auth is not None:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     try:
         with urllib.request.urlopen(request, context=context, timeout=20) as resp:
-            return resp.status, resp.read().decode()
+            return resp.status, dict(resp.headers), resp.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        return exc.code, dict(exc.headers), exc.read().decode()
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +119,9 @@ def test_basic_auth_over_tls(exporters: dict[str, int], certs: Certificates) -> 
     context = certs.client_context()
     assert fetch(url, context)[0] == 401
     assert fetch(url, context, ("prometheus", "wrong"))[0] == 401
-    status, body = fetch(url, context, ("prometheus", PASSWORD))
+    status, headers, body = fetch_with_headers(url, context, ("prometheus", PASSWORD))
     assert status == 200
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"  # on the streamed exposition too
     assert "\npg_up 1.0\n" in body or "\npg_up 1\n" in body
     with pytest.raises(OSError):  # plain HTTP is not served
         urllib.request.urlopen(f"http://127.0.0.1:{exporters['basic']}/metrics", timeout=10)

@@ -16,6 +16,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from pydantic import Field, field_validator, model_validator
 
 from pgwarden.config import ConfigError, StrictModel, load_yaml, validate_document
 
-ClientAuthType = Literal["NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
+log = logging.getLogger("pgwarden.web")
+
 TLSVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 
 # The exporter-toolkit's list: only these headers may be set, some only to these values (any case).
@@ -264,10 +266,44 @@ def _why(exc: OSError | ssl.SSLError) -> str:
     return exc.strerror or str(exc)
 
 
+class CertificateReloader:
+    """Serves what the certificate and key files hold now, as the exporter-toolkit does: each handshake checks
+    their modification times (a stat, no read), and a changed pair is loaded into a new context used from that
+    handshake on. A pair that does not load (half written, not matching) leaves the last good one in use."""
+
+    def __init__(self, tls: TLSServerConfig, base: Path) -> None:
+        self.tls = tls
+        self.base = base
+        self.files = (base / tls.cert_file, base / tls.key_file)
+        self.context = ssl_context(tls, base)  # the listening context
+        self.context.sni_callback = self._handshake
+        self.current = self.context
+        self.stamp = self._stamp()
+
+    def _stamp(self) -> tuple[tuple[int, int, int], ...] | None:
+        try:
+            return tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in (p.stat() for p in self.files))
+        except OSError:
+            return None
+
+    def _handshake(self, connection: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+        stamp = self._stamp()
+        if stamp is not None and stamp != self.stamp:
+            try:
+                self.current = ssl_context(self.tls, self.base)
+            except ConfigError as exc:
+                log.warning("certificate not reloaded", extra={"error": exc.errors[0]})
+            else:
+                log.info("certificate reloaded", extra={"cert_file": str(self.tls.cert_file)})
+            self.stamp = stamp
+        if self.current is not context:
+            connection.context = self.current
+
+
 def load_web_config(path: Path | None) -> WebConfig:
     """The file's configuration (None: plain HTTP without auth); raises ConfigError listing every problem."""
     if path is None:
         return WebConfig()
     schema = validate_document(WebConfigSchema, load_yaml(path))
     tls = schema.tls_server_config
-    return WebConfig(schema, ssl_context(tls, path.parent) if tls is not None else None)
+    return WebConfig(schema, CertificateReloader(tls, path.parent).context if tls is not None else None)

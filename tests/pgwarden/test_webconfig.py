@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import shutil
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -204,3 +206,29 @@ def test_describe(tmp_path: Path, certs: Certificates) -> None:
     assert config.describe() == "plain HTTP; basic auth (1 user(s))"
     full = load_web_config(write(tmp_path, {"tls_server_config": tls(certs)}))
     assert full.describe() == "tls TLS12+, client certificates NoClientCert; no basic auth"
+
+
+async def test_certificate_files_reloaded(serve: Any, tmp_path: Path) -> None:
+    """Replaced certificate files are served from the next handshake on; a broken pair keeps the last good."""
+    first = make_certificates(tmp_path / "first")
+    second = make_certificates(tmp_path / "second")
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key"):
+        shutil.copy(first.folder / name, live / name)
+    url = await serve(
+        {"tls_server_config": {"cert_file": str(live / "server.crt"), "key_file": str(live / "server.key")}}
+    )
+
+    async def served() -> bytes:
+        pem = await asyncio.to_thread(ssl.get_server_certificate, ("127.0.0.1", int(url.rsplit(":", 1)[1])))
+        return ssl.PEM_cert_to_DER_cert(pem)
+
+    def der(path: Path) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+    assert await served() == der(first.server_cert)
+    shutil.copy(second.server_cert, live / "server.crt")  # half-way: the new certificate with the old key
+    assert await served() == der(first.server_cert)
+    shutil.copy(second.server_key, live / "server.key")
+    assert await served() == der(second.server_cert)

@@ -29,6 +29,7 @@ from exporter.custom.queries_file import load_query_file
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
+from pgwarden.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("pgwarden.exporter")
 
@@ -92,16 +93,20 @@ def summary(config: ExporterConfig, targets: list[Target]) -> str:
     return "\n".join(lines)
 
 
-async def serve(config: ExporterConfig, targets: list[Target], host: str | None, port: int) -> None:
-    runner = web.AppRunner(make_app(config, targets), access_log=None, handle_signals=False)
+async def serve(
+    config: ExporterConfig, targets: list[Target], host: str | None, port: int, web_config: WebConfig
+) -> None:
+    app = web_config.apply(make_app(config, targets))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=web_config.ssl_context)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host or ''}:{port}: {exc.strerror}") from None
-    log.info("listening", extra={"address": f"{host or '0.0.0.0'}:{port}", "targets": len(targets)})
+    address = f"{web_config.scheme}://{host or '0.0.0.0'}:{port}"
+    log.info("listening", extra={"address": address, "targets": len(targets)})
     if config.aws is None and config.polled_aws is not None:
         log.info(IMPLIED_AWS)
     stop = asyncio.Event()
@@ -124,12 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         config, targets = load(args)
     except ConfigError as exc:
         return print_config_errors(str(args.config or "DATA_SOURCE_NAME"), exc.errors)
+    try:
+        web_config = load_web_config(args.web_config_file)
+    except ConfigError as exc:
+        return print_config_errors(str(args.web_config_file), exc.errors)
     host, port = args.listen
     if args.check_config:
         print(summary(config, targets))
+        print(f"  web: {web_config.describe()}")
         return 0
     try:
-        asyncio.run(serve(config, targets, host, port))
+        asyncio.run(serve(config, targets, host, port, web_config))
     except ListenError as exc:
         print(str(exc), file=sys.stderr)
         return 1

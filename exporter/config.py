@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +16,9 @@ from exporter.custom import ExtendedQueries, custom_query_errors
 from exporter.custom.config import CustomQuery
 from pgwarden.config import ConfigError as ConfigError
 from pgwarden.config import Errors, StrictModel, load_yaml, validate_document
+from pgwarden.credentials import Credentials, DsnSecret, IamAuth, check_dsn_sources, resolve_server
 from pgwarden.dsn import describe_dsn
 from pgwarden.durations import Duration
-from pgwarden.secrets import SecretRef
 
 ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
 
@@ -45,6 +45,8 @@ class TargetConfig(StrictModel):
     dsn: str | None = None
     dsn_env: str | None = None
     dsn_file: Path | None = None
+    dsn_secret: DsnSecret | None = None
+    iam_auth: bool | IamAuth = False
     databases: DatabasesConfig = DatabasesConfig()
     rds: RDSConfig | None = None
     connect_timeout: Duration = 3.0
@@ -52,7 +54,7 @@ class TargetConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_dsn_source(self) -> TargetConfig:
-        SecretRef.of(self, "dsn").check_one()
+        check_dsn_sources(self)
         return self
 
 
@@ -100,12 +102,14 @@ class ExporterConfig(StrictModel):
 
 @dataclass(frozen=True)
 class Target:
-    """A configured server with its secret DSN resolved; `display` is safe to log."""
+    """A configured server with its secret DSN resolved; `display` is safe to log. `credentials`, with a
+    Secrets Manager secret or IAM auth, gives each new connection its current password."""
 
     name: str
     conninfo: str
     display: str
     config: TargetConfig
+    credentials: Credentials | None = field(default=None, compare=False, repr=False)
 
 
 def parse_config(data: Any) -> ExporterConfig:
@@ -157,14 +161,16 @@ def _env_or_file(env: dict[str, str], key: str) -> str | None:
 
 
 def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
-    """Stage 2: every target's DSN from dsn, dsn_env or dsn_file, parsed, and the custom queries' names
-    checked across both kinds; errors name the key."""
+    """Stage 2: every target's DSN from dsn, dsn_env, dsn_file or dsn_secret, parsed, and the custom queries'
+    names checked across both kinds; errors name the key."""
     errors = Errors()
     resolved: list[Target] = []
     for i, t in enumerate(config.targets):
-        conninfo = errors.dsn(SecretRef.of(t, "dsn"), f"targets.{i}", env)
-        if conninfo is not None:
-            resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t))
+        region = t.rds.region if t.rds is not None else None
+        server = resolve_server(t, f"targets.{i}", errors, region_hint=region, env=env)
+        if server is not None:
+            conninfo, credentials = server
+            resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t, credentials))
     errors.extend(custom_query_errors(config))
     errors.raise_if_any()
     return resolved

@@ -23,6 +23,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import AsyncRowFactory, RowMaker
 
 from exporter.sizes import RelationSizes
+from pgwarden.credentials import Credentials, connect_fresh
 
 if TYPE_CHECKING:
     from psycopg.cursor_async import AsyncCursor
@@ -125,8 +126,10 @@ class _Pool:
         connect_timeout: float,
         label: str,
         on_reset: Callable[[], Awaitable[None]] | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.on_reset = on_reset
+        self.credentials = credentials
         self.conninfo = conninfo
         self.connect_timeout = connect_timeout
         self.label = label
@@ -154,13 +157,18 @@ class _Pool:
     async def _connect(self) -> AsyncConnection[Any]:
         try:
             async with asyncio.timeout(self.connect_timeout):
-                conn = await AsyncConnection.connect(self.conninfo, autocommit=True, prepare_threshold=None)
+                conn = await connect_fresh(self.credentials, self._open)
                 await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
                 return conn
         except TimeoutError:
             raise DatabaseUnavailable(f"{self.label}: no answer within {self.connect_timeout:g}s") from None
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"{self.label}: {_reason(exc)}") from None
+
+    async def _open(self, params: dict[str, str]) -> AsyncConnection[Any]:
+        """A new connection; `params` (a secret's current password, an IAM token) override the conninfo's."""
+        conninfo = make_conninfo(self.conninfo, **params)
+        return await AsyncConnection.connect(conninfo, autocommit=True, prepare_threshold=None)
 
     @asynccontextmanager
     async def connection(self, check: bool = False) -> AsyncIterator[AsyncConnection[Any]]:
@@ -220,6 +228,7 @@ class ServerConnections:
                 config.connect_timeout,
                 label,
                 on_reset=self.drop_idle,
+                credentials=self.target.credentials,
             )
             self._pools[key] = pool
         return pool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 # Prometheus' own exporters spell it `warn`; Python's logging spells it `warning`. Both are accepted.
@@ -31,7 +32,7 @@ def log_level(text: str) -> str:
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, program: str, version: str, listen: str) -> None:
-    """--web.listen-address, --log.level, --log.format, --check-config and --version, alike in both programs."""
+    """--web.listen-address, --web.config.file, --log.level, --log.format, --check-config and --version."""
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
@@ -49,6 +50,13 @@ def add_common_flags(parser: argparse.ArgumentParser, *, program: str, version: 
         help=f"one of {', '.join(LOG_LEVELS)} (default info)",
     )
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=LOG_FORMATS)
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="FILE",
+        help="TLS, basic auth and response headers, in the Prometheus exporter-toolkit format",
+    )
     parser.add_argument(
         "--check-config", action="store_true", help="validate the configuration, print a summary and exit"
     )

@@ -63,6 +63,13 @@ def _may_read(request: web.Request) -> bool:
     return _authorized(request) or request.app[keys.CONFIG].principal(_bearer(request)) is not None
 
 
+def bearer_token_valid(request: web.Request) -> bool:
+    """The request carries the configured webhook token (False when none is configured): what lets it past
+    `--web.config.file`'s basic auth on `/metrics` and `/healthz`."""
+    token = request.app[keys.CONFIG].token
+    return token is not None and hmac.compare_digest(_bearer(request).encode(), token.encode())
+
+
 def _reason(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -226,7 +233,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     actions finish (up to shutdown_timeout) before the journal closes."""
     config = app[keys.CONFIG]
     settings = config.schema
-    journal = Journal(open_store(config.journal, timeout=settings.journal_timeout), app[keys.OWNER])
+    store = open_store(
+        config.journal, timeout=settings.journal_timeout, credentials=config.journal_credentials
+    )
+    journal = Journal(store, app[keys.OWNER])
     await journal.start()
     app[keys.JOURNAL] = journal
     app[keys.RDS] = RdsApi(config.aws) if config.aws else None

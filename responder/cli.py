@@ -11,8 +11,9 @@ from aiohttp import web
 
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
+from pgwarden.webconfig import load_web_config
 from responder import __version__, recover
-from responder.app import make_app
+from responder.app import bearer_token_valid, make_app
 from responder.config import ConfigError, load_config, summary
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
@@ -47,16 +48,21 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
         config = load_config(args.config, registry or default_registry())
     except ConfigError as exc:
         return print_config_errors(str(args.config), exc.errors)
+    try:
+        web_config = load_web_config(args.web_config_file)
+    except ConfigError as exc:
+        return print_config_errors(str(args.web_config_file), exc.errors)
     if args.check_config:
         print(f"{args.config}: OK")
         print(summary(config))
+        print(f"web: {web_config.describe()}")
         return 0
     host, port = args.listen
     log.info(
         "starting",
         extra={
             "version": __version__,
-            "listen": f"{host or '0.0.0.0'}:{port}",
+            "listen": f"{web_config.scheme}://{host or '0.0.0.0'}:{port}",
             "mode": config.mode,
             "journal": config.journal_display(),
             "playbooks": len(config.playbooks),
@@ -64,8 +70,10 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
     )
     try:
         web.run_app(
-            make_app(config),
+            # A valid bearer token is as good as basic-auth credentials: the Authorization header carries one.
+            web_config.apply(make_app(config), also_accept=bearer_token_valid),
             host=host,
+            ssl_context=web_config.ssl_context,
             port=port,
             print=None,
             access_log=None,

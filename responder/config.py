@@ -21,6 +21,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pgwarden.config import ConfigError as ConfigError
 from pgwarden.config import Errors, StrictModel, error_lines, load_yaml, validate_document
+from pgwarden.credentials import (
+    Credentials,
+    DsnSecret,
+    IamAuth,
+    check_dsn_sources,
+    resolve_credentials,
+    resolve_server,
+)
 from pgwarden.dsn import DsnError, check_dsn, describe_dsn
 from pgwarden.durations import Duration, format_duration
 from pgwarden.secrets import SecretRef
@@ -39,11 +47,13 @@ class TargetSchema(StrictModel):
     dsn: str | None = None
     dsn_env: str | None = None
     dsn_file: Path | None = None
+    dsn_secret: DsnSecret | None = None
+    iam_auth: bool | IamAuth = False
     connect_timeout: Duration = 3.0
 
     @model_validator(mode="after")
     def _one_dsn_source(self) -> TargetSchema:
-        SecretRef.of(self, "dsn").check_one()
+        check_dsn_sources(self)
         return self
 
 
@@ -90,6 +100,7 @@ class ResponderSchema(StrictModel):
     token_file: Path | None = None
     journal: str = "sqlite:///var/lib/pgwarden/journal.db"
     journal_dsn_env: str | None = None  # a PostgreSQL journal DSN from the environment instead
+    journal_dsn_secret: DsnSecret | None = None  # or from Secrets Manager (over `journal:`'s, if a URL)
     journal_timeout: Duration = Field(default=2.0, gt=0)  # PostgreSQL journal: connect/acquire timeout
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     approval_timeout: Duration = 3600.0
@@ -114,6 +125,7 @@ class Server:
     conninfo: str = field(repr=False)  # secret: never logged
     display: str  # host:port/dbname, safe to log
     connect_timeout: float
+    credentials: Credentials | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,7 @@ class Config:
     actions: ActionRegistry = field(compare=False)  # every known action, configured or not
     schedules: tuple[Schedule, ...] = ()
     principals: tuple[Principal, ...] = ()  # approvers and viewers
+    journal_credentials: Credentials | None = field(default=None, compare=False, repr=False)
 
     def principal(self, token: str) -> Principal | None:
         """Whose token this is (constant-time comparisons against every one); the webhook's is nobody's."""
@@ -256,15 +269,32 @@ def _token(schema: ResponderSchema, errors: Errors) -> str | None:
     return errors.secret(ref, "")
 
 
-def _journal(schema: ResponderSchema, errors: Errors) -> str:
+def _journal(schema: ResponderSchema, errors: Errors) -> tuple[str, Credentials | None]:
+    if schema.journal_dsn_secret is not None:
+        return _journal_secret(schema, schema.journal_dsn_secret, errors)
     if schema.journal_dsn_env is not None:
-        return errors.secret(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or ""
+        return errors.secret(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or "", None
     if not schema.journal.startswith("sqlite:"):
         try:
             check_dsn(schema.journal)
         except DsnError:
             errors.add("journal", "use sqlite:///path or a PostgreSQL URL (postgresql://...)")
-    return schema.journal
+    return schema.journal, None
+
+
+def _journal_secret(
+    schema: ResponderSchema, secret: DsnSecret, errors: Errors
+) -> tuple[str, Credentials | None]:
+    """A PostgreSQL journal from Secrets Manager; `journal:`, when a URL, supplies what the secret lacks."""
+    base = ""
+    if schema.journal_dsn_env is not None:
+        errors.add("journal_dsn_secret", "conflicts with journal_dsn_env")
+    elif "journal" in schema.model_fields_set and schema.journal.startswith("sqlite:"):
+        errors.add("journal_dsn_secret", "conflicts with a sqlite: journal")
+    elif not schema.journal.startswith("sqlite:"):
+        base = schema.journal
+    resolved = resolve_credentials(base, secret, False, "", errors, secret_key="journal_dsn_secret")
+    return resolved if resolved is not None else ("", None)
 
 
 def _no_duplicate_names(section: str, what: str, names: list[str], errors: Errors) -> None:
@@ -279,9 +309,10 @@ def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
     _no_duplicate_names("targets", "target", [t.name for t in schema.targets], errors)
     servers: list[Server] = []
     for i, t in enumerate(schema.targets):
-        conninfo = errors.dsn(SecretRef.of(t, "dsn"), f"targets.{i}")
-        if conninfo is not None:
-            servers.append(Server(t.name, conninfo, describe_dsn(conninfo), t.connect_timeout))
+        server = resolve_server(t, f"targets.{i}", errors)
+        if server is not None:
+            conninfo, credentials = server
+            servers.append(Server(t.name, conninfo, describe_dsn(conninfo), t.connect_timeout, credentials))
     return tuple(servers)
 
 
@@ -333,7 +364,7 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
     """Stage 2: secrets, cross-references and params; a ConfigError lists every problem."""
     errors = Errors()
     token = _token(schema, errors)
-    journal = _journal(schema, errors)
+    journal, journal_credentials = _journal(schema, errors)
     servers = _servers(schema, errors)
     principals = resolve_principals(schema.approvers, schema.viewers, token, errors)
     aws = None
@@ -355,7 +386,16 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
             schedules.append(schedule)
     errors.raise_if_any()
     return Config(
-        schema, token, journal, servers, aws, tuple(playbooks), registry, tuple(schedules), principals
+        schema,
+        token,
+        journal,
+        servers,
+        aws,
+        tuple(playbooks),
+        registry,
+        tuple(schedules),
+        principals,
+        journal_credentials,
     )
 
 

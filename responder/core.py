@@ -16,6 +16,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict
 
+from pgwarden.credentials import Credentials, connect_fresh
 from responder.aws import RdsApi
 from responder.outcomes import Outcome
 
@@ -53,6 +54,7 @@ class PostgresTarget:
     conninfo: str = field(repr=False)  # secret: never logged
     display: str  # host:port/dbname
     datname: str | None = None  # the alert's `datname`, when it names one
+    credentials: Credentials | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -98,7 +100,13 @@ async def connect(server: PostgresTarget, dbname: str | None = None) -> psycopg.
     """An autocommit session on a configured server (in `dbname`, else the DSN's own database)."""
     extra = {"dbname": dbname} if dbname is not None else {}
     conninfo = make_conninfo(server.conninfo, application_name=APPLICATION_NAME, **extra)
-    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=5)
+
+    async def open_with(params: dict[str, str]) -> psycopg.AsyncConnection[Any]:
+        # params: a Secrets Manager secret's current password, or an IAM token (see pgwarden.credentials)
+        fresh = make_conninfo(conninfo, **params)
+        return await psycopg.AsyncConnection.connect(fresh, autocommit=True, connect_timeout=5)
+
+    return await connect_fresh(server.credentials, open_with)
 
 
 P = TypeVar("P", bound=ActionParams)

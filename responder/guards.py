@@ -57,7 +57,7 @@ def resolve_target(playbook: Playbook, labels: Mapping[str, str], config: Config
     datname = labels.get("datname") or None
     if datname is not None and len(datname) > PG_NAME_MAX:
         return None
-    pg = PostgresTarget(server.name, server.conninfo, server.display, datname)
+    pg = PostgresTarget(server.name, server.conninfo, server.display, datname, server.credentials)
     if kind is TargetKind.POSTGRES:
         return pg
     relname = labels.get("relname", "")

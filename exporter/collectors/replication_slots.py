@@ -34,7 +34,9 @@ CONFIRMED_FLUSH = gauge(
     SLOT_LABELS,
     "no slot is active",
 )
-IS_ACTIVE = gauge(UPSTREAM + "slot_is_active", "1 when the slot is in use, else 0.", SLOT_LABELS, "no slot exists")
+IS_ACTIVE = gauge(
+    UPSTREAM + "slot_is_active", "1 when the slot is in use, else 0.", SLOT_LABELS, "no slot exists"
+)
 SAFE_WAL = gauge(
     UPSTREAM + "safe_wal_size_bytes",
     "Bytes of WAL that can still be written before the slot is in danger of being lost.",

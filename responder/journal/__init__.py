@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pgwarden.credentials import Credentials
 from responder.journal.ops import (
     op_claim,
     op_count_pending,
@@ -121,11 +122,14 @@ class Journal:
         return await self.store.run(op_get(action_id))
 
 
-def open_store(url: str, pool_size: int = 8, timeout: float = 3.0) -> Store:
-    """`sqlite:///abs/path`, `sqlite:relative/path` or a PostgreSQL URL/conninfo."""
+def open_store(
+    url: str, pool_size: int = 8, timeout: float = 3.0, credentials: Credentials | None = None
+) -> Store:
+    """`sqlite:///abs/path`, `sqlite:relative/path` or a PostgreSQL URL/conninfo (`credentials`: its
+    password from Secrets Manager, fresh for each connection)."""
     if url.startswith("sqlite:"):
         rest = url[len("sqlite:") :]
         if rest.startswith("//"):
             rest = rest[2:]
         return SqliteStore(Path(rest))
-    return PostgresStore(url, pool_size=pool_size, timeout=timeout)
+    return PostgresStore(url, pool_size=pool_size, timeout=timeout, credentials=credentials)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import psycopg
 import psycopg_pool
 
+from pgwarden.credentials import Credentials, PoolCredentials
 from pgwarden.dsn import describe_dsn
 from responder.journal.records import JournalUnavailable, T, Tx, schema
 
@@ -211,6 +212,7 @@ class PostgresStore:
     conninfo: str
     pool_size: int = 8
     timeout: float = 3.0
+    credentials: Credentials | None = None
     postgres: bool = True
     _pool: psycopg_pool.ConnectionPool | None = None
     _executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -220,16 +222,19 @@ class PostgresStore:
 
     async def start(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(self.pool_size, thread_name_prefix="journal")
+        kwargs: dict[str, Any] = {
+            "application_name": "pgwarden-responder-journal",
+            "connect_timeout": max(1, int(self.timeout)),
+        }
+        fresh = PoolCredentials(self.credentials, kwargs) if self.credentials is not None else None
         self._pool = psycopg_pool.ConnectionPool(
             self.conninfo,
             min_size=1,
             max_size=self.pool_size,
             open=False,
             timeout=self.timeout,
-            kwargs={
-                "application_name": "pgwarden-responder-journal",
-                "connect_timeout": max(1, int(self.timeout)),
-            },
+            kwargs=fresh.kwargs if fresh is not None else kwargs,
+            configure=fresh.configure if fresh is not None else None,
         )
         try:
             await asyncio.to_thread(self._pool.open, True, self.timeout)

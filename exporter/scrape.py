@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -105,6 +105,10 @@ class CollectorState:
 
 
 Fetched = dict[str, Any]  # collector name -> its fetch result, or the exception it failed with
+# A refresh of the collectors due: (collectors, their states, server, const_labels).
+Refresh = Callable[
+    [Sequence[Collector[Any, Any]], dict[str, CollectorState], ServerInfo, str], Awaitable[None]
+]
 
 
 class TargetScraper:
@@ -140,6 +144,8 @@ class TargetScraper:
             async with self.connections.connection(
                 statement_timeout=self.config.collectors.defaults.timeout, check=True
             ) as conn:
+                if not self.connections.main_dbname:  # the DSN names none: libpq's default (the user name)
+                    self.connections.main_dbname = conn.info.dbname
                 server = ServerInfo(
                     conn.info.server_version, self.connections.main_dbname or conn.info.dbname
                 )
@@ -154,11 +160,9 @@ class TargetScraper:
         if server is not None:
             server_wide = [c for c in self.collectors if not c.per_database]
             per_database = [c for c in self.collectors if c.per_database]
-            alone, together = await asyncio.gather(
-                asyncio.gather(*(self._collect(c, server, const_labels) for c in server_wide)),
-                self._collect_databases(per_database, server, const_labels),
-            )
-            done = dict(zip((c.name for c in server_wide), alone, strict=True)) | together
+            # One after the other: the per-database visits then reuse the DSN's database's connection.
+            done = await self._collect(server_wide, server, const_labels, self._refresh_server_wide)
+            done |= await self._collect(per_database, server, const_labels, self._refresh_databases)
             for collector in self.collectors:
                 state, age = done[collector.name]
                 lbl = out.labels(COLLECTOR_DURATION.labels, (collector.name,))
@@ -193,40 +197,24 @@ class TargetScraper:
         return not state.fresh(time.monotonic(), self._ttls[collector.name])
 
     async def _collect(
-        self, collector: Collector[Any, Any], server: ServerInfo, const_labels: str
-    ) -> tuple[CollectorState, float]:
-        """A server-wide collector: from its cache, or refreshed from the DSN's database."""
-        state = self._state(collector, const_labels)
-        if not self._due(collector, state):
-            return state, time.monotonic() - state.refreshed_at
-        async with state.lock:
-            # Another scrape may have refreshed it while this one waited: serve that (single flight).
-            if not self._due(collector, state):
-                return state, time.monotonic() - state.refreshed_at
-            started = time.monotonic()
-            state.fragments = []  # expired: let it go before the refresh builds its replacement
-            try:
-                async with self.connections.connection() as conn:
-                    result = await self._fetch(collector, Session(conn, server.datname, server, self.sizes))
-            except (DatabaseUnavailable, psycopg.Error) as exc:
-                result = exc
-            errors = [] if not isinstance(result, BaseException) else [self._describe(collector, result)]
-            self._render(collector, state, const_labels, [] if errors else [(server.datname, result)], errors)
-            state.refreshed_at = time.monotonic()
-            state.duration = state.refreshed_at - started
-            return state, 0.0
-
-    async def _collect_databases(
-        self, collectors: Sequence[Collector[Any, Any]], server: ServerInfo, const_labels: str
+        self,
+        collectors: Sequence[Collector[Any, Any]],
+        server: ServerInfo,
+        const_labels: str,
+        refresh: Refresh,
     ) -> dict[str, tuple[CollectorState, float]]:
-        """The per-database collectors: those due refreshed together, visiting each database once."""
+        """Each collector's last refresh and its age: from its cache, else refreshed with the others due.
+
+        What is returned is a copy: a concurrent scrape may start the next refresh before this one renders.
+        """
         states = {c.name: self._state(c, const_labels) for c in collectors}
         done: dict[str, tuple[CollectorState, float]] = {}
 
         def serve_cached(due: list[Collector[Any, Any]]) -> list[Collector[Any, Any]]:
             for c in collectors:
+                state = states[c.name]
                 if c not in due and c.name not in done:
-                    done[c.name] = (states[c.name], time.monotonic() - states[c.name].refreshed_at)
+                    done[c.name] = (replace(state), time.monotonic() - state.refreshed_at)
             return due
 
         due = serve_cached([c for c in collectors if self._due(c, states[c.name])])
@@ -235,11 +223,34 @@ class TargetScraper:
         async with contextlib.AsyncExitStack() as stack:
             for c in due:  # always in the same (registry) order: two scrapes never wait on each other's lock
                 await stack.enter_async_context(states[c.name].lock)
-            due = serve_cached([c for c in due if self._due(c, states[c.name])])  # refreshed meanwhile
+            # Another scrape may have refreshed some while this one waited: serve those (single flight).
+            due = serve_cached([c for c in due if self._due(c, states[c.name])])
             if due:
-                await self._refresh_databases(due, states, server, const_labels)
-            done.update((c.name, (states[c.name], 0.0)) for c in due)
+                await refresh(due, states, server, const_labels)
+            done.update((c.name, (replace(states[c.name]), 0.0)) for c in due)
         return done
+
+    async def _refresh_server_wide(
+        self,
+        collectors: Sequence[Collector[Any, Any]],
+        states: dict[str, CollectorState],
+        server: ServerInfo,
+        const_labels: str,
+    ) -> None:
+        """The server-wide collectors due, one after the other on one connection to the DSN's database."""
+        started = time.monotonic()
+        for c in collectors:
+            states[c.name].fragments = []  # expired: let it go before the refresh builds its replacement
+        visit = await self._visit(server.datname, collectors, server)
+        for c in collectors:
+            result = visit[c.name]
+            failed = isinstance(result, BaseException)
+            errors = [self._describe(c, result)] if failed else []
+            self._render(
+                c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors
+            )
+            states[c.name].refreshed_at = time.monotonic()
+            states[c.name].duration = states[c.name].refreshed_at - started
 
     async def _refresh_databases(
         self,
@@ -248,6 +259,7 @@ class TargetScraper:
         server: ServerInfo,
         const_labels: str,
     ) -> None:
+        """The per-database collectors due, visiting each database once, as many at once as the budget allows."""
         started = time.monotonic()
         for c in collectors:
             states[c.name].fragments = []

@@ -324,18 +324,17 @@ class ServerConnections:
         expired: list[AsyncConnection[Any]] = []
         next_due: float | None = None
         for pool in self._pools.values():
-            keep = pool.idle[-1:] if pool.main else []
-            for conn, since in pool.idle:
-                if any(conn is kept for kept, _ in keep):
-                    continue
+            # idle is oldest first: the DSN's database keeps its newest one
+            candidates = pool.idle[:-1] if pool.main else pool.idle
+            kept = pool.idle[-1:] if pool.main else []
+            for conn, since in candidates:
                 if now - since >= self.idle_timeout:
                     expired.append(conn)
                 else:
+                    kept.append((conn, since))
                     due = since + self.idle_timeout
                     next_due = due if next_due is None else min(next_due, due)
-            if expired:
-                gone = {id(c) for c in expired}
-                pool.idle = [(c, s) for c, s in pool.idle if id(c) not in gone]
+            pool.idle = sorted(kept, key=lambda idle: idle[1])
         self._open -= len(expired)
         self._close_soon(expired)
         if next_due is not None:

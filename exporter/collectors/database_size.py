@@ -21,7 +21,7 @@ class DatabaseSize(NamedTuple):
 class DatabaseSizeCollector(Collector[list[DatabaseSize], CollectorOptions]):
     name = "database_size"
     order = 50
-    default_ttl = 300.0  # as relation sizes' size_ttl: a database's size moves slowly, walking its files costs
+    default_ttl = 300.0  # as relation sizes' size_ttl: a database's size moves slowly, its walk costs
     source = "pg_database_size() (walks each database's files)"
     families = (SIZE,)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devtools.pgserver import PostgresServer
+from exporter.config import ConfigError, parse_config
 from exporter.db import APPLICATION_NAME
 from tests.exporter.conftest import DB_A, DB_B
 from tests.exporter.helpers import Scraper, wait_for
@@ -127,3 +128,15 @@ async def test_connections_are_reused_while_not_idle_for_long(
     }
     assert again == pids
     assert samples.get("pg_exporter_connections", state="open") == 3
+
+
+def test_the_budget_keys_are_validated_with_their_paths() -> None:
+    target = {"name": "a", "dsn": "host=h", "max_connections": 0, "idle_timeout": "soon"}
+    with pytest.raises(ConfigError) as info:
+        parse_config({"targets": [target], "collectors": {"defaults": {"size_ttl": -1}}})
+    text = str(info.value)
+    for path in ("targets.0.max_connections", "targets.0.idle_timeout", "collectors.defaults.size_ttl"):
+        assert path in text, text
+    config = parse_config({"targets": [{"name": "a", "dsn": "host=h"}]})
+    assert (config.targets[0].max_connections, config.targets[0].idle_timeout) == (3, 10.0)
+    assert config.collectors.defaults.size_ttl == 300.0

@@ -50,7 +50,9 @@ class TargetConfig(StrictModel):
     databases: DatabasesConfig = DatabasesConfig()
     rds: RDSConfig | None = None
     connect_timeout: Duration = 3.0
-    pool_size: int = Field(default=2, ge=1, le=16)
+    pool_size: int = Field(default=2, ge=1, le=16)  # per database
+    max_connections: int = Field(default=3, ge=1, le=64)  # all databases together
+    idle_timeout: Duration = 10.0  # then an idle connection closes (one to the DSN's database stays)
 
     @model_validator(mode="after")
     def _one_dsn_source(self) -> TargetConfig:

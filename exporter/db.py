@@ -1,4 +1,4 @@
-"""Connections to one server: a small pool per database, opened lazily on first use.
+"""Connections to one server: a budget of connections shared by its databases, opened lazily on first use.
 
 The pool is ours rather than psycopg_pool's: a scrape wants a connection now or the reason it cannot have one
 (refused, bad password, timed out) at once, not a background reconnect loop that retries until a timeout.
@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import AsyncRowFactory, RowMaker
 
-from exporter.sizes import RelationSizes
+from exporter.sizes import RelationSizes, Sizes
 from pgwarden.credentials import Credentials, connect_fresh
 
 if TYPE_CHECKING:
@@ -56,15 +56,26 @@ class ServerInfo:
 
 
 class Session:
-    """One connection to one database, lent to a collector for one fetch."""
+    """One connection to one database, lent to a collector for one fetch.
+
+    `refreshing` names the collectors refreshed on this database in the same visit, `shared` holds what one
+    of them read for another (the tables collector reads pg_statio's columns when statio_tables is due too).
+    """
 
     def __init__(
-        self, conn: AsyncConnection[Any], datname: str, server: ServerInfo, sizes: RelationSizes | None = None
+        self,
+        conn: AsyncConnection[Any],
+        datname: str,
+        server: ServerInfo,
+        sizes: RelationSizes | None = None,
+        refreshing: frozenset[str] = frozenset(),
     ) -> None:
         self.conn = conn
         self.datname = datname
         self.server = server
         self.sizes = sizes or RelationSizes()
+        self.refreshing = refreshing
+        self.shared: dict[str, Any] = {}
 
     async def rows(self, sql: str, params: Any = None, binary: bool = True) -> list[tuple[Any, ...]]:
         """Rows of one statement (its own transaction: autocommit releases its locks at once)."""
@@ -85,12 +96,12 @@ class Session:
             names = tuple(c.name for c in cur.description or ())
             return names, await cur.fetchall()
 
-    async def table_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
-        """pg_table_size of each table, shared with the other collectors of the same scrape."""
+    async def table_sizes(self, oids: Sequence[int]) -> Sizes:
+        """pg_table_size of each table, shared with the other collectors (see exporter.sizes)."""
         return await self.sizes.measure(self.datname, self.rows, oids, "table")
 
-    async def index_sizes(self, oids: Sequence[int]) -> dict[int, int | None]:
-        """pg_relation_size of each index, shared with the other collectors of the same scrape."""
+    async def index_sizes(self, oids: Sequence[int]) -> Sizes:
+        """pg_relation_size of each index, shared with the other collectors (see exporter.sizes)."""
         return await self.sizes.measure(self.datname, self.rows, oids, "index")
 
 
@@ -117,7 +128,7 @@ def named_row(row: type[RowT]) -> AsyncRowFactory[RowT]:
 
 
 class _Pool:
-    """At most `size` connections to one database; idle ones are kept for reuse."""
+    """The connections to one database: the idle ones kept for reuse, and how many are lent out."""
 
     def __init__(
         self,
@@ -125,36 +136,19 @@ class _Pool:
         size: int,
         connect_timeout: float,
         label: str,
-        on_reset: Callable[[], Awaitable[None]] | None = None,
+        main: bool,
         credentials: Credentials | None = None,
     ) -> None:
-        self.on_reset = on_reset
-        self.credentials = credentials
         self.conninfo = conninfo
+        self.credentials = credentials
+        self.size = size
         self.connect_timeout = connect_timeout
         self.label = label
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[tuple[AsyncConnection[Any], float]] = []
+        self.main = main  # the DSN's database: one idle connection of it may stay open at rest
+        self.idle: list[tuple[AsyncConnection[Any], float]] = []  # oldest first
+        self.in_use = 0
 
-    async def _reusable(self, check: bool) -> AsyncConnection[Any] | None:
-        now = time.monotonic()
-        while self._idle:
-            conn, since = self._idle.pop()
-            if conn.closed or now - since > MAX_IDLE:
-                await conn.close()
-                continue
-            if check or now - since > CHECK_AFTER:
-                try:
-                    await conn.execute(b"")
-                except psycopg.Error:
-                    # The server went away (restart, failover): its other idle connections are gone too.
-                    await conn.close()
-                    await (self.on_reset() if self.on_reset else self.close())
-                    return None
-            return conn
-        return None
-
-    async def _connect(self) -> AsyncConnection[Any]:
+    async def connect(self) -> AsyncConnection[Any]:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 conn = await connect_fresh(self.credentials, self._open)
@@ -170,27 +164,6 @@ class _Pool:
         conninfo = make_conninfo(self.conninfo, **params)
         return await AsyncConnection.connect(conninfo, autocommit=True, prepare_threshold=None)
 
-    @asynccontextmanager
-    async def connection(self, check: bool = False) -> AsyncIterator[AsyncConnection[Any]]:
-        """A live connection; `check=True` proves a reused one alive with a round trip first."""
-        async with self._slots:
-            conn = await self._reusable(check) or await self._connect()
-            try:
-                yield conn
-            finally:
-                # A query cancelled mid-flight leaves the connection busy: close it rather than reuse it.
-                if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                else:
-                    self._idle.append((conn, time.monotonic()))
-
-    async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
 
 def _reason(exc: psycopg.Error) -> str:
     """The server's or libpq's reason, first line only: it names host and user, never the password."""
@@ -201,55 +174,225 @@ def _reason(exc: psycopg.Error) -> str:
     return reason.rsplit("failed: ", 1)[-1] if "failed: " in reason else reason
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionCounts:
+    open: int  # idle and in use
+    in_use: int
+    peak: int  # most open at once since the last time the counts were taken
+    budget: int
+
+
 class ServerConnections:
-    """Pools to the databases of one target server, each of `pool_size` connections at most."""
+    """Connections to the databases of one target, within its budget of `max_connections` in all.
+
+    A database gets at most `pool_size` of them; when the budget is spent, a new database's connection
+    replaces the longest-idle one of another database, or waits for one to be given back. Idle connections
+    close after `idle_timeout`, except one to the DSN's database: at rest a target holds one connection.
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.budget = target.config.max_connections
+        self.idle_timeout = target.config.idle_timeout
         self._pools: dict[str, _Pool] = {}
         self._timeouts: weakref.WeakKeyDictionary[AsyncConnection[Any], int] = weakref.WeakKeyDictionary()
         self.main_dbname = str(conninfo_to_dict(target.conninfo).get("dbname") or "")
+        self._open = 0
+        self._in_use = 0
+        self._peak = 0
+        self._changed = asyncio.Condition()
+        self._reap_timer: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     def _pool(self, dbname: str | None) -> _Pool:
-        key = dbname or ""
+        key = "" if dbname is None or dbname == self.main_dbname else dbname
         pool = self._pools.get(key)
         if pool is None:
-            config = self.target.config
-            extra: dict[str, Any] = {
-                "connect_timeout": max(1, round(config.connect_timeout)),
-                "application_name": APPLICATION_NAME,
-            }
-            if dbname is not None:
-                extra["dbname"] = dbname
-            label = self.target.display if dbname is None else f"database {dbname}"
-            pool = _Pool(
-                make_conninfo(self.target.conninfo, **extra),
-                config.pool_size,
-                config.connect_timeout,
-                label,
-                on_reset=self.drop_idle,
-                credentials=self.target.credentials,
-            )
-            self._pools[key] = pool
+            pool = self._pools[key] = self._new_pool(key or None)
         return pool
+
+    def _new_pool(self, dbname: str | None) -> _Pool:
+        config = self.target.config
+        extra: dict[str, Any] = {
+            "connect_timeout": max(1, round(config.connect_timeout)),
+            "application_name": APPLICATION_NAME,
+        }
+        if dbname is not None:
+            extra["dbname"] = dbname
+        label = self.target.display if dbname is None else f"database {dbname}"
+        conninfo = make_conninfo(self.target.conninfo, **extra)
+        return _Pool(
+            conninfo,
+            config.pool_size,
+            config.connect_timeout,
+            label,
+            main=dbname is None,
+            credentials=self.target.credentials,
+        )
+
+    def counts(self) -> ConnectionCounts:
+        """Connections open and in use now, and the peak since the previous call."""
+        counts = ConnectionCounts(self._open, self._in_use, self._peak, self.budget)
+        self._peak = self._open
+        return counts
 
     @asynccontextmanager
     async def connection(
         self, dbname: str | None = None, statement_timeout: float | None = None, check: bool = False
     ) -> AsyncIterator[AsyncConnection[Any]]:
-        """A connection to `dbname` (None: the DSN's database), with statement_timeout set."""
-        async with self._pool(dbname).connection(check) as conn:
+        """A connection to `dbname` (None: the DSN's database), with statement_timeout set; `check=True`
+        proves a reused one alive with a round trip first."""
+        pool = self._pool(dbname)
+        conn = await self._acquire(pool, check)
+        try:
             if statement_timeout is not None:
-                ms = max(1, int(statement_timeout * 1000))
-                if self._timeouts.get(conn) != ms:
-                    await conn.execute(f"SET statement_timeout = {ms}".encode())
-                    self._timeouts[conn] = ms
+                await self.set_statement_timeout(conn, statement_timeout)
             yield conn
+        finally:
+            await self._release(pool, conn)
+
+    async def set_statement_timeout(self, conn: AsyncConnection[Any], seconds: float) -> None:
+        """SET statement_timeout on one of these connections, unless it has that value already."""
+        ms = max(1, int(seconds * 1000))
+        if self._timeouts.get(conn) != ms:
+            await conn.execute(f"SET statement_timeout = {ms}".encode())
+            self._timeouts[conn] = ms
+
+    async def _acquire(self, pool: _Pool, check: bool) -> AsyncConnection[Any]:
+        reused: tuple[AsyncConnection[Any], float] | None = None
+        async with self._changed:
+            while True:
+                if pool.in_use < pool.size:
+                    if pool.idle:
+                        reused = pool.idle.pop()
+                        break
+                    if self._open < self.budget:
+                        self._open += 1
+                        self._peak = max(self._peak, self._open)
+                        break
+                    if self._evict_idle():
+                        continue
+                await self._changed.wait()
+            pool.in_use += 1
+            self._in_use += 1
+        try:
+            if reused is not None:
+                conn = await self._revive(pool, *reused, check=check)
+                if conn is not None:
+                    return conn
+            return await pool.connect()
+        except BaseException:
+            await self._give_back(pool, None)
+            raise
+
+    async def _revive(
+        self, pool: _Pool, conn: AsyncConnection[Any], since: float, check: bool
+    ) -> AsyncConnection[Any] | None:
+        """The idle connection if still good; None (it is closed) when a new one must be opened instead."""
+        rested = time.monotonic() - since
+        if conn.closed or rested > MAX_IDLE:
+            await conn.close()
+            return None
+        if check or rested > CHECK_AFTER:
+            try:
+                await conn.execute(b"")
+            except psycopg.Error:
+                # The server went away (restart, failover): its other idle connections are gone too.
+                await conn.close()
+                await self.drop_idle()
+                return None
+        return conn
+
+    def _evict_idle(self) -> bool:
+        """Close the longest-idle connection of any database to make room; False when none is idle."""
+        oldest = min((p for p in self._pools.values() if p.idle), key=lambda p: p.idle[0][1], default=None)
+        if oldest is None:
+            return False
+        conn, _ = oldest.idle.pop(0)
+        self._open -= 1
+        self._close_soon([conn])
+        return True
+
+    async def _release(self, pool: _Pool, conn: AsyncConnection[Any]) -> None:
+        # A query cancelled mid-flight leaves the connection busy: close it rather than reuse it.
+        if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            await self._give_back(pool, None)
+        else:
+            await self._give_back(pool, conn)
+
+    async def _give_back(self, pool: _Pool, conn: AsyncConnection[Any] | None) -> None:
+        """A lent slot returns: with its connection to keep idle, or None when there is none (closed)."""
+        async with self._changed:
+            pool.in_use -= 1
+            self._in_use -= 1
+            if conn is None:
+                self._open -= 1
+            else:
+                pool.idle.append((conn, time.monotonic()))
+                self._schedule_reap(self.idle_timeout)
+            self._changed.notify_all()
+
+    def _schedule_reap(self, delay: float) -> None:
+        # Connections go idle in time order, so one timer at the earliest deadline is enough.
+        if self._reap_timer is None:
+            self._reap_timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._reap)
+
+    def _reap(self) -> None:
+        """Close the connections idle for `idle_timeout`, keeping the newest idle one of the DSN's database."""
+        self._reap_timer = None
+        now = time.monotonic()
+        expired: list[AsyncConnection[Any]] = []
+        next_due: float | None = None
+        for pool in self._pools.values():
+            # idle is oldest first: the DSN's database keeps its newest one
+            candidates = pool.idle[:-1] if pool.main else pool.idle
+            kept = pool.idle[-1:] if pool.main else []
+            for conn, since in candidates:
+                if now - since >= self.idle_timeout:
+                    expired.append(conn)
+                else:
+                    kept.append((conn, since))
+                    due = since + self.idle_timeout
+                    next_due = due if next_due is None else min(next_due, due)
+            pool.idle = sorted(kept, key=lambda idle: idle[1])
+        self._open -= len(expired)
+        self._close_soon(expired)
+        if next_due is not None:
+            self._schedule_reap(next_due - now)
+
+    def _close_soon(self, conns: Sequence[AsyncConnection[Any]]) -> None:
+        """Close connections already taken out of the books, in a task of their own."""
+        if not conns:
+            return
+
+        async def close_all() -> None:
+            for conn in conns:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+        task = asyncio.get_running_loop().create_task(close_all())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def drop_idle(self) -> None:
         """Close every idle connection to the server: it restarted, they are all broken."""
-        await asyncio.gather(*(p.close() for p in self._pools.values()), return_exceptions=True)
+        idle = [conn for pool in self._pools.values() for conn, _ in pool.idle]
+        for pool in self._pools.values():
+            pool.idle = []
+        self._open -= len(idle)
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        async with self._changed:
+            self._changed.notify_all()
 
     async def close(self) -> None:
+        if self._reap_timer is not None:
+            self._reap_timer.cancel()
+            self._reap_timer = None
         await self.drop_idle()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self._pools = {}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from exporter.collectors import build_collectors, collector_timeout, collector_ttl
 from exporter.collectors.base import ROWS_CUT, Collector
@@ -17,7 +19,7 @@ from exporter.config import ALWAYS_EXCLUDED_DATABASES, ExporterConfig, Target
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
 from exporter.exposition import Exposition, Fragment, escape
 from exporter.exposition import Family as F
-from exporter.sizes import RelationSizes
+from exporter.sizes import STALE_SIZES, RelationSizes
 
 log = logging.getLogger("pgwarden.scrape")
 
@@ -49,6 +51,26 @@ COLLECTOR_AGE = F(
     "Age of the data a collector served: 0 when refreshed by this scrape, more when served from its TTL cache.",
     ("collector",),
 )
+DATABASE_SUCCESS = F(
+    "pg_scrape_collector_database_success",
+    "gauge",
+    "Per-database collectors: whether the last refresh read this database (1) or failed on it (0); a failed "
+    "database's rows are left out, the other databases' served.",
+    ("collector", "datname"),
+    "no per-database collector is enabled, or the server is down",
+)
+CONNECTIONS = F(
+    "pg_exporter_connections",
+    "gauge",
+    "Connections the exporter holds to this server after the scrape: open (idle or in use), and in_use.",
+    ("state",),
+)
+CONNECTIONS_PEAK = F(
+    "pg_exporter_connections_peak", "gauge", "Most connections open at once since the previous scrape."
+)
+CONNECTIONS_MAX = F(
+    "pg_exporter_connections_max", "gauge", "The target's connection budget (max_connections), all databases."
+)
 FRAMEWORK_FAMILIES = (
     PG_UP,
     LAST_DURATION,
@@ -57,7 +79,12 @@ FRAMEWORK_FAMILIES = (
     COLLECTOR_DURATION,
     COLLECTOR_SUCCESS,
     COLLECTOR_AGE,
+    DATABASE_SUCCESS,
+    CONNECTIONS,
+    CONNECTIONS_PEAK,
+    CONNECTIONS_MAX,
     ROWS_CUT,
+    STALE_SIZES,
 )
 
 
@@ -69,23 +96,37 @@ class CollectorState:
     fragments: list[Fragment] = field(default_factory=list)
     refreshed_at: float = -1.0
     duration: float = 0.0
-    success: bool = False
+    success: bool = False  # every database read
+    served: bool = False  # rendered: every database, or (per-database collectors) those read
+    databases: dict[str, bool] = field(default_factory=dict)  # per-database collectors: which were read
 
     def fresh(self, now: float, ttl: float) -> bool:
         return self.success and ttl > 0 and now - self.refreshed_at < ttl
 
 
+Fetched = dict[str, Any]  # collector name -> its fetch result, or the exception it failed with
+# A refresh of the collectors due: (collectors, their states, server, const_labels).
+Refresh = Callable[
+    [Sequence[Collector[Any, Any]], dict[str, CollectorState], ServerInfo, str], Awaitable[None]
+]
+
+
 class TargetScraper:
-    """Scrapes one configured server; keeps its connections and its collectors' caches."""
+    """Scrapes one configured server; keeps its connections, its collectors' caches and relation sizes.
+
+    Server-wide collectors fetch from the DSN's database. Per-database collectors are refreshed together,
+    database by database: each database is visited on one connection of the target's budget, which runs every
+    due collector there in turn, so that a server of 200 databases is read through `max_connections`.
+    """
 
     def __init__(self, target: Target, config: ExporterConfig) -> None:
         self.target = target
         self.config = config
         self.connections = ServerConnections(target)
+        self.sizes = RelationSizes(config.collectors.defaults.size_ttl)
         self.collectors: list[Collector[Any, Any]] = build_collectors(config)
         self._states: dict[tuple[str, str], CollectorState] = {}
         self._scrapes = 0
-        self._warned: set[str] = set()
         self._timeouts = {c.name: collector_timeout(config, c) for c in self.collectors}
         self._ttls = {c.name: collector_ttl(config, c) for c in self.collectors}
 
@@ -103,6 +144,8 @@ class TargetScraper:
             async with self.connections.connection(
                 statement_timeout=self.config.collectors.defaults.timeout, check=True
             ) as conn:
+                if not self.connections.main_dbname:  # the DSN names none: libpq's default (the user name)
+                    self.connections.main_dbname = conn.info.dbname
                 server = ServerInfo(
                     conn.info.server_version, self.connections.main_dbname or conn.info.dbname
                 )
@@ -115,106 +158,224 @@ class TargetScraper:
         groups: list[list[Fragment]] = []
         failed = server is None
         if server is not None:
-            sizes = RelationSizes()
-            results = await asyncio.gather(
-                *(self._collect(c, server, const_labels, sizes) for c in self.collectors)
-            )
-            for collector, (state, age) in zip(self.collectors, results, strict=True):
+            server_wide = [c for c in self.collectors if not c.per_database]
+            per_database = [c for c in self.collectors if c.per_database]
+            # One after the other: the per-database visits then reuse the DSN's database's connection.
+            done = await self._collect(server_wide, server, const_labels, self._refresh_server_wide)
+            done |= await self._collect(per_database, server, const_labels, self._refresh_databases)
+            for collector in self.collectors:
+                state, age = done[collector.name]
                 lbl = out.labels(COLLECTOR_DURATION.labels, (collector.name,))
                 out.add(COLLECTOR_DURATION, lbl, state.duration)
                 out.add(COLLECTOR_SUCCESS, lbl, 1 if state.success else 0)
-                if state.success:
+                failed = failed or not state.success
+                if state.served:
                     out.add(COLLECTOR_AGE, lbl, age)
                     groups.append(state.fragments)
-                else:
-                    failed = True
+                for datname, read in state.databases.items():
+                    out.add(
+                        DATABASE_SUCCESS, out.labels(DATABASE_SUCCESS.labels, (collector.name, datname)), read
+                    )
+        counts = self.connections.counts()
+        out.add(CONNECTIONS, out.labels(CONNECTIONS.labels, ("open",)), counts.open)
+        out.add(CONNECTIONS, out.labels(CONNECTIONS.labels, ("in_use",)), counts.in_use)
+        out.add(CONNECTIONS_PEAK, plain, counts.peak)
+        out.add(CONNECTIONS_MAX, plain, counts.budget)
         out.add(LAST_DURATION, plain, time.monotonic() - started)
         out.add(LAST_ERROR, plain, 1 if failed else 0)
         out.add(SCRAPES, plain, self._scrapes)
         return [f for group in [out.fragments(), *groups] for f in group]
 
-    async def _collect(
-        self, collector: Collector[Any, Any], server: ServerInfo, const_labels: str, sizes: RelationSizes
-    ) -> tuple[CollectorState, float]:
+    def _state(self, collector: Collector[Any, Any], const_labels: str) -> CollectorState:
         key = (collector.name, const_labels)
         state = self._states.get(key)
         if state is None:
             state = self._states[key] = CollectorState()
-        ttl = self._ttls[collector.name]
-        if state.fresh(time.monotonic(), ttl):
-            return state, time.monotonic() - state.refreshed_at
-        async with state.lock:
-            # Another scrape may have refreshed it while this one waited: serve that (single flight).
-            if state.fresh(time.monotonic(), ttl):
-                return state, time.monotonic() - state.refreshed_at
-            started = time.monotonic()
-            timeout = self._timeouts[collector.name]
-            state.fragments = []  # expired: let it go before the refresh builds its replacement
-            try:
-                async with asyncio.timeout(timeout):
-                    results = await self._fetch_all(collector, server, timeout, sizes)
-                out = Exposition(const_labels)
-                collector.render(out, results)
-                state.fragments = out.fragments()
-                state.success = True
-            except Exception as exc:  # a failing collector never fails the scrape
-                state.fragments = []
-                state.success = False
-                log.warning(
-                    "collector failed",
-                    extra={
-                        "target": self.target.name,
-                        "collector": collector.name,
-                        "error": _safe_error(exc)
-                        if not isinstance(exc, TimeoutError)
-                        else f"timed out after {timeout:g}s",
-                    },
-                )
+        return state
+
+    def _due(self, collector: Collector[Any, Any], state: CollectorState) -> bool:
+        return not state.fresh(time.monotonic(), self._ttls[collector.name])
+
+    async def _collect(
+        self,
+        collectors: Sequence[Collector[Any, Any]],
+        server: ServerInfo,
+        const_labels: str,
+        refresh: Refresh,
+    ) -> dict[str, tuple[CollectorState, float]]:
+        """Each collector's last refresh and its age: from its cache, else refreshed with the others due.
+
+        What is returned is a copy: a concurrent scrape may start the next refresh before this one renders.
+        """
+        states = {c.name: self._state(c, const_labels) for c in collectors}
+        done: dict[str, tuple[CollectorState, float]] = {}
+
+        def serve_cached(due: list[Collector[Any, Any]]) -> list[Collector[Any, Any]]:
+            for c in collectors:
+                state = states[c.name]
+                if c not in due and c.name not in done:
+                    done[c.name] = (replace(state), time.monotonic() - state.refreshed_at)
+            return due
+
+        due = serve_cached([c for c in collectors if self._due(c, states[c.name])])
+        if not due:
+            return done
+        async with contextlib.AsyncExitStack() as stack:
+            for c in due:  # always in the same (registry) order: two scrapes never wait on each other's lock
+                await stack.enter_async_context(states[c.name].lock)
+            # Another scrape may have refreshed some while this one waited: serve those (single flight).
+            due = serve_cached([c for c in due if self._due(c, states[c.name])])
+            if due:
+                await refresh(due, states, server, const_labels)
+            done.update((c.name, (replace(states[c.name]), 0.0)) for c in due)
+        return done
+
+    async def _refresh_server_wide(
+        self,
+        collectors: Sequence[Collector[Any, Any]],
+        states: dict[str, CollectorState],
+        server: ServerInfo,
+        const_labels: str,
+    ) -> None:
+        """The server-wide collectors due, one after the other on one connection to the DSN's database."""
+        started = time.monotonic()
+        for c in collectors:
+            states[c.name].fragments = []  # expired: let it go before the refresh builds its replacement
+        visit = await self._visit(server.datname, collectors, server)
+        for c in collectors:
+            result = visit[c.name]
+            failed = isinstance(result, BaseException)
+            errors = [self._describe(c, result)] if failed else []
+            self._render(
+                c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors
+            )
+            states[c.name].refreshed_at = time.monotonic()
+            states[c.name].duration = states[c.name].refreshed_at - started
+
+    async def _refresh_databases(
+        self,
+        collectors: Sequence[Collector[Any, Any]],
+        states: dict[str, CollectorState],
+        server: ServerInfo,
+        const_labels: str,
+    ) -> None:
+        """The per-database collectors due, visiting each database once, as many at once as the budget allows."""
+        started = time.monotonic()
+        for c in collectors:
+            states[c.name].fragments = []
+        listing_error: Exception | None = None
+        try:
+            databases = await self.databases(server)
+            self.sizes.keep_only(databases)
+        except (DatabaseUnavailable, psycopg.Error) as exc:
+            databases, listing_error = [], exc
+        chosen = {
+            c.name: set(c.choose_databases(databases)) for c in collectors
+        }  # custom queries pick theirs
+        databases = [db for db in databases if any(db in chosen[c.name] for c in collectors)]
+        visits = await asyncio.gather(
+            *(self._visit(db, [c for c in collectors if db in chosen[c.name]], server) for db in databases)
+        )
+        gone = await self._gone(
+            [db for db, v in zip(databases, visits, strict=True) if _unreachable(v.values())]
+        )
+        for c in collectors:
+            state = states[c.name]
+            results: list[tuple[str, Any]] = []
+            errors = [] if listing_error is None else [f"listing databases: {_safe_error(listing_error)}"]
+            state.databases = {}
+            for db, visit in zip(databases, visits, strict=True):
+                if c.name not in visit:  # a database this collector does not fetch from
+                    continue
+                result = visit[c.name]
+                if not isinstance(result, BaseException):
+                    results.append((db, result))
+                elif db not in gone:  # dropped, or closed to connections, since the listing: not a failure
+                    errors.append(f"{db}: {self._describe(c, result)}")
+                else:
+                    continue
+                state.databases[db] = not isinstance(result, BaseException)
+            self._render(c, state, const_labels, results, errors)
             state.refreshed_at = time.monotonic()
             state.duration = state.refreshed_at - started
-            return state, 0.0
 
-    async def _fetch_all(
+    async def _visit(
+        self, datname: str, collectors: Sequence[Collector[Any, Any]], server: ServerInfo
+    ) -> Fetched:
+        """Every collector's fetch from one database, on one connection (another if one fetch broke it)."""
+        fetched: Fetched = {}
+        pending = list(collectors)
+        refreshing = frozenset(c.name for c in collectors)
+        shared: dict[str, Any] = {}
+        while pending:
+            try:
+                async with self.connections.connection(datname) as conn:
+                    session = Session(conn, datname, server, self.sizes, refreshing)
+                    session.shared = shared
+                    while pending:
+                        collector = pending.pop(0)
+                        fetched[collector.name] = await self._fetch(collector, session)
+                        if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+                            break  # cancelled mid-statement: the others get a new connection
+            except (DatabaseUnavailable, psycopg.Error) as exc:
+                fetched.update((c.name, exc) for c in pending)
+                pending = []
+        return fetched
+
+    async def _fetch(self, collector: Collector[Any, Any], session: Session) -> Any:
+        """One collector's fetch within its timeout (statement_timeout and a deadline); its exception when it
+        fails, so that one failure leaves the others alone."""
+        timeout = self._timeouts[collector.name]
+        try:
+            await self.connections.set_statement_timeout(session.conn, timeout)
+            async with asyncio.timeout(timeout):
+                return await collector.fetch(session)
+        except Exception as exc:
+            return exc
+
+    def _render(
         self,
         collector: Collector[Any, Any],
-        server: ServerInfo,
-        statement_timeout: float,
-        sizes: RelationSizes,
-    ) -> Sequence[tuple[str, Any]]:
-        if not collector.per_database:
-            return [
-                (
-                    server.datname,
-                    await self._fetch_one(collector, None, server.datname, server, statement_timeout, sizes),
-                )
-            ]
-        databases = list(collector.choose_databases(await self.databases(server)))
-        fetched = await asyncio.gather(
-            *(self._fetch_one(collector, db, db, server, statement_timeout, sizes) for db in databases),
-            return_exceptions=True,
-        )
-        results: list[tuple[str, Any]] = []
-        errors: list[str] = []
-        for db, res in zip(databases, fetched, strict=True):
-            if isinstance(res, BaseException):
-                errors.append(f"{db}: {_safe_error(res)}")
-            else:
-                results.append((db, res))
+        state: CollectorState,
+        const_labels: str,
+        results: Sequence[tuple[str, Any]],
+        errors: list[str],
+    ) -> None:
+        served = bool(results) or not errors
+        try:
+            out = Exposition(const_labels)
+            if served:
+                collector.render(out, results)
+            state.fragments = out.fragments()
+        except Exception as exc:  # a failing collector never fails the scrape
+            state.fragments, served = [], False
+            errors = [*errors, _safe_error(exc)]
+        state.success, state.served = not errors, served
         if errors:
-            raise CollectorPartialFailure("; ".join(errors))
-        return results
+            shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+            log.warning(
+                "collector failed",
+                extra={"target": self.target.name, "collector": collector.name, "error": shown},
+            )
 
-    async def _fetch_one(
-        self,
-        collector: Collector[Any, Any],
-        dbname: str | None,
-        datname: str,
-        server: ServerInfo,
-        statement_timeout: float,
-        sizes: RelationSizes,
-    ) -> Any:
-        async with self.connections.connection(dbname, statement_timeout=statement_timeout) as conn:
-            return await collector.fetch(Session(conn, datname, server, sizes))
+    def _describe(self, collector: Collector[Any, Any], exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"timed out after {self._timeouts[collector.name]:g}s"
+        return _safe_error(exc)
+
+    async def _gone(self, datnames: list[str]) -> set[str]:
+        """Those of the databases that no longer exist or no longer take connections."""
+        if not datnames:
+            return set()
+        try:
+            async with self.connections.connection() as conn:
+                cur = await conn.execute(
+                    b"SELECT datname FROM pg_database WHERE datname = ANY(%s) AND datallowconn", [datnames]
+                )
+                still = {str(r[0]) for r in await cur.fetchall()}
+        except (DatabaseUnavailable, psycopg.Error):
+            return set()
+        return set(datnames) - still
 
     async def databases(self, server: ServerInfo) -> list[str]:
         """Databases the per-database collectors visit: connectable ones, filtered by include/exclude."""
@@ -230,8 +391,8 @@ class TargetScraper:
         return [n for n in names if (not include or n in include) and n not in exclude]
 
 
-class CollectorPartialFailure(Exception):
-    """Some databases of a per-database collector failed; the others' rows are not served either."""
+def _unreachable(results: Iterable[Any]) -> bool:
+    return any(isinstance(r, DatabaseUnavailable) for r in results)
 
 
 def _safe_error(exc: BaseException) -> str:

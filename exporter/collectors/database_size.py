@@ -1,4 +1,4 @@
-"""pg_database_size_bytes: walks each database's directory, so it has a TTL of its own."""
+"""pg_database_size_bytes: walks each database's directory, so it has a TTL of its own (5 minutes)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class DatabaseSize(NamedTuple):
 class DatabaseSizeCollector(Collector[list[DatabaseSize], CollectorOptions]):
     name = "database_size"
     order = 50
-    default_ttl = 60.0
+    default_ttl = 300.0  # as relation sizes' size_ttl: a database's size moves slowly, its walk costs
     source = "pg_database_size() (walks each database's files)"
     families = (SIZE,)
 

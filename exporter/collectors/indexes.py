@@ -21,6 +21,7 @@ from exporter.collectors.base import (
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
+from exporter.sizes import render_stale
 
 P = "pg_stat_user_indexes_"
 LABELS = ("datname", "schemaname", "relname", "indexrelname")
@@ -48,6 +49,7 @@ class IndexKeys(NamedTuple):
 class Indexes(NamedTuple):
     table: ColumnTable[IndexKeys]
     sizes: list[int | None]
+    stale: int  # indexes whose size is from an earlier refresh: locked now
 
 
 class IndexesCollector(Collector[Indexes, CollectorOptions]):
@@ -75,10 +77,10 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
         )
         oids = table.keys.oid
         sizes = await session.index_sizes(oids)
-        return Indexes(table, [sizes[oid] for oid in oids])
+        return Indexes(table, [sizes.bytes[oid] for oid in oids], sizes.stale)
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Indexes]]) -> None:
-        for datname, (table, sizes) in results:
+        for datname, (table, sizes, stale) in results:
             keys, count = table.keys, table.count
             labels = out.label_columns(
                 LABELS, ([datname] * count, keys.schemaname, keys.relname, keys.indexrelname)
@@ -87,3 +89,4 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
                 render_table(out, labels, table)
                 out.add_column(SIZE, labels, sizes, integers=True)
             render_cut(out, self.name, datname, keys.total[0] if count else 0, count)
+            render_stale(out, self.name, datname, stale)

@@ -24,6 +24,7 @@ class CollectorDefaults(StrictModel):
 
     timeout: Duration = 5.0
     ttl: Duration | None = None
+    size_ttl: Duration = 300.0  # relation sizes (they stat files) are measured this often at most
 
 
 class LimitsConfig(StrictModel):

@@ -25,9 +25,34 @@ P = "pg_statio_user_tables_"
 LABELS = ("datname", "schemaname", "relname")
 _WHAT = {"heap": "the table", "idx": "all indexes of the table", "toast": "its TOAST table",
          "tidx": "its TOAST table's indexes"}  # fmt: skip
+# pg_statio_user_tables' definition, on the relations of the tables collector's query (their common part,
+# read once when both are refreshed together): the table, its indexes, its TOAST table and the TOAST index.
+_TOAST = "nullif(c.reltoastrelid, 0)"
+_EXPR = {
+    ("heap", "read"): "pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid)",
+    ("heap", "hit"): "pg_stat_get_blocks_hit(c.oid)",
+    ("idx", "read"): "si.read",
+    ("idx", "hit"): "si.hit",
+    ("toast", "read"): f"pg_stat_get_blocks_fetched({_TOAST}) - pg_stat_get_blocks_hit({_TOAST})",
+    ("toast", "hit"): f"pg_stat_get_blocks_hit({_TOAST})",
+    ("tidx", "read"): "st.read",
+    ("tidx", "hit"): "st.hit",
+}
+_INDEX_BLOCKS = """LEFT JOIN LATERAL (
+  SELECT sum(pg_stat_get_blocks_fetched(indexrelid) - pg_stat_get_blocks_hit(indexrelid))::int8 AS read,
+         sum(pg_stat_get_blocks_hit(indexrelid))::int8 AS hit
+  FROM pg_index WHERE indrelid = {rel}
+) {alias} ON true
+"""
+# The joins the columns read, after a FROM naming pg_class `c`.
+JOINS = _INDEX_BLOCKS.format(rel="c.oid", alias="si") + _INDEX_BLOCKS.format(
+    rel="c.reltoastrelid", alias="st"
+)
+# pg_statio_user_tables has the relations with storage (tables, materialized views) outside the system schemas
+STORED = "c.relkind IN ('r', 'm')"
 COLUMNS = tuple(
     Column(
-        f"{part}_blks_{kind}",
+        _EXPR[part, kind],
         counter(
             f"{P}{part}_blocks_{kind}",  # postgres_exporter's names; the view says _blks_
             f"Disk blocks {'read from' if kind == 'read' else 'found in the buffer cache for'} {what}.",
@@ -49,17 +74,23 @@ class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]
     order = 130
     per_database = True
     default_ttl = 60.0
-    source = "pg_statio_user_tables"
+    source = "pg_statio_user_tables (its definition, sharing the tables collector's read)"
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
     async def fetch(self, session: Session) -> ColumnTable[StatioKeys]:
+        shared = session.shared.pop(self.name, None)  # read by the tables collector in the same visit
+        if shared is not None:
+            assert isinstance(shared, ColumnTable)
+            return shared
         return await fetch_table(
             session,
             StatioKeys,
             COLUMNS,
-            f"SELECT count(*) OVER ()::int8 AS total, s.schemaname, s.relname, {select_list(COLUMNS)} "
-            "FROM pg_statio_user_tables s JOIN pg_class c ON c.oid = s.relid "
-            f"ORDER BY c.relpages DESC, s.relid {cap_clause(self.limits.tables_per_database)}",
+            f"SELECT count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, {select_list(COLUMNS)} "
+            f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace {JOINS}"
+            f"WHERE {STORED} AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname !~ '^pg_toast' "
+            f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}",
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioKeys]]]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import compress
 from typing import NamedTuple
 
+from exporter.collectors import statio_tables
 from exporter.collectors.base import (
     Collector,
     Column,
@@ -22,6 +24,7 @@ from exporter.collectors.base import (
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
+from exporter.sizes import render_stale
 
 P = "pg_stat_user_tables_"
 LABELS = ("datname", "schemaname", "relname")
@@ -75,7 +78,7 @@ TABLE_SIZE = gauge(
 INDEX_SIZE = gauge(P + "index_size_bytes", "Disk space of the indexes of the table (their main forks).")
 # The user tables of pg_stat_user_tables: tables, materialized views and partitioned tables outside the
 # system schemas.
-USER_TABLES = """
+USER_TABLES_FROM = """
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL (
@@ -83,9 +86,11 @@ LEFT JOIN LATERAL (
          sum(pg_stat_get_tuples_fetched(i.indexrelid))::int8 AS idx_fetch
   FROM pg_index i WHERE i.indrelid = c.oid
 ) x ON true
-WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+USER_TABLES_WHERE = """WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_toast'
 """
+USER_TABLES = USER_TABLES_FROM + USER_TABLES_WHERE
 
 
 def _sum_known(sizes: Iterable[int | None]) -> int:
@@ -101,10 +106,23 @@ class TableKeys(NamedTuple):
     idx: Sequence[list[int] | None]  # each table's indexes
 
 
+class SharedKeys(NamedTuple):
+    """TableKeys, and what the statio_tables collector's rows are made of when read in the same statement."""
+
+    oid: Sequence[int]
+    total: Sequence[int]
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+    idx: Sequence[list[int] | None]
+    stored: Sequence[bool]  # a relation with storage: a row of pg_statio_user_tables
+    stored_total: Sequence[int]
+
+
 class Tables(NamedTuple):
     table: ColumnTable[TableKeys]
     table_sizes: list[int | None]
     index_sizes: list[int]
+    stale: int  # relations (tables and indexes) whose size is from an earlier refresh: locked now
 
 
 class TablesCollector(Collector[Tables, CollectorOptions]):
@@ -117,23 +135,59 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
 
     async def fetch(self, session: Session) -> Tables:
         columns = available(COLUMNS, session.server.version_num)
-        table = await fetch_table(
-            session,
-            TableKeys,
-            columns,
-            "SELECT c.oid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, "
-            f"x.idx, {select_list(columns)} {USER_TABLES} "
-            f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}",
+        keys = (
+            "c.oid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, x.idx"
         )
+        order = f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}"
+        if statio_tables.StatioTablesCollector.name in session.refreshing:
+            table = await self._fetch_with_statio(session, columns, keys, order)
+        else:
+            table = await fetch_table(
+                session, TableKeys, columns, f"SELECT {keys}, {select_list(columns)} {USER_TABLES} {order}"
+            )
         oids, idx = table.keys.oid, table.keys.idx
         tables = await session.table_sizes(oids)
         indexes = await session.index_sizes([i for ids in idx for i in ids or ()])
         return Tables(
-            table, [tables[oid] for oid in oids], [_sum_known(indexes[i] for i in ids or ()) for ids in idx]
+            table,
+            [tables.bytes[oid] for oid in oids],
+            [_sum_known(indexes.bytes[i] for i in ids or ()) for ids in idx],
+            tables.stale + indexes.stale,
+        )
+
+    async def _fetch_with_statio(
+        self, session: Session, columns: Sequence[Column], keys: str, order: str
+    ) -> ColumnTable[TableKeys]:
+        """The user tables with pg_statio's columns too, in one statement; the statio part is left in
+        `session.shared` for the statio_tables collector (its rows: the relations with storage)."""
+        both = [*columns, *statio_tables.COLUMNS]
+        stored = statio_tables.STORED
+        read = await fetch_table(
+            session,
+            SharedKeys,
+            both,
+            f"SELECT {keys}, {stored} AS stored, count(*) FILTER (WHERE {stored}) OVER ()::int8 AS stored_total, "
+            f"{select_list(both)} {USER_TABLES_FROM}{statio_tables.JOINS}{USER_TABLES_WHERE} {order}",
+        )
+        k = read.keys
+        own, statio = read.values[: len(columns)], read.values[len(columns) :]
+        kept = list(k.stored)
+        if not all(kept):
+            statio = [tuple(compress(values, kept)) for values in statio]
+        statio_keys = statio_tables.StatioKeys(
+            tuple(compress(k.stored_total, kept)),
+            tuple(compress(k.schemaname, kept)),
+            tuple(compress(k.relname, kept)),
+        )
+        session.shared[statio_tables.StatioTablesCollector.name] = ColumnTable(
+            statio_keys, statio_tables.COLUMNS, statio, sum(kept)
+        )
+        return ColumnTable(
+            TableKeys(k.oid, k.total, k.schemaname, k.relname, k.idx), columns, own, read.count
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Tables]]) -> None:
-        for datname, (table, table_sizes, index_sizes) in results:
+        for datname, (table, table_sizes, index_sizes, stale) in results:
             keys, count = table.keys, table.count
             labels = out.label_columns(LABELS, ([datname] * count, keys.schemaname, keys.relname))
             if count:
@@ -141,3 +195,4 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
                 out.add_column(TABLE_SIZE, labels, table_sizes, integers=True)
                 out.add_column(INDEX_SIZE, labels, index_sizes, integers=True)
             render_cut(out, self.name, datname, keys.total[0] if count else 0, count)
+            render_stale(out, self.name, datname, stale)

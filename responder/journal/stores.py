@@ -17,6 +17,7 @@ import psycopg
 import psycopg_pool
 
 from pgwarden.dsn import describe_dsn
+from responder.journal.ops import op_ping
 from responder.journal.records import JournalUnavailable, T, Tx, schema
 
 log = logging.getLogger("responder.journal")
@@ -29,6 +30,7 @@ class Store(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def run(self, op: Callable[[Tx], T]) -> T: ...
+    async def ping(self) -> None: ...
 
 
 class _OpFailed(Exception):
@@ -40,10 +42,11 @@ _Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 
 @dataclass
 class SqliteStore:
-    """A single writer task on the event loop: the operations that arrive while a COMMIT is being fsynced go
-    into the next transaction together (group commit). The statements themselves are fast (page cache) and
-    run on the loop; only COMMIT, which waits for the disk, runs in a dedicated thread, so one thread
-    hand-over is paid per batch, not per webhook."""
+    """A single writer task: the operations that arrive while a batch is being written go into the next
+    transaction together (group commit). A batch (BEGIN IMMEDIATE, its statements, COMMIT) runs in one
+    dedicated thread, never on the event loop: a large payload's inserts, a wait for the write lock held by
+    another process (up to the 1 s busy timeout, then `JournalUnavailable`) and the fsync all happen there, and
+    one thread hand-over is paid per batch, not per webhook."""
 
     path: Path
     max_batch: int = 1024
@@ -58,6 +61,8 @@ class SqliteStore:
     _checkpointer: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _closing: bool = False
+    _reader: sqlite3.Connection | None = None
+    _reader_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -109,6 +114,9 @@ class SqliteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
@@ -121,14 +129,31 @@ class SqliteStore:
         self._wake.set()
         return await fut
 
+    async def ping(self) -> None:
+        """The writer is alive and the file answers a read; never queued behind the writer's batches (a read
+        in WAL mode does not wait for the write lock)."""
+        if self._writer is None or self._writer.done() or self._closing:
+            raise JournalUnavailable("journal is closed")
+        await asyncio.to_thread(self._read_probe)
+
+    def _read_probe(self) -> None:
+        with self._reader_lock:
+            try:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(self.path, check_same_thread=False, timeout=1.0)
+                self._reader.execute("SELECT 1 FROM pgwarden_replicas LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+
     async def _write_loop(self) -> None:
         assert self._wake is not None
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                results = await self._run_batch(batch)
+                results = await loop.run_in_executor(self._committer, self._run_batch, batch)
                 for (_, fut), (value, exc) in zip(batch, results, strict=True):
                     if fut.done():
                         continue
@@ -139,9 +164,10 @@ class SqliteStore:
             if self._closing:
                 return
 
-    async def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
-        """All operations in one transaction, one fsync. Operations rarely fail; when one does, the batch is
-        rolled back and replayed with a SAVEPOINT around each operation, so only the failing one fails."""
+    def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+        """In the writer thread: all operations in one transaction, one fsync. Operations rarely fail; when
+        one does, the batch is rolled back and replayed with a SAVEPOINT around each operation, so only the
+        failing one fails. Any SQLite error is `JournalUnavailable` (503), never a 500."""
         assert self._conn is not None
         conn = self._conn
         try:
@@ -149,8 +175,7 @@ class SqliteStore:
                 results = self._statements(batch, isolate=False)
             except _OpFailed:
                 results = self._statements(batch, isolate=True)
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
+            conn.execute("COMMIT")
             return results
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -182,6 +207,8 @@ class SqliteStore:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = JournalUnavailable(f"{self.describe()}: {exc}")
                     results.append((None, exc))
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -257,11 +284,15 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 return op(Tx(conn, postgres=True))
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            # Any error of the journal's database (a read-only transaction after a failover too) is a 503.
+            raise JournalUnavailable(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
 
     async def run(self, op: Callable[[Tx], T]) -> T:
         if self._pool is None or self._executor is None:
             raise JournalUnavailable("journal is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, op)
+
+    async def ping(self) -> None:
+        await self.run(op_ping)

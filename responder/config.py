@@ -23,7 +23,7 @@ from pgwarden.dsn import DsnError, check_dsn, describe_dsn
 from pgwarden.durations import Duration, format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
-from responder.core import ActionParams, ActionRegistry, ActionSpec, TargetKind
+from responder.core import ActionParams, ActionRegistry, ActionSpec, Repeat, TargetKind
 
 Mode = Literal["dry-run", "enforce"]
 NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
@@ -75,6 +75,8 @@ class PlaybookSchema(StrictModel):
     max_per_day: int | None = Field(default=None, ge=0)
     require_approval: bool | None = None
     timeout: Duration = 300.0
+    # once: one decision per firing; while_firing: again in each cooldown window. Default: the action's.
+    repeat: Repeat | None = None
 
 
 class ResponderSchema(StrictModel):
@@ -92,6 +94,8 @@ class ResponderSchema(StrictModel):
     shutdown_timeout: Duration = 60.0
     # A replica silent this long is dead: its running actions are interrupted.
     replica_timeout: Duration = 30.0
+    # Finished decisions older than this are deleted; at least a day (the daily cap and storage history).
+    journal_retention: Duration = Field(default=90 * 86400.0, ge=86400.0)
     targets: list[TargetSchema] = []
     aws: AwsSchema | None = None
     playbooks: list[PlaybookSchema] = []
@@ -140,6 +144,7 @@ class Playbook:
     match: Match
     mode: Mode
     require_approval: bool
+    repeat: Repeat  # effective: while_firing needs a cooldown, without one it is once
 
     @property
     def name(self) -> str:
@@ -218,7 +223,7 @@ def _token(schema: ResponderSchema, errors: Errors) -> str | None:
 
 def _journal(schema: ResponderSchema, errors: Errors) -> str:
     if schema.journal_dsn_env is not None:
-        return errors.secret(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or ""
+        return errors.dsn(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or ""
     if not schema.journal.startswith("sqlite:"):
         try:
             check_dsn(schema.journal)
@@ -265,7 +270,10 @@ def _playbook(
     if not match.alertnames or not all(match.alertnames):
         errors.add(f"{where}.match.alertname", "give at least one alert name")
     approval = spec.requires_approval_by_default if p.require_approval is None else p.require_approval
-    return Playbook(p, spec, params, match, p.mode or schema.mode, approval)
+    if p.repeat == "while_firing" and p.cooldown <= 0:
+        errors.add(f"{where}.repeat", "while_firing needs a cooldown (the window between two decisions)")
+    repeat: Repeat = (p.repeat or spec.repeat_by_default) if p.cooldown > 0 else "once"
+    return Playbook(p, spec, params, match, p.mode or schema.mode, approval, repeat)
 
 
 def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
@@ -309,7 +317,7 @@ def summary(config: Config) -> str:
         f"playbooks: {len(config.playbooks)}",
     ]
     for p in config.playbooks:
-        extra = [f"mode={p.mode}", f"cooldown={format_duration(p.schema.cooldown)}"]
+        extra = [f"mode={p.mode}", f"cooldown={format_duration(p.schema.cooldown)}", f"repeat={p.repeat}"]
         if p.schema.max_per_day is not None:
             extra.append(f"max_per_day={p.schema.max_per_day}")
         if p.require_approval:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -36,7 +37,7 @@ MAX_ACTION_ID = 2**63 - 1  # the journal's BIGINT / SQLite INTEGER
 MAX_ALERTS = next(
     m.max_length for m in WebhookPayload.model_fields["alerts"].metadata if isinstance(m, MaxLen)
 )
-ENCODE_SLICE = 5 * SLICE
+ENCODE_SLICE = 16 * SLICE
 APPROVAL_STATUS = {
     Answer.APPROVED: 202,
     Answer.REJECTED: 200,
@@ -253,6 +254,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await dispatcher.recover(first=True)
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
         housekeeping = asyncio.create_task(dispatcher.housekeeping(), name="housekeeping")
+        # What start-up built lives as long as the process: out of the collector's way, so that a full
+        # collection (which a large payload's allocations trigger) does not stall the loop walking it.
+        gc.freeze()
     except BaseException:
         await journal.close()
         raise

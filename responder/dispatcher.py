@@ -44,7 +44,7 @@ FINISH_ATTEMPTS = 5  # at shutdown; until then an outcome is retried until the j
 BACKOFF_MAX = 5.0
 CLAIM_ATTEMPTS = 4
 # Alerts (and decisions) handled between two yields to the event loop: a 1 MiB payload never stalls it.
-SLICE = 200
+SLICE = 64
 PRUNE_EVERY = 60.0
 
 

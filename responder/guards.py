@@ -30,7 +30,7 @@ MAX_LABEL_NAME = 256
 REJECTED_TEXT_MAX = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the journal records (`record`), and the playbook and target it was decided for, to act on."""
 
@@ -157,7 +157,7 @@ def _decision(
         fingerprint=alert.fingerprint,
         starts_at=alert.startsAt,
         alert_status=alert.status,
-        labels=dict(alert.labels),
+        labels=alert.labels,  # shared by the decisions of one alert, never changed
         state=state,
         playbook=playbook.name if playbook else None,
         action=playbook.action if playbook else None,

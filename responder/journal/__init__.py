@@ -39,6 +39,8 @@ from responder.journal.records import ClaimResult, JournalUnavailable, NewDecisi
 from responder.journal.stores import PostgresStore, SqliteStore, Store
 from responder.outcomes import Answer, Outcome
 
+HEAVY_RECORD = 64
+
 __all__ = [
     "ClaimResult",
     "Journal",
@@ -77,7 +79,8 @@ class Journal:
         await self.store.ping()
 
     async def record(self, decisions: Sequence[NewDecision]) -> list[Recorded]:
-        return await self.store.run(op_record(decisions, self.owner))
+        heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
+        return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
 
     async def claim(
         self,

@@ -22,7 +22,7 @@ class JournalUnavailable(Exception):
     """The store cannot be read or written; the webhook answers 503 so Alertmanager retries."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewDecision:
     """One (alert, playbook) decision as the webhook journals it."""
 
@@ -42,7 +42,7 @@ class NewDecision:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recorded:
     id: int
     state: State

@@ -29,7 +29,7 @@ class Store(Protocol):
     def describe(self) -> str: ...
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def run(self, op: Callable[[Tx], T]) -> T: ...
+    async def run(self, op: Callable[[Tx], T], heavy: bool = False) -> T: ...
     async def ping(self) -> None: ...
 
 
@@ -37,16 +37,21 @@ class _OpFailed(Exception):
     """An operation of a batch raised; the batch is replayed with each operation isolated."""
 
 
-_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
+_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", bool]  # the operation, its future, heavy
+_Results = list[tuple[Any, BaseException | None]]
+BUSY_TIMEOUT_MS = 1000
 
 
 @dataclass
 class SqliteStore:
     """A single writer task: the operations that arrive while a batch is being written go into the next
-    transaction together (group commit). A batch (BEGIN IMMEDIATE, its statements, COMMIT) runs in one
-    dedicated thread, never on the event loop: a large payload's inserts, a wait for the write lock held by
-    another process (up to the 1 s busy timeout, then `JournalUnavailable`) and the fsync all happen there, and
-    one thread hand-over is paid per batch, not per webhook."""
+    transaction together (group commit), and one thread hand-over is paid per batch, not per webhook.
+
+    A small batch runs its statements on the loop (page-cache fast; in a thread they would compete with the
+    loop for the GIL statement by statement) when the write lock is free at once, and only COMMIT, which waits
+    for the disk, in the writer thread. Everything that could keep the loop waiting runs wholly in that thread:
+    a batch with a heavy operation (a large payload's inserts), a batch whose write lock another process holds
+    (BEGIN waits up to the 1 s busy timeout, then `JournalUnavailable`), the replay of a failed batch."""
 
     path: Path
     max_batch: int = 1024
@@ -114,18 +119,19 @@ class SqliteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
 
-    async def run(self, op: Callable[[Tx], T]) -> T:
+    async def run(self, op: Callable[[Tx], T], heavy: bool = False) -> T:
         if self._writer is None or self._wake is None or self._closing:
             raise JournalUnavailable("journal is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, fut))
+        self._pending.append((op, fut, heavy))
         self._wake.set()
         return await fut
 
@@ -147,14 +153,13 @@ class SqliteStore:
 
     async def _write_loop(self) -> None:
         assert self._wake is not None
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                results = await loop.run_in_executor(self._committer, self._run_batch, batch)
-                for (_, fut), (value, exc) in zip(batch, results, strict=True):
+                results = await self._write(batch)
+                for (_, fut, _), (value, exc) in zip(batch, results, strict=True):
                     if fut.done():
                         continue
                     if exc is not None:
@@ -164,7 +169,37 @@ class SqliteStore:
             if self._closing:
                 return
 
-    def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+    async def _write(self, batch: list[_Pending]) -> _Results:
+        assert self._conn is not None
+        loop = asyncio.get_running_loop()
+        if not any(heavy for _, _, heavy in batch):
+            try:
+                results = self._on_loop(batch)
+                if results is not None:
+                    await loop.run_in_executor(self._committer, self._conn.execute, "COMMIT")
+                    return results
+            except sqlite3.Error as exc:
+                return self._failed(batch, exc)
+        return await loop.run_in_executor(self._committer, self._run_batch, batch)
+
+    def _on_loop(self, batch: list[_Pending]) -> _Results | None:
+        """The batch's statements, if the write lock can be had without waiting; None if it cannot, or if an
+        operation failed (the thread replays the batch)."""
+        assert self._conn is not None
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return None  # another connection holds the write lock: wait for it in the thread
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            return self._statements(batch, isolate=False)
+        except _OpFailed:
+            return None
+
+    def _run_batch(self, batch: list[_Pending]) -> _Results:
         """In the writer thread: all operations in one transaction, one fsync. Operations rarely fail; when
         one does, the batch is rolled back and replayed with a SAVEPOINT around each operation, so only the
         failing one fails. Any SQLite error is `JournalUnavailable` (503), never a 500."""
@@ -172,24 +207,30 @@ class SqliteStore:
         conn = self._conn
         try:
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 results = self._statements(batch, isolate=False)
             except _OpFailed:
+                conn.execute("BEGIN IMMEDIATE")
                 results = self._statements(batch, isolate=True)
             conn.execute("COMMIT")
             return results
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            log.error("journal write failed", extra={"journal": self.describe(), "error": str(exc)})
-            return [(None, JournalUnavailable(f"{self.describe()}: {exc}"))] * len(batch)
+            return self._failed(batch, exc)
 
-    def _statements(self, batch: list[_Pending], isolate: bool) -> list[tuple[Any, BaseException | None]]:
+    def _failed(self, batch: list[_Pending], exc: sqlite3.Error) -> _Results:
+        assert self._conn is not None
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+        log.error("journal write failed", extra={"journal": self.describe(), "error": str(exc)})
+        return [(None, JournalUnavailable(f"{self.describe()}: {exc}"))] * len(batch)
+
+    def _statements(self, batch: list[_Pending], isolate: bool) -> _Results:
+        """The operations, in the transaction the caller began; rolled back if any raises."""
         assert self._conn is not None and self._tx is not None
         conn, tx = self._conn, self._tx
-        results: list[tuple[Any, BaseException | None]] = []
-        conn.execute("BEGIN IMMEDIATE")
+        results: _Results = []
         try:
-            for op, _ in batch:
+            for op, _, _ in batch:
                 if not isolate:
                     try:
                         results.append((op(tx), None))
@@ -288,7 +329,7 @@ class PostgresStore:
             # Any error of the journal's database (a read-only transaction after a failover too) is a 503.
             raise JournalUnavailable(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
 
-    async def run(self, op: Callable[[Tx], T]) -> T:
+    async def run(self, op: Callable[[Tx], T], heavy: bool = False) -> T:
         if self._pool is None or self._executor is None:
             raise JournalUnavailable("journal is closed")
         loop = asyncio.get_running_loop()

@@ -254,8 +254,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await dispatcher.recover(first=True)
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
         housekeeping = asyncio.create_task(dispatcher.housekeeping(), name="housekeeping")
-        # What start-up built lives as long as the process: out of the collector's way, so that a full
-        # collection (which a large payload's allocations trigger) does not stall the loop walking it.
+        # What start-up built lives as long as the process: out of the collector's way (garbage collected
+        # first), so that a full collection, which a large payload's allocations trigger, does not stall the
+        # loop walking it.
+        gc.collect()
         gc.freeze()
     except BaseException:
         await journal.close()

@@ -136,20 +136,37 @@ class SqliteStore:
         return await fut
 
     async def ping(self) -> None:
-        """The writer is alive and the file answers a read; never queued behind the writer's batches (a read
-        in WAL mode does not wait for the write lock)."""
+        """The writer is alive and the file answers a read, on a connection of its own: never queued behind the
+        writer's batches. A read in WAL mode does not wait for the write lock, so it runs on the loop (a thread
+        would wait for the GIL behind a large batch); only if SQLite says busy is it retried in a thread."""
         if self._writer is None or self._writer.done() or self._closing:
             raise JournalUnavailable("journal is closed")
-        await asyncio.to_thread(self._read_probe)
-
-    def _read_probe(self) -> None:
-        with self._reader_lock:
+        if self._reader_lock.acquire(blocking=False):  # never wait on the loop for a probe in a thread
             try:
-                if self._reader is None:
-                    self._reader = sqlite3.connect(self.path, check_same_thread=False, timeout=1.0)
-                self._reader.execute("SELECT 1 FROM pgwarden_replicas LIMIT 1").fetchall()
-            except sqlite3.Error as exc:
-                raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+                if self._read_probe(wait=False):
+                    return
+            finally:
+                self._reader_lock.release()
+        await asyncio.to_thread(self._read_probe_waiting)
+
+    def _read_probe_waiting(self) -> None:
+        with self._reader_lock:
+            self._read_probe(wait=True)
+
+    def _read_probe(self, wait: bool) -> bool:
+        """One read on the reader connection (the caller holds `_reader_lock`); False if busy and not `wait`."""
+        try:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, check_same_thread=False, timeout=0)
+            self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if wait else 0}")
+            self._reader.execute("SELECT 1 FROM pgwarden_replicas LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:
+            if not wait:
+                return False
+            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+        return True
 
     async def _write_loop(self) -> None:
         assert self._wake is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -15,23 +16,30 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from annotated_types import MaxLen
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from responder import keys
 from responder.aws import RdsApi
 from responder.config import Config
-from responder.dispatcher import Dispatcher
-from responder.journal import Journal, JournalUnavailable, open_store
+from responder.dispatcher import SLICE, Dispatcher
+from responder.guards import RejectedAlert, alert_problem
+from responder.journal import Journal, JournalUnavailable, Recorded, open_store
 from responder.metrics import ResponderMetrics
-from responder.models import WebhookPayload
-from responder.outcomes import Answer
+from responder.models import Alert, WebhookPayload
+from responder.outcomes import Answer, Outcome
 from responder.scheduling.scheduler import SCHEDULER, ConsoleSchedules, Scheduler, schedule_status
 from responder.ui import SCHEDULES, register_schedules, setup_console
 
 log = logging.getLogger("responder")
 
 MAX_LIMIT = 1000
+MAX_ACTION_ID = 2**63 - 1  # the journal's BIGINT / SQLite INTEGER
+MAX_ALERTS = next(
+    m.max_length for m in WebhookPayload.model_fields["alerts"].metadata if isinstance(m, MaxLen)
+)
+ENCODE_SLICE = 16 * SLICE
 APPROVAL_STATUS = {
     Answer.APPROVED: 202,
     Answer.REJECTED: 200,
@@ -46,8 +54,15 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
 
 
 def _bearer(request: web.Request) -> str:
+    """The bearer token presented, or "" (also for bytes that are not UTF-8, which aiohttp keeps as
+    surrogates: never anyone's token)."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" else ""
+    token = given.strip() if scheme.lower() == "bearer" else ""
+    try:
+        token.encode()
+    except UnicodeEncodeError:
+        return ""
+    return token
 
 
 def _authorized(request: web.Request) -> bool:
@@ -95,37 +110,81 @@ async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
         return 400, {"error": "malformed payload", "reason": f"invalid JSON: {type(exc).__name__}"}
     if not isinstance(raw, dict):
         return 400, {"error": "malformed payload", "reason": "the payload must be a JSON object"}
+    alerts = raw.get("alerts")
+    if isinstance(alerts, list) and len(alerts) > MAX_ALERTS:
+        return 400, {"error": "malformed payload", "reason": f"alerts: more than {MAX_ALERTS} alerts"}
     try:
-        payload = WebhookPayload.model_validate(raw)
+        # The envelope as a whole; each alert on its own below, so that one bad alert fails only itself.
+        WebhookPayload.model_validate({**raw, "alerts": []} if isinstance(alerts, list) else raw)
     except ValidationError as exc:
         return 400, {"error": "malformed payload", "reason": _reason(exc)}
     except RecursionError:
         return 400, {"error": "malformed payload", "reason": "nested too deeply"}
+    assert isinstance(alerts, list)
+    items = await _alerts(alerts)
     journal = app[keys.JOURNAL]
     try:
-        recorded = await app[keys.DISPATCHER].intake(payload.alerts)
+        recorded = await app[keys.DISPATCHER].intake(items)
     except JournalUnavailable as exc:
         log.error("journal unavailable", extra={"journal": journal.describe(), "error": str(exc)})
         return 503, {"error": "journal unavailable; retry later"}
-    return 202, {
-        "status": "accepted",
-        "decisions": [
-            {
-                "id": r.id,
-                "playbook": r.decision.playbook,
-                "state": r.state,
-                "outcome": r.outcome,
-                **({"duplicate_of": r.duplicate_of} if r.duplicate_of else {}),
-            }
-            for r in recorded
-        ],
+    decisions = []
+    for i, r in enumerate(recorded):
+        if i and i % SLICE == 0:
+            await asyncio.sleep(0)
+        decisions.append(_decision(r))
+    rejected = sum(isinstance(item, RejectedAlert) for item in items)
+    return 202, {"status": "accepted", "rejected": rejected, "decisions": decisions}
+
+
+async def _alerts(raw_alerts: list[Any]) -> list[Alert | RejectedAlert]:
+    """Each alert validated on its own (a slice at a time, yielding between slices); a bad one is rejected
+    with its reason: a wrong shape, a NUL, invalid UTF-8, an oversized text."""
+    items: list[Alert | RejectedAlert] = []
+    for i, raw in enumerate(raw_alerts):
+        if i and i % SLICE == 0:
+            await asyncio.sleep(0)
+        try:
+            alert = Alert.model_validate(raw)
+        except ValidationError as exc:
+            items.append(RejectedAlert(raw, _reason(exc)))
+            continue
+        except RecursionError:
+            items.append(RejectedAlert(raw, "nested too deeply"))
+            continue
+        problem = alert_problem(alert)
+        items.append(alert if problem is None else RejectedAlert(raw, problem))
+    return items
+
+
+def _decision(r: Recorded) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "playbook": r.decision.playbook,
+        "state": r.state,
+        "outcome": r.outcome,
+        **({"duplicate_of": r.duplicate_of} if r.duplicate_of else {}),
+        **({"reason": r.decision.error} if r.outcome == Outcome.REJECTED else {}),
     }
+
+
+async def _encode(body: dict[str, Any]) -> str:
+    """The JSON text of a reply; a long `decisions` list is encoded a slice at a time, yielding between."""
+    decisions = body.get("decisions")
+    if not isinstance(decisions, list) or len(decisions) <= ENCODE_SLICE:
+        return json.dumps(body)
+    head = json.dumps({k: v for k, v in body.items() if k != "decisions"})[:-1]
+    parts = []
+    for start in range(0, len(decisions), ENCODE_SLICE):
+        parts.append(json.dumps(decisions[start : start + ENCODE_SLICE])[1:-1])
+        await asyncio.sleep(0)
+    return f'{head}, "decisions": [{", ".join(parts)}]}}'
 
 
 async def webhook(request: web.Request) -> web.Response:
     code, body = await _webhook(request)
     request.app[keys.METRICS].webhooks.labels(str(code)).inc()
-    return _reply(code, body)
+    return web.Response(text=await _encode(body), status=code, content_type="application/json")
 
 
 async def list_actions(request: web.Request) -> web.Response:
@@ -158,8 +217,11 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         action_id = int(request.match_info["id"])
     except ValueError:
         return _reply(404, {"error": "no such action"})
+    if not 1 <= action_id <= MAX_ACTION_ID:
+        return _reply(404, {"error": "no such action"})
     try:
         answer = await request.app[keys.DISPATCHER].decide(action_id, approve, approver.name)
+        current = await request.app[keys.JOURNAL].get(action_id) if answer is Answer.NOT_PENDING else None
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
     comment = request.headers.get("X-Pgwarden-User", "")[:100]  # a comment only; never the identity
@@ -172,7 +234,10 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
             "comment": comment or None,
         },
     )
-    return _reply(APPROVAL_STATUS[answer], {"id": action_id, "result": answer, "decided_by": approver.name})
+    body: dict[str, Any] = {"id": action_id, "result": answer, "decided_by": approver.name}
+    if current is not None:  # someone (or something) decided first: say what it is now
+        body |= {"state": current["state"], "outcome": current["outcome"]}
+    return _reply(APPROVAL_STATUS[answer], body)
 
 
 async def approve(request: web.Request) -> web.Response:
@@ -209,6 +274,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(2):
             metrics.pending.set(await request.app[keys.JOURNAL].pending())
+            metrics.journal_rows.set(await request.app[keys.JOURNAL].rows())
     except (JournalUnavailable, TimeoutError):
         metrics.journal_up.set(0)  # the other metrics are still served; the gauge keeps its last value
     body = generate_latest(metrics.registry)
@@ -251,6 +317,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         dispatcher.periodic.append(scheduler.tick)
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
         housekeeping = asyncio.create_task(dispatcher.housekeeping(), name="housekeeping")
+        # What start-up built lives as long as the process: out of the collector's way (garbage collected
+        # first), so that a full collection, which a large payload's allocations trigger, does not stall the
+        # loop walking it.
+        gc.collect()
+        gc.freeze()
     except BaseException:
         await journal.close()
         raise

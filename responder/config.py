@@ -1,4 +1,4 @@
-"""Responder configuration in the two stages of `pgwarden.config`.
+"""Responder configuration in the two stages of `pgwarden.config` (stage 1's schema is `responder.schema`).
 
 Stage 1 (`ResponderSchema`, strict pydantic) checks shapes and types. Stage 2 (`resolve`) resolves secrets,
 checks that names refer to something, validates each playbook's `params` with its action's own model, and
@@ -15,106 +15,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
 from pgwarden.config import ConfigError as ConfigError
-from pgwarden.config import Errors, StrictModel, error_lines, load_yaml, validate_document
+from pgwarden.config import Errors, error_lines, load_yaml, validate_document
 from pgwarden.credentials import (
     Credentials,
     DsnSecret,
-    IamAuth,
-    check_dsn_sources,
     resolve_credentials,
     resolve_server,
 )
 from pgwarden.dsn import DsnError, check_dsn, describe_dsn
-from pgwarden.durations import Duration, format_duration
+from pgwarden.durations import format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
-from responder.core import ActionParams, ActionRegistry, ActionSpec, TargetKind
-from responder.drills.models import RecoverySchema
-from responder.principals import Principal, PrincipalSchema, resolve_principals
+from responder.core import ActionParams, ActionRegistry, ActionSpec, Repeat, TargetKind
+from responder.principals import Principal, resolve_principals
 from responder.scheduling.schema import ScheduleSchema, last_at_or_before, next_after, target_labels
-
-Mode = Literal["dry-run", "enforce"]
-NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
-
-
-class TargetSchema(StrictModel):
-    name: str = Field(min_length=1, pattern=NAME_RE)
-    dsn: str | None = None
-    dsn_env: str | None = None
-    dsn_file: Path | None = None
-    dsn_secret: DsnSecret | None = None
-    iam_auth: bool | IamAuth = False
-    connect_timeout: Duration = 3.0
-
-    @model_validator(mode="after")
-    def _one_dsn_source(self) -> TargetSchema:
-        check_dsn_sources(self)
-        return self
-
-
-class AwsSchema(StrictModel):
-    region: str = Field(min_length=1)
-    endpoint_url: str | None = None  # else AWS_ENDPOINT_URL, else AWS
-    timeout: Duration = 20.0
-
-
-class MatchSchema(StrictModel):
-    alertname: str | list[str]
-    labels: dict[str, str] = {}  # equality matchers
-    labels_regex: dict[str, str] = {}  # full-match regular expressions
-
-    @field_validator("labels_regex")
-    @classmethod
-    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{key}: invalid regular expression: {exc}") from exc
-        return value
-
-
-class PlaybookSchema(StrictModel):
-    name: str = Field(min_length=1, pattern=NAME_RE)
-    match: MatchSchema
-    action: str
-    params: dict[str, Any] = {}
-    target: str | None = None  # fixed configured target; else from the alert's labels
-    mode: Mode | None = None
-    cooldown: Duration = 0.0
-    max_per_day: int | None = Field(default=None, ge=0)
-    require_approval: bool | None = None
-    timeout: Duration = 300.0
-
-
-class ResponderSchema(StrictModel):
-    mode: Mode = "dry-run"
-    auth: Literal["bearer", "none"] = "bearer"
-    token: str | None = None
-    token_env: str | None = None
-    token_file: Path | None = None
-    journal: str = "sqlite:///var/lib/pgwarden/journal.db"
-    journal_dsn_env: str | None = None  # a PostgreSQL journal DSN from the environment instead
-    journal_dsn_secret: DsnSecret | None = None  # or from Secrets Manager (over `journal:`'s, if a URL)
-    journal_timeout: Duration = Field(default=2.0, gt=0)  # PostgreSQL journal: connect/acquire timeout
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    approval_timeout: Duration = 3600.0
-    max_concurrent_actions: int = Field(default=4, ge=1, le=64)
-    shutdown_timeout: Duration = 60.0
-    # A replica silent this long is dead: its running actions are interrupted.
-    replica_timeout: Duration = 30.0
-    targets: list[TargetSchema] = []
-    aws: AwsSchema | None = None
-    playbooks: list[PlaybookSchema] = []
-    schedules: list[ScheduleSchema] = []  # jobs on a clock (responder.scheduling)
-    recovery: RecoverySchema | None = None  # what `pgwarden-responder recover` uses
-    approvers: list[PrincipalSchema] = []  # may approve and reject; sign in to the console
-    viewers: list[PrincipalSchema] = []  # read-only console and reports
+from responder.schema import MatchSchema, Mode, PlaybookSchema, ResponderSchema
 
 
 @dataclass(frozen=True)
@@ -161,6 +81,7 @@ class Playbook:
     match: Match
     mode: Mode
     require_approval: bool
+    repeat: Repeat  # effective: while_firing needs a cooldown, without one it is once
 
     @property
     def name(self) -> str:
@@ -273,7 +194,7 @@ def _journal(schema: ResponderSchema, errors: Errors) -> tuple[str, Credentials 
     if schema.journal_dsn_secret is not None:
         return _journal_secret(schema, schema.journal_dsn_secret, errors)
     if schema.journal_dsn_env is not None:
-        return errors.secret(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or "", None
+        return errors.dsn(SecretRef("journal_dsn", env=schema.journal_dsn_env), "") or "", None
     if not schema.journal.startswith("sqlite:"):
         try:
             check_dsn(schema.journal)
@@ -336,7 +257,10 @@ def _playbook(
     if not match.alertnames or not all(match.alertnames):
         errors.add(f"{where}.match.alertname", "give at least one alert name")
     approval = spec.requires_approval_by_default if p.require_approval is None else p.require_approval
-    return Playbook(p, spec, params, match, p.mode or schema.mode, approval)
+    if p.repeat == "while_firing" and p.cooldown <= 0:
+        errors.add(f"{where}.repeat", "while_firing needs a cooldown (the window between two decisions)")
+    repeat: Repeat = (p.repeat or spec.repeat_by_default) if p.cooldown > 0 else "once"
+    return Playbook(p, spec, params, match, p.mode or schema.mode, approval, repeat)
 
 
 def _schedule(
@@ -423,7 +347,7 @@ def summary(config: Config) -> str:
         f"playbooks: {len(config.playbooks)}",
     ]
     for p in config.playbooks:
-        extra = [f"mode={p.mode}", f"cooldown={format_duration(p.schema.cooldown)}"]
+        extra = [f"mode={p.mode}", f"cooldown={format_duration(p.schema.cooldown)}", f"repeat={p.repeat}"]
         if p.schema.max_per_day is not None:
             extra.append(f"max_per_day={p.schema.max_per_day}")
         if p.require_approval:

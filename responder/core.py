@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -22,6 +22,9 @@ from responder.outcomes import Outcome
 
 # The application_name of every session the responder opens; its own sessions are never signalled.
 APPLICATION_NAME = "pgwarden-responder"
+
+# Whether a still-firing alert is decided once, or again in every cooldown window (`repeat:`).
+Repeat = Literal["once", "while_firing"]
 
 
 class ActionParams(BaseModel):
@@ -160,6 +163,7 @@ class ActionSpec(Generic[P]):
     target_kind: TargetKind
     run: Callable[[ActionContext[P]], Awaitable[ActionResult]]
     requires_approval_by_default: bool = False
+    repeat_by_default: Repeat = "once"
     description: str = ""
     counters: Mapping[str, str] = field(default_factory=dict, compare=False)
 

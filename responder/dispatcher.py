@@ -14,15 +14,21 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from responder.aws import RdsApi
-from responder.config import Config, Playbook
-from responder.core import ActionFailed, ActionResult, GuardrailRefused, Target
-from responder.guards import NO_TARGET_REASON, Decision, decide, resolve_target
-from responder.journal import Journal, JournalUnavailable, Recorded
-from responder.journal.search import ActionFilter, find
+from responder.config import Config
+from responder.core import ActionFailed, ActionResult, GuardrailRefused
+from responder.guards import (
+    NO_TARGET_REASON,
+    Decision,
+    RejectedAlert,
+    decide,
+    rejected_decision,
+    resolve_target,
+)
+from responder.jobs import Job, RunContext, Subject
+from responder.journal import ClaimResult, Journal, JournalUnavailable, Recorded
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
 from responder.outcomes import Answer, Outcome, State
@@ -31,68 +37,15 @@ log = logging.getLogger("responder.actions")
 
 STOPPED_BEFORE = "the responder stopped before this action started"
 STOPPED_WHILE = "the responder stopped while this action was running"
-FINISH_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What an outcome is about, as the metric and the decision line name it."""
-
-    action_id: int
-    playbook: str | None
-    action: str | None
-    mode: str | None = None
-    alertname: str | None = None
-    fingerprint: str | None = None
-    target: str | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A journaled decision to run: its playbook and the target resolved for it."""
-
-    action_id: int
-    playbook: Playbook
-    target: Target
-    alertname: str
-    fingerprint: str
-
-    @property
-    def subject(self) -> Subject:
-        pb = self.playbook
-        return Subject(
-            self.action_id, pb.name, pb.action, pb.mode, self.alertname, self.fingerprint, self.target.key
-        )
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """The `ActionContext` one run of an action gets."""
-
-    action_id: int
-    playbook: str
-    target: Target
-    params: Any
-    dry_run: bool
-    log: logging.LoggerAdapter[logging.Logger]
-    rds: RdsApi | None
-    action: str
-    journal: Journal
-    metrics: ResponderMetrics
-
-    async def save_plan(self, plan: dict[str, Any]) -> None:
-        await self.journal.set_plan(self.action_id, plan)
-
-    async def history(self, outcome: Outcome, since: float) -> list[float]:
-        return await self.journal.history(self.action, self.target.key, outcome, since)
-
-    async def journal_rows(self, action: str, since: float, until: float) -> list[dict[str, Any]]:
-        return await find(self.journal, ActionFilter(action=action, since=since, until=until, limit=1000))
-
-    def count(self, counter: str, amount: float = 1.0) -> None:
-        if counter not in self.metrics.counters:
-            raise KeyError(f"counter {counter!r} is not declared by action {self.action!r}")
-        self.metrics.counters[counter].inc(amount)
+NOT_CLAIMED = (
+    "the journal was unavailable when this action was to start: not started, the next delivery decides again"
+)
+FINISH_ATTEMPTS = 5  # at shutdown; until then an outcome is retried until the journal is back
+BACKOFF_MAX = 5.0
+CLAIM_ATTEMPTS = 4
+# Alerts (and decisions) handled between two yields to the event loop: a 1 MiB payload never stalls it.
+SLICE = 64
+PRUNE_EVERY = 60.0
 
 
 class Dispatcher:
@@ -109,6 +62,7 @@ class Dispatcher:
         self._closing = False
         # Called on every housekeeping tick after recovery and expiry (the scheduler and the drill sweeper).
         self.periodic: list[Callable[[], Awaitable[None]]] = []
+        self._next_prune = 0.0
 
     @property
     def busy(self) -> int:
@@ -116,22 +70,36 @@ class Dispatcher:
 
     # ---- intake and approval ------------------------------------------------------------------------------
 
-    async def intake(self, alerts: Sequence[Alert]) -> list[Recorded]:
-        """Decide and journal every alert's decisions (JournalUnavailable if that fails), then act on them."""
-        recorded = await self.record_decisions([d for alert in alerts for d in decide(alert, self.config)])
+    async def intake(self, alerts: Sequence[Alert | RejectedAlert]) -> list[Recorded]:
+        """Decide and journal every alert's decisions (JournalUnavailable if that fails), then act on them. A
+        rejected alert is journaled as `rejected`. A large payload is handled in slices, with a yield to the
+        event loop between two slices; the journal writes it off the loop."""
+        now = time.time()
+        decisions: list[Decision] = []
+        for i, alert in enumerate(alerts):
+            if i and i % SLICE == 0:
+                await asyncio.sleep(0)
+            if isinstance(alert, RejectedAlert):
+                decisions.append(rejected_decision(alert))
+            else:
+                decisions.extend(decide(alert, self.config, now))
+        recorded = await self.record_decisions(decisions)
         for alert in alerts:
-            self.metrics.alerts.labels(alert.status).inc()
+            self.metrics.alerts.labels("rejected" if isinstance(alert, RejectedAlert) else alert.status).inc()
         return recorded
 
     async def record_decisions(self, decisions: Sequence[Decision]) -> list[Recorded]:
-        """Journal decisions, an alert's or a schedule's (JournalUnavailable if that fails), then act on them."""
+        """Journal decisions, an alert's or a schedule's (JournalUnavailable if that fails), then act on them,
+        in slices with a yield to the event loop between two."""
         try:
             recorded = await self.journal.record([d.record for d in decisions]) if decisions else []
         except JournalUnavailable:
             self.metrics.journal_up.set(0)
             raise
         self.metrics.journal_up.set(1)
-        for decision, r in zip(decisions, recorded, strict=True):
+        for i, (decision, r) in enumerate(zip(decisions, recorded, strict=True)):
+            if i and i % SLICE == 0:
+                await asyncio.sleep(0)
             d = r.decision
             if r.state is State.QUEUED and decision.playbook is not None and decision.target is not None:
                 self.submit(Job(r.id, decision.playbook, decision.target, d.alertname, d.fingerprint))
@@ -185,19 +153,38 @@ class Dispatcher:
                 subject, Outcome.EXPIRED, error="approval window expired", journaled=True
             )
 
+    async def prune(self) -> None:
+        """Retention, once a minute (each tick while a backlog lasts); `pgwarden_responder_journal_rows`."""
+        if time.monotonic() < self._next_prune:
+            return
+        deleted, backlog = await self.journal.prune(self.config.schema.journal_retention)
+        self._next_prune = time.monotonic() + (0.0 if backlog else PRUNE_EVERY)
+        if deleted:
+            log.info("journal pruned", extra={"rows": deleted})
+        self.metrics.journal_rows.set(await self.journal.rows())
+
     async def housekeeping(self) -> None:
-        """Forever: heartbeat and recovery, expiry of stale approvals, then the `periodic` jobs."""
+        """Forever: heartbeat and recovery, expiry of stale approvals, journal retention, then the `periodic`
+        jobs. It survives any error (log, back off, retry): if it died, the heartbeats would stop and the other
+        replicas would interrupt this live replica's actions."""
         period = max(0.2, min(5.0, self.config.schema.replica_timeout / 3))
+        failures = 0
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(min(BACKOFF_MAX, period * 2**failures))
             try:
                 await self.recover()
                 await self.expire()
+                await self.prune()
                 for job in self.periodic:
                     await job()
+                failures = 0
             except JournalUnavailable as exc:
+                failures = min(failures + 1, 6)
                 self.metrics.journal_up.set(0)
                 log.warning("journal unavailable", extra={"error": str(exc)})
+            except Exception:
+                failures = min(failures + 1, 6)
+                log.exception("housekeeping failed; retrying")
 
     # ---- running ------------------------------------------------------------------------------------------
 
@@ -224,33 +211,41 @@ class Dispatcher:
                 await asyncio.wait(pending, timeout=5)
 
     async def _run(self, job: Job) -> None:
-        pb = job.playbook
         try:
             async with self._slots:
-                claim = await self.journal.claim(
-                    job.action_id, pb.name, job.target.key, pb.schema.cooldown, pb.schema.max_per_day
-                )
-                if not claim.ok:
-                    if claim.outcome is not None:
-                        await self.record_outcome(
-                            job.subject, claim.outcome, error=claim.reason, journaled=True
-                        )
-                    return
-                self._started.add(job.action_id)
-                outcome, result, error = await self._execute(job)
+                claim = await self._claim(job)
+                if claim is not None and claim.ok:
+                    self._started.add(job.action_id)
+                    outcome, result, error = await self._execute(job)
         except asyncio.CancelledError:
             error = STOPPED_WHILE if job.action_id in self._started else STOPPED_BEFORE
             await asyncio.shield(self.record_outcome(job.subject, Outcome.INTERRUPTED, error=error))
             raise
-        except JournalUnavailable as exc:
-            log.error(
-                "journal unavailable, action not started",
-                extra={"action_id": job.action_id, "error": str(exc)},
-            )
-            return
         finally:
             self._started.discard(job.action_id)
-        await self.record_outcome(job.subject, outcome, result=result, error=error)
+        if claim is None:  # never claimed: the decision must not stay queued, nor block the next delivery
+            await self.record_outcome(job.subject, Outcome.INTERRUPTED, error=NOT_CLAIMED, release_key=True)
+        elif not claim.ok:
+            if claim.outcome is not None:
+                await self.record_outcome(job.subject, claim.outcome, error=claim.reason, journaled=True)
+        else:
+            await self.record_outcome(job.subject, outcome, result=result, error=error)
+
+    async def _claim(self, job: Job) -> ClaimResult | None:
+        """The claim, retried with backoff while the journal is unavailable; None if it never answered."""
+        pb = job.playbook
+        for attempt in range(CLAIM_ATTEMPTS):
+            args = (job.action_id, pb.name, job.target.key, pb.schema.cooldown, pb.schema.max_per_day)
+            try:
+                return await self.journal.claim(*args, release_key=pb.repeat == "while_firing")
+            except JournalUnavailable as exc:
+                log.warning(
+                    "journal unavailable, action not started yet",
+                    extra={"action_id": job.action_id, "attempt": attempt + 1, "error": str(exc)},
+                )
+                if attempt < CLAIM_ATTEMPTS - 1:
+                    await asyncio.sleep(0.25 * 2**attempt)
+        return None
 
     async def _execute(self, job: Job) -> tuple[Outcome, ActionResult | None, str | None]:
         pb = job.playbook
@@ -296,11 +291,14 @@ class Dispatcher:
         error: str | None = None,
         result: Any = None,
         journaled: bool = False,
+        release_key: bool = False,
     ) -> None:
-        """Journal the outcome (unless `journaled`: the deciding transaction wrote it), count it, log it."""
+        """Journal the outcome (unless `journaled`: the deciding transaction wrote it), count it, log it.
+        `release_key`: the decision never started, and a later delivery of its alert decides again."""
         if not journaled:
-            await self._journal_finish(subject.action_id, outcome, result, error)
-        self.metrics.outcome(subject.playbook, subject.action, outcome)
+            await self._journal_finish(subject.action_id, outcome, result, error, release_key)
+        if subject.playbook is not None:  # a rejected alert is counted in alerts_total{status="rejected"}
+            self.metrics.outcome(subject.playbook, subject.action, outcome)
         log.log(
             logging.WARNING if outcome is Outcome.INTERRUPTED else logging.INFO,
             "decision",
@@ -317,15 +315,28 @@ class Dispatcher:
             },
         )
 
-    async def _journal_finish(self, action_id: int, outcome: Outcome, result: Any, error: str | None) -> None:
-        for attempt in range(FINISH_ATTEMPTS):
+    async def _journal_finish(
+        self, action_id: int, outcome: Outcome, result: Any, error: str | None, release_key: bool
+    ) -> None:
+        """Retried with backoff until the journal takes it (a row must not stay `running`); at shutdown only
+        FINISH_ATTEMPTS times, and what is left open then is `interrupted` by recovery."""
+        attempt = 0
+        while True:
             try:
-                await self.journal.finish(action_id, outcome, result, error)
+                await self.journal.finish(action_id, outcome, result, error, release_key)
+                if attempt:
+                    log.info("outcome journaled", extra={"action_id": action_id, "attempts": attempt + 1})
                 return
-            except JournalUnavailable:
-                if attempt == FINISH_ATTEMPTS - 1:
+            except JournalUnavailable as exc:
+                attempt += 1
+                if self._closing and attempt >= FINISH_ATTEMPTS:
                     log.error(
                         "cannot journal the outcome", extra={"action_id": action_id, "outcome": outcome}
                     )
                     return
-                await asyncio.sleep(0.5 * (attempt + 1))
+                if attempt == 1:
+                    log.warning(
+                        "journal unavailable, outcome kept until it is back",
+                        extra={"action_id": action_id, "outcome": outcome, "error": str(exc)},
+                    )
+                await asyncio.sleep(min(BACKOFF_MAX, 0.5 * attempt))

@@ -7,14 +7,17 @@ this module decides what to ask of them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from responder.config import Config, Playbook
 from responder.core import PostgresTarget, RdsTarget, TableTarget, Target, TargetKind
 from responder.journal import NewDecision
-from responder.models import Alert
+from responder.models import MAX_LABEL_VALUE, MAX_LABELS, Alert
 from responder.outcomes import Outcome, State
 
 # AWS's own rules for what these labels can be; anything else is not a target we act on.
@@ -22,9 +25,12 @@ RDS_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
 AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 PG_NAME_MAX = 63
 NO_TARGET_REASON = "no configured target matches the alert's labels"
+MAX_LABEL_NAME = 256
+# What a rejected alert's journal row keeps of each of its texts.
+REJECTED_TEXT_MAX = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the journal records (`record`), and the playbook and target it was decided for, to act on."""
 
@@ -41,7 +47,8 @@ def resolve_target(playbook: Playbook, labels: Mapping[str, str], config: Config
         region = labels.get("aws_region") or (config.aws.region if config.aws else "")
         if not RDS_IDENTIFIER.fullmatch(identifier) or not AWS_REGION.fullmatch(region):
             return None
-        return RdsTarget(identifier, region)
+        # RDS identifiers are case-insensitive (RDS stores them lower-case): one key for `Prod` and `prod`.
+        return RdsTarget(identifier.lower(), region)
     label = labels.get("target")
     if playbook.target is not None:
         if label and label != playbook.target:
@@ -69,8 +76,72 @@ def resolve_target(playbook: Playbook, labels: Mapping[str, str], config: Config
     return TableTarget(pg, datname, schemaname, relname)
 
 
-def dedup_key(playbook: Playbook, alert: Alert) -> str:
-    return f"{playbook.name}|{alert.fingerprint}|{alert.startsAt}"
+def dedup_key(playbook: Playbook, alert: Alert, now: float) -> str:
+    """`playbook|fingerprint|startsAt`; with `repeat: while_firing`, from the second cooldown window since
+    startsAt on, `|n` with n the number of whole cooldown windows since then (on this replica's clock)."""
+    key = f"{playbook.name}|{alert.fingerprint}|{alert.startsAt}"
+    if playbook.repeat != "while_firing":
+        return key
+    started = datetime.fromisoformat(alert.startsAt.replace("Z", "+00:00")).timestamp()
+    window = max(0, math.floor((now - started) / playbook.schema.cooldown))
+    return f"{key}|{window}" if window else key
+
+
+@dataclass(frozen=True)
+class RejectedAlert:
+    """An alert of an accepted payload that cannot be journaled as it is; journaled as `rejected`."""
+
+    raw: Any
+    reason: str
+
+
+def _unsafe(text: str, limit: int, what: str) -> str | None:
+    if len(text) > limit:
+        return f"{what} longer than {limit} characters"
+    if "\x00" in text:
+        return f"{what} contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{what} is not valid UTF-8"
+    return None
+
+
+def alert_problem(alert: Alert) -> str | None:
+    """Why this alert cannot be journaled and acted on (a NUL, invalid UTF-8, an oversized text), or None."""
+    checks = [(alert.fingerprint, 128, "fingerprint"), (alert.startsAt, 64, "startsAt")]
+    for name, value in alert.labels.items():
+        checks.append((name, MAX_LABEL_NAME, "a label name"))
+        checks.append((value, MAX_LABEL_VALUE, f"label {name[:MAX_LABEL_NAME]!r}"))
+    for text, limit, what in checks:
+        if (problem := _unsafe(text, limit, what)) is not None:
+            return problem
+    return None
+
+
+def _safe(value: Any) -> str:
+    """A bounded text that every journal can store, whatever the value was (NULs and lone surrogates escaped)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text[:REJECTED_TEXT_MAX].replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def rejected_decision(bad: RejectedAlert) -> Decision:
+    """The journal record of a rejected alert: what can be read of it, made safe, and the reason."""
+    raw = bad.raw if isinstance(bad.raw, dict) else {}
+    given = raw.get("labels")
+    labels: dict[Any, Any] = given if isinstance(given, dict) else {}
+    record = NewDecision(
+        alertname=_safe(labels.get("alertname", "")),
+        fingerprint=_safe(raw.get("fingerprint", "")),
+        starts_at=_safe(raw.get("startsAt", "")),
+        alert_status=_safe(raw.get("status", "")),
+        labels={_safe(k): _safe(v) for k, v in list(labels.items())[:MAX_LABELS]},
+        state=State.DONE,
+        outcome=Outcome.REJECTED,
+        error=_safe(bad.reason),
+    )
+    return Decision(record)
 
 
 def _decision(
@@ -86,7 +157,7 @@ def _decision(
         fingerprint=alert.fingerprint,
         starts_at=alert.startsAt,
         alert_status=alert.status,
-        labels=dict(alert.labels),
+        labels=alert.labels,  # shared by the decisions of one alert, never changed
         state=state,
         playbook=playbook.name if playbook else None,
         action=playbook.action if playbook else None,
@@ -99,7 +170,7 @@ def _decision(
     return Decision(record, playbook, target)
 
 
-def decide(alert: Alert, config: Config) -> list[Decision]:
+def decide(alert: Alert, config: Config, now: float) -> list[Decision]:
     """One decision per matching playbook (or one `unmatched` record), before anything runs."""
     resolved = alert.status == "resolved"
     matched = [p for p in config.playbooks if p.match.matches(alert.labels)]
@@ -111,7 +182,7 @@ def decide(alert: Alert, config: Config) -> list[Decision]:
             out.append(_decision(alert, p, State.DONE, Outcome.RESOLVED))
             continue
         target = resolve_target(p, alert.labels, config)
-        key = dedup_key(p, alert)
+        key = dedup_key(p, alert, now)
         if target is None:
             out.append(
                 _decision(alert, p, State.DONE, Outcome.NO_TARGET, dedup_key=key, error=NO_TARGET_REASON)

@@ -60,6 +60,11 @@ class ResponderMetrics:
         self.journal_up = Gauge(
             "pgwarden_responder_journal_up", "1 when the last journal operation succeeded.", registry=r
         )
+        self.journal_rows = Gauge(
+            "pgwarden_responder_journal_rows",
+            "Decisions in the journal (all replicas), read when /metrics is scraped and after each prune.",
+            registry=r,
+        )
 
     def outcome(self, playbook: str | None, action: str | None, outcome: Outcome) -> None:
         if outcome.counted:

@@ -21,15 +21,17 @@ from typing import Any
 
 from pgwarden.credentials import Credentials
 from responder.journal.ops import (
+    PRUNE_BATCH,
     op_claim,
     op_count_pending,
+    op_count_rows,
     op_decide,
     op_expire,
     op_finish,
     op_get,
     op_heartbeat_and_recover,
     op_history,
-    op_ping,
+    op_prune,
     op_recent,
     op_record,
     op_set_plan,
@@ -37,6 +39,8 @@ from responder.journal.ops import (
 from responder.journal.records import ClaimResult, JournalUnavailable, NewDecision, Recorded, Tx
 from responder.journal.stores import PostgresStore, SqliteStore, Store
 from responder.outcomes import Answer, Outcome
+
+HEAVY_RECORD = 64
 
 __all__ = [
     "ClaimResult",
@@ -73,43 +77,68 @@ class Journal:
         await self.store.close()
 
     async def ping(self) -> None:
-        await self.store.run(op_ping)
+        await self.store.ping()
 
     async def record(self, decisions: Sequence[NewDecision]) -> list[Recorded]:
-        return await self.store.run(op_record(decisions, self.owner, time.time()))
+        heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
+        return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
 
     async def claim(
-        self, action_id: int, playbook: str, target_key: str, cooldown: float, max_per_day: int | None
+        self,
+        action_id: int,
+        playbook: str,
+        target_key: str,
+        cooldown: float,
+        max_per_day: int | None,
+        release_key: bool = False,
     ) -> ClaimResult:
         return await self.store.run(
-            op_claim(action_id, self.owner, playbook, target_key, cooldown, max_per_day, time.time())
+            op_claim(action_id, self.owner, playbook, target_key, cooldown, max_per_day, release_key)
         )
 
     async def finish(
-        self, action_id: int, outcome: Outcome, result: Any = None, error: str | None = None
+        self,
+        action_id: int,
+        outcome: Outcome,
+        result: Any = None,
+        error: str | None = None,
+        release_key: bool = False,
     ) -> None:
-        await self.store.run(op_finish(action_id, outcome, result, error, time.time()))
+        await self.store.run(op_finish(action_id, outcome, result, error, release_key))
 
     async def set_plan(self, action_id: int, plan: Any) -> None:
-        await self.store.run(op_set_plan(action_id, plan, time.time()))
+        await self.store.run(op_set_plan(action_id, plan))
 
     async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
-        return await self.store.run(
-            op_decide(action_id, approve, who, self.owner, time.time(), approval_timeout)
-        )
+        return await self.store.run(op_decide(action_id, approve, who, self.owner, approval_timeout))
 
     async def expire_pending(self, approval_timeout: float) -> list[tuple[int, str, str]]:
-        return await self.store.run(op_expire(time.time(), approval_timeout))
+        return await self.store.run(op_expire(approval_timeout))
 
     async def heartbeat(self, stale_after: float, first: bool = False) -> list[tuple[int, str, str, str]]:
         """At start-up with SQLite every other owner is dead (one process per file)."""
         recover_all = first and self.single_process
-        return await self.store.run(
-            op_heartbeat_and_recover(self.owner, time.time(), stale_after, recover_all)
-        )
+        return await self.store.run(op_heartbeat_and_recover(self.owner, stale_after, recover_all))
 
     async def history(self, action: str, target_key: str, outcome: Outcome, since: float) -> list[float]:
-        return await self.store.run(op_history(action, target_key, outcome, since))
+        """`since` and the times returned are on this process's clock; the comparison is on the journal's."""
+        local_now = time.time()
+        journal_now, ended = await self.store.run(op_history(action, target_key, outcome, local_now - since))
+        return [t - journal_now + local_now for t in ended]
+
+    async def prune(self, retention: float, batches: int = 10) -> tuple[int, bool]:
+        """Delete decisions that ended longer than `retention` ago, a small batch per transaction, at most
+        `batches` of them: how many were deleted, and whether more are left."""
+        deleted = 0
+        for _ in range(batches):
+            batch = await self.store.run(op_prune(retention))
+            deleted += batch
+            if batch < PRUNE_BATCH:
+                return deleted, False
+        return deleted, True
+
+    async def rows(self) -> int:
+        return await self.store.run(op_count_rows)
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return await self.store.run(op_recent(limit))

@@ -10,12 +10,18 @@ from typing import Any
 from responder.journal.records import COLUMNS, ClaimResult, NewDecision, Recorded, Tx
 from responder.outcomes import ACTED_OUTCOMES, OPEN_STATES, Answer, Outcome, State, sql_list
 
-# A decision that acted (or would have): running now, or ended with one of ACTED_OUTCOMES.
-_ACTED = f"(state = '{State.RUNNING}' OR outcome IN {sql_list(ACTED_OUTCOMES)})"
+# A decision that acted (or would have): running now, ended with one of ACTED_OUTCOMES, or interrupted after it
+# started (a crash mid-kill still counts toward the cooldown and the daily cap).
+_ACTED = (
+    f"(state = '{State.RUNNING}' OR outcome IN {sql_list(ACTED_OUTCOMES)}"
+    f" OR (outcome = '{Outcome.INTERRUPTED}' AND started_at IS NOT NULL))"
+)
 _EXPIRE = (
     f"UPDATE pgwarden_actions SET state = '{State.DONE}', outcome = '{Outcome.EXPIRED}', updated_at = ?,"
     " finished_at = ?, error = 'approval window expired'"
 )
+# Deleted per transaction by op_prune: small enough that no replica waits long behind it.
+PRUNE_BATCH = 500
 
 
 def _dumps(value: Any) -> str | None:
@@ -32,8 +38,9 @@ _INSERT = (
 )
 
 
-def op_record(decisions: Sequence[NewDecision], owner: str, now: float) -> Callable[[Tx], list[Recorded]]:
+def op_record(decisions: Sequence[NewDecision], owner: str) -> Callable[[Tx], list[Recorded]]:
     def run(tx: Tx) -> list[Recorded]:
+        now = tx.now()
         out: list[Recorded] = []
         for d in decisions:
             alert = (now, now, owner, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.starts_at,
@@ -69,12 +76,14 @@ def op_claim(
     target_key: str,
     cooldown: float,
     max_per_day: int | None,
-    now: float,
+    release_key: bool = False,
 ) -> Callable[[Tx], ClaimResult]:
-    """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown)."""
+    """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown). With `release_key`
+    a refused decision gives its dedup key back, so a later delivery of the same alert decides again."""
 
     def run(tx: Tx) -> ClaimResult:
         tx.lock(f"pgwarden:{playbook}")
+        now = tx.now()
         row = tx.execute("SELECT state FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
         if row is None or row[0] != State.QUEUED:
             return ClaimResult(False, None, f"state is {row[0] if row else 'missing'}")
@@ -96,11 +105,7 @@ def op_claim(
             if int(count[0]) >= max_per_day:
                 reason = f"max_per_day: {count[0]} actions in the last 24h"
         if reason is not None:
-            tx.execute(
-                "UPDATE pgwarden_actions SET state = ?, outcome = ?, error = ?, updated_at = ?, finished_at = ?"
-                " WHERE id = ?",
-                (State.DONE.value, Outcome.COOLDOWN.value, reason, now, now, action_id),
-            )
+            _finish(tx, action_id, Outcome.COOLDOWN, None, reason, release_key)
             return ClaimResult(False, Outcome.COOLDOWN, reason)
         tx.execute(
             "UPDATE pgwarden_actions SET state = ?, owner = ?, started_at = ?, updated_at = ? WHERE id = ?",
@@ -111,35 +116,49 @@ def op_claim(
     return run
 
 
+def _finish(
+    tx: Tx, action_id: int, outcome: Outcome, result: Any, error: str | None, release_key: bool
+) -> None:
+    now = tx.now()
+    key = ", dedup_key = NULL" if release_key else ""
+    tx.execute(
+        "UPDATE pgwarden_actions SET state = ?, outcome = ?, result = ?, error = ?, updated_at = ?,"
+        f" finished_at = ?{key} WHERE id = ?",
+        (State.DONE.value, outcome.value, _dumps(result), error, now, now, action_id),
+    )
+
+
 def op_finish(
-    action_id: int, outcome: Outcome, result: Any, error: str | None, now: float
+    action_id: int, outcome: Outcome, result: Any, error: str | None, release_key: bool = False
 ) -> Callable[[Tx], None]:
+    """Done with `outcome`; with `release_key` (a decision that never started) a later delivery of the same
+    alert is a new decision instead of a duplicate of this one."""
+
     def run(tx: Tx) -> None:
-        tx.execute(
-            "UPDATE pgwarden_actions SET state = ?, outcome = ?, result = ?, error = ?, updated_at = ?,"
-            " finished_at = ? WHERE id = ?",
-            (State.DONE.value, outcome.value, _dumps(result), error, now, now, action_id),
-        )
+        _finish(tx, action_id, outcome, result, error, release_key)
 
     return run
 
 
-def op_set_plan(action_id: int, plan: Any, now: float) -> Callable[[Tx], None]:
+def op_set_plan(action_id: int, plan: Any) -> Callable[[Tx], None]:
     def run(tx: Tx) -> None:
         tx.execute(
             "UPDATE pgwarden_actions SET plan = ?, updated_at = ? WHERE id = ?",
-            (_dumps(plan), now, action_id),
+            (_dumps(plan), tx.now(), action_id),
         )
 
     return run
 
 
 def op_decide(
-    action_id: int, approve: bool, who: str, owner: str, now: float, approval_timeout: float
+    action_id: int, approve: bool, who: str, owner: str, approval_timeout: float
 ) -> Callable[[Tx], Answer]:
-    """pending -> queued (approve) or done/rejected, unless the approval window has passed."""
+    """pending -> queued (approve) or done/rejected, unless the approval window has passed. The update is
+    conditional on the row still being pending: of two concurrent answers exactly one changes it, and the
+    other is `not_pending`."""
 
     def run(tx: Tx) -> Answer:
+        now = tx.now()
         row = tx.execute(
             "SELECT state, created_at, outcome FROM pgwarden_actions WHERE id = ?", (action_id,)
         ).fetchone()
@@ -151,24 +170,27 @@ def op_decide(
             tx.execute(f"{_EXPIRE} WHERE id = ? AND state = '{State.PENDING}'", (now, now, action_id))
             return Answer.EXPIRED
         if approve:
-            tx.execute(
+            changed = tx.execute(
                 "UPDATE pgwarden_actions SET state = ?, owner = ?, decided_by = ?, updated_at = ?"
                 " WHERE id = ? AND state = ?",
                 (State.QUEUED.value, owner, who, now, action_id, State.PENDING.value),
-            )
-            return Answer.APPROVED
-        tx.execute(
-            "UPDATE pgwarden_actions SET state = ?, outcome = ?, decided_by = ?, updated_at = ?,"
-            " finished_at = ? WHERE id = ? AND state = ?",
-            (State.DONE.value, Outcome.REJECTED.value, who, now, now, action_id, State.PENDING.value),
-        )
-        return Answer.REJECTED
+            ).rowcount
+        else:
+            changed = tx.execute(
+                "UPDATE pgwarden_actions SET state = ?, outcome = ?, decided_by = ?, updated_at = ?,"
+                " finished_at = ? WHERE id = ? AND state = ?",
+                (State.DONE.value, Outcome.REJECTED.value, who, now, now, action_id, State.PENDING.value),
+            ).rowcount
+        if changed != 1:
+            return Answer.NOT_PENDING  # another answer (or the expiry) changed it first
+        return Answer.APPROVED if approve else Answer.REJECTED
 
     return run
 
 
-def op_expire(now: float, approval_timeout: float) -> Callable[[Tx], list[tuple[int, str, str]]]:
+def op_expire(approval_timeout: float) -> Callable[[Tx], list[tuple[int, str, str]]]:
     def run(tx: Tx) -> list[tuple[int, str, str]]:
+        now = tx.now()
         rows = tx.execute(
             f"{_EXPIRE} WHERE state = '{State.PENDING}' AND created_at < ? RETURNING id, playbook, action",
             (now, now, now - approval_timeout),
@@ -179,11 +201,12 @@ def op_expire(now: float, approval_timeout: float) -> Callable[[Tx], list[tuple[
 
 
 def op_heartbeat_and_recover(
-    owner: str, now: float, stale_after: float, recover_all_others: bool
+    owner: str, stale_after: float, recover_all_others: bool
 ) -> Callable[[Tx], list[tuple[int, str, str, str]]]:
     """Note that `owner` is alive; mark work of dead replicas `interrupted` and return it."""
 
     def run(tx: Tx) -> list[tuple[int, str, str, str]]:
+        now = tx.now()
         tx.execute(
             "INSERT INTO pgwarden_replicas (owner, seen_at) VALUES (?, ?)"
             " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
@@ -210,16 +233,41 @@ def op_heartbeat_and_recover(
     return run
 
 
-def op_history(action: str, target_key: str, outcome: Outcome, since: float) -> Callable[[Tx], list[float]]:
-    def run(tx: Tx) -> list[float]:
+def op_history(
+    action: str, target_key: str, outcome: Outcome, within: float
+) -> Callable[[Tx], tuple[float, list[float]]]:
+    """The journal's now, and when this action ended with `outcome` on the target in the last `within`
+    seconds (newest first), both on the journal's clock."""
+
+    def run(tx: Tx) -> tuple[float, list[float]]:
+        now = tx.now()
         rows = tx.execute(
             "SELECT finished_at FROM pgwarden_actions WHERE action = ? AND target_key = ? AND outcome = ?"
             " AND finished_at >= ? ORDER BY finished_at DESC",
-            (action, target_key, outcome.value, since),
+            (action, target_key, outcome.value, now - within),
         ).fetchall()
-        return [float(r[0]) for r in rows]
+        return now, [float(r[0]) for r in rows]
 
     return run
+
+
+def op_prune(retention: float, batch: int = PRUNE_BATCH) -> Callable[[Tx], int]:
+    """Delete up to `batch` decisions that ended more than `retention` seconds ago (never a pending, queued or
+    running one); how many were deleted."""
+
+    def run(tx: Tx) -> int:
+        cutoff = tx.now() - retention
+        return tx.execute(
+            "DELETE FROM pgwarden_actions WHERE id IN (SELECT id FROM pgwarden_actions"
+            f" WHERE state = '{State.DONE}' AND finished_at < ? ORDER BY id LIMIT ?)",
+            (cutoff, batch),
+        ).rowcount
+
+    return run
+
+
+def op_count_rows(tx: Tx) -> int:
+    return int(tx.execute("SELECT count(*) FROM pgwarden_actions").fetchone()[0])
 
 
 def _iso(ts: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -21,7 +22,7 @@ class JournalUnavailable(Exception):
     """The store cannot be read or written; the webhook answers 503 so Alertmanager retries."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewDecision:
     """One (alert, playbook) decision as the webhook journals it."""
 
@@ -41,7 +42,7 @@ class NewDecision:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recorded:
     id: int
     state: State
@@ -70,6 +71,16 @@ class Tx:
 
     conn: Any
     postgres: bool
+    _now: float | None = None
+
+    def now(self) -> float:
+        """The time every comparison of this transaction uses: with PostgreSQL the database's `now()` (one
+        clock for all replicas), with SQLite (one process) this process's clock."""
+        if not self.postgres:
+            return time.time()
+        if self._now is None:
+            self._now = float(self.execute("SELECT extract(epoch FROM now())::float8").fetchone()[0])
+        return self._now
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         if self.postgres:

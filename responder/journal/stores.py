@@ -18,6 +18,7 @@ import psycopg_pool
 
 from pgwarden.credentials import Credentials, PoolCredentials
 from pgwarden.dsn import describe_dsn
+from responder.journal.ops import op_ping
 from responder.journal.records import JournalUnavailable, T, Tx, schema
 
 log = logging.getLogger("responder.journal")
@@ -29,22 +30,29 @@ class Store(Protocol):
     def describe(self) -> str: ...
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def run(self, op: Callable[[Tx], T]) -> T: ...
+    async def run(self, op: Callable[[Tx], T], heavy: bool = False) -> T: ...
+    async def ping(self) -> None: ...
 
 
 class _OpFailed(Exception):
     """An operation of a batch raised; the batch is replayed with each operation isolated."""
 
 
-_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
+_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", bool]  # the operation, its future, heavy
+_Results = list[tuple[Any, BaseException | None]]
+BUSY_TIMEOUT_MS = 1000
 
 
 @dataclass
 class SqliteStore:
-    """A single writer task on the event loop: the operations that arrive while a COMMIT is being fsynced go
-    into the next transaction together (group commit). The statements themselves are fast (page cache) and
-    run on the loop; only COMMIT, which waits for the disk, runs in a dedicated thread, so one thread
-    hand-over is paid per batch, not per webhook."""
+    """A single writer task: the operations that arrive while a batch is being written go into the next
+    transaction together (group commit), and one thread hand-over is paid per batch, not per webhook.
+
+    A small batch runs its statements on the loop (page-cache fast; in a thread they would compete with the
+    loop for the GIL statement by statement) when the write lock is free at once, and only COMMIT, which waits
+    for the disk, in the writer thread. Everything that could keep the loop waiting runs wholly in that thread:
+    a batch with a heavy operation (a large payload's inserts), a batch whose write lock another process holds
+    (BEGIN waits up to the 1 s busy timeout, then `JournalUnavailable`), the replay of a failed batch."""
 
     path: Path
     max_batch: int = 1024
@@ -59,6 +67,8 @@ class SqliteStore:
     _checkpointer: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _closing: bool = False
+    _reader: sqlite3.Connection | None = None
+    _reader_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
@@ -110,17 +120,54 @@ class SqliteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
 
-    async def run(self, op: Callable[[Tx], T]) -> T:
+    async def run(self, op: Callable[[Tx], T], heavy: bool = False) -> T:
         if self._writer is None or self._wake is None or self._closing:
             raise JournalUnavailable("journal is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, fut))
+        self._pending.append((op, fut, heavy))
         self._wake.set()
         return await fut
+
+    async def ping(self) -> None:
+        """The writer is alive and the file answers a read, on a connection of its own: never queued behind the
+        writer's batches. A read in WAL mode does not wait for the write lock, so it runs on the loop (a thread
+        would wait for the GIL behind a large batch); only if SQLite says busy is it retried in a thread."""
+        if self._writer is None or self._writer.done() or self._closing:
+            raise JournalUnavailable("journal is closed")
+        if self._reader_lock.acquire(blocking=False):  # never wait on the loop for a probe in a thread
+            try:
+                if self._read_probe(wait=False):
+                    return
+            finally:
+                self._reader_lock.release()
+        await asyncio.to_thread(self._read_probe_waiting)
+
+    def _read_probe_waiting(self) -> None:
+        with self._reader_lock:
+            self._read_probe(wait=True)
+
+    def _read_probe(self, wait: bool) -> bool:
+        """One read on the reader connection (the caller holds `_reader_lock`); False if busy and not `wait`."""
+        try:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, check_same_thread=False, timeout=0)
+            self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS if wait else 0}")
+            self._reader.execute("SELECT 1 FROM pgwarden_replicas LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:
+            if not wait:
+                return False
+            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+        return True
 
     async def _write_loop(self) -> None:
         assert self._wake is not None
@@ -129,8 +176,8 @@ class SqliteStore:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-                results = await self._run_batch(batch)
-                for (_, fut), (value, exc) in zip(batch, results, strict=True):
+                results = await self._write(batch)
+                for (_, fut, _), (value, exc) in zip(batch, results, strict=True):
                     if fut.done():
                         continue
                     if exc is not None:
@@ -140,32 +187,68 @@ class SqliteStore:
             if self._closing:
                 return
 
-    async def _run_batch(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
-        """All operations in one transaction, one fsync. Operations rarely fail; when one does, the batch is
-        rolled back and replayed with a SAVEPOINT around each operation, so only the failing one fails."""
+    async def _write(self, batch: list[_Pending]) -> _Results:
+        assert self._conn is not None
+        loop = asyncio.get_running_loop()
+        if not any(heavy for _, _, heavy in batch):
+            try:
+                results = self._on_loop(batch)
+                if results is not None:
+                    await loop.run_in_executor(self._committer, self._conn.execute, "COMMIT")
+                    return results
+            except sqlite3.Error as exc:
+                return self._failed(batch, exc)
+        return await loop.run_in_executor(self._committer, self._run_batch, batch)
+
+    def _on_loop(self, batch: list[_Pending]) -> _Results | None:
+        """The batch's statements, if the write lock can be had without waiting; None if it cannot, or if an
+        operation failed (the thread replays the batch)."""
+        assert self._conn is not None
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return None  # another connection holds the write lock: wait for it in the thread
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            return self._statements(batch, isolate=False)
+        except _OpFailed:
+            return None
+
+    def _run_batch(self, batch: list[_Pending]) -> _Results:
+        """In the writer thread: all operations in one transaction, one fsync. Operations rarely fail; when
+        one does, the batch is rolled back and replayed with a SAVEPOINT around each operation, so only the
+        failing one fails. Any SQLite error is `JournalUnavailable` (503), never a 500."""
         assert self._conn is not None
         conn = self._conn
         try:
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 results = self._statements(batch, isolate=False)
             except _OpFailed:
+                conn.execute("BEGIN IMMEDIATE")
                 results = self._statements(batch, isolate=True)
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
+            conn.execute("COMMIT")
             return results
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            log.error("journal write failed", extra={"journal": self.describe(), "error": str(exc)})
-            return [(None, JournalUnavailable(f"{self.describe()}: {exc}"))] * len(batch)
+            return self._failed(batch, exc)
 
-    def _statements(self, batch: list[_Pending], isolate: bool) -> list[tuple[Any, BaseException | None]]:
+    def _failed(self, batch: list[_Pending], exc: sqlite3.Error) -> _Results:
+        assert self._conn is not None
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+        log.error("journal write failed", extra={"journal": self.describe(), "error": str(exc)})
+        return [(None, JournalUnavailable(f"{self.describe()}: {exc}"))] * len(batch)
+
+    def _statements(self, batch: list[_Pending], isolate: bool) -> _Results:
+        """The operations, in the transaction the caller began; rolled back if any raises."""
         assert self._conn is not None and self._tx is not None
         conn, tx = self._conn, self._tx
-        results: list[tuple[Any, BaseException | None]] = []
-        conn.execute("BEGIN IMMEDIATE")
+        results: _Results = []
         try:
-            for op, _ in batch:
+            for op, _, _ in batch:
                 if not isolate:
                     try:
                         results.append((op(tx), None))
@@ -183,6 +266,8 @@ class SqliteStore:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = JournalUnavailable(f"{self.describe()}: {exc}")
                     results.append((None, exc))
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -262,11 +347,15 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 return op(Tx(conn, postgres=True))
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise JournalUnavailable(f"{self.describe()}: {exc}") from exc
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            # Any error of the journal's database (a read-only transaction after a failover too) is a 503.
+            raise JournalUnavailable(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
 
-    async def run(self, op: Callable[[Tx], T]) -> T:
+    async def run(self, op: Callable[[Tx], T], heavy: bool = False) -> T:
         if self._pool is None or self._executor is None:
             raise JournalUnavailable("journal is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, op)
+
+    async def ping(self) -> None:
+        await self.run(op_ping)

@@ -1,7 +1,7 @@
 """grow_storage: raise AllocatedStorage (or, with storage autoscaling, MaxAllocatedStorage) by a bounded step.
 
 new size = max(ceil(current x (1 + increase_percent/100)), ceil(current x 1.1)), capped at max_allocated_gib
-and 65536 GiB (RDS refuses a change under 10%). Refuses unless the instance is `available` (so also during
+and 65536 GiB; when the cap leaves less than ceil(current x 1.1) it refuses (RDS refuses a change under 10%). Refuses unless the instance is `available` (so also during
 `storage-optimization`), within 6 hours of the last storage change, and after 4 changes in 24 hours; the
 history comes from the journal (succeeded grow_storage actions on the same instance), so it holds across
 replicas and restarts.
@@ -31,11 +31,21 @@ class GrowStorageParams(ActionParams):
 
 
 def grown(current: int, increase_percent: float, cap: int) -> int:
-    """Exact arithmetic: 100 GiB at 10% is 110, not 111 (100 * 1.1 is 110.00000000000001 in floats)."""
+    """Exact arithmetic: 100 GiB at 10% is 110, not 111 (100 * 1.1 is 110.00000000000001 in floats).
+
+    Refuses (GuardrailRefused) when the cap leaves less than RDS's minimum step, ceil(current x 1.1): RDS
+    would reject the change anyway, and the action would end `failed`."""
     pct = Fraction(str(increase_percent))
     by_percent = math.ceil(Fraction(current) * (100 + pct) / 100)
     floor = math.ceil(Fraction(current) * Fraction(11, 10))
-    return min(max(by_percent, floor), cap, RDS_MAX_GIB)
+    limit = min(cap, RDS_MAX_GIB)
+    if current >= limit:
+        raise GuardrailRefused(f"{current} GiB is already at the cap {limit} GiB")
+    if limit < floor:
+        raise GuardrailRefused(
+            f"the cap {limit} GiB leaves less than RDS's minimum increase of 10% ({current} -> {floor} GiB)"
+        )
+    return min(max(by_percent, floor), limit)
 
 
 async def run(ctx: ActionContext[GrowStorageParams]) -> ActionResult:
@@ -62,8 +72,6 @@ async def run(ctx: ActionContext[GrowStorageParams]) -> ActionResult:
         if ceiling - current >= step:
             raise GuardrailRefused(f"storage autoscaling has headroom up to {ceiling} GiB: leaving it to RDS")
         new_ceiling = grown(ceiling, params.increase_percent, cap)
-        if new_ceiling <= ceiling:
-            raise GuardrailRefused(f"MaxAllocatedStorage {ceiling} GiB is already at the cap {cap} GiB")
         change = {"MaxAllocatedStorage": new_ceiling}
         plan = {
             "instance": target.identifier,
@@ -73,8 +81,6 @@ async def run(ctx: ActionContext[GrowStorageParams]) -> ActionResult:
         }
     else:
         new_size = grown(current, params.increase_percent, cap)
-        if new_size <= current:
-            raise GuardrailRefused(f"allocated storage {current} GiB is already at the cap {cap} GiB")
         change = {"AllocatedStorage": new_size}
         plan = {"instance": target.identifier, "field": "AllocatedStorage", "from": current, "to": new_size}
     await ctx.save_plan(plan)

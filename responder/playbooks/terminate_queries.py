@@ -1,7 +1,8 @@
 """terminate_queries: cancel, then terminate, long-running client queries, with every guard in SQL.
 
 Never signalled: the responder's own session, any session of the role it runs as (other replicas, the
-journal) or named `pgwarden-responder*`, non-client backends, superusers, `protect_roles`, `protect_databases`.
+journal) or named `pgwarden-responder*`, non-client backends, superusers and members of superuser roles,
+members of `protect_roles` (through any chain of grants), `protect_databases`.
 Runs as a role with `pg_signal_backend` (to signal other roles' backends) and `pg_read_all_stats` (to see their
 query_start), never as a superuser. Candidates are filtered *before* any signal: a signal to a superuser's
 backend raises an ERROR for such a role, and in a set-based `SELECT pg_terminate_backend(pid) FROM ...` that
@@ -44,7 +45,10 @@ class TerminateQueriesParams(ActionParams):
     only_alert_database: bool = True  # with a `datname` label, act only in that database
 
 
-# The guards, shared by the candidate query and by every signal's re-check.
+# The guards, shared by the candidate query and by every signal's re-check. A session is protected when its
+# login role is, or is a member (directly or through any chain of grants) of, a protected role or a superuser
+# role: on RDS the master user is a member of `rds_superuser`, and a member of a superuser role can `SET ROLE`
+# to it while pg_stat_activity still shows the login role. A protected name that does not exist matches nothing.
 _GUARDS = """
       a.backend_type = 'client backend'
   AND a.pid <> pg_backend_pid()
@@ -52,10 +56,17 @@ _GUARDS = """
   AND a.application_name NOT LIKE 'pgwarden-responder%%'
   AND a.state = ANY(%(states)s::text[])
   AND a.query_start < clock_timestamp() - make_interval(secs => %(min_duration)s::float8)
-  AND NOT (a.usename = ANY(%(protect_roles)s::text[]))
   AND (a.datname IS NULL OR NOT (a.datname = ANY(%(protect_databases)s::text[])))
   AND (%(datname)s::text IS NULL OR a.datname = %(datname)s::text)
   AND NOT (%(protect_superusers)s::bool AND COALESCE(r.rolsuper, true))
+  AND a.usesysid IS NOT NULL AND a.usesysid NOT IN (
+    WITH RECURSIVE protected(oid) AS (
+        SELECT p.oid FROM pg_roles p
+        WHERE p.rolname = ANY(%(protect_roles)s::text[]) OR (%(protect_superusers)s::bool AND p.rolsuper)
+      UNION
+        SELECT m.member FROM pg_auth_members m JOIN protected ON m.roleid = protected.oid
+    )
+    SELECT oid FROM protected)
 """
 
 _CANDIDATES = f"""
@@ -158,6 +169,7 @@ SPEC = ActionSpec(
     params_model=TerminateQueriesParams,
     target_kind=TargetKind.POSTGRES,
     run=run,
+    repeat_by_default="while_firing",  # level-triggered: act again while the alert keeps firing
     description="cancel, then terminate, client queries running longer than min_duration",
     counters={
         "backends_terminated": "PostgreSQL backends terminated by terminate_queries (cancels not counted).",

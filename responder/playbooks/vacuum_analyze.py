@@ -154,5 +154,6 @@ SPEC = ActionSpec(
     params_model=VacuumAnalyzeParams,
     target_kind=TargetKind.TABLE,
     run=run,
+    repeat_by_default="while_firing",  # level-triggered: act again while the alert keeps firing
     description="VACUUM (ANALYZE) the table named by the alert",
 )

@@ -11,8 +11,8 @@ from pydantic import Field, field_validator
 from pgwarden.config import StrictModel
 from pgwarden.durations import Duration
 from responder.core import TargetKind
+from responder.principals import NAME_RE
 
-NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
 # What a scheduled TABLE action gets when its target names no table: the action selects tables itself
 # (vacuum_analyze with `tables: stale_analyze`).
 ANY_TABLE = "*"

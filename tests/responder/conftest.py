@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -11,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from psycopg.conninfo import conninfo_to_dict
 
 from devtools.motoserver import MotoServer, MotoUnavailable, start_moto
 from devtools.pgserver import PostgresServer
@@ -237,3 +241,75 @@ def pg_journal(pg_server: PostgresServer) -> Iterator[str]:
     pg_server.execute(f"CREATE DATABASE {name}")
     yield pg_server.dsn(name)
     pg_server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# ---- either journal, and its outages --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A journal of each kind: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    dsn: str = request.getfixturevalue("pg_journal")
+    return dsn
+
+
+def journal_sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """One statement (`?` placeholders) on either journal, from outside the responder, committed."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10)) as db:
+            rows = db.execute(statement, params).fetchall()
+            db.commit()
+            return rows
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement.replace("?", "%s").encode(), params)
+        return cur.fetchall() if cur.description else []
+
+
+class ReadOnlyJournal:
+    """The journal refusing every write, as a database that failed over looks to clients still connected to
+    the old writer. PostgreSQL: the journal's database turns `default_transaction_read_only` and its sessions
+    are ended (new ones are read-only, and writes raise ReadOnlySqlTransaction). SQLite: triggers abort every
+    write (an error that is not OperationalError)."""
+
+    TABLES = ("pgwarden_actions", "pgwarden_replicas")
+
+    def __init__(self, url: str, server: PostgresServer | None) -> None:
+        self.url = url
+        self.server = server
+
+    def _pg(self, setting: str) -> None:
+        assert self.server is not None
+        dbname = conninfo_to_dict(self.url)["dbname"]
+        self.server.execute(f"ALTER DATABASE {dbname} {setting}")
+        self.server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            params=(dbname,),
+        )
+
+    def begin(self) -> None:
+        if self.server is not None:
+            self._pg("SET default_transaction_read_only = on")
+            return
+        for table in self.TABLES:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                journal_sql(
+                    self.url,
+                    f"CREATE TRIGGER ro_{table}_{op.lower()} BEFORE {op} ON {table}"
+                    " BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END",
+                )
+
+    def end(self) -> None:
+        if self.server is not None:
+            self._pg("RESET default_transaction_read_only")
+            return
+        for table in self.TABLES:
+            for op in ("insert", "update", "delete"):
+                journal_sql(self.url, f"DROP TRIGGER ro_{table}_{op}")
+
+
+@pytest.fixture
+def read_only(journal_url: str, request: pytest.FixtureRequest) -> ReadOnlyJournal:
+    server = None if journal_url.startswith("sqlite:") else request.getfixturevalue("pg_server")
+    return ReadOnlyJournal(journal_url, server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
+from tests.responder.test_dispatcher import APPROVER
 
 
 async def test_auth(make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder) -> None:
@@ -84,16 +86,21 @@ async def test_malformed_is_400_with_reason(
     assert reason in (await resp.json())["reason"]
 
 
-async def test_malformed_alert_rejects_the_payload_and_runs_nothing(
+async def test_a_malformed_alert_is_rejected_alone(
     make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
 ) -> None:
     client = await client_for(make_config())
     bad = alert()
     bad["labels"]["target"] = 42  # label values are strings
     resp = await client.post("/webhook", json=payload(alert(), bad), headers=AUTH)
-    assert resp.status == 400
-    rows = (await (await client.get("/actions", headers=AUTH)).json())["actions"]
-    assert rows == [] and recorder.runs == []
+    assert resp.status == 202
+    body = await resp.json()
+    good, rejected = body["decisions"]
+    assert (
+        body["rejected"] == 1 and rejected["outcome"] == "rejected" and "labels.target" in rejected["reason"]
+    )
+    assert (await wait_done(client, good["id"]))["outcome"] == "succeeded"
+    assert len(recorder.runs) == 1
 
 
 async def test_body_limit_is_413(make_config: ConfigFactory, client_for: ClientFactory) -> None:
@@ -136,3 +143,65 @@ async def test_metrics_names(make_config: ConfigFactory, client_for: ClientFacto
         "pgwarden_responder_backends_terminated_total 0.0",
     ):
         assert needle in text
+
+
+async def _raw_post(client: Any, path: str, header: bytes, body: bytes) -> int:
+    """One request with exactly these header bytes; its status code."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (path.encode(), header, len(body), body)
+    )
+    status = await reader.readline()
+    writer.close()
+    return int(status.split()[1])
+
+
+async def test_non_utf8_authorization_is_401(
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
+) -> None:
+    client = await client_for(make_config())
+    body = json.dumps(payload(alert())).encode()
+    for header in (b"Authorization: Bearer \xff\xfe\xfa", b"Authorization: \xc3\x28 " + TOKEN.encode()):
+        assert await _raw_post(client, "/webhook", header, body) == 401
+        assert await _raw_post(client, "/actions/1/approve", header, b"") == 401
+    assert recorder.runs == []
+
+
+async def test_bad_alerts_are_rejected_and_the_good_ones_act(
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, journal_url: str
+) -> None:
+    client = await client_for(make_config(journal=journal_url))
+    nul_fingerprint = alert(fingerprint="ab\u0000cd")
+    nul_alertname = alert("Test\u0000Alert")
+    surrogate = alert(datname="app\ud800")
+    too_long = alert(description="x" * 5000)
+    good = alert()
+    body = json.dumps(payload(nul_fingerprint, good, nul_alertname, surrogate, too_long)).encode()
+    resp = await client.post("/webhook", data=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert resp.status == 202, await resp.text()
+    answer = await resp.json()
+    assert answer["rejected"] == 4
+    outcomes = [d["outcome"] for d in answer["decisions"]]
+    assert outcomes == ["rejected", None, "rejected", "rejected", "rejected"]
+    reasons = [d["reason"] for d in answer["decisions"] if d["outcome"] == "rejected"]
+    assert "fingerprint contains a NUL" in reasons[0] and "NUL" in reasons[1]
+    assert "'datname' is not valid UTF-8" in reasons[2] and "too long" in reasons[3]
+    assert (await wait_done(client, answer["decisions"][1]["id"]))["outcome"] == "succeeded"
+    rows = {r["id"]: r for r in (await (await client.get("/actions", headers=AUTH)).json())["actions"]}
+    first = rows[answer["decisions"][0]["id"]]
+    assert first["outcome"] == "rejected" and first["alert"]["fingerprint"] == "ab\\x00cd"
+    assert rows[answer["decisions"][3]["id"]]["alert"]["labels"]["datname"] == "app\\ud800"
+    assert len(recorder.runs) == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'pgwarden_responder_alerts_total{status="rejected"} 4.0' in metrics
+
+
+async def test_approval_id_out_of_range_is_404(
+    make_config: ConfigFactory, client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
+    client = await client_for(make_config(approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}]))
+    for path in ("99999999999999999999/approve", "9223372036854775808/reject", "-1/approve", "0/reject"):
+        resp = await client.post(f"/actions/{path}", headers={"Authorization": f"Bearer {APPROVER}"})
+        assert resp.status == 404, (path, await resp.text())

@@ -214,3 +214,67 @@ def test_a_dsn_without_dbname_is_described_as_libpq_would_connect() -> None:
     )
     assert "production (db.internal:6543/app)" in summary(config)
     assert "s3cret" not in summary(config)
+
+
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [({"token": ""}, "token"), ({"token": " \t"}, "token"), ({"token_env": "BLANK_T"}, "token_env")],
+)
+def test_an_empty_token_is_a_config_error(
+    source: dict[str, str], key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BLANK_T", "   ")
+    errors = _errors(_base(auth="bearer", **source))
+    assert [e.split(":")[0] for e in errors] == [key], errors
+    (tmp_path / "tok").write_text("\n  \n")
+    errors = _errors(_base(auth="bearer", token_file=str(tmp_path / "tok")))
+    assert [e.split(":")[0] for e in errors] == ["token_file"], errors
+    path = tmp_path / "r.yml"
+    path.write_text(yaml.safe_dump(_base(auth="bearer", **source)))
+    assert main(["--config", str(path), "--check-config"]) != 0
+
+
+def test_journal_dsn_from_env_is_validated_without_its_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("J_DSN", "host=db.internal user=responder password='s3cr3t-pw")  # unterminated quote
+    path = tmp_path / "r.yml"
+    path.write_text(yaml.safe_dump(_base(journal_dsn_env="J_DSN")))
+    assert main(["--config", str(path), "--check-config"]) != 0
+    out = capsys.readouterr()
+    assert "journal_dsn_env: the DSN does not parse" in out.err, out
+    assert "s3cr3t" not in out.out + out.err
+    monkeypatch.setenv("J_DSN", "postgresql://responder:s3cr3t-pw@db.internal:5432/journal")
+    config = build_config(_base(journal_dsn_env="J_DSN"), default_registry())
+    assert "journal: db.internal:5432/journal" in summary(config) and "s3cr3t" not in summary(config)
+
+
+def test_repeat_defaults_per_action_and_needs_a_cooldown() -> None:
+    def playbook(action: str, **extra: Any) -> dict[str, Any]:
+        return {"name": f"p-{action}", "match": {"alertname": "A"}, "action": action, **extra}
+
+    config = build_config(
+        _base(
+            playbooks=[
+                playbook("terminate_queries", cooldown="5m"),
+                playbook("vacuum_analyze", cooldown="1h"),
+                playbook("grow_storage", cooldown="1h"),
+                {**playbook("terminate_queries", cooldown="5m", repeat="once"), "name": "kill-once"},
+                {**playbook("terminate_queries"), "name": "kill-no-cooldown"},
+            ]
+        ),
+        default_registry(),
+    )
+    assert [p.repeat for p in config.playbooks] == ["while_firing", "while_firing", "once", "once", "once"]
+    assert "repeat=while_firing" in summary(config)
+    errors = _errors(_base(playbooks=[playbook("grow_storage", repeat="while_firing")]))
+    assert errors == ["playbooks.0.repeat: while_firing needs a cooldown (the window between two decisions)"]
+    assert any(
+        e.startswith("playbooks.0.repeat")
+        for e in _errors(_base(playbooks=[playbook("grow_storage", repeat="always")]))
+    )
+
+
+def test_journal_retention_keeps_at_least_a_day() -> None:
+    assert build_config(_base(), default_registry()).schema.journal_retention == 90 * 86400
+    assert any(e.startswith("journal_retention") for e in _errors(_base(journal_retention="12h")))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
 from devtools.motoserver import MotoServer
 from tests.responder.conftest import (
     AUTH,
@@ -120,3 +125,43 @@ async def test_rds_alert_without_dbidentifier_is_no_target(
     assert d["outcome"] == "no_target"
     (d,) = await post_alerts(client, alert("RDSCPUHigh", dbidentifier="bad id; rm -rf /"))
     assert d["outcome"] == "no_target"
+
+
+async def test_repeat_while_firing_decides_again_in_each_cooldown_window(
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
+) -> None:
+    playbooks = [
+        {
+            "name": name,
+            "match": {"alertname": "TestAlert"},
+            "action": "record",
+            "cooldown": "3s",
+            "repeat": repeat,
+        }
+        for name, repeat in (("again", "while_firing"), ("once", "once"))
+    ]
+    client = await client_for(make_config(playbooks=playbooks))
+    starts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    firing = alert(fingerprint="still-firing", starts_at=starts)
+
+    async def deliver() -> dict[str, dict[str, Any]]:
+        """Post the still-firing alert; each playbook's decision once it is done."""
+        decisions = await post_alerts(client, firing)
+        return {
+            d["playbook"]: d if d["state"] == "done" else await wait_done(client, d["id"]) for d in decisions
+        }
+
+    first = await deliver()
+    assert first["again"]["outcome"] == first["once"]["outcome"] == "succeeded"
+    redelivery = await deliver()  # same window: nobody acts twice
+    assert redelivery["once"]["outcome"] == "duplicate" and redelivery["again"]["outcome"] != "succeeded"
+    deadline = time.monotonic() + 30
+    while (later := await deliver())["again"]["outcome"] != "succeeded":
+        # a window opened but the cooldown since the last action is not over yet: refused, the key released
+        assert later["again"]["outcome"] in ("duplicate", "cooldown"), later
+        assert time.monotonic() < deadline, later
+        await asyncio.sleep(0.5)
+    assert later["once"]["outcome"] == "duplicate"
+    assert sorted(r["playbook"] for r in recorder.runs) == ["again", "again", "once"]
+    again = await deliver()  # the window that just acted is taken
+    assert again["again"]["outcome"] != "succeeded" and len(recorder.runs) == 3

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from responder import keys
 from responder.journal import Journal, NewDecision, SqliteStore, open_store
 from tests.responder.conftest import (
     AUTH,
@@ -18,10 +21,12 @@ from tests.responder.conftest import (
     ConfigFactory,
     Recorder,
     alert,
+    journal_sql,
     payload,
     post_alerts,
     wait_done,
 )
+from tests.responder.test_dispatcher import APPROVE, APPROVER
 
 
 class Proxy:
@@ -179,3 +184,146 @@ async def test_restart_keeps_dedup_across_processes(
     (second,) = await post_alerts(client, a)
     assert second["outcome"] == "duplicate" and second["duplicate_of"] == first["id"]
     assert len(recorder.runs) == 1
+
+
+# ---- exactly one answer, one clock, what counts, retention ----------------------------------------------------
+
+_ROW = (
+    "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, alertname, fingerprint,"
+    " starts_at, alert_status, target_key, state, outcome, started_at, finished_at)"
+    " VALUES (?, ?, ?, 'rec', 'record', 'TestAlert', ?, 'x', 'firing', 'pg:production', ?, ?, ?, ?)"
+)
+
+
+def _insert(url: str, *, owner: str = "other", state: str = "done", outcome: str | None = None,
+            at: float, started: float | None = None, finished: float | None = None, fp: str = "fp") -> None:  # fmt: skip
+    journal_sql(url, _ROW, (at, at, owner, fp, state, outcome, started, finished))
+
+
+async def test_concurrent_approve_and_reject_exactly_one_wins(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    journal_url: str,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
+    config = make_config(
+        journal=journal_url,
+        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
+        playbooks=[
+            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
+        ],
+    )
+    client = await client_for(config)
+    (d,) = await post_alerts(client, alert())
+    postgres = not journal_url.startswith("sqlite:")
+    # Hold the row (PostgreSQL) or the write lock (SQLite) so that both answers are in flight at once.
+    holder: Any = (
+        psycopg.connect(journal_url) if postgres else sqlite3.connect(journal_url[len("sqlite:///") :])
+    )
+    holder.execute(
+        "SELECT id FROM pgwarden_actions WHERE id = %s FOR UPDATE" if postgres else "BEGIN IMMEDIATE",
+        (d["id"],) if postgres else (),
+    )
+    try:
+        answers = [
+            asyncio.create_task(client.post(f"/actions/{d['id']}/{verb}", headers=APPROVE))
+            for verb in ("approve", "reject")
+        ]
+        deadline = time.monotonic() + 10
+        while (
+            postgres
+            and len(
+                journal_sql(journal_url, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            )
+            < 2
+        ):
+            assert time.monotonic() < deadline, "both answers wait for the row"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        holder.rollback()
+        holder.close()
+    approve, reject = [await task for task in answers]
+    statuses = sorted([approve.status, reject.status])
+    assert statuses in ([200, 409], [202, 409]), statuses
+    loser = approve if approve.status == 409 else reject
+    body = await loser.json()
+    assert body["result"] == "not_pending" and body["state"] in ("queued", "running", "done"), body
+    row = await wait_done(client, d["id"])
+    assert row["outcome"] == ("succeeded" if approve.status == 202 else "rejected")
+    assert len(recorder.runs) == (1 if approve.status == 202 else 0)
+
+
+async def test_replica_liveness_is_judged_on_the_journal_clock(
+    make_config: ConfigFactory, client_for: ClientFactory, pg_journal: str, monkeypatch: Any
+) -> None:
+    await (await client_for(make_config(journal=pg_journal))).close()  # creates the schema
+    journal_sql(
+        pg_journal,
+        "INSERT INTO pgwarden_replicas (owner, seen_at) VALUES ('live', extract(epoch FROM now()))",
+    )
+    now = float(journal_sql(pg_journal, "SELECT extract(epoch FROM now())::float8")[0][0])
+    _insert(pg_journal, owner="live", state="running", at=now, started=now)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # this replica's clock is an hour fast
+    client = await client_for(make_config(journal=pg_journal, replica_timeout="30s"))  # start-up recovery ran
+    ((state,),) = journal_sql(pg_journal, "SELECT state FROM pgwarden_actions WHERE owner = 'live'")
+    assert state == "running", "a replica that beat a moment ago is alive, whatever this replica's clock says"
+    assert client.app[keys.DISPATCHER].busy == 0
+
+
+async def test_an_action_interrupted_after_it_started_counts_toward_the_daily_cap(
+    make_config: ConfigFactory, client_for: ClientFactory, journal_url: str, recorder: Recorder
+) -> None:
+    config = make_config(
+        journal=journal_url,
+        playbooks=[
+            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "max_per_day": 1}
+        ],
+    )
+    await (await client_for(config)).close()
+    hour_ago = time.time() - 3600
+    _insert(journal_url, outcome="interrupted", at=hour_ago, started=hour_ago, finished=hour_ago)  # mid-kill
+    _insert(journal_url, outcome="interrupted", at=hour_ago, finished=hour_ago, fp="never-started")
+    client = await client_for(config)
+    (d,) = await post_alerts(client, alert())
+    row = await wait_done(client, d["id"])
+    assert row["outcome"] == "cooldown" and "max_per_day: 1 actions" in row["error"], row
+    assert recorder.runs == []
+
+
+async def test_retention_deletes_old_finished_decisions_only(
+    make_config: ConfigFactory, client_for: ClientFactory, journal_url: str
+) -> None:
+    journal = Journal(open_store(journal_url), "pruner")
+    await journal.start()
+    old, recent = time.time() - 100 * 86400, time.time() - 3600
+    journal_sql(
+        journal_url,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) "
+        + _ROW.split(" VALUES ")[0]
+        + " SELECT ?, ?, 'other', 'rec', 'record', 'TestAlert', 'fp' || i, 'x', 'firing', 'pg:production',"
+        " 'done', 'succeeded', ?, ? FROM n",
+        (old, old, old, old),
+    )  # 1200 decisions that ended 100 days ago
+    _insert(journal_url, outcome="succeeded", at=recent, started=recent, finished=recent)
+    for state in ("pending", "queued", "running"):
+        _insert(journal_url, state=state, at=old, started=old if state == "running" else None)
+    assert await journal.prune(90 * 86400, batches=2) == (1000, True)  # small batches, a backlog left
+    assert await journal.prune(90 * 86400) == (200, False)
+    left = journal_sql(journal_url, "SELECT state FROM pgwarden_actions ORDER BY id")
+    assert [s for (s,) in left] == ["done", "pending", "queued", "running"]
+    _insert(journal_url, outcome="failed", at=old, started=old, finished=old)
+    await journal.close()
+    client = await client_for(make_config(journal=journal_url, replica_timeout="1s"))  # housekeeping prunes
+
+    async def rows() -> str:
+        text = await (await client.get("/metrics")).text()
+        return next(line for line in text.splitlines() if line.startswith("pgwarden_responder_journal_rows "))
+
+    deadline = time.monotonic() + 20
+    while (line := await rows()) != "pgwarden_responder_journal_rows 4.0":
+        assert time.monotonic() < deadline, line
+        await asyncio.sleep(0.1)

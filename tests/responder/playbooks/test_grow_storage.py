@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devtools.motoserver import MotoServer
+from responder.core import GuardrailRefused
 from responder.playbooks.grow_storage import grown
 from tests.responder.conftest import ClientFactory, ConfigFactory
 from tests.responder.playbooks.rds import describe_instance, fire, rds_config, shape_answers
@@ -22,7 +23,7 @@ def test_grown_sizes(percent: float, expected: int) -> None:
 
 def test_grown_caps() -> None:
     assert grown(100, 25, 120) == 120
-    assert grown(60000, 25, 65536) == 65536
+    assert grown(59000, 25, 65536) == 65536
 
 
 async def test_grow_storage_25_percent_then_refuses_within_6h(
@@ -124,3 +125,41 @@ async def test_grow_storage_raises_the_autoscaling_ceiling(
     assert after["MaxAllocatedStorage"] == 132 and after["AllocatedStorage"] == 100
     row = await fire(client, "RDSFreeStorageLow", roomy)
     assert row["outcome"] == "guardrail" and "headroom" in row["error"]
+
+
+def test_grown_refuses_below_rds_minimum_step() -> None:
+    for current, cap in ((100, 105), (65000, 65536), (100, 100)):
+        with pytest.raises(GuardrailRefused):
+            grown(current, 25, cap)
+    assert grown(100, 25, 110) == 110
+
+
+async def test_grow_storage_refuses_when_the_cap_leaves_less_than_10_percent(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    grow = {"params": {"increase_percent": 25, "max_allocated_gib": 105}}
+    client = await client_for(rds_config(make_config, moto_server, grow=grow))
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["outcome"] == "guardrail" and "minimum increase of 10% (100 -> 110 GiB)" in row["error"], row
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 100
+
+
+async def test_rds_identifiers_are_one_target_whatever_their_case(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    client = await client_for(rds_config(make_config, moto_server))
+    row = await fire(client, "RDSFreeStorageLow", ident)
+    assert row["outcome"] == "succeeded" and row["target"] == f"rds us-east-1/{ident}", row
+    row = await fire(client, "RDSFreeStorageLow", ident.upper())
+    assert row["outcome"] == "guardrail" and "6h" in row["error"], row  # the same instance's storage history
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125

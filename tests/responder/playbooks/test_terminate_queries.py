@@ -255,3 +255,74 @@ async def test_injection_in_labels_does_nothing(
     (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=longer, fingerprint="e2"))
     assert d["outcome"] == "no_target"
     assert sessions.activity()["t-app"]["state"] == "active"
+
+
+def _role(pg_roles: PostgresServer, prefix: str, *, login: bool = False, in_role: str | None = None) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:6]}"
+    options = (f" LOGIN PASSWORD '{APP_PASSWORD}'" if login else " NOLOGIN") + (
+        f" IN ROLE {in_role}" if in_role else ""
+    )
+    pg_roles.execute(f"CREATE ROLE {name}{options}")
+    return name
+
+
+async def _kill(
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    victims_db: str,
+    **params: Any,
+) -> dict[str, Any]:
+    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    client = await client_for(_config(make_config, dsn, **params))
+    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
+    row = await wait_done(client, d["id"])
+    assert row["outcome"] == "succeeded", row
+    return row
+
+
+async def test_members_of_a_protected_role_are_protected_through_any_chain(
+    sessions: Sessions,
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    # As on RDS: the master user is a member of rds_superuser (here through one more role in between).
+    protected = _role(pg_roles, "pgw_rds_superuser")
+    middle = _role(pg_roles, "pgw_mid", in_role=protected)
+    master = _role(pg_roles, "pgw_master", login=True, in_role=middle)
+    sleep = "SELECT pg_sleep(30)"
+    sessions.start("master", master, APP_PASSWORD, sleep, app="t-master")
+    sessions.start("app", APP_ROLE, APP_PASSWORD, sleep, app="t-app")
+    before = sessions.wait_active(["master", "app"])
+    await asyncio.sleep(1.1)
+    row = await _kill(
+        pg_roles, make_config, client_for, victims_db, protect_roles=[protected, "no_such_role_anywhere"]
+    )
+    assert {b["pid"] for b in row["plan"]["backends"]} == {before["t-app"]["pid"]}, row["plan"]
+    after = sessions.activity()
+    assert after["t-master"]["pid"] == before["t-master"]["pid"] and after["t-master"]["state"] == "active"
+
+
+async def test_set_role_to_a_superuser_is_protected(
+    sessions: Sessions,
+    victims_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    escalator = _role(pg_roles, "pgw_escalator", login=True, in_role=SUPERUSER)
+    sessions.start(
+        "escalated", escalator, APP_PASSWORD, f"SET ROLE {SUPERUSER}; SELECT pg_sleep(30)", app="t-escalated"
+    )
+    sessions.start("app", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app="t-app")
+    before = sessions.wait_active(["escalated", "app"])
+    await asyncio.sleep(1.1)
+    row = await _kill(pg_roles, make_config, client_for, victims_db)
+    assert {b["pid"] for b in row["plan"]["backends"]} == {before["t-app"]["pid"]}, row["plan"]
+    after = sessions.activity()
+    assert (
+        after["t-escalated"]["pid"] == before["t-escalated"]["pid"]
+        and after["t-escalated"]["state"] == "active"
+    )

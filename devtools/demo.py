@@ -34,19 +34,25 @@ from typing import Any
 import boto3
 import psycopg
 
+from devtools.demo_config import (
+    DRILL,
+    IDENTIFIER,
+    LADDER,
+    REGION,
+    THRESHOLD,
+    exporter_config,
+    prepare_postgres,
+    responder_config,
+)
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, start_moto
 from devtools.overrides import demo_alertmanager, demo_rules
 from devtools.pgserver import PostgresServer, start_server
 from devtools.seeding import create_postgres, put_rds_datapoints
 from devtools.services import Service, start_alertmanager, start_exporter, start_prometheus, start_responder
 
-IDENTIFIER = "skillancer-production"
-REGION = "us-east-1"
 GIB = 1024**3
 TOKEN = "demo-responder-token-change-me"
 CONSOLE_TOKEN = "demo-approver-token-change-me"  # the console's sign-in: an approver's own token
-THRESHOLD = 5  # seconds: PostgresLongRunningQuery at demo intervals (alerts/demo/overrides.yml)
-LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 STEPS = (
     "query started",
     "PostgresLongRunningQuery firing",
@@ -59,7 +65,6 @@ STEPS = (
     "instance scaled",
     "drill done",
 )
-DRILL = "weekly-restore-test"
 ALERTS = ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh")
 # PostgreSQL's server log: millisecond times in UTC and the backend's pid on every line.
 POSTGRES_LOG_SETTINGS = {"log_line_prefix": "'%m [%p] '", "log_timezone": "'UTC'"}
@@ -158,107 +163,6 @@ def get_json(url: str, token: str | None = None) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as resp:
         return json.load(resp)
-
-
-def prepare_postgres(server: PostgresServer) -> dict[str, str]:
-    server.execute("CREATE ROLE demo_monitor LOGIN PASSWORD 'demo-monitor-pw' IN ROLE pg_monitor")
-    server.execute(
-        "CREATE ROLE demo_responder LOGIN PASSWORD 'demo-responder-pw' IN ROLE pg_signal_backend, pg_read_all_stats"
-    )
-    server.execute("CREATE ROLE demo_app LOGIN PASSWORD 'demo-app-pw'")
-    server.execute("CREATE DATABASE shop OWNER demo_app")
-    return {
-        "DEMO_EXPORTER_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
-        "DEMO_RESPONDER_DSN": server.dsn("postgres", "demo_responder", "demo-responder-pw"),
-        "DEMO_DRILL_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
-    }
-
-
-def exporter_config() -> dict[str, Any]:
-    return {
-        "targets": [
-            {
-                "name": "production",
-                "dsn_env": "DEMO_EXPORTER_DSN",
-                "rds": {"identifier": IDENTIFIER, "region": REGION, "backup_regions": ["eu-west-1"]},
-            }
-        ],
-        "collectors": {"tables": {"ttl": "5s"}, "indexes": {"ttl": "5s"}, "statio_tables": {"ttl": "5s"}},
-        "aws": {
-            "rds": {"interval": "2s"},
-            "snapshots": {"interval": "10s"},
-            "cloudwatch": {"interval": "2s", "period": "60s", "delay": "0s", "lookback": "5m"},
-        },
-    }
-
-
-def responder_config(workdir: Path, token: Path, port: int) -> dict[str, Any]:
-    return {
-        "mode": "enforce",
-        "token_file": str(token),
-        "approvers": [{"name": "demo", "token_file": str(token.with_name("approver-token"))}],
-        "journal": f"sqlite:///{workdir / 'journal.db'}",
-        "targets": [{"name": "production", "dsn_env": "DEMO_RESPONDER_DSN"}],
-        "aws": {"region": REGION},
-        "playbooks": [
-            {
-                "name": "kill-long-queries",
-                "match": {"alertname": "PostgresLongRunningQuery"},
-                "action": "terminate_queries",
-                "params": {"min_duration": f"{THRESHOLD}s", "grace": "1s", "max_kills": 5},
-                "cooldown": "1m",
-                "max_per_day": 100,
-            },
-            {
-                "name": "grow-storage",
-                "match": {"alertname": "RDSFreeStorageLow"},
-                "action": "grow_storage",
-                "params": {"increase_percent": 25, "max_allocated_gib": 1000},
-                "cooldown": "6h",
-                "max_per_day": 4,
-            },
-            {
-                "name": "scale-up-on-cpu",
-                "match": {"alertname": "RDSCPUHigh"},
-                "action": "scale_instance",
-                "params": {"ladder": LADDER, "max_class": LADDER[-1]},
-                "require_approval": False,  # the demo plays it through; production waits for a human
-                "cooldown": "6h",
-                "max_per_day": 2,
-            },
-        ],
-        "schedules": [
-            {
-                "name": DRILL,
-                "cron": "0 3 * * 0",
-                "action": "restore_drill",
-                "target": {"dbidentifier": IDENTIFIER, "aws_region": REGION},
-                "mode": "enforce",
-                "params": {
-                    "source": "latest_snapshot",
-                    "wait_timeout": "2m",
-                    "max_lifetime": "10m",
-                    "connect": {
-                        "dsn_env": "DEMO_DRILL_DSN",
-                        "host_override": "127.0.0.1",
-                        "port_override": port,
-                    },
-                    "checks": [
-                        {
-                            "name": "shop reachable",
-                            "sql": "SELECT count(*) FROM pg_database WHERE datname = 'shop'",
-                            "expect": {"min": 1},
-                        },
-                        {
-                            "name": "clock sane",
-                            "sql": "SELECT extract(epoch FROM now() - pg_postmaster_start_time())",
-                            "expect": {"min": 0},
-                        },
-                    ],
-                },
-            }
-        ],
-    }
 
 
 def runaway_query(dsn: str) -> int:

@@ -49,7 +49,7 @@ def custom_collectors(config: ExporterConfig) -> list[Collector[Any, Any]]:
 
 def custom_query_errors(config: ExporterConfig) -> list[str]:
     """Stage 2: query names and metric names unique across both kinds and the built-in families."""
-    from exporter.scrape import FRAMEWORK_FAMILIES  # the scrape imports the configuration
+    from exporter.framework import FRAMEWORK_FAMILIES  # the scrape imports the configuration
 
     builtin = {f.name for f in FRAMEWORK_FAMILIES} | {f.name for c in COLLECTORS for f in c.families}
     prefixes = tuple(n.split("<", 1)[0] for n in builtin if "<" in n)  # pg_settings_<name> and the like

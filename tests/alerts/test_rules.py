@@ -22,7 +22,7 @@ import yaml
 
 from exporter.aws.render import AWS_FAMILIES
 from exporter.collectors import COLLECTORS
-from exporter.scrape import FRAMEWORK_FAMILIES
+from exporter.framework import FRAMEWORK_FAMILIES
 from responder.config import Config, build_config
 from responder.core import TargetKind
 from responder.drills.metrics import DRILL_FAMILIES

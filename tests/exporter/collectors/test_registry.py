@@ -13,7 +13,7 @@ import pytest
 from devtools.pgserver import PostgresServer
 from exporter.collectors import COLLECTORS
 from exporter.collectors.registry import CollectorClass
-from exporter.scrape import FRAMEWORK_FAMILIES
+from exporter.framework import FRAMEWORK_FAMILIES
 from tests.exporter.conftest import DB_A
 from tests.exporter.helpers import Samples, Scraper, assert_declared_labels
 from tests.exporter.processes import REPO, clean_env, run_cli, running_exporter

@@ -15,6 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
+def _pem_file(name: str) -> property:
+    """A read-only attribute: the file `name` in the certificates' folder."""
+
+    def path(certs: Certificates) -> Path:
+        return certs.folder / name
+
+    return property(path)
+
+
 @dataclass(frozen=True)
 class Certificates:
     """PEM files in one folder: `ca`, `server_cert`/`server_key` (127.0.0.1, localhost), `client_cert`/
@@ -22,29 +31,12 @@ class Certificates:
 
     folder: Path
 
-    @property
-    def ca(self) -> Path:
-        return self.folder / "ca.crt"
-
-    @property
-    def other_ca(self) -> Path:
-        return self.folder / "other-ca.crt"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.folder / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.folder / "server.key"
-
-    @property
-    def client_cert(self) -> Path:
-        return self.folder / "client.crt"
-
-    @property
-    def client_key(self) -> Path:
-        return self.folder / "client.key"
+    ca = _pem_file("ca.crt")
+    other_ca = _pem_file("other-ca.crt")
+    server_cert = _pem_file("server.crt")
+    server_key = _pem_file("server.key")
+    client_cert = _pem_file("client.crt")
+    client_key = _pem_file("client.key")
 
     def client_context(self, with_client_cert: bool = False) -> ssl.SSLContext:
         """A client trusting the CA (and presenting the client certificate)."""

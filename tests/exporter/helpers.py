@@ -141,6 +141,18 @@ def create_databases(pg_server: PostgresServer, contents: Mapping[str, str]) -> 
             pg_server.execute(sql, dbname=db)
 
 
+@contextlib.contextmanager
+def server_setting(pg_server: PostgresServer, name: str, value: str) -> Iterator[None]:
+    """The server runs with `name = value` (ALTER SYSTEM and a reload) inside the block, then as it was."""
+    pg_server.execute(f"ALTER SYSTEM SET {name} = {value}")
+    pg_server.execute("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        pg_server.execute(f"ALTER SYSTEM RESET {name}")
+        pg_server.execute("SELECT pg_reload_conf()")
+
+
 def flush_stats(pg_server: PostgresServer, db: str, sql: str = "") -> None:
     """Run statements and have their statistics (and those of sessions already closed) visible at once.
 

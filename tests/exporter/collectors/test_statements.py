@@ -9,7 +9,7 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from tests.exporter.conftest import DB_B
-from tests.exporter.helpers import Scraper
+from tests.exporter.helpers import Scraper, server_setting
 
 P = "pg_stat_statements_"
 
@@ -87,18 +87,13 @@ async def test_block_wal_and_planning_counters(
     assert samples.get(P + "plans_total", **labels) is None  # track_planning is off
     assert samples.get(P + "plan_seconds_total", **labels) is None
 
-    pg_server.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
-    pg_server.execute("SELECT pg_reload_conf()")
-    try:
+    with server_setting(pg_server, "pg_stat_statements.track_planning", "on"):
         run_in_billing(pg_server, 4, b"SELECT count(*) FROM invoices WHERE amount < 7 /* exp planned */")
         planned = pg_server.execute(
             "SELECT queryid::text, sum(plans)::int8, sum(total_plan_time) / 1000 FROM pg_stat_statements "
             "WHERE query LIKE '%exp planned%' GROUP BY queryid"
         )[0]
         samples = await scraper_factory(limits=uncapped).scrape()
-    finally:
-        pg_server.execute("ALTER SYSTEM RESET pg_stat_statements.track_planning")
-        pg_server.execute("SELECT pg_reload_conf()")
     labels = {"user": "postgres", "datname": DB_B, "queryid": planned[0]}
     assert planned[1] == 4 and samples.get(P + "plans_total", **labels) == 4
     assert samples.get(P + "plan_seconds_total", **labels) == pytest.approx(planned[2])

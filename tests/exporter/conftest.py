@@ -9,7 +9,7 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from tests.conftest import MONITOR_ROLE
-from tests.exporter.helpers import Scraper, make_config
+from tests.exporter.helpers import Scraper, create_databases, make_config
 
 # Two databases with known tables; names are prefixed so other suites' databases do not collide.
 DB_A = "exp_shop"
@@ -18,11 +18,10 @@ DB_B = "exp_billing"
 
 @pytest.fixture(scope="session")
 def databases(pg_server: PostgresServer) -> tuple[str, str]:
-    for db in (DB_A, DB_B):
-        pg_server.execute(f"DROP DATABASE IF EXISTS {db}")
-        pg_server.execute(f"CREATE DATABASE {db}")
-    pg_server.execute(
-        """
+    create_databases(
+        pg_server,
+        {
+            DB_A: """
         CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
         CREATE INDEX orders_customer_idx ON orders (customer);
         CREATE INDEX orders_note_idx ON orders (note);
@@ -32,12 +31,9 @@ def databases(pg_server: PostgresServer) -> tuple[str, str]:
         CREATE TABLE churn (id int PRIMARY KEY, payload text);
         INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
         """,
-        dbname=DB_A,
-    )
-    pg_server.execute(
-        "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
-        "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
-        dbname=DB_B,
+            DB_B: "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
+            "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
+        },
     )
     for db in (DB_A, DB_B):
         pg_server.execute("ANALYZE", dbname=db)

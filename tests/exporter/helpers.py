@@ -132,6 +132,27 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def create_databases(pg_server: PostgresServer, contents: Mapping[str, str]) -> None:
+    """Drop and create each database afresh, then run its SQL in it (none for an empty string)."""
+    for db, sql in contents.items():
+        pg_server.execute(f"DROP DATABASE IF EXISTS {db}")
+        pg_server.execute(f"CREATE DATABASE {db}")
+        if sql:
+            pg_server.execute(sql, dbname=db)
+
+
+@contextlib.contextmanager
+def server_setting(pg_server: PostgresServer, name: str, value: str) -> Iterator[None]:
+    """The server runs with `name = value` (ALTER SYSTEM and a reload) inside the block, then as it was."""
+    pg_server.execute(f"ALTER SYSTEM SET {name} = {value}")
+    pg_server.execute("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        pg_server.execute(f"ALTER SYSTEM RESET {name}")
+        pg_server.execute("SELECT pg_reload_conf()")
+
+
 def flush_stats(pg_server: PostgresServer, db: str, sql: str = "") -> None:
     """Run statements and have their statistics (and those of sessions already closed) visible at once.
 

@@ -112,15 +112,22 @@ async def test_several_targets_label_every_series_and_probe_one(
     assert missing.status == 404
 
 
-async def test_refused_connection_gives_pg_up_0_and_http_200(aiohttp_client: Any) -> None:
-    dsn = f"postgresql://u:secretpw@127.0.0.1:{free_port()}/db"
+async def scrape_unreachable(aiohttp_client: Any, name: str, dsn: str) -> Samples:
+    """A scrape (HTTP 200) of one target that cannot be reached: pg_up 0 within its 1 s connect timeout."""
     client = await client_for(
-        aiohttp_client, {"targets": [{"name": "down", "dsn": dsn, "connect_timeout": "1s"}]}
+        aiohttp_client, {"targets": [{"name": name, "dsn": dsn, "connect_timeout": "1s"}]}
     )
     started = time.monotonic()
     samples = await get_metrics(client)
     assert time.monotonic() - started < 2.5
     assert samples.get("pg_up") == 0
+    return samples
+
+
+async def test_refused_connection_gives_pg_up_0_and_http_200(aiohttp_client: Any) -> None:
+    samples = await scrape_unreachable(
+        aiohttp_client, "down", f"postgresql://u:secretpw@127.0.0.1:{free_port()}/db"
+    )
     assert samples.get("pg_exporter_last_scrape_error") == 1
     assert "secretpw" not in samples.text
 
@@ -128,14 +135,7 @@ async def test_refused_connection_gives_pg_up_0_and_http_200(aiohttp_client: Any
 async def test_server_that_never_answers_gives_pg_up_0_within_connect_timeout(
     aiohttp_client: Any, blackhole: int
 ) -> None:
-    dsn = f"postgresql://u:pw@127.0.0.1:{blackhole}/db"
-    client = await client_for(
-        aiohttp_client, {"targets": [{"name": "hung", "dsn": dsn, "connect_timeout": "1s"}]}
-    )
-    started = time.monotonic()
-    samples = await get_metrics(client)
-    assert time.monotonic() - started < 2.5
-    assert samples.get("pg_up") == 0
+    await scrape_unreachable(aiohttp_client, "hung", f"postgresql://u:pw@127.0.0.1:{blackhole}/db")
 
 
 async def test_server_restart_is_followed(aiohttp_client: Any) -> None:

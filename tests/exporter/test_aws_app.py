@@ -42,6 +42,14 @@ async def started(aiohttp_client: Any, config: dict[str, Any]) -> tuple[Client, 
     return client, poller
 
 
+async def started_on_world(aiohttp_client: Any) -> tuple[Client, AWSPoller]:
+    """build_world's instances, and the app over TARGETS with aws_config(), its first polls done."""
+    build_world()
+    client, poller = await started(aiohttp_client, {"targets": TARGETS, "aws": aws_config()})
+    assert poller is not None
+    return client, poller
+
+
 async def scrape(client: Client, path: str = "/metrics") -> Samples:
     resp = await client.get(path)
     assert resp.status == 200, await resp.text()
@@ -51,9 +59,7 @@ async def scrape(client: Client, path: str = "/metrics") -> Samples:
 async def test_metrics_serve_rds_series_from_cache_with_zero_aws_calls(
     aiohttp_client: Any, moto: MotoServer
 ) -> None:
-    build_world()
-    client, poller = await started(aiohttp_client, {"targets": TARGETS, "aws": aws_config()})
-    assert poller is not None
+    client, poller = await started_on_world(aiohttp_client)
     recording = Recording(moto)
     recording.start()
     before = poller.stats.snapshot()
@@ -77,8 +83,7 @@ async def test_metrics_serve_rds_series_from_cache_with_zero_aws_calls(
 async def test_probe_configured_target_and_discovered_dbidentifier(
     aiohttp_client: Any, moto: MotoServer
 ) -> None:
-    build_world()
-    client, _ = await started(aiohttp_client, {"targets": TARGETS, "aws": aws_config()})
+    client, _ = await started_on_world(aiohttp_client)
     production = await scrape(client, "/probe?target=production")
     assert production.get("pg_up") == 0
     assert production.get("rds_instance_status", dbidentifier="prod") == 1
@@ -97,8 +102,7 @@ async def test_probe_configured_target_and_discovered_dbidentifier(
 async def test_discovery_lists_configured_and_discovered_targets(
     aiohttp_client: Any, moto: MotoServer
 ) -> None:
-    build_world()
-    client, _ = await started(aiohttp_client, {"targets": TARGETS, "aws": aws_config()})
+    client, _ = await started_on_world(aiohttp_client)
     resp = await client.get("/discovery")
     assert resp.status == 200 and resp.content_type == "application/json"
     groups = await resp.json()
@@ -121,9 +125,7 @@ async def test_discovery_lists_configured_and_discovered_targets(
 async def test_stopped_endpoint_keeps_last_values_errors_counted_and_http_200(
     aiohttp_client: Any, own_moto: MotoServer
 ) -> None:
-    build_world()
-    client, poller = await started(aiohttp_client, {"targets": TARGETS, "aws": aws_config()})
-    assert poller is not None
+    client, poller = await started_on_world(aiohttp_client)
     good = await scrape(client)
     own_moto.stop()
     poller.requested.clear()  # every CloudWatch metric due again

@@ -27,6 +27,7 @@ from tests.exporter.test_aws_support import (
     ROLE_ACCOUNT,
     ROLE_ARN,
     Recording,
+    World,
     aws_config,
     build_world,
     create_postgres,
@@ -52,6 +53,14 @@ async def poll_all(poller: AWSPoller) -> bool:
     return all(results)
 
 
+async def polled_world(aws: dict[str, Any] | None = None) -> tuple[World, AWSPoller]:
+    """build_world's instances, and a poller (aws_config() unless `aws` is given) that has polled them once."""
+    world = build_world()
+    poller = make_poller(aws or aws_config())
+    assert await poll_all(poller)
+    return world, poller
+
+
 def samples(poller: AWSPoller) -> Samples:
     view = poller.view
     frags = [view.for_target(t, False) for t in {n for i in view.instances for n in i.targets}]
@@ -63,9 +72,7 @@ def ids(identifier: str, region: str = REGION, account: str = "123456789012") ->
 
 
 async def test_rds_facts_values_and_labels(moto: MotoServer) -> None:
-    world = build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    world, poller = await polled_world()
     s = samples(poller)
     prod = ids("prod")
     info = s.all("rds_instance_info", **prod)
@@ -113,9 +120,7 @@ async def test_status_mapping_is_total() -> None:
 
 
 async def test_snapshots_and_cross_region_copy(moto: MotoServer) -> None:
-    world = build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    world, poller = await polled_world()
     s = samples(poller)
     prod = ids("prod")
     assert s.get("rds_snapshots", **prod, snapshot_type="manual") == 2
@@ -145,9 +150,7 @@ async def test_copy_recognised_by_source_arn_not_name(moto: MotoServer) -> None:
 
 
 async def test_cloudwatch_values_units_and_newest_datapoint(moto: MotoServer) -> None:
-    build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    _, poller = await polled_world()
     s = samples(poller)
     for _name, (_unit, value, metric) in PROD_POINTS.items():
         assert s.get(metric, **ids("prod")) == pytest.approx(value), metric  # the newer of two datapoints
@@ -158,9 +161,7 @@ async def test_cloudwatch_values_units_and_newest_datapoint(moto: MotoServer) ->
 
 
 async def test_metric_without_datapoint_is_absent_never_zero(moto: MotoServer) -> None:
-    build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    _, poller = await polled_world()
     s = samples(poller)
     assert s.get("rds_burst_balance_percent", **ids("prod")) is None  # no datapoint put
     assert s.get("rds_replica_lag_seconds", **ids("prod")) is None  # not a replica: not even requested
@@ -246,9 +247,7 @@ async def test_get_metric_data_calls_per_poll_for_600_metrics(moto: MotoServer) 
 
 
 async def test_endpoint_stopped_mid_test_keeps_last_values_and_counts_errors(own_moto: MotoServer) -> None:
-    build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    _, poller = await polled_world()
     good = samples(poller)
     own_moto.stop()
     poller.requested.clear()  # every CloudWatch metric due again
@@ -313,9 +312,7 @@ async def test_injected_throttling_keeps_last_values_counts_and_backs_off(moto: 
     """AWS answers 400 Throttling (injected through botocore's before-send hook, the rest is real)."""
     from botocore.awsrequest import AWSResponse
 
-    build_world()
-    poller = make_poller(aws_config(snapshots={"interval": "60s"}))
-    assert await poll_all(poller)
+    _, poller = await polled_world(aws_config(snapshots={"interval": "60s"}))
     good = samples(poller)
 
     def throttle(request: Any, **_: Any) -> AWSResponse:
@@ -402,9 +399,7 @@ async def test_lifecycle_series_from_moto_replica_parameter_group_and_expected_c
     moto: MotoServer,
 ) -> None:
     """What moto has: the replica's source, the CA identifier, in-sync parameter groups, expected copies."""
-    build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    _, poller = await polled_world()
     s = samples(poller)
     assert s.all("rds_parameter_group_pending_reboot", **ids("prod")) == [
         ({**ids("prod"), "parameter_group": "default.postgres15"}, 0.0)
@@ -446,9 +441,7 @@ async def test_events_counted_once_from_zero_with_each_category(moto: MotoServer
 
 async def test_an_instance_that_stops_loses_its_cloudwatch_series_at_the_next_poll(moto: MotoServer) -> None:
     """Values kept between a slow metric's polls are not kept for an instance that no longer publishes."""
-    build_world()
-    poller = make_poller(aws_config())
-    assert await poll_all(poller)
+    _, poller = await polled_world()
     assert samples(poller).get("rds_read_iops_average", **ids("prod")) == 100.0
     rds().stop_db_instance(DBInstanceIdentifier="prod")
     assert await poller.poll("rds")

@@ -13,7 +13,7 @@ from devtools.pgserver import PostgresServer
 from exporter.config import ConfigError, parse_config
 from exporter.db import APPLICATION_NAME
 from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, wait_for
+from tests.exporter.helpers import Scraper, create_databases, wait_for
 
 MANY = [f"exp_many_{i}" for i in range(8)]
 COUNT_SQL = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{APPLICATION_NAME}'"
@@ -24,10 +24,9 @@ BY_DATABASE_SQL = (
 
 @pytest.fixture(scope="module")
 def many_databases(pg_server: PostgresServer, databases: tuple[str, str]) -> Iterator[list[str]]:
-    for db in MANY:
-        pg_server.execute(f"DROP DATABASE IF EXISTS {db}")
-        pg_server.execute(f"CREATE DATABASE {db}")
-        pg_server.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)", dbname=db)
+    create_databases(
+        pg_server, dict.fromkeys(MANY, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+    )
     yield MANY
     for db in MANY:
         pg_server.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

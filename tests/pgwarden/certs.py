@@ -15,6 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
+def _pem_file(name: str) -> property:
+    """A read-only attribute: the file `name` in the certificates' folder."""
+
+    def path(certs: Certificates) -> Path:
+        return certs.folder / name
+
+    return property(path)
+
+
 @dataclass(frozen=True)
 class Certificates:
     """PEM files in one folder: `ca`, `server_cert`/`server_key` (127.0.0.1, localhost), `client_cert`/
@@ -22,29 +31,12 @@ class Certificates:
 
     folder: Path
 
-    @property
-    def ca(self) -> Path:
-        return self.folder / "ca.crt"
-
-    @property
-    def other_ca(self) -> Path:
-        return self.folder / "other-ca.crt"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.folder / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.folder / "server.key"
-
-    @property
-    def client_cert(self) -> Path:
-        return self.folder / "client.crt"
-
-    @property
-    def client_key(self) -> Path:
-        return self.folder / "client.key"
+    ca = _pem_file("ca.crt")
+    other_ca = _pem_file("other-ca.crt")
+    server_cert = _pem_file("server.crt")
+    server_key = _pem_file("server.key")
+    client_cert = _pem_file("client.crt")
+    client_key = _pem_file("client.key")
 
     def client_context(self, with_client_cert: bool = False) -> ssl.SSLContext:
         """A client trusting the CA (and presenting the client certificate)."""
@@ -67,18 +59,26 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _builder(cn: str, issuer: x509.Name) -> tuple[ec.EllipticCurvePrivateKey, x509.CertificateBuilder]:
+    """A fresh key and a certificate for it named `cn`, from `issuer`, valid from 5 minutes ago for a day."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
-        .issuer_name(_name(cn))
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    )
+    return key, builder
+
+
+def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key, builder = _builder(cn, _name(cn))
+    cert = (
+        builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
         )
@@ -95,17 +95,9 @@ def _leaf(
     sans: list[x509.GeneralName],
     usage: x509.ObjectIdentifier,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
+    key, builder = _builder(cn, ca_cert.subject)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(

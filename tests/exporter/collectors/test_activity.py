@@ -11,7 +11,7 @@ from devtools.pgserver import PostgresServer
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
 from tests.exporter.collectors.conftest import APP_ROLE
 from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, background_query, flush_stats, wait_for
+from tests.exporter.helpers import Scraper, background_query, flush_stats, server_setting, wait_for
 
 
 async def test_long_running_query_is_counted_and_aged(
@@ -45,18 +45,15 @@ def autovacuumed_table(pg_server: PostgresServer, databases: tuple[str, str]) ->
         "autovacuum_analyze_threshold = 1000000000)",
         dbname=DB_B,
     )
-    pg_server.execute("ALTER SYSTEM SET autovacuum_naptime = 1")
-    pg_server.execute("SELECT pg_reload_conf()")
     try:
-        flush_stats(
-            pg_server,
-            DB_B,
-            "INSERT INTO exp_autovacuumed SELECT generate_series(1, 50000); DELETE FROM exp_autovacuumed",
-        )
-        yield "exp_autovacuumed"
+        with server_setting(pg_server, "autovacuum_naptime", "1"):
+            flush_stats(
+                pg_server,
+                DB_B,
+                "INSERT INTO exp_autovacuumed SELECT generate_series(1, 50000); DELETE FROM exp_autovacuumed",
+            )
+            yield "exp_autovacuumed"
     finally:
-        pg_server.execute("ALTER SYSTEM RESET autovacuum_naptime")
-        pg_server.execute("SELECT pg_reload_conf()")
         pg_server.execute("DROP TABLE exp_autovacuumed", dbname=DB_B)  # cancels the worker
 
 

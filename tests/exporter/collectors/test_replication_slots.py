@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
 from tests.exporter.collectors.conftest import STANDBY_SLOT
-from tests.exporter.helpers import Scraper
+from tests.exporter.helpers import Scraper, server_setting
 
 P = "pg_replication_slots_"  # postgres_exporter's queries.yaml names
 U = "pg_replication_slot_"  # its collector's names
@@ -40,16 +40,11 @@ async def test_an_unused_slot(scraper_factory: Callable[..., Scraper], pg_server
 async def test_the_slot_a_standby_streams_through(
     scraper_factory: Callable[..., Scraper], pg_server: PostgresServer, standby: PostgresServer
 ) -> None:
-    pg_server.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'")
-    pg_server.execute("SELECT pg_reload_conf()")
-    try:
+    with server_setting(pg_server, "max_slot_wal_keep_size", "'1GB'"):
         samples = await scraper_factory().scrape()
         safe = pg_server.execute(
             "SELECT safe_wal_size FROM pg_replication_slots WHERE slot_name = %s", params=(STANDBY_SLOT,)
         )[0][0]
-    finally:
-        pg_server.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
-        pg_server.execute("SELECT pg_reload_conf()")
     slot = {"slot_name": STANDBY_SLOT, "slot_type": "physical"}
     assert samples.get(P + "active", slot_name=STANDBY_SLOT, database="") == 1
     assert samples.get(U + "slot_is_active", **slot) == 1

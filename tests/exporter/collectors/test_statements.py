@@ -9,17 +9,23 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from tests.exporter.conftest import DB_B
-from tests.exporter.helpers import Scraper
+from tests.exporter.helpers import Scraper, server_setting
 
 P = "pg_stat_statements_"
+
+
+def run_in_billing(pg_server: PostgresServer, times: int, *statements: bytes) -> None:
+    """Run the statements, in turn, `times` times over one connection to the billing database."""
+    with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as conn:
+        for _ in range(times):
+            for statement in statements:
+                conn.execute(statement)
 
 
 async def test_statements_top_n_counters(
     scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
 ) -> None:
-    with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as conn:
-        for _ in range(7):
-            conn.execute(b"SELECT (SELECT count(*) FROM invoices WHERE amount > 250), pg_sleep(0.01)")
+    run_in_billing(pg_server, 7, b"SELECT (SELECT count(*) FROM invoices WHERE amount > 250), pg_sleep(0.01)")
     toplevel = " AND toplevel" if pg_server.execute("SHOW server_version_num")[0][0] >= "140000" else ""
     queryid, calls = pg_server.execute(
         f"SELECT queryid::text, calls FROM pg_stat_statements WHERE query LIKE '%amount > $1), pg_sleep%'{toplevel}"
@@ -59,10 +65,12 @@ FROM pg_stat_statements WHERE query LIKE %s GROUP BY queryid
 async def test_block_wal_and_planning_counters(
     scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
 ) -> None:
-    with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as conn:
-        for _ in range(3):
-            conn.execute(b"SELECT sum(amount) FROM invoices WHERE id > 0 /* exp io */")
-            conn.execute(b"UPDATE invoices SET amount = amount WHERE id < 50 /* exp wal */")
+    run_in_billing(
+        pg_server,
+        3,
+        b"SELECT sum(amount) FROM invoices WHERE id > 0 /* exp io */",
+        b"UPDATE invoices SET amount = amount WHERE id < 50 /* exp wal */",
+    )
     uncapped = {"statements_top_n": 0}  # these are not among the top statements
     read, wal = (pg_server.execute(IO_SQL, params=(f"%exp {what}%",))[0] for what in ("io", "wal"))
     samples = await scraper_factory(limits=uncapped).scrape()
@@ -79,20 +87,13 @@ async def test_block_wal_and_planning_counters(
     assert samples.get(P + "plans_total", **labels) is None  # track_planning is off
     assert samples.get(P + "plan_seconds_total", **labels) is None
 
-    pg_server.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
-    pg_server.execute("SELECT pg_reload_conf()")
-    try:
-        with psycopg.connect(pg_server.dsn(DB_B), autocommit=True) as conn:
-            for _ in range(4):
-                conn.execute(b"SELECT count(*) FROM invoices WHERE amount < 7 /* exp planned */")
+    with server_setting(pg_server, "pg_stat_statements.track_planning", "on"):
+        run_in_billing(pg_server, 4, b"SELECT count(*) FROM invoices WHERE amount < 7 /* exp planned */")
         planned = pg_server.execute(
             "SELECT queryid::text, sum(plans)::int8, sum(total_plan_time) / 1000 FROM pg_stat_statements "
             "WHERE query LIKE '%exp planned%' GROUP BY queryid"
         )[0]
         samples = await scraper_factory(limits=uncapped).scrape()
-    finally:
-        pg_server.execute("ALTER SYSTEM RESET pg_stat_statements.track_planning")
-        pg_server.execute("SELECT pg_reload_conf()")
     labels = {"user": "postgres", "datname": DB_B, "queryid": planned[0]}
     assert planned[1] == 4 and samples.get(P + "plans_total", **labels) == 4
     assert samples.get(P + "plan_seconds_total", **labels) == pytest.approx(planned[2])

@@ -14,6 +14,7 @@ import pytest
 from devtools.pgserver import PostgresServer
 from devtools.processes import free_port, spawn, wait_tcp
 from tests.conftest import missing_service
+from tests.exporter.helpers import create_databases
 
 POSTGRES_EXPORTER = Path("/usr/bin/prometheus-postgres-exporter")
 APP_DB = "custom_app"
@@ -23,11 +24,10 @@ OTHER_DB = "custom_other"
 @pytest.fixture(scope="session")
 def custom_databases(pg_server: PostgresServer) -> tuple[str, str]:
     """`custom_app` with a jobs table of fixed rows (no clock in them), and an empty `custom_other`."""
-    for db in (APP_DB, OTHER_DB):
-        pg_server.execute(f"DROP DATABASE IF EXISTS {db}")
-        pg_server.execute(f"CREATE DATABASE {db}")
-    pg_server.execute(
-        """
+    create_databases(
+        pg_server,
+        {
+            APP_DB: """
         CREATE TABLE jobs (queue text, created_at timestamptz, weight real, ok bool, cost numeric, tries int);
         INSERT INTO jobs VALUES
           ('mail', '2024-01-02 03:04:05+00', 1.1, true, 10.50, 3),
@@ -35,7 +35,8 @@ def custom_databases(pg_server: PostgresServer) -> tuple[str, str]:
           ('re"port\\s', '2023-12-31 23:59:59.999+00', 1e7, NULL, NULL, 7),
           ('ünïcode', '1969-12-31 23:59:59.5+00', 0.000001, true, 0.0000001, NULL);
         """,
-        dbname=APP_DB,
+            OTHER_DB: "",
+        },
     )
     return APP_DB, OTHER_DB
 

@@ -126,6 +126,14 @@ def render_cut(out: Exposition, collector: str, datname: str, total: int, kept: 
     out.add(ROWS_CUT, out.labels(ROWS_CUT.labels, (collector, datname)), max(0, total - kept))
 
 
+def add_samples(
+    out: Exposition, labels: str, families: Sequence[Family], values: Sequence[float | int | None]
+) -> None:
+    """One sample of each of `families` with the same `labels`: `values[i]` for `families[i]`."""
+    for family, value in zip(families, values, strict=True):
+        out.add(family, labels, value)
+
+
 def render_capped(
     out: Exposition,
     collector: str,

@@ -174,6 +174,8 @@ class TargetScraper:
             # Another scrape may have refreshed some while this one waited: serve those (single flight).
             due = serve_cached([c for c in due if self._due(c, states[c.name])])
             if due:
+                for c in due:  # expired: let it go before the refresh builds its replacement
+                    states[c.name].fragments = []
                 await refresh(due, states, server, const_labels)
             done.update((c.name, (replace(states[c.name]), 0.0)) for c in due)
         return done
@@ -187,18 +189,14 @@ class TargetScraper:
     ) -> None:
         """The server-wide collectors due, one after the other on one connection to the DSN's database."""
         started = time.monotonic()
-        for c in collectors:
-            states[c.name].fragments = []  # expired: let it go before the refresh builds its replacement
         visit = await self._visit(server.datname, collectors, server)
         for c in collectors:
             result = visit[c.name]
             failed = isinstance(result, BaseException)
             errors = [self._describe(c, result)] if failed else []
             self._render(
-                c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors
+                c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors, started
             )
-            states[c.name].refreshed_at = time.monotonic()
-            states[c.name].duration = states[c.name].refreshed_at - started
 
     async def _refresh_databases(
         self,
@@ -209,8 +207,6 @@ class TargetScraper:
     ) -> None:
         """The per-database collectors due, visiting each database once, as many at once as the budget allows."""
         started = time.monotonic()
-        for c in collectors:
-            states[c.name].fragments = []
         listing_error: Exception | None = None
         try:
             databases = await self.databases(server)
@@ -243,9 +239,7 @@ class TargetScraper:
                 else:
                     continue
                 state.databases[db] = not isinstance(result, BaseException)
-            self._render(c, state, const_labels, results, errors)
-            state.refreshed_at = time.monotonic()
-            state.duration = state.refreshed_at - started
+            self._render(c, state, const_labels, results, errors, started)
 
     async def _visit(
         self, datname: str, collectors: Sequence[Collector[Any, Any]], server: ServerInfo
@@ -288,7 +282,10 @@ class TargetScraper:
         const_labels: str,
         results: Sequence[tuple[str, Any]],
         errors: list[str],
+        started: float,
     ) -> None:
+        """The collector's fragments from its results, and the refresh's outcome and timing (begun at
+        `started`) in its state."""
         served = bool(results) or not errors
         try:
             out = Exposition(const_labels)
@@ -305,6 +302,8 @@ class TargetScraper:
                 "collector failed",
                 extra={"target": self.target.name, "collector": collector.name, "error": shown},
             )
+        state.refreshed_at = time.monotonic()
+        state.duration = state.refreshed_at - started
 
     def _describe(self, collector: Collector[Any, Any], exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):

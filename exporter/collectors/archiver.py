@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, counter, gauge
+from exporter.collectors.base import Collector, add_samples, counter, gauge
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -36,7 +36,7 @@ class ArchiverCollector(Collector[list[Archiver], CollectorOptions]):
     name = "archiver"
     order = 90
     source = "pg_stat_archiver"
-    families = (ARCHIVED, FAILED, AGE)
+    families = (ARCHIVED, FAILED, AGE)  # in the order of Archiver's fields
 
     async def fetch(self, session: Session) -> list[Archiver]:
         return await session.typed(Archiver, _SQL)
@@ -45,6 +45,4 @@ class ArchiverCollector(Collector[list[Archiver], CollectorOptions]):
         plain = out.labels((), ())
         for _, rows in results:
             for row in rows:
-                out.add(ARCHIVED, plain, row.archived_count)
-                out.add(FAILED, plain, row.failed_count)
-                out.add(AGE, plain, row.last_archive_age)
+                add_samples(out, plain, self.families, row)

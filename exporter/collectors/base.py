@@ -126,6 +126,31 @@ def render_cut(out: Exposition, collector: str, datname: str, total: int, kept: 
     out.add(ROWS_CUT, out.labels(ROWS_CUT.labels, (collector, datname)), max(0, total - kept))
 
 
+def add_samples(
+    out: Exposition, labels: str, families: Sequence[Family], values: Sequence[float | int | None]
+) -> None:
+    """One sample of each of `families` with the same `labels`: `values[i]` for `families[i]`."""
+    for family, value in zip(families, values, strict=True):
+        out.add(family, labels, value)
+
+
+def render_capped(
+    out: Exposition,
+    collector: str,
+    datname: str,
+    labels: Sequence[str],
+    table: ColumnTable[Any],
+    *sizes: tuple[Family, Sequence[int | None]],
+) -> None:
+    """One database's capped table, whose keys have `total` (its rows before the cap, in every row):
+    `render_table`, then each of `sizes` (an int8 family and its column), then the rows the cap left out."""
+    if table.count:
+        render_table(out, labels, table)
+        for family, column in sizes:
+            out.add_column(family, labels, column, integers=True)
+    render_cut(out, collector, datname, table.keys.total[0] if table.count else 0, table.count)
+
+
 class Collector(abc.ABC, Generic[ResultT, OptionsT]):
     """A source of metric families: `fetch` returns a `ResultT` per database, `render` turns them into samples.
 

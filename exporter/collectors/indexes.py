@@ -13,8 +13,7 @@ from exporter.collectors.base import (
     counter,
     fetch_table,
     gauge,
-    render_cut,
-    render_table,
+    render_capped,
     select_list,
     with_labels,
 )
@@ -85,8 +84,5 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
             labels = out.label_columns(
                 LABELS, ([datname] * count, keys.schemaname, keys.relname, keys.indexrelname)
             )
-            if count:
-                render_table(out, labels, table)
-                out.add_column(SIZE, labels, sizes, integers=True)
-            render_cut(out, self.name, datname, keys.total[0] if count else 0, count)
+            render_capped(out, self.name, datname, labels, table, (SIZE, sizes))
             render_stale(out, self.name, datname, stale)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from pydantic import Field
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, add_samples, gauge
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -46,7 +46,7 @@ class LongRunningTransactionsCollector(Collector[list[LongRunning], LongRunningT
     name = "long_running_transactions"
     source = "pg_stat_activity"
     options_model = LongRunningTransactionsOptions
-    families = (COUNT, OLDEST)
+    families = (COUNT, OLDEST)  # in the order of LongRunning's fields
 
     async def fetch(self, session: Session) -> list[LongRunning]:
         return await session.typed(LongRunning, _SQL, (self.options.threshold,))
@@ -55,5 +55,4 @@ class LongRunningTransactionsCollector(Collector[list[LongRunning], LongRunningT
         plain = out.labels((), ())
         for _, rows in results:
             for row in rows:
-                out.add(COUNT, plain, row.transactions)
-                out.add(OLDEST, plain, row.oldest_seconds)
+                add_samples(out, plain, self.families, row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, add_samples, gauge
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -36,6 +36,8 @@ NUM_DEAD = gauge(
     LABELS,
     RUNNING,
 )
+
+VALUES = (HEAP_BLKS, SCANNED, VACUUMED, INDEX_VACUUMS, MAX_DEAD, NUM_DEAD)  # Vacuum's fields after the phase
 
 
 class Vacuum(NamedTuple):
@@ -72,7 +74,7 @@ class ProgressVacuumCollector(Collector[list[Vacuum], CollectorOptions]):
     name = "progress_vacuum"
     per_database = True
     source = "pg_stat_progress_vacuum"
-    families = (PHASE, HEAP_BLKS, SCANNED, VACUUMED, INDEX_VACUUMS, MAX_DEAD, NUM_DEAD)
+    families = (PHASE, *VALUES)
 
     async def fetch(self, session: Session) -> list[Vacuum]:
         return await session.typed(Vacuum, progress_sql(session.server.version_num))
@@ -85,9 +87,4 @@ class ProgressVacuumCollector(Collector[list[Vacuum], CollectorOptions]):
                         PHASE, out.labels(PHASE.labels, (datname, v.relname, phase)), int(phase == v.phase)
                     )
                 lbl = out.labels(LABELS, (datname, v.relname))
-                out.add(HEAP_BLKS, lbl, v.heap_blks)
-                out.add(SCANNED, lbl, v.heap_blks_scanned)
-                out.add(VACUUMED, lbl, v.heap_blks_vacuumed)
-                out.add(INDEX_VACUUMS, lbl, v.index_vacuums)
-                out.add(MAX_DEAD, lbl, v.max_dead_tuples)
-                out.add(NUM_DEAD, lbl, v.num_dead_tuples)
+                add_samples(out, lbl, VALUES, v[2:])

@@ -12,8 +12,7 @@ from exporter.collectors.base import (
     cap_clause,
     counter,
     fetch_table,
-    render_cut,
-    render_table,
+    render_capped,
     select_list,
     with_labels,
 )
@@ -60,5 +59,4 @@ class StatioIndexesCollector(Collector[ColumnTable[StatioIndexKeys], CollectorOp
             labels = out.label_columns(
                 LABELS, ([datname] * table.count, keys.schemaname, keys.relname, keys.indexrelname)
             )
-            render_table(out, labels, table)
-            render_cut(out, self.name, datname, keys.total[0] if table.count else 0, table.count)
+            render_capped(out, self.name, datname, labels, table)

@@ -12,8 +12,7 @@ from exporter.collectors.base import (
     cap_clause,
     counter,
     fetch_table,
-    render_cut,
-    render_table,
+    render_capped,
     select_list,
     with_labels,
 )
@@ -97,5 +96,4 @@ class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]
         for datname, table in results:
             keys = table.keys
             labels = out.label_columns(LABELS, ([datname] * table.count, keys.schemaname, keys.relname))
-            render_table(out, labels, table)
-            render_cut(out, self.name, datname, keys.total[0] if table.count else 0, table.count)
+            render_capped(out, self.name, datname, labels, table)

@@ -16,8 +16,7 @@ from exporter.collectors.base import (
     counter,
     fetch_table,
     gauge,
-    render_cut,
-    render_table,
+    render_capped,
     select_list,
     with_labels,
 )
@@ -190,9 +189,7 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
         for datname, (table, table_sizes, index_sizes, stale) in results:
             keys, count = table.keys, table.count
             labels = out.label_columns(LABELS, ([datname] * count, keys.schemaname, keys.relname))
-            if count:
-                render_table(out, labels, table)
-                out.add_column(TABLE_SIZE, labels, table_sizes, integers=True)
-                out.add_column(INDEX_SIZE, labels, index_sizes, integers=True)
-            render_cut(out, self.name, datname, keys.total[0] if count else 0, count)
+            render_capped(
+                out, self.name, datname, labels, table, (TABLE_SIZE, table_sizes), (INDEX_SIZE, index_sizes)
+            )
             render_stale(out, self.name, datname, stale)

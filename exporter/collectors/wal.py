@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import Collector, add_samples, gauge
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -30,7 +30,7 @@ WHERE name ~ '^[0-9A-F]{24}$'
 class WalCollector(Collector[list[Wal], CollectorOptions]):
     name = "wal"
     source = "pg_ls_waldir()"
-    families = (SEGMENTS, SIZE)
+    families = (SEGMENTS, SIZE)  # in the order of Wal's fields
 
     async def fetch(self, session: Session) -> list[Wal]:
         return await session.typed(Wal, _SQL)
@@ -39,5 +39,4 @@ class WalCollector(Collector[list[Wal], CollectorOptions]):
         plain = out.labels((), ())
         for _, rows in results:
             for row in rows:
-                out.add(SEGMENTS, plain, row.segments)
-                out.add(SIZE, plain, row.size)
+                add_samples(out, plain, self.families, row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, counter, gauge
+from exporter.collectors.base import Collector, add_samples, counter, gauge
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition, Family
@@ -80,6 +80,7 @@ WHERE conninfo ~ 'host=' AND slot_name IS NOT NULL AND status IS NOT NULL
 class WalReceiverCollector(Collector[list[Receiver], CollectorOptions]):
     name = "walreceiver"
     source = "pg_stat_wal_receiver"
+    # in the order of Receiver's fields after its labels
     families = (
         RECEIVE_START_LSN, FLUSHED_LSN, RECEIVE_START_TLI, RECEIVED_TLI, LAST_MSG_SEND_TIME,
         LAST_MSG_RECEIPT_TIME, LATEST_END_LSN, LATEST_END_TIME, UPSTREAM_NODE,
@@ -92,12 +93,4 @@ class WalReceiverCollector(Collector[list[Receiver], CollectorOptions]):
         for _, receivers in results:
             for r in receivers:
                 lbl = out.labels(LABELS, (r.upstream_host, r.slot_name, r.status))
-                out.add(RECEIVE_START_LSN, lbl, r.receive_start_lsn)
-                out.add(FLUSHED_LSN, lbl, r.flushed_lsn)
-                out.add(RECEIVE_START_TLI, lbl, r.receive_start_tli)
-                out.add(RECEIVED_TLI, lbl, r.received_tli)
-                out.add(LAST_MSG_SEND_TIME, lbl, r.last_msg_send_time)
-                out.add(LAST_MSG_RECEIPT_TIME, lbl, r.last_msg_receipt_time)
-                out.add(LATEST_END_LSN, lbl, r.latest_end_lsn)
-                out.add(LATEST_END_TIME, lbl, r.latest_end_time)
-                out.add(UPSTREAM_NODE, lbl, r.upstream_node)
+                add_samples(out, lbl, self.families, r[3:])  # after the three labels

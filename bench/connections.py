@@ -28,12 +28,12 @@ from pathlib import Path
 
 import psycopg
 
-from bench.scrape.__main__ import install_cleanup
+from bench.scrape.__main__ import run_benchmark
 from bench.scrape.database import QUERIES_FILE
-from bench.scrape.exporters import POSTGRES_EXPORTER, BenchError, Exporter, base_env, started
+from bench.scrape.exporters import POSTGRES_EXPORTER, Exporter, base_env, started
 from bench.scrape.report import say
-from devtools.pgserver import PostgresServer, running_server
-from devtools.processes import free_port, stop_all
+from devtools.pgserver import PostgresServer
+from devtools.processes import free_port
 
 WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "connections"
 DEFAULT_COUNTS = (1, 50, 200)
@@ -183,21 +183,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    install_cleanup()
-    try:
-        with running_server(settings=SETTINGS) as server:
-            prepare(server)
-            have = 0
-            for count in args.databases:
-                grow(server, have, count)
-                have = max(have, count)
-                report(count, measure(server, count))
-    except BenchError as exc:
-        say(f"\nbenchmark stopped: {exc}")
-        return 1
-    finally:
-        stop_all()
-    return 0
+
+    def body(server: PostgresServer) -> None:
+        prepare(server)
+        have = 0
+        for count in args.databases:
+            grow(server, have, count)
+            have = max(have, count)
+            report(count, measure(server, count))
+
+    return run_benchmark(SETTINGS, body)
 
 
 if __name__ == "__main__":

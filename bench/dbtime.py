@@ -29,12 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.scrape.__main__ import install_cleanup
+from bench.scrape.__main__ import run_benchmark
 from bench.scrape.database import DB_NAME, PG_SETTINGS, STATEMENTS, BenchDatabase
-from bench.scrape.exporters import BenchError, Exporter, pgwarden, postgres_exporter, started
+from bench.scrape.exporters import Exporter, pgwarden, postgres_exporter, started
 from bench.scrape.report import say
-from devtools.pgserver import PostgresServer, running_server
-from devtools.processes import stop_all
+from devtools.pgserver import PostgresServer
 
 WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "dbtime"
 PASSWORD = "bench-dbtime-pw"
@@ -155,57 +154,47 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    install_cleanup()
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    try:
-        with running_server(settings=PG_SETTINGS) as server:
-            db = BenchDatabase(server)
-            db.create()
-            for role in (PGWARDEN_ROLE, PE_ROLE):
-                server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
-            db.grow_to(args.tables)
-            db.make_statements(STATEMENTS)
-            server.execute("CHECKPOINT")
-            say(
-                f"== {args.tables:,} tables, {db.index_count():,} indexes, {db.statement_count():,} statements; "
-                f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} =="
-            )
-            ledger = Ledger(server)
-            cold = measure_cold(server, ledger, args.cold)
-            pe_cold = statistics.median(cold["pe"])
-            say(
-                "database ms per scrape (median of the runs in brackets; ratio against postgres_exporter's scrape):"
-            )
-            for key, label in (
-                ("pe", "postgres_exporter 0.11"),
-                ("pe_first", "postgres_exporter, first scrape"),
-                ("cold", "pgwarden cold (fresh process)"),
-                ("repeat", "pgwarden TTL 0, next scrape"),
-            ):
-                ms = statistics.median(cold[key])
-                runs = ", ".join(f"{x:.1f}" for x in cold[key])
-                say(f"  {label:<33} {ms:8.1f}  ({runs})  {ms / pe_cold:.2f}x")
-            pe_first = statistics.median(cold["pe_first"])
-            say(
-                f"  pgwarden cold / postgres_exporter's first scrape (both on a new backend): "
-                f"{statistics.median(cold['cold']) / pe_first:.2f}x; target <= {TARGETS['cold']}x"
-            )
-            steady = measure_steady(server, ledger, args.minutes, args.interval)
-            ratio = steady["steady"] / steady["pe"]
-            say(
-                f"database ms per minute, {args.interval:g} s interval, default TTLs, over {args.minutes:g} min:"
-            )
-            say(f"  postgres_exporter 0.11 {steady['pe']:8.1f}")
-            say(
-                f"  pgwarden               {steady['steady']:8.1f}  {ratio:.2f}x, target <= {TARGETS['steady']}x"
-            )
-            say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    except BenchError as exc:
-        say(f"\nbenchmark stopped: {exc}")
-        return 1
-    finally:
-        stop_all()
-    return 0
+
+    def body(server: PostgresServer) -> None:
+        db = BenchDatabase(server)
+        db.create()
+        for role in (PGWARDEN_ROLE, PE_ROLE):
+            server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
+        db.grow_to(args.tables)
+        db.make_statements(STATEMENTS)
+        server.execute("CHECKPOINT")
+        say(
+            f"== {args.tables:,} tables, {db.index_count():,} indexes, {db.statement_count():,} statements; "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} =="
+        )
+        ledger = Ledger(server)
+        cold = measure_cold(server, ledger, args.cold)
+        pe_cold = statistics.median(cold["pe"])
+        say(
+            "database ms per scrape (median of the runs in brackets; ratio against postgres_exporter's scrape):"
+        )
+        for key, label in (
+            ("pe", "postgres_exporter 0.11"),
+            ("pe_first", "postgres_exporter, first scrape"),
+            ("cold", "pgwarden cold (fresh process)"),
+            ("repeat", "pgwarden TTL 0, next scrape"),
+        ):
+            ms = statistics.median(cold[key])
+            runs = ", ".join(f"{x:.1f}" for x in cold[key])
+            say(f"  {label:<33} {ms:8.1f}  ({runs})  {ms / pe_cold:.2f}x")
+        pe_first = statistics.median(cold["pe_first"])
+        say(
+            f"  pgwarden cold / postgres_exporter's first scrape (both on a new backend): "
+            f"{statistics.median(cold['cold']) / pe_first:.2f}x; target <= {TARGETS['cold']}x"
+        )
+        steady = measure_steady(server, ledger, args.minutes, args.interval)
+        ratio = steady["steady"] / steady["pe"]
+        say(f"database ms per minute, {args.interval:g} s interval, default TTLs, over {args.minutes:g} min:")
+        say(f"  postgres_exporter 0.11 {steady['pe']:8.1f}")
+        say(f"  pgwarden               {steady['steady']:8.1f}  {ratio:.2f}x, target <= {TARGETS['steady']}x")
+        say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    return run_benchmark(PG_SETTINGS, body, WORK_DIR)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 
 import bench.scrape
@@ -12,7 +13,7 @@ from bench.scrape.database import PG_SETTINGS, BenchDatabase
 from bench.scrape.exporters import BenchError
 from bench.scrape.measure import WORK_DIR, SizeResult, measure_size
 from bench.scrape.report import print_header, print_size, print_summary, say
-from devtools.pgserver import running_server
+from devtools.pgserver import PostgresServer, running_server
 from devtools.processes import stop_all
 
 DEFAULT_SIZES = (100, 2000, 10000)
@@ -31,6 +32,24 @@ def install_cleanup() -> None:
     """Unwind on a signal too; devtools.processes stops every child at exit."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
+
+
+def run_benchmark(
+    settings: Mapping[str, str], body: Callable[[PostgresServer], None], work_dir: Path | None = None
+) -> int:
+    """Run `body` on a fresh server, unwinding on a signal; stop every child after: 0, or 1 on a BenchError."""
+    install_cleanup()
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with running_server(settings=settings) as server:
+            body(server)
+    except BenchError as exc:
+        say(f"\nbenchmark stopped: {exc}")
+        return 1
+    finally:
+        stop_all()
+    return 0
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -66,25 +85,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    install_cleanup()
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
     results: list[SizeResult] = []
+
+    def body(server: PostgresServer) -> None:
+        print_header(server, args)
+        db = BenchDatabase(server)
+        db.create()
+        for tables in args.sizes:
+            results.append(measure_size(server, db, tables, args))
+            print_size(results[-1])
+
     try:
-        with running_server(settings=PG_SETTINGS) as server:
-            print_header(server, args)
-            db = BenchDatabase(server)
-            db.create()
-            for tables in args.sizes:
-                results.append(measure_size(server, db, tables, args))
-                print_size(results[-1])
-    except BenchError as exc:
-        say(f"\nbenchmark stopped: {exc}")
-        return 1
+        return run_benchmark(PG_SETTINGS, body, WORK_DIR)
     finally:
-        stop_all()
         if results:
             print_summary(results)
-    return 0
 
 
 if __name__ == "__main__":

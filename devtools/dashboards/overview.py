@@ -89,10 +89,8 @@ OVERVIEW = Dashboard(
         Panel(
             "Rows per second",
             [
-                q(f"sum by (target) (rate(pg_stat_database_tup_fetched{{{TD}}}{W}))", "{{target}} fetched"),
-                q(f"sum by (target) (rate(pg_stat_database_tup_inserted{{{TD}}}{W}))", "{{target}} inserted"),
-                q(f"sum by (target) (rate(pg_stat_database_tup_updated{{{TD}}}{W}))", "{{target}} updated"),
-                q(f"sum by (target) (rate(pg_stat_database_tup_deleted{{{TD}}}{W}))", "{{target}} deleted"),
+                q(f"sum by (target) (rate(pg_stat_database_tup_{rows}{{{TD}}}{W}))", f"{{{{target}}}} {rows}")
+                for rows in ("fetched", "inserted", "updated", "deleted")
             ],
             unit="rowsps",
         ),

@@ -8,6 +8,7 @@ from devtools.dashboards.panels import (
     TARGET,
     Dashboard,
     Panel,
+    Query,
     Row,
     W,
     graph,
@@ -15,6 +16,12 @@ from devtools.dashboards.panels import (
     stat,
     top,
 )
+
+
+def by_instance(*series: tuple[str, str]) -> list[Query]:
+    """A query a metric of the selected instances, each legend the instance's name and the metric's label."""
+    return [q(f"{metric}{{{RDS}}}", f"{{{{dbidentifier}}}} {label}") for metric, label in series]
+
 
 RDS_DASHBOARD = Dashboard(
     "pgwarden-rds",
@@ -51,11 +58,11 @@ RDS_DASHBOARD = Dashboard(
         Row("Storage"),
         Panel(
             "Free storage",
-            [
-                q(f"rds_free_storage_bytes{{{RDS}}}", "{{dbidentifier}} free"),
-                q(f"rds_allocated_storage_bytes{{{RDS}}}", "{{dbidentifier}} allocated"),
-                q(f"rds_max_allocated_storage_bytes{{{RDS}}}", "{{dbidentifier}} autoscaling limit"),
-            ],
+            by_instance(
+                ("rds_free_storage_bytes", "free"),
+                ("rds_allocated_storage_bytes", "allocated"),
+                ("rds_max_allocated_storage_bytes", "autoscaling limit"),
+            ),
             unit="bytes",
         ),
         Panel(
@@ -84,26 +91,26 @@ RDS_DASHBOARD = Dashboard(
         ),
         Panel(
             "IOPS",
-            [
-                q(f"rds_read_iops_average{{{RDS}}}", "{{dbidentifier}} read"),
-                q(f"rds_write_iops_average{{{RDS}}}", "{{dbidentifier}} write"),
-            ],
+            by_instance(
+                ("rds_read_iops_average", "read"),
+                ("rds_write_iops_average", "write"),
+            ),
             unit="iops",
         ),
         Panel(
             "Latency",
-            [
-                q(f"rds_read_latency_seconds{{{RDS}}}", "{{dbidentifier}} read"),
-                q(f"rds_write_latency_seconds{{{RDS}}}", "{{dbidentifier}} write"),
-            ],
+            by_instance(
+                ("rds_read_latency_seconds", "read"),
+                ("rds_write_latency_seconds", "write"),
+            ),
             unit="s",
         ),
         Panel(
             "Disk queue depth and gp2 burst balance",
-            [
-                q(f"rds_disk_queue_depth{{{RDS}}}", "{{dbidentifier}} queue depth"),
-                q(f"rds_burst_balance_percent{{{RDS}}}", "{{dbidentifier}} burst balance %"),
-            ],
+            by_instance(
+                ("rds_disk_queue_depth", "queue depth"),
+                ("rds_burst_balance_percent", "burst balance %"),
+            ),
         ),
         graph(
             "Replica lag",
@@ -135,10 +142,10 @@ RDS_DASHBOARD = Dashboard(
         ),
         Panel(
             "Snapshots and retention",
-            [
-                q(f"rds_snapshots{{{RDS}}}", "{{dbidentifier}} {{snapshot_type}} snapshots"),
-                q(f"rds_backup_retention_period_days{{{RDS}}}", "{{dbidentifier}} retention days"),
-            ],
+            by_instance(
+                ("rds_snapshots", "{{snapshot_type}} snapshots"),
+                ("rds_backup_retention_period_days", "retention days"),
+            ),
         ),
         Row("Polling"),
         graph(

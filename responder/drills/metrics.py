@@ -17,22 +17,24 @@ ACTION = "restore_drill"
 LOOKBACK = 35 * 86400  # older drills are not read: a drill older than that is as good as none
 RUN_OUTCOMES = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.INTERRUPTED)
 
+DRILL_LABELS = ("schedule", "dbidentifier", "source")  # the families with one value per drill
+
 # name -> (labels, help): what tests/alerts checks the drill alerts against.
 DRILL_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     "pgwarden_drill_last_run_timestamp_seconds": (
-        ("schedule", "dbidentifier", "source"),
+        DRILL_LABELS,
         "When the last restore drill (succeeded, failed or interrupted) finished.",
     ),
     "pgwarden_drill_last_success_timestamp_seconds": (
-        ("schedule", "dbidentifier", "source"),
+        DRILL_LABELS,
         "When the last successful restore drill finished; 0 when none within 35 days.",
     ),
     "pgwarden_drill_restore_seconds": (
-        ("schedule", "dbidentifier", "source"),
+        DRILL_LABELS,
         "Seconds from the restore request until the drill instance was available (the measured RTO).",
     ),
     "pgwarden_drill_recovery_point_age_seconds": (
-        ("schedule", "dbidentifier", "source"),
+        DRILL_LABELS,
         "How old the restored data was when the drill began (the measured RPO).",
     ),
     "pgwarden_drill_check_success": (

@@ -1,4 +1,5 @@
-"""The RDS dashboard: the instance, its storage, backups and CloudWatch metrics."""
+"""The RDS dashboard: the instance, its lifecycle, storage and I/O, backups, restore drills and CloudWatch
+metrics."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from devtools.dashboards.panels import (
     top,
 )
 
+DRILL = 'dbidentifier=~"$dbidentifier"'  # the responder's drill gauges carry no target
+
 
 def by_instance(*series: tuple[str, str]) -> list[Query]:
     """A query a metric of the selected instances, each legend the instance's name and the metric's label."""
@@ -26,8 +29,8 @@ def by_instance(*series: tuple[str, str]) -> list[Query]:
 RDS_DASHBOARD = Dashboard(
     "pgwarden-rds",
     "pgwarden / RDS",
-    "RDS facts, CloudWatch metrics and backups, polled by the exporter in the background (labels "
-    "aws_account_id, aws_region, dbidentifier).",
+    "RDS facts, lifecycle, CloudWatch metrics and backups, polled by the exporter in the background (labels "
+    "aws_account_id, aws_region, dbidentifier), and the responder's restore drills.",
     (TARGET, DBIDENTIFIER),
     (
         Row("Instance"),
@@ -55,7 +58,72 @@ RDS_DASHBOARD = Dashboard(
                 q(f"rds_freeable_memory_bytes{{{RDS}}} / 2^20", "{{dbidentifier}} freeable MiB"),
             ],
         ),
-        Row("Storage"),
+        Row("Lifecycle"),
+        Panel(
+            "Pending changes and maintenance",
+            [
+                top(f"rds_pending_modified_values{{{RDS}}}", "{{dbidentifier}} {{field}} → {{value}}"),
+                top(f"rds_pending_maintenance{{{RDS}}}", "{{dbidentifier}} {{action}}: {{description}}"),
+            ],
+            kind="table",
+            description="Changes waiting for the maintenance window or a reboot (PendingModifiedValues), and "
+            "the maintenance actions AWS has scheduled.",
+        ),
+        Panel(
+            "Lifecycle deadlines",
+            [
+                top(
+                    f"rds_ca_certificate_valid_until_seconds{{{RDS}}} - time()",
+                    "{{dbidentifier}} CA certificate",
+                ),
+                top(
+                    f"rds_pending_maintenance_forced_apply_after_seconds{{{RDS}}} - time()",
+                    "{{dbidentifier}} {{action}} forced",
+                ),
+                top(
+                    f"rds_pending_maintenance_auto_applied_after_seconds{{{RDS}}} - time()",
+                    "{{dbidentifier}} {{action}} in the window",
+                ),
+                top(
+                    f"rds_engine_end_of_standard_support_seconds{{{RDS}}} - time()",
+                    "{{dbidentifier}} standard support ends",
+                ),
+                top(
+                    f"rds_engine_end_of_extended_support_seconds{{{RDS}}} - time()",
+                    "{{dbidentifier}} extended support ends",
+                ),
+            ],
+            unit="s",
+            kind="table",
+            description="Time left until the server certificate expires, a pending action is applied and the "
+            "engine's major version leaves RDS standard / extended support.",
+        ),
+        Panel(
+            "Parameter groups and cross-region copies",
+            [
+                top(
+                    f"rds_parameter_group_pending_reboot{{{RDS}}}",
+                    "{{dbidentifier}} {{parameter_group}} pending reboot",
+                ),
+                top(
+                    f"rds_expected_cross_region_copy{{{RDS}}} unless on (aws_account_id, aws_region, "
+                    f"dbidentifier, target_region) rds_latest_cross_region_snapshot_time_seconds{{{RDS}}}"
+                    f" or rds_expected_cross_region_copy{{{RDS}}} * 0",
+                    "{{dbidentifier}} copy in {{target_region}} missing",
+                ),
+            ],
+            kind="table",
+            description="1: a parameter group change waits for a reboot; 1: no copy in a backup region the "
+            "configuration expects one in.",
+        ),
+        graph(
+            "RDS events",
+            f"sum by (dbidentifier, event_category) (increase(rds_events_total{{{RDS}}}{W}))",
+            "{{dbidentifier}} {{event_category}}",
+            description="Instance events (DescribeEvents) by category: availability has reboots, failover "
+            "failovers.",
+        ),
+        Row("Storage and I/O"),
         Panel(
             "Free storage",
             by_instance(
@@ -72,10 +140,15 @@ RDS_DASHBOARD = Dashboard(
                     f"predict_linear(rds_free_storage_bytes{{{RDS}}}[6h], 7 * 86400)",
                     "{{dbidentifier}} in 7 days",
                 ),
+                q(
+                    f"predict_linear(rds_free_storage_bytes{{{RDS}}}[1h], 4 * 3600)",
+                    "{{dbidentifier}} in 4 hours (RDSStorageFullForecast)",
+                ),
                 q(f"rds_free_storage_bytes{{{RDS}}}", "{{dbidentifier}} now"),
             ],
             unit="bytes",
-            description="A linear fit; below 0 means the volume fills within a week unless autoscaling grows it.",
+            description="Linear fits; below 0 means the volume fills within a week (or 4 hours: the alert) "
+            "unless autoscaling grows it.",
         ),
         Panel(
             "Storage used",
@@ -112,6 +185,52 @@ RDS_DASHBOARD = Dashboard(
                 ("rds_burst_balance_percent", "burst balance %"),
             ),
         ),
+        Panel(
+            "WAL and replication slot disk usage",
+            [
+                q(f"rds_transaction_logs_disk_usage_bytes{{{RDS}}}", "{{dbidentifier}} WAL"),
+                q(f"rds_replication_slot_disk_usage_bytes{{{RDS}}}", "{{dbidentifier}} held by slots"),
+            ],
+            unit="bytes",
+        ),
+        Panel(
+            "Throughput",
+            [
+                q(f"rds_read_throughput_bytes{{{RDS}}}", "{{dbidentifier}} read"),
+                q(f"rds_write_throughput_bytes{{{RDS}}}", "{{dbidentifier}} write"),
+            ],
+            unit="Bps",
+        ),
+        Panel(
+            "EBS burst balances",
+            [
+                q(f"rds_ebs_byte_balance_percent{{{RDS}}}", "{{dbidentifier}} throughput credits"),
+                q(f"rds_ebs_io_balance_percent{{{RDS}}}", "{{dbidentifier}} I/O credits"),
+            ],
+            unit="percent",
+            max=100,
+        ),
+        Panel(
+            "Transaction IDs used and swap",
+            [
+                q(
+                    f"rds_maximum_used_transaction_ids_average{{{RDS}}} / 2^31",
+                    "{{dbidentifier}} transaction IDs used (of 2^31)",
+                ),
+                q(f"rds_swap_usage_bytes{{{RDS}}} / 2^30", "{{dbidentifier}} swap GiB"),
+            ],
+            description="MaximumUsedTransactionIDs as a part of the wraparound limit (RDSTransactionIDsHigh at "
+            "1e9, about 0.47), and swap in use.",
+        ),
+        Panel(
+            "Database load (Performance Insights)",
+            [
+                q(f"rds_dbload_average{{{RDS}}}", "{{dbidentifier}} all"),
+                q(f"rds_dbload_cpu_average{{{RDS}}}", "{{dbidentifier}} on CPU"),
+                q(f"rds_dbload_noncpu_average{{{RDS}}}", "{{dbidentifier}} waiting"),
+            ],
+            description="Average active sessions; only instances with Performance Insights publish DBLoad.",
+        ),
         graph(
             "Replica lag",
             f"rds_replica_lag_seconds{{{RDS}}}",
@@ -146,6 +265,56 @@ RDS_DASHBOARD = Dashboard(
                 ("rds_snapshots", "{{snapshot_type}} snapshots"),
                 ("rds_backup_retention_period_days", "retention days"),
             ),
+        ),
+        Row("Restore drills"),
+        Panel(
+            "Last successful drill",
+            [
+                q(
+                    f"time() - max by (schedule, dbidentifier) "
+                    f"(pgwarden_drill_last_success_timestamp_seconds{{{DRILL}}} > 0)",
+                    "{{schedule}} {{dbidentifier}}",
+                )
+            ],
+            unit="s",
+            kind="stat",
+            width=8,
+            height=4,
+            description="Time since each schedule's last successful restore drill (none within 35 days: no "
+            "value).",
+        ),
+        Panel(
+            "Drill checks",
+            [top("pgwarden_drill_check_success", "{{schedule}} {{check}}")],
+            kind="table",
+            width=8,
+            height=4,
+            description="1 when the check passed in the schedule's last drill that ran checks.",
+        ),
+        Panel(
+            "Drill instances",
+            [q("pgwarden_drill_instances", "{{state}}")],
+            kind="stat",
+            width=8,
+            height=4,
+            description="Drill instances the sweeper saw: running (a drill in progress) or leaked.",
+        ),
+        Panel(
+            "Drill RTO and RPO",
+            [
+                q(
+                    f"pgwarden_drill_restore_seconds{{{DRILL}}}",
+                    "{{schedule}} {{dbidentifier}} RTO (restore)",
+                ),
+                q(
+                    f"pgwarden_drill_recovery_point_age_seconds{{{DRILL}}}",
+                    "{{schedule}} {{dbidentifier}} RPO (data age)",
+                ),
+            ],
+            unit="s",
+            width=24,
+            description="Measured by the last drill: from the restore request until the instance was "
+            "available, and how old the restored data was.",
         ),
         Row("Polling"),
         graph(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from devtools.pgserver import PostgresServer, free_port
+from devtools.processes import NotReady, spawn, wait_http
 from devtools.services import Service, ServiceUnavailable, binary, start_exporter
 from responder.journal import Journal, NewDecision, open_store
 from responder.outcomes import Outcome, State
@@ -67,24 +67,15 @@ def start_prometheus(workdir: Path, targets: list[str]) -> Service:
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    service = Service("prometheus", process, port, log)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{service.url}/-/ready", timeout=2):
-                return service
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                service.stop()
-                raise ServiceUnavailable(f"prometheus not ready:\n{service.log_tail()}") from None
-            time.sleep(0.2)
+    argv = [binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+    process = spawn("prometheus", argv, workdir / "prometheus.log")
+    try:
+        wait_http(process, f"http://127.0.0.1:{port}/-/ready")
+    except NotReady as exc:
+        process.stop()
+        raise ServiceUnavailable(f"prometheus not ready: {exc}") from None
+    return Service("prometheus", process, port, "/-/ready")
 
 
 async def journal_drill(path: Path, result: dict[str, object], outcome: Outcome = Outcome.SUCCEEDED) -> int:

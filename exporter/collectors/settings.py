@@ -53,6 +53,17 @@ class Setting(NamedTuple):
     unit: str
     short_desc: str
     vartype: str
+    pending_restart: bool
+
+
+PENDING_RESTART = Family(
+    "pg_settings_pending_restart",
+    "gauge",
+    "1 for each setting changed in the configuration (and reloaded) that takes effect only at a restart.",
+    ("name",),
+    absent_when="no setting waits for a restart",
+)
+_NUMERIC = ("bool", "integer", "real")
 
 
 class SettingsCollector(Collector[list[Setting], CollectorOptions]):
@@ -65,21 +76,27 @@ class SettingsCollector(Collector[list[Setting], CollectorOptions]):
             "gauge",
             "Each numeric or boolean setting; `_seconds`/`_bytes` when it has a unit.",
         ),
+        PENDING_RESTART,
     )
 
     async def fetch(self, session: Session) -> list[Setting]:
         return await session.typed(
             Setting,
-            "SELECT name, reset_val, coalesce(unit, '') AS unit, short_desc, vartype FROM pg_settings "
-            "WHERE vartype IN ('bool', 'integer', 'real') ORDER BY name",
+            "SELECT name, reset_val, coalesce(unit, '') AS unit, short_desc, vartype, pending_restart "
+            "FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real') OR pending_restart ORDER BY name",
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Setting]]]) -> None:
         plain = out.labels((), ())
         for _, rows in results:
             for s in rows:
-                parsed = setting_metric(s.name, s.reset_val, s.unit, s.vartype)
+                parsed = (
+                    setting_metric(s.name, s.reset_val, s.unit, s.vartype) if s.vartype in _NUMERIC else None
+                )
                 if parsed is not None:
                     metric, value, note = parsed
                     help_text = f"Server Parameter: {s.name}. {s.short_desc}{note}"
                     out.add(Family(metric, "gauge", help_text), plain, value)
+            for s in rows:
+                if s.pending_restart:
+                    out.add(PENDING_RESTART, out.labels(("name",), (s.name,)), 1)

@@ -80,6 +80,11 @@ def registry(recorder: Recorder) -> ActionRegistry:
 ConfigFactory = Callable[..., Config]
 
 
+def record_playbook(**fields: Any) -> dict[str, Any]:
+    """The `rec` playbook: the `record` action on TestAlert, with these fields on top."""
+    return {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", **fields}
+
+
 @pytest.fixture
 def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
     """A Config from a dict; defaults: token auth, SQLite journal in tmp_path, one dummy target, enforce."""
@@ -90,9 +95,7 @@ def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
             "token": TOKEN,
             "journal": f"sqlite:///{tmp_path / 'journal.db'}",
             "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
-            "playbooks": [
-                {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record"},
-            ],
+            "playbooks": [record_playbook()],
         }
         raw.update(overrides)
         return build_config(raw, registry)

@@ -14,6 +14,7 @@ from tests.responder.conftest import (
     Recorder,
     alert,
     post_alerts,
+    record_playbook,
     wait_done,
 )
 
@@ -24,16 +25,7 @@ APPROVE = {"Authorization": f"Bearer {APPROVER}"}
 async def test_accepts_journals_and_runs_after_answering(
     make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
 ) -> None:
-    config = make_config(
-        playbooks=[
-            {
-                "name": "rec",
-                "match": {"alertname": "TestAlert"},
-                "action": "record",
-                "params": {"sleep": "1s"},
-            }
-        ]
-    )
+    config = make_config(playbooks=[record_playbook(params={"sleep": "1s"})])
     client = await client_for(config)
     started = time.monotonic()
     decisions = await post_alerts(client, alert())
@@ -63,9 +55,7 @@ async def test_per_playbook_mode_overrides_global(
 ) -> None:
     config = make_config(
         mode="enforce",
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "mode": "dry-run"}
-        ],
+        playbooks=[record_playbook(mode="dry-run")],
     )
     client = await client_for(config)
     (d,) = await post_alerts(client, alert())
@@ -100,9 +90,7 @@ async def test_approval_flow(
     monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
         approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ],
+        playbooks=[record_playbook(require_approval=True)],
     )
     client = await client_for(config)
     first, second = await post_alerts(client, alert(), alert())
@@ -131,9 +119,7 @@ async def test_pending_actions_expire(
         approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
         approval_timeout="300ms",
         replica_timeout="1s",
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ],
+        playbooks=[record_playbook(require_approval=True)],
     )
     client = await client_for(config)
     a, b = await post_alerts(client, alert(), alert())
@@ -149,16 +135,7 @@ async def test_pending_actions_expire(
 async def test_graceful_shutdown_waits_for_running_actions(
     make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
 ) -> None:
-    config = make_config(
-        playbooks=[
-            {
-                "name": "rec",
-                "match": {"alertname": "TestAlert"},
-                "action": "record",
-                "params": {"sleep": "500ms"},
-            }
-        ]
-    )
+    config = make_config(playbooks=[record_playbook(params={"sleep": "500ms"})])
     client = await client_for(config)
     (d,) = await post_alerts(client, alert())
     for _ in range(500):

@@ -19,20 +19,13 @@ from tests.responder.conftest import (
     alert,
     journal_sql,
     payload,
+    record_playbook,
     wait_done,
 )
 
 
-def _record(sleep: str = "0s", **extra: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "rec",
-            "match": {"alertname": "TestAlert"},
-            "action": "record",
-            "params": {"sleep": sleep},
-            **extra,
-        }
-    ]
+def _record(sleep: str = "0s") -> list[dict[str, Any]]:
+    return [record_playbook(params={"sleep": sleep})]
 
 
 async def _until(predicate: Callable[[], bool], what: str, wait: float = 30.0) -> None:

@@ -30,6 +30,8 @@ from tests.conftest import missing_service
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+APPROVER = "alice-approver-token-0123"  # approvals take an approver's own token, never the webhook's
+APPROVE = {"Authorization": f"Bearer {APPROVER}"}
 RESPONDER_ROLE = "pgwarden_responder"
 RESPONDER_PASSWORD = "responder-pw"
 APP_ROLE = "pgw_app_user"
@@ -78,6 +80,13 @@ def registry(recorder: Recorder) -> ActionRegistry:
 # ---- configs and apps -----------------------------------------------------------------------------------------
 
 ConfigFactory = Callable[..., Config]
+
+
+@pytest.fixture
+def approvers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """The `approvers` setting with alice alone, her token (APPROVER) in the environment."""
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
+    return [{"name": "alice", "token_env": "PGW_TEST_ALICE"}]
 
 
 def record_playbook(**fields: Any) -> dict[str, Any]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from responder import keys
 from tests.responder.conftest import (
+    APPROVE,
     ClientFactory,
     ConfigFactory,
     Recorder,
@@ -17,9 +16,6 @@ from tests.responder.conftest import (
     record_playbook,
     wait_done,
 )
-
-APPROVER = "alice-approver-token-0123"  # approvals take an approver's own token, never the webhook's
-APPROVE = {"Authorization": f"Bearer {APPROVER}"}
 
 
 async def test_accepts_journals_and_runs_after_answering(
@@ -85,11 +81,10 @@ async def test_failure_and_timeout_are_failed(make_config: ConfigFactory, client
 
 
 async def test_approval_flow(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, approvers: list[dict[str, str]]
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
-        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
+        approvers=approvers,
         playbooks=[record_playbook(require_approval=True)],
     )
     client = await client_for(config)
@@ -112,11 +107,10 @@ async def test_approval_flow(
 
 
 async def test_pending_actions_expire(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, approvers: list[dict[str, str]]
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
-        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
+        approvers=approvers,
         approval_timeout="300ms",
         replica_timeout="1s",
         playbooks=[record_playbook(require_approval=True)],

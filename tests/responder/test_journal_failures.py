@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from responder import keys
 from tests.responder.conftest import (
@@ -23,9 +27,24 @@ from tests.responder.conftest import (
     wait_done,
 )
 
+Responder = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
-def _record(sleep: str = "0s") -> list[dict[str, Any]]:
-    return [record_playbook(params={"sleep": sleep})]
+
+@pytest.fixture
+def on_journal(make_config: ConfigFactory, client_for: ClientFactory, journal_url: str) -> Responder:
+    """Start a responder on the journal under test: it waits 1s for the journal, its `rec` playbook runs 1s."""
+
+    async def start(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        return await client_for(
+            make_config(
+                journal=journal_url,
+                journal_timeout="1s",
+                playbooks=[record_playbook(params={"sleep": "1s"})],
+                **overrides,
+            )
+        )
+
+    return start
 
 
 async def _until(predicate: Callable[[], bool], what: str, wait: float = 30.0) -> None:
@@ -43,16 +62,9 @@ def _state(url: str, action_id: int) -> tuple[str, str | None]:
 
 
 async def test_a_read_only_journal_is_503_and_housekeeping_and_outcomes_survive_it(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    recorder: Recorder,
-    journal_url: str,
-    read_only: ReadOnlyJournal,
+    on_journal: Responder, recorder: Recorder, journal_url: str, read_only: ReadOnlyJournal
 ) -> None:
-    config = make_config(
-        journal=journal_url, journal_timeout="1s", replica_timeout="1s", playbooks=_record("1s")
-    )
-    client = await client_for(config)
+    client = await on_journal(replica_timeout="1s")
     owner = client.app[keys.OWNER]
     resp = await client.post("/webhook", json=payload(alert()), headers=AUTH)
     (running,) = (await resp.json())["decisions"]
@@ -84,16 +96,9 @@ async def test_a_read_only_journal_is_503_and_housekeeping_and_outcomes_survive_
 
 
 async def test_a_claim_that_fails_is_interrupted_and_the_next_delivery_decides_again(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    recorder: Recorder,
-    journal_url: str,
-    read_only: ReadOnlyJournal,
+    on_journal: Responder, recorder: Recorder, journal_url: str, read_only: ReadOnlyJournal
 ) -> None:
-    config = make_config(
-        journal=journal_url, journal_timeout="1s", max_concurrent_actions=1, playbooks=_record("1s")
-    )
-    client = await client_for(config)
+    client = await on_journal(max_concurrent_actions=1)
     busy, waiting = alert(), alert(fingerprint="waits-for-a-slot")
     resp = await client.post("/webhook", json=payload(busy, waiting), headers=AUTH)
     first, second = (await resp.json())["decisions"]

@@ -320,6 +320,15 @@ class ReadOnlyJournal:
             for op in ("insert", "update", "delete"):
                 journal_sql(self.url, f"DROP TRIGGER ro_{table}_{op}")
 
+    @contextlib.contextmanager
+    def refusing(self) -> Iterator[None]:
+        """Writes refused inside the block, and allowed again however it ends."""
+        self.begin()
+        try:
+            yield
+        finally:
+            self.end()
+
 
 @pytest.fixture
 def read_only(journal_url: str, request: pytest.FixtureRequest) -> ReadOnlyJournal:

@@ -69,16 +69,13 @@ async def test_a_read_only_journal_is_503_and_housekeeping_and_outcomes_survive_
     resp = await client.post("/webhook", json=payload(alert()), headers=AUTH)
     (running,) = (await resp.json())["decisions"]
     await _until(lambda: bool(recorder.runs), "the action started")
-    read_only.begin()
-    try:
+    with read_only.refusing():
         for _ in range(3):
             resp = await client.post("/webhook", json=payload(alert()), headers=AUTH)
             assert resp.status == 503, await resp.text()
         # longer than the action, and than any fixed number of attempts to journal its outcome
         await asyncio.sleep(6)
         assert _state(journal_url, running["id"]) == ("running", None)
-    finally:
-        read_only.end()
     await _until(
         lambda: _state(journal_url, running["id"]) == ("done", "succeeded"),
         "the outcome is journaled once the journal is back",
@@ -103,12 +100,9 @@ async def test_a_claim_that_fails_is_interrupted_and_the_next_delivery_decides_a
     resp = await client.post("/webhook", json=payload(busy, waiting), headers=AUTH)
     first, second = (await resp.json())["decisions"]
     await _until(lambda: bool(recorder.runs), "the first action started")
-    read_only.begin()  # the second decision is claimed while the journal refuses writes
-    try:
+    with read_only.refusing():  # the second decision is claimed while the journal refuses writes
         await asyncio.sleep(5)
         assert _state(journal_url, second["id"]) == ("queued", None)
-    finally:
-        read_only.end()
     await _until(
         lambda: _state(journal_url, second["id"]) == ("done", "interrupted"),
         "the unclaimed decision is journaled interrupted",

@@ -30,6 +30,8 @@ from tests.conftest import missing_service
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+APPROVER = "alice-approver-token-0123"  # approvals take an approver's own token, never the webhook's
+APPROVE = {"Authorization": f"Bearer {APPROVER}"}
 RESPONDER_ROLE = "pgwarden_responder"
 RESPONDER_PASSWORD = "responder-pw"
 APP_ROLE = "pgw_app_user"
@@ -81,6 +83,18 @@ ConfigFactory = Callable[..., Config]
 
 
 @pytest.fixture
+def approvers(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """The `approvers` setting with alice alone, her token (APPROVER) in the environment."""
+    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
+    return [{"name": "alice", "token_env": "PGW_TEST_ALICE"}]
+
+
+def record_playbook(**fields: Any) -> dict[str, Any]:
+    """The `rec` playbook: the `record` action on TestAlert, with these fields on top."""
+    return {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", **fields}
+
+
+@pytest.fixture
 def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
     """A Config from a dict; defaults: token auth, SQLite journal in tmp_path, one dummy target, enforce."""
 
@@ -90,9 +104,7 @@ def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
             "token": TOKEN,
             "journal": f"sqlite:///{tmp_path / 'journal.db'}",
             "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
-            "playbooks": [
-                {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record"},
-            ],
+            "playbooks": [record_playbook()],
         }
         raw.update(overrides)
         return build_config(raw, registry)
@@ -307,6 +319,15 @@ class ReadOnlyJournal:
         for table in self.TABLES:
             for op in ("insert", "update", "delete"):
                 journal_sql(self.url, f"DROP TRIGGER ro_{table}_{op}")
+
+    @contextlib.contextmanager
+    def refusing(self) -> Iterator[None]:
+        """Writes refused inside the block, and allowed again however it ends."""
+        self.begin()
+        try:
+            yield
+        finally:
+            self.end()
 
 
 @pytest.fixture

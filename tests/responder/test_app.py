@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.responder.conftest import (
+    APPROVE,
     AUTH,
     TOKEN,
     ClientFactory,
@@ -19,7 +20,6 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
-from tests.responder.test_dispatcher import APPROVER
 
 
 async def test_auth(make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder) -> None:
@@ -198,10 +198,9 @@ async def test_bad_alerts_are_rejected_and_the_good_ones_act(
 
 
 async def test_approval_id_out_of_range_is_404(
-    make_config: ConfigFactory, client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch
+    make_config: ConfigFactory, client_for: ClientFactory, approvers: list[dict[str, str]]
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
-    client = await client_for(make_config(approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}]))
+    client = await client_for(make_config(approvers=approvers))
     for path in ("99999999999999999999/approve", "9223372036854775808/reject", "-1/approve", "0/reject"):
-        resp = await client.post(f"/actions/{path}", headers={"Authorization": f"Bearer {APPROVER}"})
+        resp = await client.post(f"/actions/{path}", headers=APPROVE)
         assert resp.status == 404, (path, await resp.text())

@@ -168,6 +168,18 @@ def test_example_config_passes_check_config(
     assert "pw@" not in out
 
 
+def _check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`responder --check-config` on the file in a fresh process, with only these variables besides the path."""
+    return subprocess.run(
+        [sys.executable, "-m", "responder", "--config", str(path), "--check-config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
+        timeout=60,
+    )
+
+
 def test_check_config_lists_every_error(tmp_path: Path) -> None:
     raw = yaml.safe_load(EXAMPLE.read_text())
     raw["playbooks"][0]["params"]["grace"] = "soon"
@@ -175,33 +187,14 @@ def test_check_config_lists_every_error(tmp_path: Path) -> None:
     raw["unknown_key"] = 1
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(raw))
-    result = subprocess.run(
-        [sys.executable, "-m", "responder", "--config", str(path), "--check-config"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
+    result = _check_config(path)
     assert result.returncode != 0
     # shape errors and parameter errors, all in one run
     assert "unknown_key" in result.stderr
     assert "playbooks.0.params.grace" in result.stderr
     del raw["unknown_key"]
     path.write_text(yaml.safe_dump(raw))
-    result = subprocess.run(
-        [sys.executable, "-m", "responder", "--config", str(path), "--check-config"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(ROOT),
-            "PGWARDEN_RESPONDER_TOKEN": "t",
-            "RESPONDER_DSN": "postgresql://x@h/db",
-        },
-    )
+    result = _check_config(path, PGWARDEN_RESPONDER_TOKEN="t", RESPONDER_DSN="postgresql://x@h/db")
     assert result.returncode != 0
     assert "playbooks.0.params.grace" in result.stderr
     assert "playbooks.3.params" in result.stderr and "max_class" in result.stderr

@@ -5,35 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from responder import keys
 from tests.responder.conftest import (
+    APPROVE,
     ClientFactory,
     ConfigFactory,
     Recorder,
     alert,
     post_alerts,
+    record_playbook,
     wait_done,
 )
-
-APPROVER = "alice-approver-token-0123"  # approvals take an approver's own token, never the webhook's
-APPROVE = {"Authorization": f"Bearer {APPROVER}"}
 
 
 async def test_accepts_journals_and_runs_after_answering(
     make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
 ) -> None:
-    config = make_config(
-        playbooks=[
-            {
-                "name": "rec",
-                "match": {"alertname": "TestAlert"},
-                "action": "record",
-                "params": {"sleep": "1s"},
-            }
-        ]
-    )
+    config = make_config(playbooks=[record_playbook(params={"sleep": "1s"})])
     client = await client_for(config)
     started = time.monotonic()
     decisions = await post_alerts(client, alert())
@@ -63,9 +51,7 @@ async def test_per_playbook_mode_overrides_global(
 ) -> None:
     config = make_config(
         mode="enforce",
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "mode": "dry-run"}
-        ],
+        playbooks=[record_playbook(mode="dry-run")],
     )
     client = await client_for(config)
     (d,) = await post_alerts(client, alert())
@@ -95,14 +81,11 @@ async def test_failure_and_timeout_are_failed(make_config: ConfigFactory, client
 
 
 async def test_approval_flow(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, approvers: list[dict[str, str]]
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
-        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ],
+        approvers=approvers,
+        playbooks=[record_playbook(require_approval=True)],
     )
     client = await client_for(config)
     first, second = await post_alerts(client, alert(), alert())
@@ -124,16 +107,13 @@ async def test_approval_flow(
 
 
 async def test_pending_actions_expire(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, approvers: list[dict[str, str]]
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
-        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
+        approvers=approvers,
         approval_timeout="300ms",
         replica_timeout="1s",
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ],
+        playbooks=[record_playbook(require_approval=True)],
     )
     client = await client_for(config)
     a, b = await post_alerts(client, alert(), alert())
@@ -149,16 +129,7 @@ async def test_pending_actions_expire(
 async def test_graceful_shutdown_waits_for_running_actions(
     make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder
 ) -> None:
-    config = make_config(
-        playbooks=[
-            {
-                "name": "rec",
-                "match": {"alertname": "TestAlert"},
-                "action": "record",
-                "params": {"sleep": "500ms"},
-            }
-        ]
-    )
+    config = make_config(playbooks=[record_playbook(params={"sleep": "500ms"})])
     client = await client_for(config)
     (d,) = await post_alerts(client, alert())
     for _ in range(500):

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from responder import keys
 from responder.journal import Journal, NewDecision, SqliteStore, open_store
 from tests.responder.conftest import (
+    APPROVE,
     AUTH,
     ClientFactory,
     ConfigFactory,
@@ -24,9 +24,9 @@ from tests.responder.conftest import (
     journal_sql,
     payload,
     post_alerts,
+    record_playbook,
     wait_done,
 )
-from tests.responder.test_dispatcher import APPROVE, APPROVER
 
 
 class Proxy:
@@ -205,15 +205,12 @@ async def test_concurrent_approve_and_reject_exactly_one_wins(
     client_for: ClientFactory,
     journal_url: str,
     recorder: Recorder,
-    monkeypatch: pytest.MonkeyPatch,
+    approvers: list[dict[str, str]],
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     config = make_config(
         journal=journal_url,
-        approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
-        playbooks=[
-            {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
-        ],
+        approvers=approvers,
+        playbooks=[record_playbook(require_approval=True)],
     )
     client = await client_for(config)
     (d,) = await post_alerts(client, alert())

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from responder import keys
 from tests.responder.conftest import (
@@ -19,20 +23,28 @@ from tests.responder.conftest import (
     alert,
     journal_sql,
     payload,
+    record_playbook,
     wait_done,
 )
 
+Responder = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
-def _record(sleep: str = "0s", **extra: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "rec",
-            "match": {"alertname": "TestAlert"},
-            "action": "record",
-            "params": {"sleep": sleep},
-            **extra,
-        }
-    ]
+
+@pytest.fixture
+def on_journal(make_config: ConfigFactory, client_for: ClientFactory, journal_url: str) -> Responder:
+    """Start a responder on the journal under test: it waits 1s for the journal, its `rec` playbook runs 1s."""
+
+    async def start(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        return await client_for(
+            make_config(
+                journal=journal_url,
+                journal_timeout="1s",
+                playbooks=[record_playbook(params={"sleep": "1s"})],
+                **overrides,
+            )
+        )
+
+    return start
 
 
 async def _until(predicate: Callable[[], bool], what: str, wait: float = 30.0) -> None:
@@ -50,30 +62,20 @@ def _state(url: str, action_id: int) -> tuple[str, str | None]:
 
 
 async def test_a_read_only_journal_is_503_and_housekeeping_and_outcomes_survive_it(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    recorder: Recorder,
-    journal_url: str,
-    read_only: ReadOnlyJournal,
+    on_journal: Responder, recorder: Recorder, journal_url: str, read_only: ReadOnlyJournal
 ) -> None:
-    config = make_config(
-        journal=journal_url, journal_timeout="1s", replica_timeout="1s", playbooks=_record("1s")
-    )
-    client = await client_for(config)
+    client = await on_journal(replica_timeout="1s")
     owner = client.app[keys.OWNER]
     resp = await client.post("/webhook", json=payload(alert()), headers=AUTH)
     (running,) = (await resp.json())["decisions"]
     await _until(lambda: bool(recorder.runs), "the action started")
-    read_only.begin()
-    try:
+    with read_only.refusing():
         for _ in range(3):
             resp = await client.post("/webhook", json=payload(alert()), headers=AUTH)
             assert resp.status == 503, await resp.text()
         # longer than the action, and than any fixed number of attempts to journal its outcome
         await asyncio.sleep(6)
         assert _state(journal_url, running["id"]) == ("running", None)
-    finally:
-        read_only.end()
     await _until(
         lambda: _state(journal_url, running["id"]) == ("done", "succeeded"),
         "the outcome is journaled once the journal is back",
@@ -91,26 +93,16 @@ async def test_a_read_only_journal_is_503_and_housekeeping_and_outcomes_survive_
 
 
 async def test_a_claim_that_fails_is_interrupted_and_the_next_delivery_decides_again(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    recorder: Recorder,
-    journal_url: str,
-    read_only: ReadOnlyJournal,
+    on_journal: Responder, recorder: Recorder, journal_url: str, read_only: ReadOnlyJournal
 ) -> None:
-    config = make_config(
-        journal=journal_url, journal_timeout="1s", max_concurrent_actions=1, playbooks=_record("1s")
-    )
-    client = await client_for(config)
+    client = await on_journal(max_concurrent_actions=1)
     busy, waiting = alert(), alert(fingerprint="waits-for-a-slot")
     resp = await client.post("/webhook", json=payload(busy, waiting), headers=AUTH)
     first, second = (await resp.json())["decisions"]
     await _until(lambda: bool(recorder.runs), "the first action started")
-    read_only.begin()  # the second decision is claimed while the journal refuses writes
-    try:
+    with read_only.refusing():  # the second decision is claimed while the journal refuses writes
         await asyncio.sleep(5)
         assert _state(journal_url, second["id"]) == ("queued", None)
-    finally:
-        read_only.end()
     await _until(
         lambda: _state(journal_url, second["id"]) == ("done", "interrupted"),
         "the unclaimed decision is journaled interrupted",

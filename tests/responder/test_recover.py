@@ -34,6 +34,14 @@ def drill_db(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> Iter
     yield from drill_database(pg_server, monkeypatch)
 
 
+@pytest.fixture
+def production_config(
+    tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
+) -> tuple[str, Path]:
+    """A production instance in moto with the drill database behind it, and the recovery config: (id, path)."""
+    return production(rds_client), _config(tmp_path, moto_server, pg_server)
+
+
 def _config(tmp_path: Path, moto: MotoServer, pg_server: PostgresServer, **recovery: Any) -> Path:
     hooks_log = tmp_path / "hooks.log"
     config = {
@@ -128,10 +136,9 @@ def test_recover_through_all_four_steps(
 
 
 def test_recover_says_what_is_possible_outside_the_window(
-    tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
+    tmp_path: Path, rds_client: Any, production_config: tuple[str, Path]
 ) -> None:
-    ident = production(rds_client)
-    path = _config(tmp_path, moto_server, pg_server)
+    ident, path = production_config
     code, out = _recover(path, "--instance", ident, "--to", "2099-01-01T00:00:00Z")
     assert code == 2, out
     assert "2099-01-01T00:00:00Z is after the latest restorable time; possible: from" in out
@@ -140,10 +147,9 @@ def test_recover_says_what_is_possible_outside_the_window(
 
 
 def test_recover_dry_run_prints_every_call_and_changes_nothing(
-    tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
+    tmp_path: Path, rds_client: Any, production_config: tuple[str, Path]
 ) -> None:
-    ident = production(rds_client)
-    path = _config(tmp_path, moto_server, pg_server)
+    ident, path = production_config
     code, out = _recover(path, "--instance", ident, "--to", _latest(rds_client, ident), "--swap", "--dry-run")
     assert code == 0, out
     calls = [json.loads(line) for line in out.splitlines() if line.startswith("  {")]
@@ -160,10 +166,9 @@ def test_recover_dry_run_prints_every_call_and_changes_nothing(
 
 
 def test_swap_needs_a_confirmation(
-    tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
+    tmp_path: Path, rds_client: Any, production_config: tuple[str, Path]
 ) -> None:
-    ident = production(rds_client)
-    path = _config(tmp_path, moto_server, pg_server)
+    ident, path = production_config
     code, out = _recover(path, "--instance", ident, "--to", _latest(rds_client, ident), "--swap")
     assert code == 1 and "not confirmed; nothing swapped" in out, out
     assert ident in _names(rds_client, ident) and f"{ident}-old" not in _names(rds_client, ident)
@@ -171,10 +176,13 @@ def test_swap_needs_a_confirmation(
 
 
 def test_resume_after_a_kill_between_restore_and_compare(
-    tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
+    tmp_path: Path,
+    rds_client: Any,
+    pg_server: PostgresServer,
+    drill_db: str,
+    production_config: tuple[str, Path],
 ) -> None:
-    ident = production(rds_client)
-    path = _config(tmp_path, moto_server, pg_server)
+    ident, path = production_config
     to = _latest(rds_client, ident)
     gate = psycopg.connect(pg_server.dsn(drill_db))  # step 3's checks wait behind this lock
     gate.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")

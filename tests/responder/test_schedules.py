@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestClient
 from responder import keys
 from responder.config import ConfigError
 from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
-from tests.responder.conftest import AUTH, ClientFactory, ConfigFactory, Recorder, wait_done
-from tests.responder.test_dispatcher import APPROVER
+from tests.responder.conftest import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder, wait_done
 
 Client = TestClient[web.Request, web.Application]
 SUNDAY_3AM = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
@@ -125,12 +124,11 @@ async def test_run_now_and_the_schedules_endpoint(
 
 
 async def test_scheduled_decisions_share_cooldown_dry_run_and_approval(
-    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, approvers: list[dict[str, str]]
 ) -> None:
-    monkeypatch.setenv("PGW_TEST_ALICE", APPROVER)
     client = await client_for(
         make_config(
-            approvers=[{"name": "alice", "token_env": "PGW_TEST_ALICE"}],
+            approvers=approvers,
             schedules=[
                 schedule(cooldown="1h"),
                 schedule(name="planned", mode="dry-run"),
@@ -149,9 +147,7 @@ async def test_scheduled_decisions_share_cooldown_dry_run_and_approval(
     assert (await run("planned"))["outcome"] == "dry_run"
     pending = await run("asked")
     assert pending["state"] == "pending"
-    resp = await client.post(
-        f"/actions/{pending['id']}/approve", headers={"Authorization": f"Bearer {APPROVER}"}
-    )
+    resp = await client.post(f"/actions/{pending['id']}/approve", headers=APPROVE)
     assert resp.status == 202
     approved = await wait_done(client, pending["id"])
     assert approved["outcome"] == "succeeded", approved

@@ -8,6 +8,7 @@ and goes through the responder's code unchanged. `stopped` is real: moto's StopD
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from devtools.motoserver import MotoServer
 from responder import keys
-from tests.responder.conftest import ConfigFactory, alert, post_alerts, wait_done
+from tests.responder.conftest import ClientFactory, ConfigFactory, alert, post_alerts, wait_done
 
 LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 
@@ -65,3 +66,33 @@ async def fire(
     """Post one alert about the instance and wait for its decision to be done."""
     (d,) = await post_alerts(client, alert(name, dbidentifier=identifier, aws_region="us-east-1", **labels))
     return await wait_done(client, d["id"])
+
+
+class Moto:
+    """The moto server with the test's own RDS client: instances on it, and responders configured for it."""
+
+    def __init__(
+        self,
+        make_config: ConfigFactory,
+        client_for: ClientFactory,
+        server: MotoServer,
+        rds_client: Any,
+        instance: Callable[..., str],
+    ) -> None:
+        self.make_config = make_config
+        self.client_for = client_for
+        self.server = server
+        self.rds_client = rds_client
+        self.instance = instance
+
+    def config(self, **overrides: Any) -> Any:
+        """`rds_config` on this server."""
+        return rds_config(self.make_config, self.server, **overrides)
+
+    async def responder(self, **overrides: Any) -> TestClient[web.Request, web.Application]:
+        """A responder client on `config(**overrides)`."""
+        return await self.client_for(self.config(**overrides))
+
+    def describe(self, identifier: str) -> dict[str, Any]:
+        """`describe_instance` with the test's own client."""
+        return describe_instance(self.rds_client, identifier)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from devtools.pgserver import free_port
+from devtools.processes import free_port, spawn, wait_http
 from responder.playbooks import default_registry
 from tests.responder.conftest import AUTH, TOKEN, alert, payload
 
@@ -92,39 +91,28 @@ def responder_from(copied_tree: Path, tmp_path: Path) -> Iterator[str]:
     path = tmp_path / "responder.yml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    log = tmp_path / "responder.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "responder",
-                "--config",
-                str(path),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=copied_tree,
-            env={**os.environ, "PYTHONPATH": str(copied_tree)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    argv = [
+        sys.executable,
+        "-m",
+        "responder",
+        "--config",
+        str(path),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+    ]
+    process = spawn(
+        "responder",
+        argv,
+        tmp_path / "responder.log",
+        env={**os.environ, "PYTHONPATH": str(copied_tree)},
+        cwd=copied_tree,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_http(process, f"{base}/healthz")
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        process.stop()
 
 
 def _done(base: str, action_id: int) -> dict[str, Any]:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from devtools.motoserver import MotoServer
 from responder.core import GuardrailRefused
 from responder.playbooks.grow_storage import grown
-from tests.responder.conftest import ClientFactory, ConfigFactory
-from tests.responder.playbooks.rds import describe_instance, fire, rds_config, shape_answers
+from tests.responder.playbooks.rds import Moto, fire, shape_answers
 
 
 @pytest.mark.parametrize(("percent", "expected"), [(25, 125), (5, 110), (10, 110), (33.3, 134)])
@@ -26,49 +23,30 @@ def test_grown_caps() -> None:
     assert grown(59000, 25, 65536) == 65536
 
 
-async def test_grow_storage_25_percent_then_refuses_within_6h(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    ident = rds_instance(storage=100)
-    client = await client_for(rds_config(make_config, moto_server))
+async def test_grow_storage_25_percent_then_refuses_within_6h(moto: Moto) -> None:
+    ident = moto.instance(storage=100)
+    client = await moto.responder()
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "succeeded", row
     assert row["plan"] == {"instance": ident, "field": "AllocatedStorage", "from": 100, "to": 125}
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "guardrail" and "6h" in row["error"]
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125
 
 
-async def test_grow_storage_10_percent_floor(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    ident = rds_instance(storage=100)
-    client = await client_for(rds_config(make_config, moto_server, grow={"params": {"increase_percent": 5}}))
+async def test_grow_storage_10_percent_floor(moto: Moto) -> None:
+    ident = moto.instance(storage=100)
+    client = await moto.responder(grow={"params": {"increase_percent": 5}})
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["plan"]["to"] == 110
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 110
+    assert moto.describe(ident)["AllocatedStorage"] == 110
 
 
-async def test_grow_storage_refuses_after_4_changes_in_24h(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-    tmp_path: Any,
-) -> None:
-    ident = rds_instance(storage=100)
-    config = rds_config(make_config, moto_server)
-    client = await client_for(config)
+async def test_grow_storage_refuses_after_4_changes_in_24h(moto: Moto, tmp_path: Any) -> None:
+    ident = moto.instance(storage=100)
+    config = moto.config()
+    client = await moto.client_for(config)
     await client.close()  # creates the journal; now write four earlier changes (7h..22h ago) into it
     db = sqlite3.connect(tmp_path / "journal.db")
     now = time.time()
@@ -81,47 +59,35 @@ async def test_grow_storage_refuses_after_4_changes_in_24h(
         )
     db.commit()
     db.close()
-    client = await client_for(config)
+    client = await moto.client_for(config)
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "guardrail" and "4 storage changes" in row["error"]
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 100
+    assert moto.describe(ident)["AllocatedStorage"] == 100
 
 
-async def test_grow_storage_refuses_unless_available(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    ident = rds_instance(storage=100)
-    client = await client_for(rds_config(make_config, moto_server))
+async def test_grow_storage_refuses_unless_available(moto: Moto) -> None:
+    ident = moto.instance(storage=100)
+    client = await moto.responder()
     shape_answers(client, DBInstanceStatus="storage-optimization")
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "guardrail" and "optimization" in row["error"]
-    stopped = rds_instance(storage=100)
-    rds_client.stop_db_instance(DBInstanceIdentifier=stopped)
-    client2 = await client_for(rds_config(make_config, moto_server))
+    stopped = moto.instance(storage=100)
+    moto.rds_client.stop_db_instance(DBInstanceIdentifier=stopped)
+    client2 = await moto.responder()
     row = await fire(client2, "RDSFreeStorageLow", stopped)
     assert row["outcome"] == "guardrail" and "stopped" in row["error"]
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 100
-    assert describe_instance(rds_client, stopped)["AllocatedStorage"] == 100
+    assert moto.describe(ident)["AllocatedStorage"] == 100
+    assert moto.describe(stopped)["AllocatedStorage"] == 100
 
 
-async def test_grow_storage_raises_the_autoscaling_ceiling(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    short = rds_instance(storage=100, MaxAllocatedStorage=105)
-    roomy = rds_instance(storage=100, MaxAllocatedStorage=500)
-    client = await client_for(rds_config(make_config, moto_server))
+async def test_grow_storage_raises_the_autoscaling_ceiling(moto: Moto) -> None:
+    short = moto.instance(storage=100, MaxAllocatedStorage=105)
+    roomy = moto.instance(storage=100, MaxAllocatedStorage=500)
+    client = await moto.responder()
     row = await fire(client, "RDSFreeStorageLow", short)
     assert row["outcome"] == "succeeded", row
     assert row["plan"] == {"instance": short, "field": "MaxAllocatedStorage", "from": 105, "to": 132}
-    after = describe_instance(rds_client, short)
+    after = moto.describe(short)
     assert after["MaxAllocatedStorage"] == 132 and after["AllocatedStorage"] == 100
     row = await fire(client, "RDSFreeStorageLow", roomy)
     assert row["outcome"] == "guardrail" and "headroom" in row["error"]
@@ -134,32 +100,20 @@ def test_grown_refuses_below_rds_minimum_step() -> None:
     assert grown(100, 25, 110) == 110
 
 
-async def test_grow_storage_refuses_when_the_cap_leaves_less_than_10_percent(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    ident = rds_instance(storage=100)
+async def test_grow_storage_refuses_when_the_cap_leaves_less_than_10_percent(moto: Moto) -> None:
+    ident = moto.instance(storage=100)
     grow = {"params": {"increase_percent": 25, "max_allocated_gib": 105}}
-    client = await client_for(rds_config(make_config, moto_server, grow=grow))
+    client = await moto.responder(grow=grow)
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "guardrail" and "minimum increase of 10% (100 -> 110 GiB)" in row["error"], row
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 100
+    assert moto.describe(ident)["AllocatedStorage"] == 100
 
 
-async def test_rds_identifiers_are_one_target_whatever_their_case(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    ident = rds_instance(storage=100)
-    client = await client_for(rds_config(make_config, moto_server))
+async def test_rds_identifiers_are_one_target_whatever_their_case(moto: Moto) -> None:
+    ident = moto.instance(storage=100)
+    client = await moto.responder()
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "succeeded" and row["target"] == f"rds us-east-1/{ident}", row
     row = await fire(client, "RDSFreeStorageLow", ident.upper())
     assert row["outcome"] == "guardrail" and "6h" in row["error"], row  # the same instance's storage history
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125

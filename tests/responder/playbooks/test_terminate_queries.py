@@ -12,6 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 from tests.responder.conftest import (
@@ -110,13 +112,46 @@ def _config(make_config: ConfigFactory, dsn: str, mode: str = "enforce", **param
     )
 
 
-async def test_cancels_ordinary_never_touches_protected(
-    sessions: Sessions,
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-) -> None:
+class Responders:
+    """Responders on the test server with the `kill` playbook, and long-query alerts about the victims' database."""
+
+    def __init__(
+        self, pg_roles: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory, victims_db: str
+    ) -> None:
+        self.pg_roles = pg_roles
+        self.make_config = make_config
+        self.client_for = client_for
+        self.victims_db = victims_db
+        self.dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+
+    async def start(self, mode: str = "enforce", **params: Any) -> TestClient[web.Request, web.Application]:
+        """A responder as the responder's role, its `kill` playbook with these params."""
+        return await self.client_for(_config(self.make_config, self.dsn, mode, **params))
+
+    async def fire(
+        self, client: TestClient[web.Request, web.Application], datname: str | None = None, **labels: str
+    ) -> dict[str, Any]:
+        """Post one long-query alert (about the victims' database unless told) and wait for it to be done."""
+        (d,) = await post_alerts(
+            client, alert("PostgresLongRunningQuery", datname=datname or self.victims_db, **labels)
+        )
+        return await wait_done(client, d["id"])
+
+    async def kill(self, **params: Any) -> dict[str, Any]:
+        """A fresh responder with these params, one alert, and its decision, which must have succeeded."""
+        row = await self.fire(await self.start(**params))
+        assert row["outcome"] == "succeeded", row
+        return row
+
+
+@pytest.fixture
+def responders(
+    pg_roles: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory, victims_db: str
+) -> Responders:
+    return Responders(pg_roles, make_config, client_for, victims_db)
+
+
+async def test_cancels_ordinary_never_touches_protected(sessions: Sessions, responders: Responders) -> None:
     sleep = "SELECT pg_sleep(30)"
     sessions.start("app", APP_ROLE, APP_PASSWORD, sleep, app="t-app")
     sessions.start("super", SUPERUSER, SUPERUSER_PASSWORD, sleep, app="t-super")
@@ -128,14 +163,9 @@ async def test_cancels_ordinary_never_touches_protected(
     before = sessions.wait_active(["app", "super", "batch", "self", "wal"])
     assert before["t-wal"]["backend_type"] == "walsender"
     await asyncio.sleep(1.2)
-    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
-    config = _config(make_config, dsn, protect_roles=[PROTECTED_ROLE])
-    client = await client_for(config)
+    client = await responders.start(protect_roles=[PROTECTED_ROLE])
     # make the responder's own session look like a victim too: same role, long query, own app name
-    (d,) = await post_alerts(
-        client, alert("PostgresLongRunningQuery", datname=victims_db, target="production")
-    )
-    row = await wait_done(client, d["id"])
+    row = await responders.fire(client, target="production")
     assert row["outcome"] == "succeeded", row
     victims = {b["pid"] for b in row["plan"]["backends"]}
     assert victims == {before["t-app"]["pid"]}, row["plan"]
@@ -149,35 +179,28 @@ async def test_cancels_ordinary_never_touches_protected(
         assert after[f"t-{name}"]["query_start"] == before[f"t-{name}"]["query_start"]
         assert after[f"t-{name}"]["state"] == "active"
     # background processes (autovacuum launcher, checkpointer ...) are all still there
-    kinds = {r[0] for r in pg_roles.execute("SELECT DISTINCT backend_type FROM pg_stat_activity")}
+    kinds = {r[0] for r in responders.pg_roles.execute("SELECT DISTINCT backend_type FROM pg_stat_activity")}
     assert "autovacuum launcher" in kinds
     metrics = await (await client.get("/metrics")).text()
     assert "pgwarden_responder_backends_cancelled_total 1.0" in metrics
 
 
-async def test_idle_in_transaction_is_terminated_when_opted_in(
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-) -> None:
+async def test_idle_in_transaction_is_terminated_when_opted_in(responders: Responders) -> None:
     idle = psycopg.connect(
-        pg_roles.dsn(victims_db, user=APP_ROLE, password=APP_PASSWORD), application_name="t-idle"
+        responders.pg_roles.dsn(responders.victims_db, user=APP_ROLE, password=APP_PASSWORD),
+        application_name="t-idle",
     )
     idle.execute("SELECT 1")  # a transaction is open, and idle
     pid = idle.info.backend_pid
     try:
         await asyncio.sleep(1.2)
-        dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
         # default states: active only -> the idle transaction is left alone
-        client = await client_for(_config(make_config, dsn))
-        (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
-        row = await wait_done(client, d["id"])
+        client = await responders.start()
+        row = await responders.fire(client)
         assert row["plan"]["backends"] == [] and row["result"]["terminated"] == []
         await client.close()
-        client = await client_for(_config(make_config, dsn, states=["idle in transaction"]))
-        (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
-        row = await wait_done(client, d["id"])
+        client = await responders.start(states=["idle in transaction"])
+        row = await responders.fire(client)
         assert row["result"]["terminated"] == [pid], row
         with pytest.raises(psycopg.OperationalError):
             idle.execute("SELECT 1")
@@ -187,27 +210,18 @@ async def test_idle_in_transaction_is_terminated_when_opted_in(
         idle.close()
 
 
-async def test_max_kills_and_dry_run(
-    sessions: Sessions,
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-) -> None:
+async def test_max_kills_and_dry_run(sessions: Sessions, responders: Responders) -> None:
     for i in range(3):
         sessions.start(f"a{i}", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app=f"t-a{i}")
     before = sessions.wait_active(["a0", "a1", "a2"])
     await asyncio.sleep(1.1)
-    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
-    client = await client_for(_config(make_config, dsn, mode="dry-run", max_kills=2))
-    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
-    row = await wait_done(client, d["id"])
+    client = await responders.start(mode="dry-run", max_kills=2)
+    row = await responders.fire(client)
     assert row["outcome"] == "dry_run" and len(row["plan"]["backends"]) == 2
     assert sessions.activity().keys() >= {"t-a0", "t-a1", "t-a2"}, "dry-run signals nothing"
     await client.close()
-    client = await client_for(_config(make_config, dsn, max_kills=2))
-    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
-    row = await wait_done(client, d["id"])
+    client = await responders.start(max_kills=2)
+    row = await responders.fire(client)
     assert len(row["result"]["cancelled"]) == 2
     survivors = [
         n
@@ -217,41 +231,27 @@ async def test_max_kills_and_dry_run(
     assert len(survivors) == 1 and before[survivors[0]]["pid"] not in row["result"]["cancelled"]
 
 
-async def test_protected_database_is_never_touched(
-    sessions: Sessions,
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-) -> None:
+async def test_protected_database_is_never_touched(sessions: Sessions, responders: Responders) -> None:
     sessions.start("app", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app="t-app")
     sessions.wait_active(["app"])
     await asyncio.sleep(1.1)
-    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
-    client = await client_for(_config(make_config, dsn, protect_databases=[victims_db]))
-    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
-    row = await wait_done(client, d["id"])
+    client = await responders.start(protect_databases=[responders.victims_db])
+    row = await responders.fire(client)
     assert row["plan"]["backends"] == []
     assert sessions.activity()["t-app"]["state"] == "active"
 
 
-async def test_injection_in_labels_does_nothing(
-    sessions: Sessions,
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-) -> None:
+async def test_injection_in_labels_does_nothing(sessions: Sessions, responders: Responders) -> None:
     sessions.start("app", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app="t-app")
     sessions.wait_active(["app"])
     await asyncio.sleep(1.1)
-    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
-    client = await client_for(_config(make_config, dsn))
+    client = await responders.start()
     evil = "x' OR 1=1; SELECT pg_terminate_backend(pid); --"
-    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=evil, fingerprint="e1"))
-    row = await wait_done(client, d["id"])
+    row = await responders.fire(client, evil, fingerprint="e1")
     assert row["outcome"] == "succeeded" and row["plan"]["backends"] == []
-    longer = f"{victims_db}' OR '1'='1" + " " * 60  # over PostgreSQL's 63-byte names: not a target at all
+    longer = (
+        f"{responders.victims_db}' OR '1'='1" + " " * 60
+    )  # over PostgreSQL's 63-byte names: not a target at all
     (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=longer, fingerprint="e2"))
     assert d["outcome"] == "no_target"
     assert sessions.activity()["t-app"]["state"] == "active"
@@ -266,60 +266,33 @@ def _role(pg_roles: PostgresServer, prefix: str, *, login: bool = False, in_role
     return name
 
 
-async def _kill(
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    victims_db: str,
-    **params: Any,
-) -> dict[str, Any]:
-    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
-    client = await client_for(_config(make_config, dsn, **params))
-    (d,) = await post_alerts(client, alert("PostgresLongRunningQuery", datname=victims_db))
-    row = await wait_done(client, d["id"])
-    assert row["outcome"] == "succeeded", row
-    return row
-
-
 async def test_members_of_a_protected_role_are_protected_through_any_chain(
-    sessions: Sessions,
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
+    sessions: Sessions, responders: Responders
 ) -> None:
     # As on RDS: the master user is a member of rds_superuser (here through one more role in between).
-    protected = _role(pg_roles, "pgw_rds_superuser")
-    middle = _role(pg_roles, "pgw_mid", in_role=protected)
-    master = _role(pg_roles, "pgw_master", login=True, in_role=middle)
+    protected = _role(responders.pg_roles, "pgw_rds_superuser")
+    middle = _role(responders.pg_roles, "pgw_mid", in_role=protected)
+    master = _role(responders.pg_roles, "pgw_master", login=True, in_role=middle)
     sleep = "SELECT pg_sleep(30)"
     sessions.start("master", master, APP_PASSWORD, sleep, app="t-master")
     sessions.start("app", APP_ROLE, APP_PASSWORD, sleep, app="t-app")
     before = sessions.wait_active(["master", "app"])
     await asyncio.sleep(1.1)
-    row = await _kill(
-        pg_roles, make_config, client_for, victims_db, protect_roles=[protected, "no_such_role_anywhere"]
-    )
+    row = await responders.kill(protect_roles=[protected, "no_such_role_anywhere"])
     assert {b["pid"] for b in row["plan"]["backends"]} == {before["t-app"]["pid"]}, row["plan"]
     after = sessions.activity()
     assert after["t-master"]["pid"] == before["t-master"]["pid"] and after["t-master"]["state"] == "active"
 
 
-async def test_set_role_to_a_superuser_is_protected(
-    sessions: Sessions,
-    victims_db: str,
-    pg_roles: PostgresServer,
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-) -> None:
-    escalator = _role(pg_roles, "pgw_escalator", login=True, in_role=SUPERUSER)
+async def test_set_role_to_a_superuser_is_protected(sessions: Sessions, responders: Responders) -> None:
+    escalator = _role(responders.pg_roles, "pgw_escalator", login=True, in_role=SUPERUSER)
     sessions.start(
         "escalated", escalator, APP_PASSWORD, f"SET ROLE {SUPERUSER}; SELECT pg_sleep(30)", app="t-escalated"
     )
     sessions.start("app", APP_ROLE, APP_PASSWORD, "SELECT pg_sleep(30)", app="t-app")
     before = sessions.wait_active(["escalated", "app"])
     await asyncio.sleep(1.1)
-    row = await _kill(pg_roles, make_config, client_for, victims_db)
+    row = await responders.kill()
     assert {b["pid"] for b in row["plan"]["backends"]} == {before["t-app"]["pid"]}, row["plan"]
     after = sessions.activity()
     assert (

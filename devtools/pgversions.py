@@ -102,10 +102,18 @@ def summary(directory: Path) -> str:
     )
     if not records:
         return f"no results in {directory}"
-    exported = {int(r["major"]): set(r["families"]) for r in records}
+    # pg_settings_<name> follows each version's own settings: counted, not listed.
+    exported = {
+        int(r["major"]): {
+            f for f in r["families"] if not f.startswith("pg_settings_") or f.endswith("pending_restart")
+        }
+        for r in records
+    }
+    settings = {int(r["major"]): sum(f.startswith("pg_settings_") for f in r["families"]) for r in records}
     common = set.intersection(*exported.values())
     lines = [
-        f"{len(common)} families on every version ({', '.join(map(str, exported))}); the others:",
+        "pg_settings_<name> families: " + ", ".join(f"{m}: {n}" for m, n in settings.items()),
+        f"{len(common)} other families on every version ({', '.join(map(str, exported))}); the others:",
         "",
         "| family | " + " | ".join(str(m) for m in exported) + " |",
         "|---|" + "---|" * len(exported),

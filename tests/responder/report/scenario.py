@@ -134,7 +134,11 @@ def report_scenario(
         exporter = start_exporter(
             workdir,
             {
-                "targets": [{"name": "rpt", "dsn_env": "RPT_EXPORTER_DSN"}],
+                # its own database only: it runs for the whole session, and other tests count the sessions
+                # in theirs (recover's drain)
+                "targets": [
+                    {"name": "rpt", "dsn_env": "RPT_EXPORTER_DSN", "databases": {"include": [database]}}
+                ],
                 "collectors": {
                     "statements": {"include_query": True},
                     "indexes": {"ttl": "1s"},

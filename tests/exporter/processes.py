@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.pgserver import free_port
+from devtools.processes import NotReady, free_port, spawn, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 15.0
@@ -70,31 +69,17 @@ class Exporter:
 
 @contextlib.contextmanager
 def running_exporter(tmp_path: Path, *args: str, env: dict[str, str], cwd: Path = REPO) -> Iterator[Exporter]:
-    """The exporter on a free port, run in `cwd`, ready (its /healthz answers); killed afterwards."""
+    """The exporter on a free port, run in `cwd`, ready (its /healthz answers); stopped afterwards."""
     port = free_port()
     stderr_path = tmp_path / f"exporter-{port}.stderr"
-    with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    exporter = Exporter(proc, f"http://127.0.0.1:{port}", stderr_path)
+    argv = [sys.executable, "-m", "exporter", "--web.listen-address", f"127.0.0.1:{port}", *args]
+    process = spawn("exporter", argv, stderr_path, env, cwd)
+    exporter = Exporter(process.popen, f"http://127.0.0.1:{port}", stderr_path)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"exporter exited with {proc.returncode}:\n{exporter.stderr()}")
-            with contextlib.suppress(OSError):
-                if exporter.get("/healthz")[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"exporter not ready after {READY_TIMEOUT}s:\n{exporter.stderr()}")
-            time.sleep(0.1)
+        try:
+            wait_http(process, f"{exporter.url}/healthz", READY_TIMEOUT)
+        except NotReady as exc:
+            pytest.fail(str(exc))
         yield exporter
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        process.stop()

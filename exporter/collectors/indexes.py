@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from exporter.collectors import statio_indexes
 from exporter.collectors.base import (
     Collector,
     Column,
     ColumnTable,
-    cap_clause,
     counter,
-    fetch_table,
     gauge,
     render_capped,
-    select_list,
     with_labels,
 )
 from exporter.collectors.options import CollectorOptions
+from exporter.collectors.relations import INDEX_KEYS, IndexKeys, fetch_with, user_indexes_sql
 from exporter.db import Session
 from exporter.exposition import Exposition
 from exporter.sizes import render_stale
@@ -37,14 +36,6 @@ COLUMNS = (
 SIZE = gauge("pg_index_size_bytes", "Disk space of the index (its main fork), in bytes.")
 
 
-class IndexKeys(NamedTuple):
-    oid: Sequence[int]
-    total: Sequence[int]  # indexes in the database before the cap, in every row
-    schemaname: Sequence[str]
-    relname: Sequence[str]
-    indexrelname: Sequence[str]
-
-
 class Indexes(NamedTuple):
     table: ColumnTable[IndexKeys]
     sizes: list[int | None]
@@ -61,18 +52,13 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
 
     async def fetch(self, session: Session) -> Indexes:
         # pg_stat_user_indexes' definition, with pg_index joined once rather than twice
-        table = await fetch_table(
+        table = await fetch_with(
             session,
             IndexKeys,
             COLUMNS,
-            "SELECT i.indexrelid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, "
-            "t.relname, c.relname AS indexrelname, "
-            + select_list(COLUMNS)
-            + " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
-            "JOIN pg_namespace n ON n.oid = t.relnamespace "
-            "WHERE t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname !~ '^pg_toast' "
-            f"ORDER BY c.relpages DESC, i.indexrelid {cap_clause(self.limits.indexes_per_database)}",
+            statio_indexes.StatioIndexesCollector.name,
+            statio_indexes.COLUMNS,
+            lambda select: user_indexes_sql(f"{INDEX_KEYS}, {select}", self.limits.indexes_per_database),
         )
         oids = table.keys.oid
         sizes = await session.index_sizes(oids)

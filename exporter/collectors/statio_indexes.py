@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from exporter.collectors.base import (
     Collector,
     Column,
     ColumnTable,
-    cap_clause,
     counter,
     fetch_table,
     render_capped,
@@ -17,43 +15,45 @@ from exporter.collectors.base import (
     with_labels,
 )
 from exporter.collectors.options import CollectorOptions
+from exporter.collectors.relations import INDEX_KEYS, IndexKeys, take_shared, user_indexes_sql
 from exporter.db import Session
 from exporter.exposition import Exposition
 
 P = "pg_statio_user_indexes_"
 LABELS = ("datname", "schemaname", "relname", "indexrelname")
-# postgres_exporter's names (its statio_user_indexes collector keeps `blks` and adds `_total`)
+# pg_statio_user_indexes' definition; postgres_exporter's names (its statio_user_indexes collector keeps `blks`
+# and adds `_total`)
 COLUMNS = (
-    Column("s.idx_blks_read", counter(P + "idx_blks_read_total", "Disk blocks read from this index.")),
-    Column("s.idx_blks_hit", counter(P + "idx_blks_hit_total", "Buffer cache hits in this index.")),
+    Column(
+        "pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid)",
+        counter(P + "idx_blks_read_total", "Disk blocks read from this index."),
+    ),
+    Column(
+        "pg_stat_get_blocks_hit(i.indexrelid)",
+        counter(P + "idx_blks_hit_total", "Buffer cache hits in this index."),
+    ),
 )
 
 
-class StatioIndexKeys(NamedTuple):
-    total: Sequence[int]  # indexes in the database before the cap, in every row
-    schemaname: Sequence[str]
-    relname: Sequence[str]
-    indexrelname: Sequence[str]
-
-
-class StatioIndexesCollector(Collector[ColumnTable[StatioIndexKeys], CollectorOptions]):
+class StatioIndexesCollector(Collector[ColumnTable[IndexKeys], CollectorOptions]):
     name = "statio_indexes"
     per_database = True
     default_ttl = 60.0
-    source = "pg_statio_user_indexes"
+    source = "pg_statio_user_indexes (its definition, sharing the indexes collector's read)"
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
-    async def fetch(self, session: Session) -> ColumnTable[StatioIndexKeys]:
+    async def fetch(self, session: Session) -> ColumnTable[IndexKeys]:
+        shared = take_shared(session, self.name)  # read by the indexes collector in the same visit
+        if shared is not None:
+            return shared
         return await fetch_table(
             session,
-            StatioIndexKeys,
+            IndexKeys,
             COLUMNS,
-            "SELECT count(*) OVER ()::int8 AS total, s.schemaname, s.relname, s.indexrelname, "
-            f"{select_list(COLUMNS)} FROM pg_statio_user_indexes s JOIN pg_class c ON c.oid = s.indexrelid "
-            f"ORDER BY c.relpages DESC, s.indexrelid {cap_clause(self.limits.indexes_per_database)}",
+            user_indexes_sql(f"{INDEX_KEYS}, {select_list(COLUMNS)}", self.limits.indexes_per_database),
         )
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioIndexKeys]]]) -> None:
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[IndexKeys]]]) -> None:
         for datname, table in results:
             keys = table.keys
             labels = out.label_columns(

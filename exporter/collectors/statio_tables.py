@@ -9,7 +9,6 @@ from exporter.collectors.base import (
     Collector,
     Column,
     ColumnTable,
-    cap_clause,
     counter,
     fetch_table,
     render_capped,
@@ -17,6 +16,7 @@ from exporter.collectors.base import (
     with_labels,
 )
 from exporter.collectors.options import CollectorOptions
+from exporter.collectors.relations import take_shared, user_tables_sql
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -30,25 +30,20 @@ _TOAST = "nullif(c.reltoastrelid, 0)"
 _EXPR = {
     ("heap", "read"): "pg_stat_get_blocks_fetched(c.oid) - pg_stat_get_blocks_hit(c.oid)",
     ("heap", "hit"): "pg_stat_get_blocks_hit(c.oid)",
-    ("idx", "read"): "si.read",
-    ("idx", "hit"): "si.hit",
+    ("idx", "read"): "x.read",
+    ("idx", "hit"): "x.hit",
     ("toast", "read"): f"pg_stat_get_blocks_fetched({_TOAST}) - pg_stat_get_blocks_hit({_TOAST})",
     ("toast", "hit"): f"pg_stat_get_blocks_hit({_TOAST})",
     ("tidx", "read"): "st.read",
     ("tidx", "hit"): "st.hit",
 }
-_INDEX_BLOCKS = """LEFT JOIN LATERAL (
+# The join the TOAST index's columns read, after the user tables' `x` (the table's indexes' sums).
+JOINS = """LEFT JOIN LATERAL (
   SELECT sum(pg_stat_get_blocks_fetched(indexrelid) - pg_stat_get_blocks_hit(indexrelid))::int8 AS read,
          sum(pg_stat_get_blocks_hit(indexrelid))::int8 AS hit
-  FROM pg_index WHERE indrelid = {rel}
-) {alias} ON true
+  FROM pg_index WHERE indrelid = c.reltoastrelid
+) st ON true
 """
-# The joins the columns read, after a FROM naming pg_class `c`.
-JOINS = _INDEX_BLOCKS.format(rel="c.oid", alias="si") + _INDEX_BLOCKS.format(
-    rel="c.reltoastrelid", alias="st"
-)
-# pg_statio_user_tables has the relations with storage (tables, materialized views) outside the system schemas
-STORED = "c.relkind IN ('r', 'm')"
 COLUMNS = tuple(
     Column(
         _EXPR[part, kind],
@@ -77,19 +72,19 @@ class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
     async def fetch(self, session: Session) -> ColumnTable[StatioKeys]:
-        shared = session.shared.pop(self.name, None)  # read by the tables collector in the same visit
+        shared = take_shared(session, self.name)  # read by the tables collector in the same visit
         if shared is not None:
-            assert isinstance(shared, ColumnTable)
             return shared
         return await fetch_table(
             session,
             StatioKeys,
             COLUMNS,
-            f"SELECT count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, {select_list(COLUMNS)} "
-            f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace {JOINS}"
-            f"WHERE {STORED} AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname !~ '^pg_toast' "
-            f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}",
+            user_tables_sql(
+                f"c.total::int8 AS total, c.nspname AS schemaname, c.relname, {select_list(COLUMNS)}",
+                JOINS,
+                self.limits.tables_per_database,
+                relkinds="'r', 'm'",
+            ),
         )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioKeys]]]) -> None:

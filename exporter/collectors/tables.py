@@ -12,7 +12,6 @@ from exporter.collectors.base import (
     Column,
     ColumnTable,
     available,
-    cap_clause,
     counter,
     fetch_table,
     gauge,
@@ -21,6 +20,7 @@ from exporter.collectors.base import (
     with_labels,
 )
 from exporter.collectors.options import CollectorOptions
+from exporter.collectors.relations import STORED, user_tables_sql
 from exporter.db import Session
 from exporter.exposition import Exposition
 from exporter.sizes import render_stale
@@ -40,7 +40,7 @@ def _ts(function: str, name: str, what: str) -> Column:
 
 
 # pg_stat_user_tables' own definition, minus its GROUP BY over a join with pg_index: the per-index sums come
-# from a LATERAL subquery instead, which is three times cheaper on 10,000 tables.
+# from the user tables' LATERAL subquery `x` instead, which is three times cheaper on 10,000 tables.
 COLUMNS = (
     Column("pg_stat_get_numscans(c.oid)", counter(P + "seq_scan", "Sequential scans initiated on this table.")),
     Column("pg_stat_get_tuples_returned(c.oid)", counter(P + "seq_tup_read", "Live rows fetched by sequential scans.")),
@@ -75,21 +75,7 @@ TABLE_SIZE = gauge(
     P + "table_size_bytes", "Disk space of the table with its TOAST, free space and visibility maps."
 )
 INDEX_SIZE = gauge(P + "index_size_bytes", "Disk space of the indexes of the table (their main forks).")
-# The user tables of pg_stat_user_tables: tables, materialized views and partitioned tables outside the
-# system schemas.
-USER_TABLES_FROM = """
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN LATERAL (
-  SELECT array_agg(i.indexrelid::int8) AS idx, sum(pg_stat_get_numscans(i.indexrelid))::int8 AS idx_scan,
-         sum(pg_stat_get_tuples_fetched(i.indexrelid))::int8 AS idx_fetch
-  FROM pg_index i WHERE i.indrelid = c.oid
-) x ON true
-"""
-USER_TABLES_WHERE = """WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname !~ '^pg_toast'
-"""
-USER_TABLES = USER_TABLES_FROM + USER_TABLES_WHERE
+_KEYS = "c.oid::int8 AS oid, c.total::int8 AS total, c.nspname AS schemaname, c.relname, x.idx"
 
 
 def _sum_known(sizes: Iterable[int | None]) -> int:
@@ -134,15 +120,11 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
 
     async def fetch(self, session: Session) -> Tables:
         columns = available(COLUMNS, session.server.version_num)
-        keys = (
-            "c.oid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, c.relname, x.idx"
-        )
-        order = f"ORDER BY c.relpages DESC, c.oid {cap_clause(self.limits.tables_per_database)}"
         if statio_tables.StatioTablesCollector.name in session.refreshing:
-            table = await self._fetch_with_statio(session, columns, keys, order)
+            table = await self._fetch_with_statio(session, columns)
         else:
             table = await fetch_table(
-                session, TableKeys, columns, f"SELECT {keys}, {select_list(columns)} {USER_TABLES} {order}"
+                session, TableKeys, columns, self._sql(f"{_KEYS}, {select_list(columns)}")
             )
         oids, idx = table.keys.oid, table.keys.idx
         tables = await session.table_sizes(oids)
@@ -154,19 +136,20 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
             tables.stale + indexes.stale,
         )
 
-    async def _fetch_with_statio(
-        self, session: Session, columns: Sequence[Column], keys: str, order: str
-    ) -> ColumnTable[TableKeys]:
+    def _sql(self, select: str, joins: str = "") -> str:
+        return user_tables_sql(select, joins, self.limits.tables_per_database)
+
+    async def _fetch_with_statio(self, session: Session, columns: Sequence[Column]) -> ColumnTable[TableKeys]:
         """The user tables with pg_statio's columns too, in one statement; the statio part is left in
         `session.shared` for the statio_tables collector (its rows: the relations with storage)."""
         both = [*columns, *statio_tables.COLUMNS]
-        stored = statio_tables.STORED
         read = await fetch_table(
             session,
             SharedKeys,
             both,
-            f"SELECT {keys}, {stored} AS stored, count(*) FILTER (WHERE {stored}) OVER ()::int8 AS stored_total, "
-            f"{select_list(both)} {USER_TABLES_FROM}{statio_tables.JOINS}{USER_TABLES_WHERE} {order}",
+            self._sql(
+                f"{_KEYS}, {STORED} AS stored, c.stored_total::int8, {select_list(both)}", statio_tables.JOINS
+            ),
         )
         k = read.keys
         own, statio = read.values[: len(columns)], read.values[len(columns) :]

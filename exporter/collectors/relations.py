@@ -1,0 +1,100 @@
+"""The relations the per-table and per-index collectors read, largest first and capped. The tables are ranked
+and capped in a first step that reads the catalogs only: the statistics functions and the joins then run
+for the rows kept alone, in that order, and no wide row is counted or sorted.
+
+A collector pair reading the same relations (tables and statio_tables, indexes and statio_indexes) reads them
+in one statement when both are refreshed: the first leaves the second's columns in `session.shared`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+from exporter.collectors.base import Column, ColumnTable, cap_clause, fetch_table, select_list
+from exporter.db import Session
+
+KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
+
+# pg_stat_user_tables' and pg_stat_user_indexes' schemas: outside the system ones
+USER_SCHEMA = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
+# relations with storage (tables, materialized views): pg_statio_user_tables' rows, and the indexed ones
+STORED = "c.relkind IN ('r', 'm')"
+
+
+def user_tables_sql(select: str, joins: str, limit: int, relkinds: str = "'r', 'm', 'p'") -> str:
+    """`select` over the user tables of `relkinds`, largest first, at most `limit` (0: all): `c` has each
+    table's oid, relname, relkind, reltoastrelid and nspname, `total` (tables before the cap) and
+    `stored_total` (those with storage); `x` its indexes (`idx`, an array of oids) and their summed scans,
+    fetches, block reads and hits; then `joins`."""
+    return f"""WITH user_tables AS MATERIALIZED (
+  SELECT c.oid, c.relname, c.relkind, c.reltoastrelid, n.nspname, count(*) OVER () AS total,
+         count(*) FILTER (WHERE {STORED}) OVER () AS stored_total
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ({relkinds}) AND {USER_SCHEMA}
+  ORDER BY c.relpages DESC, c.oid {cap_clause(limit)}
+)
+SELECT {select}
+FROM user_tables c
+LEFT JOIN LATERAL (
+  SELECT array_agg(i.indexrelid::int8) AS idx, sum(pg_stat_get_numscans(i.indexrelid))::int8 AS idx_scan,
+         sum(pg_stat_get_tuples_fetched(i.indexrelid))::int8 AS idx_fetch,
+         sum(pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid))::int8 AS read,
+         sum(pg_stat_get_blocks_hit(i.indexrelid))::int8 AS hit
+  FROM pg_index i WHERE i.indrelid = c.oid
+) x ON true
+{joins}"""
+
+
+def user_indexes_sql(select: str, limit: int) -> str:
+    """`select` over the indexes of the user tables (pg_stat_user_indexes' rows), largest first, at most
+    `limit` (0: all): pg_index `i`, the index `c`, its table `t` and the namespace `n`. (Ranked first, as the
+    tables are, they cost more: an index's row is narrow and its statistics are few.)"""
+    return f"""SELECT {select}
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE t.relkind IN ('r', 'm') AND {USER_SCHEMA}
+ORDER BY c.relpages DESC, i.indexrelid {cap_clause(limit)}"""
+
+
+def take_shared(session: Session, name: str) -> ColumnTable[Any] | None:
+    """What the first of a pair left for collector `name` in this visit, if it read it."""
+    shared = session.shared.pop(name, None)
+    assert shared is None or isinstance(shared, ColumnTable)
+    return shared
+
+
+async def fetch_with(
+    session: Session,
+    keys: type[KeysT],
+    columns: Sequence[Column],
+    partner: str,
+    partner_columns: Sequence[Column],
+    sql: Callable[[str], str],
+) -> ColumnTable[KeysT]:
+    """`columns`, and `partner`'s columns after them when that collector is refreshed in this visit too: the
+    statement `sql(select_list)` is run once, and the partner's part is left in `session.shared` with the
+    same keys. Returns this collector's own part."""
+    if partner not in session.refreshing:
+        return await fetch_table(session, keys, columns, sql(select_list(columns)))
+    both = [*columns, *partner_columns]
+    read = await fetch_table(session, keys, both, sql(select_list(both)))
+    own = len(columns)
+    session.shared[partner] = ColumnTable(read.keys, partner_columns, read.values[own:], read.count)
+    return ColumnTable(read.keys, columns, read.values[:own], read.count)
+
+
+class IndexKeys(NamedTuple):
+    """The leading columns of a user_indexes_sql statement selecting INDEX_KEYS."""
+
+    oid: Sequence[int]
+    total: Sequence[int]  # indexes in the database before the cap, in every row
+    schemaname: Sequence[str]
+    relname: Sequence[str]
+    indexrelname: Sequence[str]
+
+
+INDEX_KEYS = (
+    "i.indexrelid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, t.relname, "
+    "c.relname AS indexrelname"
+)

@@ -15,12 +15,6 @@ from tests.exporter.helpers import Samples, Scraper, create_databases, flush_sta
 DB_A = "exp_shop"
 DB_B = "exp_billing"
 
-ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
-
-
-class ScratchTable(Protocol):
-    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
-
 
 @pytest.fixture(scope="session")
 def databases(pg_server: PostgresServer) -> tuple[str, str]:
@@ -61,6 +55,15 @@ async def scraper_factory(
     yield factory
     for s in made:
         await s.close()
+
+
+ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
+
+
+class ScratchTable(Protocol):
+    """The `scratch_table` fixture's function."""
+
+    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
 
 
 @pytest.fixture

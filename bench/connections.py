@@ -18,11 +18,11 @@ medians and ratios against postgres_exporter; nothing here asserts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from bench.scrape.exporters import POSTGRES_EXPORTER, Exporter, base_env, starte
 from bench.scrape.report import say
 from devtools.pgserver import PostgresServer
 from devtools.processes import free_port
+from devtools.sampling import PeakWatch
 
 WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "connections"
 DEFAULT_COUNTS = (1, 50, 200)
@@ -86,30 +87,17 @@ def make_exporters(server: PostgresServer, workdir: Path) -> list[Role]:
     return roles
 
 
-class BackendWatch:
-    """The peak number of backends of one role, sampled in a thread while a block runs."""
+@contextlib.contextmanager
+def backend_watch(server: PostgresServer, role: str) -> Iterator[PeakWatch]:
+    """The peak number of backends of one role, sampled every SAMPLE_EVERY seconds while the block runs."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
 
-    def __init__(self, server: PostgresServer, role: str) -> None:
-        self.server, self.role, self.peak = server, role, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        def backends() -> int:
+            row = conn.execute(b"SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [role]).fetchone()
+            return int(row[0]) if row else 0
 
-    def _run(self) -> None:
-        with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
-            while not self._stop.is_set():
-                row = conn.execute(
-                    b"SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [self.role]
-                ).fetchone()
-                self.peak = max(self.peak, int(row[0]) if row else 0)
-                time.sleep(SAMPLE_EVERY)
-
-    def __enter__(self) -> BackendWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        with PeakWatch(backends, SAMPLE_EVERY) as watch:
+            yield watch
 
 
 def held(server: PostgresServer, role: str) -> int:
@@ -143,7 +131,7 @@ def measure(server: PostgresServer, count: int) -> list[Role]:
     with started(exporters):
         for role in roles:
             assert role.exporter is not None
-            with BackendWatch(server, role.role) as watch:
+            with backend_watch(server, role.role) as watch:
                 role.cold, _ = role.exporter.scrape()
                 time.sleep(0.5)
                 role.warm, _ = role.exporter.scrape()

@@ -20,14 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devtools.pgserver import free_port
+from devtools.processes import NotReady, free_port, spawn, wait_http
 
 DAY = 86400
 TARGET = 'target="bench"'
@@ -180,21 +179,17 @@ def main() -> int:
         blocks = time.monotonic() - begun
         (workdir / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
         port = free_port()
-        prometheus = subprocess.Popen(
+        prometheus = spawn(
+            "prometheus",
             ["prometheus", f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
              "--storage.tsdb.retention.time=30d", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            workdir / "prometheus.log",
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("prometheus did not become ready") from None
-                time.sleep(0.5)
+        try:
+            wait_http(prometheus, f"{url}/-/ready", timeout=120)
+        except NotReady as exc:
+            raise SystemExit(f"prometheus did not become ready: {exc}") from None
         timings = []
         for run in range(args.runs):
             html = workdir / f"weekly-{run}.html"
@@ -215,8 +210,7 @@ def main() -> int:
         print(summary)
     finally:
         if prometheus is not None:
-            prometheus.terminate()
-            prometheus.wait(10)
+            prometheus.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

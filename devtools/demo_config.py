@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from devtools.drills import SHOP_REACHABLE, local_restore_drill
 from devtools.pgserver import PostgresServer
 
 IDENTIFIER = "skillancer-production"
@@ -13,6 +14,11 @@ REGION = "us-east-1"
 THRESHOLD = 5  # seconds: PostgresLongRunningQuery at demo intervals (alerts/demo/overrides.yml)
 LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 DRILL = "weekly-restore-test"
+CLOCK_SANE = {
+    "name": "clock sane",
+    "sql": "SELECT extract(epoch FROM now() - pg_postmaster_start_time())",
+    "expect": {"min": 0},
+}
 
 
 def prepare_postgres(server: PostgresServer) -> dict[str, str]:
@@ -83,34 +89,8 @@ def responder_config(workdir: Path, token: Path, port: int) -> dict[str, Any]:
             },
         ],
         "schedules": [
-            {
-                "name": DRILL,
-                "cron": "0 3 * * 0",
-                "action": "restore_drill",
-                "target": {"dbidentifier": IDENTIFIER, "aws_region": REGION},
-                "mode": "enforce",
-                "params": {
-                    "source": "latest_snapshot",
-                    "wait_timeout": "2m",
-                    "max_lifetime": "10m",
-                    "connect": {
-                        "dsn_env": "DEMO_DRILL_DSN",
-                        "host_override": "127.0.0.1",
-                        "port_override": port,
-                    },
-                    "checks": [
-                        {
-                            "name": "shop reachable",
-                            "sql": "SELECT count(*) FROM pg_database WHERE datname = 'shop'",
-                            "expect": {"min": 1},
-                        },
-                        {
-                            "name": "clock sane",
-                            "sql": "SELECT extract(epoch FROM now() - pg_postmaster_start_time())",
-                            "expect": {"min": 0},
-                        },
-                    ],
-                },
-            }
+            local_restore_drill(
+                DRILL, IDENTIFIER, REGION, "DEMO_DRILL_DSN", port, checks=(SHOP_REACHABLE, CLOCK_SANE)
+            )
         ],
     }

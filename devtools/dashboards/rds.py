@@ -267,19 +267,13 @@ RDS_DASHBOARD = Dashboard(
             ),
         ),
         Row("Restore drills"),
-        Panel(
+        stat(
             "Last successful drill",
-            [
-                q(
-                    f"time() - max by (schedule, dbidentifier) "
-                    f"(pgwarden_drill_last_success_timestamp_seconds{{{DRILL}}} > 0)",
-                    "{{schedule}} {{dbidentifier}}",
-                )
-            ],
+            f"time() - max by (schedule, dbidentifier) "
+            f"(pgwarden_drill_last_success_timestamp_seconds{{{DRILL}}} > 0)",
+            "{{schedule}} {{dbidentifier}}",
             unit="s",
-            kind="stat",
             width=8,
-            height=4,
             description="Time since each schedule's last successful restore drill (none within 35 days: no "
             "value).",
         ),
@@ -291,12 +285,11 @@ RDS_DASHBOARD = Dashboard(
             height=4,
             description="1 when the check passed in the schedule's last drill that ran checks.",
         ),
-        Panel(
+        stat(
             "Drill instances",
-            [q("pgwarden_drill_instances", "{{state}}")],
-            kind="stat",
+            "pgwarden_drill_instances",
+            "{{state}}",
             width=8,
-            height=4,
             description="Drill instances the sweeper saw: running (a drill in progress) or leaked.",
         ),
         Panel(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Protocol
 
 import pytest
 
 from devtools.pgserver import PostgresServer
 from tests.conftest import MONITOR_ROLE
-from tests.exporter.helpers import Scraper, create_databases, make_config
+from tests.exporter.helpers import Samples, Scraper, create_databases, flush_stats, make_config
 
 # Two databases with known tables; names are prefixed so other suites' databases do not collide.
 DB_A = "exp_shop"
@@ -55,6 +55,43 @@ async def scraper_factory(
     yield factory
     for s in made:
         await s.close()
+
+
+ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
+
+
+class ScratchTable(Protocol):
+    """The `scratch_table` fixture's function."""
+
+    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
+
+
+@pytest.fixture
+def scrape_after(pg_server: PostgresServer, scraper_factory: Callable[..., Scraper]) -> ScrapeAfter:
+    """`await scrape_after(db, sql)`: runs `sql` in `db` with its statistics flushed, then scrapes the test
+    server with the default configuration."""
+
+    async def scrape(db: str, sql: str) -> Samples:
+        flush_stats(pg_server, db, sql)
+        return await scraper_factory().scrape()
+
+    return scrape
+
+
+@pytest.fixture
+def scratch_table(pg_server: PostgresServer, databases: tuple[str, str]) -> Iterator[ScratchTable]:
+    """`scratch_table(db, name, definition, fill="")`: CREATE TABLE `name` `definition` in `db`, then runs the
+    `fill` statements; returns `name`. The tables are dropped after the test, newest first."""
+    created: list[tuple[str, str]] = []
+
+    def create(db: str, name: str, definition: str, fill: str = "") -> str:
+        pg_server.execute(f"CREATE TABLE {name} {definition}; {fill}", dbname=db)
+        created.append((db, name))
+        return name
+
+    yield create
+    for db, name in reversed(created):
+        pg_server.execute(f"DROP TABLE {name}", dbname=db)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,13 @@ from tests.exporter.processes import (
 )
 
 SECRET = "cli-Secret-pw-7731"
+# The --check-config tests' first target, its DSN's password SECRET; a test's text goes on with the target's
+# further keys (indented 4) and the rest of the configuration.
+PRODUCTION = f"""
+targets:
+  - name: production
+    dsn: postgresql://monitor:{SECRET}@prod.internal:5432/app
+"""
 
 
 def samples(body: str) -> list[tuple[str, dict[str, str], float]]:
@@ -76,10 +83,8 @@ def test_check_config_good_prints_a_summary(tmp_path: Path) -> None:
     dsn_file.write_text(f"host=reports.internal port=5434 dbname=reports user=r password={SECRET}\n")
     config = write_config(
         tmp_path,
-        f"""
-targets:
-  - name: production
-    dsn: postgresql://monitor:{SECRET}@prod.internal:5432/app
+        PRODUCTION
+        + f"""\
     rds: {{identifier: prod-db, region: us-east-1, backup_regions: [eu-west-1]}}
   - name: staging
     dsn_env: PGW_TEST_STAGING_DSN
@@ -122,14 +127,12 @@ def test_check_config_zero_config(tmp_path: Path) -> None:
 def test_check_config_bad_names_every_bad_key(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
-        f"""
-targets:
-  - name: production
-    dsn: postgresql://monitor:{SECRET}@prod.internal:5432/app
+        PRODUCTION
+        + """\
     dsnn: typo
 collectors:
-  activty: {{long_running_thresholds: [60]}}
-limits: {{statements_top_n: -1}}
+  activty: {long_running_thresholds: [60]}
+limits: {statements_top_n: -1}
 """,
     )
     result = run_cli("--config", str(config), "--check-config")

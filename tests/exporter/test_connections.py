@@ -4,12 +4,12 @@ other databases than the DSN's closed after `idle_timeout`, and the counts expor
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from devtools.pgserver import PostgresServer
+from devtools.sampling import PeakWatch
 from exporter.config import ConfigError, parse_config
 from exporter.db import APPLICATION_NAME
 from tests.exporter.conftest import DB_A, DB_B
@@ -32,28 +32,9 @@ def many_databases(pg_server: PostgresServer, databases: tuple[str, str]) -> Ite
         pg_server.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-class ConnectionWatch:
-    """The exporter's backends as the server sees them, sampled in a thread while it runs."""
-
-    def __init__(self, pg_server: PostgresServer) -> None:
-        self.pg_server = pg_server
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, int(self.pg_server.execute(COUNT_SQL)[0][0]))
-            self.samples += 1
-
-    def __enter__(self) -> ConnectionWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+def connection_watch(pg_server: PostgresServer) -> PeakWatch:
+    """The exporter's backends as the server sees them, sampled back to back in a thread while it runs."""
+    return PeakWatch(lambda: int(pg_server.execute(COUNT_SQL)[0][0]))
 
 
 async def eventually(predicate: Callable[[], bool]) -> None:
@@ -77,7 +58,7 @@ async def test_many_databases_are_read_through_the_budget_and_let_go_at_rest(
     scraper = scraper_factory(
         target={"max_connections": budget, "idle_timeout": "300ms"}, collectors={"defaults": {"ttl": "0s"}}
     )
-    with ConnectionWatch(pg_server) as watch:
+    with connection_watch(pg_server) as watch:
         # two scrapes at once (two Prometheus servers) share the one budget
         first, second = await asyncio.gather(scraper.scrape(), scraper.scrape())
     assert watch.samples > 0 and 1 <= watch.peak <= budget

@@ -45,6 +45,7 @@ import requests
 import yaml
 
 from devtools import dashboards
+from devtools.drills import local_restore_drill
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
 from devtools.pgserver import PostgresServer
 from devtools.processes import NotReady, Process, free_port, spawn, wait_http
@@ -389,32 +390,7 @@ def responder_config(pg: PostgresServer, moto: MotoServer, journal: Path) -> dic
                 "require_approval": True,
             },
         ],
-        "schedules": [
-            {
-                "name": DRILL,
-                "cron": "0 3 * * 0",
-                "action": "restore_drill",
-                "target": {"dbidentifier": DB_ID, "aws_region": REGION},
-                "mode": "enforce",
-                "params": {
-                    "source": "latest_snapshot",
-                    "wait_timeout": "2m",
-                    "max_lifetime": "10m",
-                    "connect": {
-                        "dsn_env": "PGWARDEN_DRILL_DSN",
-                        "host_override": "127.0.0.1",
-                        "port_override": pg.port,
-                    },
-                    "checks": [
-                        {
-                            "name": "shop reachable",
-                            "sql": "SELECT count(*) FROM pg_database WHERE datname = 'shop'",
-                            "expect": {"min": 1},
-                        }
-                    ],
-                },
-            }
-        ],
+        "schedules": [local_restore_drill(DRILL, DB_ID, REGION, "PGWARDEN_DRILL_DSN", pg.port)],
     }
 
 

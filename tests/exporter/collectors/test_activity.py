@@ -10,7 +10,7 @@ import pytest
 from devtools.pgserver import PostgresServer
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
 from tests.exporter.collectors.conftest import APP_ROLE
-from tests.exporter.conftest import DB_A, DB_B
+from tests.exporter.conftest import DB_A, DB_B, ScratchTable
 from tests.exporter.helpers import Scraper, background_query, flush_stats, server_setting, wait_for
 
 
@@ -37,24 +37,21 @@ async def test_long_running_query_is_counted_and_aged(
 
 
 @pytest.fixture
-def autovacuumed_table(pg_server: PostgresServer, databases: tuple[str, str]) -> Iterator[str]:
+def autovacuumed_table(pg_server: PostgresServer, scratch_table: ScratchTable) -> Iterator[str]:
     """A table autovacuum picks at once and works on slowly (cost delay), with autovacuum waking every second."""
-    pg_server.execute(
-        "CREATE TABLE exp_autovacuumed (id int) WITH (autovacuum_vacuum_threshold = 0, "
-        "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1, "
+    table = scratch_table(
+        DB_B,
+        "exp_autovacuumed",
+        "(id int) WITH (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0, "
+        "autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1, "
         "autovacuum_analyze_threshold = 1000000000)",
-        dbname=DB_B,
     )
-    try:
-        with server_setting(pg_server, "autovacuum_naptime", "1"):
-            flush_stats(
-                pg_server,
-                DB_B,
-                "INSERT INTO exp_autovacuumed SELECT generate_series(1, 50000); DELETE FROM exp_autovacuumed",
-            )
-            yield "exp_autovacuumed"
-    finally:
-        pg_server.execute("DROP TABLE exp_autovacuumed", dbname=DB_B)  # cancels the worker
+    # scratch_table drops the table after the setting is reset: that cancels the worker
+    with server_setting(pg_server, "autovacuum_naptime", "1"):
+        flush_stats(
+            pg_server, DB_B, f"INSERT INTO {table} SELECT generate_series(1, 50000); DELETE FROM {table}"
+        )
+        yield table
 
 
 async def test_autovacuum_worker_start_time(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from devtools.pgserver import PostgresServer
 from exporter.collectors.progress_vacuum import PHASES
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.conftest import DB_A, DB_B
+from tests.exporter.conftest import DB_A, DB_B, ScratchTable
 from tests.exporter.helpers import Scraper, background_query, wait_for
 
 P = "pg_stat_progress_vacuum_"
@@ -22,15 +22,14 @@ PROGRESS_SQL = (
 
 
 @pytest.fixture
-def vacuumed_table(pg_server: PostgresServer, databases: tuple[str, str]) -> Iterator[str]:
-    pg_server.execute(
-        "CREATE TABLE exp_vacuumed (id int, payload text) WITH (autovacuum_enabled = off); "
+def vacuumed_table(scratch_table: ScratchTable) -> str:
+    return scratch_table(
+        DB_A,
+        "exp_vacuumed",
+        "(id int, payload text) WITH (autovacuum_enabled = off)",
         "INSERT INTO exp_vacuumed SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g; "
         "DELETE FROM exp_vacuumed WHERE id % 2 = 0",
-        dbname=DB_A,
     )
-    yield "exp_vacuumed"
-    pg_server.execute("DROP TABLE exp_vacuumed", dbname=DB_A)
 
 
 async def test_a_vacuum_in_progress(

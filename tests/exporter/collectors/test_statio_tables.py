@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, flush_stats
+from tests.exporter.conftest import DB_A, DB_B, ScrapeAfter
 
 
-async def test_statio_counts_cache_hits(
-    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
-) -> None:
-    flush_stats(pg_server, DB_B, "SELECT sum(amount) FROM invoices")
-    samples = await scraper_factory().scrape()
+async def test_statio_counts_cache_hits(scrape_after: ScrapeAfter) -> None:
+    samples = await scrape_after(DB_B, "SELECT sum(amount) FROM invoices")
     hits = samples.get("pg_statio_user_tables_heap_blocks_hit", datname=DB_B, relname="invoices")
     assert hits is not None and hits > 0
     assert samples.get("pg_statio_user_tables_idx_blocks_hit", datname=DB_B, relname="invoices") is not None

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, flush_stats
+from tests.exporter.conftest import DB_A, DB_B, ScrapeAfter
 
 
 async def test_tables_of_two_databases_with_dead_tuples_and_sizes(
-    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+    scrape_after: ScrapeAfter, pg_server: PostgresServer
 ) -> None:
-    flush_stats(pg_server, DB_A, "DELETE FROM churn WHERE id <= 5000")
-    samples = await scraper_factory().scrape()
+    samples = await scrape_after(DB_A, "DELETE FROM churn WHERE id <= 5000")
     dead = samples.get("pg_stat_user_tables_n_dead_tup", datname=DB_A, schemaname="public", relname="churn")
     assert dead is not None and dead >= 5000
     assert samples.get("pg_stat_user_tables_n_live_tup", datname=DB_B, relname="invoices") == 500
@@ -34,11 +31,8 @@ async def test_tables_of_two_databases_with_dead_tuples_and_sizes(
     assert {lbl["datname"] for lbl, _ in samples.all("pg_stat_user_tables_seq_scan")} >= {DB_A, DB_B}
 
 
-async def test_a_vacuum_by_hand_has_its_time_and_count(
-    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
-) -> None:
-    flush_stats(pg_server, DB_A, "VACUUM small")
-    samples = await scraper_factory().scrape()
+async def test_a_vacuum_by_hand_has_its_time_and_count(scrape_after: ScrapeAfter) -> None:
+    samples = await scrape_after(DB_A, "VACUUM small")
     vacuumed = samples.get("pg_stat_user_tables_last_vacuum", datname=DB_A, relname="small")
     assert vacuumed is not None and time.time() - 3600 < vacuumed <= time.time()
     count = samples.get("pg_stat_user_tables_vacuum_count", datname=DB_A, relname="small")

@@ -39,6 +39,20 @@ def file_errors(tmp_path: Path, text: str) -> list[str]:
     return [line.removeprefix(f"{path}: ") for line in caught.value.errors]
 
 
+def backlog_and_bad_name(backlog_keys: str = "") -> str:
+    """Queries-file text: `backlog` lists the column depth twice (`backlog_keys` are further lines of it), and
+    "bad-name" is no valid metric prefix."""
+    return f"""
+backlog:
+  query: SELECT 1
+{backlog_keys}  metrics:
+    - depth: {{usage: GAUGE}}
+    - depth: {{usage: COUNTER}}
+"bad-name":
+  query: SELECT 1
+"""
+
+
 def test_custom_query_shape_errors_name_their_key() -> None:
     errors = config_errors(
         [
@@ -92,17 +106,8 @@ jobs:
   metrics:
     - depth: {usage: gauge}
     - wait: {usage: HISTOGRAM}
-    - ok: {usage: GAUGE, descripton: typo}
-backlog:
-  query: SELECT 1
-  runonserver: ">= ten"
-  cache_seconds: -1
-  metrics:
-    - depth: {usage: GAUGE}
-    - depth: {usage: COUNTER}
-"bad-name":
-  query: SELECT 1
-""",
+    - ok: {usage: GAUGE, descripton: typo}"""
+        + backlog_and_bad_name('  runonserver: ">= ten"\n  cache_seconds: -1\n'),
     )
     assert "jobs.querry: unknown key" in errors
     assert "jobs.query: Field required" in errors
@@ -121,18 +126,7 @@ backlog:
 
 
 def test_queries_file_duplicate_columns_and_bad_prefixes(tmp_path: Path) -> None:
-    errors = file_errors(
-        tmp_path,
-        """
-backlog:
-  query: SELECT 1
-  metrics:
-    - depth: {usage: GAUGE}
-    - depth: {usage: COUNTER}
-"bad-name":
-  query: SELECT 1
-""",
-    )
+    errors = file_errors(tmp_path, backlog_and_bad_name())
     assert errors == [
         "backlog: metrics.1.depth: column listed twice",
         "bad-name.[key]: String should match pattern '^[a-zA-Z_:][a-zA-Z0-9_:]*$'",

@@ -155,17 +155,22 @@ ActionResult = dict[str, Any]
 class ActionSpec(Generic[P]):
     """An action: its parameter model, the kind of target it needs, and one async function.
 
-    `counters` maps a name to its help text; each becomes `pgwarden_responder_<name>_total`.
+    `name` defaults to the last part of the name of the module `run` is defined in: a playbook is named after
+    its file. `counters` maps a name to its help text; each becomes `pgwarden_responder_<name>_total`.
     """
 
-    name: str
     params_model: type[P]
     target_kind: TargetKind
     run: Callable[[ActionContext[P]], Awaitable[ActionResult]]
+    name: str = field(default="", kw_only=True)
     requires_approval_by_default: bool = False
     repeat_by_default: Repeat = "once"
     description: str = ""
     counters: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.run.__module__.rpartition(".")[2])
 
 
 class ActionRegistry:

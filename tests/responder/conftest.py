@@ -73,7 +73,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def registry(recorder: Recorder) -> ActionRegistry:
     reg = default_registry()
-    reg.register(ActionSpec("record", RecordParams, TargetKind.POSTGRES, recorder.run))
+    reg.register(ActionSpec(RecordParams, TargetKind.POSTGRES, recorder.run, name="record"))
     return reg
 
 

@@ -33,6 +33,20 @@ class ActionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def exactly_one_of(first: str, second: str) -> Callable[[M], M]:
+    """A model's after-validator (`model_validator(mode="after")(...)`): exactly one of two fields is given."""
+
+    def check(model: M) -> M:
+        if (getattr(model, first) is None) == (getattr(model, second) is None):
+            raise ValueError(f"give exactly one of {first} or {second}")
+        return model
+
+    return check
+
+
 class TargetKind(StrEnum):
     POSTGRES = "postgres"  # a configured PostgreSQL server (alert label `target`)
     RDS = "rds"  # an RDS instance (alert labels `dbidentifier`, `aws_region`)

@@ -33,6 +33,20 @@ class ActionParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def exactly_one_of(first: str, second: str) -> Callable[[M], M]:
+    """A model's after-validator (`model_validator(mode="after")(...)`): exactly one of two fields is given."""
+
+    def check(model: M) -> M:
+        if (getattr(model, first) is None) == (getattr(model, second) is None):
+            raise ValueError(f"give exactly one of {first} or {second}")
+        return model
+
+    return check
+
+
 class TargetKind(StrEnum):
     POSTGRES = "postgres"  # a configured PostgreSQL server (alert label `target`)
     RDS = "rds"  # an RDS instance (alert labels `dbidentifier`, `aws_region`)
@@ -155,17 +169,22 @@ ActionResult = dict[str, Any]
 class ActionSpec(Generic[P]):
     """An action: its parameter model, the kind of target it needs, and one async function.
 
-    `counters` maps a name to its help text; each becomes `pgwarden_responder_<name>_total`.
+    `name` defaults to the last part of the name of the module `run` is defined in: a playbook is named after
+    its file. `counters` maps a name to its help text; each becomes `pgwarden_responder_<name>_total`.
     """
 
-    name: str
     params_model: type[P]
     target_kind: TargetKind
     run: Callable[[ActionContext[P]], Awaitable[ActionResult]]
+    name: str = field(default="", kw_only=True)
     requires_approval_by_default: bool = False
     repeat_by_default: Repeat = "once"
     description: str = ""
     counters: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.run.__module__.rpartition(".")[2])
 
 
 class ActionRegistry:

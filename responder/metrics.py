@@ -49,21 +49,21 @@ class ResponderMetrics:
             for spec in actions
             for name, help_text in spec.counters.items()
         }
-        self.running = Gauge(
-            "pgwarden_responder_actions_running", "Actions running in this process now.", registry=r
-        )
-        self.pending = Gauge(
+
+        def gauge(name: str, help_text: str) -> Gauge:
+            return Gauge(name, help_text, registry=r)
+
+        self.running = gauge("pgwarden_responder_actions_running", "Actions running in this process now.")
+        self.pending = gauge(
             "pgwarden_responder_actions_pending",
             "Actions waiting in the journal for an approval (all replicas), read when /metrics is scraped.",
-            registry=r,
         )
-        self.journal_up = Gauge(
-            "pgwarden_responder_journal_up", "1 when the last journal operation succeeded.", registry=r
+        self.journal_up = gauge(
+            "pgwarden_responder_journal_up", "1 when the last journal operation succeeded."
         )
-        self.journal_rows = Gauge(
+        self.journal_rows = gauge(
             "pgwarden_responder_journal_rows",
             "Decisions in the journal (all replicas), read when /metrics is scraped and after each prune.",
-            registry=r,
         )
 
     def outcome(self, playbook: str | None, action: str | None, outcome: Outcome) -> None:

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from pgwarden.config import Errors, StrictModel
 from pgwarden.secrets import SecretRef
+from responder.core import exactly_one_of
 
 NAME_RE = r"^[A-Za-z0-9_.:@-]+$"
 
@@ -26,11 +27,7 @@ class PrincipalSchema(StrictModel):
     token_env: str | None = None
     token_file: Path | None = None
 
-    @model_validator(mode="after")
-    def _one_token_source(self) -> PrincipalSchema:
-        if (self.token_env is None) == (self.token_file is None):
-            raise ValueError("give exactly one of token_env or token_file")
-        return self
+    _one_token_source = model_validator(mode="after")(exactly_one_of("token_env", "token_file"))
 
 
 @dataclass(frozen=True)

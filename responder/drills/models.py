@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pgwarden.durations import Duration
-from responder.core import ActionParams
+from responder.core import ActionParams, exactly_one_of
 
 SourceKind = Literal["latest_snapshot", "latest_automated_snapshot", "point_in_time", "cross_region_copy"]
 
@@ -58,11 +58,7 @@ class PointInTime(ActionParams):
     before: Duration | None = None
     at: str | None = None
 
-    @model_validator(mode="after")
-    def _one(self) -> PointInTime:
-        if (self.before is None) == (self.at is None):
-            raise ValueError("give exactly one of before or at")
-        return self
+    _one = model_validator(mode="after")(exactly_one_of("before", "at"))
 
 
 def unique_names(checks: tuple[Check, ...]) -> tuple[Check, ...]:

@@ -101,7 +101,6 @@ async def run(ctx: ActionContext[GrowStorageParams]) -> ActionResult:
 
 
 SPEC = ActionSpec(
-    name="grow_storage",
     params_model=GrowStorageParams,
     target_kind=TargetKind.RDS,
     run=run,

@@ -80,7 +80,6 @@ async def run(ctx: ActionContext[MaintenanceReportParams]) -> ActionResult:
 
 
 SPEC = ActionSpec(
-    name="maintenance_report",
     params_model=MaintenanceReportParams,
     target_kind=TargetKind.POSTGRES,
     run=run,

@@ -150,7 +150,6 @@ async def _delete(
 
 
 SPEC = ActionSpec(
-    name="restore_drill",
     params_model=RestoreDrillParams,
     target_kind=TargetKind.RDS,
     run=run,

@@ -71,7 +71,6 @@ async def run(ctx: ActionContext[ScaleInstanceParams]) -> ActionResult:
 
 
 SPEC = ActionSpec(
-    name="scale_instance",
     params_model=ScaleInstanceParams,
     target_kind=TargetKind.RDS,
     run=run,

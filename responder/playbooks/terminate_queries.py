@@ -165,7 +165,6 @@ async def run(ctx: ActionContext[TerminateQueriesParams]) -> ActionResult:
 
 
 SPEC = ActionSpec(
-    name="terminate_queries",
     params_model=TerminateQueriesParams,
     target_kind=TargetKind.POSTGRES,
     run=run,

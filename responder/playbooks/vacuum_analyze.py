@@ -150,7 +150,6 @@ async def run(ctx: ActionContext[VacuumAnalyzeParams]) -> ActionResult:
 
 
 SPEC = ActionSpec(
-    name="vacuum_analyze",
     params_model=VacuumAnalyzeParams,
     target_kind=TargetKind.TABLE,
     run=run,

@@ -27,7 +27,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
+from devtools.motoserver import FAKE_CREDENTIALS, MotoServer
 from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
 from exporter.config import parse_config, resolve_targets
 from exporter.db import DatabaseUnavailable, ServerConnections
@@ -46,6 +46,7 @@ from responder.journal.ops import op_ping
 from responder.playbooks import default_registry
 from tests.conftest import missing_service
 from tests.pgwarden.certs import make_certificates
+from tests.responder.conftest import moto_or_missing
 
 REGION = "eu-west-1"
 RECONNECT_WAIT = 30.0  # a bound for waiting on the journal pool's reconnect, never asserted on
@@ -53,11 +54,7 @@ RECONNECT_WAIT = 30.0  # a bound for waiting on the journal pool's reconnect, ne
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
-    try:
-        server = start_moto()
-    except MotoUnavailable as exc:
-        missing_service(f"moto server ({exc})")
-        raise
+    server = moto_or_missing()
     with pytest.MonkeyPatch.context() as patch:
         # The code under test finds Secrets Manager the way boto3 does: AWS_ENDPOINT_URL and the credentials.
         for key, value in {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": server.endpoint_url}.items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import time
 import uuid
@@ -73,7 +72,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def registry(recorder: Recorder) -> ActionRegistry:
     reg = default_registry()
-    reg.register(ActionSpec("record", RecordParams, TargetKind.POSTGRES, recorder.run))
+    reg.register(ActionSpec(RecordParams, TargetKind.POSTGRES, recorder.run, name="record"))
     return reg
 
 
@@ -185,24 +184,25 @@ async def post_alerts(
 # ---- services -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
+def moto_or_missing() -> MotoServer:
+    """A started moto server; without moto, the test skips (or fails under PGWARDEN_REQUIRE_SERVICES=1)."""
     try:
-        server = start_moto()
+        return start_moto()
     except MotoUnavailable as exc:
         missing_service(f"moto server ({exc})")
         raise AssertionError("unreachable") from exc
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
-    try:
-        yield server
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = moto_or_missing()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in server.env.items():
+            patch.setenv(key, value)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture
@@ -300,34 +300,27 @@ class ReadOnlyJournal:
             params=(dbname,),
         )
 
-    def begin(self) -> None:
+    def _refuse_writes(self, refuse: bool) -> None:
         if self.server is not None:
-            self._pg("SET default_transaction_read_only = on")
+            self._pg(
+                "SET default_transaction_read_only = on" if refuse else "RESET default_transaction_read_only"
+            )
             return
         for table in self.TABLES:
             for op in ("INSERT", "UPDATE", "DELETE"):
-                journal_sql(
-                    self.url,
-                    f"CREATE TRIGGER ro_{table}_{op.lower()} BEFORE {op} ON {table}"
-                    " BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END",
-                )
-
-    def end(self) -> None:
-        if self.server is not None:
-            self._pg("RESET default_transaction_read_only")
-            return
-        for table in self.TABLES:
-            for op in ("insert", "update", "delete"):
-                journal_sql(self.url, f"DROP TRIGGER ro_{table}_{op}")
+                trigger = f"ro_{table}_{op.lower()}"
+                abort = "BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END"
+                create = f"CREATE TRIGGER {trigger} BEFORE {op} ON {table} {abort}"
+                journal_sql(self.url, create if refuse else f"DROP TRIGGER {trigger}")
 
     @contextlib.contextmanager
     def refusing(self) -> Iterator[None]:
         """Writes refused inside the block, and allowed again however it ends."""
-        self.begin()
+        self._refuse_writes(True)
         try:
             yield
         finally:
-            self.end()
+            self._refuse_writes(False)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ class Running:
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     recorder = Recorder()
     registry = default_registry()
-    registry.register(ActionSpec("record", RecordParams, TargetKind.POSTGRES, recorder.run))
+    registry.register(ActionSpec(RecordParams, TargetKind.POSTGRES, recorder.run, name="record"))
     config = build_config(
         {
             "mode": "enforce",

@@ -16,14 +16,14 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
     "weekly": [
         ("slow_queries", "Slow queries", slow_queries),
         ("index_usage", "Index usage", index_usage),
-        ("backup_tests", "Backup test results", drill_section("backup_tests", "Backup test results")),
+        ("backup_tests", "Backup test results", drill_section()),
         ("connection_pool", "Connection pool", connection_pool),
     ],
     "monthly": [
         ("table_bloat", "Table bloat", table_bloat),
         ("vacuum_age", "Vacuum and analyze age", vacuum_age),
         ("vacuum_runs", "Scheduled VACUUM ANALYZE runs", vacuum_runs),
-        ("dr_test", "Disaster-recovery test", drill_section("dr_test", "Disaster-recovery test")),
+        ("dr_test", "Disaster-recovery test", drill_section()),
     ],
     "quarterly": [
         ("index_review", "Index review", index_review),
@@ -32,7 +32,7 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
         (
             "cross_region",
             "Cross-region recovery test",
-            drill_section("cross_region", "Cross-region recovery test", cross_region_only=True),
+            drill_section(cross_region_only=True),
         ),
     ],
 }
@@ -41,6 +41,6 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
 async def build_section(key: str, title: str, builder: SectionBuilder, q: Inputs) -> Section:
     """One section; a Prometheus that fails answers `no data` with the reason, never a verdict."""
     try:
-        return await builder(q)
+        return await builder(q, key, title)
     except PrometheusError as exc:
         return no_data(key, title, f"Prometheus did not answer ({exc})")

@@ -100,7 +100,8 @@ def _series_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
 
-SectionBuilder = Callable[[Inputs], Awaitable[Section]]
+SectionBuilder = Callable[[Inputs, str, str], Awaitable[Section]]
+"""A checklist item: `(inputs, key, title)` to its section; `SECTIONS` names each key and title once."""
 
 
 def regex_of(values: Sequence[str]) -> str:
@@ -178,11 +179,11 @@ def _is_cross_region(result: dict[str, Any]) -> bool:
     return result.get("cross_region") is True or "cross-region" in str(result.get("source", ""))
 
 
-def drill_section(key: str, title: str, cross_region_only: bool = False) -> SectionBuilder:
+def drill_section(cross_region_only: bool = False) -> SectionBuilder:
     """The restore drills journaled in the period (`restore_drill` rows), with restore time and recovery
     point age; no drill in the period is itself the finding."""
 
-    async def build(q: Inputs) -> Section:
+    async def build(q: Inputs, key: str, title: str) -> Section:
         if q.drills is None:
             return no_data(key, title, "the journal (restore_drill rows): give the report --config")
         rows = [r for r in q.drills if r.get("outcome") in ("succeeded", "failed")]

@@ -22,8 +22,7 @@ from responder.report.sections.common import (
 )
 
 
-async def table_bloat(q: Inputs) -> Section:
-    key, title = "table_bloat", "Table bloat"
+async def table_bloat(q: Inputs, key: str, title: str) -> Section:
     top = await q.instant(f"topk({TOP}, last_over_time({q.m('pg_table_bloat_bytes')}[{q.period.window}]))")
     if not top:
         return no_data(key, title, "pg_table_bloat_bytes")
@@ -58,8 +57,7 @@ async def table_bloat(q: Inputs) -> Section:
     )
 
 
-async def vacuum_age(q: Inputs) -> Section:
-    key, title = "vacuum_age", "Vacuum and analyze age"
+async def vacuum_age(q: Inputs, key: str, title: str) -> Section:
     now = q.period.end
     last: dict[tuple[str, ...], float] = {}
     for name in ("pg_stat_user_tables_last_vacuum", "pg_stat_user_tables_last_autovacuum"):
@@ -134,8 +132,7 @@ async def vacuum_age(q: Inputs) -> Section:
     )
 
 
-async def vacuum_runs(q: Inputs) -> Section:
-    key, title = "vacuum_runs", "Scheduled VACUUM ANALYZE runs"
+async def vacuum_runs(q: Inputs, key: str, title: str) -> Section:
     if q.vacuums is None:
         return no_data(key, title, "the journal (vacuum_analyze rows): give the report --config")
     done = [r for r in q.vacuums if r.get("state") == "done"]

@@ -22,8 +22,7 @@ from responder.report.sections.common import (
 )
 
 
-async def index_review(q: Inputs) -> Section:
-    key, title = "index_review", "Index review"
+async def index_review(q: Inputs, key: str, title: str) -> Section:
     seen, unused = await unused_indexes(q)
     if not seen and q.catalog is None:
         return no_data(key, title, "pg_index_unused (and no read-only access to the target for duplicates)")
@@ -51,8 +50,7 @@ async def index_review(q: Inputs) -> Section:
     )
 
 
-async def instance_sizing(q: Inputs) -> Section:
-    key, title = "instance_sizing", "Instance sizing"
+async def instance_sizing(q: Inputs, key: str, title: str) -> Section:
     cpu = q.m("rds_cpu_usage_percent_average")
     p95 = await q.instant(f"max(quantile_over_time(0.95, {cpu}[{q.period.window}]))")
     if not p95:
@@ -107,8 +105,7 @@ def _major(version: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def security_patches(q: Inputs) -> Section:
-    key, title = "security_patches", "Security patches"
+async def security_patches(q: Inputs, key: str, title: str) -> Section:
     versions = {
         s.labels.get("engine_version", "") for s in await q.over("last_over_time", "rds_instance_info")
     } - {""}

@@ -31,8 +31,7 @@ def _text(texts: dict[tuple[str, ...], str], key: tuple[str, ...]) -> str:
     return f", {text[:60]}" if text else ""
 
 
-async def slow_queries(q: Inputs) -> Section:
-    key, title = "slow_queries", "Slow queries"
+async def slow_queries(q: Inputs, key: str, title: str) -> Section:
     total = await q.instant(
         f"topk({TOP}, increase({q.m('pg_stat_statements_seconds_total')}[{q.period.window}]))"
     )
@@ -106,8 +105,7 @@ async def slow_queries(q: Inputs) -> Section:
     return Section(key, title, verdict, reason, charts, tables)
 
 
-async def index_usage(q: Inputs) -> Section:
-    key, title = "index_usage", "Index usage"
+async def index_usage(q: Inputs, key: str, title: str) -> Section:
     seen, unused = await unused_indexes(q)
     seq = by_labels(await q.over("increase", "pg_stat_user_tables_seq_scan"), *TABLE)
     idx = by_labels(await q.over("increase", "pg_stat_user_tables_idx_scan"), *TABLE)
@@ -147,8 +145,7 @@ async def index_usage(q: Inputs) -> Section:
     )
 
 
-async def connection_pool(q: Inputs) -> Section:
-    key, title = "connection_pool", "Connection pool"
+async def connection_pool(q: Inputs, key: str, title: str) -> Section:
     total = f"sum({q.m('pg_stat_activity_count')})"
     idle = 'state=~"idle in transaction.*"'
     idle_tx = f"sum({q.m('pg_stat_activity_count', idle)})"

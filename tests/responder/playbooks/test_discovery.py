@@ -44,7 +44,6 @@ async def run(ctx: ActionContext[NoteAlertParams]) -> ActionResult:
 
 
 SPEC = ActionSpec(
-    name="note_alert",
     params_model=NoteAlertParams,
     target_kind=TargetKind.POSTGRES,
     run=run,

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from devtools import pgversions
+from devtools.motoserver import MotoServer, MotoUnavailable, start_moto
 from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
 
 MONITOR_ROLE = "pgwarden_monitor"
@@ -36,6 +37,15 @@ def missing_service(what: str) -> None:
     if services_required():
         pytest.fail(f"{what} is required (PGWARDEN_REQUIRE_SERVICES=1) but missing", pytrace=False)
     pytest.skip(f"{what} is not installed")
+
+
+def moto_or_missing() -> MotoServer:
+    """A started moto server; without moto, the test skips (or fails under PGWARDEN_REQUIRE_SERVICES=1)."""
+    try:
+        return start_moto()
+    except MotoUnavailable as exc:
+        missing_service(f"moto server ({exc})")
+        raise AssertionError("unreachable") from exc
 
 
 def community_dashboard(path: Path = COMMUNITY_DASHBOARD) -> dict[str, Any]:

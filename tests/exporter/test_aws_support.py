@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, start_moto
+from devtools.motoserver import FAKE_CREDENTIALS, MotoServer
 from devtools.seeding import create_postgres, put_rds_datapoints
 from exporter.aws.poller import SOURCES
-from tests.conftest import missing_service
+from tests.conftest import moto_or_missing
 
 REGION = "us-east-1"
 BACKUP_REGION = "eu-west-1"
@@ -53,11 +53,7 @@ PROD_POINTS = {
 def _moto(tmp: Path) -> MotoServer:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MOTO_RECORDER_FILEPATH", str(tmp / "recording.jsonl"))
-        try:
-            return start_moto()
-        except MotoUnavailable as exc:
-            missing_service(f"moto server ({exc})")
-            raise AssertionError("unreachable") from exc
+        return moto_or_missing()
 
 
 @pytest.fixture(scope="session")

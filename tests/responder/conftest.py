@@ -18,14 +18,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from psycopg.conninfo import conninfo_to_dict
 
-from devtools.motoserver import MotoServer, MotoUnavailable, start_moto
+from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
 from pgwarden.durations import Duration
 from responder.app import make_app
 from responder.config import Config, build_config
 from responder.core import ActionContext, ActionParams, ActionRegistry, ActionSpec, TargetKind
 from responder.playbooks import default_registry
-from tests.conftest import missing_service
+from tests.conftest import moto_or_missing
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -182,15 +182,6 @@ async def post_alerts(
 
 
 # ---- services -------------------------------------------------------------------------------------------------
-
-
-def moto_or_missing() -> MotoServer:
-    """A started moto server; without moto, the test skips (or fails under PGWARDEN_REQUIRE_SERVICES=1)."""
-    try:
-        return start_moto()
-    except MotoUnavailable as exc:
-        missing_service(f"moto server ({exc})")
-        raise AssertionError("unreachable") from exc
 
 
 @pytest.fixture(scope="session")

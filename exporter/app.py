@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import zlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -26,6 +28,7 @@ log = logging.getLogger("pgwarden.app")
 SCRAPERS: web.AppKey[dict[str, TargetScraper]] = web.AppKey("scrapers", dict)
 AWS: web.AppKey[AWSPoller] = web.AppKey("aws")
 CONFIG: web.AppKey[ExporterConfig] = web.AppKey("config", ExporterConfig)
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 LANDING = """<html><head><title>pgwarden exporter</title></head><body>
 <h1>pgwarden exporter {version}</h1>
@@ -66,12 +69,25 @@ def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
     return app
 
 
+def scrape_deadline(request: web.Request) -> float | None:
+    """When the answer must be written by (monotonic): the scrape timeout Prometheus sends in
+    X-Prometheus-Scrape-Timeout-Seconds, less a tenth (at most 1 s) for writing it; None without one."""
+    try:
+        timeout = float(request.headers.get(SCRAPE_TIMEOUT_HEADER, ""))
+    except ValueError:
+        return None
+    if not math.isfinite(timeout) or timeout <= 0:
+        return None
+    return time.monotonic() + timeout - min(1.0, timeout / 10)
+
+
 async def metrics(request: web.Request) -> web.StreamResponse:
     """Every configured target; with several, each series carries target="<name>"."""
     scrapers = list(request.app[SCRAPERS].values())
     labelled = len(scrapers) > 1
+    deadline = scrape_deadline(request)
     groups: list[list[Fragment]] = await asyncio.gather(
-        *(s.scrape(target_label(s.target.name) if labelled else "") for s in scrapers)
+        *(s.scrape(target_label(s.target.name) if labelled else "", deadline) for s in scrapers)
     )
     poller = request.app.get(AWS)
     if poller is not None:  # from the pollers' cache: no AWS call here
@@ -88,7 +104,8 @@ async def probe(request: web.Request) -> web.StreamResponse:
     poller = request.app.get(AWS)
     view = poller.view if poller is not None else AWSView()  # one consistent cache for the whole answer
     if scraper is not None:
-        return await stream(request, ordered_chunks([await scraper.scrape(""), view.for_target(name, False)]))
+        fragments = await scraper.scrape("", scrape_deadline(request))
+        return await stream(request, ordered_chunks([fragments, view.for_target(name, False)]))
     found = view.find(name) if name else []
     if len(found) == 1:  # a discovered RDS instance: its RDS series only
         return await stream(request, ordered_chunks([view.plain[found[0].key]]))

@@ -270,7 +270,9 @@ class ServerConnections:
                         self._open += 1
                         self._peak = max(self._peak, self._open)
                         break
-                    if self._evict_idle():
+                    # Make room by closing another database's idle connection only for a database that has
+                    # none: one that has a connection lent waits for it rather than churn the budget.
+                    if pool.in_use == 0 and self._evict_idle():
                         continue
                 await self._changed.wait()
             pool.in_use += 1

@@ -75,14 +75,19 @@ class TargetScraper:
         self.collectors: list[Collector[Any, Any]] = build_collectors(config)
         self._states: dict[tuple[str, str], CollectorState] = {}
         self._scrapes = 0
+        self._refreshing: set[asyncio.Task[None]] = set()
         self._timeouts = {c.name: collector_timeout(config, c) for c in self.collectors}
         self._ttls = {c.name: collector_ttl(config, c) for c in self.collectors}
 
     async def close(self) -> None:
+        for task in list(self._refreshing):
+            task.cancel()
+        await asyncio.gather(*self._refreshing, return_exceptions=True)
         await self.connections.close()
 
-    async def scrape(self, const_labels: str = "") -> list[Fragment]:
-        """All fragments of one scrape; `const_labels` (like `target="x"`) is added to every series."""
+    async def scrape(self, const_labels: str = "", deadline: float | None = None) -> list[Fragment]:
+        """All fragments of one scrape; `const_labels` (like `target="x"`) is added to every series. A refresh
+        still running at `deadline` (monotonic) is left to finish for a later scrape (see `_collect`)."""
         started = time.monotonic()
         self._scrapes += 1
         out = Exposition(const_labels)
@@ -108,9 +113,13 @@ class TargetScraper:
         if server is not None:
             server_wide = [c for c in self.collectors if not c.per_database]
             per_database = [c for c in self.collectors if c.per_database]
-            # One after the other: the per-database visits then reuse the DSN's database's connection.
-            done = await self._collect(server_wide, server, const_labels, self._refresh_server_wide)
-            done |= await self._collect(per_database, server, const_labels, self._refresh_databases)
+            # Side by side, within the connection budget (a budget of one takes them in turn): on a server of
+            # one large database the two halves take about as long, and the database has cores for both.
+            server_done, databases_done = await asyncio.gather(
+                self._collect(server_wide, server, const_labels, self._refresh_server_wide, deadline),
+                self._collect(per_database, server, const_labels, self._refresh_databases, deadline),
+            )
+            done = server_done | databases_done
             for collector in self.collectors:
                 state, age = done[collector.name]
                 lbl = out.labels(COLLECTOR_DURATION.labels, (collector.name,))
@@ -150,35 +159,56 @@ class TargetScraper:
         server: ServerInfo,
         const_labels: str,
         refresh: Refresh,
+        deadline: float | None,
     ) -> dict[str, tuple[CollectorState, float]]:
         """Each collector's last refresh and its age: from its cache, else refreshed with the others due.
 
-        What is returned is a copy: a concurrent scrape may start the next refresh before this one renders.
+        The refresh runs in a task of its own: when it outlasts `deadline` (the scrape's, a monotonic time),
+        the scrape is answered with the previous refresh's data, its age telling how old, and the refresh
+        goes on for the next scrape. What is returned is a copy: the next refresh may replace it meanwhile.
         """
+        started = time.monotonic()
         states = {c.name: self._state(c, const_labels) for c in collectors}
-        done: dict[str, tuple[CollectorState, float]] = {}
+        due = [c for c in collectors if self._due(c, states[c.name])]
+        if due:
+            task = asyncio.get_running_loop().create_task(
+                self._refresh(due, states, server, const_labels, refresh)
+            )
+            self._refreshing.add(task)
+            task.add_done_callback(self._refresh_done)
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            finished, _ = await asyncio.wait({task}, timeout=timeout)
+            if not finished:
+                log.info(
+                    "refresh outlasts the scrape timeout: serving the previous data, the refresh goes on",
+                    extra={"target": self.target.name, "collector": ", ".join(c.name for c in due)},
+                )
+        now = time.monotonic()
+        return {c.name: (replace(states[c.name]), _age(states[c.name], started, now)) for c in collectors}
 
-        def serve_cached(due: list[Collector[Any, Any]]) -> list[Collector[Any, Any]]:
-            for c in collectors:
-                state = states[c.name]
-                if c not in due and c.name not in done:
-                    done[c.name] = (replace(state), time.monotonic() - state.refreshed_at)
-            return due
-
-        due = serve_cached([c for c in collectors if self._due(c, states[c.name])])
-        if not due:
-            return done
+    async def _refresh(
+        self,
+        due: Sequence[Collector[Any, Any]],
+        states: dict[str, CollectorState],
+        server: ServerInfo,
+        const_labels: str,
+        refresh: Refresh,
+    ) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            for c in due:  # always in the same (registry) order: two scrapes never wait on each other's lock
+            for (
+                c
+            ) in due:  # always in the same (registry) order: two refreshes never wait on each other's lock
                 await stack.enter_async_context(states[c.name].lock)
-            # Another scrape may have refreshed some while this one waited: serve those (single flight).
-            due = serve_cached([c for c in due if self._due(c, states[c.name])])
+            # Another scrape's refresh may have done some while this one waited for it (single flight).
+            due = [c for c in due if self._due(c, states[c.name])]
             if due:
-                for c in due:  # expired: let it go before the refresh builds its replacement
-                    states[c.name].fragments = []
                 await refresh(due, states, server, const_labels)
-            done.update((c.name, (replace(states[c.name]), 0.0)) for c in due)
-        return done
+
+    def _refresh_done(self, task: asyncio.Task[None]) -> None:
+        self._refreshing.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("refresh failed", extra={"target": self.target.name, "error": _safe_error(error)})
 
     async def _refresh_server_wide(
         self,
@@ -336,6 +366,11 @@ class TargetScraper:
         include = set(rules.include)
         exclude = set(rules.exclude) | (set(ALWAYS_EXCLUDED_DATABASES) - include)
         return [n for n in names if (not include or n in include) and n not in exclude]
+
+
+def _age(state: CollectorState, scrape_started: float, now: float) -> float:
+    """0 for data read during this scrape, else how long ago it was read."""
+    return 0.0 if state.refreshed_at >= scrape_started else now - state.refreshed_at
 
 
 def _unreachable(results: Iterable[Any]) -> bool:

@@ -1,13 +1,19 @@
-"""Scraping one target: which databases are visited, the TTL cache, a slow collector failing alone."""
+"""Scraping one target: which databases are visited, the TTL cache, a slow collector failing alone, the
+scrape deadline."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from aiohttp.test_utils import make_mocked_request
+
 from devtools.pgserver import PostgresServer
+from exporter.app import SCRAPE_TIMEOUT_HEADER, scrape_deadline
 from exporter.collectors.statio_tables import COLUMNS as STATIO_COLUMNS
+from exporter.exposition import join_fragments
 from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper
+from tests.exporter.helpers import Samples, Scraper
 
 STATIO_HEAP_HIT = STATIO_COLUMNS[1].family.name
 
@@ -53,3 +59,47 @@ async def test_slow_collector_fails_alone(scraper_factory: Callable[..., Scraper
         assert samples.get("pg_scrape_collector_success", collector=other) == 1, other
     assert samples.get(STATIO_HEAP_HIT, datname=DB_B, relname="invoices") is not None
     assert samples.get("pg_exporter_last_scrape_error") == 1
+
+
+async def test_a_refresh_outlasting_the_deadline_is_served_by_a_later_scrape(
+    scraper_factory: Callable[..., Scraper],
+) -> None:
+    """Past the scrape's deadline the answer goes out without what is still being read; the refresh goes on in
+    the background, and the next scrape serves it from the cache (single flight: read once)."""
+    slow = {
+        "name": "slow",
+        "sql": "SELECT count(*) AS value FROM pg_sleep(2)",
+        "databases": [DB_B],
+        "ttl": "1h",
+        "timeout": "10s",
+        "metrics": [{"column": "value", "name": "slow_value"}],
+    }
+    scraper = scraper_factory(custom_queries=[slow])
+    started = time.monotonic()
+    first = Samples(join_fragments([await scraper.inner.scrape("", deadline=started + 1.0)]).decode())
+    assert time.monotonic() - started < 1.9
+    assert first.get("pg_up") == 1
+    assert first.all("slow_value") == []
+    assert first.get("pg_scrape_collector_success", collector="custom:slow") == 0  # not read yet
+    assert first.get("pg_stat_activity_connections_ratio") is not None  # server-wide: read in time
+    second = await scraper.scrape()  # waits for the refresh already running; starts none
+    assert second.get("slow_value", datname=DB_B) == 1
+    assert second.get("pg_scrape_collector_success", collector="custom:slow") == 1
+    assert time.monotonic() - started < 3.5
+    third = await scraper.scrape()
+    age = third.get("pg_exporter_collector_data_age_seconds", collector="custom:slow")
+    assert age is not None and age > 0
+
+
+def test_the_deadline_is_the_prometheus_scrape_timeout_less_a_margin() -> None:
+    def deadline(value: str | None) -> float | None:
+        headers = {} if value is None else {SCRAPE_TIMEOUT_HEADER: value}
+        found = scrape_deadline(make_mocked_request("GET", "/metrics", headers=headers))
+        return None if found is None else found - time.monotonic()
+
+    ten = deadline("10")
+    assert ten is not None and 8.9 < ten <= 9.0
+    half = deadline("0.5")
+    assert half is not None and 0.4 < half <= 0.45
+    assert deadline(None) is None and deadline("soon") is None and deadline("-1") is None
+    assert deadline("nan") is None

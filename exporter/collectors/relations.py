@@ -8,11 +8,22 @@ in one statement when both are refreshed: the first leaves the second's columns 
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
-from exporter.collectors.base import Column, ColumnTable, cap_clause, fetch_table, select_list
+from exporter.collectors.base import (
+    Collector,
+    Column,
+    ColumnTable,
+    cap_clause,
+    fetch_table,
+    render_capped,
+    select_list,
+)
+from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
+from exporter.exposition import Exposition
 
 KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
 
@@ -57,13 +68,6 @@ WHERE t.relkind IN ('r', 'm') AND {USER_SCHEMA}
 ORDER BY c.relpages DESC, i.indexrelid {cap_clause(limit)}"""
 
 
-def take_shared(session: Session, name: str) -> ColumnTable[Any] | None:
-    """What the first of a pair left for collector `name` in this visit, if it read it."""
-    shared = session.shared.pop(name, None)
-    assert shared is None or isinstance(shared, ColumnTable)
-    return shared
-
-
 async def fetch_with(
     session: Session,
     keys: type[KeysT],
@@ -98,3 +102,29 @@ INDEX_KEYS = (
     "i.indexrelid::int8 AS oid, count(*) OVER ()::int8 AS total, n.nspname AS schemaname, t.relname, "
     "c.relname AS indexrelname"
 )
+
+
+class PartnerCollector(Collector[ColumnTable[KeysT], CollectorOptions]):
+    """The second collector of a pair: serves what the first read for it in this visit, else reads on its own
+    (`read`). Its keys carry `total` and, after `datname`, the `labels` by name."""
+
+    per_database = True
+    default_ttl = 60.0
+    labels: ClassVar[tuple[str, ...]]
+
+    async def fetch(self, session: Session) -> ColumnTable[KeysT]:
+        shared = session.shared.pop(self.name, None)
+        if shared is not None:
+            assert isinstance(shared, ColumnTable)
+            return shared
+        return await self.read(session)
+
+    @abc.abstractmethod
+    async def read(self, session: Session) -> ColumnTable[KeysT]:
+        """The collector's rows when its partner did not read them."""
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[KeysT]]]) -> None:
+        for datname, table in results:
+            keys = table.keys
+            values = ([datname] * table.count, *(getattr(keys, name) for name in self.labels[1:]))
+            render_capped(out, self.name, datname, out.label_columns(self.labels, values), table)

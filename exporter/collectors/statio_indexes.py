@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from exporter.collectors.base import (
-    Collector,
     Column,
     ColumnTable,
     counter,
     fetch_table,
-    render_capped,
     select_list,
     with_labels,
 )
-from exporter.collectors.options import CollectorOptions
-from exporter.collectors.relations import INDEX_KEYS, IndexKeys, take_shared, user_indexes_sql
+from exporter.collectors.relations import INDEX_KEYS, IndexKeys, PartnerCollector, user_indexes_sql
 from exporter.db import Session
-from exporter.exposition import Exposition
 
 P = "pg_statio_user_indexes_"
 LABELS = ("datname", "schemaname", "relname", "indexrelname")
@@ -35,28 +29,16 @@ COLUMNS = (
 )
 
 
-class StatioIndexesCollector(Collector[ColumnTable[IndexKeys], CollectorOptions]):
+class StatioIndexesCollector(PartnerCollector[IndexKeys]):
     name = "statio_indexes"
-    per_database = True
-    default_ttl = 60.0
     source = "pg_statio_user_indexes (its definition, sharing the indexes collector's read)"
+    labels = LABELS
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
-    async def fetch(self, session: Session) -> ColumnTable[IndexKeys]:
-        shared = take_shared(session, self.name)  # read by the indexes collector in the same visit
-        if shared is not None:
-            return shared
+    async def read(self, session: Session) -> ColumnTable[IndexKeys]:
         return await fetch_table(
             session,
             IndexKeys,
             COLUMNS,
             user_indexes_sql(f"{INDEX_KEYS}, {select_list(COLUMNS)}", self.limits.indexes_per_database),
         )
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[IndexKeys]]]) -> None:
-        for datname, table in results:
-            keys = table.keys
-            labels = out.label_columns(
-                LABELS, ([datname] * table.count, keys.schemaname, keys.relname, keys.indexrelname)
-            )
-            render_capped(out, self.name, datname, labels, table)

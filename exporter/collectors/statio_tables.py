@@ -6,19 +6,15 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from exporter.collectors.base import (
-    Collector,
     Column,
     ColumnTable,
     counter,
     fetch_table,
-    render_capped,
     select_list,
     with_labels,
 )
-from exporter.collectors.options import CollectorOptions
-from exporter.collectors.relations import take_shared, user_tables_sql
+from exporter.collectors.relations import PartnerCollector, user_tables_sql
 from exporter.db import Session
-from exporter.exposition import Exposition
 
 P = "pg_statio_user_tables_"
 LABELS = ("datname", "schemaname", "relname")
@@ -63,18 +59,14 @@ class StatioKeys(NamedTuple):
     relname: Sequence[str]
 
 
-class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]):
+class StatioTablesCollector(PartnerCollector[StatioKeys]):
     name = "statio_tables"
     order = 130
-    per_database = True
-    default_ttl = 60.0
     source = "pg_statio_user_tables (its definition, sharing the tables collector's read)"
+    labels = LABELS
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
 
-    async def fetch(self, session: Session) -> ColumnTable[StatioKeys]:
-        shared = take_shared(session, self.name)  # read by the tables collector in the same visit
-        if shared is not None:
-            return shared
+    async def read(self, session: Session) -> ColumnTable[StatioKeys]:
         return await fetch_table(
             session,
             StatioKeys,
@@ -86,9 +78,3 @@ class StatioTablesCollector(Collector[ColumnTable[StatioKeys], CollectorOptions]
                 relkinds="'r', 'm'",
             ),
         )
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[StatioKeys]]]) -> None:
-        for datname, table in results:
-            keys = table.keys
-            labels = out.label_columns(LABELS, ([datname] * table.count, keys.schemaname, keys.relname))
-            render_capped(out, self.name, datname, labels, table)

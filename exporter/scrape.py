@@ -217,16 +217,21 @@ class TargetScraper:
         server: ServerInfo,
         const_labels: str,
     ) -> None:
-        """The server-wide collectors due, one after the other on one connection to the DSN's database."""
+        """The server-wide collectors due, one after the other on one connection to the DSN's database, each
+        rendered while the next one's statement runs."""
         started = time.monotonic()
-        visit = await self._visit(server.datname, collectors, server)
-        for c in collectors:
+        visit: Fetched = {}
+
+        def render(c: Collector[Any, Any]) -> None:
             result = visit[c.name]
             failed = isinstance(result, BaseException)
             errors = [self._describe(c, result)] if failed else []
             self._render(
                 c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors, started
             )
+
+        with _RenderAsRead(collectors, render) as early:
+            await self._visit(server.datname, collectors, server, visit, early.read)
 
     async def _refresh_databases(
         self,
@@ -235,7 +240,8 @@ class TargetScraper:
         server: ServerInfo,
         const_labels: str,
     ) -> None:
-        """The per-database collectors due, visiting each database once, as many at once as the budget allows."""
+        """The per-database collectors due, visiting each database once, as many at once as the budget allows.
+        A collector read from every database without a failure is rendered while the visits go on."""
         started = time.monotonic()
         listing_error: Exception | None = None
         try:
@@ -247,18 +253,15 @@ class TargetScraper:
             c.name: set(c.choose_databases(databases)) for c in collectors
         }  # custom queries pick theirs
         databases = [db for db in databases if any(db in chosen[c.name] for c in collectors)]
-        visits = await asyncio.gather(
-            *(self._visit(db, [c for c in collectors if db in chosen[c.name]], server) for db in databases)
-        )
-        gone = await self._gone(
-            [db for db, v in zip(databases, visits, strict=True) if _unreachable(v.values())]
-        )
-        for c in collectors:
+        visits: dict[str, Fetched] = {db: {} for db in databases}
+        gone: set[str] = set()
+
+        def render(c: Collector[Any, Any]) -> None:
             state = states[c.name]
             results: list[tuple[str, Any]] = []
             errors = [] if listing_error is None else [f"listing databases: {_safe_error(listing_error)}"]
             state.databases = {}
-            for db, visit in zip(databases, visits, strict=True):
+            for db, visit in visits.items():
                 if c.name not in visit:  # a database this collector does not fetch from
                     continue
                 result = visit[c.name]
@@ -271,11 +274,35 @@ class TargetScraper:
                 state.databases[db] = not isinstance(result, BaseException)
             self._render(c, state, const_labels, results, errors, started)
 
+        def complete(c: Collector[Any, Any]) -> bool:
+            """Read from every database it fetches from, and without a failure: nothing left to learn."""
+            return listing_error is None and all(
+                c.name in visit and not isinstance(visit[c.name], BaseException)
+                for db, visit in visits.items()
+                if db in chosen[c.name]
+            )
+
+        with _RenderAsRead(collectors, render, complete) as early:
+            await asyncio.gather(
+                *(
+                    self._visit(
+                        db, [c for c in collectors if db in chosen[c.name]], server, visits[db], early.read
+                    )
+                    for db in databases
+                )
+            )
+            gone |= await self._gone([db for db, v in visits.items() if _unreachable(v.values())])
+
     async def _visit(
-        self, datname: str, collectors: Sequence[Collector[Any, Any]], server: ServerInfo
-    ) -> Fetched:
-        """Every collector's fetch from one database, on one connection (another if one fetch broke it)."""
-        fetched: Fetched = {}
+        self,
+        datname: str,
+        collectors: Sequence[Collector[Any, Any]],
+        server: ServerInfo,
+        fetched: Fetched,
+        on_read: Callable[[Collector[Any, Any]], None],
+    ) -> None:
+        """Every collector's fetch from one database into `fetched`, on one connection (another if one fetch
+        broke it); `on_read` is told of each collector read (or failed)."""
         pending = list(collectors)
         refreshing = frozenset(c.name for c in collectors)
         shared: dict[str, Any] = {}
@@ -287,12 +314,14 @@ class TargetScraper:
                     while pending:
                         collector = pending.pop(0)
                         fetched[collector.name] = await self._fetch(collector, session)
+                        on_read(collector)
                         if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
                             break  # cancelled mid-statement: the others get a new connection
             except (DatabaseUnavailable, psycopg.Error) as exc:
-                fetched.update((c.name, exc) for c in pending)
+                for c in pending:
+                    fetched[c.name] = exc
+                    on_read(c)
                 pending = []
-        return fetched
 
     async def _fetch(self, collector: Collector[Any, Any], session: Session) -> Any:
         """One collector's fetch within its timeout (statement_timeout and a deadline); its exception when it
@@ -366,6 +395,40 @@ class TargetScraper:
         include = set(rules.include)
         exclude = set(rules.exclude) | (set(ALWAYS_EXCLUDED_DATABASES) - include)
         return [n for n in names if (not include or n in include) and n not in exclude]
+
+
+class _RenderAsRead:
+    """Renders each collector once it is `complete` (by default: read), from the event loop's next turn: by
+    then the visit has sent the next collector's statement, and the database works on it meanwhile. On
+    leaving the block normally every collector not rendered yet is rendered, in order."""
+
+    def __init__(
+        self,
+        collectors: Sequence[Collector[Any, Any]],
+        render: Callable[[Collector[Any, Any]], None],
+        complete: Callable[[Collector[Any, Any]], bool] = lambda c: True,
+    ) -> None:
+        self.collectors = collectors
+        self._render = render
+        self._complete = complete
+        self._rendered: set[str] = set()
+
+    def __enter__(self) -> _RenderAsRead:
+        return self
+
+    def read(self, collector: Collector[Any, Any]) -> None:
+        if self._complete(collector):
+            asyncio.get_running_loop().call_soon(self._render_once, collector)
+
+    def _render_once(self, collector: Collector[Any, Any]) -> None:
+        if collector.name not in self._rendered:
+            self._rendered.add(collector.name)
+            self._render(collector)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:  # cancelled (the scraper closing): nothing more to serve
+            for collector in self.collectors:
+                self._render_once(collector)
 
 
 def _age(state: CollectorState, scrape_started: float, now: float) -> float:

@@ -1,7 +1,7 @@
 """Table bloat, estimated from pg_stats and pg_class without any extension (the ioguide-style estimate).
 
-The estimate needs fresh statistics (ANALYZE) and covers the tables whose pg_stats rows the role may read:
-pg_stats shows a column only to roles with SELECT on it (grant pg_read_all_data, or SELECT per table).
+The estimate needs fresh statistics (ANALYZE) and covers the tables the role may SELECT: pg_stats shows a
+column only to roles with SELECT on it (grant pg_read_all_data, or SELECT per table).
 """
 
 from __future__ import annotations
@@ -34,15 +34,11 @@ class Bloat(NamedTuple):
 # Expected pages = rows / (rows per page at the fillfactor), from the average row width in pg_stats plus the
 # tuple header and alignment (as the widely used ioguide estimate computes it); bloat = actual - expected.
 # Tables lacking statistics for some column (never analyzed, or not readable by this role) get no estimate.
-# pg_stats is aggregated first: joining it column by column against pg_attribute costs twice as much.
+# pg_stats is read table by table, for the tables this role may SELECT alone: the view checks the privilege of
+# every column of every table, which for a role that may read none (pg_monitor alone) costs 0.3 s at 10,000
+# tables and returns nothing.
 _SQL = """
-WITH st AS (
-  SELECT schemaname, tablename, count(*) AS ncols, max(null_frac) AS maxnull,
-         sum((1 - null_frac) * avg_width) AS datawidth
-  FROM pg_stats
-  WHERE NOT inherited AND schemaname NOT IN ('pg_catalog', 'information_schema')
-  GROUP BY 1, 2
-), tbl AS (
+WITH tbl AS (
   SELECT c.oid AS relid, n.nspname AS schemaname, c.relname, current_setting('block_size')::int AS bs,
          c.relpages + coalesce(t.relpages, 0) AS pages, c.reltuples, coalesce(t.reltuples, 0) AS toasttuples,
          coalesce(substring(array_to_string(c.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100) AS ff,
@@ -51,9 +47,13 @@ WITH st AS (
            + ceil(st.datawidth / 8.0) * 8 AS tuplesize
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
-  JOIN st ON st.schemaname = n.nspname AND st.tablename = c.relname
   LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-  WHERE c.relkind IN ('r', 'm') AND c.reltuples >= 0
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS ncols, max(s.null_frac) AS maxnull, sum((1 - s.null_frac) * s.avg_width) AS datawidth
+    FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND NOT s.inherited
+  ) st
+  WHERE c.relkind IN ('r', 'm') AND c.reltuples >= 0 AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND has_table_privilege(c.oid, 'SELECT')
     AND st.ncols = (SELECT count(*) FROM pg_attribute a
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
 ), est AS (

@@ -306,8 +306,11 @@ class ServerConnections:
         return conn
 
     def _evict_idle(self) -> bool:
-        """Close the longest-idle connection of any database to make room; False when none is idle."""
-        oldest = min((p for p in self._pools.values() if p.idle), key=lambda p: p.idle[0][1], default=None)
+        """Close the longest-idle connection of another database than the DSN's (of that one only when no other
+        is idle: it is the one kept at rest) to make room; False when none is idle."""
+        oldest = min(
+            (p for p in self._pools.values() if p.idle), key=lambda p: (p.main, p.idle[0][1]), default=None
+        )
         if oldest is None:
             return False
         conn, _ = oldest.idle.pop(0)

@@ -73,6 +73,9 @@ ORDER BY p.pid
 class ProgressVacuumCollector(Collector[list[Vacuum], CollectorOptions]):
     name = "progress_vacuum"
     per_database = True
+    # Read with the other per-database collectors, once a minute: at TTL 0 every scrape would visit every
+    # database of the server (200 databases: 200 connections a scrape), and a vacuum worth watching runs longer.
+    default_ttl = 60.0
     source = "pg_stat_progress_vacuum"
     families = (PHASE, *VALUES)
 

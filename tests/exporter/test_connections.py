@@ -120,3 +120,28 @@ def test_the_budget_keys_are_validated_with_their_paths() -> None:
     config = parse_config({"targets": [{"name": "a", "dsn": "host=h"}]})
     assert (config.targets[0].max_connections, config.targets[0].idle_timeout) == (3, 10.0)
     assert config.collectors.defaults.size_ttl == 300.0
+
+
+async def test_scrapes_within_the_ttls_connect_to_no_other_database(
+    scraper_factory: Callable[..., Scraper], pg_server: PostgresServer
+) -> None:
+    """At the default TTLs the per-database collectors are read together, once a minute: the scrapes between
+    stay on the DSN's database, and its connection is the one kept at rest."""
+
+    def by_database() -> dict[str, int]:
+        return {str(db): int(n) for db, n in pg_server.execute(BY_DATABASE_SQL)}
+
+    wait_for(lambda: not by_database())
+    scraper = scraper_factory(
+        target={
+            "databases": {"include": ["postgres", DB_A, DB_B]},
+            "max_connections": 2,
+            "idle_timeout": "1s",
+        }
+    )
+    await scraper.scrape()
+    await eventually(lambda: by_database() == {"postgres": 1})  # the others' closed after idle_timeout
+    for _ in range(2):
+        samples = await scraper.scrape()
+        assert samples.get("pg_scrape_collector_success", collector="progress_vacuum") == 1
+        assert by_database() == {"postgres": 1}

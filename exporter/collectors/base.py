@@ -181,3 +181,34 @@ class Collector(abc.ABC, Generic[ResultT, OptionsT]):
     @abc.abstractmethod
     def render(self, out: Exposition, results: Sequence[tuple[str, ResultT]]) -> None:
         """Turn (datname, fetch result) pairs into samples."""
+
+
+class RowGaugeCollector(Collector[list[Any], CollectorOptions]):
+    """Per database, one statement whose every row is one sample of `family`: the row's first fields are the
+    family's labels after `datname`, in order, and the field after them the value (1 when there is none: the
+    row itself is the fact, as an invalid index is)."""
+
+    per_database = True
+    default_ttl = 60.0
+    family: ClassVar[Family]
+    row: ClassVar[type[tuple[Any, ...]]]  # a NamedTuple: the statement's columns
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "family" in vars(cls):
+            cls.families = (cls.family,)
+
+    @abc.abstractmethod
+    def statement(self, session: Session) -> str:
+        """The statement, for this server."""
+
+    async def fetch(self, session: Session) -> list[Any]:
+        return await session.typed(self.row, self.statement(session))
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Any]]]) -> None:
+        family = self.family
+        label_count = len(family.labels) - 1
+        for datname, rows in results:
+            for row in rows:
+                value = row[label_count] if len(row) > label_count else 1
+                out.add(family, out.labels(family.labels, (datname, *row[:label_count])), value)

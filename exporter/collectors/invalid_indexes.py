@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.base import RowGaugeCollector, gauge
 from exporter.db import Session
-from exporter.exposition import Exposition
 
 INVALID = gauge(
     "pg_index_invalid",
@@ -36,21 +33,11 @@ ORDER BY 1, 2, 3
 """
 
 
-class InvalidIndexesCollector(Collector[list[InvalidIndex], CollectorOptions]):
+class InvalidIndexesCollector(RowGaugeCollector):
     name = "invalid_indexes"
-    per_database = True
-    default_ttl = 60.0
     source = "pg_index"
-    families = (INVALID,)
+    family = INVALID
+    row = InvalidIndex
 
-    async def fetch(self, session: Session) -> list[InvalidIndex]:
-        return await session.typed(InvalidIndex, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[InvalidIndex]]]) -> None:
-        for datname, rows in results:
-            for row in rows:
-                out.add(
-                    INVALID,
-                    out.labels(INVALID.labels, (datname, row.schemaname, row.relname, row.indexrelname)),
-                    1,
-                )
+    def statement(self, session: Session) -> str:
+        return _SQL

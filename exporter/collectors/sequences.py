@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.base import RowGaugeCollector, gauge
 from exporter.db import Session
-from exporter.exposition import Exposition
 
 USED_RATIO = gauge(
     "pg_sequence_used_ratio",
@@ -35,18 +32,11 @@ ORDER BY schemaname, sequencename
 """
 
 
-class SequencesCollector(Collector[list[SequenceUse], CollectorOptions]):
+class SequencesCollector(RowGaugeCollector):
     name = "sequences"
-    per_database = True
-    default_ttl = 60.0
     source = "pg_sequences"
-    families = (USED_RATIO,)
+    family = USED_RATIO
+    row = SequenceUse
 
-    async def fetch(self, session: Session) -> list[SequenceUse]:
-        return await session.typed(SequenceUse, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[SequenceUse]]]) -> None:
-        for datname, rows in results:
-            for row in rows:
-                lbl = out.labels(USED_RATIO.labels, (datname, row.schemaname, row.sequencename))
-                out.add(USED_RATIO, lbl, row.used_ratio)
+    def statement(self, session: Session) -> str:
+        return _SQL

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -31,25 +31,10 @@ from exporter.framework import (
     PG_UP,
     SCRAPES,
 )
+from exporter.refreshing import CollectorState, RenderAsRead, data_age, safe_error
 from exporter.sizes import RelationSizes
 
 log = logging.getLogger("pgwarden.scrape")
-
-
-@dataclass
-class CollectorState:
-    """The last refresh of one collector for one label variant."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    fragments: list[Fragment] = field(default_factory=list)
-    refreshed_at: float = -1.0
-    duration: float = 0.0
-    success: bool = False  # every database read
-    served: bool = False  # rendered: every database, or (per-database collectors) those read
-    databases: dict[str, bool] = field(default_factory=dict)  # per-database collectors: which were read
-
-    def fresh(self, now: float, ttl: float) -> bool:
-        return self.success and ttl > 0 and now - self.refreshed_at < ttl
 
 
 Fetched = dict[str, Any]  # collector name -> its fetch result, or the exception it failed with
@@ -105,7 +90,7 @@ class TargetScraper:
         except (DatabaseUnavailable, psycopg.Error) as exc:
             log.warning(
                 "target down",
-                extra={"target": self.target.name, "server": self.target.display, "error": _safe_error(exc)},
+                extra={"target": self.target.name, "server": self.target.display, "error": safe_error(exc)},
             )
         out.add(PG_UP, plain, 1 if server else 0)
         groups: list[list[Fragment]] = []
@@ -184,7 +169,7 @@ class TargetScraper:
                     extra={"target": self.target.name, "collector": ", ".join(c.name for c in due)},
                 )
         now = time.monotonic()
-        return {c.name: (replace(states[c.name]), _age(states[c.name], started, now)) for c in collectors}
+        return {c.name: (replace(states[c.name]), data_age(states[c.name], started, now)) for c in collectors}
 
     async def _refresh(
         self,
@@ -208,7 +193,7 @@ class TargetScraper:
         self._refreshing.discard(task)
         error = None if task.cancelled() else task.exception()
         if error is not None:
-            log.error("refresh failed", extra={"target": self.target.name, "error": _safe_error(error)})
+            log.error("refresh failed", extra={"target": self.target.name, "error": safe_error(error)})
 
     async def _refresh_server_wide(
         self,
@@ -230,7 +215,7 @@ class TargetScraper:
                 c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors, started
             )
 
-        with _RenderAsRead(collectors, render) as early:
+        with RenderAsRead(collectors, render) as early:
             await self._visit(server.datname, collectors, server, visit, early.read)
 
     async def _refresh_databases(
@@ -259,7 +244,7 @@ class TargetScraper:
         def render(c: Collector[Any, Any]) -> None:
             state = states[c.name]
             results: list[tuple[str, Any]] = []
-            errors = [] if listing_error is None else [f"listing databases: {_safe_error(listing_error)}"]
+            errors = [] if listing_error is None else [f"listing databases: {safe_error(listing_error)}"]
             state.databases = {}
             for db, visit in visits.items():
                 if c.name not in visit:  # a database this collector does not fetch from
@@ -282,7 +267,7 @@ class TargetScraper:
                 if db in chosen[c.name]
             )
 
-        with _RenderAsRead(collectors, render, complete) as early:
+        with RenderAsRead(collectors, render, complete) as early:
             await asyncio.gather(
                 *(
                     self._visit(
@@ -353,7 +338,7 @@ class TargetScraper:
             state.fragments = out.fragments()
         except Exception as exc:  # a failing collector never fails the scrape
             state.fragments, served = [], False
-            errors = [*errors, _safe_error(exc)]
+            errors = [*errors, safe_error(exc)]
         state.success, state.served = not errors, served
         if errors:
             shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
@@ -367,7 +352,7 @@ class TargetScraper:
     def _describe(self, collector: Collector[Any, Any], exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
             return f"timed out after {self._timeouts[collector.name]:g}s"
-        return _safe_error(exc)
+        return safe_error(exc)
 
     async def _gone(self, datnames: list[str]) -> set[str]:
         """Those of the databases that no longer exist or no longer take connections."""
@@ -397,54 +382,8 @@ class TargetScraper:
         return [n for n in names if (not include or n in include) and n not in exclude]
 
 
-class _RenderAsRead:
-    """Renders each collector once it is `complete` (by default: read), from the event loop's next turn: by
-    then the visit has sent the next collector's statement, and the database works on it meanwhile. On
-    leaving the block normally every collector not rendered yet is rendered, in order."""
-
-    def __init__(
-        self,
-        collectors: Sequence[Collector[Any, Any]],
-        render: Callable[[Collector[Any, Any]], None],
-        complete: Callable[[Collector[Any, Any]], bool] = lambda c: True,
-    ) -> None:
-        self.collectors = collectors
-        self._render = render
-        self._complete = complete
-        self._rendered: set[str] = set()
-
-    def __enter__(self) -> _RenderAsRead:
-        return self
-
-    def read(self, collector: Collector[Any, Any]) -> None:
-        if self._complete(collector):
-            asyncio.get_running_loop().call_soon(self._render_once, collector)
-
-    def _render_once(self, collector: Collector[Any, Any]) -> None:
-        if collector.name not in self._rendered:
-            self._rendered.add(collector.name)
-            self._render(collector)
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:  # cancelled (the scraper closing): nothing more to serve
-            for collector in self.collectors:
-                self._render_once(collector)
-
-
-def _age(state: CollectorState, scrape_started: float, now: float) -> float:
-    """0 for data read during this scrape, else how long ago it was read."""
-    return 0.0 if state.refreshed_at >= scrape_started else now - state.refreshed_at
-
-
 def _unreachable(results: Iterable[Any]) -> bool:
     return any(isinstance(r, DatabaseUnavailable) for r in results)
-
-
-def _safe_error(exc: BaseException) -> str:
-    """An error message fit for logs: psycopg's connection errors can quote the DSN, never its password,
-    but keep only the first line to stay terse."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def target_label(name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,26 +28,32 @@ class CollectorState:
 
 
 class RenderAsRead:
-    """Renders each collector once it is `complete` (by default: read), from the event loop's next turn: by
-    then the visit has sent the next collector's statement, and the database works on it meanwhile. On
-    leaving the block normally every collector not rendered yet is rendered, in order."""
+    """Renders each collector once all its `reads` (by default one) succeeded, from the event loop's next turn:
+    by then the visit has sent the next collector's statement, and the database works on it meanwhile. A
+    collector with a failed read, and every one not rendered yet, is rendered on leaving the block normally
+    (in order), when all that is known of its failures is known."""
 
     def __init__(
         self,
         collectors: Sequence[Collector[Any, Any]],
         render: Callable[[Collector[Any, Any]], None],
-        complete: Callable[[Collector[Any, Any]], bool] = lambda c: True,
+        reads: Mapping[str, int] | None = None,
     ) -> None:
         self.collectors = collectors
         self._render = render
-        self._complete = complete
+        self._left = dict(reads) if reads is not None else {c.name: 1 for c in collectors}
         self._rendered: set[str] = set()
 
     def __enter__(self) -> RenderAsRead:
         return self
 
-    def read(self, collector: Collector[Any, Any]) -> None:
-        if self._complete(collector):
+    def read(self, collector: Collector[Any, Any], failed: bool) -> None:
+        left = self._left.pop(collector.name, None)
+        if left is None or failed:  # not to be rendered early (any more)
+            return
+        if left > 1:
+            self._left[collector.name] = left - 1
+        else:
             asyncio.get_running_loop().call_soon(self._render_once, collector)
 
     def _render_once(self, collector: Collector[Any, Any]) -> None:

@@ -259,15 +259,14 @@ class TargetScraper:
                 state.databases[db] = not isinstance(result, BaseException)
             self._render(c, state, const_labels, results, errors, started)
 
-        def complete(c: Collector[Any, Any]) -> bool:
-            """Read from every database it fetches from, and without a failure: nothing left to learn."""
-            return listing_error is None and all(
-                c.name in visit and not isinstance(visit[c.name], BaseException)
-                for db, visit in visits.items()
-                if db in chosen[c.name]
-            )
-
-        with RenderAsRead(collectors, render, complete) as early:
+        # A collector is rendered early once read from every database it fetches from (none after a listing
+        # failure: its rows are incomplete).
+        reads = (
+            {}
+            if listing_error
+            else {c.name: sum(db in chosen[c.name] for db in databases) for c in collectors}
+        )
+        with RenderAsRead(collectors, render, reads) as early:
             await asyncio.gather(
                 *(
                     self._visit(
@@ -284,10 +283,10 @@ class TargetScraper:
         collectors: Sequence[Collector[Any, Any]],
         server: ServerInfo,
         fetched: Fetched,
-        on_read: Callable[[Collector[Any, Any]], None],
+        on_read: Callable[[Collector[Any, Any], bool], None],
     ) -> None:
         """Every collector's fetch from one database into `fetched`, on one connection (another if one fetch
-        broke it); `on_read` is told of each collector read (or failed)."""
+        broke it); `on_read` is told of each collector read, and whether it failed."""
         pending = list(collectors)
         refreshing = frozenset(c.name for c in collectors)
         shared: dict[str, Any] = {}
@@ -299,13 +298,13 @@ class TargetScraper:
                     while pending:
                         collector = pending.pop(0)
                         fetched[collector.name] = await self._fetch(collector, session)
-                        on_read(collector)
+                        on_read(collector, isinstance(fetched[collector.name], BaseException))
                         if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
                             break  # cancelled mid-statement: the others get a new connection
             except (DatabaseUnavailable, psycopg.Error) as exc:
                 for c in pending:
                     fetched[c.name] = exc
-                    on_read(c)
+                    on_read(c, True)
                 pending = []
 
     async def _fetch(self, collector: Collector[Any, Any], session: Session) -> Any:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from responder import keys
 from responder.aws import RdsApi
+from responder.clock import Clock, system_clock
 from responder.config import Config
 from responder.dispatcher import SLICE, Dispatcher
 from responder.guards import RejectedAlert, alert_problem
@@ -310,7 +311,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[keys.DISPATCHER] = dispatcher
     try:
         await dispatcher.recover(first=True)
-        app[SCHEDULER] = scheduler = Scheduler(config, dispatcher)
+        app[SCHEDULER] = scheduler = Scheduler(config, dispatcher, app[keys.CLOCK])
         if SCHEDULES not in app:  # a console source registered before start-up stands
             register_schedules(app, ConsoleSchedules(scheduler))
         await scheduler.start()
@@ -333,10 +334,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await journal.close()
 
 
-def make_app(config: Config, metrics_: ResponderMetrics | None = None) -> web.Application:
-    """The responder; `config` carries each playbook's action and every known action's counters."""
+def make_app(
+    config: Config, metrics_: ResponderMetrics | None = None, clock: Clock = system_clock
+) -> web.Application:
+    """The responder; `config` carries each playbook's action and every known action's counters. `clock` is
+    the time the scheduler and the drill sweeper read."""
     app = web.Application(client_max_size=config.schema.max_body_bytes)
     app[keys.CONFIG] = config
+    app[keys.CLOCK] = clock
     app[keys.METRICS] = metrics_ or ResponderMetrics(actions=config.actions)
     app[keys.OWNER] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     app.cleanup_ctx.append(_lifecycle)

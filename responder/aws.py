@@ -4,7 +4,10 @@ under a timeout. Imports nothing else of the responder."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,43 @@ from botocore.config import Config as BotoConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
+
+
+READ_PREFIXES = ("Describe", "List", "Get", "Download")
+
+
+class UngatedEffect(RuntimeError):
+    """A mutating AWS call was about to be sent without passing through the effect gate: never sent."""
+
+
+_PASSED: contextvars.ContextVar[str | None] = contextvars.ContextVar("pgwarden_gate_passed", default=None)
+
+
+def is_read(operation: str) -> bool:
+    """Whether an AWS operation only reads (Describe*, List*, Get*, Download*)."""
+    return operation.startswith(READ_PREFIXES)
+
+
+def _refuse_ungated(model: Any, **_: Any) -> None:
+    operation = str(getattr(model, "name", ""))
+    if not is_read(operation) and _PASSED.get() != operation:
+        raise UngatedEffect(f"{operation} was not sent: it did not pass through the effect gate")
+
+
+def guard_client(client: Any) -> Any:
+    """Make a boto3 client refuse every mutating operation that `responder.effects` did not let through."""
+    client.meta.events.register("before-call.*.*", _refuse_ungated, unique_id="pgwarden-effect-gate")
+    return client
+
+
+@contextmanager
+def passing(operation: str) -> Iterator[None]:
+    """Let `operation` through the clients' guard in this context (only `responder.effects` calls this)."""
+    token = _PASSED.set(operation)
+    try:
+        yield
+    finally:
+        _PASSED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -46,8 +86,19 @@ class RdsApi:
                 client = self._session.client(
                     "rds", region_name=region, endpoint_url=self.config.endpoint_url, config=self._boto_config
                 )
-                self._clients[region] = client
+                self._clients[region] = guard_client(client)
             return client
+
+    def secrets_client(self, region: str | None = None) -> Any:
+        """A Secrets Manager client (guarded like the RDS ones), for the recovery's secret."""
+        return guard_client(
+            self._session.client(
+                "secretsmanager",
+                region_name=region or self.config.region,
+                endpoint_url=self.config.endpoint_url,
+                config=self._boto_config,
+            )
+        )
 
     async def describe_instance(self, identifier: str, region: str) -> dict[str, Any]:
         client = self.client(region)
@@ -56,11 +107,6 @@ class RdsApi:
         if len(instances) != 1:
             raise LookupError(f"RDS instance {identifier} not found in {region}")
         return dict(instances[0])
-
-    async def modify_instance(self, identifier: str, region: str, **changes: Any) -> dict[str, Any]:
-        client = self.client(region)
-        resp = await self._call(lambda: client.modify_db_instance(DBInstanceIdentifier=identifier, **changes))
-        return dict(resp.get("DBInstance", {}))
 
     async def _call(self, fn: Any) -> Any:
         async with asyncio.timeout(self.config.timeout * 2):

@@ -1,7 +1,8 @@
 """The responder's domain core: targets, what an action is, and the narrow context one run of it sees.
 
-A playbook module (`responder/playbooks/<name>.py`) imports only from here (and `rds_guards`, `pgwarden`); the
-dispatcher implements `ActionContext` and runs `ActionSpec.run`.
+A playbook module (`responder/playbooks/<name>.py`) imports only from here (and `rds_guards`, `effects`,
+`pgwarden`); the dispatcher implements `ActionContext` and runs `ActionSpec.run`. Every change an action makes
+goes through `ActionContext.gate`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pgwarden.credentials import Credentials, connect_fresh
 from responder.aws import RdsApi
+from responder.effects import EffectGate
 from responder.outcomes import Outcome
 
 # The application_name of every session the responder opens; its own sessions are never signalled.
@@ -147,6 +149,9 @@ class ActionContext(Protocol[P_co]):
     def log(self) -> logging.LoggerAdapter[logging.Logger]: ...
     @property
     def rds(self) -> RdsApi | None: ...
+    @property
+    def gate(self) -> EffectGate:
+        """The one way to change anything: AWS calls, signals, VACUUM, hooks (see `responder.effects`)."""
 
     async def save_plan(self, plan: dict[str, Any]) -> None:
         """Journal what is about to be done before doing it (and, in dry-run, instead of doing it)."""
@@ -179,6 +184,8 @@ class ActionSpec(Generic[P]):
     name: str = field(default="", kw_only=True)
     requires_approval_by_default: bool = False
     repeat_by_default: Repeat = "once"
+    # Changes an RDS instance: at most one such action runs on an instance at a time, across playbooks.
+    changes_instance: bool = False
     description: str = ""
     counters: Mapping[str, str] = field(default_factory=dict, compare=False)
 

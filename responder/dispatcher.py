@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from responder.aws import RdsApi
-from responder.config import Config
-from responder.core import ActionFailed, ActionResult, GuardrailRefused
+from responder.config import Config, Playbook
+from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
+from responder.effects import Authority, EffectGate, EffectRefused
 from responder.guards import (
     NO_TARGET_REASON,
     Decision,
@@ -63,6 +64,12 @@ class Dispatcher:
         # Called on every housekeeping tick after recovery and expiry (the scheduler and the drill sweeper).
         self.periodic: list[Callable[[], Awaitable[None]]] = []
         self._next_prune = 0.0
+        self._instance_changers = tuple(
+            sorted({p.action for p in self._all_playbooks() if p.spec.changes_instance})
+        )
+
+    def _all_playbooks(self) -> list[Playbook]:
+        return [*self.config.playbooks, *(s.playbook for s in self.config.schedules)]
 
     @property
     def busy(self) -> int:
@@ -102,7 +109,8 @@ class Dispatcher:
                 await asyncio.sleep(0)
             d = r.decision
             if r.state is State.QUEUED and decision.playbook is not None and decision.target is not None:
-                self.submit(Job(r.id, decision.playbook, decision.target, d.alertname, d.fingerprint))
+                job = Job(r.id, decision.playbook, decision.target, d.alertname, d.fingerprint, d.mode or "")
+                self.submit(job)
                 continue
             subject = Subject(r.id, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.target)
             outcome = Outcome.PENDING if r.state is State.PENDING else r.outcome
@@ -130,8 +138,15 @@ class Dispatcher:
         if playbook is None or target is None:
             reason = NO_TARGET_REASON if playbook else f"playbook {row['playbook']!r} is no longer configured"
             await self.record_outcome(subject, Outcome.NO_TARGET, error=reason)
+        elif (
+            changed := _changed_since_decided(row, playbook.mode, playbook.action, target.describe())
+        ) is not None:
+            # The approver approved what the row shows; a config changed since then would run something else.
+            await self.record_outcome(subject, Outcome.EXPIRED, error=changed)
+            return Answer.EXPIRED
         else:
-            self.submit(Job(action_id, playbook, target, alert["alertname"], alert["fingerprint"]))
+            job = Job(action_id, playbook, target, alert["alertname"], alert["fingerprint"], row["mode"])
+            self.submit(job)
         return answer
 
     # ---- housekeeping -------------------------------------------------------------------------------------
@@ -237,7 +252,9 @@ class Dispatcher:
         for attempt in range(CLAIM_ATTEMPTS):
             args = (job.action_id, pb.name, job.target.key, pb.schema.cooldown, pb.schema.max_per_day)
             try:
-                return await self.journal.claim(*args, release_key=pb.repeat == "while_firing")
+                return await self.journal.claim(
+                    *args, release_key=pb.repeat == "while_firing", exclusive=self._instance_changers
+                )
             except JournalUnavailable as exc:
                 log.warning(
                     "journal unavailable, action not started yet",
@@ -249,12 +266,23 @@ class Dispatcher:
 
     async def _execute(self, job: Job) -> tuple[Outcome, ActionResult | None, str | None]:
         pb = job.playbook
+        target = job.target
+        authority = Authority(
+            job.action_id,
+            pb.action,
+            job.journaled_mode,
+            instance=target.identifier if isinstance(target, RdsTarget) else None,
+            region=target.region if isinstance(target, RdsTarget) else None,
+        )
+        gate = EffectGate(
+            authority, lambda plan: self.journal.set_plan(job.action_id, plan), self.journal.get
+        )
         ctx = RunContext(
             action_id=job.action_id,
             playbook=pb.name,
-            target=job.target,
+            target=target,
             params=pb.params,
-            dry_run=pb.mode == "dry-run",
+            gate=gate,
             log=logging.LoggerAdapter(
                 log, {"action_id": job.action_id, "playbook": pb.name, "action": pb.action}
             ),
@@ -269,7 +297,7 @@ class Dispatcher:
             async with asyncio.timeout(pb.schema.timeout):
                 result = await pb.spec.run(ctx)
             return (Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED), result, None
-        except GuardrailRefused as exc:
+        except (GuardrailRefused, EffectRefused) as exc:
             return Outcome.GUARDRAIL, None, str(exc)
         except ActionFailed as exc:
             return Outcome.FAILED, exc.result, str(exc)
@@ -340,3 +368,16 @@ class Dispatcher:
                         extra={"action_id": action_id, "outcome": outcome, "error": str(exc)},
                     )
                 await asyncio.sleep(min(BACKOFF_MAX, 0.5 * attempt))
+
+
+def _changed_since_decided(row: dict[str, Any], mode: str, action: str, target: str) -> str | None:
+    """Why an approved decision must not run as the configuration now stands, or None."""
+    if row["mode"] != mode:
+        return f"the playbook's mode changed from {row['mode']} to {mode} since this was decided: not run"
+    if row["action"] != action:
+        return (
+            f"the playbook's action changed from {row['action']} to {action} since this was decided: not run"
+        )
+    if row.get("target") and row["target"] != target:
+        return f"the target changed from {row['target']} to {target} since this was decided: not run"
+    return None

@@ -10,6 +10,7 @@ from typing import Any
 from responder.aws import RdsApi
 from responder.config import Playbook
 from responder.core import Target
+from responder.effects import EffectGate
 from responder.journal import Journal
 from responder.journal.search import ActionFilter, find
 from responder.metrics import ResponderMetrics
@@ -38,12 +39,23 @@ class Job:
     target: Target
     alertname: str
     fingerprint: str
+    mode: str = ""  # as journaled; the playbook's mode when empty
+
+    @property
+    def journaled_mode(self) -> str:
+        return self.mode or self.playbook.mode
 
     @property
     def subject(self) -> Subject:
         pb = self.playbook
         return Subject(
-            self.action_id, pb.name, pb.action, pb.mode, self.alertname, self.fingerprint, self.target.key
+            self.action_id,
+            pb.name,
+            pb.action,
+            self.journaled_mode,
+            self.alertname,
+            self.fingerprint,
+            self.target.key,
         )
 
 
@@ -55,15 +67,19 @@ class RunContext:
     playbook: str
     target: Target
     params: Any
-    dry_run: bool
     log: logging.LoggerAdapter[logging.Logger]
     rds: RdsApi | None
     action: str
     journal: Journal
     metrics: ResponderMetrics
+    gate: EffectGate
+
+    @property
+    def dry_run(self) -> bool:
+        return self.gate.dry_run
 
     async def save_plan(self, plan: dict[str, Any]) -> None:
-        await self.journal.set_plan(self.action_id, plan)
+        await self.gate.save_plan(plan)
 
     async def history(self, outcome: Outcome, since: float) -> list[float]:
         return await self.journal.history(self.action, self.target.key, outcome, since)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from aiohttp import web
 
 from responder.aws import RdsApi
@@ -16,3 +19,4 @@ JOURNAL = web.AppKey("journal", Journal)
 RDS = web.AppKey[RdsApi | None]("rds")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OWNER = web.AppKey("owner", str)
+CLOCK = web.AppKey[Callable[[], datetime]]("clock")

@@ -36,3 +36,17 @@ def require_modifiable(instance: dict[str, Any]) -> None:
         raise GuardrailRefused(
             f"instance has pending modifications {sorted(pending)}: ApplyImmediately would apply them"
         )
+
+
+async def instance_after(ctx: ActionContext[Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The instance after a change that was made: described again, or (AWS throttling, an outage) as the
+    change's own answer gave it. A change that was made is never reported as failed for want of a read."""
+    target, rds = rds_of(ctx)
+    try:
+        return await rds.describe_instance(target.identifier, target.region)
+    except Exception as exc:
+        ctx.log.warning(
+            "instance not described after the change; its answer is reported",
+            extra={"instance": target.identifier, "error": f"{type(exc).__name__}: {exc}"},
+        )
+        return dict(answer.get("DBInstance") or {})

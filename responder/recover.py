@@ -33,7 +33,9 @@ from responder.aws import RdsApi
 from responder.config import Config, ConfigError, load_config
 from responder.core import ActionRegistry, RdsTarget
 from responder.drills import engine
+from responder.drills.models import RecoverySchema
 from responder.drills.recovery import ACTION, Context, RecoveryStopped, run_steps
+from responder.effects import Authority, EffectGate
 from responder.journal import Journal, JournalUnavailable, Tx, open_store
 from responder.outcomes import Outcome, State
 from responder.playbooks import default_registry
@@ -121,7 +123,7 @@ async def _heartbeat(journal: Journal, stale_after: float) -> None:
 
 async def _resume_row(
     args: argparse.Namespace, config: Config, journal: Journal, out: TextIO
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, dict[str, Any], str]:
     """Take the journaled recovery over (once its last runner's heartbeat is stale) with its plan."""
     stale_after = config.schema.replica_timeout
     deadline = time.monotonic() + stale_after + 2
@@ -143,13 +145,14 @@ async def _resume_row(
         plan["swap"] = True
     if args.yes:
         plan["confirmed"] = True
-    return args.resume, plan
+    return args.resume, plan, str(row["mode"])
 
 
 async def _open_row(
     args: argparse.Namespace, config: Config, journal: Journal, out: TextIO
-) -> tuple[int, dict[str, Any]]:
-    """A new journal row for the recovery the flags ask for (or the resumed one) and its plan."""
+) -> tuple[int, dict[str, Any], str]:
+    """A new journal row for the recovery the flags ask for (or the resumed one), its plan and its mode (a
+    resumed recovery keeps the mode it was journaled with)."""
     if args.resume is not None:
         return await _resume_row(args, config, journal, out)
     if not args.instance or not args.to:
@@ -177,7 +180,7 @@ async def _open_row(
     }
     await journal.set_plan(action_id, plan)
     print(f"recovery {action_id}: {args.instance} ({region}) to {labels['to']}", file=out, flush=True)
-    return action_id, plan
+    return action_id, plan, mode
 
 
 async def recover(
@@ -192,8 +195,9 @@ async def recover(
     beat = asyncio.create_task(_heartbeat(journal, config.schema.replica_timeout))
     action_id: int | None = None
     try:
-        action_id, plan = await _open_row(args, config, journal, out)
-        ctx = Context(config, recovery, RdsApi(config.aws), journal, action_id, plan, out, bool(args.dry_run))
+        action_id, plan, mode = await _open_row(args, config, journal, out)
+        gate = _gate(journal, action_id, mode, plan, recovery)
+        ctx = Context(config, recovery, RdsApi(config.aws), journal, action_id, plan, out, gate.dry_run, gate)
         await run_steps(ctx, confirm)
         outcome = Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED
         await journal.finish(action_id, outcome, {"steps": sorted(plan["steps"])})
@@ -217,6 +221,23 @@ async def recover(
         with contextlib.suppress(asyncio.CancelledError):
             await beat
         await journal.close()
+
+
+def _gate(
+    journal: Journal, action_id: int, mode: str, plan: dict[str, Any], recovery: RecoverySchema
+) -> EffectGate:
+    """The recovery's effect gate: it may restore `<id>-recovery-<date>`, rename production to `<id>-old` and
+    the recovered instance to `<id>`, and write the recovery's secret; nothing else."""
+    authority = Authority(
+        action_id,
+        ACTION,
+        mode,
+        instance=plan["instance"],
+        region=plan["region"],
+        secrets=frozenset({recovery.secret.secret_id} if recovery.secret is not None else ()),
+        renames=frozenset({(plan["instance"], plan["old"])}),
+    )
+    return EffectGate(authority, lambda p: journal.set_plan(action_id, p), journal.get, plan)
 
 
 def _ask(prompt: str) -> str:

@@ -1,8 +1,8 @@
 """The restore steps, one function each, for `restore_drill` and `recover`.
 
-Every RDS call goes through `RdsApi`'s clients in a thread, under the `aws.timeout`. Deletion is only ever of
-an instance that carries the `pgwarden:drill` tag (`delete_drill_instance` checks the tag first): whatever
-else goes wrong, nothing else is deleted.
+Every RDS call goes through `RdsApi`'s clients in a thread, under the `aws.timeout`; every call that changes
+something goes through the decision's `responder.effects.EffectGate`, which deletes only an instance the
+decision owns: whatever else goes wrong, nothing else is deleted.
 """
 
 from __future__ import annotations
@@ -11,20 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from botocore import xform_name
-
 from responder.aws import RdsApi
 from responder.drills.models import PointInTime, SourceKind
+from responder.effects import ApiCall, EffectGate
 
 log = logging.getLogger("responder.drills")
 
-DRILL_TAG = "pgwarden:drill"
-EXPIRES_TAG = "pgwarden:expires"
-RECOVERY_TAG = "pgwarden:recovery"
 IDENTIFIER_MAX = 63
 FIRST_POLL = 2.0  # seconds between the first status polls; doubled up to MAX_POLL
 MAX_POLL = 30.0
@@ -34,10 +30,6 @@ T = TypeVar("T")
 
 class DrillError(Exception):
     """A step could not be done; the message says which and why."""
-
-
-class NotADrillInstance(DrillError):
-    """Deletion refused: the instance lacks the `pgwarden:drill` tag."""
 
 
 async def call(rds: RdsApi, fn: Callable[[], T]) -> T:
@@ -178,28 +170,6 @@ class RestoreOptions:
     vpc_security_group_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class ApiCall:
-    """One RDS (or Secrets Manager) call as it will be made: what dry-runs print and journal."""
-
-    operation: str
-    region: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        return {"operation": self.operation, "region": self.region, "params": _jsonable(self.params)}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def restore_call(
     source: Source, identifier: str, new_identifier: str, options: RestoreOptions, tags: dict[str, str]
 ) -> ApiCall:
@@ -230,13 +200,6 @@ def restore_call(
         source.region,
         {"DBInstanceIdentifier": new_identifier, "DBSnapshotIdentifier": source.snapshot, **params},
     )
-
-
-async def invoke(rds: RdsApi, api: ApiCall) -> dict[str, Any]:
-    """Make an RDS call described by `api` (its operation name in boto3's snake case)."""
-    client = rds.client(api.region)
-    method = getattr(client, xform_name(api.operation))
-    return dict(await call(rds, lambda: method(**api.params)))
 
 
 async def describe(rds: RdsApi, identifier: str, region: str) -> dict[str, Any]:
@@ -282,21 +245,14 @@ async def wait_available(
         pause = min(pause * 2, MAX_POLL)
 
 
-async def delete_drill_instance(
-    rds: RdsApi, identifier: str, region: str, action_id: int | None = None
+async def delete_owned_instance(
+    gate: EffectGate, rds: RdsApi, identifier: str, region: str
 ) -> dict[str, Any]:
-    """Delete a drill instance (no final snapshot, automated backups too); refuse one without the drill tag
-    (or, given `action_id`, one another drill made)."""
+    """Delete an instance the gate's decision owns (no final snapshot, automated backups too); EffectRefused
+    for any other. In dry-run the deletion is journaled as a plan, not made."""
     instance = await find(rds, identifier, region)
     if instance is None:
         return {"deleted": True, "status": "not found"}
-    tag = tags_of(instance).get(DRILL_TAG)
-    if tag is None:
-        raise NotADrillInstance(f"{identifier} has no {DRILL_TAG} tag: refusing to delete it")
-    if action_id is not None and tag != str(action_id):
-        raise NotADrillInstance(
-            f"{identifier} belongs to drill {tag}, not {action_id}: refusing to delete it"
-        )
     if instance.get("DBInstanceStatus") == "deleting":
         return {"deleted": True, "status": "deleting"}
     api = ApiCall(
@@ -304,7 +260,9 @@ async def delete_drill_instance(
         region,
         {"DBInstanceIdentifier": identifier, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True},
     )
-    answer = await invoke(rds, api)
+    answer = await gate.aws(rds, api)
+    if answer is None:
+        return {"deleted": False, "status": "dry-run"}
     return {"deleted": True, "status": answer.get("DBInstance", {}).get("DBInstanceStatus")}
 
 

@@ -43,7 +43,8 @@ DRILL_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "pgwarden_drill_instances": (
         ("state",),
-        "Drill instances the sweeper saw: running (a drill in progress) or leaked (expired or drill finished).",
+        "Drill instances the sweeper saw: running (a drill in progress), leaked (its deletion failed) or kept"
+        " (tagged as a drill but not this journal's to delete).",
     ),
 }
 
@@ -104,6 +105,8 @@ class DrillMetrics:
         for (schedule, check), passed in checks.items():
             self._gauge("check_success").labels(schedule, check).set(passed)
 
-    def instances(self, running: int, leaked: int) -> None:
+    def instances(self, running: int, leaked: int, kept: int = 0) -> None:
+        """running: drills in progress; leaked: a deletion failed; kept: drill-tagged, not ours to delete."""
         self._gauge("instances").labels("running").set(running)
         self._gauge("instances").labels("leaked").set(leaked)
+        self._gauge("instances").labels("kept").set(kept)

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import boto3
-
 from responder.aws import RdsApi
 from responder.config import Config
 from responder.core import RdsTarget
 from responder.drills import checks, engine
 from responder.drills.models import ConnectSpec, RecoverySchema
+from responder.effects import RECOVERY_TAG, ApiCall, EffectGate
 from responder.journal import Journal
 from responder.outcomes import Outcome
 
@@ -57,6 +56,7 @@ class Context:
     plan: dict[str, Any]
     out: TextIO
     dry_run: bool
+    gate: EffectGate
 
     @property
     def target(self) -> RdsTarget:
@@ -70,7 +70,7 @@ class Context:
 
     async def finish_step(self, step: str, **detail: Any) -> None:
         self.plan["steps"][step] = {"done": True, "at": engine.iso(datetime.now(UTC)), **detail}
-        await self.journal.set_plan(self.action_id, self.plan)
+        await self.gate.save_plan(self.plan)
 
 
 # ---- the steps ---------------------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ async def step_window(ctx: Context) -> None:
     )
 
 
-def _restore_api(ctx: Context) -> engine.ApiCall:
+def _restore_api(ctx: Context) -> ApiCall:
     production = ctx.plan["steps"]["window"]["production"]
     r = ctx.recovery
     options = engine.RestoreOptions(
@@ -118,7 +118,7 @@ def _restore_api(ctx: Context) -> engine.ApiCall:
     )
     when = engine.parse_time(ctx.plan["to"])
     source = engine.Source("point_in_time", ctx.target.region, when, restore_time=when)
-    tags = {engine.RECOVERY_TAG: str(ctx.action_id)}
+    tags = {RECOVERY_TAG: str(ctx.action_id)}
     return engine.restore_call(source, ctx.target.identifier, ctx.plan["recovered"], options, tags)
 
 
@@ -126,7 +126,7 @@ async def step_restore(ctx: Context) -> None:
     recovered, region = ctx.plan["recovered"], ctx.target.region
     existing = await engine.find(ctx.rds, recovered, region)
     if existing is not None:
-        if engine.tags_of(existing).get(engine.RECOVERY_TAG) != str(ctx.action_id):
+        if engine.tags_of(existing).get(RECOVERY_TAG) != str(ctx.action_id):
             raise RecoveryStopped(
                 f"{recovered} already exists and is not this recovery's: rename or delete it"
             )
@@ -134,7 +134,7 @@ async def step_restore(ctx: Context) -> None:
     else:
         api = _restore_api(ctx)
         ctx.say(f"[2/4] restore: {api.operation} to {recovered} ({api.params.get('DBInstanceClass')})")
-        await engine.invoke(ctx.rds, api)
+        await ctx.gate.aws(ctx.rds, api)
 
     async def progress(status: str, elapsed: float) -> None:
         ctx.say(f"      {recovered}: {status} ({elapsed:.0f} s)")
@@ -193,15 +193,12 @@ async def _hook(ctx: Context, name: str, argv: tuple[str, ...]) -> None:
         "PGWARDEN_RECOVERED_INSTANCE": ctx.plan["recovered"],
         "PGWARDEN_HOOK": name,
     }
-    proc = await asyncio.create_subprocess_exec(*argv, env=env)
+    timeout = ctx.recovery.hooks.timeout
     try:
-        async with asyncio.timeout(ctx.recovery.hooks.timeout):
-            code = await proc.wait()
+        code = await ctx.gate.hook(name, argv, env, timeout)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise RecoveryStopped(f"hook {name} did not finish in {ctx.recovery.hooks.timeout:g}s") from None
-    if code != 0:
+        raise RecoveryStopped(f"hook {name} did not finish in {timeout:g}s") from None
+    if code is not None and code != 0:
         raise RecoveryStopped(f"hook {name} exited {code}; fix it, then --resume {ctx.action_id}")
     ctx.say(f"      hook {name}: ok")
 
@@ -246,7 +243,7 @@ async def _rename(ctx: Context, old: str, new: str) -> None:
     else:
         api = _rename_api(old, new, region)
         ctx.say(f"      ModifyDBInstance {old} -> {new}")
-        await engine.invoke(ctx.rds, api)
+        await ctx.gate.aws(ctx.rds, api)
 
     async def progress(status: str, elapsed: float) -> None:
         ctx.say(f"      {new}: {status} ({elapsed:.0f} s)")
@@ -254,19 +251,9 @@ async def _rename(ctx: Context, old: str, new: str) -> None:
     await engine.wait_available(ctx.rds, new, region, ctx.recovery.wait_timeout, progress)
 
 
-def _rename_api(old: str, new: str, region: str) -> engine.ApiCall:
+def _rename_api(old: str, new: str, region: str) -> ApiCall:
     params = {"DBInstanceIdentifier": old, "NewDBInstanceIdentifier": new, "ApplyImmediately": True}
-    return engine.ApiCall("ModifyDBInstance", region, params)
-
-
-def _secrets_client(ctx: Context) -> Any:
-    secret = ctx.recovery.secret
-    assert secret is not None and ctx.config.aws is not None
-    return boto3.client(
-        "secretsmanager",
-        region_name=secret.region or ctx.target.region,
-        endpoint_url=ctx.config.aws.endpoint_url,
-    )
+    return ApiCall("ModifyDBInstance", region, params)
 
 
 async def _update_secret(ctx: Context) -> None:
@@ -276,12 +263,18 @@ async def _update_secret(ctx: Context) -> None:
         return
     instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
     host, port = engine.endpoint_of(instance)
-    client = _secrets_client(ctx)
+    region = secret.region or ctx.target.region
+    client = ctx.rds.secrets_client(region)
     current = await engine.call(ctx.rds, lambda: client.get_secret_value(SecretId=secret.secret_id))
     value = json.loads(current["SecretString"])
     value.update(host=host, port=port, dbInstanceIdentifier=ctx.target.identifier)
-    text = json.dumps(value)
-    await engine.call(ctx.rds, lambda: client.put_secret_value(SecretId=secret.secret_id, SecretString=text))
+    api = ApiCall(
+        "PutSecretValue",
+        region,
+        {"SecretId": secret.secret_id, "SecretString": json.dumps(value)},
+        service="secretsmanager",
+    )
+    await ctx.gate.aws(ctx.rds, api, client=client)
     ctx.say(f"      secret {secret.secret_id}: host {host}, port {port}")
 
 

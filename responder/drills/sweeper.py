@@ -1,7 +1,16 @@
-"""Delete what a drill left behind: instances tagged `pgwarden:drill` whose `pgwarden:expires` has passed or
-whose drill's journal row is done. Runs at start-up and on housekeeping ticks (at most every `every` s), so a
+"""Delete what a drill left behind. Runs at start-up and on housekeeping ticks (at most every `every` s), so a
 responder killed mid-drill leaves nothing running once it is back (with PostgreSQL journals: once another
-replica, or its restart, has journaled the drill `interrupted`)."""
+replica, or its restart, has journaled the drill `interrupted`).
+
+An instance tagged `pgwarden:drill=<id>` is deleted only when all of these hold, and is otherwise kept and
+reported (a log line; `pgwarden_drill_instances{state="kept"}`):
+- its `pgwarden:expires` tag is a time, and that time has passed, or the drill's journal row is done;
+- journal row `<id>` is a `restore_drill` that journaled, in enforce mode, the restore of exactly this name
+  (`<id>-drill-<stamp>`), and the instance's tag names that row (checked by the effect gate, which deletes);
+- the sweeper itself is in enforce mode: with every drill playbook in dry-run, it journals what it would
+  delete in the drill's plan and deletes nothing.
+A tag alone is never enough; a missing or unparseable expiry means keep.
+"""
 
 from __future__ import annotations
 
@@ -11,36 +20,28 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from responder.aws import RdsApi
+from responder.clock import Clock, system_clock
 from responder.drills import engine
 from responder.drills.metrics import ACTION, DrillMetrics
-from responder.journal import Journal, Tx
+from responder.effects import DRILL_TAG, EXPIRES_TAG, Authority, EffectGate, EffectRefused
+from responder.journal import Journal
 from responder.outcomes import State
 
 log = logging.getLogger("responder.drills")
 
 
-def op_finished(action_ids: list[int]) -> Callable[[Tx], set[int]]:
-    """Which of these drills' journal rows are done (a drill unknown to this journal is left to its expiry)."""
-
-    def run(tx: Tx) -> set[int]:
-        done: set[int] = set()
-        for action_id in action_ids:
-            row = tx.execute(
-                "SELECT state FROM pgwarden_actions WHERE id = ? AND action = ?", (action_id, ACTION)
-            ).fetchone()
-            if row is not None and row[0] == State.DONE:
-                done.add(action_id)
-        return done
-
-    return run
-
-
-def _drill_tags(instance: dict[str, Any]) -> tuple[int, float] | None:
+def _drill_tags(instance: dict[str, Any]) -> tuple[int, float | None] | None:
+    """(the drill's journal id, its expiry or None when missing or unparseable); None: not drill-tagged."""
     tags = engine.tags_of(instance)
     try:
-        return int(tags[engine.DRILL_TAG]), float(tags.get(engine.EXPIRES_TAG, "0"))
+        action_id = int(tags[DRILL_TAG])
     except (KeyError, ValueError):
         return None
+    try:
+        expires = float(tags[EXPIRES_TAG])
+    except (KeyError, ValueError):
+        return action_id, None
+    return action_id, expires if expires == expires and expires not in (float("inf"), float("-inf")) else None
 
 
 class DrillSweeper:
@@ -51,16 +52,23 @@ class DrillSweeper:
         regions: Iterable[str],
         metrics: DrillMetrics,
         every: float = 60.0,
+        *,
+        mode: str = "enforce",
+        clock: Clock = system_clock,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.rds = rds
         self.journal = journal
         self.regions = sorted(set(regions))
         self.metrics = metrics
         self.every = every
+        self.mode = mode
+        self.clock = clock
+        self._monotonic = monotonic or time.monotonic
         self._last = float("-inf")
 
     async def maybe_sweep(self) -> None:
-        if time.monotonic() - self._last >= self.every:
+        if self._monotonic() - self._last >= self.every:
             await self.sweep()
 
     async def _instances(self, region: str) -> list[dict[str, Any]]:
@@ -72,32 +80,77 @@ class DrillSweeper:
 
         return await engine.call(self.rds, fetch)
 
+    def _gate(self, row: dict[str, Any]) -> EffectGate:
+        """The gate of the drill's own decision: the sweeper acts for that journal row, in its mode."""
+        action_id = int(row["id"])
+        mode = row["mode"] if self.mode == "enforce" else "dry-run"
+        authority = Authority(action_id, ACTION, str(mode))
+        return EffectGate(
+            authority, lambda plan: self.journal.set_plan(action_id, plan), self.journal.get, row.get("plan")
+        )
+
     async def sweep(self) -> list[str]:
-        """Delete every leaked drill instance; the identifiers deleted."""
-        self._last = time.monotonic()
-        found: list[tuple[str, str, int, float]] = []
+        """Delete every leaked drill instance this journal owns; the identifiers deleted."""
+        self._last = self._monotonic()
+        now = self.clock().timestamp()
+        deleted: list[str] = []
+        kept = running = leaked = 0
         for region in self.regions:
             for instance in await self._instances(region):
                 tags = _drill_tags(instance)
-                if tags is not None and instance.get("DBInstanceStatus") != "deleting":
-                    found.append((region, str(instance["DBInstanceIdentifier"]), *tags))
-        finished = await self.journal.store.run(op_finished([action_id for *_, action_id, _ in found]))
-        now = time.time()
-        deleted: list[str] = []
-        leaked = 0
-        for region, identifier, action_id, expires in found:
-            if action_id not in finished and expires > now:
-                continue
-            try:
-                await engine.delete_drill_instance(self.rds, identifier, region, action_id=action_id)
-            except Exception as exc:
-                leaked += 1
-                log.error("drill instance not deleted", extra={"instance": identifier, "error": str(exc)})
-                continue
-            why = "expired" if expires <= now else "drill finished"
-            log.warning(
-                "drill instance swept", extra={"instance": identifier, "action_id": action_id, "why": why}
-            )
-            deleted.append(identifier)
-        self.metrics.instances(running=len(found) - len(deleted) - leaked, leaked=leaked)
+                if tags is None or instance.get("DBInstanceStatus") == "deleting":
+                    continue
+                identifier = str(instance["DBInstanceIdentifier"])
+                action_id, expires = tags
+                row = await self.journal.get(action_id)
+                why_keep = _why_keep(row, identifier, expires)
+                if why_keep is not None:
+                    kept += 1
+                    log.warning("drill-tagged instance kept", extra={"instance": identifier, "why": why_keep})
+                    continue
+                assert row is not None
+                finished = row["state"] == State.DONE
+                if not finished and expires is not None and expires > now:
+                    running += 1
+                    continue
+                outcome = await self._delete(row, identifier, region)
+                if outcome == "deleted":
+                    why = "drill finished" if finished else "expired"
+                    log.warning(
+                        "drill instance swept",
+                        extra={"instance": identifier, "action_id": action_id, "why": why},
+                    )
+                    deleted.append(identifier)
+                elif outcome == "refused":
+                    kept += 1
+                elif outcome == "dry-run":
+                    running += 1
+                else:
+                    leaked += 1
+        self.metrics.instances(running=running, leaked=leaked, kept=kept)
         return deleted
+
+    async def _delete(self, row: dict[str, Any], identifier: str, region: str) -> str:
+        try:
+            answer = await engine.delete_owned_instance(self._gate(row), self.rds, identifier, region)
+        except EffectRefused as exc:
+            log.warning("drill-tagged instance kept", extra={"instance": identifier, "why": str(exc)})
+            return "refused"
+        except Exception as exc:
+            log.error("drill instance not deleted", extra={"instance": identifier, "error": str(exc)})
+            return "failed"
+        if answer["status"] == "dry-run":
+            log.info("dry-run: drill instance would be swept", extra={"instance": identifier})
+            return "dry-run"
+        return "deleted"
+
+
+def _why_keep(row: dict[str, Any] | None, identifier: str, expires: float | None) -> str | None:
+    """Why an instance tagged as a drill is not this journal's to sweep, or None."""
+    if expires is None:
+        return "no parseable pgwarden:expires tag"
+    if row is None:
+        return "its pgwarden:drill tag names no journal row"
+    if row.get("action") != ACTION:
+        return f"its pgwarden:drill tag names journal row {row['id']}, a {row.get('action')} decision"
+    return None

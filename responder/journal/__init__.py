@@ -91,9 +91,12 @@ class Journal:
         cooldown: float,
         max_per_day: int | None,
         release_key: bool = False,
+        exclusive: Sequence[str] = (),
     ) -> ClaimResult:
         return await self.store.run(
-            op_claim(action_id, self.owner, playbook, target_key, cooldown, max_per_day, release_key)
+            op_claim(
+                action_id, self.owner, playbook, target_key, cooldown, max_per_day, release_key, exclusive
+            )
         )
 
     async def finish(

@@ -77,16 +77,31 @@ def op_claim(
     cooldown: float,
     max_per_day: int | None,
     release_key: bool = False,
+    exclusive: Sequence[str] = (),
 ) -> Callable[[Tx], ClaimResult]:
     """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown). With `release_key`
-    a refused decision gives its dedup key back, so a later delivery of the same alert decides again."""
+    a refused decision gives its dedup key back, so a later delivery of the same alert decides again.
+    `exclusive`: the actions of which at most one may run on a target at a time, across playbooks and replicas
+    (a second is done/guardrail while one runs)."""
 
     def run(tx: Tx) -> ClaimResult:
         tx.lock(f"pgwarden:{playbook}")
+        if exclusive:
+            tx.lock(f"pgwarden:target:{target_key}")  # taken last by every claim: no lock-order cycle
         now = tx.now()
-        row = tx.execute("SELECT state FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
+        row = tx.execute("SELECT state, action FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
         if row is None or row[0] != State.QUEUED:
             return ClaimResult(False, None, f"state is {row[0] if row else 'missing'}")
+        if exclusive and row[1] in exclusive:
+            busy = tx.execute(
+                "SELECT id, action FROM pgwarden_actions WHERE target_key = ? AND id <> ? AND state = ?"
+                f" AND action IN ({', '.join('?' for _ in exclusive)}) ORDER BY id LIMIT 1",
+                (target_key, action_id, State.RUNNING.value, *exclusive),
+            ).fetchone()
+            if busy is not None:
+                why = f"action {busy[0]} ({busy[1]}) is changing this instance now: one change at a time"
+                _finish(tx, action_id, Outcome.GUARDRAIL, None, why, release_key)
+                return ClaimResult(False, Outcome.GUARDRAIL, why)
         reason = None
         if cooldown > 0:
             last = tx.execute(

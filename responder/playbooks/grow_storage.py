@@ -16,8 +16,9 @@ from fractions import Fraction
 from pydantic import Field
 
 from responder.core import ActionContext, ActionParams, ActionResult, ActionSpec, GuardrailRefused, TargetKind
+from responder.effects import ApiCall
 from responder.outcomes import Outcome
-from responder.rds_guards import rds_of, require_modifiable
+from responder.rds_guards import instance_after, rds_of, require_modifiable
 
 RDS_MAX_GIB = 65536
 MIN_INTERVAL = 6 * 3600.0
@@ -84,12 +85,15 @@ async def run(ctx: ActionContext[GrowStorageParams]) -> ActionResult:
         change = {"AllocatedStorage": new_size}
         plan = {"instance": target.identifier, "field": "AllocatedStorage", "from": current, "to": new_size}
     await ctx.save_plan(plan)
-    if ctx.dry_run:
-        return {"would_change": change}
-    await rds.modify_instance(
-        target.identifier, target.region, ApplyImmediately=params.apply_immediately, **change
+    api = ApiCall(
+        "ModifyDBInstance",
+        target.region,
+        {"DBInstanceIdentifier": target.identifier, "ApplyImmediately": params.apply_immediately, **change},
     )
-    after = await rds.describe_instance(target.identifier, target.region)
+    answer = await ctx.gate.aws(rds, api)
+    if answer is None:
+        return {"would_change": change}
+    after = await instance_after(ctx, answer)
     ctx.log.info("storage grown", extra={"instance": target.identifier, **change})
     return {
         "before": {"allocated_gib": current, "max_allocated_gib": inst.get("MaxAllocatedStorage")},
@@ -104,5 +108,6 @@ SPEC = ActionSpec(
     params_model=GrowStorageParams,
     target_kind=TargetKind.RDS,
     run=run,
+    changes_instance=True,
     description="grow allocated storage (or the autoscaling ceiling) by a bounded step",
 )

@@ -21,6 +21,7 @@ from pgwarden.durations import Duration
 from responder.core import ActionContext, ActionFailed, ActionParams, ActionResult, ActionSpec, TargetKind
 from responder.drills import checks, engine
 from responder.drills.models import Check, ConnectSpec, PointInTime, SourceKind, unique_names
+from responder.effects import DRILL_TAG, EXPIRES_TAG
 from responder.rds_guards import rds_of
 
 DEFAULT_CLASS = "db.t3.medium"
@@ -72,7 +73,7 @@ async def run(ctx: ActionContext[RestoreDrillParams]) -> ActionResult:
     )
     drill = engine.drill_instance_name(target.identifier, now)
     expires = int(began + params.max_lifetime)
-    tags = {engine.DRILL_TAG: str(ctx.action_id), engine.EXPIRES_TAG: str(expires)}
+    tags = {DRILL_TAG: str(ctx.action_id), EXPIRES_TAG: str(expires)}
     options = engine.RestoreOptions(
         params.instance_class, params.db_subnet_group, params.vpc_security_group_ids
     )
@@ -97,6 +98,7 @@ async def run(ctx: ActionContext[RestoreDrillParams]) -> ActionResult:
     report = _Report(ctx, plan)
     await report.step("source chosen", source=source.describe())
     if ctx.dry_run:
+        await ctx.gate.aws(rds, api)  # journaled in the plan, not made
         return {"would_restore": api.describe(), "checks": [c.name for c in params.checks]}
     dsn = os.environ.get(params.connect.dsn_env, "").strip()
     if not dsn:
@@ -104,7 +106,7 @@ async def run(ctx: ActionContext[RestoreDrillParams]) -> ActionResult:
             f"environment variable {params.connect.dsn_env} is not set: nothing restored", result
         )
     try:
-        await engine.invoke(rds, api)
+        await ctx.gate.aws(rds, api)
         await report.step("restore requested", instance=drill, operation=api.operation)
         seconds, instance = await engine.wait_available(
             rds, drill, source.region, min(params.wait_timeout, expires - time.time())
@@ -140,7 +142,7 @@ async def _delete(
     rds = ctx.rds
     assert rds is not None
     try:
-        answer = await engine.delete_drill_instance(rds, drill, region, action_id=ctx.action_id)
+        answer = await engine.delete_owned_instance(ctx.gate, rds, drill, region)
         result["deleted"] = True
         await report.step("deleted", instance=drill, status=answer["status"])
     except Exception as exc:  # the sweeper retries; the outcome says so

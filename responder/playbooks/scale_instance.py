@@ -9,7 +9,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from responder.core import ActionContext, ActionParams, ActionResult, ActionSpec, GuardrailRefused, TargetKind
-from responder.rds_guards import pending_changes, rds_of, require_modifiable
+from responder.effects import ApiCall
+from responder.rds_guards import instance_after, pending_changes, rds_of, require_modifiable
 
 
 class ScaleInstanceParams(ActionParams):
@@ -53,12 +54,19 @@ async def run(ctx: ActionContext[ScaleInstanceParams]) -> ActionResult:
         "apply_immediately": params.apply_immediately,
     }
     await ctx.save_plan(plan)
-    if ctx.dry_run:
-        return {"would_scale": {"from": current, "to": new}}
-    await rds.modify_instance(
-        target.identifier, target.region, DBInstanceClass=new, ApplyImmediately=params.apply_immediately
+    api = ApiCall(
+        "ModifyDBInstance",
+        target.region,
+        {
+            "DBInstanceIdentifier": target.identifier,
+            "DBInstanceClass": new,
+            "ApplyImmediately": params.apply_immediately,
+        },
     )
-    after = await rds.describe_instance(target.identifier, target.region)
+    answer = await ctx.gate.aws(rds, api)
+    if answer is None:
+        return {"would_scale": {"from": current, "to": new}}
+    after = await instance_after(ctx, answer)
     ctx.log.info("instance scaled", extra={"instance": target.identifier, "from": current, "to": new})
     return {
         "before": {"class": current, "status": status},
@@ -74,6 +82,7 @@ SPEC = ActionSpec(
     params_model=ScaleInstanceParams,
     target_kind=TargetKind.RDS,
     run=run,
+    changes_instance=True,
     requires_approval_by_default=True,
     description="one step up the instance class ladder",
 )

@@ -99,6 +99,19 @@ def _args(params: TerminateQueriesParams, datname: str | None) -> dict[str, Any]
 
 
 async def _signal(
+    ctx: ActionContext[TerminateQueriesParams],
+    conn: psycopg.AsyncConnection[Any],
+    fn: str,
+    args: dict[str, Any],
+    victim: dict[str, Any],
+) -> bool:
+    """Signal one backend through the gate (in dry-run: journaled, not sent); whether it was signalled."""
+    shown = {"pid": victim["pid"], "datname": victim.get("datname"), "usename": victim.get("usename")}
+    signalled = await ctx.gate.postgres(f"{fn}(pid)", shown, lambda: _send(conn, fn, args, victim))
+    return bool(signalled)
+
+
+async def _send(
     conn: psycopg.AsyncConnection[Any], fn: str, args: dict[str, Any], victim: dict[str, Any]
 ) -> bool:
     sql = _SIGNAL.format(fn=fn, guards=_GUARDS)
@@ -143,12 +156,17 @@ async def run(ctx: ActionContext[TerminateQueriesParams]) -> ActionResult:
             "backends": [_jsonable(v) for v in victims],
         }
         await ctx.save_plan(plan)
-        if ctx.dry_run or not victims:
-            return {"would_signal": len(victims)} if ctx.dry_run else {"cancelled": [], "terminated": []}
+        if ctx.dry_run:
+            first = "pg_cancel_backend" if params.cancel_first else "pg_terminate_backend"
+            for v in victims:
+                await _signal(ctx, conn, first, args, v)  # journaled in the plan, not sent
+            return {"would_signal": len(victims)}
+        if not victims:
+            return {"cancelled": [], "terminated": []}
         cancelled: list[int] = []
         if params.cancel_first:
             for v in victims:
-                if await _signal(conn, "pg_cancel_backend", args, v):
+                if await _signal(ctx, conn, "pg_cancel_backend", args, v):
                     cancelled.append(v["pid"])
                     ctx.count("backends_cancelled")
             ctx.log.info("queries cancelled", extra={"pids": cancelled})
@@ -156,7 +174,7 @@ async def run(ctx: ActionContext[TerminateQueriesParams]) -> ActionResult:
         terminated: list[int] = []
         for v in victims:
             # Still the same backend running the same query, still matching every guard: terminate it.
-            if await _signal(conn, "pg_terminate_backend", args, v):
+            if await _signal(ctx, conn, "pg_terminate_backend", args, v):
                 terminated.append(v["pid"])
                 ctx.count("backends_terminated")
         if terminated:

@@ -75,6 +75,20 @@ async def _set_timeouts(conn: psycopg.AsyncConnection[Any], params: VacuumAnalyz
     )
 
 
+async def _vacuum(
+    ctx: ActionContext[VacuumAnalyzeParams],
+    conn: psycopg.AsyncConnection[Any],
+    statement: sql.Composed,
+    text: str,
+) -> None:
+    """Run one VACUUM (ANALYZE) through the gate (in dry-run: journaled, not run)."""
+
+    async def run() -> None:
+        await conn.execute(statement)
+
+    await ctx.gate.postgres(text, {"database": conn.info.dbname}, run)
+
+
 async def _stale_tables(ctx: ActionContext[VacuumAnalyzeParams], target: TableTarget) -> ActionResult:
     """Every stale table of the database, one VACUUM (ANALYZE) each; a locked table is skipped, not waited for."""
     params = ctx.params
@@ -97,16 +111,17 @@ async def _stale_tables(ctx: ActionContext[VacuumAnalyzeParams], target: TableTa
                 "statements": texts,
             }
         )
-        if ctx.dry_run:
-            return {"would_run": texts}
-        await _set_timeouts(conn, params)
+        if not ctx.dry_run:
+            await _set_timeouts(conn, params)
         ran, locked = [], []
         for statement, text in zip(statements, texts, strict=True):
             try:
-                await conn.execute(statement)
+                await _vacuum(ctx, conn, statement, text)
                 ran.append(text)
             except psycopg.errors.LockNotAvailable:
                 locked.append(text)
+        if ctx.dry_run:
+            return {"would_run": texts}
         ctx.log.info("stale tables vacuumed", extra={"database": target.datname, "count": len(ran)})
         return {"ran": ran, "skipped_locked": locked}
 
@@ -138,13 +153,14 @@ async def run(ctx: ActionContext[VacuumAnalyzeParams]) -> ActionResult:
         await ctx.save_plan(
             {"database": target.datname, "statement": text, "lock_timeout_seconds": params.lock_timeout}
         )
-        if ctx.dry_run:
-            return {"would_run": text}
-        await _set_timeouts(conn, params)
+        if not ctx.dry_run:
+            await _set_timeouts(conn, params)
         try:
-            await conn.execute(statement)
+            await _vacuum(ctx, conn, statement, text)
         except psycopg.errors.LockNotAvailable as exc:
             raise GuardrailRefused(f"table is locked (lock_timeout {params.lock_timeout:g}s): {exc}") from exc
+        if ctx.dry_run:
+            return {"would_run": text}
         ctx.log.info("table vacuumed", extra={"database": target.datname, "statement": text})
         return {"ran": text}
 

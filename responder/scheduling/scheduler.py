@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from responder.clock import Clock, system_clock
 from responder.config import Config, ConfigError, Schedule
 from responder.core import RdsTarget, Target
 from responder.dispatcher import Dispatcher
@@ -94,9 +95,17 @@ def _drill_regions(config: Config, targets: dict[str, Target]) -> set[str]:
     return regions
 
 
+def _drill_mode(config: Config) -> str:
+    """The sweeper deletes only when some drill playbook enforces: with every one in dry-run, it only plans."""
+    playbooks = [*config.playbooks, *(s.playbook for s in config.schedules)]
+    enforcing = any(p.action == DRILL_ACTION and p.mode == "enforce" for p in playbooks)
+    return "enforce" if enforcing else "dry-run"
+
+
 class Scheduler:
-    def __init__(self, config: Config, dispatcher: Dispatcher) -> None:
+    def __init__(self, config: Config, dispatcher: Dispatcher, clock: Clock = system_clock) -> None:
         self.config = config
+        self.clock = clock
         self.dispatcher = dispatcher
         self.journal = dispatcher.journal
         self.schedules = {s.name: s for s in config.schedules}
@@ -106,14 +115,16 @@ class Scheduler:
         regions = _drill_regions(config, self.targets)
         rds = dispatcher.rds
         self.sweeper = (
-            DrillSweeper(rds, self.journal, regions, self.drill_metrics)
+            DrillSweeper(
+                rds, self.journal, regions, self.drill_metrics, mode=_drill_mode(config), clock=clock
+            )
             if rds is not None and regions
             else None
         )
 
     async def start(self, now: datetime | None = None) -> None:
         """At start-up: the clocks, the catch-up of missed ticks, a first sweep and the drill gauges."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         for schedule in self.schedules.values():
             self.next_run[schedule.name] = schedule.next_after(now)
             if schedule.schema.catch_up > 0:
@@ -130,7 +141,7 @@ class Scheduler:
 
     async def tick(self, now: datetime | None = None) -> None:
         """Fire every schedule whose time has come (once, even if several ticks passed), then sweep."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         for schedule in self.schedules.values():
             due = self.next_run.get(schedule.name)
             if due is None or due > now:
@@ -178,7 +189,7 @@ class Scheduler:
         schedule = self.schedules.get(name)
         if schedule is None:
             return None
-        return await self.fire(schedule, datetime.now(UTC), run_now=True)
+        return await self.fire(schedule, self.clock(), run_now=True)
 
     async def status(self) -> list[dict[str, Any]]:
         """Each schedule with its next and last run and last outcome (RFC 3339 UTC, null when none)."""

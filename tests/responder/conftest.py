@@ -8,6 +8,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +114,22 @@ def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
 
 ClientFactory = Callable[[Config], Awaitable[TestClient[web.Request, web.Application]]]
 
+# The time the responders of the tests live at: a Monday noon, after the tests' Sunday 03:00 ticks and outside
+# every test schedule's catch-up window, so no tick fires at start-up whatever the real time is
+# (tests/responder/test_clock.py runs the schedule tests under several real clocks to prove it).
+TEST_NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def frozen_clock() -> datetime:
+    """The responders' clock in the tests: TEST_NOW."""
+    return TEST_NOW
+
 
 @pytest.fixture
 def client_for(aiohttp_client: Any) -> ClientFactory:
     async def factory(config: Config) -> TestClient[web.Request, web.Application]:
-        client: TestClient[web.Request, web.Application] = await aiohttp_client(make_app(config))
+        app = make_app(config, clock=frozen_clock)
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
         return client
 
     return factory

@@ -31,6 +31,7 @@ from tests.responder.conftest import (
     TOKEN,
     ConfigFactory,
     alert,
+    frozen_clock,
     payload,
 )
 
@@ -63,7 +64,7 @@ async def test_200_deliveries_to_two_replicas_act_once(
             }
         ],  # only the exactly-once key guards here
     )
-    servers = [await aiohttp_server(make_app(config)) for _ in range(2)]
+    servers = [await aiohttp_server(make_app(config, clock=frozen_clock)) for _ in range(2)]
     modify_calls: list[str] = []
     for server in servers:
         rds = server.app[keys.RDS]

@@ -16,7 +16,15 @@ from aiohttp.test_utils import TestClient
 from responder import keys
 from responder.config import ConfigError
 from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
-from tests.responder.conftest import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder, wait_done
+from tests.responder.conftest import (
+    APPROVE,
+    AUTH,
+    TEST_NOW,
+    ClientFactory,
+    ConfigFactory,
+    Recorder,
+    wait_done,
+)
 
 Client = TestClient[web.Request, web.Application]
 SUNDAY_3AM = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
@@ -69,7 +77,7 @@ async def test_a_tick_is_decided_once(
     scheduler = _scheduler(client)
     scheduler.next_run["nightly"] = SUNDAY_3AM
     await scheduler.tick()
-    assert scheduler.next_run["nightly"] > datetime.now(UTC)  # the missed ones are not replayed one by one
+    assert scheduler.next_run["nightly"] > TEST_NOW  # the missed ones are not replayed one by one
     (status,) = await schedule_status(client.app)
     await wait_done(client, status["last_decision_id"])
     scheduler.next_run["nightly"] = SUNDAY_3AM  # the same tick again: another replica, or a restart

@@ -28,7 +28,14 @@ async def test_grow_storage_25_percent_then_refuses_within_6h(moto: Moto) -> Non
     client = await moto.responder()
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "succeeded", row
+    (effect,) = row["plan"].pop("effects")
     assert row["plan"] == {"instance": ident, "field": "AllocatedStorage", "from": 100, "to": 125}
+    assert effect["operation"] == "ModifyDBInstance" and effect["state"] == "done"
+    assert effect["params"] == {
+        "DBInstanceIdentifier": ident,
+        "ApplyImmediately": True,
+        "AllocatedStorage": 125,
+    }
     assert moto.describe(ident)["AllocatedStorage"] == 125
     row = await fire(client, "RDSFreeStorageLow", ident)
     assert row["outcome"] == "guardrail" and "6h" in row["error"]
@@ -86,6 +93,7 @@ async def test_grow_storage_raises_the_autoscaling_ceiling(moto: Moto) -> None:
     client = await moto.responder()
     row = await fire(client, "RDSFreeStorageLow", short)
     assert row["outcome"] == "succeeded", row
+    assert row["plan"].pop("effects")[0]["params"]["MaxAllocatedStorage"] == 132
     assert row["plan"] == {"instance": short, "field": "MaxAllocatedStorage", "from": 105, "to": 132}
     after = moto.describe(short)
     assert after["MaxAllocatedStorage"] == 132 and after["AllocatedStorage"] == 100

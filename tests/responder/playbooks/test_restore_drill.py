@@ -24,11 +24,9 @@ from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
-from responder.aws import AwsConfig, RdsApi
 from responder.drills import engine
-from responder.drills.sweeper import DrillSweeper
 from responder.scheduling.scheduler import SCHEDULER
-from tests.responder.conftest import AUTH, ConfigFactory, wait_done
+from tests.responder.conftest import AUTH, ConfigFactory, frozen_clock, wait_done
 from tests.responder.playbooks.drills import (
     REGION,
     checks,
@@ -36,7 +34,6 @@ from tests.responder.playbooks.drills import (
     drill_instances,
     drill_params,
     production,
-    tagged_instance,
 )
 from tests.responder.playbooks.rds import shape_answers
 from tests.responder.test_exactly_once import _actions, _start, _wait_ready
@@ -211,39 +208,7 @@ def _exists(rds_client: Any, name: str) -> bool:
     return any(i["DBInstanceIdentifier"] == name for i in rds_client.describe_db_instances()["DBInstances"])
 
 
-async def test_deletion_refuses_an_untagged_instance(moto_server: MotoServer, rds_client: Any) -> None:
-    rds = RdsApi(AwsConfig(REGION, moto_server.endpoint_url, 10.0))
-    untagged = tagged_instance(rds_client, "precious-production", {})
-    other = tagged_instance(rds_client, "someone-elses-drill", {"pgwarden:drill": "7"})
-    with pytest.raises(engine.NotADrillInstance, match="no pgwarden:drill tag"):
-        await engine.delete_drill_instance(rds, untagged, REGION)
-    with pytest.raises(engine.NotADrillInstance, match="belongs to drill 7"):
-        await engine.delete_drill_instance(rds, other, REGION, action_id=8)
-    assert _exists(rds_client, untagged) and _exists(rds_client, other)
-    assert (await engine.delete_drill_instance(rds, other, REGION, action_id=7))["deleted"]
-    assert not _exists(rds_client, other)
-
-
-async def test_the_sweeper_deletes_expired_drill_instances_only(
-    drill_client: DrillClient, rds_client: Any
-) -> None:
-    ident = production(rds_client)
-    client = await drill_client(ident)
-    past, future = str(int(time.time()) - 60), str(int(time.time()) + 3600)
-    expired = tagged_instance(
-        rds_client, f"{ident}-drill-old", {"pgwarden:drill": "424242", "pgwarden:expires": past}
-    )
-    alive = tagged_instance(
-        rds_client, f"{ident}-drill-new", {"pgwarden:drill": "424243", "pgwarden:expires": future}
-    )
-    sweeper = client.app[SCHEDULER].sweeper
-    assert isinstance(sweeper, DrillSweeper)
-    assert await sweeper.sweep() == [expired]
-    assert not _exists(rds_client, expired) and _exists(rds_client, alive) and _exists(rds_client, ident)
-    text = await (await client.get("/metrics")).text()
-    assert 'pgwarden_drill_instances{state="leaked"} 0.0' in text
-    assert 'pgwarden_drill_instances{state="running"} 1.0' in text
-    rds_client.delete_db_instance(DBInstanceIdentifier=alive, SkipFinalSnapshot=True)
+# The sweeper and deletion refusals: tests/responder/adversarial/test_sweeper.py.
 
 
 # ---- a responder killed mid-drill ------------------------------------------------------------------------------
@@ -331,7 +296,7 @@ async def test_two_replicas_on_the_postgresql_journal_restore_once_per_tick(
         playbooks=[],
         schedules=[s.schema.model_dump() for s in config.schedules],
     )
-    servers = [await aiohttp_server(make_app(config)) for _ in range(2)]
+    servers = [await aiohttp_server(make_app(config, clock=frozen_clock)) for _ in range(2)]
     restores: list[str] = []
     for server in servers:
         rds = server.app[keys.RDS]

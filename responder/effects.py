@@ -1,0 +1,305 @@
+"""The one gate for every change pgwarden makes outside its own process.
+
+AWS calls that are not reads (restore, delete, rename, modify, tags, secrets), `pg_cancel_backend` and
+`pg_terminate_backend`, VACUUM and ANALYZE, and operators' hook commands all go through an `EffectGate`. A gate
+is made for one journaled decision (its id, action, mode and target) and, for each effect:
+
+- in dry-run records the exact call (secrets redacted) in the decision's plan under `effects` and performs none;
+- refuses, with outcome `guardrail`, to delete, rename or modify an RDS instance the decision does not own;
+- journals the effect before it is made (`started`) and after (`done` or `failed`), so a crash in between is
+  visible in the decision's plan and a resumed run can tell what may already have happened.
+
+A second line of defence sits in every boto3 client the responder makes (`guard_client`): a mutating operation
+that did not come through a gate raises `responder.aws.UngatedEffect` before it is sent.
+
+Ownership of an instance to delete (or rename, other than the recovery's own two renames): its name has the shape
+this decision gives (`<id>-drill-<stamp>` for `restore_drill`, `<id>-recovery-<date>` for `recover`), it carries
+the matching `pgwarden:drill` / `pgwarden:recovery` tag naming this decision's journal row, and this row
+journaled the restore that created it, in enforce mode. A tag alone is never enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from botocore import xform_name
+
+from responder.aws import RdsApi, is_read, passing
+
+log = logging.getLogger("responder.effects")
+
+T = TypeVar("T")
+
+DRILL_TAG = "pgwarden:drill"
+EXPIRES_TAG = "pgwarden:expires"
+RECOVERY_TAG = "pgwarden:recovery"
+OWNED_NAME = {
+    "restore_drill": (re.compile(r"^.+-drill-\d{12}$"), DRILL_TAG),
+    "recover": (re.compile(r"^.+-recovery-\d{8}$"), RECOVERY_TAG),
+}
+RESTORES = ("RestoreDBInstanceFromDBSnapshot", "RestoreDBInstanceToPointInTime")
+SECRET_KEYS = re.compile(r"secret|password|token|credential", re.IGNORECASE)
+REDACTED = "(redacted)"
+
+
+class EffectRefused(Exception):
+    """The gate refuses the effect; the decision ends with outcome `guardrail` and this reason."""
+
+
+# ---- what an effect is -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS call as it will be made (RDS unless `service` says otherwise): what dry-runs print and journal."""
+
+    operation: str
+    region: str
+    params: dict[str, Any] = field(default_factory=dict)
+    service: str = "rds"
+
+    def describe(self) -> dict[str, Any]:
+        shown = {
+            "operation": self.operation,
+            "region": self.region,
+            "params": redacted(jsonable(self.params)),
+        }
+        if self.service != "rds":
+            shown["service"] = self.service
+        return shown
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def redacted(value: Any) -> Any:
+    """`value` with every field whose name says secret, password, token or credential replaced."""
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_KEYS.search(str(k)) else redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Authority:
+    """The journaled decision effects are made for: as journaled, never as the current config says."""
+
+    action_id: int
+    action: str
+    mode: str  # "enforce" | "dry-run"
+    instance: str | None = None  # the RDS instance the decision targets, when it targets one
+    region: str | None = None
+    secrets: frozenset[str] = frozenset()  # Secrets Manager secrets it may write (the recovery's)
+    renames: frozenset[tuple[str, str]] = frozenset()  # (from, to) renames of its target it may make
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode != "enforce"
+
+
+PlanWriter = Callable[[dict[str, Any]], Awaitable[None]]
+RowReader = Callable[[int], Awaitable[dict[str, Any] | None]]
+
+
+class EffectGate:
+    """Every effect of one decision; see the module's docstring."""
+
+    def __init__(
+        self,
+        authority: Authority,
+        write_plan: PlanWriter,
+        read_row: RowReader,
+        plan: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.authority = authority
+        self._write_plan = write_plan
+        self._read_row = read_row
+        self.plan: dict[str, Any] = dict(plan or {})
+        self.effects: list[dict[str, Any]] = list(self.plan.pop("effects", None) or [])
+
+    @property
+    def dry_run(self) -> bool:
+        return self.authority.dry_run
+
+    async def save_plan(self, plan: Mapping[str, Any]) -> None:
+        """Journal the decision's plan (what is about to be done), keeping the effects journaled so far."""
+        self.plan = {k: v for k, v in plan.items() if k != "effects"}
+        await self._save()
+
+    async def _save(self) -> None:
+        await self._write_plan({**self.plan, "effects": self.effects} if self.effects else self.plan)
+
+    async def _journal(self, entry: dict[str, Any]) -> dict[str, Any]:
+        entry["at"] = round(time.time(), 3)
+        self.effects.append(entry)
+        await self._save()
+        return entry
+
+    async def _made(self, entry: dict[str, Any], state: str, **detail: Any) -> None:
+        entry.update(state=state, finished_at=round(time.time(), 3), **detail)
+        await self._save()
+
+    async def _perform(self, call: dict[str, Any], perform: Callable[[], Awaitable[T]]) -> T | None:
+        if self.dry_run:
+            await self._journal({**call, "state": "dry-run"})
+            return None
+        entry = await self._journal({**call, "state": "started"})
+        try:
+            value = await perform()
+        except BaseException as exc:
+            # Cancelled or timed out mid-call: the effect may or may not have been made; say so.
+            await asyncio.shield(self._made(entry, "failed", error=f"{type(exc).__name__}: {exc}"[:500]))
+            raise
+        await self._made(entry, "done")
+        return value
+
+    # ---- AWS ----------------------------------------------------------------------------------------------
+
+    async def aws(self, rds: RdsApi, api: ApiCall, client: Any = None) -> dict[str, Any] | None:
+        """Make a mutating AWS call (None in dry-run); EffectRefused unless this decision may make it."""
+        if is_read(api.operation):
+            raise ValueError(f"{api.operation} is a read: call it directly")
+        await self._check_aws(rds, api)
+        client = client if client is not None else rds.client(api.region)
+        method = getattr(client, xform_name(api.operation))
+
+        def send() -> dict[str, Any]:
+            with passing(api.operation):
+                return dict(method(**api.params))
+
+        async def call() -> dict[str, Any]:
+            async with asyncio.timeout(rds.config.timeout * 2):
+                return await asyncio.to_thread(send)
+
+        return await self._perform({"kind": "aws", **api.describe()}, call)
+
+    async def _check_aws(self, rds: RdsApi, api: ApiCall) -> None:
+        op, params, auth = api.operation, api.params, self.authority
+        if op in RESTORES:
+            new = str(params.get("TargetDBInstanceIdentifier") or params.get("DBInstanceIdentifier"))
+            self._require_owned_shape(new)
+            tags = {t["Key"]: t["Value"] for t in params.get("Tags") or []}
+            _, tag = OWNED_NAME[auth.action]
+            if tags.get(tag) != str(auth.action_id):
+                raise EffectRefused(f"{op} of {new} must carry the tag {tag}={auth.action_id}")
+            return
+        if op == "DeleteDBInstance":
+            await self.require_owned(rds, str(params["DBInstanceIdentifier"]), api.region)
+            return
+        if op == "ModifyDBInstance":
+            ident, renamed = str(params["DBInstanceIdentifier"]), params.get("NewDBInstanceIdentifier")
+            if renamed is not None:
+                if (ident, str(renamed)) in auth.renames and api.region == auth.region:
+                    return
+                await self.require_owned(rds, ident, api.region)
+                if str(renamed) != auth.instance:
+                    raise EffectRefused(f"renaming {ident} to {renamed} is not this decision's to make")
+                return
+            if ident == auth.instance and api.region == auth.region:
+                return
+            await self.require_owned(rds, ident, api.region)
+            return
+        if op in ("PutSecretValue", "UpdateSecret") and api.service == "secretsmanager":
+            if str(params.get("SecretId")) in auth.secrets:
+                return
+            raise EffectRefused(f"secret {params.get('SecretId')} is not this decision's to write")
+        raise EffectRefused(f"{op} is not an effect pgwarden makes")
+
+    def _require_owned_shape(self, identifier: str) -> None:
+        shape = OWNED_NAME.get(self.authority.action)
+        if shape is None or not shape[0].match(identifier):
+            raise EffectRefused(f"{identifier} is not an instance a {self.authority.action} decision creates")
+
+    async def require_owned(self, rds: RdsApi, identifier: str, region: str) -> dict[str, Any]:
+        """The instance, if this decision owns it (see the module docstring); EffectRefused otherwise."""
+        auth = self.authority
+        self._require_owned_shape(identifier)
+        row = await self._read_row(auth.action_id)
+        if row is None or row.get("action") != auth.action:
+            raise EffectRefused(f"{identifier}: journal row {auth.action_id} is not a {auth.action}")
+        if not requested_restore(row, identifier):
+            raise EffectRefused(f"{identifier}: journal row {auth.action_id} never requested its restore")
+        try:
+            instance = await rds.describe_instance(identifier, region)
+        except LookupError as exc:
+            raise EffectRefused(f"{identifier} not found in {region}") from exc
+        _, tag = OWNED_NAME[auth.action]
+        tags = {str(t["Key"]): str(t["Value"]) for t in instance.get("TagList") or []}
+        if tags.get(tag) != str(auth.action_id):
+            raise EffectRefused(f"{identifier} is not tagged {tag}={auth.action_id}: not this decision's")
+        return instance
+
+    # ---- PostgreSQL and hooks ---------------------------------------------------------------------------------
+
+    async def postgres(
+        self, statement: str, params: Mapping[str, Any], perform: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """A statement that changes a server (a signal, VACUUM, ANALYZE); None in dry-run."""
+        call = {"kind": "postgres", "statement": statement, "params": redacted(jsonable(dict(params)))}
+        return await self._perform(call, perform)
+
+    async def hook(
+        self, name: str, argv: tuple[str, ...], env: Mapping[str, str], limit: float
+    ) -> int | None:
+        """Run an operator's hook command (its exit code; None in dry-run); killed after `limit` seconds
+        (TimeoutError)."""
+
+        async def run() -> int:
+            proc = await asyncio.create_subprocess_exec(*argv, env=dict(env))
+            try:
+                async with asyncio.timeout(limit):
+                    return await proc.wait()
+            except BaseException:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                raise
+
+        return await self._perform({"kind": "hook", "hook": name, "argv": list(argv)}, run)
+
+
+def requested_restore(row: Mapping[str, Any], identifier: str) -> bool:
+    """Whether this journal row journaled, in enforce mode, the restore that creates `identifier`."""
+    if row.get("mode") != "enforce":
+        return False
+    plan = row.get("plan")
+    if isinstance(plan, str):
+        try:
+            plan = json.loads(plan)
+        except ValueError:
+            return False
+    if not isinstance(plan, dict):
+        return False
+    for step in plan.get("steps") or []:  # journaled before the gate existed
+        if (
+            isinstance(step, dict)
+            and step.get("step") == "restore requested"
+            and step.get("instance") == identifier
+        ):
+            return True
+    for effect in plan.get("effects") or []:
+        if not isinstance(effect, dict) or effect.get("operation") not in RESTORES:
+            continue
+        if effect.get("state") not in ("started", "done", "failed"):
+            continue
+        params = effect.get("params") or {}
+        made = params.get("TargetDBInstanceIdentifier") or params.get("DBInstanceIdentifier")
+        if made == identifier:
+            return True
+    return False

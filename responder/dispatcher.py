@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pgwarden.redact import redact
 from responder.aws import RdsApi
 from responder.config import Config, Playbook
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
@@ -339,7 +340,7 @@ class Dispatcher:
                 "fingerprint": subject.fingerprint,
                 "target": subject.target,
                 "outcome": outcome.value,
-                "reason": error,
+                "reason": redact(error),
             },
         )
 

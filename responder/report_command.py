@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 
 from pgwarden.cli import print_config_errors
+from pgwarden.redact import redact
 from responder.config import Config, ConfigError, Server, load_config
 from responder.core import ActionRegistry
 from responder.journal import Journal, JournalUnavailable, open_store
@@ -117,7 +118,7 @@ def run_report_command(args: argparse.Namespace, registry: ActionRegistry) -> in
     try:
         report = asyncio.run(_build(args, config))
     except JournalUnavailable as exc:
-        print(f"report: journal unavailable: {exc}", file=sys.stderr)
+        print(f"report: journal unavailable: {redact(str(exc))}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(to_html(report), encoding="utf-8")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pgwarden.redact import redact, redact_data
 from responder.journal.records import COLUMNS, ClaimResult, NewDecision, Recorded, Tx
 from responder.outcomes import ACTED_OUTCOMES, OPEN_STATES, Answer, Outcome, State, sql_list
 
@@ -26,6 +27,11 @@ PRUNE_BATCH = 500
 
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+def _dumps_redacted(value: Any) -> str | None:
+    """A plan or result as stored: every password in it masked (an error quoting a DSN, say)."""
+    return None if value is None else _dumps(redact_data(json.loads(json.dumps(value, default=str))))
 
 
 _ALERT_COLUMNS = (
@@ -48,7 +54,7 @@ def op_record(decisions: Sequence[NewDecision], owner: str) -> Callable[[Tx], li
             finished = now if d.state == State.DONE else None
             row = tx.execute(
                 _INSERT.format(key="dedup_key") + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                (*alert, d.state, d.outcome, d.dedup_key, _dumps(d.labels), d.error, finished),
+                (*alert, d.state, d.outcome, d.dedup_key, _dumps(d.labels), redact(d.error), finished),
             ).fetchone()
             if row is not None:
                 out.append(Recorded(int(row[0]), d.state, d.outcome, None, d))
@@ -139,7 +145,7 @@ def _finish(
     tx.execute(
         "UPDATE pgwarden_actions SET state = ?, outcome = ?, result = ?, error = ?, updated_at = ?,"
         f" finished_at = ?{key} WHERE id = ?",
-        (State.DONE.value, outcome.value, _dumps(result), error, now, now, action_id),
+        (State.DONE.value, outcome.value, _dumps_redacted(result), redact(error), now, now, action_id),
     )
 
 
@@ -159,7 +165,7 @@ def op_set_plan(action_id: int, plan: Any) -> Callable[[Tx], None]:
     def run(tx: Tx) -> None:
         tx.execute(
             "UPDATE pgwarden_actions SET plan = ?, updated_at = ? WHERE id = ?",
-            (_dumps(plan), tx.now(), action_id),
+            (_dumps_redacted(plan), tx.now(), action_id),
         )
 
     return run

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from pgwarden.redact import redact
 from responder.outcomes import Outcome, State
 
 T = TypeVar("T")
@@ -19,7 +20,11 @@ COLUMNS = (
 
 
 class JournalUnavailable(Exception):
-    """The store cannot be read or written; the webhook answers 503 so Alertmanager retries."""
+    """The store cannot be read or written; the webhook answers 503 so Alertmanager retries. Its message
+    (logged, printed) never shows a password, whatever the driver's error quoted."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from pgwarden.redact import redact_url
 from responder.report.catalog import Catalog
 from responder.report.model import Period, PeriodName, Report
 from responder.report.prometheus import Prometheus
@@ -37,4 +38,4 @@ async def build_report(
     async with aiohttp.ClientSession() as session:
         inputs = Inputs(Prometheus(prometheus_url, session), selector, period, drills, vacuums, catalog)
         sections = [await build_section(k, t, b, inputs) for k, t, b in SECTIONS[period_name]]
-    return Report(period, source or prometheus_url, sections, time.time())
+    return Report(period, redact_url(source or prometheus_url), sections, time.time())

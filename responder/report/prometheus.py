@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from pgwarden.redact import redact, redact_url
+
 
 class PrometheusError(Exception):
     """Prometheus did not answer, or refused the query."""
@@ -38,10 +40,10 @@ class Prometheus:
             async with self.session.post(f"{self.url}{path}", data=params, timeout=self.timeout) as resp:
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise PrometheusError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            raise PrometheusError(redact(f"{redact_url(self.url)}: {type(exc).__name__}: {exc}")) from exc
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else body
-            raise PrometheusError(f"query {params.get('query')!r} failed: {error}")
+            raise PrometheusError(redact(f"query {params.get('query')!r} failed: {error}"))
         return body["data"]
 
     async def instant(self, expr: str, at: float) -> list[Sample]:

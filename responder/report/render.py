@@ -3,6 +3,7 @@ Markdown summary."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import jinja2
@@ -24,13 +25,31 @@ def to_html(report: Report) -> str:
     return _env.get_template("report.html.j2").render(report=report, charts=charts, generated=generated)
 
 
+# What makes inline Markdown out of text: code, emphasis, strikethrough, links and images, HTML and autolinks,
+# entities, math (`$`), table cells; `_` only where it can open or close emphasis (not inside a word: `pg_stat_user_tables`).
+# Block syntax (headings, lists, quotes) needs a line start, and a cell never starts a line.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*~$\[\]<>&|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])|:(?=//)|(?<=www)\.")
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def markdown_text(text: str) -> str:
+    """Text as one inline run of Markdown, taken literally: line breaks become spaces (no new line, so no
+    heading, list or table row) and the special characters are backslash-escaped (no link, image, HTML tag,
+    emphasis or cell break; no bare URL for GitHub's autolinks)."""
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m[0], _LINE_BREAKS.sub(" ", text))
+
+
 def to_markdown(report: Report) -> str:
-    lines = [f"# pgwarden {report.period.label()}", "", f"Source: {report.source}", ""]
-    lines += ["| section | verdict | reason |", "| --- | --- | --- |"]
+    lines = [
+        f"# pgwarden {markdown_text(report.period.label())}",
+        "",
+        f"Source: {markdown_text(report.source)}",
+    ]
+    lines += ["", "| section | verdict | reason |", "| --- | --- | --- |"]
     for s in report.sections:
-        reason = s.reason.replace("|", "\\|")
-        lines.append(f"| {s.title} | {s.verdict} | {reason} |")
-    attention = [s.title for s in report.sections if s.verdict == "attention"]
+        cells = (markdown_text(s.title), markdown_text(s.verdict), markdown_text(s.reason))
+        lines.append(f"| {' | '.join(cells)} |")
+    attention = [markdown_text(s.title) for s in report.sections if s.verdict == "attention"]
     lines += [
         "",
         f"Needs attention: {', '.join(attention)}." if attention else "Nothing needs attention.",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from responder.report.model import Section, no_data
+import logging
+from dataclasses import replace
+
+from pgwarden.redact import redact
+from responder.report.model import Section, Table, no_data
 from responder.report.prometheus import PrometheusError
 from responder.report.sections.common import Inputs, SectionBuilder, drill_section
 from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_runs
@@ -38,9 +42,24 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
 }
 
 
+log = logging.getLogger(__name__)
+
+
 async def build_section(key: str, title: str, builder: SectionBuilder, q: Inputs) -> Section:
-    """One section; a Prometheus that fails answers `no data` with the reason, never a verdict."""
+    """One section; a Prometheus that fails answers `no data` with the reason, never a verdict, and a
+    section that fails on its data (a hostile name, say) says so without failing the rest of the report.
+    Its reason and table cells never show a password (an error quoting a DSN or a URL)."""
     try:
-        return await builder(q, key, title)
+        section = await builder(q, key, title)
     except PrometheusError as exc:
-        return no_data(key, title, f"Prometheus did not answer ({exc})")
+        section = no_data(key, title, f"Prometheus did not answer ({exc})")
+    except Exception as exc:
+        log.exception("report section not built", extra={"section": key})
+        section = no_data(key, title, f"the section could not be built ({type(exc).__name__}: {exc})")
+    section.reason = redact(section.reason)
+    section.tables = [_redacted(t) for t in section.tables]
+    return section
+
+
+def _redacted(table: Table) -> Table:
+    return replace(table, rows=[tuple(redact(cell) for cell in row) for row in table.rows])

@@ -27,7 +27,7 @@ from responder.dispatcher import SLICE, Dispatcher
 from responder.guards import RejectedAlert, alert_problem
 from responder.journal import Journal, JournalUnavailable, Recorded, open_store
 from responder.metrics import ResponderMetrics
-from responder.models import Alert, WebhookPayload
+from responder.models import Alert, WebhookPayload, action_id
 from responder.outcomes import Answer, Outcome
 from responder.scheduling.scheduler import SCHEDULER, ConsoleSchedules, Scheduler, schedule_status
 from responder.ui import SCHEDULES, register_schedules, setup_console
@@ -35,7 +35,6 @@ from responder.ui import SCHEDULES, register_schedules, setup_console
 log = logging.getLogger("responder")
 
 MAX_LIMIT = 1000
-MAX_ACTION_ID = 2**63 - 1  # the journal's BIGINT / SQLite INTEGER
 MAX_ALERTS = next(
     m.max_length for m in WebhookPayload.model_fields["alerts"].metadata if isinstance(m, MaxLen)
 )
@@ -213,28 +212,25 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         return _reply(401, {"error": "missing or wrong approver token"})
     if not approver.can_approve:
         return _reply(403, {"error": f"{approver.name} is a viewer and cannot approve"})
-    try:
-        action_id = int(request.match_info["id"])
-    except ValueError:
-        return _reply(404, {"error": "no such action"})
-    if not 1 <= action_id <= MAX_ACTION_ID:
+    chosen = action_id(request.match_info["id"])
+    if chosen is None:
         return _reply(404, {"error": "no such action"})
     try:
-        answer = await request.app[keys.DISPATCHER].decide(action_id, approve, approver.name)
-        current = await request.app[keys.JOURNAL].get(action_id) if answer is Answer.NOT_PENDING else None
+        answer = await request.app[keys.DISPATCHER].decide(chosen, approve, approver.name)
+        current = await request.app[keys.JOURNAL].get(chosen) if answer is Answer.NOT_PENDING else None
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
     comment = request.headers.get("X-Pgwarden-User", "")[:100]  # a comment only; never the identity
     log.info(
         "approval",
         extra={
-            "action_id": action_id,
+            "action_id": chosen,
             "answer": answer.value,
             "by": approver.name,
             "comment": comment or None,
         },
     )
-    body: dict[str, Any] = {"id": action_id, "result": answer, "decided_by": approver.name}
+    body: dict[str, Any] = {"id": chosen, "result": answer, "decided_by": approver.name}
     if current is not None:  # someone (or something) decided first: say what it is now
         body |= {"state": current["state"], "outcome": current["outcome"]}
     return _reply(APPROVAL_STATUS[answer], body)

@@ -13,7 +13,7 @@ from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
 from pgwarden.webconfig import load_web_config
 from responder import __version__, recover
-from responder.app import bearer_token_valid, make_app
+from responder.app import bearer_passes_web_auth, make_app
 from responder.config import ConfigError, load_config, summary
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
     )
     try:
         web.run_app(
-            # A valid bearer token is as good as basic-auth credentials: the Authorization header carries one.
-            web_config.apply(make_app(config), also_accept=bearer_token_valid),
+            # Where a bearer token is the credential (the webhook's; a person's on the token API), it stands in for
+            # basic-auth credentials: an Authorization header carries one or the other.
+            web_config.apply(make_app(config), also_accept=bearer_passes_web_auth),
             host=host,
             ssl_context=web_config.ssl_context,
             port=port,

@@ -21,6 +21,7 @@ from responder.journal import JournalUnavailable
 from responder.journal.search import ActionFilter, facets, find
 from responder.models import action_id
 from responder.outcomes import Answer
+from responder.principals import presented_token
 from responder.ui.schedules import SCHEDULES, ScheduleStatus
 from responder.ui.sessions import COOKIE, LOGIN_COOKIE, SESSIONS, Session, csrf_ok, current, set_cookie
 
@@ -217,13 +218,13 @@ async def reports_page(request: web.Request, session: Session) -> web.StreamResp
 
 
 def _reader(request: web.Request) -> bool:
+    """A console session, the webhook's token (or `auth: none`), or an approver's or a viewer's token."""
     if current(request) is not None:
         return True
     config = request.app[keys.CONFIG]
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    given = given.strip() if scheme.lower() == "bearer" else ""
     if config.token is None:
         return True
+    given = presented_token(request)
     return (
         secrets.compare_digest(given.encode(), config.token.encode()) or config.principal(given) is not None
     )

@@ -12,7 +12,16 @@ from typing import Any
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
-_NEEDS_QUOTES = re.compile(r'[\s="\\]')
+_NEEDS_QUOTES = re.compile(r'[\s="\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+# What is escaped inside quotes: the quote, the backslash, and every control character and line separator, so
+# that a value (an alertname with a \r, say) can never end the line or forge another record.
+_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _SHORT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
 
 def _logfmt_value(value: Any) -> str:
@@ -23,7 +32,7 @@ def _logfmt_value(value: Any) -> str:
     else:
         text = json.dumps(value, default=str)
     if text == "" or _NEEDS_QUOTES.search(text):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return '"' + _ESCAPED.sub(_escape, text) + '"'
     return text
 
 

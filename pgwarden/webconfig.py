@@ -32,6 +32,8 @@ from pgwarden.config import ConfigError, StrictModel, load_yaml, validate_docume
 
 log = logging.getLogger("pgwarden.web")
 
+MAX_BCRYPT_PASSWORD = 72  # bytes; bcrypt raises for longer ones
+
 TLSVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 
 # The exporter-toolkit's list: only these headers may be set, some only to these values (any case).
@@ -136,6 +138,25 @@ def _is_bcrypt(hashed: str) -> bool:
     return True
 
 
+def _basic_credentials(header: str) -> tuple[str, bytes] | None:
+    """The user and password of a `Basic` Authorization header, or None for anything else: another scheme,
+    text that is not ASCII base64 (aiohttp keeps bytes that are not UTF-8 as surrogates), credentials that are
+    not UTF-8 or have no colon, or a password bcrypt cannot check (over its 72 bytes: Go's bcrypt, as the
+    exporter-toolkit uses it, refuses those too, rather than compare a prefix)."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True).decode()
+    except (UnicodeError, binascii.Error):
+        return None
+    user, sep, password = decoded.partition(":")
+    secret = password.encode()
+    if not sep or len(secret) > MAX_BCRYPT_PASSWORD:
+        return None
+    return user, secret
+
+
 @dataclass
 class WebConfig:
     """A validated web configuration with its TLS context built; `WebConfig()` serves plain HTTP, no auth."""
@@ -164,21 +185,16 @@ class WebConfig:
     async def authenticated(self, header: str) -> bool:
         """Whether an Authorization header carries a configured user's password. bcrypt is slow on purpose,
         so it runs in a thread and a verified (user, password digest) is remembered."""
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
+        credentials = _basic_credentials(header)
+        if credentials is None:
             return False
-        try:
-            user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        if not sep:
-            return False
-        key = (user, hashlib.sha256(password.encode()).digest())
+        user, password = credentials
+        key = (user, hashlib.sha256(password).digest())
         known = self._verified.get(key)
         if known is None:
             hashed = self.schema.basic_auth_users.get(user)
             target = hashed.encode() if hashed is not None else _decoy_hash()
-            matches = await asyncio.to_thread(bcrypt.checkpw, password.encode(), target)
+            matches = await asyncio.to_thread(bcrypt.checkpw, password, target)
             known = matches and hashed is not None
             if len(self._verified) > 1024:  # bounded: a client trying passwords cannot grow it for ever
                 self._verified.clear()

@@ -28,19 +28,24 @@ from responder.dispatcher import SLICE, Dispatcher
 from responder.guards import RejectedAlert, alert_problem
 from responder.journal import Journal, JournalUnavailable, Recorded, open_store
 from responder.metrics import ResponderMetrics
-from responder.models import Alert, WebhookPayload
+from responder.models import Alert, WebhookPayload, action_id
 from responder.outcomes import Answer, Outcome
+from responder.principals import presented_token
 from responder.scheduling.scheduler import SCHEDULER, ConsoleSchedules, Scheduler, schedule_status
 from responder.ui import SCHEDULES, register_schedules, setup_console
 
 log = logging.getLogger("responder")
 
 MAX_LIMIT = 1000
-MAX_ACTION_ID = 2**63 - 1  # the journal's BIGINT / SQLite INTEGER
 MAX_ALERTS = next(
     m.max_length for m in WebhookPayload.model_fields["alerts"].metadata if isinstance(m, MaxLen)
 )
 ENCODE_SLICE = 16 * SLICE
+# The token API, where a person's own bearer token is the credential: with `--web.config.file` basic auth, such a
+# token is not also asked for basic-auth credentials here (an Authorization header carries one or the other).
+PERSONAL_TOKEN_ROUTES = frozenset(
+    {"/actions", "/actions/{id}/approve", "/actions/{id}/reject", "/reports", "/reports/{id}"}
+)
 APPROVAL_STATUS = {
     Answer.APPROVED: 202,
     Answer.REJECTED: 200,
@@ -54,36 +59,36 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def _bearer(request: web.Request) -> str:
-    """The bearer token presented, or "" (also for bytes that are not UTF-8, which aiohttp keeps as
-    surrogates: never anyone's token)."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    token = given.strip() if scheme.lower() == "bearer" else ""
-    try:
-        token.encode()
-    except UnicodeEncodeError:
-        return ""
-    return token
-
-
 def _authorized(request: web.Request) -> bool:
     """The webhook's token (or `auth: none`)."""
     token = request.app[keys.CONFIG].token
     if token is None:
         return True
-    return hmac.compare_digest(_bearer(request).encode(), token.encode())
+    return hmac.compare_digest(presented_token(request).encode(), token.encode())
 
 
 def _may_read(request: web.Request) -> bool:
     """The webhook's token, or an approver's or a viewer's."""
-    return _authorized(request) or request.app[keys.CONFIG].principal(_bearer(request)) is not None
+    return _authorized(request) or request.app[keys.CONFIG].principal(presented_token(request)) is not None
 
 
-def bearer_token_valid(request: web.Request) -> bool:
-    """The request carries the configured webhook token (False when none is configured): what lets it past
-    `--web.config.file`'s basic auth on `/metrics` and `/healthz`."""
-    token = request.app[keys.CONFIG].token
-    return token is not None and hmac.compare_digest(_bearer(request).encode(), token.encode())
+def bearer_passes_web_auth(request: web.Request) -> bool:
+    """Whether the request's bearer token stands in for `--web.config.file`'s basic auth: the webhook's token on
+    any endpoint, an approver's or a viewer's on the token API (PERSONAL_TOKEN_ROUTES), whose handlers then
+    check what that person may do. /metrics, /healthz and the console keep basic auth for everyone else (see
+    "Who checks what" in docs/responder.md)."""
+    config = request.app[keys.CONFIG]
+    given = presented_token(request)
+    if not given:
+        return False
+    if config.token is not None and hmac.compare_digest(given.encode(), config.token.encode()):
+        return True
+    resource = request.match_info.route.resource
+    return (
+        resource is not None
+        and resource.canonical in PERSONAL_TOKEN_ROUTES
+        and config.principal(given) is not None
+    )
 
 
 def _reason(exc: ValidationError) -> str:
@@ -207,35 +212,32 @@ async def list_actions(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     """Only an approver's own token decides, and the journal records that approver's name: the webhook's
     token (which every Alertmanager holds) never approves."""
-    approver = request.app[keys.CONFIG].principal(_bearer(request))
+    approver = request.app[keys.CONFIG].principal(presented_token(request))
     if approver is None:
         if _authorized(request) and request.app[keys.CONFIG].token is not None:
             return _reply(403, {"error": "the webhook token cannot approve; use an approver's token"})
         return _reply(401, {"error": "missing or wrong approver token"})
     if not approver.can_approve:
         return _reply(403, {"error": f"{approver.name} is a viewer and cannot approve"})
-    try:
-        action_id = int(request.match_info["id"])
-    except ValueError:
-        return _reply(404, {"error": "no such action"})
-    if not 1 <= action_id <= MAX_ACTION_ID:
+    chosen = action_id(request.match_info["id"])
+    if chosen is None:
         return _reply(404, {"error": "no such action"})
     try:
-        answer = await request.app[keys.DISPATCHER].decide(action_id, approve, approver.name)
-        current = await request.app[keys.JOURNAL].get(action_id) if answer is Answer.NOT_PENDING else None
+        answer = await request.app[keys.DISPATCHER].decide(chosen, approve, approver.name)
+        current = await request.app[keys.JOURNAL].get(chosen) if answer is Answer.NOT_PENDING else None
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
     comment = request.headers.get("X-Pgwarden-User", "")[:100]  # a comment only; never the identity
     log.info(
         "approval",
         extra={
-            "action_id": action_id,
+            "action_id": chosen,
             "answer": answer.value,
             "by": approver.name,
             "comment": comment or None,
         },
     )
-    body: dict[str, Any] = {"id": action_id, "result": answer, "decided_by": approver.name}
+    body: dict[str, Any] = {"id": chosen, "result": answer, "decided_by": approver.name}
     if current is not None:  # someone (or something) decided first: say what it is now
         body |= {"state": current["state"], "outcome": current["outcome"]}
     return _reply(APPROVAL_STATUS[answer], body)

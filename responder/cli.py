@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -12,8 +15,8 @@ from aiohttp import web
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
 from pgwarden.webconfig import load_web_config
-from responder import __version__, recover
-from responder.app import bearer_token_valid, make_app
+from responder import __version__, keys, recover
+from responder.app import bearer_passes_web_auth, make_app
 from responder.config import ConfigError, load_config, summary
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
@@ -21,6 +24,8 @@ from responder.playbooks import default_registry
 from responder.report_command import add_report_command, run_report_command
 
 log = logging.getLogger("responder")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,21 +73,55 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
             "playbooks": len(config.playbooks),
         },
     )
+    # Where a bearer token is the credential (the webhook's; a person's on the token API), it stands in for
+    # basic-auth credentials: an Authorization header carries one or the other.
+    app = web_config.apply(make_app(config), also_accept=bearer_passes_web_auth)
     try:
-        web.run_app(
-            # A valid bearer token is as good as basic-auth credentials: the Authorization header carries one.
-            web_config.apply(make_app(config), also_accept=bearer_token_valid),
-            host=host,
-            ssl_context=web_config.ssl_context,
-            port=port,
-            print=None,
-            access_log=None,
-            shutdown_timeout=config.schema.shutdown_timeout + 5,
-            handle_signals=True,
-        )
+        return asyncio.run(serve(app, host, port, web_config.ssl_context, config.schema.shutdown_timeout + 5))
     except JournalUnavailable as exc:
         log.error("journal unavailable at start-up", extra={"error": str(exc)})
         return 1
     except ConfigError as exc:  # a schedule's target that does not resolve, found at start-up
         return print_config_errors(str(args.config), exc.errors)
+
+
+async def serve(
+    app: web.Application, host: str | None, port: int, ssl_context: ssl.SSLContext | None, grace: float
+) -> int:
+    """Serve `app` until SIGTERM or SIGINT, then drain: stop listening, let running actions finish (up to
+    `shutdown_timeout`), close the journal; 0. A second signal while draining interrupts the running actions
+    at once (each journaled `interrupted`) and the drain ends with them; 1. `grace` bounds in-flight requests."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    interrupting: list[asyncio.Task[None]] = []
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if not stopping.is_set():
+            log.info("stopping: draining running actions", extra={"signal": name, "again": "interrupts them"})
+            stopping.set()
+        elif not interrupting and keys.DISPATCHER in app:
+            log.warning("stopping now: interrupting running actions", extra={"signal": name})
+            interrupting.append(loop.create_task(app[keys.DISPATCHER].shutdown(0)))
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    # The server's own signal handling is off: it stops the loop from inside a callback, which is what left a
+    # drain unfinished (a traceback, or a hang on a second signal).
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
+    try:
+        await runner.setup()  # the journal opens, an earlier process's work is recovered
+        if not stopping.is_set():
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+            await stopping.wait()
+    finally:
+        await runner.cleanup()  # the drain: see `responder.app._lifecycle`
+        if interrupting:
+            await interrupting[0]
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+    if interrupting:
+        log.warning("stopped; running actions were interrupted")
+        return 1
+    log.info("stopped")
     return 0

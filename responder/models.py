@@ -1,4 +1,5 @@
-"""The Alertmanager webhook payload (version 4). Unknown fields are tolerated; wrong types are not."""
+"""The Alertmanager webhook payload (version 4). Unknown fields are tolerated; wrong types are not. And the
+range of an action's id, as a path names one."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pydantic import (
 
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
+MAX_ACTION_ID = 2**63 - 1  # the journal's BIGINT / SQLite INTEGER
 MAX_LABELS = 256
 MAX_LABEL_VALUE = 4096
 
@@ -27,7 +29,21 @@ def _timestamp(value: str) -> str:
     parsed = _DATETIME.validate_python(value)
     if parsed.tzinfo is None:
         raise ValueError("timestamp needs a time zone")
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: a valid RFC 3339 text before year 1 in UTC
+        raise ValueError("timestamp out of range in UTC") from None
+    return in_utc.isoformat().replace("+00:00", "Z")
+
+
+def action_id(text: str) -> int | None:
+    """The action id a path segment names, or None when it names none the journal can hold (not an integer,
+    not positive, beyond its integer range): such an id is simply not found."""
+    try:
+        number = int(text)
+    except ValueError:
+        return None
+    return number if 1 <= number <= MAX_ACTION_ID else None
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:

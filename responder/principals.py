@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from aiohttp import web
 from pydantic import Field, model_validator
 
 from pgwarden.config import Errors, StrictModel
@@ -73,3 +74,15 @@ def resolve_principals(
             seen.append(token)
             principals.append(Principal(p.name, role, token))
     return tuple(principals)
+
+
+def presented_token(request: web.Request) -> str:
+    """The bearer token a request presents, or "" (also for bytes that are not UTF-8, which aiohttp keeps as
+    surrogates: never anyone's token)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    token = given.strip() if scheme.lower() == "bearer" else ""
+    try:
+        token.encode()
+    except UnicodeEncodeError:
+        return ""
+    return token

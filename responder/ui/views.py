@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import secrets
+import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,16 @@ from aiohttp import web
 from responder import keys
 from responder.journal import JournalUnavailable
 from responder.journal.search import ActionFilter, facets, find
+from responder.models import action_id
 from responder.outcomes import Answer
+from responder.principals import presented_token
 from responder.ui.schedules import SCHEDULES, ScheduleStatus
 from responder.ui.sessions import COOKIE, LOGIN_COOKIE, SESSIONS, Session, csrf_ok, current, set_cookie
 
 log = logging.getLogger("responder")
 
 TIMELINE_LIMIT = 200
+MAX_FILTER = 256  # longer than any playbook, outcome or target name
 Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
 
@@ -114,9 +118,28 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str) if value is not None else ""
 
 
+def filter_problem(name: str, value: str) -> str | None:
+    """Why a filter's value can name nothing in the journal (a control character such as NUL, which
+    PostgreSQL refuses in text; bytes that are not UTF-8; an absurd length), or None."""
+    if len(value) > MAX_FILTER:
+        return f"{name}: longer than {MAX_FILTER} characters"
+    if "\x00" in value:
+        return f"{name}: contains a NUL character"
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return f"{name}: contains a control character"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return f"{name}: is not valid UTF-8"
+    return None
+
+
 async def timeline(request: web.Request, session: Session) -> web.StreamResponse:
     journal = request.app[keys.JOURNAL]
     chosen = {k: request.query.get(k) or None for k in ("playbook", "outcome", "target")}
+    for name, value in chosen.items():
+        if value is not None and (problem := filter_problem(name, value)) is not None:
+            return web.json_response({"error": "bad filter", "reason": problem}, status=400)
     search = ActionFilter(
         playbook=chosen["playbook"], outcome=chosen["outcome"], target=chosen["target"], limit=TIMELINE_LIMIT
     )
@@ -134,17 +157,16 @@ async def approvals(request: web.Request, session: Session) -> web.StreamRespons
 
 
 async def decide(request: web.Request, session: Session) -> web.StreamResponse:
-    try:
-        action_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    chosen = action_id(request.match_info["id"])
+    if chosen is None:
+        raise web.HTTPNotFound()
     approve = request.match_info["verb"] == "approve"
     name = session.principal.name
-    answer = await request.app[keys.DISPATCHER].decide(action_id, approve, name)
-    log.info("approval", extra={"action_id": action_id, "answer": answer.value, "by": name, "via": "console"})
+    answer = await request.app[keys.DISPATCHER].decide(chosen, approve, name)
+    log.info("approval", extra={"action_id": chosen, "answer": answer.value, "by": name, "via": "console"})
     if answer is Answer.NOT_FOUND:
         raise web.HTTPNotFound()
-    raise web.HTTPSeeOther(f"/ui?decided={action_id}&answer={answer.value}")
+    raise web.HTTPSeeOther(f"/ui?decided={chosen}&answer={answer.value}")
 
 
 async def schedules(request: web.Request, session: Session) -> web.StreamResponse:
@@ -196,13 +218,13 @@ async def reports_page(request: web.Request, session: Session) -> web.StreamResp
 
 
 def _reader(request: web.Request) -> bool:
+    """A console session, the webhook's token (or `auth: none`), or an approver's or a viewer's token."""
     if current(request) is not None:
         return True
     config = request.app[keys.CONFIG]
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    given = given.strip() if scheme.lower() == "bearer" else ""
     if config.token is None:
         return True
+    given = presented_token(request)
     return (
         secrets.compare_digest(given.encode(), config.token.encode()) or config.principal(given) is not None
     )
@@ -233,10 +255,9 @@ async def list_reports(request: web.Request) -> web.StreamResponse:
 async def get_report(request: web.Request) -> web.StreamResponse:
     if not _reader(request):
         return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    chosen = action_id(request.match_info["id"])
     try:
-        row = await request.app[keys.JOURNAL].get(int(request.match_info["id"]))
-    except ValueError:
-        row = None
+        row = await request.app[keys.JOURNAL].get(chosen) if chosen is not None else None
     except JournalUnavailable:
         return web.json_response({"error": "journal unavailable"}, status=503)
     if row is None or row["action"] != "maintenance_report" or row["outcome"] != "succeeded":

@@ -10,7 +10,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "responder"
 MAX_LINES = 400
 # What a playbook module may import of the responder: the core and what it names.
-PLAYBOOK_IMPORTS = {"responder.core", "responder.outcomes", "responder.rds_guards", "responder.report"}
+PLAYBOOK_IMPORTS = {
+    "responder.core",
+    "responder.outcomes",
+    "responder.rds_guards",
+    "responder.report",
+    "responder.effects",
+}
 # ... and the restore engine restore_drill shares with `recover` (it imports only the core and aws).
 PLAYBOOK_IMPORTS |= {"responder.drills", *(f"responder.drills.{m}" for m in ("checks", "engine", "models"))}
 
@@ -64,3 +70,52 @@ def test_playbooks_import_only_the_core() -> None:
 def test_no_module_above_400_lines() -> None:
     for path in PACKAGE.rglob("*.py"):
         assert len(path.read_text().splitlines()) <= MAX_LINES, path
+
+
+# What changes something outside the process, and the one module allowed to do each (responder/effects.py is the
+# gate; responder/aws.py makes the boto3 clients, each guarded so that a mutating call must pass the gate).
+ONLY_IN = {
+    "create_subprocess_exec": "responder/effects.py",
+    "create_subprocess_shell": "responder/effects.py",
+    "subprocess": "responder/effects.py",
+    "os.system": "responder/effects.py",
+    "boto3.client": "responder/aws.py",
+    "session.client": "responder/aws.py",
+    "_session.client": "responder/aws.py",
+}
+
+
+def test_effects_and_clients_are_made_in_one_place() -> None:
+    root = PACKAGE.parent
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Attribute):
+                base = node.value
+                prefix = (
+                    base.id
+                    if isinstance(base, ast.Name)
+                    else base.attr
+                    if isinstance(base, ast.Attribute)
+                    else ""
+                )
+                name = f"{prefix}.{node.attr}"
+                if node.attr in ONLY_IN:
+                    name = node.attr
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                modules = (
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                )
+                name = "subprocess" if "subprocess" in modules else None
+            if name in ONLY_IN:
+                where = str(path.relative_to(root))
+                assert where == ONLY_IN[name], f"{where}:{getattr(node, 'lineno', '?')} uses {name}"
+
+
+def test_signals_and_vacuum_go_through_the_gate() -> None:
+    """A playbook that signals a backend or runs VACUUM does so inside `ctx.gate.postgres(...)`."""
+    for path in (PACKAGE / "playbooks").glob("*.py"):
+        text = path.read_text()
+        if "pg_cancel_backend" in text or "pg_terminate_backend" in text or "VACUUM (" in text:
+            assert "ctx.gate.postgres(" in text, path

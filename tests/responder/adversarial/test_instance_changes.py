@@ -1,0 +1,239 @@
+"""One change per RDS instance at a time, and a change that was made is journaled as made (issue 19, holes 4
+and 5), against a real moto server process.
+
+moto applies ModifyDBInstance at once, so to keep a first change running while a second one claims, the
+responder's own client waits ~1 s in a botocore `before-call` handler before each ModifyDBInstance is sent.
+Every ModifyDBInstance the responders send is counted by such a handler too. AWS throttling is a `before-call`
+handler that answers one DescribeDBInstances with a 400 `Throttling` error shaped as botocore's error parser
+gives it (no Stubber: only that one call is replaced, everything else reaches moto).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from botocore.awsrequest import AWSResponse
+
+from devtools.motoserver import MotoServer
+from responder import keys
+from tests.responder.conftest import ClientFactory, ConfigFactory, alert, post_alerts, wait_done
+from tests.responder.playbooks.rds import describe_instance
+
+Client = TestClient[web.Request, web.Application]
+REGION = "us-east-1"
+
+
+def grow(name: str, alertname: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "match": {"alertname": alertname},
+        "action": "grow_storage",
+        "params": {"increase_percent": 25, "max_allocated_gib": 1000},
+    }
+
+
+def scale(name: str, alertname: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "match": {"alertname": alertname},
+        "action": "scale_instance",
+        "params": {"ladder": ["db.t3.medium", "db.r6g.large"], "max_class": "db.r6g.large"},
+        "require_approval": False,
+    }
+
+
+class Modifications:
+    """Every ModifyDBInstance the responders' clients send (counted before it is sent, optionally slowed)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.sent: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def watch(self, client: Client) -> None:
+        rds = client.app[keys.RDS]
+        assert rds is not None
+        rds.client(REGION).meta.events.register("before-call.rds.ModifyDBInstance", self._before)
+
+    def _before(self, params: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            self.sent.append(dict(params.get("body") or {}))
+        if self.delay:
+            time.sleep(self.delay)  # boto3 runs in a worker thread: the event loop goes on
+
+
+def config(
+    make_config: ConfigFactory, moto: MotoServer, playbooks: list[dict[str, Any]], **extra: Any
+) -> Any:
+    return make_config(
+        aws={"region": REGION, "endpoint_url": moto.endpoint_url}, playbooks=playbooks, **extra
+    )
+
+
+def about(identifier: str, alertname: str, fingerprint: str | None = None) -> dict[str, Any]:
+    return alert(alertname, fingerprint=fingerprint, dbidentifier=identifier, aws_region=REGION)
+
+
+async def rows_of(client: Client, decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [await wait_done(client, d["id"]) for d in decisions]
+
+
+def one_change(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The succeeded row and the refused one (guardrail: busy, or the 6 h history), whatever their order."""
+    by_outcome = {r["outcome"]: r for r in rows}
+    assert sorted(by_outcome) == ["guardrail", "succeeded"], rows
+    refused = by_outcome["guardrail"]
+    assert "one change at a time" in refused["error"] or "6h" in refused["error"], refused
+    return by_outcome["succeeded"], refused
+
+
+async def test_two_grow_playbooks_in_one_webhook_change_the_instance_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    playbooks = [grow("grow-low", "RDSFreeStorageLow"), grow("grow-critical", "RDSFreeStorageCritical")]
+    client = await client_for(config(make_config, moto_server, playbooks))
+    mods = Modifications(delay=1.0)
+    mods.watch(client)
+    decisions = await post_alerts(
+        client, about(ident, "RDSFreeStorageLow"), about(ident, "RDSFreeStorageCritical")
+    )
+    assert len(decisions) == 2
+    one_change(await rows_of(client, decisions))
+    assert len(mods.sent) == 1, mods.sent
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+
+
+async def test_two_fingerprints_on_one_playbook_change_the_instance_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    client = await client_for(config(make_config, moto_server, [grow("grow", "RDSFreeStorageLow")]))
+    mods = Modifications(delay=1.0)
+    mods.watch(client)
+    decisions = await post_alerts(
+        client,
+        about(ident, "RDSFreeStorageLow", fingerprint="aaaa000000000001"),
+        about(ident, "RDSFreeStorageLow", fingerprint="aaaa000000000002"),
+    )
+    one_change(await rows_of(client, decisions))
+    assert len(mods.sent) == 1, mods.sent
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+
+
+async def test_grow_and_scale_at_once_change_the_instance_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance("db.t3.medium", storage=100)
+    playbooks = [grow("grow", "RDSFreeStorageLow"), scale("scale", "RDSCPUHigh")]
+    client = await client_for(config(make_config, moto_server, playbooks))
+    mods = Modifications(delay=1.0)
+    mods.watch(client)
+    decisions = await post_alerts(client, about(ident, "RDSFreeStorageLow"), about(ident, "RDSCPUHigh"))
+    _, refused = one_change(await rows_of(client, decisions))
+    assert "one change at a time" in refused["error"], refused  # scale has no 6 h history: only the claim
+    assert len(mods.sent) == 1, mods.sent
+    after = describe_instance(rds_client, ident)
+    changed = (after["AllocatedStorage"] != 100) + (after["DBInstanceClass"] != "db.t3.medium")
+    assert changed == 1, after
+
+
+async def test_two_replicas_on_a_postgresql_journal_change_the_instance_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+    pg_journal: str,
+) -> None:
+    ident = rds_instance(storage=100)
+    playbooks = [grow("grow-low", "RDSFreeStorageLow"), grow("grow-critical", "RDSFreeStorageCritical")]
+    cfg = config(make_config, moto_server, playbooks, journal=pg_journal)
+    first, second = await client_for(cfg), await client_for(cfg)
+    mods = Modifications(delay=1.0)
+    mods.watch(first)
+    mods.watch(second)
+    low, critical = await asyncio.gather(
+        post_alerts(first, about(ident, "RDSFreeStorageLow")),
+        post_alerts(second, about(ident, "RDSFreeStorageCritical")),
+    )
+    one_change([await wait_done(first, low[0]["id"]), await wait_done(first, critical[0]["id"])])
+    assert len(mods.sent) == 1, mods.sent
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+
+
+class ThrottledOnce:
+    """The first DescribeDBInstances after a ModifyDBInstance was sent answers 400 Throttling, as AWS does
+    under load; every other call reaches moto."""
+
+    def __init__(self) -> None:
+        self.modified = 0
+        self.throttled = 0
+
+    def watch(self, client: Client) -> None:
+        rds = client.app[keys.RDS]
+        assert rds is not None
+        events = rds.client(REGION).meta.events
+        events.register("after-call.rds.ModifyDBInstance", self._modified)
+        events.register_first("before-call.rds.DescribeDBInstances", self._describe)
+
+    def _modified(self, http_response: Any, **_: Any) -> None:
+        if http_response.status_code < 300:
+            self.modified += 1
+
+    def _describe(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if self.modified != 1 or self.throttled:
+            return None
+        self.throttled += 1
+        http = AWSResponse("https://rds.us-east-1.amazonaws.com/", 400, {}, None)
+        parsed = {
+            "Error": {"Type": "Sender", "Code": "Throttling", "Message": "Rate exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}, "RetryAttempts": 0},
+        }
+        return http, parsed
+
+
+async def test_a_change_made_under_throttling_is_journaled_as_made(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    ident = rds_instance(storage=100)
+    client = await client_for(config(make_config, moto_server, [grow("grow", "RDSFreeStorageLow")]))
+    throttle = ThrottledOnce()
+    throttle.watch(client)
+    mods = Modifications()
+    mods.watch(client)
+    (first,) = await post_alerts(client, about(ident, "RDSFreeStorageLow"))
+    row = await wait_done(client, first["id"])
+    assert throttle.throttled == 1, "the describe after the change was not throttled"
+    assert row["outcome"] == "succeeded", row
+    assert row["result"]["after"]["allocated_gib"] == 125, row["result"]
+    (effect,) = row["plan"]["effects"]
+    assert effect["operation"] == "ModifyDBInstance" and effect["state"] == "done", effect
+    await asyncio.sleep(1.0)
+    (second,) = await post_alerts(client, about(ident, "RDSFreeStorageLow"))
+    row = await wait_done(client, second["id"])
+    assert row["outcome"] == "guardrail" and "6h" in row["error"], row
+    assert len(mods.sent) == 1, mods.sent
+    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125

@@ -258,18 +258,40 @@ def op_history(
     action: str, target_key: str, outcome: Outcome, within: float
 ) -> Callable[[Tx], tuple[float, list[float]]]:
     """The journal's now, and when this action ended with `outcome` on the target in the last `within`
-    seconds (newest first), both on the journal's clock."""
+    seconds (newest first), both on the journal's clock. For `succeeded` this includes a decision that ended
+    otherwise (failed, interrupted by a crash) after journaling an AWS change as sent: the change may have been
+    made, so it counts as made."""
 
     def run(tx: Tx) -> tuple[float, list[float]]:
         now = tx.now()
         rows = tx.execute(
-            "SELECT finished_at FROM pgwarden_actions WHERE action = ? AND target_key = ? AND outcome = ?"
-            " AND finished_at >= ? ORDER BY finished_at DESC",
-            (action, target_key, outcome.value, now - within),
+            "SELECT coalesce(finished_at, started_at, updated_at), outcome, plan FROM pgwarden_actions"
+            " WHERE action = ? AND target_key = ? AND coalesce(finished_at, started_at, updated_at) >= ?"
+            " AND (outcome = ? OR (? AND state = ? AND plan IS NOT NULL))"
+            " ORDER BY 1 DESC",
+            (action, target_key, now - within, outcome.value, outcome is Outcome.SUCCEEDED, State.DONE.value),
         ).fetchall()
-        return now, [float(r[0]) for r in rows]
+        return now, [float(r[0]) for r in rows if r[1] == outcome.value or _sent_a_change(r[2])]
 
     return run
+
+
+def _sent_a_change(plan: str | None) -> bool:
+    """Whether a journaled plan shows an AWS change sent (started, done, or failed mid-call)."""
+    try:
+        effects = (json.loads(plan) or {}).get("effects") or [] if plan else []
+    except (ValueError, AttributeError):
+        return False
+    return any(
+        isinstance(e, dict)
+        and e.get("kind") == "aws"
+        and (
+            e.get("state") in ("started", "done")
+            # AWS answering with an error made nothing; a timeout or a cut connection may have
+            or (e.get("state") == "failed" and not str(e.get("error", "")).startswith("ClientError"))
+        )
+        for e in effects
+    )
 
 
 def op_prune(retention: float, batch: int = PRUNE_BATCH) -> Callable[[Tx], int]:

@@ -11,6 +11,7 @@ gives it (no Stubber: only that one call is replaced, everything else reaches mo
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -237,3 +238,46 @@ async def test_a_change_made_under_throttling_is_journaled_as_made(
     assert row["outcome"] == "guardrail" and "6h" in row["error"], row
     assert len(mods.sent) == 1, mods.sent
     assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+
+
+async def test_a_change_sent_before_a_crash_counts_as_made(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    moto_server: MotoServer,
+    rds_client: Any,
+    rds_instance: Callable[..., str],
+) -> None:
+    """A responder that died between sending ModifyDBInstance and journaling its outcome leaves the row
+    `interrupted` with the effect journaled `started`: the change may have been made, and the 6 h guard counts
+    it. (The row is journaled as the gate leaves it; a real SIGKILL mid-call is the same journal state.)"""
+    ident = rds_instance(storage=100)
+    client = await client_for(config(make_config, moto_server, [grow("grow", "RDSFreeStorageLow")]))
+    journal = client.app[keys.JOURNAL]
+    (crashed,) = await post_alerts(client, about(ident, "RDSFreeStorageHigh"))  # matches nothing: a row only
+    effect = {
+        "kind": "aws",
+        "operation": "ModifyDBInstance",
+        "region": REGION,
+        "params": {"DBInstanceIdentifier": ident, "AllocatedStorage": 125},
+        "state": "started",
+    }
+    await journal.store.run(_as_crashed_grow(crashed["id"], ident, effect))
+    mods = Modifications()
+    mods.watch(client)
+    (second,) = await post_alerts(client, about(ident, "RDSFreeStorageLow"))
+    row = await wait_done(client, second["id"])
+    assert row["outcome"] == "guardrail" and "6h" in row["error"], row
+    assert mods.sent == []
+
+
+def _as_crashed_grow(action_id: int, ident: str, effect: dict[str, Any]) -> Callable[[Any], None]:
+    def run(tx: Any) -> None:
+        now = tx.now()
+        tx.execute(
+            "UPDATE pgwarden_actions SET playbook = 'grow', action = 'grow_storage', mode = 'enforce',"
+            " target_key = ?, state = 'done', outcome = 'interrupted', plan = ?, started_at = ?,"
+            " finished_at = ? WHERE id = ?",
+            (f"rds:{REGION}/{ident}", json.dumps({"effects": [effect]}), now, now, action_id),
+        )
+
+    return run

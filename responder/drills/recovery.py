@@ -1,6 +1,7 @@
 """The steps of a guided point-in-time recovery (`pgwarden-responder recover`, in `responder.recover`).
 
-window → restore → compare → swap (maintenance on, drain, two renames, the secret, restart, maintenance off).
+window → restore → settings (only when it will be swapped in) → compare → swap (pre-checks, confirmation,
+maintenance on, drain, two renames, the secret, restart, maintenance off).
 Each step, and each part of the swap, is journaled as done in the plan when it is (`Context.finish_step`), so
 a resumed recovery skips what is done; the renames and the restore also look at RDS first, so a step done but
 not journaled (a crash in between) is not done twice.
@@ -36,6 +37,30 @@ SWAP_STEPS = (
     "restart",
     "maintenance_off",
 )
+# Production's settings an instance that replaces it must have, as RestoreDBInstanceToPointInTime takes them ...
+RESTORE_SETTINGS = (
+    "MultiAZ",
+    "DeletionProtection",
+    "DBParameterGroupName",
+    "OptionGroupName",
+    "StorageType",
+    "Iops",
+    "StorageThroughput",
+    "BackupRetentionPeriod",
+    "CopyTagsToSnapshot",
+    "CACertificateIdentifier",
+)
+# ... and those only ModifyDBInstance takes, made once the recovered instance is available.
+MODIFY_SETTINGS = (
+    "MonitoringInterval",
+    "MonitoringRoleArn",
+    "EnablePerformanceInsights",
+    "PerformanceInsightsKMSKeyId",
+    "PerformanceInsightsRetentionPeriod",
+)
+PROVISIONED_GP3_FROM_GIB = (
+    400  # below this, RDS refuses Iops/StorageThroughput for gp3 (they are the baseline)
+)
 
 
 class RecoveryStopped(Exception):
@@ -57,6 +82,7 @@ class Context:
     out: TextIO
     dry_run: bool
     gate: EffectGate
+    confirmed: bool = False  # `--yes` on this very invocation, with `--swap` (never read from the plan)
 
     @property
     def target(self) -> RdsTarget:
@@ -104,11 +130,65 @@ async def step_window(ctx: Context) -> None:
             "class": instance.get("DBInstanceClass"),
             "subnet_group": subnet,
             "vpc_security_group_ids": vpc,
+            "settings": production_settings(instance),
         },
     )
 
 
-def _restore_api(ctx: Context) -> ApiCall:
+def production_settings(instance: dict[str, Any]) -> dict[str, Any]:
+    """The settings of production (a DescribeDBInstances entry) as restore and modify parameters, for the
+    instance that will replace it."""
+    groups = instance.get("DBParameterGroups") or []
+    options = instance.get("OptionGroupMemberships") or []
+    storage = instance.get("StorageType")
+    provisioned = storage in ("io1", "io2") or (
+        storage == "gp3" and int(instance.get("AllocatedStorage") or 0) >= PROVISIONED_GP3_FROM_GIB
+    )
+    monitoring = int(instance.get("MonitoringInterval") or 0)
+    insights = bool(instance.get("PerformanceInsightsEnabled"))
+    settings: dict[str, Any] = {
+        "MultiAZ": instance.get("MultiAZ"),
+        "DeletionProtection": instance.get("DeletionProtection"),
+        "DBParameterGroupName": _custom(
+            groups[0].get("DBParameterGroupName") if groups else None, "default."
+        ),
+        "OptionGroupName": _custom(options[0].get("OptionGroupName") if options else None, "default:"),
+        "StorageType": storage,
+        "Iops": instance.get("Iops") if provisioned else None,
+        "StorageThroughput": instance.get("StorageThroughput") if provisioned and storage == "gp3" else None,
+        "BackupRetentionPeriod": instance.get("BackupRetentionPeriod"),
+        "CopyTagsToSnapshot": instance.get("CopyTagsToSnapshot"),
+        "CACertificateIdentifier": instance.get("CACertificateIdentifier"),
+        # a restored instance starts without enhanced monitoring and Performance Insights: set only what is on
+        "MonitoringInterval": monitoring or None,
+        "MonitoringRoleArn": instance.get("MonitoringRoleArn") if monitoring else None,
+        "EnablePerformanceInsights": insights or None,
+        "PerformanceInsightsKMSKeyId": instance.get("PerformanceInsightsKMSKeyId") if insights else None,
+        "PerformanceInsightsRetentionPeriod": (
+            instance.get("PerformanceInsightsRetentionPeriod") if insights else None
+        ),
+    }
+    return {k: v for k, v in settings.items() if v is not None and v != ""}
+
+
+def _custom(group: str | None, default_prefix: str) -> str | None:
+    """A parameter or option group to copy; None for the engine's default one, which the restore gets anyway
+    (and which may not be named for the restored engine version)."""
+    return None if group is None or group.startswith(default_prefix) else group
+
+
+async def _settings(ctx: Context) -> dict[str, Any]:
+    """Production's settings as journaled by the window step (read again for a plan journaled without them,
+    while production still has its name)."""
+    production = ctx.plan["steps"]["window"]["production"]
+    if "settings" not in production:
+        instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
+        production["settings"] = production_settings(instance)
+    return dict(production["settings"])
+
+
+def _restore_api(ctx: Context, settings: dict[str, Any]) -> ApiCall:
+    """The restore; with production's restore settings when the recovered instance will be swapped in."""
     production = ctx.plan["steps"]["window"]["production"]
     r = ctx.recovery
     options = engine.RestoreOptions(
@@ -119,12 +199,14 @@ def _restore_api(ctx: Context) -> ApiCall:
     when = engine.parse_time(ctx.plan["to"])
     source = engine.Source("point_in_time", ctx.target.region, when, restore_time=when)
     tags = {RECOVERY_TAG: str(ctx.action_id)}
-    return engine.restore_call(source, ctx.target.identifier, ctx.plan["recovered"], options, tags)
+    copied = {k: v for k, v in settings.items() if k in RESTORE_SETTINGS} if ctx.plan["swap"] else None
+    return engine.restore_call(source, ctx.target.identifier, ctx.plan["recovered"], options, tags, copied)
 
 
 async def step_restore(ctx: Context) -> None:
     recovered, region = ctx.plan["recovered"], ctx.target.region
     existing = await engine.find(ctx.rds, recovered, region)
+    copied = False
     if existing is not None:
         if engine.tags_of(existing).get(RECOVERY_TAG) != str(ctx.action_id):
             raise RecoveryStopped(
@@ -132,9 +214,10 @@ async def step_restore(ctx: Context) -> None:
             )
         ctx.say(f"[2/4] restore: {recovered} was already requested by this recovery")
     else:
-        api = _restore_api(ctx)
+        api = _restore_api(ctx, await _settings(ctx))
         ctx.say(f"[2/4] restore: {api.operation} to {recovered} ({api.params.get('DBInstanceClass')})")
         await ctx.gate.aws(ctx.rds, api)
+        copied = bool(ctx.plan["swap"])
 
     async def progress(status: str, elapsed: float) -> None:
         ctx.say(f"      {recovered}: {status} ({elapsed:.0f} s)")
@@ -146,7 +229,35 @@ async def step_restore(ctx: Context) -> None:
     except engine.DrillError as exc:
         raise RecoveryStopped(f"{exc}; resume with --resume {ctx.action_id}") from exc
     ctx.say(f"      {recovered} is available after {seconds:.0f} s")
-    await ctx.finish_step("restore", restore_seconds=round(seconds, 3))
+    await ctx.finish_step("restore", restore_seconds=round(seconds, 3), copied_settings=copied)
+
+
+def _settings_changes(ctx: Context, settings: dict[str, Any]) -> dict[str, Any]:
+    """What ModifyDBInstance must still set on the recovered instance: the settings the restore does not take,
+    or all of them when the restore was made without them (a recovery resumed with --swap)."""
+    restore = ctx.plan["steps"].get("restore") or {}
+    if restore.get("copied_settings"):
+        return {k: v for k, v in settings.items() if k in MODIFY_SETTINGS}
+    return {k: v for k, v in settings.items() if k in RESTORE_SETTINGS + MODIFY_SETTINGS}
+
+
+def _modify_api(ctx: Context, changes: dict[str, Any]) -> ApiCall:
+    params = {"DBInstanceIdentifier": ctx.plan["recovered"], "ApplyImmediately": True, **changes}
+    return ApiCall("ModifyDBInstance", ctx.target.region, params)
+
+
+async def step_settings(ctx: Context) -> None:
+    """Give the recovered instance production's settings the restore could not set, before it is compared."""
+    changes = _settings_changes(ctx, await _settings(ctx))
+    recovered = ctx.plan["recovered"]
+    if changes:
+        ctx.say(f"      settings of production for {recovered}: {', '.join(sorted(changes))}")
+        await ctx.gate.aws(ctx.rds, _modify_api(ctx, changes))
+        try:
+            await engine.wait_available(ctx.rds, recovered, ctx.target.region, ctx.recovery.wait_timeout)
+        except engine.DrillError as exc:
+            raise RecoveryStopped(f"{exc}; resume with --resume {ctx.action_id}") from exc
+    await ctx.finish_step("settings", changed=sorted(changes))
 
 
 def _dsn(connect: ConnectSpec) -> str:
@@ -174,7 +285,7 @@ async def step_compare(ctx: Context) -> None:
         ctx.say(
             f"      {rec['name']:<{width}}  {_shown(prod):>14}  {_shown(rec):>14}  {rec['expect']} {mark}"
         )
-    passed = all(c["passed"] for c in recovered)
+    passed = bool(recovered) and all(c["passed"] for c in recovered)  # no check is no proof
     await ctx.finish_step("compare", recovered=recovered, production=production, passed=passed)
 
 
@@ -278,13 +389,58 @@ async def _update_secret(ctx: Context) -> None:
     ctx.say(f"      secret {secret.secret_id}: host {host}, port {port}")
 
 
-async def step_swap(ctx: Context, confirm: Callable[[str], str]) -> None:
-    ident, recovered, old = ctx.target.identifier, ctx.plan["recovered"], ctx.plan["old"]
-    if not ctx.plan["steps"]["compare"]["passed"]:
+def _rename_attempted(ctx: Context, old: str, new: str) -> bool:
+    """Whether this recovery has journaled (done, or started: it may have happened) the rename old -> new."""
+    step = {(ctx.target.identifier, ctx.plan["old"]): "swap.rename_production"}.get((old, new))
+    if step is not None and ctx.done(step):
+        return True
+    if ctx.done("swap.rename_recovered") and new == ctx.target.identifier:
+        return True
+    return any(
+        e.get("operation") == "ModifyDBInstance"
+        and e.get("state") in ("started", "done", "failed")
+        and (e.get("params") or {}).get("DBInstanceIdentifier") == old
+        and (e.get("params") or {}).get("NewDBInstanceIdentifier") == new
+        for e in ctx.gate.effects
+    )
+
+
+async def swap_prechecks(ctx: Context) -> None:
+    """Everything the swap needs, checked before any part of it (a hook, the drain, a rename) is made: the
+    comparison passed, the recovered instance is available, and `<id>-old` is free (unless this recovery's
+    own rename made it)."""
+    ident, recovered, old, region = (
+        ctx.target.identifier,
+        ctx.plan["recovered"],
+        ctx.plan["old"],
+        ctx.target.region,
+    )
+    compare = ctx.plan["steps"].get("compare") or {}
+    if not compare.get("passed") or not compare.get("recovered"):
         raise RecoveryStopped(
             "a check failed on the recovered instance: not swapping it in", Outcome.GUARDRAIL
         )
-    if not ctx.plan.get("confirmed"):
+    if not _rename_attempted(ctx, recovered, ident):
+        instance = await engine.find(ctx.rds, recovered, region)
+        status = instance.get("DBInstanceStatus") if instance is not None else "not found"
+        if status != "available":
+            raise RecoveryStopped(
+                f"{recovered} is {status}: nothing swapped (--resume {ctx.action_id} when it is available)",
+                Outcome.GUARDRAIL,
+            )
+    if not _rename_attempted(ctx, ident, old) and await engine.find(ctx.rds, old, region) is not None:
+        raise RecoveryStopped(
+            f"{old} already exists: rename or delete it, then --resume {ctx.action_id} --swap; nothing swapped",
+            Outcome.GUARDRAIL,
+        )
+
+
+async def step_swap(ctx: Context, confirm: Callable[[str], str]) -> None:
+    ident, recovered, old = ctx.target.identifier, ctx.plan["recovered"], ctx.plan["old"]
+    await swap_prechecks(ctx)
+    if ctx.confirmed:
+        by = "--yes"
+    else:
         answer = confirm(
             f"Swap {recovered} in as {ident} (production becomes {old})? Type {ident} to confirm: "
         )
@@ -292,7 +448,9 @@ async def step_swap(ctx: Context, confirm: Callable[[str], str]) -> None:
             raise RecoveryStopped(
                 f"not confirmed; nothing swapped (--resume {ctx.action_id} --swap to retry)"
             )
-        ctx.plan["confirmed"] = True
+        by = "typed"
+    ctx.plan.setdefault("confirmations", []).append({"at": engine.iso(datetime.now(UTC)), "by": by})
+    await ctx.gate.save_plan(ctx.plan)
     ctx.say("[4/4] swap")
     hooks = ctx.recovery.hooks
     parts: dict[str, Callable[[], Awaitable[None]]] = {
@@ -323,13 +481,17 @@ def dry_run_plan(ctx: Context) -> list[dict[str, Any]]:
         ctx.plan["old"],
         ctx.target.region,
     )
-    calls: list[dict[str, Any]] = [_restore_api(ctx).describe()]
+    settings = ctx.plan["steps"]["window"]["production"].get("settings") or {}
+    calls: list[dict[str, Any]] = [_restore_api(ctx, settings).describe()]
     calls.append(
         {
             "operation": "DescribeDBInstances (poll until available)",
             "params": {"DBInstanceIdentifier": recovered},
         }
     )
+    changes = {k: v for k, v in settings.items() if k in MODIFY_SETTINGS}
+    if ctx.plan["swap"] and changes:
+        calls.append(_modify_api(ctx, changes).describe())
     names = [c.name for c in ctx.recovery.checks]
     calls.append({"checks": names, "on": [recovered, ident]})
     if ctx.plan["swap"]:
@@ -367,6 +529,8 @@ async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:
         await step_restore(ctx)
     else:
         ctx.say("[2/4] restore: done before")
+    if ctx.plan["swap"] and not ctx.done("settings"):
+        await step_settings(ctx)
     if not ctx.done("compare"):
         await step_compare(ctx)
     else:

@@ -39,8 +39,10 @@ from responder.aws import RdsApi
 from responder.config import Config, ConfigError, load_config
 from responder.core import ActionRegistry, RdsTarget
 from responder.drills import engine
+from responder.drills import recovery as steps
 from responder.drills.models import RecoverySchema
-from responder.drills.recovery import ACTION, Context, RecoveryStopped, run_steps
+from responder.drills.recovery import ACTION, Context, RecoveryStopped
+from responder.drills.swap import step_swap
 from responder.effects import Authority, EffectGate
 from responder.journal import Journal, JournalUnavailable, Tx, open_store
 from responder.outcomes import Outcome, State
@@ -258,6 +260,35 @@ async def recover(
         with contextlib.suppress(asyncio.CancelledError):
             await beat
         await journal.close()
+
+
+async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:
+    """Every step not done yet, in order (in dry-run: the plan of every call, printed and journaled)."""
+    if not ctx.done("window"):
+        await steps.step_window(ctx)
+    else:
+        ctx.say("[1/4] window: done before")
+    if ctx.dry_run:
+        ctx.plan["dry_run_calls"] = steps.dry_run_plan(ctx)
+        ctx.say("dry run: these calls would be made, in order:")
+        for call in ctx.plan["dry_run_calls"]:
+            ctx.say("  " + json.dumps(call, sort_keys=True))
+        await ctx.journal.set_plan(ctx.action_id, ctx.plan)
+        return
+    if not ctx.done("restore"):
+        await steps.step_restore(ctx)
+    else:
+        ctx.say("[2/4] restore: done before")
+    if ctx.plan["swap"] and not ctx.done("settings"):
+        await steps.step_settings(ctx)
+    if not ctx.done("compare"):
+        await steps.step_compare(ctx)
+    else:
+        ctx.say("[3/4] compare: done before")
+    if ctx.plan["swap"] and not ctx.done("swap"):
+        await step_swap(ctx, confirm)
+    elif not ctx.plan["swap"]:
+        ctx.say(f"[4/4] swap: not asked for (--resume {ctx.action_id} --swap to swap it in)")
 
 
 def _gate(

@@ -4,11 +4,17 @@
 2. restore: RestoreDBInstanceToPointInTime to `<id>-recovery-<yyyymmdd>` (tagged `pgwarden:recovery=<action
    id>`, never `pgwarden:drill`: the sweeper leaves it alone), waiting with progress;
 3. compare: the `recovery.checks` against the recovered instance and production, side by side;
-4. swap (only with `--swap`, and `--yes` or a typed confirmation): maintenance hook, drain, rename production to
-   `<id>-old` and the recovered instance to `<id>`, the Secrets Manager secret, restart hook, maintenance off.
+4. swap (only with `--swap`): pre-checks (the comparison passed, the recovered instance is available,
+   `<id>-old` is free), then `--yes` on this invocation or a typed confirmation, then maintenance hook, drain,
+   rename production to `<id>-old` and the recovered instance to `<id>`, the Secrets Manager secret, restart
+   hook, maintenance off.
+When it will be swapped in, the recovered instance gets production's settings (Multi-AZ, deletion protection,
+parameter and option groups, storage, monitoring, Performance Insights, backups, CA) before the comparison.
 
 Every step (and each part of the swap) is journaled in the plan of one journal row (action `recover`) when it
-is done; `--resume <id>` continues after the last finished one. `--dry-run` prints every API call and hook.
+is done; `--resume <id>` continues after the last finished one, in the mode the row was journaled with. A
+finished row cannot be resumed, except a real recovery that was not swapped, with `--resume <id> --swap`.
+`--dry-run` prints every API call and hook.
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from responder.aws import RdsApi
 from responder.config import Config, ConfigError, load_config
 from responder.core import ActionRegistry, RdsTarget
 from responder.drills import engine
+from responder.drills import recovery as steps
 from responder.drills.models import RecoverySchema
-from responder.drills.recovery import ACTION, Context, RecoveryStopped, run_steps
+from responder.drills.recovery import ACTION, Context, RecoveryStopped
+from responder.drills.swap import step_swap
 from responder.effects import Authority, EffectGate
 from responder.journal import Journal, JournalUnavailable, Tx, open_store
 from responder.outcomes import Outcome, State
@@ -87,12 +95,37 @@ def op_start(
     return run
 
 
-def op_take_over(action_id: int, owner: str, now: float, stale_after: float) -> Callable[[Tx], str | None]:
-    """Own the row again to resume it, unless a live process still runs it; None, or why not."""
+def resume_refusal(
+    action_id: int, state: str, outcome: str | None, mode: str, plan: Any, swap: bool, dry_run: bool
+) -> str | None:
+    """Why journal row `action_id` cannot be resumed with these flags, or None when it can. A finished row keeps
+    its outcome: only a real recovery that stopped before its swap may go on, to swap (`--swap`)."""
+    if dry_run and mode != "dry-run":
+        return f"recovery {action_id} was journaled in enforce mode: --dry-run cannot resume it"
+    if state != State.DONE or outcome not in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
+        return None
+    if isinstance(plan, str):
+        try:
+            plan = json.loads(plan)
+        except ValueError:
+            plan = None
+    steps = (plan.get("steps") or {}) if isinstance(plan, dict) else {}
+    swappable = mode == "enforce" and outcome == Outcome.SUCCEEDED and "swap" not in steps
+    if swappable and swap:
+        return None
+    hint = f" (--resume {action_id} --swap to swap it in)" if swappable else "; start a new recovery"
+    return f"recovery {action_id} is finished ({outcome}): nothing to resume{hint}"
+
+
+def op_take_over(
+    action_id: int, owner: str, now: float, stale_after: float, swap: bool = False, dry_run: bool = False
+) -> Callable[[Tx], str | None]:
+    """Own the row again to resume it, unless a live process still runs it or it cannot be resumed (see
+    `resume_refusal`); None, or why not."""
 
     def run(tx: Tx) -> str | None:
         row = tx.execute(
-            "SELECT state, a.owner, r.seen_at FROM pgwarden_actions a"
+            "SELECT state, a.owner, r.seen_at, outcome, mode, plan FROM pgwarden_actions a"
             " LEFT JOIN pgwarden_replicas r ON r.owner = a.owner WHERE a.id = ? AND a.action = ?",
             (action_id, ACTION),
         ).fetchone()
@@ -100,6 +133,9 @@ def op_take_over(action_id: int, owner: str, now: float, stale_after: float) -> 
             return f"no recovery with id {action_id}"
         if row[0] == State.RUNNING and row[2] is not None and float(row[2]) >= now - stale_after:
             return "busy"
+        refusal = resume_refusal(action_id, row[0], row[3], str(row[4]), row[5], swap, dry_run)
+        if refusal is not None:
+            return refusal
         tx.execute(
             "UPDATE pgwarden_actions SET state = ?, owner = ?, outcome = NULL, error = NULL, updated_at = ?,"
             " finished_at = NULL WHERE id = ?",
@@ -128,7 +164,9 @@ async def _resume_row(
     stale_after = config.schema.replica_timeout
     deadline = time.monotonic() + stale_after + 2
     while (
-        why := await journal.store.run(op_take_over(args.resume, journal.owner, time.time(), stale_after))
+        why := await journal.store.run(
+            op_take_over(args.resume, journal.owner, time.time(), stale_after, args.swap, args.dry_run)
+        )
     ) == "busy":
         if time.monotonic() > deadline:
             raise RecoveryStopped(f"recovery {args.resume} is being run by a live process", Outcome.GUARDRAIL)
@@ -143,8 +181,7 @@ async def _resume_row(
         raise RecoveryStopped(f"recovery {args.resume} journaled no plan to resume")
     if args.swap:
         plan["swap"] = True
-    if args.yes:
-        plan["confirmed"] = True
+    plan.pop("confirmed", None)  # a confirmation counts only on the invocation that swaps
     return args.resume, plan, str(row["mode"])
 
 
@@ -175,7 +212,6 @@ async def _open_row(
         "old": engine.derived_identifier(args.instance, "-old"),
         "instance_class": args.instance_class,
         "swap": bool(args.swap),
-        "confirmed": bool(args.yes),
         "steps": {},
     }
     await journal.set_plan(action_id, plan)
@@ -197,7 +233,10 @@ async def recover(
     try:
         action_id, plan, mode = await _open_row(args, config, journal, out)
         gate = _gate(journal, action_id, mode, plan, recovery)
-        ctx = Context(config, recovery, RdsApi(config.aws), journal, action_id, plan, out, gate.dry_run, gate)
+        confirmed = bool(args.yes)  # this invocation's --yes only: never one given to an earlier one
+        ctx = Context(
+            config, recovery, RdsApi(config.aws), journal, action_id, plan, out, gate.dry_run, gate, confirmed
+        )
         await run_steps(ctx, confirm)
         outcome = Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED
         await journal.finish(action_id, outcome, {"steps": sorted(plan["steps"])})
@@ -221,6 +260,35 @@ async def recover(
         with contextlib.suppress(asyncio.CancelledError):
             await beat
         await journal.close()
+
+
+async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:
+    """Every step not done yet, in order (in dry-run: the plan of every call, printed and journaled)."""
+    if not ctx.done("window"):
+        await steps.step_window(ctx)
+    else:
+        ctx.say("[1/4] window: done before")
+    if ctx.dry_run:
+        ctx.plan["dry_run_calls"] = steps.dry_run_plan(ctx)
+        ctx.say("dry run: these calls would be made, in order:")
+        for call in ctx.plan["dry_run_calls"]:
+            ctx.say("  " + json.dumps(call, sort_keys=True))
+        await ctx.journal.set_plan(ctx.action_id, ctx.plan)
+        return
+    if not ctx.done("restore"):
+        await steps.step_restore(ctx)
+    else:
+        ctx.say("[2/4] restore: done before")
+    if ctx.plan["swap"] and not ctx.done("settings"):
+        await steps.step_settings(ctx)
+    if not ctx.done("compare"):
+        await steps.step_compare(ctx)
+    else:
+        ctx.say("[3/4] compare: done before")
+    if ctx.plan["swap"] and not ctx.done("swap"):
+        await step_swap(ctx, confirm)
+    elif not ctx.plan["swap"]:
+        ctx.say(f"[4/4] swap: not asked for (--resume {ctx.action_id} --swap to swap it in)")
 
 
 def _gate(

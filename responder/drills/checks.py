@@ -1,5 +1,5 @@
-"""The SQL checks a drill or a recovery runs against a restored instance: one read-only session, each check
-under the statement timeout, its value compared with its expectation."""
+"""The SQL checks a drill or a recovery runs against a restored instance: each check in its own `READ ONLY`
+transaction (rolled back after it), under the statement timeout, its value compared with its expectation."""
 
 from __future__ import annotations
 
@@ -69,19 +69,30 @@ async def connect_checked(conninfo: str, connect: ConnectSpec) -> psycopg.AsyncC
 
 
 async def run_checks(conninfo: str, connect: ConnectSpec, checks: Sequence[Check]) -> list[dict[str, Any]]:
-    """Every check, read-only, each under the statement timeout: `[{name, value, expect, passed}]`."""
+    """Every check, each in a new `BEGIN READ ONLY` transaction that is rolled back after it, under the
+    statement timeout: `[{name, value, expect, passed}]`.
+
+    A check cannot make a later one writable: whatever it sets with `set_config(..., false)` is reset before
+    the next one, the next transaction is opened `READ ONLY` explicitly, and its SQL goes through the extended
+    protocol (one statement, so no `COMMIT; ...` inside).
+    """
     results: list[dict[str, Any]] = []
+    timeout = f"{int(connect.statement_timeout * 1000)}ms"
     async with await connect_checked(conninfo, connect) as conn:
-        await conn.execute(
-            "SELECT set_config('statement_timeout', %s, false),"
-            " set_config('default_transaction_read_only', 'on', false)",
-            (f"{int(connect.statement_timeout * 1000)}ms",),
-        )
+        await conn.set_read_only(True)  # psycopg now opens every transaction with BEGIN READ ONLY
         for check in checks:
             entry: dict[str, Any] = {"name": check.name, "expect": check.expect.describe()}
             try:
-                cur = await conn.execute(check.sql.encode())
-                row = await cur.fetchone()
+                await conn.execute("RESET ALL")
+                await conn.execute(
+                    "SELECT set_config('statement_timeout', %s, false),"
+                    " set_config('default_transaction_read_only', 'on', false)",
+                    (timeout,),
+                )
+                async with conn.transaction(force_rollback=True):
+                    # prepare=True: the extended protocol, which runs one statement only
+                    cur = await conn.execute(check.sql.encode(), prepare=True)
+                    row = await cur.fetchone()
                 value = _value(row[0]) if row else None
                 entry.update(value=value, passed=evaluate(check, value))
             except psycopg.Error as exc:

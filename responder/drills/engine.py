@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -171,9 +171,16 @@ class RestoreOptions:
 
 
 def restore_call(
-    source: Source, identifier: str, new_identifier: str, options: RestoreOptions, tags: dict[str, str]
+    source: Source,
+    identifier: str,
+    new_identifier: str,
+    options: RestoreOptions,
+    tags: dict[str, str],
+    settings: Mapping[str, Any] | None = None,
 ) -> ApiCall:
-    """The RestoreDBInstanceFromDBSnapshot or RestoreDBInstanceToPointInTime call for this source."""
+    """The RestoreDBInstanceFromDBSnapshot or RestoreDBInstanceToPointInTime call for this source: a cheap
+    instance (Single-AZ, no deletion protection) unless `settings` (restore parameters copied from production,
+    for an instance that will replace it) say otherwise."""
     params: dict[str, Any] = {
         "DBInstanceClass": options.instance_class,
         "DBSubnetGroupName": options.db_subnet_group,
@@ -181,6 +188,7 @@ def restore_call(
         "MultiAZ": False,
         "PubliclyAccessible": False,
         "DeletionProtection": False,
+        **(settings or {}),
         "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
     }
     params = {k: v for k, v in params.items() if v is not None}

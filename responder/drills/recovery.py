@@ -1,6 +1,7 @@
 """The steps of a guided point-in-time recovery (`pgwarden-responder recover`, in `responder.recover`).
 
-window → restore → compare → swap (maintenance on, drain, two renames, the secret, restart, maintenance off).
+window → restore → settings (only when it will be swapped in) → compare; the swap is in
+`responder.drills.swap`, the order of the steps in `responder.recover.run_steps`.
 Each step, and each part of the swap, is journaled as done in the plan when it is (`Context.finish_step`), so
 a resumed recovery skips what is done; the renames and the restore also look at RDS first, so a step done but
 not journaled (a crash in between) is not done twice.
@@ -8,11 +9,7 @@ not journaled (a crash in between) is not done twice.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -27,14 +24,28 @@ from responder.journal import Journal
 from responder.outcomes import Outcome
 
 ACTION = "recover"
-SWAP_STEPS = (
-    "maintenance_on",
-    "drain",
-    "rename_production",
-    "rename_recovered",
-    "secret",
-    "restart",
-    "maintenance_off",
+RESTORE_SETTINGS = (
+    "MultiAZ",
+    "DeletionProtection",
+    "DBParameterGroupName",
+    "OptionGroupName",
+    "StorageType",
+    "Iops",
+    "StorageThroughput",
+    "BackupRetentionPeriod",
+    "CopyTagsToSnapshot",
+    "CACertificateIdentifier",
+)
+# ... and those only ModifyDBInstance takes, made once the recovered instance is available.
+MODIFY_SETTINGS = (
+    "MonitoringInterval",
+    "MonitoringRoleArn",
+    "EnablePerformanceInsights",
+    "PerformanceInsightsKMSKeyId",
+    "PerformanceInsightsRetentionPeriod",
+)
+PROVISIONED_GP3_FROM_GIB = (
+    400  # below this, RDS refuses Iops/StorageThroughput for gp3 (they are the baseline)
 )
 
 
@@ -57,6 +68,7 @@ class Context:
     out: TextIO
     dry_run: bool
     gate: EffectGate
+    confirmed: bool = False  # `--yes` on this very invocation, with `--swap` (never read from the plan)
 
     @property
     def target(self) -> RdsTarget:
@@ -104,11 +116,65 @@ async def step_window(ctx: Context) -> None:
             "class": instance.get("DBInstanceClass"),
             "subnet_group": subnet,
             "vpc_security_group_ids": vpc,
+            "settings": production_settings(instance),
         },
     )
 
 
-def _restore_api(ctx: Context) -> ApiCall:
+def production_settings(instance: dict[str, Any]) -> dict[str, Any]:
+    """The settings of production (a DescribeDBInstances entry) as restore and modify parameters, for the
+    instance that will replace it."""
+    groups = instance.get("DBParameterGroups") or []
+    options = instance.get("OptionGroupMemberships") or []
+    storage = instance.get("StorageType")
+    provisioned = storage in ("io1", "io2") or (
+        storage == "gp3" and int(instance.get("AllocatedStorage") or 0) >= PROVISIONED_GP3_FROM_GIB
+    )
+    monitoring = int(instance.get("MonitoringInterval") or 0)
+    insights = bool(instance.get("PerformanceInsightsEnabled"))
+    settings: dict[str, Any] = {
+        "MultiAZ": instance.get("MultiAZ"),
+        "DeletionProtection": instance.get("DeletionProtection"),
+        "DBParameterGroupName": _custom(
+            groups[0].get("DBParameterGroupName") if groups else None, "default."
+        ),
+        "OptionGroupName": _custom(options[0].get("OptionGroupName") if options else None, "default:"),
+        "StorageType": storage,
+        "Iops": instance.get("Iops") if provisioned else None,
+        "StorageThroughput": instance.get("StorageThroughput") if provisioned and storage == "gp3" else None,
+        "BackupRetentionPeriod": instance.get("BackupRetentionPeriod"),
+        "CopyTagsToSnapshot": instance.get("CopyTagsToSnapshot"),
+        "CACertificateIdentifier": instance.get("CACertificateIdentifier"),
+        # a restored instance starts without enhanced monitoring and Performance Insights: set only what is on
+        "MonitoringInterval": monitoring or None,
+        "MonitoringRoleArn": instance.get("MonitoringRoleArn") if monitoring else None,
+        "EnablePerformanceInsights": insights or None,
+        "PerformanceInsightsKMSKeyId": instance.get("PerformanceInsightsKMSKeyId") if insights else None,
+        "PerformanceInsightsRetentionPeriod": (
+            instance.get("PerformanceInsightsRetentionPeriod") if insights else None
+        ),
+    }
+    return {k: v for k, v in settings.items() if v is not None and v != ""}
+
+
+def _custom(group: str | None, default_prefix: str) -> str | None:
+    """A parameter or option group to copy; None for the engine's default one, which the restore gets anyway
+    (and which may not be named for the restored engine version)."""
+    return None if group is None or group.startswith(default_prefix) else group
+
+
+async def _settings(ctx: Context) -> dict[str, Any]:
+    """Production's settings as journaled by the window step (read again for a plan journaled without them,
+    while production still has its name)."""
+    production = ctx.plan["steps"]["window"]["production"]
+    if "settings" not in production:
+        instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
+        production["settings"] = production_settings(instance)
+    return dict(production["settings"])
+
+
+def _restore_api(ctx: Context, settings: dict[str, Any]) -> ApiCall:
+    """The restore; with production's restore settings when the recovered instance will be swapped in."""
     production = ctx.plan["steps"]["window"]["production"]
     r = ctx.recovery
     options = engine.RestoreOptions(
@@ -119,12 +185,14 @@ def _restore_api(ctx: Context) -> ApiCall:
     when = engine.parse_time(ctx.plan["to"])
     source = engine.Source("point_in_time", ctx.target.region, when, restore_time=when)
     tags = {RECOVERY_TAG: str(ctx.action_id)}
-    return engine.restore_call(source, ctx.target.identifier, ctx.plan["recovered"], options, tags)
+    copied = {k: v for k, v in settings.items() if k in RESTORE_SETTINGS} if ctx.plan["swap"] else None
+    return engine.restore_call(source, ctx.target.identifier, ctx.plan["recovered"], options, tags, copied)
 
 
 async def step_restore(ctx: Context) -> None:
     recovered, region = ctx.plan["recovered"], ctx.target.region
     existing = await engine.find(ctx.rds, recovered, region)
+    copied = False
     if existing is not None:
         if engine.tags_of(existing).get(RECOVERY_TAG) != str(ctx.action_id):
             raise RecoveryStopped(
@@ -132,9 +200,10 @@ async def step_restore(ctx: Context) -> None:
             )
         ctx.say(f"[2/4] restore: {recovered} was already requested by this recovery")
     else:
-        api = _restore_api(ctx)
+        api = _restore_api(ctx, await _settings(ctx))
         ctx.say(f"[2/4] restore: {api.operation} to {recovered} ({api.params.get('DBInstanceClass')})")
         await ctx.gate.aws(ctx.rds, api)
+        copied = bool(ctx.plan["swap"])
 
     async def progress(status: str, elapsed: float) -> None:
         ctx.say(f"      {recovered}: {status} ({elapsed:.0f} s)")
@@ -146,10 +215,38 @@ async def step_restore(ctx: Context) -> None:
     except engine.DrillError as exc:
         raise RecoveryStopped(f"{exc}; resume with --resume {ctx.action_id}") from exc
     ctx.say(f"      {recovered} is available after {seconds:.0f} s")
-    await ctx.finish_step("restore", restore_seconds=round(seconds, 3))
+    await ctx.finish_step("restore", restore_seconds=round(seconds, 3), copied_settings=copied)
 
 
-def _dsn(connect: ConnectSpec) -> str:
+def _settings_changes(ctx: Context, settings: dict[str, Any]) -> dict[str, Any]:
+    """What ModifyDBInstance must still set on the recovered instance: the settings the restore does not take,
+    or all of them when the restore was made without them (a recovery resumed with --swap)."""
+    restore = ctx.plan["steps"].get("restore") or {}
+    if restore.get("copied_settings"):
+        return {k: v for k, v in settings.items() if k in MODIFY_SETTINGS}
+    return {k: v for k, v in settings.items() if k in RESTORE_SETTINGS + MODIFY_SETTINGS}
+
+
+def _modify_api(ctx: Context, changes: dict[str, Any]) -> ApiCall:
+    params = {"DBInstanceIdentifier": ctx.plan["recovered"], "ApplyImmediately": True, **changes}
+    return ApiCall("ModifyDBInstance", ctx.target.region, params)
+
+
+async def step_settings(ctx: Context) -> None:
+    """Give the recovered instance production's settings the restore could not set, before it is compared."""
+    changes = _settings_changes(ctx, await _settings(ctx))
+    recovered = ctx.plan["recovered"]
+    if changes:
+        ctx.say(f"      settings of production for {recovered}: {', '.join(sorted(changes))}")
+        await ctx.gate.aws(ctx.rds, _modify_api(ctx, changes))
+        try:
+            await engine.wait_available(ctx.rds, recovered, ctx.target.region, ctx.recovery.wait_timeout)
+        except engine.DrillError as exc:
+            raise RecoveryStopped(f"{exc}; resume with --resume {ctx.action_id}") from exc
+    await ctx.finish_step("settings", changed=sorted(changes))
+
+
+def connect_dsn(connect: ConnectSpec) -> str:
     dsn = os.environ.get(connect.dsn_env, "").strip()
     if not dsn:
         raise RecoveryStopped(f"recovery.connect.dsn_env: environment variable {connect.dsn_env} is not set")
@@ -159,7 +256,7 @@ def _dsn(connect: ConnectSpec) -> str:
 async def _checks_on(ctx: Context, identifier: str) -> list[dict[str, Any]]:
     instance = await engine.describe(ctx.rds, identifier, ctx.target.region)
     connect = ctx.recovery.connect
-    conninfo = checks.check_conninfo(_dsn(connect), connect, engine.endpoint_of(instance))
+    conninfo = checks.check_conninfo(connect_dsn(connect), connect, engine.endpoint_of(instance))
     return await checks.run_checks(conninfo, connect, ctx.recovery.checks)
 
 
@@ -174,7 +271,7 @@ async def step_compare(ctx: Context) -> None:
         ctx.say(
             f"      {rec['name']:<{width}}  {_shown(prod):>14}  {_shown(rec):>14}  {rec['expect']} {mark}"
         )
-    passed = all(c["passed"] for c in recovered)
+    passed = bool(recovered) and all(c["passed"] for c in recovered)  # no check is no proof
     await ctx.finish_step("compare", recovered=recovered, production=production, passed=passed)
 
 
@@ -182,137 +279,9 @@ def _shown(check: dict[str, Any]) -> str:
     return "error" if check.get("error") else str(check["value"])
 
 
-async def _hook(ctx: Context, name: str, argv: tuple[str, ...]) -> None:
-    if not argv:
-        ctx.say(f"      hook {name}: not configured")
-        return
-    env = {
-        **os.environ,
-        "PGWARDEN_RECOVERY_ID": str(ctx.action_id),
-        "PGWARDEN_INSTANCE": ctx.target.identifier,
-        "PGWARDEN_RECOVERED_INSTANCE": ctx.plan["recovered"],
-        "PGWARDEN_HOOK": name,
-    }
-    timeout = ctx.recovery.hooks.timeout
-    try:
-        code = await ctx.gate.hook(name, argv, env, timeout)
-    except TimeoutError:
-        raise RecoveryStopped(f"hook {name} did not finish in {timeout:g}s") from None
-    if code is not None and code != 0:
-        raise RecoveryStopped(f"hook {name} exited {code}; fix it, then --resume {ctx.action_id}")
-    ctx.say(f"      hook {name}: ok")
-
-
-async def _client_sessions(ctx: Context) -> int:
-    instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
-    connect = ctx.recovery.connect
-    conninfo = checks.check_conninfo(_dsn(connect), connect, engine.endpoint_of(instance))
-    async with await checks.connect_checked(conninfo, connect) as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            " AND pid <> pg_backend_pid() AND datname = current_database()"
-        )
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-
-async def _drain(ctx: Context) -> None:
-    drain = ctx.recovery.drain
-    deadline = time.monotonic() + drain.timeout
-    while True:
-        count = await _client_sessions(ctx)
-        if count <= drain.max_connections:
-            ctx.say(f"      drained: {count} client sessions on production")
-            return
-        if time.monotonic() > deadline:
-            raise RecoveryStopped(
-                f"production still has {count} client sessions after {drain.timeout:g}s (maintenance mode is"
-                f" on); --resume {ctx.action_id} to try again"
-            )
-        ctx.say(f"      waiting for {count} client sessions to end")
-        await asyncio.sleep(2)
-
-
-async def _rename(ctx: Context, old: str, new: str) -> None:
-    region = ctx.target.region
-    if (
-        await engine.find(ctx.rds, new, region) is not None
-        and await engine.find(ctx.rds, old, region) is None
-    ):
-        ctx.say(f"      {old} is already {new}")
-    else:
-        api = _rename_api(old, new, region)
-        ctx.say(f"      ModifyDBInstance {old} -> {new}")
-        await ctx.gate.aws(ctx.rds, api)
-
-    async def progress(status: str, elapsed: float) -> None:
-        ctx.say(f"      {new}: {status} ({elapsed:.0f} s)")
-
-    await engine.wait_available(ctx.rds, new, region, ctx.recovery.wait_timeout, progress)
-
-
-def _rename_api(old: str, new: str, region: str) -> ApiCall:
+def rename_api(old: str, new: str, region: str) -> ApiCall:
     params = {"DBInstanceIdentifier": old, "NewDBInstanceIdentifier": new, "ApplyImmediately": True}
     return ApiCall("ModifyDBInstance", region, params)
-
-
-async def _update_secret(ctx: Context) -> None:
-    secret = ctx.recovery.secret
-    if secret is None:
-        ctx.say("      secret: not configured")
-        return
-    instance = await engine.describe(ctx.rds, ctx.target.identifier, ctx.target.region)
-    host, port = engine.endpoint_of(instance)
-    region = secret.region or ctx.target.region
-    client = ctx.rds.secrets_client(region)
-    current = await engine.call(ctx.rds, lambda: client.get_secret_value(SecretId=secret.secret_id))
-    value = json.loads(current["SecretString"])
-    value.update(host=host, port=port, dbInstanceIdentifier=ctx.target.identifier)
-    api = ApiCall(
-        "PutSecretValue",
-        region,
-        {"SecretId": secret.secret_id, "SecretString": json.dumps(value)},
-        service="secretsmanager",
-    )
-    await ctx.gate.aws(ctx.rds, api, client=client)
-    ctx.say(f"      secret {secret.secret_id}: host {host}, port {port}")
-
-
-async def step_swap(ctx: Context, confirm: Callable[[str], str]) -> None:
-    ident, recovered, old = ctx.target.identifier, ctx.plan["recovered"], ctx.plan["old"]
-    if not ctx.plan["steps"]["compare"]["passed"]:
-        raise RecoveryStopped(
-            "a check failed on the recovered instance: not swapping it in", Outcome.GUARDRAIL
-        )
-    if not ctx.plan.get("confirmed"):
-        answer = confirm(
-            f"Swap {recovered} in as {ident} (production becomes {old})? Type {ident} to confirm: "
-        )
-        if answer.strip() != ident:
-            raise RecoveryStopped(
-                f"not confirmed; nothing swapped (--resume {ctx.action_id} --swap to retry)"
-            )
-        ctx.plan["confirmed"] = True
-    ctx.say("[4/4] swap")
-    hooks = ctx.recovery.hooks
-    parts: dict[str, Callable[[], Awaitable[None]]] = {
-        "maintenance_on": lambda: _hook(ctx, "maintenance_on", hooks.maintenance_on),
-        "drain": lambda: _drain(ctx),
-        "rename_production": lambda: _rename(ctx, ident, old),
-        "rename_recovered": lambda: _rename(ctx, recovered, ident),
-        "secret": lambda: _update_secret(ctx),
-        "restart": lambda: _hook(ctx, "restart", hooks.restart),
-        "maintenance_off": lambda: _hook(ctx, "maintenance_off", hooks.maintenance_off),
-    }
-    for name in SWAP_STEPS:
-        step = f"swap.{name}"
-        if ctx.done(step):
-            ctx.say(f"      {name}: done before")
-            continue
-        await parts[name]()
-        await ctx.finish_step(step)
-    await ctx.finish_step("swap")
-    ctx.say(f"      {ident} is now the recovered instance; the old production is {old} (delete it when sure)")
 
 
 def dry_run_plan(ctx: Context) -> list[dict[str, Any]]:
@@ -323,21 +292,25 @@ def dry_run_plan(ctx: Context) -> list[dict[str, Any]]:
         ctx.plan["old"],
         ctx.target.region,
     )
-    calls: list[dict[str, Any]] = [_restore_api(ctx).describe()]
+    settings = ctx.plan["steps"]["window"]["production"].get("settings") or {}
+    calls: list[dict[str, Any]] = [_restore_api(ctx, settings).describe()]
     calls.append(
         {
             "operation": "DescribeDBInstances (poll until available)",
             "params": {"DBInstanceIdentifier": recovered},
         }
     )
+    changes = {k: v for k, v in settings.items() if k in MODIFY_SETTINGS}
+    if ctx.plan["swap"] and changes:
+        calls.append(_modify_api(ctx, changes).describe())
     names = [c.name for c in ctx.recovery.checks]
     calls.append({"checks": names, "on": [recovered, ident]})
     if ctx.plan["swap"]:
         hooks = ctx.recovery.hooks
         calls.append({"hook": "maintenance_on", "argv": list(hooks.maintenance_on)})
         calls.append({"drain": {"max_connections": ctx.recovery.drain.max_connections}})
-        calls.append(_rename_api(ident, old, region).describe())
-        calls.append(_rename_api(recovered, ident, region).describe())
+        calls.append(rename_api(ident, old, region).describe())
+        calls.append(rename_api(recovered, ident, region).describe())
         if ctx.recovery.secret is not None:
             calls.append(
                 {"operation": "GetSecretValue", "params": {"SecretId": ctx.recovery.secret.secret_id}}
@@ -349,29 +322,3 @@ def dry_run_plan(ctx: Context) -> list[dict[str, Any]]:
         calls.append({"hook": "restart", "argv": list(hooks.restart)})
         calls.append({"hook": "maintenance_off", "argv": list(hooks.maintenance_off)})
     return calls
-
-
-async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:
-    if not ctx.done("window"):
-        await step_window(ctx)
-    else:
-        ctx.say("[1/4] window: done before")
-    if ctx.dry_run:
-        ctx.plan["dry_run_calls"] = dry_run_plan(ctx)
-        ctx.say("dry run: these calls would be made, in order:")
-        for call in ctx.plan["dry_run_calls"]:
-            ctx.say("  " + json.dumps(call, sort_keys=True))
-        await ctx.journal.set_plan(ctx.action_id, ctx.plan)
-        return
-    if not ctx.done("restore"):
-        await step_restore(ctx)
-    else:
-        ctx.say("[2/4] restore: done before")
-    if not ctx.done("compare"):
-        await step_compare(ctx)
-    else:
-        ctx.say("[3/4] compare: done before")
-    if ctx.plan["swap"] and not ctx.done("swap"):
-        await step_swap(ctx, confirm)
-    elif not ctx.plan["swap"]:
-        ctx.say(f"[4/4] swap: not asked for (--resume {ctx.action_id} --swap to swap it in)")

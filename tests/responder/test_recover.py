@@ -24,7 +24,14 @@ import yaml
 from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
 from responder import recover
-from tests.responder.playbooks.drills import REGION, checks, connect, drill_database, production
+from tests.responder.playbooks.drills import (
+    REGION,
+    all_instances,
+    checks,
+    connect,
+    drill_database,
+    production,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +86,7 @@ def _latest(rds_client: Any, ident: str) -> str:
 def _names(rds_client: Any, ident: str) -> set[str]:
     return {
         i["DBInstanceIdentifier"]
-        for i in rds_client.describe_db_instances()["DBInstances"]
+        for i in all_instances(rds_client)
         if i["DBInstanceIdentifier"].startswith(ident) and i["DBInstanceStatus"] != "deleting"
     }
 

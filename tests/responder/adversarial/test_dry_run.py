@@ -43,6 +43,7 @@ from tests.responder.conftest import (
 )
 from tests.responder.playbooks.drills import (
     REGION,
+    all_instances,
     checks,
     connect,
     drill_database,
@@ -314,7 +315,7 @@ async def test_every_action_schedule_sweep_and_tick_in_dry_run_changes_nothing(
 
     assert "DescribeDBInstances" in sent.operations  # the recorder saw the app's calls
     assert sent.mutating == [], sent.mutating
-    names = {i["DBInstanceIdentifier"] for i in rds_client.describe_db_instances()["DBInstances"]}
+    names = {i["DBInstanceIdentifier"] for i in all_instances(rds_client)}
     assert {prod, *leaked} <= names
     assert not any(n.startswith(f"{prod}-drill-2") and n not in leaked for n in names)
     for ident in rds.values():
@@ -368,7 +369,7 @@ def test_recover_in_dry_run_all_steps_swap_and_resume_changes_nothing(
     to = latest["LatestRestorableTime"].strftime("%Y-%m-%dT%H:%M:%SZ")
     marker = tmp_path / "hook-ran"
     path = recovery_config(tmp_path, moto_server, pg_server, marker)
-    before = {i["DBInstanceIdentifier"] for i in rds_client.describe_db_instances()["DBInstances"]}
+    before = {i["DBInstanceIdentifier"] for i in all_instances(rds_client)}
 
     code, out = run_recover(path, "--instance", prod, "--to", to, "--dry-run")
     assert code == 0, out
@@ -381,11 +382,12 @@ def test_recover_in_dry_run_all_steps_swap_and_resume_changes_nothing(
         '"maintenance_off"',
     ):
         assert step in out, out  # all four steps, the swap included, were planned
-    code, out = run_recover(path, "--resume", "2", "--swap", "--yes")  # resumed: in the mode it was journaled
-    assert code == 0, out
+    # Resuming the finished dry run without --dry-run: refused (a dry run never turns real), nothing sent.
+    code, out = run_recover(path, "--resume", "2", "--swap", "--yes")
+    assert code == 2 and "nothing to resume" in out, out
 
     assert "DescribeDBInstances" in sent.operations
     assert sent.mutating == [], sent.mutating
-    after = {i["DBInstanceIdentifier"] for i in rds_client.describe_db_instances()["DBInstances"]}
+    after = {i["DBInstanceIdentifier"] for i in all_instances(rds_client)}
     assert after == before
     assert not marker.exists()

@@ -23,7 +23,7 @@ from responder.journal import NewDecision
 from responder.outcomes import Outcome, State
 from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import TEST_NOW, ClientFactory, ConfigFactory
-from tests.responder.playbooks.drills import REGION, production, tagged_instance
+from tests.responder.playbooks.drills import REGION, all_instances, production, tagged_instance
 
 Client = TestClient[web.Request, web.Application]
 DAY = 86400
@@ -84,9 +84,7 @@ def _sweeper(client: Client) -> DrillSweeper:
 
 def _names(rds_client: Any) -> set[str]:
     return {
-        i["DBInstanceIdentifier"]
-        for i in rds_client.describe_db_instances()["DBInstances"]
-        if i["DBInstanceStatus"] != "deleting"
+        i["DBInstanceIdentifier"] for i in all_instances(rds_client) if i["DBInstanceStatus"] != "deleting"
     }
 
 

@@ -83,7 +83,13 @@ def drill_instances(rds_client: Any, identifier: str) -> list[dict[str, Any]]:
     """The drill instances of `identifier` that moto still has (and are not being deleted)."""
     return [
         i
-        for i in rds_client.describe_db_instances()["DBInstances"]
+        for i in all_instances(rds_client)
         if i["DBInstanceIdentifier"].startswith(f"{identifier}-drill-")
         and i["DBInstanceStatus"] != "deleting"
     ]
+
+
+def all_instances(rds_client: Any) -> list[dict[str, Any]]:
+    """Every instance moto has, all pages (the tests share one moto server: often over 100 instances)."""
+    pages = rds_client.get_paginator("describe_db_instances").paginate()
+    return [i for page in pages for i in page["DBInstances"]]

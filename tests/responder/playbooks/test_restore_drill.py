@@ -29,6 +29,7 @@ from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import AUTH, ConfigFactory, frozen_clock, wait_done
 from tests.responder.playbooks.drills import (
     REGION,
+    all_instances,
     checks,
     drill_database,
     drill_instances,
@@ -193,19 +194,19 @@ async def test_dry_run_journals_the_plan_and_restores_nothing(
 ) -> None:
     ident = production(rds_client)
     client = await drill_client(ident, mode="dry-run")
-    before = len(rds_client.describe_db_instances()["DBInstances"])
+    before = len(all_instances(rds_client))
     row = await run_drill(client)
     assert row["outcome"] == "dry_run", row
     assert row["plan"]["source_detail"]["snapshot"] == f"{ident}-manual"
     assert row["plan"]["restore"]["params"]["DBInstanceClass"] == "db.t3.medium"
-    assert len(rds_client.describe_db_instances()["DBInstances"]) == before
+    assert len(all_instances(rds_client)) == before
 
 
 # ---- never anything else ---------------------------------------------------------------------------------------
 
 
 def _exists(rds_client: Any, name: str) -> bool:
-    return any(i["DBInstanceIdentifier"] == name for i in rds_client.describe_db_instances()["DBInstances"])
+    return any(i["DBInstanceIdentifier"] == name for i in all_instances(rds_client))
 
 
 # The sweeper and deletion refusals: tests/responder/adversarial/test_sweeper.py.

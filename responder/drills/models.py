@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import re
-from typing import Literal
+from typing import Any, Literal
 
+import pglast
+from pglast import ast
+from pglast.visitors import Visitor
 from pydantic import Field, field_validator, model_validator
 
 from pgwarden.durations import Duration
@@ -33,83 +35,52 @@ class Expect(ActionParams):
         return self.model_dump(exclude_none=True)
 
 
-# Statements that end, open or change the read-only transaction a check runs in (matched at a statement's start).
-TRANSACTION_CONTROL = re.compile(
-    r"^(begin|start\s+transaction|commit|end|abort|rollback|savepoint|release|prepare\s+transaction"
-    r"|set\s+(session\s+|local\s+)?transaction|set\s+session\s+characteristics|reset\s+all|discard"
-    r"|(set|reset)\s+(session\s+|local\s+)?(default_)?transaction_read_only)\b",
-    re.IGNORECASE,
-)
-SET_CONFIG = re.compile(r"\bset_config\s*\(", re.IGNORECASE)
-_SQL_TOKENS = re.compile(
-    r"(?P<line_comment>--[^\n]*)"
-    r"|(?P<block_comment>/\*)"
-    r"|(?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z_0-9]*)?\$)"
-    r"|(?P<escape_string>[eE]'(?:[^'\\]|\\.|'')*')"
-    r"|(?P<string>'(?:[^']|'')*')"
-    r"|(?P<identifier>\"(?:[^\"]|\"\")*\")",
-    re.DOTALL,
-)
-
-
-def strip_sql(sql: str) -> tuple[str, list[str]]:
-    """The SQL with comments removed and string literals and quoted identifiers replaced by placeholders,
-    and the literals' contents. ValueError for an unterminated comment, string or dollar quote."""
-    code: list[str] = []
-    literals: list[str] = []
-    pos = 0
-    while (match := _SQL_TOKENS.search(sql, pos)) is not None:
-        code.append(sql[pos : match.start()])
-        kind, end = match.lastgroup, match.end()
-        if kind == "line_comment":
-            code.append(" ")
-        elif kind == "block_comment":  # PostgreSQL's block comments nest
-            depth, i = 1, end
-            while depth and i < len(sql):
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            if depth:
-                raise ValueError("unterminated /* comment")
-            code.append(" ")
-            end = i
-        elif match.group("dollar") is not None:
-            close = sql.find(match.group("dollar"), end)
-            if close < 0:
-                raise ValueError(f"unterminated {match.group('dollar')} quote")
-            literals.append(sql[end:close])
-            code.append(" '' ")
-            end = close + len(match.group("dollar"))
-        elif kind in ("escape_string", "string"):
-            literals.append(match.group(kind)[1:-1] if kind == "string" else match.group(kind)[2:-1])
-            code.append(" '' ")
-        else:
-            code.append(' "" ')
-        pos = end
-    rest = sql[pos:]
-    if "'" in rest or '"' in rest or "/*" in rest:
-        raise ValueError("unterminated string, quoted identifier or comment")
-    code.append(rest)
-    return "".join(code), literals
+# Settings whose change would let a check (or the next one) write.
+READ_ONLY_SETTINGS = frozenset({"transaction_read_only", "default_transaction_read_only"})
 
 
 def read_only_violation(sql: str) -> str | None:
-    """Why this check's SQL could leave or change its read-only transaction, or None when it cannot."""
+    """Why this check's SQL could leave or change its read-only transaction, or None when it cannot. The SQL is
+    parsed by PostgreSQL's own parser (pglast): one statement, no transaction control, no `SET`/`RESET` of the
+    transaction's characteristics, no `RESET ALL`/`DISCARD`, no `set_config` of a read-only setting."""
     try:
-        code, literals = strip_sql(sql)
-    except ValueError as exc:
-        return f"cannot read the SQL: {exc}"
-    statements = [s.strip() for s in code.split(";") if s.strip()]
+        statements = pglast.parse_sql(sql)
+    except pglast.parser.ParseError as exc:
+        return f"cannot parse the SQL: {exc}"
     if len(statements) != 1:
         return "give exactly one SQL statement"
-    if (match := TRANSACTION_CONTROL.match(statements[0])) is not None:
-        return f"transaction control ({' '.join(match.group(0).split()).upper()}) is not allowed in a check"
-    if SET_CONFIG.search(code) and any("transaction_read_only" in lit.lower() for lit in literals):
+    statement = statements[0].stmt
+    if statement is None:
+        return "give exactly one SQL statement"
+    if isinstance(statement, ast.TransactionStmt | ast.DiscardStmt):
+        return f"transaction control ({type(statement).__name__}) is not allowed in a check"
+    if isinstance(statement, ast.VariableSetStmt):
+        name = (statement.name or "").lower()
+        if name in ("", "transaction", "session characteristics") or name in READ_ONLY_SETTINGS:
+            return f"changing the transaction's settings ({name or 'RESET ALL'}) is not allowed in a check"
+    if any(_sets_read_only(call) for call in _function_calls(statement)):
         return "set_config(...) of transaction_read_only is not allowed in a check"
     return None
+
+
+def _function_calls(node: ast.Node) -> list[ast.FuncCall]:
+    found: list[ast.FuncCall] = []
+
+    class Calls(Visitor):
+        def visit_FuncCall(self, ancestors: Any, call: ast.FuncCall) -> None:
+            found.append(call)
+
+    Calls()(node)
+    return found
+
+
+def _sets_read_only(call: ast.FuncCall) -> bool:
+    """`set_config('...transaction_read_only', ...)`, schema-qualified or not."""
+    if not call.funcname or call.funcname[-1].sval.lower() != "set_config" or not call.args:
+        return False
+    first = call.args[0]
+    value = getattr(getattr(first, "val", None), "sval", None)
+    return isinstance(value, str) and value.lower() in READ_ONLY_SETTINGS
 
 
 class Check(ActionParams):

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 
-# A key that names a password: password, sslpassword, PGPASSWORD, db_passwd, ...
-_KEY = r"[A-Za-z_]*pass(?:word|wd)"
+# A key that names a secret value: password, sslpassword, PGPASSWORD, db_passwd, MasterUserPassword, and AWS's
+# SecretString, SecretBinary and ...Token fields.
+_KEY = r"[A-Za-z_]*(?:pass(?:word|wd)|secret(?:string|binary)|token)"
 # `key=value` in conninfo, URL queries and environment assignments. A quoted value runs to its closing quote
 # (libpq's backslash escapes included); an unquoted one to whitespace or the next query parameter.
 _ASSIGNMENT = re.compile(

@@ -1,4 +1,5 @@
-"""The one clock the scheduler and the drill sweeper read: injected, so tests (and a replay) choose the time."""
+"""The one clock the scheduler and the drill sweeper read (injected, so tests and a replay choose the time), and
+how the responder writes a moment."""
 
 from __future__ import annotations
 
@@ -11,3 +12,8 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC, to the second, or None."""
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

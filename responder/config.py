@@ -146,10 +146,14 @@ class Config:
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)
 
+    @property
+    def all_playbooks(self) -> tuple[Playbook, ...]:
+        """The playbooks, then the schedules' playbooks."""
+        return (*self.playbooks, *(s.playbook for s in self.schedules))
+
     def playbook(self, name: str | None) -> Playbook | None:
         """A playbook, or a schedule's playbook, by name."""
-        playbooks = (*self.playbooks, *(s.playbook for s in self.schedules))
-        return next((p for p in playbooks if p.name == name), None)
+        return next((p for p in self.all_playbooks if p.name == name), None)
 
     def journal_display(self) -> str:
         return self.journal if self.journal.startswith("sqlite:") else describe_dsn(self.journal)

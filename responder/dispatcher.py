@@ -18,7 +18,7 @@ from typing import Any
 
 from pgwarden.redact import redact
 from responder.aws import RdsApi
-from responder.config import Config, Playbook
+from responder.config import Config
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
 from responder.effects import Authority, EffectGate, EffectRefused
 from responder.guards import (
@@ -66,11 +66,8 @@ class Dispatcher:
         self.periodic: list[Callable[[], Awaitable[None]]] = []
         self._next_prune = 0.0
         self._instance_changers = tuple(
-            sorted({p.action for p in self._all_playbooks() if p.spec.changes_instance})
+            sorted({p.action for p in config.all_playbooks if p.spec.changes_instance})
         )
-
-    def _all_playbooks(self) -> list[Playbook]:
-        return [*self.config.playbooks, *(s.playbook for s in self.config.schedules)]
 
     @property
     def busy(self) -> int:
@@ -110,8 +107,8 @@ class Dispatcher:
                 await asyncio.sleep(0)
             d = r.decision
             if r.state is State.QUEUED and decision.playbook is not None and decision.target is not None:
-                job = Job(r.id, decision.playbook, decision.target, d.alertname, d.fingerprint, d.mode or "")
-                self.submit(job)
+                mode = d.mode or decision.playbook.mode
+                self.submit(Job(r.id, decision.playbook, decision.target, d.alertname, d.fingerprint, mode))
                 continue
             subject = Subject(r.id, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.target)
             outcome = Outcome.PENDING if r.state is State.PENDING else r.outcome
@@ -271,13 +268,11 @@ class Dispatcher:
         authority = Authority(
             job.action_id,
             pb.action,
-            job.journaled_mode,
+            job.mode,
             instance=target.identifier if isinstance(target, RdsTarget) else None,
             region=target.region if isinstance(target, RdsTarget) else None,
         )
-        gate = EffectGate(
-            authority, lambda plan: self.journal.set_plan(job.action_id, plan), self.journal.get
-        )
+        gate = EffectGate(authority, self.journal)
         ctx = RunContext(
             action_id=job.action_id,
             playbook=pb.name,

@@ -21,18 +21,20 @@ journaled the restore that created it, in enforce mode. A tag alone is never eno
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore import xform_name
 
+from pgwarden.redact import redact_data
 from responder.aws import RdsApi, is_read, passing
+from responder.clock import iso
+from responder.journal import Journal
 
 log = logging.getLogger("responder.effects")
 
@@ -46,8 +48,6 @@ OWNED_NAME = {
     "recover": (re.compile(r"^.+-recovery-\d{8}$"), RECOVERY_TAG),
 }
 RESTORES = ("RestoreDBInstanceFromDBSnapshot", "RestoreDBInstanceToPointInTime")
-SECRET_KEYS = re.compile(r"secret|password|token|credential", re.IGNORECASE)
-REDACTED = "(redacted)"
 
 
 class EffectRefused(Exception):
@@ -70,7 +70,7 @@ class ApiCall:
         shown = {
             "operation": self.operation,
             "region": self.region,
-            "params": redacted(jsonable(self.params)),
+            "params": redact_data(jsonable(self.params)),
         }
         if self.service != "rds":
             shown["service"] = self.service
@@ -79,20 +79,11 @@ class ApiCall:
 
 def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso(value)
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
-    return value
-
-
-def redacted(value: Any) -> Any:
-    """`value` with every field whose name says secret, password, token or credential replaced."""
-    if isinstance(value, dict):
-        return {k: REDACTED if SECRET_KEYS.search(str(k)) else redacted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v) for v in value]
     return value
 
 
@@ -113,23 +104,13 @@ class Authority:
         return self.mode != "enforce"
 
 
-PlanWriter = Callable[[dict[str, Any]], Awaitable[None]]
-RowReader = Callable[[int], Awaitable[dict[str, Any] | None]]
-
-
 class EffectGate:
-    """Every effect of one decision; see the module's docstring."""
+    """Every effect of one decision, journaled in its row of `journal`; see the module's docstring. `plan` is the
+    row's plan so far (its `effects` included), for a decision resumed or acted on again."""
 
-    def __init__(
-        self,
-        authority: Authority,
-        write_plan: PlanWriter,
-        read_row: RowReader,
-        plan: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, authority: Authority, journal: Journal, plan: Mapping[str, Any] | None = None) -> None:
         self.authority = authority
-        self._write_plan = write_plan
-        self._read_row = read_row
+        self.journal = journal
         self.plan: dict[str, Any] = dict(plan or {})
         self.effects: list[dict[str, Any]] = list(self.plan.pop("effects", None) or [])
 
@@ -143,7 +124,8 @@ class EffectGate:
         await self._save()
 
     async def _save(self) -> None:
-        await self._write_plan({**self.plan, "effects": self.effects} if self.effects else self.plan)
+        plan = {**self.plan, "effects": self.effects} if self.effects else self.plan
+        await self.journal.set_plan(self.authority.action_id, plan)
 
     async def _journal(self, entry: dict[str, Any]) -> dict[str, Any]:
         entry["at"] = round(time.time(), 3)
@@ -230,7 +212,7 @@ class EffectGate:
         """The instance, if this decision owns it (see the module docstring); EffectRefused otherwise."""
         auth = self.authority
         self._require_owned_shape(identifier)
-        row = await self._read_row(auth.action_id)
+        row = await self.journal.get(auth.action_id)
         if row is None or row.get("action") != auth.action:
             raise EffectRefused(f"{identifier}: journal row {auth.action_id} is not a {auth.action}")
         if not requested_restore(row, identifier):
@@ -251,7 +233,7 @@ class EffectGate:
         self, statement: str, params: Mapping[str, Any], perform: Callable[[], Awaitable[T]]
     ) -> T | None:
         """A statement that changes a server (a signal, VACUUM, ANALYZE); None in dry-run."""
-        call = {"kind": "postgres", "statement": statement, "params": redacted(jsonable(dict(params)))}
+        call = {"kind": "postgres", "statement": statement, "params": redact_data(jsonable(dict(params)))}
         return await self._perform(call, perform)
 
     async def hook(
@@ -279,11 +261,6 @@ def requested_restore(row: Mapping[str, Any], identifier: str) -> bool:
     if row.get("mode") != "enforce":
         return False
     plan = row.get("plan")
-    if isinstance(plan, str):
-        try:
-            plan = json.loads(plan)
-        except ValueError:
-            return False
     if not isinstance(plan, dict):
         return False
     for step in plan.get("steps") or []:  # journaled before the gate existed

@@ -39,11 +39,7 @@ class Job:
     target: Target
     alertname: str
     fingerprint: str
-    mode: str = ""  # as journaled; the playbook's mode when empty
-
-    @property
-    def journaled_mode(self) -> str:
-        return self.mode or self.playbook.mode
+    mode: str  # as journaled: what the decision runs in, whatever the configuration says now
 
     @property
     def subject(self) -> Subject:
@@ -52,7 +48,7 @@ class Job:
             self.action_id,
             pb.name,
             pb.action,
-            self.journaled_mode,
+            self.mode,
             self.alertname,
             self.fingerprint,
             self.target.key,

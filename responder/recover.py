@@ -273,7 +273,7 @@ async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:
         ctx.say("dry run: these calls would be made, in order:")
         for call in ctx.plan["dry_run_calls"]:
             ctx.say("  " + json.dumps(call, sort_keys=True))
-        await ctx.journal.set_plan(ctx.action_id, ctx.plan)
+        await ctx.gate.save_plan(ctx.plan)
         return
     if not ctx.done("restore"):
         await steps.step_restore(ctx)
@@ -305,7 +305,7 @@ def _gate(
         secrets=frozenset({recovery.secret.secret_id} if recovery.secret is not None else ()),
         renames=frozenset({(plan["instance"], plan["old"])}),
     )
-    return EffectGate(authority, lambda p: journal.set_plan(action_id, p), journal.get, plan)
+    return EffectGate(authority, journal, plan)
 
 
 def _ask(prompt: str) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from responder.aws import RdsApi
+from responder.clock import iso as iso  # the steps' callers write moments as engine.iso
 from responder.drills.models import PointInTime, SourceKind
 from responder.effects import ApiCall, EffectGate
 
@@ -36,11 +37,6 @@ async def call(rds: RdsApi, fn: Callable[[], T]) -> T:
     """A blocking boto3 call in a thread, under the configured AWS timeout (twice: retries included)."""
     async with asyncio.timeout(rds.config.timeout * 2):
         return await asyncio.to_thread(fn)
-
-
-def iso(moment: datetime | None) -> str | None:
-    """RFC 3339 in UTC, or None."""
-    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> datetime:

@@ -24,7 +24,6 @@ SWAP_STEPS = (
     "restart",
     "maintenance_off",
 )
-# Production's settings an instance that replaces it must have, as RestoreDBInstanceToPointInTime takes them ...
 
 
 async def _hook(ctx: Context, name: str, argv: tuple[str, ...]) -> None:
@@ -120,10 +119,10 @@ async def _update_secret(ctx: Context) -> None:
 
 def _rename_attempted(ctx: Context, old: str, new: str) -> bool:
     """Whether this recovery has journaled (done, or started: it may have happened) the rename old -> new."""
-    step = {(ctx.target.identifier, ctx.plan["old"]): "swap.rename_production"}.get((old, new))
-    if step is not None and ctx.done(step):
+    production = (old, new) == (ctx.target.identifier, ctx.plan["old"])
+    if production and ctx.done("swap.rename_production"):
         return True
-    if ctx.done("swap.rename_recovered") and new == ctx.target.identifier:
+    if new == ctx.target.identifier and ctx.done("swap.rename_recovered"):
         return True
     return any(
         e.get("operation") == "ModifyDBInstance"

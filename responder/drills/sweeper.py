@@ -15,8 +15,9 @@ A tag alone is never enough; a missing or unparseable expiry means keep.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from responder.aws import RdsApi
@@ -41,7 +42,7 @@ def _drill_tags(instance: dict[str, Any]) -> tuple[int, float | None] | None:
         expires = float(tags[EXPIRES_TAG])
     except (KeyError, ValueError):
         return action_id, None
-    return action_id, expires if expires == expires and expires not in (float("inf"), float("-inf")) else None
+    return action_id, expires if math.isfinite(expires) else None
 
 
 class DrillSweeper:
@@ -55,7 +56,6 @@ class DrillSweeper:
         *,
         mode: str = "enforce",
         clock: Clock = system_clock,
-        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.rds = rds
         self.journal = journal
@@ -64,11 +64,10 @@ class DrillSweeper:
         self.every = every
         self.mode = mode
         self.clock = clock
-        self._monotonic = monotonic or time.monotonic
         self._last = float("-inf")
 
     async def maybe_sweep(self) -> None:
-        if self._monotonic() - self._last >= self.every:
+        if time.monotonic() - self._last >= self.every:
             await self.sweep()
 
     async def _instances(self, region: str) -> list[dict[str, Any]]:
@@ -85,13 +84,11 @@ class DrillSweeper:
         action_id = int(row["id"])
         mode = row["mode"] if self.mode == "enforce" else "dry-run"
         authority = Authority(action_id, ACTION, str(mode))
-        return EffectGate(
-            authority, lambda plan: self.journal.set_plan(action_id, plan), self.journal.get, row.get("plan")
-        )
+        return EffectGate(authority, self.journal, row.get("plan"))
 
     async def sweep(self) -> list[str]:
         """Delete every leaked drill instance this journal owns; the identifiers deleted."""
-        self._last = self._monotonic()
+        self._last = time.monotonic()
         now = self.clock().timestamp()
         deleted: list[str] = []
         kept = running = leaked = 0
@@ -103,7 +100,7 @@ class DrillSweeper:
                 identifier = str(instance["DBInstanceIdentifier"])
                 action_id, expires = tags
                 row = await self.journal.get(action_id)
-                why_keep = _why_keep(row, identifier, expires)
+                why_keep = _why_keep(row, expires)
                 if why_keep is not None:
                     kept += 1
                     log.warning("drill-tagged instance kept", extra={"instance": identifier, "why": why_keep})
@@ -145,7 +142,7 @@ class DrillSweeper:
         return "deleted"
 
 
-def _why_keep(row: dict[str, Any] | None, identifier: str, expires: float | None) -> str | None:
+def _why_keep(row: dict[str, Any] | None, expires: float | None) -> str | None:
     """Why an instance tagged as a drill is not this journal's to sweep, or None."""
     if expires is None:
         return "no parseable pgwarden:expires tag"

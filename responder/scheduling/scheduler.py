@@ -19,11 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from responder.clock import Clock, system_clock
+from responder.clock import Clock, iso, system_clock
 from responder.config import Config, ConfigError, Schedule
 from responder.core import RdsTarget, Target
 from responder.dispatcher import Dispatcher
-from responder.drills.engine import iso
 from responder.drills.metrics import ACTION as DRILL_ACTION
 from responder.drills.metrics import DrillMetrics
 from responder.drills.sweeper import DrillSweeper
@@ -78,8 +77,7 @@ def resolve_targets(config: Config) -> dict[str, Target]:
 def _drill_regions(config: Config, targets: dict[str, Target]) -> set[str]:
     """Where drill instances can be: every region a configured restore_drill restores in."""
     regions: set[str] = set()
-    playbooks = [*config.playbooks, *(s.playbook for s in config.schedules)]
-    drills = [p for p in playbooks if p.action == DRILL_ACTION]
+    drills = [p for p in config.all_playbooks if p.action == DRILL_ACTION]
     if not drills:
         return regions
     if config.aws is not None:
@@ -97,8 +95,7 @@ def _drill_regions(config: Config, targets: dict[str, Target]) -> set[str]:
 
 def _drill_mode(config: Config) -> str:
     """The sweeper deletes only when some drill playbook enforces: with every one in dry-run, it only plans."""
-    playbooks = [*config.playbooks, *(s.playbook for s in config.schedules)]
-    enforcing = any(p.action == DRILL_ACTION and p.mode == "enforce" for p in playbooks)
+    enforcing = any(p.action == DRILL_ACTION and p.mode == "enforce" for p in config.all_playbooks)
     return "enforce" if enforcing else "dry-run"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from psycopg.conninfo import conninfo_to_dict
@@ -99,17 +100,30 @@ def make_config(tmp_path: Path, registry: ActionRegistry) -> ConfigFactory:
     """A Config from a dict; defaults: token auth, SQLite journal in tmp_path, one dummy target, enforce."""
 
     def factory(**overrides: Any) -> Config:
-        raw: dict[str, Any] = {
-            "mode": "enforce",
-            "token": TOKEN,
-            "journal": f"sqlite:///{tmp_path / 'journal.db'}",
-            "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
-            "playbooks": [record_playbook()],
-        }
-        raw.update(overrides)
-        return build_config(raw, registry)
+        return build_config(raw_config(tmp_path, **overrides), registry)
 
     return factory
+
+
+def raw_config(folder: Path, **overrides: Any) -> dict[str, Any]:
+    """A configuration as its YAML holds it; defaults: token auth, SQLite journal in `folder`, one dummy target,
+    enforce, the `rec` playbook."""
+    raw: dict[str, Any] = {
+        "mode": "enforce",
+        "token": TOKEN,
+        "journal": f"sqlite:///{folder / 'journal.db'}",
+        "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
+        "playbooks": [record_playbook()],
+    }
+    raw.update(overrides)
+    return raw
+
+
+def config_file(folder: Path, **overrides: Any) -> Path:
+    """`raw_config(folder, **overrides)` written to `folder`/responder.yml, for a responder run as a process."""
+    path = folder / "responder.yml"
+    path.write_text(yaml.safe_dump(raw_config(folder, **overrides)))
+    return path
 
 
 ClientFactory = Callable[[Config], Awaitable[TestClient[web.Request, web.Application]]]

@@ -21,10 +21,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from botocore.awsrequest import AWSResponse
 
-from devtools.motoserver import MotoServer
 from responder import keys
-from tests.responder.conftest import ClientFactory, ConfigFactory, alert, post_alerts, wait_done
-from tests.responder.playbooks.rds import describe_instance
+from tests.responder.conftest import alert, post_alerts, wait_done
+from tests.responder.playbooks.conftest import moto
+from tests.responder.playbooks.rds import Moto
+
+__all__ = ["moto"]  # the fixture, shared with the playbook tests
 
 Client = TestClient[web.Request, web.Application]
 REGION = "us-east-1"
@@ -69,12 +71,10 @@ class Modifications:
             time.sleep(self.delay)  # boto3 runs in a worker thread: the event loop goes on
 
 
-def config(
-    make_config: ConfigFactory, moto: MotoServer, playbooks: list[dict[str, Any]], **extra: Any
-) -> Any:
-    return make_config(
-        aws={"region": REGION, "endpoint_url": moto.endpoint_url}, playbooks=playbooks, **extra
-    )
+async def responder(moto: Moto, playbooks: list[dict[str, Any]], **extra: Any) -> Client:
+    """A responder with these playbooks on the moto server."""
+    aws = {"region": REGION, "endpoint_url": moto.server.endpoint_url}
+    return await moto.client_for(moto.make_config(aws=aws, playbooks=playbooks, **extra))
 
 
 def about(identifier: str, alertname: str, fingerprint: str | None = None) -> dict[str, Any]:
@@ -95,15 +95,11 @@ def one_change(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, An
 
 
 async def test_two_grow_playbooks_in_one_webhook_change_the_instance_once(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
+    moto: Moto,
 ) -> None:
-    ident = rds_instance(storage=100)
+    ident = moto.instance(storage=100)
     playbooks = [grow("grow-low", "RDSFreeStorageLow"), grow("grow-critical", "RDSFreeStorageCritical")]
-    client = await client_for(config(make_config, moto_server, playbooks))
+    client = await responder(moto, playbooks)
     mods = Modifications(delay=1.0)
     mods.watch(client)
     decisions = await post_alerts(
@@ -112,18 +108,14 @@ async def test_two_grow_playbooks_in_one_webhook_change_the_instance_once(
     assert len(decisions) == 2
     one_change(await rows_of(client, decisions))
     assert len(mods.sent) == 1, mods.sent
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125
 
 
 async def test_two_fingerprints_on_one_playbook_change_the_instance_once(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
+    moto: Moto,
 ) -> None:
-    ident = rds_instance(storage=100)
-    client = await client_for(config(make_config, moto_server, [grow("grow", "RDSFreeStorageLow")]))
+    ident = moto.instance(storage=100)
+    client = await responder(moto, [grow("grow", "RDSFreeStorageLow")])
     mods = Modifications(delay=1.0)
     mods.watch(client)
     decisions = await post_alerts(
@@ -133,42 +125,34 @@ async def test_two_fingerprints_on_one_playbook_change_the_instance_once(
     )
     one_change(await rows_of(client, decisions))
     assert len(mods.sent) == 1, mods.sent
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125
 
 
 async def test_grow_and_scale_at_once_change_the_instance_once(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
+    moto: Moto,
 ) -> None:
-    ident = rds_instance("db.t3.medium", storage=100)
+    ident = moto.instance("db.t3.medium", storage=100)
     playbooks = [grow("grow", "RDSFreeStorageLow"), scale("scale", "RDSCPUHigh")]
-    client = await client_for(config(make_config, moto_server, playbooks))
+    client = await responder(moto, playbooks)
     mods = Modifications(delay=1.0)
     mods.watch(client)
     decisions = await post_alerts(client, about(ident, "RDSFreeStorageLow"), about(ident, "RDSCPUHigh"))
     _, refused = one_change(await rows_of(client, decisions))
     assert "one change at a time" in refused["error"], refused  # scale has no 6 h history: only the claim
     assert len(mods.sent) == 1, mods.sent
-    after = describe_instance(rds_client, ident)
+    after = moto.describe(ident)
     changed = (after["AllocatedStorage"] != 100) + (after["DBInstanceClass"] != "db.t3.medium")
     assert changed == 1, after
 
 
 async def test_two_replicas_on_a_postgresql_journal_change_the_instance_once(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
+    moto: Moto,
     pg_journal: str,
 ) -> None:
-    ident = rds_instance(storage=100)
+    ident = moto.instance(storage=100)
     playbooks = [grow("grow-low", "RDSFreeStorageLow"), grow("grow-critical", "RDSFreeStorageCritical")]
-    cfg = config(make_config, moto_server, playbooks, journal=pg_journal)
-    first, second = await client_for(cfg), await client_for(cfg)
+    first = await responder(moto, playbooks, journal=pg_journal)
+    second = await responder(moto, playbooks, journal=pg_journal)
     mods = Modifications(delay=1.0)
     mods.watch(first)
     mods.watch(second)
@@ -178,7 +162,7 @@ async def test_two_replicas_on_a_postgresql_journal_change_the_instance_once(
     )
     one_change([await wait_done(first, low[0]["id"]), await wait_done(first, critical[0]["id"])])
     assert len(mods.sent) == 1, mods.sent
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125
 
 
 class ThrottledOnce:
@@ -213,14 +197,10 @@ class ThrottledOnce:
 
 
 async def test_a_change_made_under_throttling_is_journaled_as_made(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
+    moto: Moto,
 ) -> None:
-    ident = rds_instance(storage=100)
-    client = await client_for(config(make_config, moto_server, [grow("grow", "RDSFreeStorageLow")]))
+    ident = moto.instance(storage=100)
+    client = await responder(moto, [grow("grow", "RDSFreeStorageLow")])
     throttle = ThrottledOnce()
     throttle.watch(client)
     mods = Modifications()
@@ -237,21 +217,17 @@ async def test_a_change_made_under_throttling_is_journaled_as_made(
     row = await wait_done(client, second["id"])
     assert row["outcome"] == "guardrail" and "6h" in row["error"], row
     assert len(mods.sent) == 1, mods.sent
-    assert describe_instance(rds_client, ident)["AllocatedStorage"] == 125
+    assert moto.describe(ident)["AllocatedStorage"] == 125
 
 
 async def test_a_change_sent_before_a_crash_counts_as_made(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
+    moto: Moto,
 ) -> None:
     """A responder that died between sending ModifyDBInstance and journaling its outcome leaves the row
     `interrupted` with the effect journaled `started`: the change may have been made, and the 6 h guard counts
     it. (The row is journaled as the gate leaves it; a real SIGKILL mid-call is the same journal state.)"""
-    ident = rds_instance(storage=100)
-    client = await client_for(config(make_config, moto_server, [grow("grow", "RDSFreeStorageLow")]))
+    ident = moto.instance(storage=100)
+    client = await responder(moto, [grow("grow", "RDSFreeStorageLow")])
     journal = client.app[keys.JOURNAL]
     (crashed,) = await post_alerts(client, about(ident, "RDSFreeStorageHigh"))  # matches nothing: a row only
     effect = {

@@ -6,7 +6,6 @@ drawn, the HTML shows the names as text, and the Markdown gains no line, link, i
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +15,10 @@ import matplotlib
 import pytest
 
 from devtools.pgserver import PostgresServer
-from devtools.services import Service, ServiceUnavailable, start_exporter
 from responder.cli import main
 from responder.report.charts import bar_chart
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
-from tests.responder.report.scenario import _prometheus_query, start_prometheus
+from tests.conftest import MONITOR_ROLE
+from tests.responder.report.scenario import exporter_and_prometheus, wait_until_seen
 from tests.responder.report.test_report import Sections
 
 MATH_INDEX = "idx_$\\frac{1}{$"
@@ -55,38 +53,16 @@ def hostile_scenario(
         SLOW_QUERY,
     ):
         pg_server.execute(sql, dbname=database)
-    services: list[Service] = []
-    try:
-        exporter = start_exporter(
-            workdir,
-            {
-                "targets": [
-                    {"name": "hostile", "dsn_env": "HOSTILE_DSN", "databases": {"include": [database]}}
-                ],
-                "collectors": {"statements": {"include_query": True}, "indexes": {"ttl": "1s"}},
-            },
-            {"HOSTILE_DSN": pg_server.dsn("postgres", MONITOR_ROLE, MONITOR_PASSWORD)},
-        )
-        services.append(exporter)
-        prometheus = start_prometheus(workdir, [f"127.0.0.1:{exporter.port}"])
-        services.append(prometheus)
-    except ServiceUnavailable as exc:
-        for s in services:
-            s.stop()
-        if "installed" in str(exc):
-            missing_service(str(exc))
-        raise
+    collectors = {"statements": {"include_query": True}, "indexes": {"ttl": "1s"}}
+    services = exporter_and_prometheus(workdir, pg_server, "hostile", database, collectors)
+    exporter, prometheus = services
     ready = (
         f'pg_index_unused{{datname="{database}"}} == 1',
         f'pg_stat_statements_mean_seconds{{datname="{database}"}} > 1',
         f'pg_stat_statements_query_info{{datname="{database}",query=~"(?s).*evil.*"}}',
     )
-    deadline = time.monotonic() + 60
     try:
-        while not all(_prometheus_query(prometheus.url, expr) for expr in ready):
-            missing = [expr for expr in ready if not _prometheus_query(prometheus.url, expr)]
-            assert time.monotonic() < deadline, f"Prometheus never saw {missing}:\n{exporter.log_tail()}"
-            time.sleep(0.5)
+        wait_until_seen(prometheus, exporter, ready)
         yield HostileScenario(prometheus.url, database)
     finally:
         for s in reversed(services):

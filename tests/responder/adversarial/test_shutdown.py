@@ -18,35 +18,16 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from devtools.processes import ROOT, free_port
-from tests.responder.conftest import AUTH, TOKEN, alert, payload
+from tests.responder.conftest import AUTH, alert, config_file, payload
 
 EXIT_WAIT = 30.0  # a bound for waiting, never asserted on
 
 
 def start(folder: Path, seconds: float, shutdown_timeout: float) -> tuple[subprocess.Popen[bytes], str]:
-    config = folder / "responder.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "mode": "enforce",
-                "token": TOKEN,
-                "journal": f"sqlite:///{folder / 'journal.db'}",
-                "shutdown_timeout": f"{shutdown_timeout}s",
-                "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
-                "playbooks": [
-                    {
-                        "name": "nap",
-                        "match": {"alertname": "Nap"},
-                        "action": "nap",
-                        "params": {"seconds": seconds},
-                    }
-                ],
-            }
-        )
-    )
+    nap = {"name": "nap", "match": {"alertname": "Nap"}, "action": "nap", "params": {"seconds": seconds}}
+    config = config_file(folder, shutdown_timeout=f"{shutdown_timeout}s", playbooks=[nap])
     port = free_port()
     argv = [
         *(sys.executable, "-m", "tests.responder.adversarial.slow_responder", "--config", str(config)),

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from devtools.processes import free_port, spawn, wait_tcp
 from tests.exporter.processes import clean_env
 from tests.pgwarden.certs import bcrypt_hash
-from tests.responder.conftest import TOKEN, alert, payload
+from tests.responder.conftest import TOKEN, alert, config_file, payload
 from tests.responder.ui.console import ALICE, VICTOR
 
 USER, PASSWORD = "operator", "operator-pw"
@@ -76,26 +76,17 @@ def responder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     folder = tmp_path_factory.mktemp("responder")
     (folder / "alice").write_text(ALICE)
     (folder / "victor").write_text(VICTOR)
-    config = folder / "responder.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "mode": "enforce",
-                "token": TOKEN,
-                "journal": f"sqlite:///{folder / 'journal.db'}",
-                "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
-                "playbooks": [
-                    {
-                        "name": "held",
-                        "match": {"alertname": "Held"},
-                        "action": "terminate_queries",
-                        "require_approval": True,
-                    }
-                ],
-                "approvers": [{"name": "alice", "token_file": str(folder / "alice")}],
-                "viewers": [{"name": "victor", "token_file": str(folder / "victor")}],
-            }
-        )
+    held = {
+        "name": "held",
+        "match": {"alertname": "Held"},
+        "action": "terminate_queries",
+        "require_approval": True,
+    }
+    config = config_file(
+        folder,
+        playbooks=[held],
+        approvers=[{"name": "alice", "token_file": str(folder / "alice")}],
+        viewers=[{"name": "victor", "token_file": str(folder / "victor")}],
     )
     port = free_port()
     argv = [

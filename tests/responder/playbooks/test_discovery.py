@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from devtools.processes import free_port, spawn, wait_http
 from responder.playbooks import default_registry
-from tests.responder.conftest import AUTH, TOKEN, alert, payload
+from tests.responder.conftest import AUTH, alert, config_file, payload
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS = ROOT / "responder" / "playbooks"
@@ -73,22 +72,13 @@ def copied_tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def responder_from(copied_tree: Path, tmp_path: Path) -> Iterator[str]:
     """The copied responder running as its own process with a note_alert playbook; its base URL."""
-    config = {
-        "mode": "enforce",
-        "token": TOKEN,
-        "journal": f"sqlite:///{tmp_path / 'journal.db'}",
-        "targets": [{"name": "production", "dsn": "postgresql://nobody@127.0.0.1:1/none"}],
-        "playbooks": [
-            {
-                "name": "note",
-                "match": {"alertname": "NoteMe"},
-                "action": "note_alert",
-                "params": {"note": "hi"},
-            }
-        ],
+    note = {
+        "name": "note",
+        "match": {"alertname": "NoteMe"},
+        "action": "note_alert",
+        "params": {"note": "hi"},
     }
-    path = tmp_path / "responder.yml"
-    path.write_text(yaml.safe_dump(config))
+    path = config_file(tmp_path, playbooks=[note])
     port = free_port()
     argv = [
         sys.executable,

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -121,6 +122,45 @@ def _prepare_database(pg: PostgresServer, name: str) -> None:
         pg.execute(LONG_QUERY, dbname=name)
 
 
+def exporter_and_prometheus(
+    workdir: Path, pg_server: PostgresServer, target: str, database: str, collectors: dict[str, Any]
+) -> list[Service]:
+    """The real exporter on one database of the server (as the monitoring role), and a real Prometheus
+    scraping it every second: [exporter, prometheus]. A missing binary skips (fails in CI)."""
+    env = f"{target.upper()}_EXPORTER_DSN"
+    services: list[Service] = []
+    try:
+        services.append(
+            start_exporter(
+                workdir,
+                {
+                    "targets": [{"name": target, "dsn_env": env, "databases": {"include": [database]}}],
+                    "collectors": collectors,
+                },
+                {env: pg_server.dsn("postgres", MONITOR_ROLE, MONITOR_PASSWORD)},
+            )
+        )
+        services.append(start_prometheus(workdir, [f"127.0.0.1:{services[0].port}"]))
+    except ServiceUnavailable as exc:
+        for s in services:
+            s.stop()
+        if "installed" in str(exc):
+            missing_service(str(exc))
+        raise
+    return services
+
+
+def wait_until_seen(
+    prometheus: Service, exporter: Service, ready: tuple[str, ...], within: float = 60
+) -> None:
+    """Until every expression of `ready` has a result in Prometheus (AssertionError naming those that have
+    none after `within` seconds)."""
+    deadline = time.monotonic() + within
+    while missing := [expr for expr in ready if not _prometheus_query(prometheus.url, expr)]:
+        assert time.monotonic() < deadline, f"Prometheus never saw {missing}:\n{exporter.log_tail()}"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def report_scenario(
     pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
@@ -129,44 +169,23 @@ def report_scenario(
     database = f"rpt_{uuid.uuid4().hex[:8]}"
     _prepare_database(pg_server, database)
     target_dsn = pg_server.dsn(database, MONITOR_ROLE, MONITOR_PASSWORD)
-    services: list[Service] = []
-    try:
-        exporter = start_exporter(
-            workdir,
-            {
-                # its own database only: it runs for the whole session, and other tests count the sessions
-                # in theirs (recover's drain)
-                "targets": [
-                    {"name": "rpt", "dsn_env": "RPT_EXPORTER_DSN", "databases": {"include": [database]}}
-                ],
-                "collectors": {
-                    "statements": {"include_query": True},
-                    "indexes": {"ttl": "1s"},
-                    "tables": {"ttl": "1s"},
-                    "bloat": {"ttl": "1s"},
-                },
-            },
-            {"RPT_EXPORTER_DSN": pg_server.dsn("postgres", MONITOR_ROLE, MONITOR_PASSWORD)},
-        )
-        services.append(exporter)
-        prometheus = start_prometheus(workdir, [f"127.0.0.1:{exporter.port}"])
-        services.append(prometheus)
-    except ServiceUnavailable as exc:
-        for s in services:
-            s.stop()
-        if "installed" in str(exc):
-            missing_service(str(exc))
-        raise
+    collectors = {
+        "statements": {"include_query": True},
+        "indexes": {"ttl": "1s"},
+        "tables": {"ttl": "1s"},
+        "bloat": {"ttl": "1s"},
+    }
+    # its own database only: it runs for the whole session, and other tests count the sessions in theirs
+    # (recover's drain)
+    services = exporter_and_prometheus(workdir, pg_server, "rpt", database, collectors)
+    exporter, prometheus = services
     ready = (
         f'pg_index_unused{{datname="{database}",indexrelname="{UNUSED_INDEX}"}} == 1',
         'pg_stat_statements_query_info{query=~".*rpt_long_query.*"}',
         "pg_settings_max_connections",
         "pg_stat_activity_count",
     )
-    deadline = time.monotonic() + 60
-    while not all(_prometheus_query(prometheus.url, expr) for expr in ready):
-        assert time.monotonic() < deadline, f"Prometheus never saw the scenario:\n{exporter.log_tail()}"
-        time.sleep(0.5)
+    wait_until_seen(prometheus, exporter, ready)
     journal = workdir / "journal.db"
     asyncio.run(journal_drill(journal, DRILL))
     config = workdir / "responder.yml"

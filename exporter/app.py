@@ -14,11 +14,13 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
+from exporter.assemble import scheduled_collectors
 from exporter.aws.discovery import discovery_groups
 from exporter.aws.render import AWSView
-from exporter.config import ExporterConfig, Target
+from exporter.config import ExporterConfig
 from exporter.exposition import CONTENT_TYPE, Fragment, ordered_chunks
 from exporter.scrape import TargetScraper, target_label
+from exporter.target import Target
 
 if TYPE_CHECKING:
     from exporter.aws.poller import AWSPoller
@@ -43,7 +45,7 @@ def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
     app[CONFIG] = config
 
     async def scrapers_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[SCRAPERS] = {t.name: TargetScraper(t, config) for t in targets}
+        app[SCRAPERS] = {t.name: TargetScraper(t, config, scheduled_collectors(config)) for t in targets}
         yield
         await asyncio.gather(*(s.close() for s in app[SCRAPERS].values()), return_exceptions=True)
 

@@ -14,18 +14,12 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.app import make_app
+from exporter.assemble import resolve_targets, scheduled_collectors
 from exporter.aws.rds import summary as aws_summary
-from exporter.collectors import build_collectors, collector_timeout, collector_ttl
-from exporter.config import (
-    ConfigError,
-    ExporterConfig,
-    Target,
-    config_from_environment,
-    load_config_file,
-    resolve_targets,
-)
+from exporter.config import ConfigError, ExporterConfig, config_from_environment, load_config_file
 from exporter.custom import ExtendedQueries
 from exporter.custom.queries_file import load_query_file
+from exporter.target import Target
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
@@ -74,11 +68,11 @@ def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
 def summary(config: ExporterConfig, targets: list[Target]) -> str:
     lines = [f"configuration OK: {len(targets)} target(s)"]
     lines += [f"  target {t.name}: {t.display}" for t in targets]
-    for c in build_collectors(config):
-        scope = "per database" if c.per_database else "server"
+    for s in scheduled_collectors(config):
+        scope = "per database" if s.collector.per_database else "server"
         lines.append(
-            f"  collector {c.name}: {scope}, ttl {format_duration(collector_ttl(config, c))}, "
-            f"timeout {format_duration(collector_timeout(config, c))}"
+            f"  collector {s.collector.name}: {scope}, ttl {format_duration(s.ttl)}, "
+            f"timeout {format_duration(s.timeout)}"
         )
     limits = config.limits
     lines.append(

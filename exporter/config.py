@@ -1,63 +1,29 @@
-"""Exporter configuration: strict models validated at load, every error reported with its key path."""
+"""Exporter configuration: strict models validated at load, every error reported with its key path.
+
+The schema and its loading only (from a file, or postgres_exporter's environment variables); what runs from a
+loaded configuration is put together by `exporter.assemble`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from psycopg.conninfo import make_conninfo
-from pydantic import Field, GetPydanticSchema, PrivateAttr, field_validator, model_validator
+from pydantic import GetPydanticSchema, PrivateAttr, field_validator
 
 from exporter.aws.config import AWSConfig
 from exporter.collectors.options import LimitsConfig
 from exporter.collectors.registry import COLLECTORS, CollectorsBase, collectors_model
-from exporter.custom import ExtendedQueries, custom_query_errors
+from exporter.custom import ExtendedQueries
 from exporter.custom.config import CustomQuery
+from exporter.target import TargetConfig
 from pgwarden.config import ConfigError as ConfigError
-from pgwarden.config import Errors, StrictModel, load_yaml, validate_document
-from pgwarden.credentials import Credentials, DsnSecret, IamAuth, check_dsn_sources, resolve_server
+from pgwarden.config import StrictModel, load_yaml, validate_document
 from pgwarden.dsn import describe_dsn
-from pgwarden.durations import Duration
-
-ALWAYS_EXCLUDED_DATABASES = ("template0", "template1", "rdsadmin")
 
 # `collectors:`: `defaults` and one key per collector the registry found, each its collector's options model.
 CollectorsConfig = collectors_model(COLLECTORS)
-
-
-class DatabasesConfig(StrictModel):
-    """Which databases of a server the per-database collectors visit (empty include = all)."""
-
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-
-class RDSConfig(StrictModel):
-    identifier: str = Field(min_length=1)
-    region: str = Field(min_length=1)
-    backup_regions: tuple[str, ...] = ()
-    account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
-
-
-class TargetConfig(StrictModel):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:/@-]+$")
-    dsn: str | None = None
-    dsn_env: str | None = None
-    dsn_file: Path | None = None
-    dsn_secret: DsnSecret | None = None
-    iam_auth: bool | IamAuth = False
-    databases: DatabasesConfig = DatabasesConfig()
-    rds: RDSConfig | None = None
-    connect_timeout: Duration = 3.0
-    pool_size: int = Field(default=2, ge=1, le=16)  # per database
-    max_connections: int = Field(default=3, ge=1, le=64)  # all databases together
-    idle_timeout: Duration = 10.0  # then an idle connection closes (one to the DSN's database stays)
-
-    @model_validator(mode="after")
-    def _one_dsn_source(self) -> TargetConfig:
-        check_dsn_sources(self)
-        return self
 
 
 class ExporterConfig(StrictModel):
@@ -100,18 +66,6 @@ class ExporterConfig(StrictModel):
         if self.aws is not None:
             return self.aws
         return AWSConfig() if any(t.rds is not None for t in self.targets) else None
-
-
-@dataclass(frozen=True)
-class Target:
-    """A configured server with its secret DSN resolved; `display` is safe to log. `credentials`, with a
-    Secrets Manager secret or IAM auth, gives each new connection its current password."""
-
-    name: str
-    conninfo: str
-    display: str
-    config: TargetConfig
-    credentials: Credentials | None = field(default=None, compare=False, repr=False)
 
 
 def parse_config(data: Any) -> ExporterConfig:
@@ -160,19 +114,3 @@ def _env_or_file(env: dict[str, str], key: str) -> str | None:
         except OSError as exc:
             raise ConfigError([f"{key}_FILE: cannot read {path}: {exc.strerror}"]) from None
     return None
-
-
-def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
-    """Stage 2: every target's DSN from dsn, dsn_env, dsn_file or dsn_secret, parsed, and the custom queries'
-    names checked across both kinds; errors name the key."""
-    errors = Errors()
-    resolved: list[Target] = []
-    for i, t in enumerate(config.targets):
-        region = t.rds.region if t.rds is not None else None
-        server = resolve_server(t, f"targets.{i}", errors, region_hint=region, env=env)
-        if server is not None:
-            conninfo, credentials = server
-            resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t, credentials))
-    errors.extend(custom_query_errors(config))
-    errors.raise_if_any()
-    return resolved

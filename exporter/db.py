@@ -28,7 +28,7 @@ from pgwarden.credentials import Credentials, connect_fresh
 if TYPE_CHECKING:
     from psycopg.cursor_async import AsyncCursor
 
-    from exporter.config import Target
+    from exporter.target import Target
 
 log = logging.getLogger("pgwarden.db")
 

@@ -1,4 +1,5 @@
-"""What a collector's refresh leaves behind (its state), and rendering collectors as they are read."""
+"""How a collector is refreshed (its TTL and timeout), what a refresh leaves behind (its state), and rendering
+collectors as they are read."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ from typing import Any
 
 from exporter.collectors.base import Collector
 from exporter.exposition import Fragment
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A collector as a target's scrapes run it: its data served for `ttl` seconds, each fetch given `timeout`."""
+
+    collector: Collector[Any, Any]
+    ttl: float
+    timeout: float
 
 
 @dataclass

@@ -13,9 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from exporter.collectors import build_collectors, collector_timeout, collector_ttl
 from exporter.collectors.base import Collector
-from exporter.config import ALWAYS_EXCLUDED_DATABASES, ExporterConfig, Target
+from exporter.config import ExporterConfig
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
 from exporter.exposition import Exposition, Fragment, escape
 from exporter.framework import (
@@ -31,8 +30,9 @@ from exporter.framework import (
     PG_UP,
     SCRAPES,
 )
-from exporter.refreshing import CollectorState, RenderAsRead, data_age, safe_error
+from exporter.refreshing import CollectorState, RenderAsRead, Scheduled, data_age, safe_error
 from exporter.sizes import RelationSizes
+from exporter.target import ALWAYS_EXCLUDED_DATABASES, Target
 
 log = logging.getLogger("pgwarden.scrape")
 
@@ -52,17 +52,18 @@ class TargetScraper:
     due collector there in turn, so that a server of 200 databases is read through `max_connections`.
     """
 
-    def __init__(self, target: Target, config: ExporterConfig) -> None:
+    def __init__(self, target: Target, config: ExporterConfig, collectors: Sequence[Scheduled]) -> None:
+        """`collectors` are this target's own (`exporter.assemble.scheduled_collectors`)."""
         self.target = target
         self.config = config
         self.connections = ServerConnections(target)
         self.sizes = RelationSizes(config.collectors.defaults.size_ttl)
-        self.collectors: list[Collector[Any, Any]] = build_collectors(config)
+        self.collectors: list[Collector[Any, Any]] = [s.collector for s in collectors]
         self._states: dict[tuple[str, str], CollectorState] = {}
         self._scrapes = 0
         self._refreshing: set[asyncio.Task[None]] = set()
-        self._timeouts = {c.name: collector_timeout(config, c) for c in self.collectors}
-        self._ttls = {c.name: collector_ttl(config, c) for c in self.collectors}
+        self._timeouts = {s.collector.name: s.timeout for s in collectors}
+        self._ttls = {s.collector.name: s.ttl for s in collectors}
 
     async def close(self) -> None:
         for task in list(self._refreshing):

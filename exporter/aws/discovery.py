@@ -8,7 +8,7 @@ from typing import Any
 from exporter.aws.rds import Instance
 from exporter.aws.render import AWSView, tag_label
 from exporter.aws.shard import probe_refs
-from exporter.config import TargetConfig
+from exporter.target import TargetConfig
 
 
 def discovery_groups(

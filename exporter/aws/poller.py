@@ -23,8 +23,8 @@ from exporter.aws.config import AWSConfig
 from exporter.aws.rds import Instance, Unit, describe_unit, plan_units
 from exporter.aws.render import AWSView, Polled, build_view, render_self
 from exporter.aws.shard import hashmod, probe_refs
-from exporter.config import TargetConfig
 from exporter.exposition import Fragment
+from exporter.target import TargetConfig
 
 log = logging.getLogger("pgwarden.aws")
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from exporter.aws.clients import DEFAULT_ACCOUNT
 from exporter.aws.config import AWSConfig
-from exporter.config import TargetConfig
+from exporter.target import TargetConfig
 from pgwarden.durations import format_duration as fmt
 
 if TYPE_CHECKING:

@@ -1,23 +1,23 @@
 """Custom queries: postgres_exporter's queries.yaml (`--extend.query-path`) and pgwarden's `custom_queries:`.
 
-Each query is a collector named `custom:<name>` (the queries.yaml key, or the entry's `name`), built from the
-configuration next to the registry's collectors (`build_collectors`).
+Each query is a collector named `custom:<name>` (the queries.yaml key, or the entry's `name`), built next to the
+registry's collectors by `exporter.assemble`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exporter.collectors.base import Collector
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.options import CollectorOptions, LimitsConfig
 from exporter.collectors.registry import COLLECTORS
 from exporter.custom.collector import custom_collector, extended_collector
+from exporter.custom.config import CustomQuery
 from exporter.custom.queries_file import QueryFile
-
-if TYPE_CHECKING:
-    from exporter.config import ExporterConfig
+from exporter.framework import FRAMEWORK_FAMILIES
 
 __all__ = ["ExtendedQueries", "custom_collectors", "custom_query_errors"]
 
@@ -31,26 +31,28 @@ class ExtendedQueries:
     auto_discover: bool = False
 
 
-def custom_collectors(config: ExporterConfig) -> list[Collector[Any, Any]]:
-    """One collector per queries.yaml entry and per enabled `custom_queries:` entry."""
-    timeout = config.collectors.defaults.timeout
+def custom_collectors(
+    extended: ExtendedQueries | None,
+    custom_queries: Sequence[CustomQuery],
+    limits: LimitsConfig,
+    timeout: float,
+) -> list[Collector[Any, Any]]:
+    """One collector per queries.yaml entry and per enabled `custom_queries:` entry; `timeout` is the
+    collectors' default (`collectors.defaults.timeout`)."""
     built: list[Collector[Any, Any]] = []
-    extended = config.extended_queries
     if extended is not None:
         for namespace, query in extended.file.root.items():
             cls = extended_collector(namespace, query, extended.auto_discover, timeout)
             ttl = float(query.cache_seconds) if query.cache_seconds else None
-            built.append(cls(CollectorOptions(ttl=ttl), config.limits))
-    for custom in config.custom_queries:
+            built.append(cls(CollectorOptions(ttl=ttl), limits))
+    for custom in custom_queries:
         if custom.enabled:
-            built.append(custom_collector(custom, timeout)(custom.options, config.limits))
+            built.append(custom_collector(custom, timeout)(custom.options, limits))
     return built
 
 
-def custom_query_errors(config: ExporterConfig) -> list[str]:
-    """Stage 2: query names and metric names unique across both kinds and the built-in families."""
-    from exporter.framework import FRAMEWORK_FAMILIES  # the scrape imports the configuration
-
+def custom_query_errors(extended: ExtendedQueries | None, custom_queries: Sequence[CustomQuery]) -> list[str]:
+    """Query names and metric names unique across both kinds and the built-in families."""
     builtin = {f.name for f in FRAMEWORK_FAMILIES} | {f.name for c in COLLECTORS for f in c.families}
     prefixes = tuple(n.split("<", 1)[0] for n in builtin if "<" in n)  # pg_settings_<name> and the like
     errors: list[str] = []
@@ -65,7 +67,6 @@ def custom_query_errors(config: ExporterConfig) -> list[str]:
         else:
             metrics[name] = where
 
-    extended = config.extended_queries
     if extended is not None:
         for namespace, query in extended.file.root.items():
             queries[namespace] = f"{extended.path}: {namespace}"
@@ -73,7 +74,7 @@ def custom_query_errors(config: ExporterConfig) -> list[str]:
                 if spec.usage not in ("LABEL", "DISCARD"):
                     suffix = "_milliseconds" if spec.usage == "DURATION" else ""
                     claim(f"{namespace}_{column}{suffix}", f"{extended.path}: {namespace}.metrics.{column}")
-    for i, custom in enumerate(config.custom_queries):
+    for i, custom in enumerate(custom_queries):
         if custom.name in queries:
             errors.append(f"custom_queries.{i}.name: {custom.name} is also defined by {queries[custom.name]}")
         queries.setdefault(custom.name, f"custom_queries.{i}")

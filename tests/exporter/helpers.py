@@ -12,7 +12,8 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.pgserver import PostgresServer
-from exporter.config import ExporterConfig, parse_config, resolve_targets
+from exporter.assemble import resolve_targets, scheduled_collectors
+from exporter.config import ExporterConfig, parse_config
 from exporter.exposition import Family, join_fragments
 from exporter.scrape import TargetScraper
 
@@ -86,7 +87,7 @@ class Scraper:
     """A TargetScraper with a parse step; close() it (the fixture does)."""
 
     def __init__(self, config: ExporterConfig) -> None:
-        self.inner = TargetScraper(resolve_targets(config)[0], config)
+        self.inner = TargetScraper(resolve_targets(config)[0], config, scheduled_collectors(config))
 
     async def scrape(self, const_labels: str = "") -> Samples:
         return Samples(join_fragments([await self.inner.scrape(const_labels)]).decode())

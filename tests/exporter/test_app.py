@@ -20,7 +20,8 @@ from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import PostgresServer, free_port, start_server
 from exporter.app import make_app
-from exporter.config import parse_config, resolve_targets
+from exporter.assemble import resolve_targets
+from exporter.config import parse_config
 from tests.conftest import MONITOR_PASSWORD, community_dashboard, missing_service
 from tests.exporter.conftest import DB_A
 from tests.exporter.helpers import Samples

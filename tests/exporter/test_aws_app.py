@@ -10,9 +10,10 @@ from aiohttp.test_utils import TestClient
 
 from devtools.motoserver import MotoServer
 from exporter.app import AWS, make_app
+from exporter.assemble import resolve_targets
 from exporter.aws.config import AWSConfig
 from exporter.aws.poller import SOURCES, AWSPoller
-from exporter.config import parse_config, resolve_targets
+from exporter.config import parse_config
 from tests.exporter import test_aws_support as support
 from tests.exporter.helpers import Samples
 from tests.exporter.test_aws_support import DOWN_DSN, REGION, Recording, aws_config, build_world

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.assemble import resolve_targets
 from exporter.aws.clients import DEFAULT_ACCOUNT
 from exporter.aws.config import DEFAULT_CLOUDWATCH_METRICS, AWSConfig
 from exporter.aws.rds import plan_units
 from exporter.cli import summary
-from exporter.config import ConfigError, parse_config, resolve_targets
+from exporter.config import ConfigError, parse_config
 
 SPEC_SKETCH = """
 targets:

@@ -15,8 +15,9 @@ import yaml
 from devtools.motoserver import MotoServer
 from devtools.pgserver import free_port
 from exporter.app import AWS, make_app
+from exporter.assemble import resolve_targets
 from exporter.aws.poller import SOURCES
-from exporter.config import parse_config, resolve_targets
+from exporter.config import parse_config
 from tests.conftest import missing_service
 from tests.exporter import test_aws_support as support
 from tests.exporter.test_aws_support import DOWN_DSN, REGION, aws_config, create_postgres, rds

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
+from exporter.assemble import resolve_targets
 from exporter.config import (
     ConfigError,
     ExporterConfig,
     config_from_environment,
     load_config_file,
     parse_config,
-    resolve_targets,
 )
 from pgwarden.dsn import describe_dsn
 from pgwarden.durations import format_duration, parse_duration

@@ -29,7 +29,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer
 from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
-from exporter.config import parse_config, resolve_targets
+from exporter.assemble import resolve_targets
+from exporter.config import parse_config
 from exporter.db import DatabaseUnavailable, ServerConnections
 from pgwarden.config import ConfigError, Errors
 from pgwarden.credentials import (

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
-from exporter.config import ConfigError, parse_config, resolve_targets
+from exporter.assemble import resolve_targets
+from exporter.config import ConfigError, parse_config
 from exporter.custom import ExtendedQueries
 from exporter.custom.queries_file import load_query_file
 from tests.exporter.processes import clean_env, run_cli

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from devtools.pgserver import PostgresServer
-from exporter.collectors import build_collectors
+from exporter.assemble import build_collectors
 from exporter.custom import ExtendedQueries
 from exporter.custom.queries_file import QueryFile
 from tests.exporter.custom.conftest import APP_DB, OTHER_DB

@@ -1,14 +1,15 @@
-"""The responder's module layout: no import cycle, playbooks that depend on the core only, small modules."""
+"""The responder's module layout: playbooks that depend on the core only, effects made in their modules.
+
+No import cycle and no module above 400 lines, in all three packages: tests/test_layout.py.
+"""
 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-import pytest
+from tests import import_graph
 
-PACKAGE = Path(__file__).resolve().parents[2] / "responder"
-MAX_LINES = 400
+PACKAGE = import_graph.ROOT / "responder"
 # What a playbook module may import of the responder: the core and what it names.
 PLAYBOOK_IMPORTS = {
     "responder.core",
@@ -21,55 +22,14 @@ PLAYBOOK_IMPORTS = {
 PLAYBOOK_IMPORTS |= {"responder.drills", *(f"responder.drills.{m}" for m in ("checks", "engine", "models"))}
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imports() -> dict[str, set[str]]:
-    """Each responder module and the responder modules it imports (TYPE_CHECKING imports included)."""
-    graph: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        name = _module_name(path)
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("responder"):
-                found.add(node.module)
-                found.update(f"{node.module}.{a.name}" for a in node.names)
-            elif isinstance(node, ast.Import):
-                found.update(a.name for a in node.names if a.name.startswith("responder"))
-        graph[name] = found
-    return {name: {m for m in found if m in graph and m != name} for name, found in graph.items()}
-
-
-def test_no_import_cycle() -> None:
-    graph = _imports()
-    done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            cycle = [*path[path.index(name) :], name]
-            pytest.fail(f"import cycle: {' -> '.join(cycle)}")
-        if name in done:
-            return
-        for dep in sorted(graph[name]):
-            visit(dep, [*path, name])
-        done.add(name)
-
-    for name in sorted(graph):
-        visit(name, [])
-
-
 def test_playbooks_import_only_the_core() -> None:
-    graph = _imports()
-    for name, deps in graph.items():
-        if name.startswith("responder.playbooks."):
-            assert deps <= PLAYBOOK_IMPORTS, f"{name} imports {sorted(deps - PLAYBOOK_IMPORTS)}"
-
-
-def test_no_module_above_400_lines() -> None:
-    for path in PACKAGE.rglob("*.py"):
-        assert len(path.read_text().splitlines()) <= MAX_LINES, path
+    """Any import counts (function-local and TYPE_CHECKING ones too); of our packages, only the responder's."""
+    graph = import_graph.build()
+    playbooks = [m for m in graph.modules if m.startswith("responder.playbooks.")]
+    assert playbooks
+    for name in playbooks:
+        deps = {m for m in graph.find_modules_directly_imported_by(name) if m.split(".")[0] == "responder"}
+        assert deps <= PLAYBOOK_IMPORTS, f"{name} imports {sorted(deps - PLAYBOOK_IMPORTS)}"
 
 
 # What changes something outside the process, and the one module allowed to do each (responder/effects.py is the

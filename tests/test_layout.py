@@ -1,0 +1,184 @@
+"""The layout of exporter/, responder/ and pgwarden/: no import cycle (any import counts), no module above 400 lines.
+
+The cycle check is proven on small packages written to tmp_path: it must report a cycle however it is made.
+"""
+
+from __future__ import annotations
+
+import functools
+import textwrap
+from pathlib import Path
+
+import grimp
+import pytest
+
+from tests import import_graph
+from tests.import_graph import PACKAGES, ROOT
+
+MAX_LINES = 400
+
+
+@functools.cache
+def _graph() -> grimp.ImportGraph:
+    return import_graph.build()
+
+
+def _cycles_in(graph: grimp.ImportGraph, package: str, root: Path = ROOT) -> list[str]:
+    """Each cycle that goes through a module of `package`, described with its import statements."""
+    return [
+        import_graph.describe(graph, cycle, root)
+        for cycle in import_graph.cycles(graph)
+        if any(m == package or m.startswith(f"{package}.") for m in cycle)
+    ]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycle(package: str) -> None:
+    found = _cycles_in(_graph(), package)
+    assert not found, f"{len(found)} import cycle(s) through {package}/:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_above_400_lines(package: str) -> None:
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert not too_long, f"modules above {MAX_LINES} lines: {too_long}"
+
+
+def test_the_graph_is_of_this_tree() -> None:
+    graph = _graph()
+    for package in PACKAGES:
+        expected = {
+            ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            for p in (ROOT / package).rglob("*.py")
+        }
+        assert {m for m in graph.modules if m.split(".")[0] == package} == expected
+
+
+# --- the cycle check, on packages made for it ---------------------------------------------------------------
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+def _cycles(tmp_path: Path, package: str, files: dict[str, str]) -> list[import_graph.Cycle]:
+    _write(tmp_path, {f"{package}/__init__.py": "", **files})
+    return import_graph.cycles(import_graph.build([package], tmp_path))
+
+
+def test_reports_a_cycle_of_top_level_imports(tmp_path: Path) -> None:
+    found = _cycles(
+        tmp_path,
+        "plain",
+        {
+            "plain/a.py": "from plain import b\n",
+            "plain/b.py": "import plain.c\n",
+            "plain/c.py": "from plain.a import X\n",
+        },
+    )
+    assert found == [("plain.a", "plain.b", "plain.c", "plain.a")]
+
+
+def test_reports_a_cycle_made_only_by_a_function_local_import(tmp_path: Path) -> None:
+    found = _cycles(
+        tmp_path,
+        "local",
+        {
+            "local/a.py": "from local.b import helper\n",
+            "local/b.py": """
+                def helper() -> None:
+                    from local.a import something  # not at the top: still an import
+
+                    something()
+                """,
+        },
+    )
+    assert found == [("local.a", "local.b", "local.a")]
+
+
+def test_reports_a_cycle_made_only_by_a_type_checking_import(tmp_path: Path) -> None:
+    found = _cycles(
+        tmp_path,
+        "typing_only",
+        {
+            "typing_only/a.py": "from typing_only.b import B\n",
+            "typing_only/b.py": """
+                from __future__ import annotations
+
+                from typing import TYPE_CHECKING
+
+                if TYPE_CHECKING:
+                    from typing_only.a import A
+
+                class B:
+                    def a(self) -> A: ...
+                """,
+        },
+    )
+    assert found == [("typing_only.a", "typing_only.b", "typing_only.a")]
+
+
+def test_relative_imports_and_submodules_imported_by_name(tmp_path: Path) -> None:
+    """`from . import x`, `from .sub import mod` and `from pkg.sub import mod` are imports of the submodules."""
+    found = _cycles(
+        tmp_path,
+        "rel",
+        {
+            "rel/a.py": "from .sub import leaf\n",
+            "rel/sub/__init__.py": "",
+            "rel/sub/leaf.py": "from rel.sub import other\n",
+            "rel/sub/other.py": "from .. import a\n",
+        },
+    )
+    assert found == [("rel.a", "rel.sub.leaf", "rel.sub.other", "rel.a")]
+
+
+def test_importing_a_package_is_importing_its_init(tmp_path: Path) -> None:
+    found = _cycles(
+        tmp_path,
+        "pkg",
+        {
+            "pkg/__init__.py": "from pkg.api import run\n",
+            "pkg/api.py": "def run() -> None:\n    import pkg\n",
+        },
+    )
+    assert found == [("pkg", "pkg.api", "pkg")]
+
+
+def test_no_cycle_is_reported_where_there_is_none(tmp_path: Path) -> None:
+    """A package's `__init__` importing its modules, which import each other one way, is no cycle."""
+    found = _cycles(
+        tmp_path,
+        "fine",
+        {
+            "fine/__init__.py": "from fine.a import A\nfrom fine.b import B\n",
+            "fine/a.py": "from fine.b import B\n\nclass A(B): ...\n",
+            "fine/b.py": "from fine import c\n\nclass B: ...\n",
+            "fine/c.py": "import json\n",
+        },
+    )
+    assert found == []
+
+
+def test_a_failure_names_the_cycle_and_its_import_statements(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "shown/__init__.py": "",
+            "shown/a.py": "import shown.b\n",
+            "shown/b.py": "\n\nfrom shown import a\n",
+        },
+    )
+    graph = import_graph.build(["shown"], tmp_path)
+    assert _cycles_in(graph, "shown", tmp_path) == [
+        "shown.a -> shown.b -> shown.a\n"
+        "    shown/a.py:1: import shown.b\n"
+        "    shown/b.py:3: from shown import a"
+    ]

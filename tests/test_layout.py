@@ -73,83 +73,66 @@ def _cycles(tmp_path: Path, package: str, files: dict[str, str]) -> list[import_
     return import_graph.cycles(import_graph.build([package], tmp_path))
 
 
-def test_reports_a_cycle_of_top_level_imports(tmp_path: Path) -> None:
-    found = _cycles(
-        tmp_path,
-        "plain",
+FUNCTION_LOCAL = """
+    def helper() -> None:
+        from local.a import something  # not at the top: still an import
+
+        something()
+    """
+TYPE_CHECKING_ONLY = """
+    from __future__ import annotations
+
+    from typing import TYPE_CHECKING
+
+    if TYPE_CHECKING:
+        from typing_only.a import A
+
+    class B:
+        def a(self) -> A: ...
+    """
+# Each way of making a cycle: the package's files, and the one cycle to be reported.
+CYCLES = {
+    "top-level imports": (
         {
             "plain/a.py": "from plain import b\n",
             "plain/b.py": "import plain.c\n",
             "plain/c.py": "from plain.a import X\n",
         },
-    )
-    assert found == [("plain.a", "plain.b", "plain.c", "plain.a")]
-
-
-def test_reports_a_cycle_made_only_by_a_function_local_import(tmp_path: Path) -> None:
-    found = _cycles(
-        tmp_path,
-        "local",
-        {
-            "local/a.py": "from local.b import helper\n",
-            "local/b.py": """
-                def helper() -> None:
-                    from local.a import something  # not at the top: still an import
-
-                    something()
-                """,
-        },
-    )
-    assert found == [("local.a", "local.b", "local.a")]
-
-
-def test_reports_a_cycle_made_only_by_a_type_checking_import(tmp_path: Path) -> None:
-    found = _cycles(
-        tmp_path,
-        "typing_only",
-        {
-            "typing_only/a.py": "from typing_only.b import B\n",
-            "typing_only/b.py": """
-                from __future__ import annotations
-
-                from typing import TYPE_CHECKING
-
-                if TYPE_CHECKING:
-                    from typing_only.a import A
-
-                class B:
-                    def a(self) -> A: ...
-                """,
-        },
-    )
-    assert found == [("typing_only.a", "typing_only.b", "typing_only.a")]
-
-
-def test_relative_imports_and_submodules_imported_by_name(tmp_path: Path) -> None:
-    """`from . import x`, `from .sub import mod` and `from pkg.sub import mod` are imports of the submodules."""
-    found = _cycles(
-        tmp_path,
-        "rel",
+        ("plain.a", "plain.b", "plain.c", "plain.a"),
+    ),
+    "only a function-local import": (
+        {"local/a.py": "from local.b import helper\n", "local/b.py": FUNCTION_LOCAL},
+        ("local.a", "local.b", "local.a"),
+    ),
+    "only a TYPE_CHECKING import": (
+        {"typing_only/a.py": "from typing_only.b import B\n", "typing_only/b.py": TYPE_CHECKING_ONLY},
+        ("typing_only.a", "typing_only.b", "typing_only.a"),
+    ),
+    # `from .sub import mod`, `from pkg.sub import mod` and `from .. import mod` import the submodules
+    "relative imports and submodules imported by name": (
         {
             "rel/a.py": "from .sub import leaf\n",
             "rel/sub/__init__.py": "",
             "rel/sub/leaf.py": "from rel.sub import other\n",
             "rel/sub/other.py": "from .. import a\n",
         },
-    )
-    assert found == [("rel.a", "rel.sub.leaf", "rel.sub.other", "rel.a")]
-
-
-def test_importing_a_package_is_importing_its_init(tmp_path: Path) -> None:
-    found = _cycles(
-        tmp_path,
-        "pkg",
+        ("rel.a", "rel.sub.leaf", "rel.sub.other", "rel.a"),
+    ),
+    "importing a package is importing its __init__": (
         {
             "pkg/__init__.py": "from pkg.api import run\n",
             "pkg/api.py": "def run() -> None:\n    import pkg\n",
         },
-    )
-    assert found == [("pkg", "pkg.api", "pkg")]
+        ("pkg", "pkg.api", "pkg"),
+    ),
+}
+
+
+@pytest.mark.parametrize("files, cycle", CYCLES.values(), ids=CYCLES.keys())
+def test_reports_a_cycle_however_it_is_made(
+    tmp_path: Path, files: dict[str, str], cycle: import_graph.Cycle
+) -> None:
+    assert _cycles(tmp_path, cycle[0].split(".")[0], files) == [cycle]
 
 
 def test_no_cycle_is_reported_where_there_is_none(tmp_path: Path) -> None:

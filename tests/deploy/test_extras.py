@@ -312,3 +312,53 @@ def test_a_venv_with_only_the_exporter_extra_runs_the_exporter(tmp_path: Path) -
     assert "configuration OK: 1 target(s)" in check.stdout and "target local: 127.0.0.1:5432/postgres" in (
         check.stdout
     )
+
+
+# --- the Makefile's install (`make demo`, `make test`) ---
+
+
+def makefile_install_commands() -> list[str]:
+    """The pip commands of the Makefile's venv recipe (the one `make demo` and `make test` depend on)."""
+    recipe = (REPO / "Makefile").read_text().split("\n$(STAMP): pyproject.toml\n", 1)[1]
+    lines = [line.strip() for line in recipe.split("\n\n", 1)[0].splitlines() if line.startswith("\t")]
+    return [line for line in lines if "-m pip install" in line]
+
+
+def test_make_installs_both_programs_and_the_test_tools() -> None:
+    *_, editable = makefile_install_commands()
+    assert "-e '.[all,dev]'" in editable and " -q " in editable
+
+
+@pytest.mark.slow
+def test_the_makefile_install_prints_no_editable_banner_and_still_shows_errors(tmp_path: Path) -> None:
+    source = copy_source(tmp_path / "src")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    # The Makefile's own commands; the exporter's extra stands in for all,dev (the banner comes from the
+    # editable build, whatever the extras), so the test downloads less.
+    commands = [
+        c.replace("$(PY)", str(python)).replace("'.[all,dev]'", "'.[exporter]'")
+        for c in makefile_install_commands()
+    ]
+    output = ""
+    for command in commands:
+        try:
+            result = run(["bash", "-c", command], source, PIP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            index_unreachable(f"{command!r} did not finish in {PIP_TIMEOUT}s")
+            return
+        output += result.stdout + result.stderr
+        if result.returncode != 0 and (network := NETWORK_ERRORS.search(output)):
+            index_unreachable(f"{network.group(0)} in {command!r}")
+        assert result.returncode == 0, output
+    assert "Editable installation" not in output and "BuildBackendWarning" not in output, output
+    where = run([python, "-c", "import exporter; print(exporter.__file__)"], tmp_path)
+    assert Path(where.stdout.strip()).is_relative_to(source), where.stdout + where.stderr  # editable
+
+    # An error of the build backend itself (setuptools rejects the name) is still shown.
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('name = "pgwarden"', 'name = "pgwarden!"', 1))
+    broken = run(["bash", "-c", commands[-1]], source, PIP_TIMEOUT)
+    assert broken.returncode != 0
+    assert "`project.name` must be pep508-identifier" in broken.stdout + broken.stderr, broken.stderr

@@ -4,21 +4,17 @@ Fast: an AST walk of each program's import closure (top-level and function-local
 exporter/, pgwarden/ and responder/ modules; `if TYPE_CHECKING:` blocks never run, so they are left out) must
 only reach distributions its requirements pull in (the requirements' own dependencies read from the installed
 metadata), and each requirement must be imported by someone. Slow: `pip install '.[exporter]'` into a fresh
-venv runs `pgwarden-exporter` without matplotlib or Jinja2.
+venv runs `pgwarden-exporter` without matplotlib or Jinja2, and the Makefile's install (`.[all,dev]`, editable)
+prints no "Editable installation" notice but still shows errors.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
-import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 import tomllib
-import venv
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
@@ -27,19 +23,17 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from tests.conftest import services_required
-
-REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("exporter", "pgwarden", "responder")
-# What only the responder's report, console, schedules and drill checks use: never in the exporter's install.
-RESPONDER_ONLY = {"matplotlib", "jinja2", "aiohttp-jinja2", "croniter", "pglast", "psycopg-pool"}
-PIP_TIMEOUT = 600  # seconds; a warm pip cache installs in well under a minute
-# pip's words for an index it cannot reach (then the test skips locally, fails under PGWARDEN_REQUIRE_SERVICES=1).
-NETWORK_ERRORS = re.compile(
-    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution|"
-    r"Network is unreachable|ConnectTimeoutError|ProxyError|Could not fetch URL|No route to host"
+from tests.deploy.venvs import (
+    PACKAGES,
+    PIP_TIMEOUT,
+    REPO,
+    RESPONDER_ONLY,
+    check_exporter_only,
+    copy_source,
+    fresh_venv,
+    pip,
+    run,
 )
-
 
 # --- pyproject.toml's requirements and what they pull in ---
 
@@ -242,76 +236,14 @@ def test_the_import_walk_sees_lazy_imports_and_skips_type_checking_blocks() -> N
 # --- a fresh venv with only the exporter's extra ---
 
 
-def copy_source(target: Path) -> Path:
-    """What the wheel is built from (as in the Dockerfile), so the build leaves nothing in the checkout."""
-    target.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, target / name)
-    for package in PACKAGES:
-        shutil.copytree(
-            REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
-    return target
-
-
-def index_unreachable(reason: str) -> None:
-    """Skip locally, fail under PGWARDEN_REQUIRE_SERVICES=1 (as tests.conftest.missing_service does)."""
-    if services_required():
-        pytest.fail(f"the package index is required (PGWARDEN_REQUIRE_SERVICES=1): {reason}", pytrace=False)
-    pytest.skip(f"the package index is unreachable: {reason}")
-
-
-def run(argv: list[str | Path], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    # Not the test's PYTHONPATH: the venv must run the installed wheel, not this checkout.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    return subprocess.run(
-        [str(a) for a in argv],
-        cwd=cwd,
-        env=env | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.mark.slow
 def test_a_venv_with_only_the_exporter_extra_runs_the_exporter(tmp_path: Path) -> None:
     source = copy_source(tmp_path / "src")
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python, exporter = env_dir / "bin" / "python", env_dir / "bin" / "pgwarden-exporter"
+    bin_dir = fresh_venv(tmp_path / "venv")
     started = time.monotonic()
-    try:  # pip's own cache is used (no --no-cache-dir), so a warm cache needs no download
-        pip = run([python, "-m", "pip", "install", f"{source}[exporter]"], tmp_path, PIP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        index_unreachable(f"pip install did not finish in {PIP_TIMEOUT}s")
-        return
-    output = pip.stdout + pip.stderr
-    if pip.returncode != 0 and (network := NETWORK_ERRORS.search(output)):
-        errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR:")]
-        index_unreachable(f"{network.group(0)}; pip: {errors[-1] if errors else 'failed'}")
-    assert pip.returncode == 0, output
+    pip([bin_dir / "python", "-m", "pip", "install", f"{source}[exporter]"], tmp_path)  # pip's cache is used
     print(f"pip install '.[exporter]': {time.monotonic() - started:.1f}s")
-
-    listed = run([python, "-m", "pip", "list", "--format=freeze"], tmp_path)
-    installed = {canonicalize_name(line.split("==")[0]) for line in listed.stdout.split()}
-    assert "pgwarden" in installed and "psycopg" in installed
-    assert sorted(installed & RESPONDER_ONLY) == []
-    for module in ("matplotlib", "jinja2"):
-        result = run([python, "-c", f"import {module}"], tmp_path)
-        assert result.returncode == 1 and f"No module named '{module}'" in result.stderr, result.stderr
-    where = run([python, "-c", "import exporter; print(exporter.__file__)"], tmp_path)
-    assert Path(where.stdout.strip()).is_relative_to(env_dir), where.stdout + where.stderr
-
-    help_ = run([exporter, "--help"], tmp_path)
-    assert help_.returncode == 0 and "--check-config" in help_.stdout, help_.stdout + help_.stderr
-    config = tmp_path / "exporter.yml"
-    config.write_text("targets:\n  - name: local\n    dsn: postgresql://pgwarden@127.0.0.1:5432/postgres\n")
-    check = run([exporter, "--config", config, "--check-config"], tmp_path)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "configuration OK: 1 target(s)" in check.stdout and "target local: 127.0.0.1:5432/postgres" in (
-        check.stdout
-    )
+    check_exporter_only(bin_dir, tmp_path)
 
 
 # --- the Makefile's install (`make demo`, `make test`) ---
@@ -332,26 +264,14 @@ def test_make_installs_both_programs_and_the_test_tools() -> None:
 @pytest.mark.slow
 def test_the_makefile_install_prints_no_editable_banner_and_still_shows_errors(tmp_path: Path) -> None:
     source = copy_source(tmp_path / "src")
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
+    python = fresh_venv(tmp_path / "venv") / "python"
     # The Makefile's own commands; the exporter's extra stands in for all,dev (the banner comes from the
     # editable build, whatever the extras), so the test downloads less.
     commands = [
         c.replace("$(PY)", str(python)).replace("'.[all,dev]'", "'.[exporter]'")
         for c in makefile_install_commands()
     ]
-    output = ""
-    for command in commands:
-        try:
-            result = run(["bash", "-c", command], source, PIP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            index_unreachable(f"{command!r} did not finish in {PIP_TIMEOUT}s")
-            return
-        output += result.stdout + result.stderr
-        if result.returncode != 0 and (network := NETWORK_ERRORS.search(output)):
-            index_unreachable(f"{network.group(0)} in {command!r}")
-        assert result.returncode == 0, output
+    output = "".join(pip(command, source) for command in commands)
     assert "Editable installation" not in output and "BuildBackendWarning" not in output, output
     where = run([python, "-c", "import exporter; print(exporter.__file__)"], tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(source), where.stdout + where.stderr  # editable

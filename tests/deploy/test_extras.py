@@ -1,6 +1,6 @@
 """The install extras of pyproject.toml: each program installs what it imports, and the exporter nothing more.
 
-Fast: an AST walk of each program's import closure (top-level and function-local imports, following
+Fast: each program's import closure (grimp's import graph: top-level and function-local imports, following
 exporter/, pgwarden/ and responder/ modules; `if TYPE_CHECKING:` blocks never run, so they are left out) must
 only reach distributions its requirements pull in (the requirements' own dependencies read from the installed
 metadata), and each requirement must be imported by someone. Slow: `pip install '.[exporter]'` into a fresh
@@ -10,15 +10,16 @@ prints no "Editable installation" notice but still shows errors.
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
+import importlib.util
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
+import grimp
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -97,76 +98,45 @@ def pulled_in(requirements: Iterable[Requirement]) -> set[NormalizedName]:
 # --- what the code imports ---
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 @cache
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for package in PACKAGES for p in sorted((REPO / package).rglob("*.py"))}
+def graph() -> grimp.ImportGraph:
+    """Every import of our packages, function-local ones too, read by grimp; `if TYPE_CHECKING:` blocks never
+    run, so they are left out. Third-party packages are single nodes, named by their top-level module."""
+    for package in PACKAGES:  # this checkout's packages, not an installed copy
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and list(spec.submodule_search_locations or []) == [str(REPO / package)]
+    return grimp.build_graph(
+        *PACKAGES, include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None
+    )
 
 
-def is_type_checking(node: ast.stmt) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+def is_ours(module: str) -> bool:
+    return module.split(".")[0] in PACKAGES
 
 
-def runtime_nodes(tree: ast.Module) -> Iterator[ast.AST]:
-    """Every node of the module except the bodies of `if TYPE_CHECKING:` (their `else:` does run)."""
-    pending: list[ast.AST] = [tree]
-    while pending:
-        node = pending.pop()
-        yield node
-        if isinstance(node, ast.stmt) and is_type_checking(node):
-            assert isinstance(node, ast.If)
-            pending += node.orelse
-        else:
-            pending += ast.iter_child_nodes(node)
-
-
-@cache
-def imports_of(module: str) -> tuple[frozenset[str], tuple[tuple[str, int], ...]]:
-    """(the project's modules `module` runs, the third-party top-level names it imports with their lines)."""
-    path = modules()[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names: list[tuple[str, int]] = []
-    for node in runtime_nodes(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            names.append((base, node.lineno))
-            names += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
-    internal: set[str] = set()
-    external: list[tuple[str, int]] = []
-    for name, line in names:
-        top = name.split(".")[0]
-        if top in PACKAGES:
-            parts = name.split(".")  # importing a.b.c runs a, a.b and a.b.c
-            internal |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)} & modules().keys()
-        elif top not in sys.stdlib_module_names and top != "__future__":
-            external.append((top, line))
-    return frozenset(internal - {module}), tuple(sorted(set(external)))
+def source_of(module: str) -> Path:
+    path = REPO.joinpath(*module.split("."))
+    return (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).relative_to(REPO)
 
 
 def third_party_imports(roots: Iterable[str]) -> dict[str, list[str]]:
-    """Top-level name -> ["file:line", ...] over the import closure of `roots`."""
-    found: dict[str, list[str]] = {}
-    done: set[str] = set()
+    """Top-level name -> ["file:line", ...] of every third-party import the modules `roots` run."""
+    ours: set[str] = set()
     pending = list(roots)
     while pending:
         module = pending.pop()
-        if module in done:
-            continue
-        done.add(module)
-        internal, external = imports_of(module)
-        pending += internal
-        where = modules()[module].relative_to(REPO)
-        for top, line in external:
-            found.setdefault(top, []).append(f"{where}:{line}")
+        if module not in ours:
+            ours.add(module)
+            parts = module.split(".")  # importing a.b.c runs a and a.b first
+            pending += [".".join(parts[:i]) for i in range(1, len(parts))]
+            pending += filter(is_ours, graph().find_modules_directly_imported_by(module))
+    found: dict[str, list[str]] = {}
+    for module in sorted(ours):
+        for imported in sorted(graph().find_modules_directly_imported_by(module)):
+            if is_ours(imported) or imported in sys.stdlib_module_names or imported == "__future__":
+                continue
+            for detail in graph().get_import_details(importer=module, imported=imported):
+                found.setdefault(imported, []).append(f"{source_of(module)}:{detail['line_number']}")
     return found
 
 
@@ -179,7 +149,7 @@ def distribution_of(top: str) -> NormalizedName:
 
 def package_modules(package: str) -> list[str]:
     """All of a package's modules: the collectors and playbooks are found at run time, not imported by name."""
-    return [m for m in modules() if m.split(".")[0] == package]
+    return sorted(m for m in graph().modules if m.split(".")[0] == package)
 
 
 # Each program's code, and the extras a user installs for it.
@@ -225,12 +195,16 @@ def test_every_requirement_is_imported_where_it_is_declared() -> None:
 
 def test_the_import_walk_sees_lazy_imports_and_skips_type_checking_blocks() -> None:
     # exporter/aws/clients.py imports boto3 inside a function and mypy_boto3_rds under TYPE_CHECKING.
-    _, external = imports_of("exporter.aws.clients")
-    names = {top for top, _ in external}
-    assert "boto3" in names and "botocore" in names
-    assert not any(n.startswith("mypy_boto3") for n in names)
+    found = third_party_imports(["exporter.aws.clients"])
+    assert "exporter/aws/clients.py:63" in found["boto3"]
+    assert not any(name.startswith("mypy_boto3") for name in found)
     # responder/report/charts.py is reached from the responder's CLI through the project's own modules.
     assert "matplotlib" in third_party_imports(["responder.cli"])
+    expected = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in (path for package in PACKAGES for path in (REPO / package).rglob("*.py"))
+    }
+    assert {m for m in graph().modules if is_ours(m)} == expected
 
 
 # --- a fresh venv with only the exporter's extra ---

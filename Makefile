@@ -9,10 +9,12 @@ APT_PACKAGES := postgresql-15 prometheus prometheus-alertmanager prometheus-post
 
 all: test
 
+# Both programs' extras and the test tools, editable. setuptools' "Editable installation" notice (a build-backend
+# warning pip shows for a local directory) is filtered by its text: errors and every other warning still show.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV) || { $(MAKE) --no-print-directory python-venv && python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

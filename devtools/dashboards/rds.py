@@ -39,7 +39,7 @@ RDS_DASHBOARD = Dashboard(
             f"rds_instance_status{{{RDS}}}",
             "{{dbidentifier}}",
             width=8,
-            description="1 available; 2..14 busy; 0 stopped; negative: not serving (see the README's table).",
+            description="1 available; 2..14 busy; 0 stopped; negative: not serving (see docs/aws.md's table).",
         ),
         Panel(
             "Instance class",

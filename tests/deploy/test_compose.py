@@ -3,18 +3,22 @@
 No Docker engine runs here, so nothing is built or started. What is proven instead: Debian's docker-compose
 accepts the file (`config -q`), every service of the loop is there, ports are published on 127.0.0.1 only,
 every file the stack mounts from the repository exists (alerts/ and grafana/ only once delivered), secrets come
-from files, the Prometheus configuration passes promtool, and the exporter's and the responder's mounted
-configurations pass `--check-config` with the secrets they are given in the containers.
+from files, the Prometheus configuration passes promtool, the exporter's and the responder's mounted
+configurations pass `--check-config` with the secrets they are given in the containers, each program runs from
+the image of its own install extra, and (slow) the exporter image's pip commands, run in a fresh venv, install
+the exporter alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.conftest import missing_service
+from tests.deploy.venvs import check_exporter_only, copy_source, fresh_venv, pip
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -392,6 +397,87 @@ def test_compose_build_targets_exist_and_the_moto_image_extends_the_runtime(comp
     assert any("moto[server]" in rest for kw, rest in moto[-1].instructions if kw == "RUN")
     user = last(moto, "USER")
     assert user is not None and user.split(":")[0] not in ("root", "0")
+
+
+# Each image of the Dockerfile: the extra it installs, its program, the port its health check asks.
+@dataclass
+class Image:
+    stage: str
+    extra: str
+    program: str
+    port: int
+
+
+IMAGES = [
+    Image("exporter", "exporter", "pgwarden-exporter", 9187),
+    Image("responder", "responder", "pgwarden-responder", 9096),
+    Image("pgwarden", "all", "pgwarden-exporter", 9187),  # both programs; the default target builds on it
+]
+
+
+def env_of(chain: list[Stage]) -> dict[str, str]:
+    """The environment the stages' ENV instructions leave (KEY=VALUE forms)."""
+    env: dict[str, str] = {}
+    for stage in chain:
+        for keyword, rest in stage.instructions:
+            if keyword == "ENV":
+                env |= dict(word.partition("=")[::2] for word in shlex.split(rest))
+    return env
+
+
+def wheel_installs(chain: list[Stage]) -> list[str]:
+    return [rest for s in chain for kw, rest in s.instructions if kw == "RUN" and "pip install" in rest]
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.stage)
+def test_each_image_installs_its_extra(image: Image) -> None:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    chain = resolve(dockerfile_stages(), image.stage)
+    assert chain[0].base == "python:3.11-slim"
+    (install,) = wheel_installs(chain)  # once per image, with its extra
+    assert re.search(rf"/pgwarden-\*\.whl\)\[{image.extra}\]", install) and image.extra in extras, install
+    assert "COPY" in {kw for kw, rest in chain[-1].instructions if "--from=build" in rest}
+    user = last(chain, "USER")
+    assert user is not None and user.split(":")[0] not in ("root", "0")
+    assert json.loads(last(chain, "CMD") or "[]")[0] == image.program
+    exposed = {int(port) for port in (last(chain, "EXPOSE") or "").split()}
+    assert image.port in exposed
+    assert env_of(chain)["PGWARDEN_HEALTHCHECK_URL"] == f"http://127.0.0.1:{image.port}/healthz"
+    healthcheck = last(chain, "HEALTHCHECK")
+    assert healthcheck is not None and "PGWARDEN_HEALTHCHECK_URL" in healthcheck
+
+
+@pytest.mark.parametrize("name", ["exporter", "responder"])
+def test_compose_runs_each_program_from_its_own_image(compose: dict[str, Any], name: str) -> None:
+    svc = service(compose, name)
+    (image,) = [i for i in IMAGES if i.stage == svc["build"]["target"]]
+    assert image.stage == name and svc["image"] == f"pgwarden-{name}:local"
+    assert svc["command"][0] == image.program
+    chain = resolve(dockerfile_stages(), image.stage)
+    assert environment(svc)["PGWARDEN_HEALTHCHECK_URL"] == env_of(chain)["PGWARDEN_HEALTHCHECK_URL"]
+
+
+@pytest.mark.slow
+def test_the_exporter_images_pip_commands_install_the_exporter_alone(tmp_path: Path) -> None:
+    """No Docker engine here: the build stage's and the exporter stage's pip commands run as written, in a fresh
+    venv, with the image's paths (/wheels, /tmp/wheels) under tmp_path."""
+    stages = {s.name: s for s in dockerfile_stages()}
+    root = tmp_path / "root"
+
+    def here(command: str) -> str:
+        return re.sub(r"(?<![\w.])/(tmp/wheels|wheels)\b", lambda m: f"{root}/{m.group(1)}", command)
+
+    (build,) = [rest for kw, rest in stages["build"].instructions if kw == "RUN"]
+    (copy,) = [rest.split() for kw, rest in stages["exporter"].instructions if kw == "COPY"]
+    assert copy[0] == "--from=build" and len(copy) == 3
+    (install,) = wheel_installs([stages["exporter"]])
+    source = copy_source(tmp_path / "src")
+    bin_dir = fresh_venv(tmp_path / "venv")
+    pip(here(build), source, path=bin_dir)
+    shutil.copytree(here(copy[1]), here(copy[2]))
+    pip(here(install), root, path=bin_dir)
+    assert not Path(here("/tmp/wheels")).exists()  # the image keeps no wheel
+    check_exporter_only(bin_dir, tmp_path)
 
 
 def test_dockerignore_keeps_what_the_build_copies() -> None:

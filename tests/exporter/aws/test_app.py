@@ -14,9 +14,9 @@ from exporter.assemble import resolve_targets
 from exporter.aws.config import AWSConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.config import parse_config
-from tests.exporter import test_aws_support as support
+from tests.exporter.aws import support
+from tests.exporter.aws.support import DOWN_DSN, REGION, Recording, aws_config, build_world
 from tests.exporter.helpers import Samples
-from tests.exporter.test_aws_support import DOWN_DSN, REGION, Recording, aws_config, build_world
 
 moto, moto_session, own_moto = support.moto, support.moto_session, support.own_moto  # fixtures
 Client = TestClient[web.Request, web.Application]

@@ -16,9 +16,8 @@ from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.aws.rds import STATUS_CODES, UNKNOWN_STATUS
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
-from tests.exporter import test_aws_support as support
-from tests.exporter.helpers import Samples
-from tests.exporter.test_aws_support import (
+from tests.exporter.aws import support
+from tests.exporter.aws.support import (
     BACKUP_REGION,
     DOWN_DSN,
     MOTO_SOURCES,
@@ -35,6 +34,7 @@ from tests.exporter.test_aws_support import (
     rds,
     targets_of,
 )
+from tests.exporter.helpers import Samples
 
 moto, moto_session, own_moto = support.moto, support.moto_session, support.own_moto  # fixtures
 GIB = 1024**3

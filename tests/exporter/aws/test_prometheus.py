@@ -1,4 +1,4 @@
-"""The README's scaling recipe end to end: a real Prometheus reads /discovery and routes each target, with
+"""docs/aws.md's scaling recipe end to end: a real Prometheus reads /discovery and routes each target, with
 `hashmod`, to the exporter replica whose `aws.shard` polls it; a wrong route would be a 404, a down target."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from exporter.assemble import resolve_targets
 from exporter.aws.poller import SOURCES
 from exporter.config import parse_config
 from tests.conftest import missing_service
-from tests.exporter import test_aws_support as support
-from tests.exporter.test_aws_support import DOWN_DSN, REGION, aws_config, create_postgres, rds
+from tests.exporter.aws import support
+from tests.exporter.aws.support import DOWN_DSN, REGION, aws_config, create_postgres, rds
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 SHARDS = 2

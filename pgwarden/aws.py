@@ -26,7 +26,7 @@ Prepare = Callable[[Any], object]
 class ClientSettings:
     """How every client of one program talks to AWS."""
 
-    max_attempts: int = 3  # botocore's attempts at one call, the first included
+    max_attempts: int = 3  # botocore's `max_attempts`: retries of a call after its first attempt
     retry_mode: RetryMode = "standard"
     connect_timeout: float = 5.0
     read_timeout: float = 20.0

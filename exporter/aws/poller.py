@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_result
-from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
+from tenacity.wait import wait_exponential, wait_random_exponential
 
 from exporter.aws import cloudwatch, lifecycle, snapshots
 from exporter.aws.clients import ApiStats, ClientFactory
@@ -81,15 +80,13 @@ class AWSPoller:
     async def _run(self, source: Source) -> None:
         if source != "rds":
             await self.polled["rds"].wait()  # the others poll what the RDS poll found
-        until_done = AsyncRetrying(
+        forever = AsyncRetrying(  # every poll is followed by the next: at the interval, or backing off
             sleep=self.sleep,
-            retry=retry_if_result(operator.not_) | retry_if_exception_type(Exception),
-            wait=self.backoff(source),
+            retry=retry_if_result(lambda _: True) | retry_if_exception_type(Exception),
+            wait=lambda _: self.next_delay(source),
             after=lambda state: self._crashed(source, state),
         )
-        while True:
-            await until_done(self.poll, source)  # a failed poll is retried with backoff until one succeeds
-            await self.sleep(self.next_delay(source))
+        await forever(self.poll, source)
 
     def _crashed(self, source: Source, state: RetryCallState) -> None:
         """A poll that raised: a bug must not end the loop, it counts as a failed poll."""
@@ -97,23 +94,18 @@ class AWSPoller:
             self.failures[source] += 1
             log.error("aws poll crashed", extra={"source": source, "error": _describe(error)})
 
-    def backoff(self, source: Source) -> wait_base:
-        """After n failed polls in a row: interval x 2^(n-1) capped at retries.backoff_max (or the interval if
-        longer), with equal jitter (half of it fixed, half random): the first retry comes within one interval,
-        then they spread out."""
-        interval: float = getattr(self.aws, source).interval
-        half = {"multiplier": interval / 2, "max": max(self.aws.retries.backoff_max, interval) / 2}
-        return wait_exponential(**half) + wait_random_exponential(**half)
-
     def next_delay(self, source: Source) -> float:
-        """The wait before the next poll: the interval, or after failures the backoff."""
-        failures = self.failures[source]
-        if not failures:
-            interval: float = getattr(self.aws, source).interval
+        """The interval; after n failed polls in a row, interval x 2^(n-1) capped at retries.backoff_max (or the
+        interval if longer), with equal jitter (half fixed, half random): the first retry comes within one
+        interval, then they spread out."""
+        interval: float = getattr(self.aws, source).interval
+        if not self.failures[source]:
             return interval
-        state = RetryCallState(AsyncRetrying(), None, (), {})
-        state.attempt_number = failures
-        return self.backoff(source)(state)
+        half = {"multiplier": interval / 2, "max": max(self.aws.retries.backoff_max, interval) / 2}
+        backoff = wait_exponential(**half) + wait_random_exponential(**half)
+        after = RetryCallState(AsyncRetrying(), None, (), {})
+        after.attempt_number = self.failures[source]
+        return backoff(after)
 
     # -- one poll of one source --------------------------------------------------------------------------------
     async def poll(self, source: Source) -> bool:

@@ -9,20 +9,13 @@ import sys
 
 from pgwarden.logs import StructuredFormatter
 
+VALUES = {"ok": True, "none": None, "empty": "", "n": 1.5, "d": {"a": [1, "b c"]}, "s": "a b", "eq": "k=v"}
+
 
 def _record() -> logging.LogRecord:
     record = logging.LogRecord("responder.actions", logging.WARNING, __file__, 1, "decision", (), None)
     record.created = 1796212800.0456
-    values = {
-        "ok": True,
-        "none": None,
-        "empty": "",
-        "n": 1.5,
-        "d": {"a": [1, "b c"]},
-        "s": "a b",
-        "eq": "k=v",
-    }
-    record.__dict__.update(values)
+    record.__dict__.update(VALUES)
     try:
         raise ValueError("bad input")
     except ValueError:
@@ -38,17 +31,12 @@ def test_logfmt_line() -> None:
 
 
 def test_json_line() -> None:
-    assert json.loads(StructuredFormatter("json").format(_record())) == {
+    head = {
         "ts": "2026-12-02T12:00:00.045Z",
         "level": "warning",
         "logger": "responder.actions",
         "msg": "decision",
-        "ok": True,
-        "none": None,
-        "empty": "",
-        "n": 1.5,
-        "d": {"a": [1, "b c"]},
-        "s": "a b",
-        "eq": "k=v",
-        "error": "ValueError: bad input",
     }
+    line = StructuredFormatter("json").format(_record())
+    assert json.loads(line) == {**head, **VALUES, "error": "ValueError: bad input"}
+    assert list(json.loads(line)) == [*head, *VALUES, "error"]  # the same order as the logfmt line

@@ -15,17 +15,7 @@ import pytest
 
 from responder.drills.checks import connect_checked
 from responder.drills.models import ConnectSpec
-from tests.responder.conftest import (
-    AUTH,
-    ClientFactory,
-    ConfigFactory,
-    ReadOnlyJournal,
-    Recorder,
-    alert,
-    payload,
-    record_playbook,
-    wait_done,
-)
+from tests.responder import conftest as support
 
 
 def _records(caplog: pytest.LogCaptureFixture, message: str, **fields: Any) -> list[logging.LogRecord]:
@@ -44,11 +34,11 @@ async def _until(predicate: Callable[[], bool], what: str, wait: float = 30.0) -
 
 
 async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
-    make_config: ConfigFactory,
-    client_for: ClientFactory,
+    make_config: support.ConfigFactory,
+    client_for: support.ClientFactory,
     journal_url: str,
-    read_only: ReadOnlyJournal,
-    recorder: Recorder,
+    read_only: support.ReadOnlyJournal,
+    recorder: support.Recorder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -57,11 +47,11 @@ async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
         journal_timeout="1s",
         replica_timeout="1s",
         max_concurrent_actions=1,
-        playbooks=[record_playbook(params={"sleep": "1s"})],
+        playbooks=[support.record_playbook(params={"sleep": "1s"})],
     )
     client = await client_for(config)
-    busy, waiting = alert(), alert(fingerprint="waits-for-a-slot")
-    resp = await client.post("/webhook", json=payload(busy, waiting), headers=AUTH)
+    busy, waiting = support.alert(), support.alert(fingerprint="waits-for-a-slot")
+    resp = await client.post("/webhook", json=support.payload(busy, waiting), headers=support.AUTH)
     first, second = (int(d["id"]) for d in (await resp.json())["decisions"])
     await _until(lambda: bool(recorder.runs), "the first action started")
 
@@ -81,11 +71,11 @@ async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
     gaps = [b.created - a.created for a, b in itertools.pairwise(tried)]
     assert all(gap >= least - 0.05 for gap, least in zip(gaps, (0.25, 0.5, 1.0), strict=True)), gaps
     deadline = time.monotonic() + 10
-    while (await client.get("/actions", headers=AUTH)).status != 200:  # the pool reconnects first
+    while (await client.get("/actions", headers=support.AUTH)).status != 200:  # the pool reconnects first
         assert time.monotonic() < deadline, "the journal answers again"
         await asyncio.sleep(0.1)
-    assert (await wait_done(client, second))["outcome"] == "interrupted"
-    assert (await wait_done(client, first))["outcome"] == "succeeded"
+    assert (await support.wait_done(client, second))["outcome"] == "interrupted"
+    assert (await support.wait_done(client, first))["outcome"] == "succeeded"
     for action_id in (first, second):  # warned once while it waited, then said when it got through
         kept = _records(caplog, "journal unavailable, outcome kept until it is back", action_id=action_id)
         assert len(kept) == 1, kept

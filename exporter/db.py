@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import AsyncRowFactory, RowMaker
 
 from exporter.sizes import RelationSizes, Sizes
-from pgwarden.credentials import Credentials, connect_fresh
+from pgwarden import postgres
+from pgwarden.credentials import Credentials
 
 if TYPE_CHECKING:
     from psycopg.cursor_async import AsyncCursor
@@ -34,7 +35,7 @@ log = logging.getLogger("pgwarden.db")
 
 APPLICATION_NAME = "pgwarden-exporter"
 # Size functions lock each relation they measure; never queue behind a migration's exclusive lock.
-LOCK_TIMEOUT_MS = 1000
+LOCK_TIMEOUT = 1.0
 # An idle connection is checked with an empty query before reuse when it has rested longer than this; the
 # scrape's own first connection is always checked, and when that finds the server restarted every idle
 # connection of the target is dropped. One that rested longer than MAX_IDLE is closed instead.
@@ -132,37 +133,31 @@ class _Pool:
 
     def __init__(
         self,
-        conninfo: str,
+        dsn: str,
+        options: postgres.SessionOptions,
         size: int,
-        connect_timeout: float,
         label: str,
         main: bool,
         credentials: Credentials | None = None,
     ) -> None:
-        self.conninfo = conninfo
+        self.dsn = dsn
+        self.options = options
         self.credentials = credentials
         self.size = size
-        self.connect_timeout = connect_timeout
         self.label = label
         self.main = main  # the DSN's database: one idle connection of it may stay open at rest
         self.idle: list[tuple[AsyncConnection[Any], float]] = []  # oldest first
         self.in_use = 0
 
     async def connect(self) -> AsyncConnection[Any]:
+        timeout = self.options.connect_timeout
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                conn = await connect_fresh(self.credentials, self._open)
-                await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
-                return conn
+            async with asyncio.timeout(timeout):
+                return await postgres.connect(self.dsn, self.options, self.credentials)
         except TimeoutError:
-            raise DatabaseUnavailable(f"{self.label}: no answer within {self.connect_timeout:g}s") from None
+            raise DatabaseUnavailable(f"{self.label}: no answer within {timeout:g}s") from None
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"{self.label}: {_reason(exc)}") from None
-
-    async def _open(self, params: dict[str, str]) -> AsyncConnection[Any]:
-        """A new connection; `params` (a secret's current password, an IAM token) override the conninfo's."""
-        conninfo = make_conninfo(self.conninfo, **params)
-        return await AsyncConnection.connect(conninfo, autocommit=True, prepare_threshold=None)
 
 
 def _reason(exc: psycopg.Error) -> str:
@@ -213,18 +208,18 @@ class ServerConnections:
 
     def _new_pool(self, dbname: str | None) -> _Pool:
         config = self.target.config
-        extra: dict[str, Any] = {
-            "connect_timeout": max(1, round(config.connect_timeout)),
-            "application_name": APPLICATION_NAME,
-        }
-        if dbname is not None:
-            extra["dbname"] = dbname
         label = self.target.display if dbname is None else f"database {dbname}"
-        conninfo = make_conninfo(self.target.conninfo, **extra)
-        return _Pool(
-            conninfo,
-            config.pool_size,
+        options = postgres.SessionOptions(
+            APPLICATION_NAME,
             config.connect_timeout,
+            dbname=dbname,
+            lock_timeout=LOCK_TIMEOUT,
+            prepare_threshold=None,
+        )
+        return _Pool(
+            self.target.conninfo,
+            options,
+            config.pool_size,
             label,
             main=dbname is None,
             credentials=self.target.credentials,
@@ -253,7 +248,7 @@ class ServerConnections:
 
     async def set_statement_timeout(self, conn: AsyncConnection[Any], seconds: float) -> None:
         """SET statement_timeout on one of these connections, unless it has that value already."""
-        ms = max(1, int(seconds * 1000))
+        ms = postgres.milliseconds(seconds)
         if self._timeouts.get(conn) != ms:
             await conn.execute(f"SET statement_timeout = {ms}".encode())
             self._timeouts[conn] = ms

@@ -29,6 +29,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field
 
+from pgwarden.aws import AwsClients
 from pgwarden.config import Errors, StrictModel
 from pgwarden.dsn import DsnError, check_dsn
 from pgwarden.secrets import SecretRef
@@ -81,10 +82,9 @@ def is_auth_failure(exc: BaseException) -> bool:
 
 def read_secret(secret: DsnSecret) -> str:
     """The secret's SecretString from Secrets Manager (the endpoint from AWS_ENDPOINT_URL, as boto3 does)."""
-    import boto3  # only for targets that use AWS credentials
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError  # only for targets that use AWS credentials
 
-    client = boto3.session.Session().client("secretsmanager", region_name=secret.region)
+    client = AwsClients().client("secretsmanager", secret.region)
     try:
         value = client.get_secret_value(SecretId=secret.secret_id)
     except ClientError as exc:
@@ -137,9 +137,7 @@ class IamTokens:
         if self._token is not None and self._token[0] == key and now - self._token[1] < TOKEN_RENEW_AFTER:
             return self._token[2]
         if self._client is None:
-            import boto3
-
-            self._client = boto3.session.Session().client("rds", region_name=self.region)
+            self._client = AwsClients().client("rds", self.region)
         token: str = self._client.generate_db_auth_token(
             DBHostname=host, Port=int(port), DBUsername=user, Region=self.region
         )

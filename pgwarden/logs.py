@@ -1,4 +1,15 @@
-"""Structured logging: one event per line, logfmt or JSON, constant messages with key-value context."""
+r"""Structured logging: one event per line, logfmt or JSON, constant messages with key-value context.
+
+Why not structlog (evaluated for issue 20): its stdlib bridge (`ProcessorFormatter` with `ExtraAdder`,
+`add_log_level`, `add_logger_name`, `EventRenamer("msg")`, `JSONRenderer`) covers the JSON half, but its
+`LogfmtRenderer` does not write our logfmt. It leaves \r, \t, ESC, \x85 and \u2028 unescaped and unquoted
+when a value has no space (a forged alertname could end the line: tests/responder/adversarial/
+test_small_inputs.py), writes None as `key=` and True as a bare `key` or `key=true`, and dicts as Python reprs.
+Keeping this output would take our escaping (`_logfmt_value` and its patterns, ~20 lines) as a custom renderer
+anyway, plus processors for the millisecond `ts`, for `error` from exc_info and for the key order, and the
+chain's configuration: ~45 lines, as many as the formatter below, for a new dependency and a processor chain
+run on every record. So the formatter stays; tests/pgwarden/test_logs.py pins its output.
+"""
 
 from __future__ import annotations
 

@@ -1,21 +1,23 @@
-"""RDS through boto3: the resolved `aws:` settings and the client. boto3 blocks, so every call runs in a thread
-under a timeout. Imports nothing else of the responder."""
+"""RDS through boto3: the resolved `aws:` settings and the clients. Every client the responder makes comes from
+`RdsApi`'s `pgwarden.aws.AwsClients`, which guards it (`guard_client`). boto3 blocks, so every call runs in a
+thread under a timeout (`RdsApi.call`). Imports nothing else of the responder."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
-from botocore.config import Config as BotoConfig
+from pgwarden.aws import AwsClients, ClientSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
+
+T = TypeVar("T")
 
 
 READ_PREFIXES = ("Describe", "List", "Get", "Download")
@@ -69,45 +71,38 @@ class RdsApi:
 
     def __init__(self, config: AwsConfig) -> None:
         self.config = config
-        self._session = boto3.session.Session()
-        self._clients: dict[str, RDSClient] = {}
-        self._lock = threading.Lock()
-        self._boto_config = BotoConfig(
+        settings = ClientSettings(
+            max_attempts=3,
             connect_timeout=min(5.0, config.timeout),
             read_timeout=config.timeout,
-            retries={"max_attempts": 3, "mode": "standard"},
+            endpoint_url=config.endpoint_url,
+            user_agent_extra="pgwarden-responder",
         )
+        self._aws = AwsClients(settings, prepare=[guard_client])
+        self._clients: dict[str, RDSClient] = {}
+        self._lock = threading.Lock()
 
     def client(self, region: str | None = None) -> RDSClient:
         region = region or self.config.region
         with self._lock:
             client = self._clients.get(region)
             if client is None:
-                client = self._session.client(
-                    "rds", region_name=region, endpoint_url=self.config.endpoint_url, config=self._boto_config
-                )
-                self._clients[region] = guard_client(client)
+                client = self._clients[region] = self._aws.client("rds", region)
             return client
 
     def secrets_client(self, region: str | None = None) -> Any:
         """A Secrets Manager client (guarded like the RDS ones), for the recovery's secret."""
-        return guard_client(
-            self._session.client(
-                "secretsmanager",
-                region_name=region or self.config.region,
-                endpoint_url=self.config.endpoint_url,
-                config=self._boto_config,
-            )
-        )
+        return self._aws.client("secretsmanager", region or self.config.region)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """A blocking boto3 call in a thread, under the configured AWS timeout (twice: retries included)."""
+        async with asyncio.timeout(self.config.timeout * 2):
+            return await asyncio.to_thread(fn)
 
     async def describe_instance(self, identifier: str, region: str) -> dict[str, Any]:
         client = self.client(region)
-        resp = await self._call(lambda: client.describe_db_instances(DBInstanceIdentifier=identifier))
+        resp = await self.call(lambda: client.describe_db_instances(DBInstanceIdentifier=identifier))
         instances = resp.get("DBInstances", [])
         if len(instances) != 1:
             raise LookupError(f"RDS instance {identifier} not found in {region}")
         return dict(instances[0])
-
-    async def _call(self, fn: Any) -> Any:
-        async with asyncio.timeout(self.config.timeout * 2):
-            return await asyncio.to_thread(fn)

@@ -14,16 +14,17 @@ from enum import StrEnum
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict
 
-from pgwarden.credentials import Credentials, connect_fresh
+from pgwarden import postgres
+from pgwarden.credentials import Credentials
 from responder.aws import RdsApi
 from responder.effects import EffectGate
 from responder.outcomes import Outcome
 
 # The application_name of every session the responder opens; its own sessions are never signalled.
 APPLICATION_NAME = "pgwarden-responder"
+CONNECT_TIMEOUT = 5.0  # seconds, for a playbook's session
 
 # Whether a still-firing alert is decided once, or again in every cooldown window (`repeat:`).
 Repeat = Literal["once", "while_firing"]
@@ -117,15 +118,8 @@ Target = PostgresTarget | RdsTarget | TableTarget
 
 async def connect(server: PostgresTarget, dbname: str | None = None) -> psycopg.AsyncConnection[Any]:
     """An autocommit session on a configured server (in `dbname`, else the DSN's own database)."""
-    extra = {"dbname": dbname} if dbname is not None else {}
-    conninfo = make_conninfo(server.conninfo, application_name=APPLICATION_NAME, **extra)
-
-    async def open_with(params: dict[str, str]) -> psycopg.AsyncConnection[Any]:
-        # params: a Secrets Manager secret's current password, or an IAM token (see pgwarden.credentials)
-        fresh = make_conninfo(conninfo, **params)
-        return await psycopg.AsyncConnection.connect(fresh, autocommit=True, connect_timeout=5)
-
-    return await connect_fresh(server.credentials, open_with)
+    options = postgres.SessionOptions(APPLICATION_NAME, CONNECT_TIMEOUT, dbname=dbname)
+    return await postgres.connect(server.conninfo, options, server.credentials)
 
 
 P = TypeVar("P", bound=ActionParams)

@@ -16,7 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import tenacity
+
 from pgwarden.redact import redact
+from pgwarden.retry import error_of
 from responder.aws import RdsApi
 from responder.config import Config
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
@@ -181,23 +184,28 @@ class Dispatcher:
         jobs. It survives any error (log, back off, retry): if it died, the heartbeats would stop and the other
         replicas would interrupt this live replica's actions."""
         period = max(0.2, min(5.0, self.config.schema.replica_timeout / 3))
-        failures = 0
-        while True:
-            await asyncio.sleep(min(BACKOFF_MAX, period * 2**failures))
-            try:
-                await self.recover()
-                await self.expire()
-                await self.prune()
-                for job in self.periodic:
-                    await job()
-                failures = 0
-            except JournalUnavailable as exc:
-                failures = min(failures + 1, 6)
+
+        def failed(state: tenacity.RetryCallState) -> None:
+            if isinstance(exc := error_of(state), JournalUnavailable):
                 self.metrics.journal_up.set(0)
                 log.warning("journal unavailable", extra={"error": str(exc)})
-            except Exception:
-                failures = min(failures + 1, 6)
-                log.exception("housekeeping failed; retrying")
+            else:
+                log.error("housekeeping failed; retrying", exc_info=exc)
+
+        retrying = tenacity.AsyncRetrying(  # after n failures in a row: period x 2^n, at most BACKOFF_MAX
+            retry=tenacity.retry_if_exception_type(Exception),
+            wait=tenacity.wait_exponential(multiplier=2 * period, max=BACKOFF_MAX),
+            before_sleep=failed,
+        )
+        while True:
+            await asyncio.sleep(period)
+            async for attempt in retrying:
+                with attempt:
+                    await self.recover()
+                    await self.expire()
+                    await self.prune()
+                    for job in self.periodic:
+                        await job()
 
     # ---- running ------------------------------------------------------------------------------------------
 
@@ -247,19 +255,24 @@ class Dispatcher:
     async def _claim(self, job: Job) -> ClaimResult | None:
         """The claim, retried with backoff while the journal is unavailable; None if it never answered."""
         pb = job.playbook
-        for attempt in range(CLAIM_ATTEMPTS):
-            args = (job.action_id, pb.name, job.target.key, pb.schema.cooldown, pb.schema.max_per_day)
-            try:
+
+        def unavailable(state: tenacity.RetryCallState) -> None:
+            error = str(error_of(state))
+            extra = {"action_id": job.action_id, "attempt": state.attempt_number, "error": error}
+            log.warning("journal unavailable, action not started yet", extra=extra)
+
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(JournalUnavailable),
+            wait=tenacity.wait_exponential(multiplier=0.25),  # 0.25 s, 0.5 s, 1 s
+            stop=tenacity.stop_after_attempt(CLAIM_ATTEMPTS),
+            after=unavailable,
+            retry_error_callback=lambda _: None,
+        ):
+            with attempt:
+                args = (job.action_id, pb.name, job.target.key, pb.schema.cooldown, pb.schema.max_per_day)
                 return await self.journal.claim(
                     *args, release_key=pb.repeat == "while_firing", exclusive=self._instance_changers
                 )
-            except JournalUnavailable as exc:
-                log.warning(
-                    "journal unavailable, action not started yet",
-                    extra={"action_id": job.action_id, "attempt": attempt + 1, "error": str(exc)},
-                )
-                if attempt < CLAIM_ATTEMPTS - 1:
-                    await asyncio.sleep(0.25 * 2**attempt)
         return None
 
     async def _execute(self, job: Job) -> tuple[Outcome, ActionResult | None, str | None]:
@@ -344,26 +357,28 @@ class Dispatcher:
     ) -> None:
         """Retried with backoff until the journal takes it (a row must not stay `running`); at shutdown only
         FINISH_ATTEMPTS times, and what is left open then is `interrupted` by recovery."""
-        attempt = 0
-        while True:
-            try:
+
+        def kept(state: tenacity.RetryCallState) -> None:
+            if state.attempt_number == 1:
+                log.warning(
+                    "journal unavailable, outcome kept until it is back",
+                    extra={"action_id": action_id, "outcome": outcome, "error": str(error_of(state))},
+                )
+
+        def given_up(state: tenacity.RetryCallState) -> None:
+            log.error("cannot journal the outcome", extra={"action_id": action_id, "outcome": outcome})
+
+        async for attempt in tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(JournalUnavailable),
+            wait=tenacity.wait_incrementing(start=0.5, increment=0.5, max=BACKOFF_MAX),  # 0.5 s, 1 s, ...
+            stop=lambda state: self._closing and state.attempt_number >= FINISH_ATTEMPTS,
+            before_sleep=kept,
+            retry_error_callback=given_up,
+        ):
+            with attempt:
                 await self.journal.finish(action_id, outcome, result, error, release_key)
-                if attempt:
-                    log.info("outcome journaled", extra={"action_id": action_id, "attempts": attempt + 1})
-                return
-            except JournalUnavailable as exc:
-                attempt += 1
-                if self._closing and attempt >= FINISH_ATTEMPTS:
-                    log.error(
-                        "cannot journal the outcome", extra={"action_id": action_id, "outcome": outcome}
-                    )
-                    return
-                if attempt == 1:
-                    log.warning(
-                        "journal unavailable, outcome kept until it is back",
-                        extra={"action_id": action_id, "outcome": outcome, "error": str(exc)},
-                    )
-                await asyncio.sleep(min(BACKOFF_MAX, 0.5 * attempt))
+                if (attempts := attempt.retry_state.attempt_number) > 1:
+                    log.info("outcome journaled", extra={"action_id": action_id, "attempts": attempts})
 
 
 def _changed_since_decided(row: dict[str, Any], mode: str, action: str, target: str) -> str | None:

@@ -165,11 +165,7 @@ class EffectGate:
             with passing(api.operation):
                 return dict(method(**api.params))
 
-        async def call() -> dict[str, Any]:
-            async with asyncio.timeout(rds.config.timeout * 2):
-                return await asyncio.to_thread(send)
-
-        return await self._perform({"kind": "aws", **api.describe()}, call)
+        return await self._perform({"kind": "aws", **api.describe()}, lambda: rds.call(send))
 
     async def _check_aws(self, rds: RdsApi, api: ApiCall) -> None:
         op, params, auth = api.operation, api.params, self.authority

@@ -77,7 +77,7 @@ def _server(config: Config, name: str | None) -> Server | None:
 
 async def _catalog(server: Server) -> Catalog | None:
     try:
-        return await catalog_at(server.conninfo, server.connect_timeout)
+        return await catalog_at(server.conninfo, server.connect_timeout, server.credentials)
     except psycopg.Error as exc:
         print(
             f"report: {server.name} not readable ({type(exc).__name__}); its sections say no data",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from exporter.aws.config import AWSConfig
+from pgwarden.aws import AwsClients, ClientSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -52,24 +53,23 @@ class _Credentials:
 
 
 class ClientFactory:
-    """Creates and caches clients; every client counts its calls into `stats` through botocore events."""
+    """Caches clients per (account, service, region); every client counts its calls into `stats` through
+    botocore events. The clients themselves, with their retries and timeouts, come from `pgwarden.aws`."""
 
     def __init__(self, config: AWSConfig, stats: ApiStats, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.stats = stats
         env = dict(os.environ) if env is None else env
         self.endpoint_url = config.endpoint_url or env.get("AWS_ENDPOINT_URL") or None
-        # boto3 is imported only here: an exporter without an `aws:` section never loads it (~15 MB of RSS).
-        import boto3
-        from botocore.config import Config
-
-        self.botocore_config = Config(
-            retries={"max_attempts": config.retries.max_attempts, "mode": "standard"},
+        settings = ClientSettings(
+            max_attempts=config.retries.max_attempts,
             connect_timeout=config.retries.connect_timeout,
             read_timeout=config.retries.read_timeout,
+            endpoint_url=self.endpoint_url,
             user_agent_extra="pgwarden-exporter",
         )
-        self._session = boto3.session.Session()
+        # boto3 is loaded here: an exporter without an `aws:` section never loads it (~15 MB of RSS).
+        self.aws = AwsClients(settings)
         self._roles = {a.account_id: a for a in config.accounts}
         self._credentials: dict[str, _Credentials] = {}
         self._clients: dict[tuple[str, str, str], tuple[str, Any]] = {}
@@ -94,20 +94,14 @@ class ClientFactory:
             return cached[1]
 
     def _new_client(self, service: Service, region: str, creds: _Credentials | None) -> Any:
-        extra: dict[str, str] = {}
+        keys = None
         if creds is not None:
-            extra = {
+            keys = {
                 "aws_access_key_id": creds.key,
                 "aws_secret_access_key": creds.secret,
                 "aws_session_token": creds.token,
             }
-        client = self._session.client(
-            service,  # type: ignore[call-overload]
-            region_name=region,
-            endpoint_url=self.endpoint_url,
-            config=self.botocore_config,
-            **extra,
-        )
+        client = self.aws.client(service, region, keys)
         self._count_calls(client, service)
         return client
 

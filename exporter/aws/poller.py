@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_result
+from tenacity.wait import wait_exponential, wait_random_exponential
 
 from exporter.aws import cloudwatch, lifecycle, snapshots
 from exporter.aws.clients import ApiStats, ClientFactory
@@ -25,6 +26,7 @@ from exporter.aws.render import AWSView, Polled, build_view, render_self
 from exporter.aws.shard import hashmod, probe_refs
 from exporter.exposition import Fragment
 from exporter.target import TargetConfig
+from pgwarden.retry import error_of
 
 log = logging.getLogger("pgwarden.aws")
 
@@ -36,9 +38,14 @@ class AWSPoller:
     """Owns the AWS clients, the cached data per source and unit, and the background tasks."""
 
     def __init__(
-        self, aws: AWSConfig, targets: Sequence[TargetConfig], clock: Callable[[], float] = time.time
+        self,
+        aws: AWSConfig,
+        targets: Sequence[TargetConfig],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.aws = aws
+        self.sleep = sleep  # between two polls of a source
         self.stats = ApiStats()
         self.clients = ClientFactory(aws, self.stats)
         self.plans = plan_units(aws, targets)
@@ -73,24 +80,32 @@ class AWSPoller:
     async def _run(self, source: Source) -> None:
         if source != "rds":
             await self.polled["rds"].wait()  # the others poll what the RDS poll found
-        while True:
-            try:
-                await self.poll(source)
-            except Exception as exc:  # a bug must not end the loop: count it as a failed poll
-                self.failures[source] += 1
-                log.error("aws poll crashed", extra={"source": source, "error": _describe(exc)})
-            await asyncio.sleep(self.next_delay(source))
+        forever = AsyncRetrying(  # every poll is followed by the next: at the interval, or backing off
+            sleep=self.sleep,
+            retry=retry_if_result(lambda _: True) | retry_if_exception_type(Exception),
+            wait=lambda _: self.next_delay(source),
+            after=lambda state: self._crashed(source, state),
+        )
+        await forever(self.poll, source)
+
+    def _crashed(self, source: Source, state: RetryCallState) -> None:
+        """A poll that raised: a bug must not end the loop, it counts as a failed poll."""
+        if (error := error_of(state)) is not None:
+            self.failures[source] += 1
+            log.error("aws poll crashed", extra={"source": source, "error": _describe(error)})
 
     def next_delay(self, source: Source) -> float:
-        """The interval; after n failures, interval x 2^(n-1) capped at retries.backoff_max (or the interval if
-        longer), with equal jitter: the first retry comes within one interval, then they spread out."""
+        """The interval; after n failed polls in a row, interval x 2^(n-1) capped at retries.backoff_max (or the
+        interval if longer), with equal jitter (half fixed, half random): the first retry comes within one
+        interval, then they spread out."""
         interval: float = getattr(self.aws, source).interval
-        failures = self.failures[source]
-        if not failures:
+        if not self.failures[source]:
             return interval
-        ceiling = max(self.aws.retries.backoff_max, interval)
-        base = min(ceiling, interval * 2.0 ** (failures - 1))
-        return base / 2 + random.uniform(0, base / 2)
+        half = {"multiplier": interval / 2, "max": max(self.aws.retries.backoff_max, interval) / 2}
+        backoff = wait_exponential(**half) + wait_random_exponential(**half)
+        after = RetryCallState(AsyncRetrying(), None, (), {})
+        after.attempt_number = self.failures[source]
+        return backoff(after)
 
     # -- one poll of one source --------------------------------------------------------------------------------
     async def poll(self, source: Source) -> bool:

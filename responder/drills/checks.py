@@ -3,15 +3,15 @@ transaction (rolled back after it), under the statement timeout, its value compa
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
+from pgwarden import postgres
 from responder.core import APPLICATION_NAME
 from responder.drills.models import Check, ConnectSpec
 
@@ -20,7 +20,7 @@ def check_conninfo(dsn: str, connect: ConnectSpec, endpoint: tuple[str, int]) ->
     """The DSN with its host and port replaced by the endpoint (or the overrides)."""
     host = connect.host_override or endpoint[0]
     port = connect.port_override or endpoint[1]
-    return make_conninfo(dsn, host=host, port=str(port), application_name=APPLICATION_NAME)
+    return make_conninfo(dsn, host=host, port=str(port))
 
 
 def _value(raw: Any) -> float | str | None:
@@ -53,19 +53,17 @@ def evaluate(check: Check, value: float | str | None) -> bool:
 
 
 async def connect_checked(conninfo: str, connect: ConnectSpec) -> psycopg.AsyncConnection[Any]:
-    """An autocommit session, retried while a new endpoint does not answer yet (`connect_retries_for`)."""
-    deadline = time.monotonic() + connect.connect_retries_for
-    pause = 1.0
-    while True:
-        try:
-            return await psycopg.AsyncConnection.connect(
-                conninfo, autocommit=True, connect_timeout=max(1, int(connect.connect_timeout))
-            )
-        except psycopg.OperationalError:
-            if time.monotonic() + pause > deadline:
-                raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 10.0)
+    """An autocommit session, retried while a new endpoint does not answer yet: 1 s, 2 s, 4 s ... (at most 10 s)
+    apart, as long as the next attempt starts within `connect_retries_for`; then the last error."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        wait=wait_exponential(multiplier=1.0, max=10.0),
+        stop=stop_before_delay(connect.connect_retries_for),
+        reraise=True,
+    )
+    options = postgres.SessionOptions(APPLICATION_NAME, connect.connect_timeout)
+    conn: psycopg.AsyncConnection[Any] = await retrying(postgres.connect, conninfo, options)
+    return conn
 
 
 async def run_checks(conninfo: str, connect: ConnectSpec, checks: Sequence[Check]) -> list[dict[str, Any]]:

@@ -7,13 +7,14 @@ decision owns: whatever else goes wrong, nothing else is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_delay, wait_exponential
 
 from responder.aws import RdsApi
 from responder.clock import iso as iso  # the steps' callers write moments as engine.iso
@@ -26,17 +27,13 @@ IDENTIFIER_MAX = 63
 FIRST_POLL = 2.0  # seconds between the first status polls; doubled up to MAX_POLL
 MAX_POLL = 30.0
 
-T = TypeVar("T")
-
 
 class DrillError(Exception):
     """A step could not be done; the message says which and why."""
 
 
-async def call(rds: RdsApi, fn: Callable[[], T]) -> T:
-    """A blocking boto3 call in a thread, under the configured AWS timeout (twice: retries included)."""
-    async with asyncio.timeout(rds.config.timeout * 2):
-        return await asyncio.to_thread(fn)
+# `call(rds, fn)`: a blocking boto3 call in a thread, under the configured AWS timeout (the steps' callers use it).
+call = RdsApi.call
 
 
 def parse_time(text: str) -> datetime:
@@ -227,26 +224,41 @@ Progress = Callable[[str, float], Awaitable[None]]
 async def wait_available(
     rds: RdsApi, identifier: str, region: str, wait_for: float, progress: Progress | None = None
 ) -> tuple[float, dict[str, Any]]:
-    """Poll (with backoff) until the instance is `available`; (seconds waited, the instance)."""
+    """Poll until the instance is `available`: FIRST_POLL seconds apart, doubling up to MAX_POLL, the last poll
+    at `wait_for`; (seconds waited, the instance). `progress(status, seconds)` hears of every new status."""
     start = time.monotonic()
-    pause = FIRST_POLL
-    last_status = None
-    while True:
+    last_status: str | None = None
+
+    async def poll() -> tuple[float, dict[str, Any]] | None:
+        nonlocal last_status
         instance = await find(rds, identifier, region)
-        status = instance.get("DBInstanceStatus") if instance else "not found"
+        status = str(instance.get("DBInstanceStatus") if instance else "not found")
         elapsed = time.monotonic() - start
         if status != last_status and progress is not None:
-            await progress(str(status), elapsed)
+            await progress(status, elapsed)
         last_status = status
         if instance is not None and status == "available":
             return elapsed, instance
         if status in ("failed", "incompatible-restore", "incompatible-parameters", "deleting"):
             raise DrillError(f"{identifier} is {status}")
-        remaining = wait_for - elapsed
-        if remaining <= 0:
-            raise DrillError(f"{identifier} not available after {wait_for:g}s (status {status})")
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 2, MAX_POLL)
+        return None
+
+    backoff = wait_exponential(multiplier=FIRST_POLL, max=MAX_POLL)
+
+    def pause(state: RetryCallState) -> float:
+        return min(backoff(state), wait_for - (state.seconds_since_start or 0.0))
+
+    def timed_out(state: RetryCallState) -> NoReturn:
+        raise DrillError(f"{identifier} not available after {wait_for:g}s (status {last_status})")
+
+    retrying = AsyncRetrying(
+        retry=retry_if_result(lambda found: found is None),
+        wait=pause,
+        stop=stop_after_delay(wait_for),
+        retry_error_callback=timed_out,
+    )
+    found: tuple[float, dict[str, Any]] = await retrying(poll)
+    return found
 
 
 async def delete_owned_instance(

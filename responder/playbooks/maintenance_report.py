@@ -51,7 +51,7 @@ async def run(ctx: ActionContext[MaintenanceReportParams]) -> ActionResult:
     catalog, catalog_error = None, None
     if params.read_target:
         try:
-            catalog = await catalog_at(target.conninfo)
+            catalog = await catalog_at(target.conninfo, credentials=target.credentials)
         except psycopg.Error as exc:
             catalog_error = f"{type(exc).__name__}: {exc}"
             ctx.log.warning("target not readable for the report", extra={"error": catalog_error})

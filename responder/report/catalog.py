@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+
+from pgwarden import postgres
+from pgwarden.credentials import Credentials
 
 # Starts with the responder's own application_name, so terminate_queries never signals it.
 APPLICATION_NAME = "pgwarden-responder-report"
@@ -75,12 +77,12 @@ async def read_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
     return Catalog(database, version, dups, stats)
 
 
-async def catalog_at(conninfo: str, connect_timeout: float = 5.0) -> Catalog:
+async def catalog_at(
+    conninfo: str, connect_timeout: float = 5.0, credentials: Credentials | None = None
+) -> Catalog:
     """`read_catalog` on a session of its own; psycopg.Error when the target cannot be read."""
-    conninfo = make_conninfo(conninfo, application_name=APPLICATION_NAME)
-    conn = await psycopg.AsyncConnection.connect(
-        conninfo, autocommit=True, connect_timeout=int(connect_timeout)
-    )
+    options = postgres.SessionOptions(APPLICATION_NAME, connect_timeout)
+    conn = await postgres.connect(conninfo, options, credentials)
     try:
         return await read_catalog(conn)
     finally:

@@ -32,6 +32,7 @@ from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
 from exporter.assemble import resolve_targets
 from exporter.config import parse_config
 from exporter.db import DatabaseUnavailable, ServerConnections
+from pgwarden import postgres
 from pgwarden.config import ConfigError, Errors
 from pgwarden.credentials import (
     TOKEN_RENEW_AFTER,
@@ -425,3 +426,45 @@ def test_journal_secret_conflicts(moto: MotoServer) -> None:
         with pytest.raises(ConfigError) as caught:
             build_config({"auth": "none", "journal_dsn_secret": secret, **extra}, default_registry())
         assert message in caught.value.errors
+
+
+# ---- one connect() whatever gives the password -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["dsn", "dsn_secret", "iam_auth"])
+async def test_one_connect_for_every_source_of_credentials(
+    source: str, request: pytest.FixtureRequest
+) -> None:
+    """pgwarden.postgres.connect: the same session options, whether the DSN, a secret or an IAM token holds the
+    password."""
+    user = f"pgw_connect_{source}"
+    if source == "iam_auth":
+        request.getfixturevalue("moto")
+        server: PostgresServer = request.getfixturevalue("ssl_server")
+        server.execute(f"DROP ROLE IF EXISTS {user}")
+        server.execute(f"CREATE ROLE {user} LOGIN")
+        target = iam_target(server, user)
+        assert target.credentials is not None
+        token = sql.Literal(target.credentials.params()["password"])
+        server.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), token).as_string())
+    else:
+        server = request.getfixturevalue("pg_server")
+        server.execute(f"DROP ROLE IF EXISTS {user}")
+        server.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'pw-1'")
+        entry: dict[str, Any] = {"name": "t", "dsn": server.dsn(user=user, password="pw-1")}
+        if source == "dsn_secret":
+            role = Role(server, request.getfixturevalue("secrets"), user)
+            role.store("pw-2", host="127.0.0.1", port=server.port, dbname="postgres")
+            entry = {"name": "t", "dsn_secret": {"secret_id": role.secret_id, "region": REGION}}
+        [target] = resolve_targets(parse_config({"targets": [entry]}))
+    server.execute("DROP DATABASE IF EXISTS pgw_connect")
+    server.execute("CREATE DATABASE pgw_connect")
+    options = postgres.SessionOptions(
+        "pgwarden-test", 2.0, dbname="pgw_connect", lock_timeout=1.5, statement_timeout=0.25
+    )
+    async with await postgres.connect(target.conninfo, options, target.credentials) as conn:
+        cur = await conn.execute(
+            "SELECT current_user, current_database(), current_setting('application_name'),"
+            " current_setting('lock_timeout'), current_setting('statement_timeout')"
+        )
+        assert await cur.fetchone() == (user, "pgw_connect", "pgwarden-test", "1500ms", "250ms")

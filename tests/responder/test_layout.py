@@ -33,15 +33,19 @@ def test_playbooks_import_only_the_core() -> None:
 
 
 # What changes something outside the process, and the one module allowed to do each (responder/effects.py is the
-# gate; responder/aws.py makes the boto3 clients, each guarded so that a mutating call must pass the gate).
+# gate). boto3 clients are made only by pgwarden/aws.py's factory, outside the responder; of the responder only
+# responder/aws.py uses that factory, and it guards every client it makes so a mutating call must pass the gate.
 ONLY_IN = {
     "create_subprocess_exec": "responder/effects.py",
     "create_subprocess_shell": "responder/effects.py",
     "subprocess": "responder/effects.py",
     "os.system": "responder/effects.py",
-    "boto3.client": "responder/aws.py",
-    "session.client": "responder/aws.py",
-    "_session.client": "responder/aws.py",
+    "boto3": "pgwarden/aws.py",
+    "boto3.client": "pgwarden/aws.py",
+    "session.client": "pgwarden/aws.py",
+    "_session.client": "pgwarden/aws.py",
+    "create_client": "pgwarden/aws.py",  # botocore's own
+    "pgwarden.aws": "responder/aws.py",
 }
 
 
@@ -64,10 +68,10 @@ def test_effects_and_clients_are_made_in_one_place() -> None:
                 if node.attr in ONLY_IN:
                     name = node.attr
             elif isinstance(node, ast.Import | ast.ImportFrom):
-                modules = (
-                    [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                )
-                name = "subprocess" if "subprocess" in modules else None
+                modules = [a.name for a in node.names]
+                if isinstance(node, ast.ImportFrom):  # `from pgwarden import aws` imports pgwarden.aws
+                    modules = [node.module or "", *(f"{node.module}.{m}" for m in modules)]
+                name = next((k for m in modules for k in ONLY_IN if m == k or m.startswith(f"{k}.")), None)
             if name in ONLY_IN:
                 where = str(path.relative_to(root))
                 assert where == ONLY_IN[name], f"{where}:{getattr(node, 'lineno', '?')} uses {name}"

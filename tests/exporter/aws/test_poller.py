@@ -455,3 +455,50 @@ async def test_an_instance_that_stops_loses_its_cloudwatch_series_at_the_next_po
 
 
 _CLOUDWATCH_FAMILIES = {m.family.name for m in METRICS.values()}
+
+
+class _Stop(BaseException):
+    """Ends a poll loop from its sleep (the loop survives any Exception)."""
+
+
+async def test_the_poll_loop_backs_off_after_failed_and_crashed_polls_then_keeps_the_interval(
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The background loop of one source: AWS throttling fails a poll, a bug crashes the next (logged, counted
+    as a failure); each is followed by the backoff, and the first good poll by the interval again."""
+    from botocore.awsrequest import AWSResponse
+
+    config = parse_config(
+        {"targets": [{"name": "pg", "dsn": DOWN_DSN}], "aws": aws_config(rds={"interval": "60s"})}
+    )
+    assert config.aws is not None
+    slept: list[tuple[float, int]] = []
+    throttling = [True]
+
+    async def sleep(seconds: float) -> None:
+        slept.append((seconds, poller.failures["rds"]))
+        if len(slept) == 1:  # the next poll fetches, then crashes
+            throttling[0] = False
+            monkeypatch.setattr(poller, "_build_view", lambda: 1 / 0)
+        elif len(slept) == 2:
+            monkeypatch.undo()
+        else:
+            raise _Stop
+
+    poller = AWSPoller(config.aws, config.targets, sleep=sleep)
+
+    def throttle(request: Any, **_: Any) -> AWSResponse | None:
+        if not throttling[0]:
+            return None
+        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Body(THROTTLED))  # type: ignore[arg-type]
+
+    for unit in poller.units("rds"):
+        poller.clients.rds(*unit).meta.events.register("before-send.rds.DescribeDBInstances", throttle)
+    with pytest.raises(_Stop):
+        await poller._run("rds")
+    (first, after_one), (second, after_two), (third, after_good) = slept
+    assert (after_one, after_two, after_good) == (1, 1, 0)  # the crash came after a good fetch: 0 + 1
+    assert 30 <= first <= 60 and 30 <= second <= 60 and third == 60
+    (crash,) = [r for r in caplog.records if r.getMessage() == "aws poll crashed"]
+    assert (crash.source, crash.error) == ("rds", "ZeroDivisionError")  # type: ignore[attr-defined]
+    assert poller.polled["rds"].is_set()

@@ -206,7 +206,7 @@ async def list_actions(request: web.Request) -> web.Response:
         rows = await request.app[keys.JOURNAL].recent(limit)
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
-    return _reply(200, {"actions": rows})
+    return _reply(200, {"actions": [row.to_json() for row in rows]})
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
@@ -239,7 +239,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     )
     body: dict[str, Any] = {"id": chosen, "result": answer, "decided_by": approver.name}
     if current is not None:  # someone (or something) decided first: say what it is now
-        body |= {"state": current["state"], "outcome": current["outcome"]}
+        body |= {"state": current.state, "outcome": current.outcome}
     return _reply(APPROVAL_STATUS[answer], body)
 
 

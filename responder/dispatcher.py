@@ -30,7 +30,7 @@ from responder.guards import (
     resolve_target,
 )
 from responder.jobs import Job, RunContext, Subject
-from responder.journal import ClaimResult, Journal, JournalUnavailable, Recorded
+from responder.journal import ActionRow, ClaimResult, Journal, JournalUnavailable, Recorded
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
 from responder.outcomes import Answer, Outcome, State
@@ -124,17 +124,14 @@ class Dispatcher:
         row = await self.journal.get(action_id)
         if row is None:
             return answer
-        alert = row["alert"]
-        subject = Subject(
-            action_id, row["playbook"], row["action"], row["mode"], alert["alertname"], alert["fingerprint"]
-        )
+        subject = Subject(action_id, row.playbook, row.action, row.mode, row.alertname, row.fingerprint)
         if answer is not Answer.APPROVED:
             await self.record_outcome(subject, Outcome(answer.value), journaled=True)
             return answer
-        playbook = self.config.playbook(row["playbook"])
-        target = resolve_target(playbook, alert["labels"], self.config) if playbook is not None else None
+        playbook = self.config.playbook(row.playbook)
+        target = resolve_target(playbook, row.labels, self.config) if playbook is not None else None
         if playbook is None or target is None:
-            reason = NO_TARGET_REASON if playbook else f"playbook {row['playbook']!r} is no longer configured"
+            reason = NO_TARGET_REASON if playbook else f"playbook {row.playbook!r} is no longer configured"
             await self.record_outcome(subject, Outcome.NO_TARGET, error=reason)
         elif (
             changed := _changed_since_decided(row, playbook.mode, playbook.action, target.describe())
@@ -143,7 +140,7 @@ class Dispatcher:
             await self.record_outcome(subject, Outcome.EXPIRED, error=changed)
             return Answer.EXPIRED
         else:
-            job = Job(action_id, playbook, target, alert["alertname"], alert["fingerprint"], row["mode"])
+            job = Job(action_id, playbook, target, row.alertname, row.fingerprint, str(row.mode))
             self.submit(job)
         return answer
 
@@ -366,14 +363,12 @@ class Dispatcher:
                 await asyncio.sleep(min(BACKOFF_MAX, 0.5 * attempt))
 
 
-def _changed_since_decided(row: dict[str, Any], mode: str, action: str, target: str) -> str | None:
+def _changed_since_decided(row: ActionRow, mode: str, action: str, target: str) -> str | None:
     """Why an approved decision must not run as the configuration now stands, or None."""
-    if row["mode"] != mode:
-        return f"the playbook's mode changed from {row['mode']} to {mode} since this was decided: not run"
-    if row["action"] != action:
-        return (
-            f"the playbook's action changed from {row['action']} to {action} since this was decided: not run"
-        )
-    if row.get("target") and row["target"] != target:
-        return f"the target changed from {row['target']} to {target} since this was decided: not run"
+    if row.mode != mode:
+        return f"the playbook's mode changed from {row.mode} to {mode} since this was decided: not run"
+    if row.action != action:
+        return f"the playbook's action changed from {row.action} to {action} since this was decided: not run"
+    if row.target and row.target != target:
+        return f"the target changed from {row.target} to {target} since this was decided: not run"
     return None

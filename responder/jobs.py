@@ -12,7 +12,6 @@ from responder.config import Playbook
 from responder.core import Target
 from responder.effects import EffectGate
 from responder.journal import Journal
-from responder.journal.search import ActionFilter, find
 from responder.metrics import ResponderMetrics
 from responder.outcomes import Outcome
 
@@ -81,7 +80,8 @@ class RunContext:
         return await self.journal.history(self.action, self.target.key, outcome, since)
 
     async def journal_rows(self, action: str, since: float, until: float) -> list[dict[str, Any]]:
-        return await find(self.journal, ActionFilter(action=action, since=since, until=until, limit=1000))
+        """As `GET /actions` shows them: an action reads the same rows an operator does."""
+        return [row.to_json() for row in await self.journal.journaled(action, since, until)]
 
     def count(self, counter: str, amount: float = 1.0) -> None:
         if counter not in self.metrics.counters:

@@ -15,34 +15,42 @@ playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across re
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pgwarden.credentials import Credentials
-from responder.journal.ops import (
-    PRUNE_BATCH,
-    op_claim,
+from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
+from responder.journal.reads import (
     op_count_pending,
     op_count_rows,
-    op_decide,
-    op_expire,
-    op_finish,
+    op_ended,
+    op_facets,
+    op_find,
     op_get,
-    op_heartbeat_and_recover,
     op_history,
-    op_prune,
+    op_is_decided,
+    op_last_decision,
     op_recent,
-    op_record,
-    op_set_plan,
 )
-from responder.journal.records import ClaimResult, JournalUnavailable, NewDecision, Recorded, Tx
+from responder.journal.records import ClaimResult, NewDecision, Recorded
+from responder.journal.rows import ActionFilter, ActionRow
 from responder.journal.stores import PostgresStore, SqliteStore, Store
+from responder.journal.tx import JournalUnavailable, Tx
+from responder.journal.upkeep import (
+    PRUNE_BATCH,
+    op_expire,
+    op_heartbeat_and_recover,
+    op_prune,
+    op_take_over,
+)
 from responder.outcomes import Answer, Outcome
 
 HEAVY_RECORD = 64
 
 __all__ = [
+    "ActionFilter",
+    "ActionRow",
     "ClaimResult",
     "Journal",
     "JournalUnavailable",
@@ -143,15 +151,54 @@ class Journal:
     async def rows(self) -> int:
         return await self.store.run(op_count_rows)
 
-    async def recent(self, limit: int) -> list[dict[str, Any]]:
-        return await self.store.run(op_recent(limit))
-
     async def pending(self) -> int:
         """Actions waiting for an approval, whichever replica journaled them."""
         return await self.store.run(op_count_pending)
 
-    async def get(self, action_id: int) -> dict[str, Any] | None:
+    async def take_over(
+        self,
+        action_id: int,
+        action: str,
+        stale_after: float,
+        refusal: Callable[[ActionRow, bool], str | None],
+    ) -> tuple[ActionRow | None, str | None]:
+        """Own decision `action_id` (one of `action`) again, to resume it, unless `refusal(row,
+        running_elsewhere)` says why not: the row as it was (None: there is none) and the refusal, if any."""
+        return await self.store.run(op_take_over(action_id, action, self.owner, stale_after, refusal))
+
+    # ---- reads ----------------------------------------------------------------------------------------------
+
+    async def get(self, action_id: int) -> ActionRow | None:
         return await self.store.run(op_get(action_id))
+
+    async def recent(self, limit: int) -> list[ActionRow]:
+        """The latest `limit` decisions, newest first."""
+        return await self.store.run(op_recent(limit))
+
+    async def find(self, search: ActionFilter) -> list[ActionRow]:
+        """The decisions matching `search`, newest first."""
+        return await self.store.run(op_find(search))
+
+    async def journaled(self, action: str, since: float, until: float) -> list[ActionRow]:
+        """The decisions of `action` journaled in [since, until), newest first (at most 1000): what an action
+        and a report read of the journal."""
+        return await self.find(ActionFilter(action=action, since=since, until=until, limit=1000))
+
+    async def facets(self) -> dict[str, list[str]]:
+        """The distinct playbooks, outcomes and targets journaled, for the console's filters."""
+        return await self.store.run(op_facets)
+
+    async def ended(self, action: str, outcomes: Sequence[Outcome], since: float) -> list[ActionRow]:
+        """The decisions of `action` that ended with one of `outcomes` at or after `since`, oldest first."""
+        return await self.store.run(op_ended(action, outcomes, since))
+
+    async def is_decided(self, dedup_key: str) -> bool:
+        """Whether some decision holds `dedup_key` (a schedule's tick, say)."""
+        return await self.store.run(op_is_decided(dedup_key))
+
+    async def last_decision(self, playbook: str) -> ActionRow | None:
+        """The playbook's latest decision that was not a duplicate."""
+        return await self.store.run(op_last_decision(playbook))
 
 
 def open_store(

@@ -19,7 +19,8 @@ import psycopg_pool
 from pgwarden.credentials import Credentials, PoolCredentials
 from pgwarden.dsn import describe_dsn
 from responder.journal.ops import op_ping
-from responder.journal.records import JournalUnavailable, T, Tx, schema
+from responder.journal.records import schema
+from responder.journal.tx import JournalUnavailable, T, Tx
 
 log = logging.getLogger("responder.journal")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ from responder.drills.metrics import ACTION as DRILL_ACTION
 from responder.drills.metrics import DrillMetrics
 from responder.drills.sweeper import DrillSweeper
 from responder.guards import Decision, resolve_target
-from responder.journal import JournalUnavailable, NewDecision, Recorded, Tx
+from responder.journal import JournalUnavailable, NewDecision, Recorded
 from responder.outcomes import State
 from responder.ui.schedules import ScheduleStatus
 
@@ -36,27 +35,6 @@ log = logging.getLogger("responder.schedules")
 
 def dedup_key(schedule: Schedule, at: str) -> str:
     return f"schedule:{schedule.name}|{at}"
-
-
-def op_key_taken(key: str) -> Callable[[Tx], bool]:
-    def run(tx: Tx) -> bool:
-        return tx.execute("SELECT 1 FROM pgwarden_actions WHERE dedup_key = ?", (key,)).fetchone() is not None
-
-    return run
-
-
-def op_last_decision(playbook: str) -> Callable[[Tx], tuple[Any, ...] | None]:
-    """The schedule's latest decision that was not a duplicate: (id, created_at, state, outcome)."""
-
-    def run(tx: Tx) -> tuple[Any, ...] | None:
-        row = tx.execute(
-            "SELECT id, created_at, state, outcome FROM pgwarden_actions"
-            " WHERE playbook = ? AND dedup_key IS NOT NULL ORDER BY id DESC LIMIT 1",
-            (playbook,),
-        ).fetchone()
-        return None if row is None else tuple(row)
-
-    return run
 
 
 def resolve_targets(config: Config) -> dict[str, Target]:
@@ -127,9 +105,7 @@ class Scheduler:
             if schedule.schema.catch_up > 0:
                 missed = schedule.last_at_or_before(now)
                 fresh = (now - missed).total_seconds() <= schedule.schema.catch_up
-                if fresh and not await self.journal.store.run(
-                    op_key_taken(dedup_key(schedule, iso_ms(missed)))
-                ):
+                if fresh and not await self.journal.is_decided(dedup_key(schedule, iso_ms(missed))):
                     log.info(
                         "catching up a missed tick", extra={"schedule": schedule.name, "at": iso(missed)}
                     )
@@ -192,7 +168,7 @@ class Scheduler:
         """Each schedule with its next and last run and last outcome (RFC 3339 UTC, null when none)."""
         out = []
         for schedule in self.schedules.values():
-            last = await self.journal.store.run(op_last_decision(schedule.name))
+            last = await self.journal.last_decision(schedule.name)
             pb = schedule.playbook
             out.append(
                 {
@@ -202,10 +178,10 @@ class Scheduler:
                     "mode": pb.mode,
                     "target": self.targets[schedule.name].describe(),
                     "next_run": iso(self.next_run.get(schedule.name)),
-                    "last_run": iso(datetime.fromtimestamp(float(last[1]), UTC)) if last else None,
-                    "last_state": last[2] if last else None,
-                    "last_outcome": last[3] if last else None,
-                    "last_decision_id": int(last[0]) if last else None,
+                    "last_run": iso(datetime.fromtimestamp(last.created_at, UTC)) if last else None,
+                    "last_state": last.state if last else None,
+                    "last_outcome": last.outcome if last else None,
+                    "last_decision_id": last.id if last else None,
                 }
             )
         return out

@@ -236,12 +236,14 @@ async def test_a_leaked_drill_this_journal_made_is_planned_in_dry_run_and_delete
     assert sent == [] and drill in _names(rds_client)
     row = await enforce.app[keys.JOURNAL].get(action_id)
     assert row is not None
-    planned = [e for e in row["plan"]["effects"] if e["operation"] == "DeleteDBInstance"]
+    assert row.plan is not None
+    planned = [e for e in row.plan["effects"] if e["operation"] == "DeleteDBInstance"]
     assert [e["state"] for e in planned] == ["dry-run"]
     sent = _mutations(enforce)
     assert await _sweeper(enforce).sweep() == [drill]
     assert sent == ["DeleteDBInstance"] and drill not in _names(rds_client)
     row = await enforce.app[keys.JOURNAL].get(action_id)
     assert row is not None
-    deletes = [e for e in row["plan"]["effects"] if e["operation"] == "DeleteDBInstance"]
+    assert row.plan is not None
+    deletes = [e for e in row.plan["effects"] if e["operation"] == "DeleteDBInstance"]
     assert [e["state"] for e in deletes] == ["dry-run", "done"]

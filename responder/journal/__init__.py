@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pgwarden.credentials import Credentials
+from responder.journal.migrations import JournalTooNew
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
 from responder.journal.reads import (
     op_count_pending,
@@ -53,6 +54,7 @@ __all__ = [
     "ActionRow",
     "ClaimResult",
     "Journal",
+    "JournalTooNew",
     "JournalUnavailable",
     "NewDecision",
     "PostgresStore",

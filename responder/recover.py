@@ -38,13 +38,14 @@ from pgwarden.logs import setup_logging
 from responder.aws import RdsApi
 from responder.config import Config, ConfigError, load_config
 from responder.core import ActionRegistry, RdsTarget
+from responder.decision import Decision, OperatorTrigger
 from responder.drills import engine
 from responder.drills import recovery as steps
 from responder.drills.models import RecoverySchema
 from responder.drills.recovery import ACTION, Context, RecoveryStopped
 from responder.drills.swap import step_swap
 from responder.effects import Authority, EffectGate
-from responder.journal import ActionRow, Journal, JournalUnavailable, NewDecision, open_store
+from responder.journal import ActionRow, Journal, JournalUnavailable, open_store
 from responder.outcomes import Outcome, State
 from responder.playbooks import default_registry
 
@@ -155,14 +156,10 @@ async def _open_row(
     target = RdsTarget(args.instance, region)
     labels = {"instance": args.instance, "region": region, "to": engine.iso(when) or args.to}
     mode = "dry-run" if args.dry_run else "enforce"
-    (started,) = await journal.record([
-        NewDecision(
-            alertname=ACTION, fingerprint=target.identifier, starts_at=labels["to"], alert_status="manual",
-            labels=labels, state=State.RUNNING, playbook=ACTION, action=ACTION, mode=mode,
-            target=target.describe(), target_key=target.key,
-        )
-    ])  # fmt: skip
-    action_id = started.id
+    trigger = OperatorTrigger(ACTION, target.identifier, labels["to"], labels)
+    decision = Decision(trigger, State.RUNNING, ACTION, ACTION, mode, target)
+    (started,) = await journal.record([decision])  # running at once, owned by this process
+    action_id = started.action_id
     plan: dict[str, Any] = {
         "instance": args.instance,
         "region": region,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pgwarden.credentials import Credentials
+from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
 from responder.journal.reads import (
@@ -34,7 +35,6 @@ from responder.journal.reads import (
     op_last_decision,
     op_recent,
 )
-from responder.journal.records import ClaimResult, NewDecision, Recorded
 from responder.journal.rows import ActionFilter, ActionRow
 from responder.journal.stores import PostgresStore, SqliteStore, Store
 from responder.journal.tx import JournalUnavailable, Tx
@@ -52,13 +52,10 @@ HEAVY_RECORD = 64
 __all__ = [
     "ActionFilter",
     "ActionRow",
-    "ClaimResult",
     "Journal",
     "JournalTooNew",
     "JournalUnavailable",
-    "NewDecision",
     "PostgresStore",
-    "Recorded",
     "SqliteStore",
     "Store",
     "Tx",
@@ -89,7 +86,8 @@ class Journal:
     async def ping(self) -> None:
         await self.store.ping()
 
-    async def record(self, decisions: Sequence[NewDecision]) -> list[Recorded]:
+    async def record(self, decisions: Sequence[Decision]) -> list[Decision]:
+        """Journal decisions: each comes back with its id (a duplicate as done/duplicate, see `op_record`)."""
         heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
         return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
 
@@ -102,7 +100,8 @@ class Journal:
         max_per_day: int | None,
         release_key: bool = False,
         exclusive: Sequence[str] = (),
-    ) -> ClaimResult:
+    ) -> ActionRow | None:
+        """queued -> running unless a guard says no: the row as the claim left it (see `op_claim`)."""
         return await self.store.run(
             op_claim(
                 action_id, self.owner, playbook, target_key, cooldown, max_per_day, release_key, exclusive
@@ -125,10 +124,10 @@ class Journal:
     async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
         return await self.store.run(op_decide(action_id, approve, who, self.owner, approval_timeout))
 
-    async def expire_pending(self, approval_timeout: float) -> list[tuple[int, str, str]]:
+    async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:
         return await self.store.run(op_expire(approval_timeout))
 
-    async def heartbeat(self, stale_after: float, first: bool = False) -> list[tuple[int, str, str, str]]:
+    async def heartbeat(self, stale_after: float, first: bool = False) -> list[ActionRow]:
         """At start-up with SQLite every other owner is dead (one process per file)."""
         recover_all = first and self.single_process
         return await self.store.run(op_heartbeat_and_recover(self.owner, stale_after, recover_all))

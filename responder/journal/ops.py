@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pgwarden.redact import redact, redact_data
-from responder.journal.records import ClaimResult, NewDecision, Recorded
+from responder.decision import Decision
+from responder.journal.reads import get_row as _get
+from responder.journal.rows import ActionRow, trigger_columns
 from responder.journal.tx import Tx
 from responder.outcomes import ACTED_OUTCOMES, Answer, Outcome, State, sql_list
 
@@ -43,33 +46,27 @@ _INSERT = (
 )
 
 
-def op_record(decisions: Sequence[NewDecision], owner: str) -> Callable[[Tx], list[Recorded]]:
-    """Journal decisions; one whose dedup key is taken is journaled as a duplicate of the decision holding it.
-    A decision journaled `running` (an operator's, run at once by the process that decided it) starts now."""
+def op_record(decisions: Sequence[Decision], owner: str) -> Callable[[Tx], list[Decision]]:
+    """Journal decisions (each comes back with its id); one whose dedup key is taken is journaled, and comes back,
+    as a duplicate of the decision holding it. One journaled `running` (an operator's, run at once by the process
+    that decided it) starts now."""
 
-    def run(tx: Tx) -> list[Recorded]:
+    def run(tx: Tx) -> list[Decision]:
         now = tx.now()
-        out: list[Recorded] = []
+        out: list[Decision] = []
         for d in decisions:
-            alert = (now, now, owner, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.starts_at,
-                     d.alert_status, d.target, d.target_key)  # fmt: skip
+            alertname, fingerprint, starts_at, status, labels = trigger_columns(d.trigger)
+            target, key = (d.target.describe(), d.target.key) if d.target is not None else (None, None)
+            alert = (now, now, owner, d.playbook, d.action, d.mode, alertname, fingerprint, starts_at, status,
+                     target, key)  # fmt: skip
             started = now if d.state == State.RUNNING else None
             finished = now if d.state == State.DONE else None
             row = tx.execute(
                 _INSERT.format(key="dedup_key") + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                (
-                    *alert,
-                    d.state,
-                    d.outcome,
-                    d.dedup_key,
-                    _dumps(d.labels),
-                    redact(d.error),
-                    started,
-                    finished,
-                ),
+                (*alert, d.state, d.outcome, d.dedup_key, _dumps(labels), redact(d.error), started, finished),
             ).fetchone()
             if row is not None:
-                out.append(Recorded(int(row[0]), d.state, d.outcome, None, d))
+                out.append(replace(d, id=int(row[0])))
                 continue
             # The key is taken: a redelivery, a repeat or another replica. Journal the duplicate itself.
             first = tx.execute(
@@ -78,10 +75,12 @@ def op_record(decisions: Sequence[NewDecision], owner: str) -> Callable[[Tx], li
             first_id = int(first[0]) if first else None
             dup = tx.execute(
                 _INSERT.format(key="duplicate_of") + " RETURNING id",
-                (*alert, State.DONE.value, Outcome.DUPLICATE.value, first_id, _dumps(d.labels), f"already decided as action {first_id}",
-                 None, now),
+                (*alert, State.DONE.value, Outcome.DUPLICATE.value, first_id, _dumps(labels),
+                 f"already decided as action {first_id}", None, now),
             ).fetchone()  # fmt: skip
-            out.append(Recorded(int(dup[0]), State.DONE, Outcome.DUPLICATE, first_id, d))
+            out.append(
+                replace(d, id=int(dup[0]), state=State.DONE, outcome=Outcome.DUPLICATE, duplicate_of=first_id)
+            )
         return out
 
     return run
@@ -96,21 +95,22 @@ def op_claim(
     max_per_day: int | None,
     release_key: bool = False,
     exclusive: Sequence[str] = (),
-) -> Callable[[Tx], ClaimResult]:
+) -> Callable[[Tx], ActionRow | None]:
     """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown). With `release_key`
     a refused decision gives its dedup key back, so a later delivery of the same alert decides again.
     `exclusive`: the actions of which at most one may run on a target at a time, across playbooks and replicas
-    (a second is done/guardrail while one runs)."""
+    (a second is done/guardrail while one runs). The row as the claim left it (running: claimed; done: refused,
+    its outcome and why), or None when it was not queued (nothing changed)."""
 
-    def run(tx: Tx) -> ClaimResult:
+    def run(tx: Tx) -> ActionRow | None:
         tx.lock(f"pgwarden:{playbook}")
         if exclusive:
             tx.lock(f"pgwarden:target:{target_key}")  # taken last by every claim: no lock-order cycle
         now = tx.now()
-        row = tx.execute("SELECT state, action FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
-        if row is None or row[0] != State.QUEUED:
-            return ClaimResult(False, None, f"state is {row[0] if row else 'missing'}")
-        if exclusive and row[1] in exclusive:
+        row = _get(tx, action_id)
+        if row is None or row.state is not State.QUEUED:
+            return None
+        if exclusive and row.action in exclusive:
             busy = tx.execute(
                 "SELECT id, action FROM pgwarden_actions WHERE target_key = ? AND id <> ? AND state = ?"
                 f" AND action IN ({', '.join('?' for _ in exclusive)}) ORDER BY id LIMIT 1",
@@ -119,7 +119,7 @@ def op_claim(
             if busy is not None:
                 why = f"action {busy[0]} ({busy[1]}) is changing this instance now: one change at a time"
                 _finish(tx, action_id, Outcome.GUARDRAIL, None, why, release_key)
-                return ClaimResult(False, Outcome.GUARDRAIL, why)
+                return _get(tx, action_id)
         reason = None
         if cooldown > 0:
             last = tx.execute(
@@ -139,12 +139,12 @@ def op_claim(
                 reason = f"max_per_day: {count[0]} actions in the last 24h"
         if reason is not None:
             _finish(tx, action_id, Outcome.COOLDOWN, None, reason, release_key)
-            return ClaimResult(False, Outcome.COOLDOWN, reason)
+            return _get(tx, action_id)
         tx.execute(
             "UPDATE pgwarden_actions SET state = ?, owner = ?, started_at = ?, updated_at = ? WHERE id = ?",
             (State.RUNNING.value, owner, now, now, action_id),
         )
-        return ClaimResult(True)
+        return replace(row, state=State.RUNNING, owner=owner, started_at=now, updated_at=now)
 
     return run
 

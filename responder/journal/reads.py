@@ -12,10 +12,14 @@ from responder.journal.tx import Tx
 from responder.outcomes import Outcome, State, sql_list
 
 
+def get_row(tx: Tx, action_id: int) -> ActionRow | None:
+    row = tx.execute(f"SELECT {COLUMNS} FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
+    return None if row is None else ActionRow.of(row)
+
+
 def op_get(action_id: int) -> Callable[[Tx], ActionRow | None]:
     def run(tx: Tx) -> ActionRow | None:
-        row = tx.execute(f"SELECT {COLUMNS} FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
-        return None if row is None else ActionRow.of(row)
+        return get_row(tx, action_id)
 
     return run
 

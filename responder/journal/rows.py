@@ -5,17 +5,38 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
+from responder.decision import AlertTrigger, Decision, OperatorTrigger, ScheduleTrigger, Trigger
 from responder.outcomes import Outcome, State
+from responder.targets import Target
 
 COLUMNS = (
     "id, created_at, updated_at, owner, playbook, action, mode, alertname, fingerprint, starts_at, "
     "alert_status, target, target_key, state, outcome, dedup_key, duplicate_of, labels, plan, result, error, "
     "started_at, finished_at, decided_by"
 )
+
+
+# The alert_status of the triggers that are not alerts (an alert's is firing or resolved).
+SCHEDULED, RUN_NOW, MANUAL = "scheduled", "run", "manual"
+SCHEDULE_FINGERPRINT = "schedule"
+
+
+def trigger_columns(trigger: Trigger) -> tuple[str, str, str, str, Mapping[str, str]]:
+    """A trigger as the journal's columns hold it: alertname, fingerprint, starts_at, alert_status, labels (the
+    columns of the first releases, whose triggers were all alerts; `/actions` shows them as `alert`)."""
+    match trigger:
+        case AlertTrigger(alertname, fingerprint, starts_at, status, labels):
+            return alertname, fingerprint, starts_at, status, labels
+        case ScheduleTrigger(schedule, at, labels, run_now):
+            return schedule, SCHEDULE_FINGERPRINT, at, RUN_NOW if run_now else SCHEDULED, labels
+        case OperatorTrigger(command, subject, at, labels):
+            return command, subject, at, MANUAL, labels
+        case _:
+            assert_never(trigger)
 
 
 def _float(value: Any) -> float | None:
@@ -78,6 +99,22 @@ class ActionRow:
             Outcome(outcome) if outcome is not None else None, dedup_key,
             int(duplicate_of) if duplicate_of is not None else None, json.loads(labels) if labels else {},
             _object(plan), _object(result), error, _float(started), _float(finished), decided_by,
+        )  # fmt: skip
+
+    @property
+    def trigger(self) -> Trigger:
+        """What the decision was made for, read back from its columns (see `trigger_columns`)."""
+        if self.alert_status == MANUAL:
+            return OperatorTrigger(self.alertname, self.fingerprint, self.starts_at, self.labels)
+        if self.alert_status in (SCHEDULED, RUN_NOW) and self.fingerprint == SCHEDULE_FINGERPRINT:
+            return ScheduleTrigger(self.alertname, self.starts_at, self.labels, self.alert_status == RUN_NOW)
+        return AlertTrigger(self.alertname, self.fingerprint, self.starts_at, self.alert_status, self.labels)
+
+    def decision(self, target: Target | None = None) -> Decision:
+        """The journaled decision this row holds, with `target` (resolved again from its labels) to act on."""
+        return Decision(
+            self.trigger, self.state, self.playbook, self.action, self.mode, target, self.outcome,
+            self.dedup_key, self.error, self.id, self.duplicate_of,
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:

@@ -15,24 +15,26 @@ from responder.outcomes import OPEN_STATES, Outcome, State, sql_list
 PRUNE_BATCH = 500
 
 
-def op_expire(approval_timeout: float) -> Callable[[Tx], list[tuple[int, str, str]]]:
-    def run(tx: Tx) -> list[tuple[int, str, str]]:
+def op_expire(approval_timeout: float) -> Callable[[Tx], list[ActionRow]]:
+    """Pending decisions older than `approval_timeout` -> done/expired; the rows as they are now."""
+
+    def run(tx: Tx) -> list[ActionRow]:
         now = tx.now()
         rows = tx.execute(
-            f"{EXPIRE} WHERE state = '{State.PENDING}' AND created_at < ? RETURNING id, playbook, action",
+            f"{EXPIRE} WHERE state = '{State.PENDING}' AND created_at < ? RETURNING {COLUMNS}",
             (now, now, now - approval_timeout),
         ).fetchall()
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return [ActionRow.of(r) for r in rows]
 
     return run
 
 
 def op_heartbeat_and_recover(
     owner: str, stale_after: float, recover_all_others: bool
-) -> Callable[[Tx], list[tuple[int, str, str, str]]]:
+) -> Callable[[Tx], list[ActionRow]]:
     """Note that `owner` is alive; mark work of dead replicas `interrupted` and return it."""
 
-    def run(tx: Tx) -> list[tuple[int, str, str, str]]:
+    def run(tx: Tx) -> list[ActionRow]:
         now = tx.now()
         tx.execute(
             "INSERT INTO pgwarden_replicas (owner, seen_at) VALUES (?, ?)"
@@ -51,11 +53,11 @@ def op_heartbeat_and_recover(
             " THEN 'the responder stopped while this action was running: check the target by hand'"
             " ELSE 'the responder stopped before this action started' END,"
             f" state = ?, outcome = ?, updated_at = ?, finished_at = ? WHERE id IN ({dead})"
-            " RETURNING id, playbook, action, target",
+            f" RETURNING {COLUMNS}",
             (State.DONE.value, Outcome.INTERRUPTED.value, now, now, *params),
         ).fetchall()
         tx.execute("DELETE FROM pgwarden_replicas WHERE seen_at < ?", (now - 7 * 86400,))
-        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        return [ActionRow.of(r) for r in rows]
 
     return run
 

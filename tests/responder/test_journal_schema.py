@@ -11,11 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from responder.decision import AlertTrigger, Decision, OperatorTrigger, ScheduleTrigger
 from responder.journal import (
     Journal,
     JournalTooNew,
     JournalUnavailable,
-    NewDecision,
     PostgresStore,
     SqliteStore,
     Store,
@@ -45,12 +45,13 @@ def store_for(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store
     return PostgresStore(url, migrations=migrations)
 
 
-def decision(dedup_key: str | None) -> NewDecision:
-    return NewDecision(
-        alertname="PostgresLongRunningQuery", fingerprint="c0ffee0123456789", starts_at="2026-11-24T03:00:00Z",
-        alert_status="firing", labels={}, state=State.QUEUED, playbook="kill-long-queries",
-        action="terminate_queries", mode="enforce", dedup_key=dedup_key,
-    )  # fmt: skip
+def decision(dedup_key: str | None) -> Decision:
+    trigger = AlertTrigger(
+        "PostgresLongRunningQuery", "c0ffee0123456789", "2026-11-24T03:00:00Z", "firing", {}
+    )
+    return Decision(
+        trigger, State.QUEUED, "kill-long-queries", "terminate_queries", "enforce", dedup_key=dedup_key
+    )
 
 
 def has_table(url: str, name: str) -> bool:
@@ -96,6 +97,9 @@ async def test_a_journal_made_before_versions_is_upgraded_and_read_back(journal_
         assert ran.started_at is not None and ran.finished_at is not None
         assert ran.finished_at >= ran.started_at >= ran.created_at
         assert ran.to_json()["alert"]["startsAt"] == "2026-11-24T03:00:00Z"
+        assert ran.trigger == AlertTrigger(
+            "PostgresLongRunningQuery", "c0ffee0123456789", "2026-11-24T03:00:00Z", "firing", ran.labels
+        )
 
         duplicate = rows[3]
         assert (duplicate.outcome, duplicate.duplicate_of, duplicate.dedup_key) == (
@@ -127,6 +131,10 @@ async def test_a_journal_made_before_versions_is_upgraded_and_read_back(journal_
             "DeleteDBInstance",
         ]
         assert drill.result is not None and drill.result["restore_seconds"] == 612.5
+        assert drill.trigger == ScheduleTrigger(
+            "weekly-restore-test", "2026-11-22T03:00:00.000Z", drill.labels
+        )
+        assert drill.labels["schedule"] == "weekly-restore-test"
         assert [r.id for r in await journal.ended("restore_drill", (Outcome.SUCCEEDED,), 0.0)] == [7]
         assert await journal.is_decided("schedule:weekly-restore-test|2026-11-22T03:00:00.000Z")
 
@@ -136,6 +144,7 @@ async def test_a_journal_made_before_versions_is_upgraded_and_read_back(journal_
         )  # fmt: skip
         assert recovery.plan is not None and recovery.plan["steps"]["window"]["done"] is True
         assert recovery.labels == {"instance": "prod", "region": "us-east-1", "to": "2026-11-24T14:30:00Z"}
+        assert recovery.trigger == OperatorTrigger("recover", "prod", "2026-11-24T14:30:00Z", recovery.labels)
 
         # ... and it goes on: ids go on from the old ones, a journaled key still deduplicates
         again, new = await journal.record([decision(ran.dedup_key), decision("new|key")])

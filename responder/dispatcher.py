@@ -1,8 +1,8 @@
-"""The one owner of a decision's way: intake -> journal -> submit -> claim -> run -> finish.
+"""The one owner of a decision's way: intake (an alert's) -> accept (journal, then run) -> claim -> run -> finish.
 
-Every decision is journaled before the webhook answers. A queued one is then run as a tracked task, with
-bounded concurrency: queued -> running (the journal checks cooldown and the daily cap in that transition) ->
-done with one outcome. `record_outcome` is the single place an outcome is recorded: the journal row (unless the
+Every decision is journaled before the webhook answers (a schedule's before its tick counts as fired). A queued
+one is then run as a tracked task, with bounded concurrency: queued -> running (the journal checks cooldown and
+the daily cap in that transition) -> done with one outcome. `record_outcome` is the single place an outcome is recorded: the journal row (unless the
 transaction that decided it wrote it), the `pgwarden_responder_actions_total` metric and the one `decision`
 log line. At shutdown running actions get `shutdown_timeout`; what never started, or had to be cut, is
 journaled `interrupted`.
@@ -216,9 +216,8 @@ class Dispatcher:
                 if claimed is not None and claimed.state is State.RUNNING:
                     self._started.add(run.action_id)
                     outcome, result, error = await self._execute(run)
-        except (
-            JournalUnavailable
-        ):  # never claimed: the decision must not stay queued, nor block the next delivery
+        except JournalUnavailable:
+            # never claimed: the decision must not stay queued, nor block the next delivery
             await self.record_outcome(decision, Outcome.INTERRUPTED, error=NOT_CLAIMED, release_key=True)
             return
         except asyncio.CancelledError:

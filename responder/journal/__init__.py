@@ -1,7 +1,11 @@
 """The journal: every decision, durable, behind one interface for SQLite and PostgreSQL.
 
-The operations (`ops`) are plain synchronous functions of a `Tx` (one transaction), shared by both stores
-(`stores`):
+`Journal` is the only owner of its tables: nothing else writes their SQL. What it reads comes back as frozen,
+typed rows (`rows.ActionRow`); what it records are `responder.decision.Decision`s. Its schema is versioned
+(`migrations`), brought up to date by every store as it opens.
+
+The operations (`ops`: one decision's writes, `reads`, `upkeep`: heartbeats, expiry, retention) are plain
+synchronous functions of a `Tx` (one transaction), shared by both stores (`stores`):
 - SQLite (`sqlite:///path`, the default): WAL, `synchronous=FULL`; a single writer task puts the operations that
   arrive while a COMMIT is being fsynced into the next transaction (group commit).
 - PostgreSQL (`postgresql://...`, for several replicas): one transaction per operation on a small pool.

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))  # run as `python bench/webhook.py`
 
 from bench.httpconn import HttpConnection as _Conn  # noqa: E402
 from devtools.processes import NotReady, free_port, spawn, wait_http  # noqa: E402
+from responder.journal import Journal, open_store  # noqa: E402
 
 TOKEN = "bench-token"
 # p99 ack latency at 500/s; at 2000/s every webhook journaled (open loop: within 2% of the offered rate);
@@ -322,8 +323,11 @@ async def main_async(rates: list[int], seconds: float, log_level: str = "info") 
             stall = await stall_probe(port, seconds)
         finally:
             proc.stop(30)
+        journal = Journal(open_store(f"sqlite:///{directory / 'journal.db'}"), "bench")
+        await journal.start()
+        journaled = await journal.rows()
+        await journal.close()
         db = sqlite3.connect(directory / "journal.db")
-        journaled = db.execute("SELECT count(*) FROM pgwarden_actions").fetchone()[0]
         mode = db.execute("PRAGMA journal_mode").fetchone()[0]
         db.close()
     print(

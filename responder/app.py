@@ -24,15 +24,17 @@ from responder import keys
 from responder.aws import RdsApi
 from responder.clock import Clock, system_clock
 from responder.config import Config
+from responder.decide import RejectedAlert, alert_problem
+from responder.decision import Decision
 from responder.dispatcher import SLICE, Dispatcher
-from responder.guards import RejectedAlert, alert_problem
-from responder.journal import Journal, JournalUnavailable, Recorded, open_store
+from responder.drills.housekeeping import DRILLS, DrillHousekeeping
+from responder.journal import Journal, JournalUnavailable, open_store
 from responder.metrics import ResponderMetrics
 from responder.models import Alert, WebhookPayload, action_id
 from responder.outcomes import Answer, Outcome
 from responder.principals import presented_token
-from responder.scheduling.scheduler import SCHEDULER, ConsoleSchedules, Scheduler, schedule_status
-from responder.ui import SCHEDULES, register_schedules, setup_console
+from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
+from responder.ui import SCHEDULES, SchedulerSource, register_schedules, setup_console
 
 log = logging.getLogger("responder")
 
@@ -128,17 +130,15 @@ async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
         return 400, {"error": "malformed payload", "reason": "nested too deeply"}
     assert isinstance(alerts, list)
     items = await _alerts(alerts)
-    journal = app[keys.JOURNAL]
     try:
-        recorded = await app[keys.DISPATCHER].intake(items)
-    except JournalUnavailable as exc:
-        log.error("journal unavailable", extra={"journal": journal.describe(), "error": str(exc)})
+        journaled = await app[keys.DISPATCHER].intake(items)  # decided, journaled, queued ones running
+    except JournalUnavailable:
         return 503, {"error": "journal unavailable; retry later"}
     decisions = []
-    for i, r in enumerate(recorded):
+    for i, d in enumerate(journaled):
         if i and i % SLICE == 0:
             await asyncio.sleep(0)
-        decisions.append(_decision(r))
+        decisions.append(_decision(d))
     rejected = sum(isinstance(item, RejectedAlert) for item in items)
     return 202, {"status": "accepted", "rejected": rejected, "decisions": decisions}
 
@@ -163,14 +163,14 @@ async def _alerts(raw_alerts: list[Any]) -> list[Alert | RejectedAlert]:
     return items
 
 
-def _decision(r: Recorded) -> dict[str, Any]:
+def _decision(d: Decision) -> dict[str, Any]:
     return {
-        "id": r.id,
-        "playbook": r.decision.playbook,
-        "state": r.state,
-        "outcome": r.outcome,
-        **({"duplicate_of": r.duplicate_of} if r.duplicate_of else {}),
-        **({"reason": r.decision.error} if r.outcome == Outcome.REJECTED else {}),
+        "id": d.id,
+        "playbook": d.playbook,
+        "state": d.state,
+        "outcome": d.outcome,
+        **({"duplicate_of": d.duplicate_of} if d.duplicate_of else {}),
+        **({"reason": d.error} if d.outcome == Outcome.REJECTED else {}),
     }
 
 
@@ -206,7 +206,7 @@ async def list_actions(request: web.Request) -> web.Response:
         rows = await request.app[keys.JOURNAL].recent(limit)
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
-    return _reply(200, {"actions": rows})
+    return _reply(200, {"actions": [row.to_json() for row in rows]})
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
@@ -239,7 +239,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     )
     body: dict[str, Any] = {"id": chosen, "result": answer, "decided_by": approver.name}
     if current is not None:  # someone (or something) decided first: say what it is now
-        body |= {"state": current["state"], "outcome": current["outcome"]}
+        body |= {"state": current.state, "outcome": current.outcome}
     return _reply(APPROVAL_STATUS[answer], body)
 
 
@@ -264,12 +264,12 @@ async def run_schedule(request: web.Request) -> web.Response:
     if not _authorized(request):
         return _reply(401, {"error": "missing or wrong bearer token"})
     try:
-        recorded = await request.app[SCHEDULER].run_now(request.match_info["name"])
+        decision = await request.app[SCHEDULER].run_now(request.match_info["name"])
     except JournalUnavailable:
         return _reply(503, {"error": "journal unavailable"})
-    if recorded is None:
+    if decision is None:
         return _reply(404, {"error": "no such schedule"})
-    return _reply(202, {"id": recorded.id, "state": recorded.state, "outcome": recorded.outcome})
+    return _reply(202, {"id": decision.id, "state": decision.state, "outcome": decision.outcome})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -315,9 +315,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await dispatcher.recover(first=True)
         app[SCHEDULER] = scheduler = Scheduler(config, dispatcher, app[keys.CLOCK])
         if SCHEDULES not in app:  # a console source registered before start-up stands
-            register_schedules(app, ConsoleSchedules(scheduler))
+            register_schedules(app, SchedulerSource(scheduler))
         await scheduler.start()
         dispatcher.periodic.append(scheduler.tick)
+        app[DRILLS] = drills = DrillHousekeeping(config, dispatcher, app[keys.CLOCK])
+        await drills.start()
         log.info("journal open", extra={"journal": journal.describe(), "replica": app[keys.OWNER]})
         housekeeping = asyncio.create_task(dispatcher.housekeeping(), name="housekeeping")
         # What start-up built lives as long as the process: out of the collector's way (garbage collected
@@ -329,6 +331,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await journal.close()
         raise
     yield
+    await drills.stop()
     await dispatcher.shutdown(settings.shutdown_timeout)
     housekeeping.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -17,10 +17,13 @@ import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from pgwarden import postgres
-from pgwarden.credentials import Credentials
 from responder.aws import RdsApi
 from responder.effects import EffectGate
 from responder.outcomes import Outcome
+from responder.targets import PostgresTarget as PostgresTarget
+from responder.targets import RdsTarget as RdsTarget
+from responder.targets import TableTarget as TableTarget
+from responder.targets import Target as Target
 
 # The application_name of every session the responder opens; its own sessions are never signalled.
 APPLICATION_NAME = "pgwarden-responder"
@@ -66,54 +69,6 @@ class ActionFailed(Exception):
     def __init__(self, reason: str, result: dict[str, Any]) -> None:
         super().__init__(reason)
         self.result = result
-
-
-@dataclass(frozen=True)
-class PostgresTarget:
-    name: str
-    conninfo: str = field(repr=False)  # secret: never logged
-    display: str  # host:port/dbname
-    datname: str | None = None  # the alert's `datname`, when it names one
-    credentials: Credentials | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def key(self) -> str:
-        return f"pg:{self.name}" + (f"/{self.datname}" if self.datname else "")
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.display})" + (f" database {self.datname}" if self.datname else "")
-
-
-@dataclass(frozen=True)
-class RdsTarget:
-    identifier: str
-    region: str
-
-    @property
-    def key(self) -> str:
-        return f"rds:{self.region}/{self.identifier}"
-
-    def describe(self) -> str:
-        return f"rds {self.region}/{self.identifier}"
-
-
-@dataclass(frozen=True)
-class TableTarget:
-    server: PostgresTarget
-    datname: str
-    schemaname: str
-    relname: str
-
-    @property
-    def key(self) -> str:
-        return f"table:{self.server.name}/{self.datname}/{self.schemaname}.{self.relname}"
-
-    def describe(self) -> str:
-        server = f"{self.server.name} ({self.server.display})"
-        return f"{server} {self.datname}.{self.schemaname}.{self.relname}"
-
-
-Target = PostgresTarget | RdsTarget | TableTarget
 
 
 async def connect(server: PostgresTarget, dbname: str | None = None) -> psycopg.AsyncConnection[Any]:

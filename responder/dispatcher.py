@@ -1,8 +1,8 @@
-"""The one owner of a decision's way: intake -> journal -> submit -> claim -> run -> finish.
+"""The one owner of a decision's way: intake (an alert's) -> accept (journal, then run) -> claim -> run -> finish.
 
-Every decision is journaled before the webhook answers. A queued one is then run as a tracked task, with
-bounded concurrency: queued -> running (the journal checks cooldown and the daily cap in that transition) ->
-done with one outcome. `record_outcome` is the single place an outcome is recorded: the journal row (unless the
+Every decision is journaled before the webhook answers (a schedule's before its tick counts as fired). A queued
+one is then run as a tracked task, with bounded concurrency: queued -> running (the journal checks cooldown and
+the daily cap in that transition) -> done with one outcome. `record_outcome` is the single place an outcome is recorded: the journal row (unless the
 transaction that decided it wrote it), the `pgwarden_responder_actions_total` metric and the one `decision`
 log line. At shutdown running actions get `shutdown_timeout`; what never started, or had to be cut, is
 journaled `interrupted`.
@@ -23,20 +23,15 @@ from pgwarden.retry import error_of
 from responder.aws import RdsApi
 from responder.config import Config
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
+from responder.decide import NO_TARGET_REASON, RejectedAlert, decisions_for, rejected_decision, resolve_target
+from responder.decision import Decision
 from responder.effects import Authority, EffectGate, EffectRefused
-from responder.guards import (
-    NO_TARGET_REASON,
-    Decision,
-    RejectedAlert,
-    decide,
-    rejected_decision,
-    resolve_target,
-)
-from responder.jobs import Job, RunContext, Subject
-from responder.journal import ClaimResult, Journal, JournalUnavailable, Recorded
+from responder.journal import ActionRow, Journal, JournalUnavailable
+from responder.journal.rows import trigger_columns
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
 from responder.outcomes import Answer, Outcome, State
+from responder.runs import Run, RunContext
 
 log = logging.getLogger("responder.actions")
 
@@ -62,7 +57,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rds = rds
         self._slots = asyncio.Semaphore(config.schema.max_concurrent_actions)
-        self._tasks: dict[asyncio.Task[None], Job] = {}
+        self._tasks: dict[asyncio.Task[None], Run] = {}
         self._started: set[int] = set()
         self._closing = False
         # Called on every housekeeping tick after recovery and expiry (the scheduler and the drill sweeper).
@@ -78,10 +73,10 @@ class Dispatcher:
 
     # ---- intake and approval ------------------------------------------------------------------------------
 
-    async def intake(self, alerts: Sequence[Alert | RejectedAlert]) -> list[Recorded]:
-        """Decide and journal every alert's decisions (JournalUnavailable if that fails), then act on them. A
-        rejected alert is journaled as `rejected`. A large payload is handled in slices, with a yield to the
-        event loop between two slices; the journal writes it off the loop."""
+    async def intake(self, alerts: Sequence[Alert | RejectedAlert]) -> list[Decision]:
+        """The webhook's one call: decide every alert's decisions, then `accept` them (JournalUnavailable if the
+        journal does not take them). A rejected alert is journaled as `rejected`. A large payload is decided in
+        slices, with a yield to the event loop between two slices; the journal writes it off the loop."""
         now = time.time()
         decisions: list[Decision] = []
         for i, alert in enumerate(alerts):
@@ -90,64 +85,60 @@ class Dispatcher:
             if isinstance(alert, RejectedAlert):
                 decisions.append(rejected_decision(alert))
             else:
-                decisions.extend(decide(alert, self.config, now))
-        recorded = await self.record_decisions(decisions)
+                decisions.extend(decisions_for(alert, self.config, now))
+        journaled = await self.accept(decisions)
         for alert in alerts:
             self.metrics.alerts.labels("rejected" if isinstance(alert, RejectedAlert) else alert.status).inc()
-        return recorded
+        return journaled
 
-    async def record_decisions(self, decisions: Sequence[Decision]) -> list[Recorded]:
-        """Journal decisions, an alert's or a schedule's (JournalUnavailable if that fails), then act on them,
-        in slices with a yield to the event loop between two."""
+    async def accept(self, decisions: Sequence[Decision]) -> list[Decision]:
+        """Journal decisions, an alert's or a schedule's (JournalUnavailable if that fails), then act on them:
+        a queued one is run, any other's outcome recorded; in slices with a yield to the event loop between two.
+        The decisions as journaled."""
         try:
-            recorded = await self.journal.record([d.record for d in decisions]) if decisions else []
-        except JournalUnavailable:
+            journaled = await self.journal.record(decisions) if decisions else []
+        except JournalUnavailable as exc:
             self.metrics.journal_up.set(0)
+            log.error("journal unavailable", extra={"journal": self.journal.describe(), "error": str(exc)})
             raise
         self.metrics.journal_up.set(1)
-        for i, (decision, r) in enumerate(zip(decisions, recorded, strict=True)):
+        for i, d in enumerate(journaled):
             if i and i % SLICE == 0:
                 await asyncio.sleep(0)
-            d = r.decision
-            if r.state is State.QUEUED and decision.playbook is not None and decision.target is not None:
-                mode = d.mode or decision.playbook.mode
-                self.submit(Job(r.id, decision.playbook, decision.target, d.alertname, d.fingerprint, mode))
-                continue
-            subject = Subject(r.id, d.playbook, d.action, d.mode, d.alertname, d.fingerprint, d.target)
-            outcome = Outcome.PENDING if r.state is State.PENDING else r.outcome
+            if d.state is State.QUEUED and d.target is not None:
+                playbook = self.config.playbook(d.playbook)
+                if playbook is not None:
+                    self.submit(Run(d, playbook, d.target))
+                    continue
+            outcome = Outcome.PENDING if d.state is State.PENDING else d.outcome
             if outcome is not None:
-                await self.record_outcome(subject, outcome, error=d.error, journaled=True)
-        return recorded
+                await self.record_outcome(d, outcome, error=d.error, journaled=True)
+        return journaled
 
     async def decide(self, action_id: int, approve: bool, who: str) -> Answer:
-        """Approve or reject a pending action; an approved one is submitted."""
+        """Approve or reject a pending action; an approved one is run."""
         answer = await self.journal.decide(action_id, approve, who, self.config.schema.approval_timeout)
         if answer not in (Answer.APPROVED, Answer.REJECTED, Answer.EXPIRED):
             return answer
         row = await self.journal.get(action_id)
         if row is None:
             return answer
-        alert = row["alert"]
-        subject = Subject(
-            action_id, row["playbook"], row["action"], row["mode"], alert["alertname"], alert["fingerprint"]
-        )
         if answer is not Answer.APPROVED:
-            await self.record_outcome(subject, Outcome(answer.value), journaled=True)
+            await self.record_outcome(row, Outcome(answer.value), journaled=True)
             return answer
-        playbook = self.config.playbook(row["playbook"])
-        target = resolve_target(playbook, alert["labels"], self.config) if playbook is not None else None
+        playbook = self.config.playbook(row.playbook)
+        target = resolve_target(playbook, row.labels, self.config) if playbook is not None else None
         if playbook is None or target is None:
-            reason = NO_TARGET_REASON if playbook else f"playbook {row['playbook']!r} is no longer configured"
-            await self.record_outcome(subject, Outcome.NO_TARGET, error=reason)
+            reason = NO_TARGET_REASON if playbook else f"playbook {row.playbook!r} is no longer configured"
+            await self.record_outcome(row, Outcome.NO_TARGET, error=reason)
         elif (
             changed := _changed_since_decided(row, playbook.mode, playbook.action, target.describe())
         ) is not None:
             # The approver approved what the row shows; a config changed since then would run something else.
-            await self.record_outcome(subject, Outcome.EXPIRED, error=changed)
+            await self.record_outcome(row, Outcome.EXPIRED, error=changed)
             return Answer.EXPIRED
         else:
-            job = Job(action_id, playbook, target, alert["alertname"], alert["fingerprint"], row["mode"])
-            self.submit(job)
+            self.submit(Run(row.decision(target), playbook, target))
         return answer
 
     # ---- housekeeping -------------------------------------------------------------------------------------
@@ -155,19 +146,13 @@ class Dispatcher:
     async def recover(self, first: bool = False) -> None:
         """Heartbeat; what dead replicas (at start-up with SQLite: any earlier process) left open is interrupted."""
         stale_after = self.config.schema.replica_timeout
-        for action_id, playbook, action, target in await self.journal.heartbeat(stale_after, first=first):
-            subject = Subject(action_id, playbook, action, target=target)
-            await self.record_outcome(subject, Outcome.INTERRUPTED, journaled=True)
+        for row in await self.journal.heartbeat(stale_after, first=first):
+            await self.record_outcome(row, Outcome.INTERRUPTED, journaled=True)
         self.metrics.journal_up.set(1)
 
     async def expire(self) -> None:
-        for action_id, playbook, action in await self.journal.expire_pending(
-            self.config.schema.approval_timeout
-        ):
-            subject = Subject(action_id, playbook, action)
-            await self.record_outcome(
-                subject, Outcome.EXPIRED, error="approval window expired", journaled=True
-            )
+        for row in await self.journal.expire_pending(self.config.schema.approval_timeout):
+            await self.record_outcome(row, Outcome.EXPIRED, error="approval window expired", journaled=True)
 
     async def prune(self) -> None:
         """Retention, once a minute (each tick while a backlog lasts); `pgwarden_responder_journal_rows`."""
@@ -209,18 +194,18 @@ class Dispatcher:
 
     # ---- running ------------------------------------------------------------------------------------------
 
-    def submit(self, job: Job) -> bool:
+    def submit(self, run: Run) -> bool:
         if self._closing:
             return False
-        task = asyncio.create_task(self._run(job), name=f"action-{job.action_id}")
-        self._tasks[task] = job
+        task = asyncio.create_task(self._run(run), name=f"action-{run.action_id}")
+        self._tasks[task] = run
         task.add_done_callback(lambda t: self._tasks.pop(t, None))
         return True
 
     async def shutdown(self, grace: float) -> None:
         self._closing = True
-        for task, job in list(self._tasks.items()):
-            if job.action_id not in self._started:
+        for task, run in list(self._tasks.items()):
+            if run.action_id not in self._started:
                 task.cancel()
         running = list(self._tasks)
         if running:
@@ -231,34 +216,40 @@ class Dispatcher:
             if pending:
                 await asyncio.wait(pending, timeout=5)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, run: Run) -> None:
+        decision, claimed = run.decision, None
         try:
             async with self._slots:
-                claim = await self._claim(job)
-                if claim is not None and claim.ok:
-                    self._started.add(job.action_id)
-                    outcome, result, error = await self._execute(job)
+                claimed = await self._claim(run)
+                if claimed is not None and claimed.state is State.RUNNING:
+                    self._started.add(run.action_id)
+                    outcome, result, error = await self._execute(run)
+        except JournalUnavailable:
+            # never claimed: the decision must not stay queued, nor block the next delivery
+            await self.record_outcome(decision, Outcome.INTERRUPTED, error=NOT_CLAIMED, release_key=True)
+            return
         except asyncio.CancelledError:
-            error = STOPPED_WHILE if job.action_id in self._started else STOPPED_BEFORE
-            await asyncio.shield(self.record_outcome(job.subject, Outcome.INTERRUPTED, error=error))
+            error = STOPPED_WHILE if run.action_id in self._started else STOPPED_BEFORE
+            await asyncio.shield(self.record_outcome(decision, Outcome.INTERRUPTED, error=error))
             raise
         finally:
-            self._started.discard(job.action_id)
-        if claim is None:  # never claimed: the decision must not stay queued, nor block the next delivery
-            await self.record_outcome(job.subject, Outcome.INTERRUPTED, error=NOT_CLAIMED, release_key=True)
-        elif not claim.ok:
-            if claim.outcome is not None:
-                await self.record_outcome(job.subject, claim.outcome, error=claim.reason, journaled=True)
+            self._started.discard(run.action_id)
+        if claimed is None:
+            return  # no longer queued: whatever ended it recorded its outcome
+        if claimed.state is not State.RUNNING:
+            if claimed.outcome is not None:  # refused by a guard (cooldown, cap, one change at a time)
+                await self.record_outcome(decision, claimed.outcome, error=claimed.error, journaled=True)
         else:
-            await self.record_outcome(job.subject, outcome, result=result, error=error)
+            await self.record_outcome(decision, outcome, result=result, error=error)
 
-    async def _claim(self, job: Job) -> ClaimResult | None:
-        """The claim, retried with backoff while the journal is unavailable; None if it never answered."""
-        pb = job.playbook
+    async def _claim(self, run: Run) -> ActionRow | None:
+        """The claim (see `Journal.claim`), retried with backoff while the journal is unavailable;
+        JournalUnavailable if it never answered."""
+        pb = run.playbook
 
         def unavailable(state: tenacity.RetryCallState) -> None:
             error = str(error_of(state))
-            extra = {"action_id": job.action_id, "attempt": state.attempt_number, "error": error}
+            extra = {"action_id": run.action_id, "attempt": state.attempt_number, "error": error}
             log.warning("journal unavailable, action not started yet", extra=extra)
 
         async for attempt in tenacity.AsyncRetrying(
@@ -266,34 +257,34 @@ class Dispatcher:
             wait=tenacity.wait_exponential(multiplier=0.25),  # 0.25 s, 0.5 s, 1 s
             stop=tenacity.stop_after_attempt(CLAIM_ATTEMPTS),
             after=unavailable,
-            retry_error_callback=lambda _: None,
+            reraise=True,
         ):
             with attempt:
-                args = (job.action_id, pb.name, job.target.key, pb.schema.cooldown, pb.schema.max_per_day)
+                args = (run.action_id, pb.name, run.target.key, pb.schema.cooldown, pb.schema.max_per_day)
                 return await self.journal.claim(
                     *args, release_key=pb.repeat == "while_firing", exclusive=self._instance_changers
                 )
-        return None
+        raise AssertionError("unreachable")  # tenacity re-raises after the last attempt
 
-    async def _execute(self, job: Job) -> tuple[Outcome, ActionResult | None, str | None]:
-        pb = job.playbook
-        target = job.target
+    async def _execute(self, run: Run) -> tuple[Outcome, ActionResult | None, str | None]:
+        pb = run.playbook
+        target = run.target
         authority = Authority(
-            job.action_id,
+            run.action_id,
             pb.action,
-            job.mode,
+            run.mode,
             instance=target.identifier if isinstance(target, RdsTarget) else None,
             region=target.region if isinstance(target, RdsTarget) else None,
         )
         gate = EffectGate(authority, self.journal)
         ctx = RunContext(
-            action_id=job.action_id,
+            action_id=run.action_id,
             playbook=pb.name,
             target=target,
             params=pb.params,
             gate=gate,
             log=logging.LoggerAdapter(
-                log, {"action_id": job.action_id, "playbook": pb.name, "action": pb.action}
+                log, {"action_id": run.action_id, "playbook": pb.name, "action": pb.action}
             ),
             rds=self.rds,
             action=pb.action,
@@ -322,7 +313,7 @@ class Dispatcher:
 
     async def record_outcome(
         self,
-        subject: Subject,
+        about: Decision | ActionRow,
         outcome: Outcome,
         *,
         error: str | None = None,
@@ -330,26 +321,18 @@ class Dispatcher:
         journaled: bool = False,
         release_key: bool = False,
     ) -> None:
-        """Journal the outcome (unless `journaled`: the deciding transaction wrote it), count it, log it.
-        `release_key`: the decision never started, and a later delivery of its alert decides again."""
+        """Journal the outcome of a journaled decision (unless `journaled`: the deciding transaction wrote it),
+        count it, log it. `release_key`: the decision never started, and a later delivery of its alert decides
+        again."""
+        fields = _logged(about)
         if not journaled:
-            await self._journal_finish(subject.action_id, outcome, result, error, release_key)
-        if subject.playbook is not None:  # a rejected alert is counted in alerts_total{status="rejected"}
-            self.metrics.outcome(subject.playbook, subject.action, outcome)
+            await self._journal_finish(fields["action_id"], outcome, result, error, release_key)
+        if about.playbook is not None:  # a rejected alert is counted in alerts_total{status="rejected"}
+            self.metrics.outcome(about.playbook, about.action, outcome)
         log.log(
             logging.WARNING if outcome is Outcome.INTERRUPTED else logging.INFO,
             "decision",
-            extra={
-                "action_id": subject.action_id,
-                "playbook": subject.playbook,
-                "action": subject.action,
-                "mode": subject.mode,
-                "alertname": subject.alertname,
-                "fingerprint": subject.fingerprint,
-                "target": subject.target,
-                "outcome": outcome.value,
-                "reason": redact(error),
-            },
+            extra={**fields, "outcome": outcome.value, "reason": redact(error)},
         )
 
     async def _journal_finish(
@@ -381,14 +364,30 @@ class Dispatcher:
                     log.info("outcome journaled", extra={"action_id": action_id, "attempts": attempts})
 
 
-def _changed_since_decided(row: dict[str, Any], mode: str, action: str, target: str) -> str | None:
+def _logged(about: Decision | ActionRow) -> dict[str, Any]:
+    """What the `decision` log line says a decision is about (the target as the journal shows it)."""
+    if isinstance(about, ActionRow):
+        alertname, fingerprint, target = about.alertname, about.fingerprint, about.target
+    else:
+        alertname, fingerprint, *_ = trigger_columns(about.trigger)
+        target = about.target.describe() if about.target is not None else None
+    return {
+        "action_id": about.id,
+        "playbook": about.playbook,
+        "action": about.action,
+        "mode": about.mode,
+        "alertname": alertname,
+        "fingerprint": fingerprint,
+        "target": target,
+    }
+
+
+def _changed_since_decided(row: ActionRow, mode: str, action: str, target: str) -> str | None:
     """Why an approved decision must not run as the configuration now stands, or None."""
-    if row["mode"] != mode:
-        return f"the playbook's mode changed from {row['mode']} to {mode} since this was decided: not run"
-    if row["action"] != action:
-        return (
-            f"the playbook's action changed from {row['action']} to {action} since this was decided: not run"
-        )
-    if row.get("target") and row["target"] != target:
-        return f"the target changed from {row['target']} to {target} since this was decided: not run"
+    if row.mode != mode:
+        return f"the playbook's mode changed from {row.mode} to {mode} since this was decided: not run"
+    if row.action != action:
+        return f"the playbook's action changed from {row.action} to {action} since this was decided: not run"
+    if row.target and row.target != target:
+        return f"the target changed from {row.target} to {target} since this was decided: not run"
     return None

@@ -34,7 +34,7 @@ from botocore import xform_name
 from pgwarden.redact import redact_data
 from responder.aws import RdsApi, is_read, passing
 from responder.clock import iso
-from responder.journal import Journal
+from responder.journal import ActionRow, Journal
 
 log = logging.getLogger("responder.effects")
 
@@ -209,7 +209,7 @@ class EffectGate:
         auth = self.authority
         self._require_owned_shape(identifier)
         row = await self.journal.get(auth.action_id)
-        if row is None or row.get("action") != auth.action:
+        if row is None or row.action != auth.action:
             raise EffectRefused(f"{identifier}: journal row {auth.action_id} is not a {auth.action}")
         if not requested_restore(row, identifier):
             raise EffectRefused(f"{identifier}: journal row {auth.action_id} never requested its restore")
@@ -252,12 +252,10 @@ class EffectGate:
         return await self._perform({"kind": "hook", "hook": name, "argv": list(argv)}, run)
 
 
-def requested_restore(row: Mapping[str, Any], identifier: str) -> bool:
+def requested_restore(row: ActionRow, identifier: str) -> bool:
     """Whether this journal row journaled, in enforce mode, the restore that creates `identifier`."""
-    if row.get("mode") != "enforce":
-        return False
-    plan = row.get("plan")
-    if not isinstance(plan, dict):
+    plan = row.plan
+    if row.mode != "enforce" or plan is None:
         return False
     for step in plan.get("steps") or []:  # journaled before the gate existed
         if (

@@ -38,13 +38,14 @@ from pgwarden.logs import setup_logging
 from responder.aws import RdsApi
 from responder.config import Config, ConfigError, load_config
 from responder.core import ActionRegistry, RdsTarget
+from responder.decision import Decision, OperatorTrigger
 from responder.drills import engine
 from responder.drills import recovery as steps
 from responder.drills.models import RecoverySchema
 from responder.drills.recovery import ACTION, Context, RecoveryStopped
 from responder.drills.swap import step_swap
 from responder.effects import Authority, EffectGate
-from responder.journal import Journal, JournalUnavailable, Tx, open_store
+from responder.journal import ActionRow, Journal, JournalUnavailable, open_store
 from responder.outcomes import Outcome, State
 from responder.playbooks import default_registry
 
@@ -77,73 +78,24 @@ def _journal_owner() -> str:
     return f"recover:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def op_start(
-    owner: str, target: RdsTarget, labels: dict[str, str], mode: str, now: float
-) -> Callable[[Tx], int]:
-    """A new journal row for this recovery, running and owned by this process."""
-
-    def run(tx: Tx) -> int:
-        row = tx.execute(
-            "INSERT INTO pgwarden_actions (created_at, updated_at, owner, playbook, action, mode, alertname,"
-            " fingerprint, starts_at, alert_status, target, target_key, state, labels, started_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
-            (now, now, owner, ACTION, ACTION, mode, ACTION, target.identifier, labels["to"], "manual",
-             target.describe(), target.key, State.RUNNING.value, json.dumps(labels, sort_keys=True), now),
-        ).fetchone()  # fmt: skip
-        return int(row[0])
-
-    return run
+# The refusal while the recovery runs in a live process: wait for its heartbeat to go stale, then take it over.
+BUSY = "busy"
 
 
-def resume_refusal(
-    action_id: int, state: str, outcome: str | None, mode: str, plan: Any, swap: bool, dry_run: bool
-) -> str | None:
-    """Why journal row `action_id` cannot be resumed with these flags, or None when it can. A finished row keeps
-    its outcome: only a real recovery that stopped before its swap may go on, to swap (`--swap`)."""
+def resume_refusal(row: ActionRow, swap: bool, dry_run: bool) -> str | None:
+    """Why the journaled recovery `row` cannot be resumed with these flags, or None when it can. A finished row
+    keeps its outcome: only a real recovery that stopped before its swap may go on, to swap (`--swap`)."""
+    action_id, mode, outcome = row.id, row.mode, row.outcome
     if dry_run and mode != "dry-run":
         return f"recovery {action_id} was journaled in enforce mode: --dry-run cannot resume it"
-    if state != State.DONE or outcome not in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
+    if row.state is not State.DONE or outcome not in (Outcome.SUCCEEDED, Outcome.DRY_RUN):
         return None
-    if isinstance(plan, str):
-        try:
-            plan = json.loads(plan)
-        except ValueError:
-            plan = None
-    steps = (plan.get("steps") or {}) if isinstance(plan, dict) else {}
-    swappable = mode == "enforce" and outcome == Outcome.SUCCEEDED and "swap" not in steps
+    steps = (row.plan or {}).get("steps") or {}
+    swappable = mode == "enforce" and outcome is Outcome.SUCCEEDED and "swap" not in steps
     if swappable and swap:
         return None
     hint = f" (--resume {action_id} --swap to swap it in)" if swappable else "; start a new recovery"
     return f"recovery {action_id} is finished ({outcome}): nothing to resume{hint}"
-
-
-def op_take_over(
-    action_id: int, owner: str, now: float, stale_after: float, swap: bool = False, dry_run: bool = False
-) -> Callable[[Tx], str | None]:
-    """Own the row again to resume it, unless a live process still runs it or it cannot be resumed (see
-    `resume_refusal`); None, or why not."""
-
-    def run(tx: Tx) -> str | None:
-        row = tx.execute(
-            "SELECT state, a.owner, r.seen_at, outcome, mode, plan FROM pgwarden_actions a"
-            " LEFT JOIN pgwarden_replicas r ON r.owner = a.owner WHERE a.id = ? AND a.action = ?",
-            (action_id, ACTION),
-        ).fetchone()
-        if row is None:
-            return f"no recovery with id {action_id}"
-        if row[0] == State.RUNNING and row[2] is not None and float(row[2]) >= now - stale_after:
-            return "busy"
-        refusal = resume_refusal(action_id, row[0], row[3], str(row[4]), row[5], swap, dry_run)
-        if refusal is not None:
-            return refusal
-        tx.execute(
-            "UPDATE pgwarden_actions SET state = ?, owner = ?, outcome = NULL, error = NULL, updated_at = ?,"
-            " finished_at = NULL WHERE id = ?",
-            (State.RUNNING.value, owner, now, action_id),
-        )
-        return None
-
-    return run
 
 
 # ---- the command -----------------------------------------------------------------------------------------------
@@ -163,26 +115,27 @@ async def _resume_row(
     """Take the journaled recovery over (once its last runner's heartbeat is stale) with its plan."""
     stale_after = config.schema.replica_timeout
     deadline = time.monotonic() + stale_after + 2
-    while (
-        why := await journal.store.run(
-            op_take_over(args.resume, journal.owner, time.time(), stale_after, args.swap, args.dry_run)
-        )
-    ) == "busy":
+
+    def refusal(row: ActionRow, running_elsewhere: bool) -> str | None:
+        return BUSY if running_elsewhere else resume_refusal(row, args.swap, args.dry_run)
+
+    while (taken := await journal.take_over(args.resume, ACTION, stale_after, refusal))[1] == BUSY:
         if time.monotonic() > deadline:
             raise RecoveryStopped(f"recovery {args.resume} is being run by a live process", Outcome.GUARDRAIL)
         print("waiting for the previous run's heartbeat to go stale", file=out, flush=True)
         await asyncio.sleep(max(0.2, stale_after / 3))
+    row, why = taken
+    if row is None:
+        raise RecoveryStopped(f"no recovery with id {args.resume}", Outcome.GUARDRAIL)
     if why is not None:
         raise RecoveryStopped(why, Outcome.GUARDRAIL)
-    row = await journal.get(args.resume)
-    assert row is not None
-    plan = dict(row["plan"] or {})
+    plan = dict(row.plan or {})
     if not plan:
         raise RecoveryStopped(f"recovery {args.resume} journaled no plan to resume")
     if args.swap:
         plan["swap"] = True
     plan.pop("confirmed", None)  # a confirmation counts only on the invocation that swaps
-    return args.resume, plan, str(row["mode"])
+    return args.resume, plan, str(row.mode)
 
 
 async def _open_row(
@@ -203,7 +156,10 @@ async def _open_row(
     target = RdsTarget(args.instance, region)
     labels = {"instance": args.instance, "region": region, "to": engine.iso(when) or args.to}
     mode = "dry-run" if args.dry_run else "enforce"
-    action_id = await journal.store.run(op_start(journal.owner, target, labels, mode, time.time()))
+    trigger = OperatorTrigger(ACTION, target.identifier, labels["to"], labels)
+    decision = Decision(trigger, State.RUNNING, ACTION, ACTION, mode, target)
+    (started,) = await journal.record([decision])  # running at once, owned by this process
+    action_id = started.action_id
     plan: dict[str, Any] = {
         "instance": args.instance,
         "region": region,

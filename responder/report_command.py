@@ -24,7 +24,6 @@ from pgwarden.redact import redact
 from responder.config import Config, ConfigError, Server, load_config
 from responder.core import ActionRegistry
 from responder.journal import Journal, JournalUnavailable, open_store
-from responder.journal.search import ActionFilter, find
 from responder.report.builder import JournalRows, build_report
 from responder.report.catalog import Catalog, catalog_at
 from responder.report.model import Report
@@ -33,7 +32,7 @@ from responder.report.render import to_html, to_markdown
 
 def journal_reader(journal: Journal) -> JournalRows:
     async def rows(action: str, since: float, until: float) -> list[dict[str, Any]]:
-        return await find(journal, ActionFilter(action=action, since=since, until=until, limit=1000))
+        return [row.to_json() for row in await journal.journaled(action, since, until)]
 
     return rows
 

@@ -3,15 +3,13 @@ restarted since the drill), the instance counts from the sweeper's last look at 
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from responder.journal import Journal, Tx
-from responder.outcomes import Outcome, State, sql_list
+from responder.journal import Journal
+from responder.outcomes import Outcome
 
 ACTION = "restore_drill"
 LOOKBACK = 35 * 86400  # older drills are not read: a drill older than that is as good as none
@@ -49,19 +47,6 @@ DRILL_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def op_drill_rows(since: float) -> Callable[[Tx], list[tuple[Any, ...]]]:
-    def run(tx: Tx) -> list[tuple[Any, ...]]:
-        rows = tx.execute(
-            "SELECT playbook, outcome, plan, result, finished_at FROM pgwarden_actions"
-            f" WHERE action = ? AND state = '{State.DONE}' AND outcome IN {sql_list(RUN_OUTCOMES)}"
-            " AND finished_at >= ? ORDER BY finished_at, id",
-            (ACTION, since),
-        ).fetchall()
-        return [tuple(r) for r in rows]
-
-    return run
-
-
 class DrillMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.gauges = {
@@ -74,20 +59,20 @@ class DrillMetrics:
 
     async def refresh(self, journal: Journal) -> None:
         """Set the `last_*` gauges from the journal's drills of the last 35 days."""
-        rows = await journal.store.run(op_drill_rows(time.time() - LOOKBACK))
+        rows = await journal.ended(ACTION, RUN_OUTCOMES, time.time() - LOOKBACK)
         last_run: dict[tuple[str, str, str], float] = {}
         last_success: dict[tuple[str, str, str], float] = {}
         measured: dict[tuple[str, str, str], dict[str, Any]] = {}
         checks: dict[tuple[str, str], float] = {}
-        for playbook, outcome, plan_text, result_text, finished in rows:
-            plan = json.loads(plan_text) if plan_text else {}
-            if "dbidentifier" not in plan:
+        for row in rows:
+            plan = row.plan or {}
+            if "dbidentifier" not in plan or row.finished_at is None:
                 continue  # stopped before it chose a source: nothing to say about the backup
-            key = (str(playbook), str(plan["dbidentifier"]), str(plan["source"]))
-            last_run[key] = float(finished)
-            if outcome == Outcome.SUCCEEDED:
-                last_success[key] = float(finished)
-            result = json.loads(result_text) if result_text else {}
+            key = (str(row.playbook), str(plan["dbidentifier"]), str(plan["source"]))
+            last_run[key] = row.finished_at
+            if row.outcome is Outcome.SUCCEEDED:
+                last_success[key] = row.finished_at
+            result = row.result or {}
             if result.get("restore_seconds") is not None:
                 measured[key] = result
             if result.get("checks"):

@@ -25,7 +25,7 @@ from responder.clock import Clock, system_clock
 from responder.drills import engine
 from responder.drills.metrics import ACTION, DrillMetrics
 from responder.effects import DRILL_TAG, EXPIRES_TAG, Authority, EffectGate, EffectRefused
-from responder.journal import Journal
+from responder.journal import ActionRow, Journal
 from responder.outcomes import State
 
 log = logging.getLogger("responder.drills")
@@ -79,12 +79,11 @@ class DrillSweeper:
 
         return await engine.call(self.rds, fetch)
 
-    def _gate(self, row: dict[str, Any]) -> EffectGate:
+    def _gate(self, row: ActionRow) -> EffectGate:
         """The gate of the drill's own decision: the sweeper acts for that journal row, in its mode."""
-        action_id = int(row["id"])
-        mode = row["mode"] if self.mode == "enforce" else "dry-run"
-        authority = Authority(action_id, ACTION, str(mode))
-        return EffectGate(authority, self.journal, row.get("plan"))
+        mode = row.mode if self.mode == "enforce" else "dry-run"
+        authority = Authority(row.id, ACTION, str(mode))
+        return EffectGate(authority, self.journal, row.plan)
 
     async def sweep(self) -> list[str]:
         """Delete every leaked drill instance this journal owns; the identifiers deleted."""
@@ -106,7 +105,7 @@ class DrillSweeper:
                     log.warning("drill-tagged instance kept", extra={"instance": identifier, "why": why_keep})
                     continue
                 assert row is not None
-                finished = row["state"] == State.DONE
+                finished = row.state is State.DONE
                 if not finished and expires is not None and expires > now:
                     running += 1
                     continue
@@ -127,7 +126,7 @@ class DrillSweeper:
         self.metrics.instances(running=running, leaked=leaked, kept=kept)
         return deleted
 
-    async def _delete(self, row: dict[str, Any], identifier: str, region: str) -> str:
+    async def _delete(self, row: ActionRow, identifier: str, region: str) -> str:
         try:
             answer = await engine.delete_owned_instance(self._gate(row), self.rds, identifier, region)
         except EffectRefused as exc:
@@ -142,12 +141,12 @@ class DrillSweeper:
         return "deleted"
 
 
-def _why_keep(row: dict[str, Any] | None, expires: float | None) -> str | None:
+def _why_keep(row: ActionRow | None, expires: float | None) -> str | None:
     """Why an instance tagged as a drill is not this journal's to sweep, or None."""
     if expires is None:
         return "no parseable pgwarden:expires tag"
     if row is None:
         return "its pgwarden:drill tag names no journal row"
-    if row.get("action") != ACTION:
-        return f"its pgwarden:drill tag names journal row {row['id']}, a {row.get('action')} decision"
+    if row.action != ACTION:
+        return f"its pgwarden:drill tag names journal row {row.id}, a {row.action} decision"
     return None

@@ -1,7 +1,11 @@
 """The journal: every decision, durable, behind one interface for SQLite and PostgreSQL.
 
-The operations (`ops`) are plain synchronous functions of a `Tx` (one transaction), shared by both stores
-(`stores`):
+`Journal` is the only owner of its tables: nothing else writes their SQL. What it reads comes back as frozen,
+typed rows (`rows.ActionRow`); what it records are `responder.decision.Decision`s. Its schema is versioned
+(`migrations`), brought up to date by every store as it opens.
+
+The operations (`ops`: one decision's writes, `reads`, `upkeep`: heartbeats, expiry, retention) are plain
+synchronous functions of a `Tx` (one transaction), shared by both stores (`stores`):
 - SQLite (`sqlite:///path`, the default): WAL, `synchronous=FULL`; a single writer task puts the operations that
   arrive while a COMMIT is being fsynced into the next transaction (group commit).
 - PostgreSQL (`postgresql://...`, for several replicas): one transaction per operation on a small pool.
@@ -15,40 +19,47 @@ playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across re
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pgwarden.credentials import Credentials
-from responder.journal.ops import (
-    PRUNE_BATCH,
-    op_claim,
+from responder.decision import Decision
+from responder.journal.migrations import JournalTooNew
+from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
+from responder.journal.reads import (
     op_count_pending,
     op_count_rows,
-    op_decide,
-    op_expire,
-    op_finish,
+    op_ended,
+    op_facets,
+    op_find,
     op_get,
-    op_heartbeat_and_recover,
     op_history,
-    op_prune,
+    op_is_decided,
+    op_last_decision,
     op_recent,
-    op_record,
-    op_set_plan,
 )
-from responder.journal.records import ClaimResult, JournalUnavailable, NewDecision, Recorded, Tx
+from responder.journal.rows import ActionFilter, ActionRow
 from responder.journal.stores import PostgresStore, SqliteStore, Store
+from responder.journal.tx import JournalUnavailable, Tx
+from responder.journal.upkeep import (
+    PRUNE_BATCH,
+    op_expire,
+    op_heartbeat_and_recover,
+    op_prune,
+    op_take_over,
+)
 from responder.outcomes import Answer, Outcome
 
 HEAVY_RECORD = 64
 
 __all__ = [
-    "ClaimResult",
+    "ActionFilter",
+    "ActionRow",
     "Journal",
+    "JournalTooNew",
     "JournalUnavailable",
-    "NewDecision",
     "PostgresStore",
-    "Recorded",
     "SqliteStore",
     "Store",
     "Tx",
@@ -79,7 +90,8 @@ class Journal:
     async def ping(self) -> None:
         await self.store.ping()
 
-    async def record(self, decisions: Sequence[NewDecision]) -> list[Recorded]:
+    async def record(self, decisions: Sequence[Decision]) -> list[Decision]:
+        """Journal decisions: each comes back with its id (a duplicate as done/duplicate, see `op_record`)."""
         heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
         return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
 
@@ -92,7 +104,8 @@ class Journal:
         max_per_day: int | None,
         release_key: bool = False,
         exclusive: Sequence[str] = (),
-    ) -> ClaimResult:
+    ) -> ActionRow | None:
+        """queued -> running unless a guard says no: the row as the claim left it (see `op_claim`)."""
         return await self.store.run(
             op_claim(
                 action_id, self.owner, playbook, target_key, cooldown, max_per_day, release_key, exclusive
@@ -115,10 +128,10 @@ class Journal:
     async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
         return await self.store.run(op_decide(action_id, approve, who, self.owner, approval_timeout))
 
-    async def expire_pending(self, approval_timeout: float) -> list[tuple[int, str, str]]:
+    async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:
         return await self.store.run(op_expire(approval_timeout))
 
-    async def heartbeat(self, stale_after: float, first: bool = False) -> list[tuple[int, str, str, str]]:
+    async def heartbeat(self, stale_after: float, first: bool = False) -> list[ActionRow]:
         """At start-up with SQLite every other owner is dead (one process per file)."""
         recover_all = first and self.single_process
         return await self.store.run(op_heartbeat_and_recover(self.owner, stale_after, recover_all))
@@ -143,15 +156,54 @@ class Journal:
     async def rows(self) -> int:
         return await self.store.run(op_count_rows)
 
-    async def recent(self, limit: int) -> list[dict[str, Any]]:
-        return await self.store.run(op_recent(limit))
-
     async def pending(self) -> int:
         """Actions waiting for an approval, whichever replica journaled them."""
         return await self.store.run(op_count_pending)
 
-    async def get(self, action_id: int) -> dict[str, Any] | None:
+    async def take_over(
+        self,
+        action_id: int,
+        action: str,
+        stale_after: float,
+        refusal: Callable[[ActionRow, bool], str | None],
+    ) -> tuple[ActionRow | None, str | None]:
+        """Own decision `action_id` (one of `action`) again, to resume it, unless `refusal(row,
+        running_elsewhere)` says why not: the row as it was (None: there is none) and the refusal, if any."""
+        return await self.store.run(op_take_over(action_id, action, self.owner, stale_after, refusal))
+
+    # ---- reads ----------------------------------------------------------------------------------------------
+
+    async def get(self, action_id: int) -> ActionRow | None:
         return await self.store.run(op_get(action_id))
+
+    async def recent(self, limit: int) -> list[ActionRow]:
+        """The latest `limit` decisions, newest first."""
+        return await self.store.run(op_recent(limit))
+
+    async def find(self, search: ActionFilter) -> list[ActionRow]:
+        """The decisions matching `search`, newest first."""
+        return await self.store.run(op_find(search))
+
+    async def journaled(self, action: str, since: float, until: float) -> list[ActionRow]:
+        """The decisions of `action` journaled in [since, until), newest first (at most 1000): what an action
+        and a report read of the journal."""
+        return await self.find(ActionFilter(action=action, since=since, until=until, limit=1000))
+
+    async def facets(self) -> dict[str, list[str]]:
+        """The distinct playbooks, outcomes and targets journaled, for the console's filters."""
+        return await self.store.run(op_facets)
+
+    async def ended(self, action: str, outcomes: Sequence[Outcome], since: float) -> list[ActionRow]:
+        """The decisions of `action` that ended with one of `outcomes` at or after `since`, oldest first."""
+        return await self.store.run(op_ended(action, outcomes, since))
+
+    async def is_decided(self, dedup_key: str) -> bool:
+        """Whether some decision holds `dedup_key` (a schedule's tick, say)."""
+        return await self.store.run(op_is_decided(dedup_key))
+
+    async def last_decision(self, playbook: str) -> ActionRow | None:
+        """The playbook's latest decision that was not a duplicate."""
+        return await self.store.run(op_last_decision(playbook))
 
 
 def open_store(

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,8 +18,9 @@ import psycopg_pool
 
 from pgwarden.credentials import Credentials, PoolCredentials
 from pgwarden.dsn import describe_dsn
+from responder.journal.migrations import MIGRATIONS, JournalTooNew, Migration, migrate
 from responder.journal.ops import op_ping
-from responder.journal.records import JournalUnavailable, T, Tx, schema
+from responder.journal.tx import JournalUnavailable, T, Tx
 
 log = logging.getLogger("responder.journal")
 
@@ -57,7 +58,9 @@ class SqliteStore:
     path: Path
     max_batch: int = 1024
     checkpoint_every: float = 1.0
+    migrations: Sequence[Migration] = MIGRATIONS
     postgres: bool = False
+    migrated: list[int] = field(default_factory=list)  # the schema versions this store applied as it opened
     _conn: sqlite3.Connection | None = None
     _tx: Tx | None = None
     _pending: list[_Pending] = field(default_factory=list)
@@ -77,6 +80,9 @@ class SqliteStore:
         self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal-commit")
         try:
             self._conn = await asyncio.get_running_loop().run_in_executor(self._committer, self._open)
+        except JournalUnavailable:
+            self._committer.shutdown(wait=False)
+            raise
         except (sqlite3.Error, OSError) as exc:
             self._committer.shutdown(wait=False)
             raise JournalUnavailable(f"cannot open {self.describe()}: {exc}") from exc
@@ -98,11 +104,12 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=FULL")  # durable: the WAL is fsynced at every COMMIT
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
             conn.execute("PRAGMA journal_size_limit=67108864")
-            conn.execute("BEGIN IMMEDIATE")
-            for stmt in schema(postgres=False):
-                conn.execute(stmt)
+            conn.execute("BEGIN IMMEDIATE")  # the journal's lock while the schema is read and migrated
+            self.migrated = migrate(Tx(conn, postgres=False), self.migrations)
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             conn.close()
             raise
         return conn
@@ -298,7 +305,9 @@ class PostgresStore:
     pool_size: int = 8
     timeout: float = 3.0
     credentials: Credentials | None = None
+    migrations: Sequence[Migration] = MIGRATIONS
     postgres: bool = True
+    migrated: list[int] = field(default_factory=list)  # the schema versions this store applied as it opened
     _pool: psycopg_pool.ConnectionPool | None = None
     _executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -323,16 +332,13 @@ class PostgresStore:
         )
         try:
             await asyncio.to_thread(self._pool.open, True, self.timeout)
-            await self.run(self._create_schema)
+            self.migrated = await self.run(lambda tx: migrate(tx, self.migrations))
+        except JournalTooNew:
+            await self.close()
+            raise
         except (psycopg.Error, psycopg_pool.PoolTimeout, JournalUnavailable) as exc:
             await self.close()
             raise JournalUnavailable(f"cannot open {self.describe()}: {exc}") from exc
-
-    @staticmethod
-    def _create_schema(tx: Tx) -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(7312001)")
-        for stmt in schema(postgres=True):
-            tx.execute(stmt)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -1,6 +1,6 @@
 """The console for the humans in the loop (`/ui`), server-rendered with Jinja2, and `/reports`.
 
-`setup_console(app)` adds the routes; a scheduler shows up on the schedules page once it calls
+`setup_console(app)` adds the routes; a scheduler shows up on the schedules page once the app calls
 `register_schedules(app, source)` (see `schedules.ScheduleSource`).
 """
 
@@ -11,10 +11,23 @@ import jinja2
 from aiohttp import web
 
 from responder.ui import views
-from responder.ui.schedules import SCHEDULES, ScheduleSource, ScheduleStatus, register_schedules
+from responder.ui.schedules import (
+    SCHEDULES,
+    SchedulerSource,
+    ScheduleSource,
+    ScheduleStatus,
+    register_schedules,
+)
 from responder.ui.sessions import SESSIONS, SessionStore
 
-__all__ = ["SCHEDULES", "ScheduleSource", "ScheduleStatus", "register_schedules", "setup_console"]
+__all__ = [
+    "SCHEDULES",
+    "ScheduleSource",
+    "ScheduleStatus",
+    "SchedulerSource",
+    "register_schedules",
+    "setup_console",
+]
 
 
 def setup_console(app: web.Application) -> None:

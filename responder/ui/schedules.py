@@ -1,5 +1,6 @@
-"""What the console needs of a scheduler: its schedules' status and "run now". The scheduler registers
-itself with `register_schedules(app, source)`; without one the page says no schedules are configured."""
+"""What the console needs of a scheduler: its schedules' status and "run now". The app registers one with
+`register_schedules(app, source)` (the responder's scheduler as a `SchedulerSource`); without one the page says
+no schedules are configured."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
+
+from responder.scheduling.scheduler import Scheduler
 
 
 @dataclass(frozen=True)
@@ -40,3 +43,18 @@ SCHEDULES = web.AppKey[ScheduleSource]("console_schedules")
 def register_schedules(app: web.Application, source: ScheduleSource) -> None:
     """Call before the app starts (in `make_app`, or in a cleanup context ahead of the first request)."""
     app[SCHEDULES] = source
+
+
+class SchedulerSource:
+    """The responder's scheduler as the console's `ScheduleSource`: its status, and "run now" answering the
+    decision's id."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    async def statuses(self) -> list[ScheduleStatus]:
+        return [ScheduleStatus(**s) for s in await self.scheduler.status()]
+
+    async def run_now(self, name: str) -> int | None:
+        decision = await self.scheduler.run_now(name)
+        return decision.id if decision is not None else None

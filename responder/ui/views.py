@@ -17,8 +17,8 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from responder import keys
-from responder.journal import JournalUnavailable
-from responder.journal.search import ActionFilter, facets, find
+from responder.journal import ActionFilter, ActionRow, JournalUnavailable
+from responder.journal.rows import iso_ms
 from responder.models import action_id
 from responder.outcomes import Answer
 from responder.principals import presented_token
@@ -114,6 +114,14 @@ async def logout(request: web.Request, session: Session) -> web.StreamResponse:
 # ---- pages --------------------------------------------------------------------------------------------------
 
 
+PENDING = ActionFilter(state="pending", limit=TIMELINE_LIMIT)
+
+
+def _shown(rows: list[ActionRow]) -> list[dict[str, Any]]:
+    """Rows as the templates read them: as `GET /actions` shows them."""
+    return [row.to_json() for row in rows]
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str) if value is not None else ""
 
@@ -143,17 +151,17 @@ async def timeline(request: web.Request, session: Session) -> web.StreamResponse
     search = ActionFilter(
         playbook=chosen["playbook"], outcome=chosen["outcome"], target=chosen["target"], limit=TIMELINE_LIMIT
     )
-    rows = await find(journal, search)
-    pending = await find(journal, ActionFilter(state="pending", limit=TIMELINE_LIMIT))
+    rows = await journal.find(search)
+    pending = await journal.find(PENDING)
     return _page(
         request, session, "timeline.html",
-        rows=rows, pending=pending, facets=await facets(journal), chosen=chosen, pretty=_pretty,
+        rows=_shown(rows), pending=_shown(pending), facets=await journal.facets(), chosen=chosen, pretty=_pretty,
     )  # fmt: skip
 
 
 async def approvals(request: web.Request, session: Session) -> web.StreamResponse:
-    pending = await find(request.app[keys.JOURNAL], ActionFilter(state="pending", limit=TIMELINE_LIMIT))
-    return _page(request, session, "approvals.html", pending=pending, pretty=_pretty)
+    pending = await request.app[keys.JOURNAL].find(PENDING)
+    return _page(request, session, "approvals.html", pending=_shown(pending), pretty=_pretty)
 
 
 async def decide(request: web.Request, session: Session) -> web.StreamResponse:
@@ -187,31 +195,32 @@ async def run_schedule(request: web.Request, session: Session) -> web.StreamResp
     raise web.HTTPSeeOther(f"/ui?decided={decision}")
 
 
-def last_drill_per_instance(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def last_drill_per_instance(rows: list[ActionRow]) -> list[ActionRow]:
     """The newest finished drill of each instance (rows come newest first)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, ActionRow] = {}
     for row in rows:
-        if row["state"] != "done":
+        if row.state != "done":
             continue
-        instance = str((row.get("result") or {}).get("dbidentifier") or row.get("target") or "-")
+        instance = str((row.result or {}).get("dbidentifier") or row.target or "-")
         latest.setdefault(instance, row)
     return [latest[k] for k in sorted(latest)]
 
 
 async def drills(request: web.Request, session: Session) -> web.StreamResponse:
-    rows = await find(request.app[keys.JOURNAL], ActionFilter(action="restore_drill", limit=TIMELINE_LIMIT))
-    return _page(request, session, "drills.html", latest=last_drill_per_instance(rows), rows=rows)
+    rows = await request.app[keys.JOURNAL].find(ActionFilter(action="restore_drill", limit=TIMELINE_LIMIT))
+    return _page(
+        request, session, "drills.html", latest=_shown(last_drill_per_instance(rows)), rows=_shown(rows)
+    )
 
 
-async def _reports(request: web.Request) -> list[dict[str, Any]]:
-    return await find(
-        request.app[keys.JOURNAL],
-        ActionFilter(action="maintenance_report", outcome="succeeded", limit=TIMELINE_LIMIT),
+async def _reports(request: web.Request) -> list[ActionRow]:
+    return await request.app[keys.JOURNAL].find(
+        ActionFilter(action="maintenance_report", outcome="succeeded", limit=TIMELINE_LIMIT)
     )
 
 
 async def reports_page(request: web.Request, session: Session) -> web.StreamResponse:
-    return _page(request, session, "reports.html", reports=await _reports(request))
+    return _page(request, session, "reports.html", reports=_shown(await _reports(request)))
 
 
 # ---- /reports: a session or a bearer token ------------------------------------------------------------------
@@ -230,15 +239,15 @@ def _reader(request: web.Request) -> bool:
     )
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    result = row.get("result") or {}
+def _summary(row: ActionRow) -> dict[str, Any]:
+    result = row.result or {}
     return {
-        "id": row["id"],
+        "id": row.id,
         "report_id": result.get("report_id"),
         "period": result.get("period"),
         "verdicts": result.get("verdicts", {}),
-        "finished_at": row["timings"]["finished_at"],
-        "url": f"/reports/{row['id']}",
+        "finished_at": iso_ms(row.finished_at),
+        "url": f"/reports/{row.id}",
     }
 
 
@@ -260,10 +269,10 @@ async def get_report(request: web.Request) -> web.StreamResponse:
         row = await request.app[keys.JOURNAL].get(chosen) if chosen is not None else None
     except JournalUnavailable:
         return web.json_response({"error": "journal unavailable"}, status=503)
-    if row is None or row["action"] != "maintenance_report" or row["outcome"] != "succeeded":
+    if row is None or row.action != "maintenance_report" or row.outcome != "succeeded" or row.result is None:
         return web.json_response({"error": "no such report"}, status=404)
     markdown = request.query.get("format") == "markdown"
-    path = Path(row["result"]["markdown" if markdown else "html"])  # written by the action, not by a client
+    path = Path(row.result["markdown" if markdown else "html"])  # written by the action, not by a client
     try:
         body = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError:

@@ -79,7 +79,7 @@ SEVERITIES = {"critical", "warning", "info"}
 # Labels every series may carry besides its family's own: Prometheus' job/instance, the exporter's `target`,
 # and what /discovery attaches to a target that names an RDS instance.
 COMMON_LABELS = {"__name__", "job", "instance", "target", "dbidentifier", "aws_region", "aws_account_id"}
-# What each kind of playbook reads from the alert's labels (responder/guards.py: resolve_target).
+# What each kind of playbook reads from the alert's labels (responder/decide.py: resolve_target).
 KIND_LABELS = {
     TargetKind.RDS: {"dbidentifier", "aws_region"},
     TargetKind.POSTGRES: {"target"},

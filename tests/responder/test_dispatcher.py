@@ -145,7 +145,7 @@ async def test_graceful_shutdown_waits_for_running_actions(
     await again.start()
     try:
         row = await again.get(d["id"])
-        assert row is not None and row["outcome"] == "succeeded"
+        assert row is not None and row.outcome == "succeeded"
     finally:
         await again.close()
     assert journal is not None

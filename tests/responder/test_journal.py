@@ -13,7 +13,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from responder import keys
-from responder.journal import Journal, NewDecision, SqliteStore, open_store
+from responder.decision import AlertTrigger, Decision
+from responder.journal import Journal, SqliteStore, open_store
+from responder.outcomes import State
 from tests.responder.conftest import (
     APPROVE,
     AUTH,
@@ -147,13 +149,9 @@ async def test_sqlite_group_commit_and_durability(tmp_path: Any) -> None:
     await journal.start()
     decisions = [
         [
-            NewDecision(
-                alertname="A",
-                fingerprint=f"f{i}",
-                starts_at="t",
-                alert_status="firing",
-                labels={},
-                state="queued",
+            Decision(
+                AlertTrigger("A", f"f{i}", "t", "firing", {}),
+                State.QUEUED,
                 playbook="p",
                 action="record",
                 dedup_key=f"p|f{i % 50}|t",

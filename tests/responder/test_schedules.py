@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from responder import keys
 from responder.config import ConfigError
+from responder.drills.housekeeping import DRILLS
 from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
 from tests.responder.conftest import (
     APPROVE,
@@ -171,4 +172,4 @@ async def test_housekeeping_fires_due_ticks(
     while not recorder.runs:
         assert time.monotonic() < deadline, "housekeeping never ticked the scheduler"
         await asyncio.sleep(0.05)
-    assert client.app[keys.DISPATCHER].periodic == [_scheduler(client).tick]
+    assert client.app[keys.DISPATCHER].periodic == [_scheduler(client).tick, client.app[DRILLS].tick]

@@ -18,10 +18,11 @@ from aiohttp.test_utils import TestClient
 from devtools.motoserver import MotoServer
 from responder import keys
 from responder.aws import is_read
+from responder.core import RdsTarget
+from responder.decision import Decision, ScheduleTrigger
+from responder.drills.housekeeping import DRILLS
 from responder.drills.sweeper import DrillSweeper
-from responder.journal import NewDecision
 from responder.outcomes import Outcome, State
-from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import TEST_NOW, ClientFactory, ConfigFactory
 from tests.responder.playbooks.drills import REGION, all_instances, production, tagged_instance
 
@@ -77,7 +78,7 @@ def _mutations(client: Client) -> list[str]:
 
 
 def _sweeper(client: Client) -> DrillSweeper:
-    sweeper = client.app[SCHEDULER].sweeper
+    sweeper = client.app[DRILLS].sweeper
     assert isinstance(sweeper, DrillSweeper)
     return sweeper
 
@@ -99,20 +100,19 @@ async def _journal_drill(
 ) -> int:
     """A journal row as a drill leaves it: decided, (maybe) its restore journaled, (maybe) finished."""
     journal = client.app[keys.JOURNAL]
+    trigger = ScheduleTrigger(
+        "weekly-restore-test", "2026-11-22T03:00:00.000Z", {"schedule": "weekly-restore-test"}
+    )
+    target = RdsTarget(ident, REGION)  # described `rds {REGION}/{ident}`, keyed `rds:{REGION}/{ident}`
     (recorded,) = await journal.record(
         [
-            NewDecision(
-                alertname="weekly-restore-test",
-                fingerprint="schedule",
-                starts_at="2026-11-22T03:00:00.000Z",
-                alert_status="scheduled",
-                labels={"schedule": "weekly-restore-test"},
-                state=State.QUEUED,
+            Decision(
+                trigger,
+                State.QUEUED,
                 playbook="weekly-restore-test",
                 action=action,
                 mode=mode,
-                target=f"rds {REGION}/{ident}",
-                target_key=f"rds:{REGION}/{ident}",
+                target=target,
                 dedup_key=f"test|{uuid.uuid4().hex}",
             )
         ]
@@ -125,10 +125,10 @@ async def _journal_drill(
             "params": {"DBInstanceIdentifier": restored},
             "state": "done",
         }
-        await journal.set_plan(recorded.id, {"drill_instance": restored, "effects": [effect]})
+        await journal.set_plan(recorded.action_id, {"drill_instance": restored, "effects": [effect]})
     if done:
-        await journal.finish(recorded.id, Outcome.SUCCEEDED)
-    return recorded.id
+        await journal.finish(recorded.action_id, Outcome.SUCCEEDED)
+    return recorded.action_id
 
 
 # ---- the reproductions from the review -------------------------------------------------------------------------
@@ -236,12 +236,14 @@ async def test_a_leaked_drill_this_journal_made_is_planned_in_dry_run_and_delete
     assert sent == [] and drill in _names(rds_client)
     row = await enforce.app[keys.JOURNAL].get(action_id)
     assert row is not None
-    planned = [e for e in row["plan"]["effects"] if e["operation"] == "DeleteDBInstance"]
+    assert row.plan is not None
+    planned = [e for e in row.plan["effects"] if e["operation"] == "DeleteDBInstance"]
     assert [e["state"] for e in planned] == ["dry-run"]
     sent = _mutations(enforce)
     assert await _sweeper(enforce).sweep() == [drill]
     assert sent == ["DeleteDBInstance"] and drill not in _names(rds_client)
     row = await enforce.app[keys.JOURNAL].get(action_id)
     assert row is not None
-    deletes = [e for e in row["plan"]["effects"] if e["operation"] == "DeleteDBInstance"]
+    assert row.plan is not None
+    deletes = [e for e in row.plan["effects"] if e["operation"] == "DeleteDBInstance"]
     assert [e["state"] for e in deletes] == ["dry-run", "done"]

@@ -25,6 +25,7 @@ from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
 from responder.drills import engine
+from responder.drills.housekeeping import DRILLS
 from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import AUTH, ConfigFactory, frozen_clock, wait_done
 from tests.responder.playbooks.drills import (
@@ -122,7 +123,7 @@ async def test_a_drill_that_passes(drill_client: DrillClient, rds_client: Any) -
     assert steps == ["source chosen", "restore requested", "available", "checks run", "deleted"]
     assert drill_instances(rds_client, ident) == []
     # the gauges come from the journal
-    await client.app[SCHEDULER].drill_metrics.refresh(client.app[keys.JOURNAL])
+    await client.app[DRILLS].metrics.refresh(client.app[keys.JOURNAL])
     text = await (await client.get("/metrics")).text()
     labels = f'dbidentifier="{ident}",schedule="weekly-restore-test",source="latest_snapshot"'
     assert f"pgwarden_drill_last_success_timestamp_seconds{{{labels}}}" in text
@@ -143,7 +144,7 @@ async def test_a_failing_check_fails_the_drill_and_the_instance_is_still_deleted
     assert row["result"]["deleted"] is True
     assert [c["passed"] for c in row["result"]["checks"]] == [False, True]  # every check ran
     assert drill_instances(rds_client, ident) == []
-    await client.app[SCHEDULER].drill_metrics.refresh(client.app[keys.JOURNAL])
+    await client.app[DRILLS].metrics.refresh(client.app[keys.JOURNAL])
     text = await (await client.get("/metrics")).text()
     assert 'pgwarden_drill_check_success{check="users present",schedule="weekly-restore-test"} 0.0' in text
     labels = f'dbidentifier="{ident}",schedule="weekly-restore-test",source="latest_snapshot"'

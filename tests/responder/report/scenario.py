@@ -23,7 +23,9 @@ import yaml
 from devtools.pgserver import PostgresServer, free_port
 from devtools.processes import NotReady, spawn, wait_http
 from devtools.services import Service, ServiceUnavailable, binary, start_exporter
-from responder.journal import Journal, NewDecision, open_store
+from responder.core import RdsTarget
+from responder.decision import AlertTrigger, Decision
+from responder.journal import Journal, open_store
 from responder.outcomes import Outcome, State
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
 
@@ -85,23 +87,22 @@ async def journal_drill(path: Path, result: dict[str, object], outcome: Outcome 
     await journal.start()
     try:
         key = f"weekly-drill|{uuid.uuid4().hex}"
+        trigger = AlertTrigger(
+            "schedule:weekly-drill", uuid.uuid4().hex[:16], "2026-11-29T03:00:00Z", "firing", {}
+        )
+        target = RdsTarget(str(result.get("dbidentifier")), "us-east-1")
         (recorded,) = await journal.record([
-            NewDecision(
-                alertname="schedule:weekly-drill", fingerprint=uuid.uuid4().hex[:16],
-                starts_at="2026-11-29T03:00:00Z", alert_status="firing", labels={}, state=State.QUEUED,
-                playbook="weekly-drill", action="restore_drill", mode="enforce",
-                target=f"rds us-east-1/{result.get('dbidentifier')}",
-                target_key=f"rds:us-east-1/{result.get('dbidentifier')}", dedup_key=key,
+            Decision(
+                trigger, State.QUEUED, playbook="weekly-drill", action="restore_drill", mode="enforce",
+                target=target, dedup_key=key,
             )
         ])  # fmt: skip
-        claim = await journal.claim(
-            recorded.id, "weekly-drill", f"rds:us-east-1/{result.get('dbidentifier')}", 0, None
-        )
-        assert claim.ok, claim
+        claimed = await journal.claim(recorded.action_id, "weekly-drill", target.key, 0, None)
+        assert claimed is not None and claimed.state == State.RUNNING, claimed
         await journal.finish(
-            recorded.id, outcome, result, None if outcome is Outcome.SUCCEEDED else "a check failed"
+            recorded.action_id, outcome, result, None if outcome is Outcome.SUCCEEDED else "a check failed"
         )
-        return recorded.id
+        return recorded.action_id
     finally:
         await journal.close()
 

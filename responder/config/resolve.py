@@ -1,4 +1,4 @@
-"""Responder configuration in the two stages of `pgwarden.config` (stage 1's schema is `responder.schema`).
+"""Stage 2 of the responder's configuration (`pgwarden.config`'s two stages; stage 1 is `responder.config.schema`).
 
 Stage 1 (`ResponderSchema`, strict pydantic) checks shapes and types. Stage 2 (`resolve`) resolves secrets,
 checks that names refer to something, validates each playbook's `params` with its action's own model, and
@@ -31,10 +31,10 @@ from pgwarden.dsn import DsnError, check_dsn, describe_dsn
 from pgwarden.durations import format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
+from responder.config.schema import MatchSchema, Mode, PlaybookSchema, ResponderSchema, ScheduleSchema
 from responder.core import ActionParams, ActionRegistry, ActionSpec, Repeat, TargetKind
 from responder.principals import Principal, resolve_principals
-from responder.scheduling.schema import ScheduleSchema, last_at_or_before, next_after, target_labels
-from responder.schema import MatchSchema, Mode, PlaybookSchema, ResponderSchema
+from responder.scheduling.cron import last_at_or_before, next_after
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,13 @@ class Match:
 
 @dataclass(frozen=True)
 class Playbook:
-    """A playbook as configured (`schema`), with its action, typed params, match and effective mode."""
+    """A playbook as configured (`schema`), with its action, typed params, match and effective mode. A
+    schedule's playbook (its `schema` the schedule's) matches no alert (`match` is None)."""
 
-    schema: PlaybookSchema
+    schema: PlaybookSchema | ScheduleSchema
     spec: ActionSpec[Any]
     params: ActionParams
-    match: Match
+    match: Match | None
     mode: Mode
     require_approval: bool
     repeat: Repeat  # effective: while_firing needs a cooldown, without one it is once
@@ -94,7 +95,7 @@ class Playbook:
     @property
     def target(self) -> str | None:
         """The configured target it is fixed to, if any."""
-        return self.schema.target
+        return self.schema.target if isinstance(self.schema, PlaybookSchema) else None
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Schedule:
 
     schema: ScheduleSchema
     playbook: Playbook
-    labels: dict[str, str]  # what the target is resolved from (responder.guards), as an alert's would be
+    labels: dict[str, str]  # what the target is resolved from (responder.decide), as an alert's would be
 
     @property
     def name(self) -> str:
@@ -157,6 +158,20 @@ class Config:
 
     def journal_display(self) -> str:
         return self.journal if self.journal.startswith("sqlite:") else describe_dsn(self.journal)
+
+
+# What a scheduled TABLE action gets when its target names no table: the action selects tables itself
+# (vacuum_analyze with `tables: stale_analyze`).
+ANY_TABLE = "*"
+
+
+def target_labels(kind: TargetKind, given: dict[str, str]) -> dict[str, str]:
+    """A schedule's target as alert labels; a TABLE target without a table selects any (`*`)."""
+    labels = dict(given)
+    if kind is TargetKind.TABLE:
+        labels.setdefault("schemaname", ANY_TABLE)
+        labels.setdefault("relname", ANY_TABLE)
+    return labels
 
 
 def _params(spec: ActionSpec[Any], params: Any, where: str, errors: Errors) -> ActionParams | None:
@@ -242,8 +257,14 @@ def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
 
 
 def _playbook(
-    where: str, p: PlaybookSchema, schema: ResponderSchema, registry: ActionRegistry, errors: Errors
+    where: str,
+    p: PlaybookSchema | ScheduleSchema,
+    schema: ResponderSchema,
+    registry: ActionRegistry,
+    errors: Errors,
 ) -> Playbook | None:
+    """A playbook's (or a schedule's) action, params, approval and repeat; an alert playbook's match and fixed
+    target too."""
     spec = registry.get(p.action)
     if spec is None:
         errors.add(f"{where}.action", f"unknown action {p.action!r} (known: {', '.join(registry.names())})")
@@ -251,29 +272,29 @@ def _playbook(
     params = _params(spec, p.params, where, errors)
     if params is None:
         return None
-    if p.target is not None and p.target not in {t.name for t in schema.targets}:
-        errors.add(f"{where}.target", f"unknown target {p.target!r}")
+    match, repeat_given = None, None
+    if isinstance(p, PlaybookSchema):
+        if p.target is not None and p.target not in {t.name for t in schema.targets}:
+            errors.add(f"{where}.target", f"unknown target {p.target!r}")
+        match = Match.of(p.match)
+        if not match.alertnames or not all(match.alertnames):
+            errors.add(f"{where}.match.alertname", "give at least one alert name")
+        if p.repeat == "while_firing" and p.cooldown <= 0:
+            errors.add(f"{where}.repeat", "while_firing needs a cooldown (the window between two decisions)")
+        repeat_given = p.repeat
     if spec.target_kind in (TargetKind.POSTGRES, TargetKind.TABLE) and not schema.targets:
         errors.add(f"{where}.action", f"{p.action} needs at least one entry in targets:")
     if spec.target_kind is TargetKind.RDS and schema.aws is None:
         errors.add(f"{where}.action", f"{p.action} needs an aws: section")
-    match = Match.of(p.match)
-    if not match.alertnames or not all(match.alertnames):
-        errors.add(f"{where}.match.alertname", "give at least one alert name")
     approval = spec.requires_approval_by_default if p.require_approval is None else p.require_approval
-    if p.repeat == "while_firing" and p.cooldown <= 0:
-        errors.add(f"{where}.repeat", "while_firing needs a cooldown (the window between two decisions)")
-    repeat: Repeat = (p.repeat or spec.repeat_by_default) if p.cooldown > 0 else "once"
+    repeat: Repeat = (repeat_given or spec.repeat_by_default) if p.cooldown > 0 else "once"
     return Playbook(p, spec, params, match, p.mode or schema.mode, approval, repeat)
 
 
 def _schedule(
     where: str, s: ScheduleSchema, schema: ResponderSchema, registry: ActionRegistry, errors: Errors
 ) -> Schedule | None:
-    fields = s.model_dump(include={"name", "action", "params", "mode", "cooldown", "max_per_day", "timeout"})
-    match = MatchSchema(alertname=f"schedule:{s.name}")  # never matched: schedules are not in `playbooks`
-    as_playbook = PlaybookSchema(match=match, require_approval=s.require_approval, **fields)
-    playbook = _playbook(where, as_playbook, schema, registry, errors)
+    playbook = _playbook(where, s, schema, registry, errors)
     if playbook is None:
         return None
     labels = target_labels(playbook.spec.target_kind, s.target)
@@ -356,7 +377,8 @@ def summary(config: Config) -> str:
             extra.append(f"max_per_day={p.schema.max_per_day}")
         if p.require_approval:
             extra.append("require_approval")
-        lines.append(f"  - {p.name}: {'|'.join(p.match.alertnames)} -> {p.action} ({', '.join(extra)})")
+        alertnames = p.match.alertnames if p.match is not None else ()
+        lines.append(f"  - {p.name}: {'|'.join(alertnames)} -> {p.action} ({', '.join(extra)})")
     lines.append(f"schedules: {len(config.schedules)}")
     for s in config.schedules:
         lines.append(

@@ -1,4 +1,5 @@
-"""From an alert to decisions: which playbooks match, which target, and whether it may run now.
+"""From an alert to decisions: which playbooks match, which target, and whether it may run now (or waits for an
+approval); and the target a schedule's or an approved decision's labels name.
 
 The guards that need shared state (exactly once, cooldown, daily cap, approval, expiry) are transactions in
 the journal (`op_record`, `op_claim`, `op_decide`, `op_expire`), so they hold across replicas and restarts;
@@ -16,7 +17,7 @@ from typing import Any
 
 from responder.config import Config, Playbook
 from responder.core import PostgresTarget, RdsTarget, TableTarget, Target, TargetKind
-from responder.journal import NewDecision
+from responder.decision import AlertTrigger, Decision
 from responder.models import MAX_LABEL_VALUE, MAX_LABELS, Alert
 from responder.outcomes import Outcome, State
 
@@ -28,15 +29,6 @@ NO_TARGET_REASON = "no configured target matches the alert's labels"
 MAX_LABEL_NAME = 256
 # What a rejected alert's journal row keeps of each of its texts.
 REJECTED_TEXT_MAX = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the journal records (`record`), and the playbook and target it was decided for, to act on."""
-
-    record: NewDecision
-    playbook: Playbook | None = None
-    target: Target | None = None
 
 
 def resolve_target(playbook: Playbook, labels: Mapping[str, str], config: Config) -> Target | None:
@@ -127,67 +119,56 @@ def _safe(value: Any) -> str:
 
 
 def rejected_decision(bad: RejectedAlert) -> Decision:
-    """The journal record of a rejected alert: what can be read of it, made safe, and the reason."""
+    """The decision on a rejected alert: what can be read of it, made safe, and the reason."""
     raw = bad.raw if isinstance(bad.raw, dict) else {}
     given = raw.get("labels")
     labels: dict[Any, Any] = given if isinstance(given, dict) else {}
-    record = NewDecision(
+    trigger = AlertTrigger(
         alertname=_safe(labels.get("alertname", "")),
         fingerprint=_safe(raw.get("fingerprint", "")),
         starts_at=_safe(raw.get("startsAt", "")),
-        alert_status=_safe(raw.get("status", "")),
+        status=_safe(raw.get("status", "")),
         labels={_safe(k): _safe(v) for k, v in list(labels.items())[:MAX_LABELS]},
-        state=State.DONE,
-        outcome=Outcome.REJECTED,
-        error=_safe(bad.reason),
     )
-    return Decision(record)
+    return Decision(trigger, State.DONE, outcome=Outcome.REJECTED, error=_safe(bad.reason))
 
 
 def _decision(
-    alert: Alert,
+    trigger: AlertTrigger,
     playbook: Playbook | None,
     state: State,
     outcome: Outcome | None = None,
     target: Target | None = None,
-    **kw: str | None,
+    dedup_key: str | None = None,
+    error: str | None = None,
 ) -> Decision:
-    record = NewDecision(
-        alertname=alert.alertname,
-        fingerprint=alert.fingerprint,
-        starts_at=alert.startsAt,
-        alert_status=alert.status,
-        labels=alert.labels,  # shared by the decisions of one alert, never changed
-        state=state,
-        playbook=playbook.name if playbook else None,
-        action=playbook.action if playbook else None,
-        mode=playbook.mode if playbook else None,
-        outcome=outcome,
-        target=target.describe() if target else None,
-        target_key=target.key if target else None,
-        **kw,
+    if playbook is None:
+        return Decision(trigger, state, outcome=outcome)
+    return Decision(
+        trigger, state, playbook.name, playbook.action, playbook.mode, target, outcome, dedup_key, error
     )
-    return Decision(record, playbook, target)
 
 
-def decide(alert: Alert, config: Config, now: float) -> list[Decision]:
-    """One decision per matching playbook (or one `unmatched` record), before anything runs."""
+def decisions_for(alert: Alert, config: Config, now: float) -> list[Decision]:
+    """One decision per matching playbook (or one `unmatched` one), before anything runs."""
+    # The labels are shared by the decisions of one alert, never changed.
+    trigger = AlertTrigger(alert.alertname, alert.fingerprint, alert.startsAt, alert.status, alert.labels)
     resolved = alert.status == "resolved"
-    matched = [p for p in config.playbooks if p.match.matches(alert.labels)]
+    matched = [p for p in config.playbooks if p.match is not None and p.match.matches(alert.labels)]
     if not matched:
-        return [_decision(alert, None, State.DONE, Outcome.RESOLVED if resolved else Outcome.UNMATCHED)]
+        return [_decision(trigger, None, State.DONE, Outcome.RESOLVED if resolved else Outcome.UNMATCHED)]
     out = []
     for p in matched:
         if resolved:
-            out.append(_decision(alert, p, State.DONE, Outcome.RESOLVED))
+            out.append(_decision(trigger, p, State.DONE, Outcome.RESOLVED))
             continue
         target = resolve_target(p, alert.labels, config)
         key = dedup_key(p, alert, now)
         if target is None:
             out.append(
-                _decision(alert, p, State.DONE, Outcome.NO_TARGET, dedup_key=key, error=NO_TARGET_REASON)
+                _decision(trigger, p, State.DONE, Outcome.NO_TARGET, dedup_key=key, error=NO_TARGET_REASON)
             )
             continue
         state = State.PENDING if p.require_approval else State.QUEUED
-        out.append(_decision(alert, p, state, target=target, dedup_key=key))
+        out.append(_decision(trigger, p, state, target=target, dedup_key=key))
     return out

@@ -1,5 +1,5 @@
-"""What the dispatcher runs: a journaled decision as a job, what its outcome is about, and the context an
-action's run gets."""
+"""What the dispatcher runs: a journaled decision as a `Run`, and the context (`RunContext`, the core's
+`ActionContext`) the action gets while it runs."""
 
 from __future__ import annotations
 
@@ -10,49 +10,29 @@ from typing import Any
 from responder.aws import RdsApi
 from responder.config import Playbook
 from responder.core import Target
+from responder.decision import Decision
 from responder.effects import EffectGate
 from responder.journal import Journal
-from responder.journal.search import ActionFilter, find
 from responder.metrics import ResponderMetrics
 from responder.outcomes import Outcome
 
 
-@dataclass(frozen=True)
-class Subject:
-    """What an outcome is about, as the metric and the decision line name it."""
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A journaled decision to run: claimed (queued -> running) by the dispatcher, then executed with a
+    `RunContext`. `decision.mode` is as journaled: what it runs in, whatever the configuration says now."""
 
-    action_id: int
-    playbook: str | None
-    action: str | None
-    mode: str | None = None
-    alertname: str | None = None
-    fingerprint: str | None = None
-    target: str | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A journaled decision to run: its playbook and the target resolved for it."""
-
-    action_id: int
+    decision: Decision
     playbook: Playbook
     target: Target
-    alertname: str
-    fingerprint: str
-    mode: str  # as journaled: what the decision runs in, whatever the configuration says now
 
     @property
-    def subject(self) -> Subject:
-        pb = self.playbook
-        return Subject(
-            self.action_id,
-            pb.name,
-            pb.action,
-            self.mode,
-            self.alertname,
-            self.fingerprint,
-            self.target.key,
-        )
+    def action_id(self) -> int:
+        return self.decision.action_id
+
+    @property
+    def mode(self) -> str:
+        return self.decision.mode or self.playbook.mode
 
 
 @dataclass(frozen=True)
@@ -81,7 +61,8 @@ class RunContext:
         return await self.journal.history(self.action, self.target.key, outcome, since)
 
     async def journal_rows(self, action: str, since: float, until: float) -> list[dict[str, Any]]:
-        return await find(self.journal, ActionFilter(action=action, since=since, until=until, limit=1000))
+        """As `GET /actions` shows them: an action reads the same rows an operator does."""
+        return [row.to_json() for row in await self.journal.journaled(action, since, until)]
 
     def count(self, counter: str, amount: float = 1.0) -> None:
         if counter not in self.metrics.counters:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from croniter import croniter
 from pydantic import Field, field_validator, model_validator
 
 from pgwarden.config import StrictModel
@@ -17,7 +18,6 @@ from pgwarden.durations import Duration
 from responder.core import Repeat
 from responder.drills.models import RecoverySchema
 from responder.principals import NAME_RE, PrincipalSchema
-from responder.scheduling.schema import ScheduleSchema
 
 Mode = Literal["dry-run", "enforce"]
 
@@ -72,6 +72,27 @@ class PlaybookSchema(StrictModel):
     timeout: Duration = 300.0
     # once: one decision per firing; while_firing: again in each cooldown window. Default: the action's.
     repeat: Repeat | None = None
+
+
+class ScheduleSchema(StrictModel):
+    name: str = Field(min_length=1, pattern=NAME_RE)
+    cron: str  # five fields, UTC
+    catch_up: Duration = Field(default=0.0, ge=0)  # a tick missed by at most this runs once at start-up
+    action: str
+    target: dict[str, str] = {}  # the labels an alert would carry: dbidentifier/aws_region, target/datname
+    params: dict[str, Any] = {}
+    mode: Literal["dry-run", "enforce"] | None = None
+    cooldown: Duration = 0.0
+    max_per_day: int | None = Field(default=None, ge=0)
+    require_approval: bool | None = None
+    timeout: Duration = Field(default=21600.0, gt=0)  # 6h: scheduled jobs (drills) are long
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a five-field cron expression")
+        return value
 
 
 class ResponderSchema(StrictModel):

@@ -25,7 +25,7 @@ from exporter.config import (
     resolve_targets,
 )
 from exporter.custom import ExtendedQueries
-from exporter.custom.queries_file import load_query_file
+from exporter.custom.queries_file import file_hashsum, load_query_file
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
@@ -66,7 +66,12 @@ def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
     config = load_config_file(args.config) if args.config else config_from_environment(dict(os.environ))
     if args.extend_query_path is not None:
         queries = load_query_file(args.extend_query_path)
-        extended = ExtendedQueries(args.extend_query_path, queries, args.auto_discover_databases)
+        extended = ExtendedQueries(
+            args.extend_query_path,
+            queries,
+            args.auto_discover_databases,
+            file_hashsum(args.extend_query_path),
+        )
         config = config.with_extended_queries(extended)
     return config, resolve_targets(config)
 

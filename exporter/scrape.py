@@ -16,6 +16,7 @@ from psycopg.pq import TransactionStatus
 from exporter.collectors import build_collectors, collector_timeout, collector_ttl
 from exporter.collectors.base import Collector
 from exporter.config import ALWAYS_EXCLUDED_DATABASES, ExporterConfig, Target
+from exporter.custom.collector import is_custom_query
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
 from exporter.exposition import Exposition, Fragment, escape
 from exporter.framework import (
@@ -30,6 +31,7 @@ from exporter.framework import (
     LAST_ERROR,
     PG_UP,
     SCRAPES,
+    USER_QUERIES_LOAD_ERROR,
 )
 from exporter.refreshing import CollectorState, RenderAsRead, data_age, safe_error
 from exporter.sizes import RelationSizes
@@ -110,7 +112,7 @@ class TargetScraper:
                 lbl = out.labels(COLLECTOR_DURATION.labels, (collector.name,))
                 out.add(COLLECTOR_DURATION, lbl, state.duration)
                 out.add(COLLECTOR_SUCCESS, lbl, 1 if state.success else 0)
-                failed = failed or not state.success
+                failed = failed or fails_the_scrape(collector, state)
                 if state.served:
                     out.add(COLLECTOR_AGE, lbl, age)
                     groups.append(state.fragments)
@@ -125,6 +127,10 @@ class TargetScraper:
         out.add(CONNECTIONS_MAX, plain, counts.budget)
         out.add(LAST_DURATION, plain, time.monotonic() - started)
         out.add(LAST_ERROR, plain, 1 if failed else 0)
+        extended = self.config.extended_queries
+        if extended is not None:  # a file that does not load stops the start: loaded, here
+            labels = out.labels(USER_QUERIES_LOAD_ERROR.labels, (str(extended.path), extended.hashsum))
+            out.add(USER_QUERIES_LOAD_ERROR, labels, 0)
         out.add(SCRAPES, plain, self._scrapes)
         return [f for group in [out.fragments(), *groups] for f in group]
 
@@ -246,6 +252,7 @@ class TargetScraper:
             results: list[tuple[str, Any]] = []
             errors = [] if listing_error is None else [f"listing databases: {safe_error(listing_error)}"]
             state.databases = {}
+            state.unreachable = False
             for db, visit in visits.items():
                 if c.name not in visit:  # a database this collector does not fetch from
                     continue
@@ -254,6 +261,7 @@ class TargetScraper:
                     results.append((db, result))
                 elif db not in gone:  # dropped, or closed to connections, since the listing: not a failure
                     errors.append(f"{db}: {self._describe(c, result)}")
+                    state.unreachable = state.unreachable or isinstance(result, DatabaseUnavailable)
                 else:
                     continue
                 state.databases[db] = not isinstance(result, BaseException)
@@ -379,6 +387,14 @@ class TargetScraper:
         include = set(rules.include)
         exclude = set(rules.exclude) | (set(ALWAYS_EXCLUDED_DATABASES) - include)
         return [n for n in names if (not include or n in include) and n not in exclude]
+
+
+def fails_the_scrape(collector: Collector[Any, Any], state: CollectorState) -> bool:
+    """Whether the collector's last refresh sets pg_exporter_last_scrape_error, as in postgres_exporter: a
+    custom query that failed (its queries.yaml namespaces are what that metric reports on), or a database that
+    took no connection (its auto-discovered DSNs). A built-in collector failing reports only
+    pg_scrape_collector_success 0, as postgres_exporter's collectors do."""
+    return (is_custom_query(collector) and not state.success) or state.unreachable
 
 
 def _unreachable(results: Iterable[Any]) -> bool:

@@ -342,7 +342,8 @@ class TargetScraper:
             out = Exposition(const_labels)
             if served:
                 collector.render(out, results)
-            state.fragments = out.fragments()
+            excluded = collector.options.exclude_families
+            state.fragments = [f for f in out.fragments() if f.name not in excluded]
         except Exception as exc:  # a failing collector never fails the scrape
             state.fragments, served = [], False
             errors = [*errors, safe_error(exc)]

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,7 +18,7 @@ from exporter.config import ConfigError, parse_config
 from exporter.flags import UpstreamFlags, apply_flags, read_flags
 from exporter.upstream_collectors import BY_NAME, UPSTREAM_COLLECTORS, UpstreamCollector
 from tests.exporter.helpers import Samples
-from tests.exporter.processes import clean_env, run_cli, running_exporter
+from tests.exporter.processes import REPO, clean_env, run_cli, running_exporter
 
 TARGET = {"targets": [{"name": "a", "dsn": "postgresql://u@h/db"}]}
 
@@ -161,3 +166,55 @@ def test_flags_act_on_a_running_exporter(tmp_path: Path, monitor_dsn: str) -> No
         lbl.get("datname") for lbl, _ in samples.all("pg_scrape_collector_database_success")
     }
     assert "--no-collector.settings" in stderr and "does not exist" in stderr
+
+
+def test_systemd_socket_activation(tmp_path: Path, monitor_dsn: str) -> None:
+    """--web.systemd-socket serves on the socket systemd passes as descriptor 3 (LISTEN_PID, LISTEN_FDS)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    # as systemd does: the socket as descriptor 3, LISTEN_PID naming the process that execs the exporter
+    wrapper = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+        "os.environ['LISTEN_FDS'] = '1'; os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+    )
+    log = (tmp_path / "exporter.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", wrapper, str(fd), "-m", "exporter", "--web.systemd-socket"],
+        pass_fds=(fd,), env=clean_env(DATA_SOURCE_NAME=monitor_dsn), cwd=REPO, stdout=log, stderr=log,
+    )  # fmt: skip
+    listener.close()
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                    body = resp.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "exporter.log"
+                ).read_text()
+                time.sleep(0.2)
+        assert Samples(body).get("pg_up") == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert run_cli("--web.systemd-socket", env=clean_env(DATA_SOURCE_NAME=monitor_dsn)).returncode == 1
+
+
+def test_metric_prefix_renames_the_queries_file_namespaces(tmp_path: Path, monitor_dsn: str) -> None:
+    """postgres_exporter replaces the first `pg` of each queries.yaml namespace with --metric-prefix."""
+    queries = tmp_path / "queries.yaml"
+    queries.write_text(
+        "pg_custom:\n  query: SELECT 1 AS one\n  metrics:\n    - one: {usage: GAUGE, description: One}\n"
+    )
+    args = ("--extend.query-path", str(queries), "--metric-prefix", "acme")
+    with running_exporter(tmp_path, *args, env=clean_env(DATA_SOURCE_NAME=monitor_dsn)) as exporter:
+        samples = Samples(exporter.get("/metrics")[2])
+    assert (
+        samples.get("acme_custom_one", server=f"127.0.0.1:{monitor_dsn.rsplit(':', 1)[1].split('/')[0]}") == 1
+    )
+    assert "pg_custom_one" not in samples.names() and samples.get("pg_up") == 1

@@ -35,6 +35,8 @@ RUN groupadd --system --gid 10001 pgwarden \
     && chown pgwarden:pgwarden /var/lib/pgwarden
 COPY --from=build /wheels /tmp/wheels
 RUN pip install /tmp/wheels/*.whl && rm -rf /tmp/wheels
+# Flags alone run pgwarden-exporter (the Helm chart prometheus-postgres-exporter passes only `args`).
+COPY deploy/docker-entrypoint.sh /usr/local/bin/pgwarden-entrypoint
 WORKDIR /var/lib/pgwarden
 # The responder's SQLite journal lives here (journal: sqlite:///var/lib/pgwarden/journal.db): mount a volume.
 USER 10001:10001
@@ -42,6 +44,7 @@ EXPOSE 9187 9096
 # Both programs serve /healthz; the responder's container sets PGWARDEN_HEALTHCHECK_URL to :9096.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['PGWARDEN_HEALTHCHECK_URL'], timeout=4).read()"]
+ENTRYPOINT ["pgwarden-entrypoint"]
 CMD ["pgwarden-exporter"]
 
 # --- moto: the runtime image plus moto[server], the AWS stand-in of docker-compose.yml (never production) ---

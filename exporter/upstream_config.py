@@ -15,13 +15,30 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+from prometheus_client import Gauge
 from pydantic import Field, model_validator
 
 from exporter.config import ConfigError
+from exporter.exposition import Family
 from pgwarden.config import StrictModel, load_yaml, validate_document
 from pgwarden.credentials import DsnSecret, IamAuth
 
 log = logging.getLogger("pgwarden.exporter")
+
+# postgres_exporter's own families for its configuration file (config/config.go), served by prometheus_client
+CONFIG_FAMILIES = (
+    Family(
+        "postgres_exporter_config_last_reload_successful",
+        "gauge",
+        "Postgres exporter config loaded successfully.",
+    ),
+    Family(
+        "postgres_exporter_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "Timestamp of the last successful configuration reload.",
+    ),
+)
+RELOAD_SUCCESS, RELOAD_TIME = (Gauge(f.name, f.help) for f in CONFIG_FAMILIES)
 
 
 class UserPass(StrictModel):
@@ -84,18 +101,26 @@ class UpstreamConfig(StrictModel):
 
 
 def load_upstream_config(path: Path | None, given: bool) -> UpstreamConfig:
-    """The file, validated; a missing one (given or the default) is a warning and an empty configuration."""
+    """The file, validated; a missing one (given or the default) is a warning and an empty configuration, as
+    in postgres_exporter (postgres_exporter_config_last_reload_successful 0 then)."""
     if path is None:
-        return UpstreamConfig()
+        return _loaded(UpstreamConfig())
     if not path.exists():
         if given:
             log.warning("error loading config: the file does not exist; /probe takes no auth_module",
                         extra={"file": str(path)})  # fmt: skip
+        RELOAD_SUCCESS.set(0)
         return UpstreamConfig()
     data = load_yaml(path)
     if isinstance(data, dict) and "targets" in data:
         raise ConfigError([f"{path}: `targets` is pgwarden's configuration: give that file with --config"])
     try:
-        return validate_document(UpstreamConfig, data or {})
+        return _loaded(validate_document(UpstreamConfig, data or {}))
     except ConfigError as exc:
         raise ConfigError([f"{path}: {line}" for line in exc.errors]) from None
+
+
+def _loaded(config: UpstreamConfig) -> UpstreamConfig:
+    RELOAD_SUCCESS.set(1)
+    RELOAD_TIME.set_to_current_time()
+    return config

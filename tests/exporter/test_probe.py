@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from exporter.serving import ServeOptions
 from exporter.upstream_config import ProbeAllowlist, UpstreamConfig
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, moto_or_missing
 from tests.exporter.helpers import Samples
+from tests.exporter.processes import clean_env, run_cli, running_exporter
 
 Client = TestClient[web.Request, web.Application]
 REGION = "eu-west-1"
@@ -203,3 +205,25 @@ async def test_discovered_rds_endpoints_are_allowed_by_name() -> None:
     with pytest.raises(ProbeError) as refused:
         await allowed_address({"host": "other.example.com"}, allow, {endpoint})
     assert refused.value.status == 403
+
+
+def test_config_and_config_file_combine(tmp_path: Path, pg_server: PostgresServer, monitor_dsn: str) -> None:
+    """pgwarden's --config says what /metrics scrapes, postgres_exporter's --config.file how /probe connects."""
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"targets:\n  - name: main\n    dsn: {monitor_dsn}\n")
+    modules = tmp_path / "postgres_exporter.yml"
+    modules.write_text(
+        f"auth_modules:\n  m:\n    type: userpass\n    userpass: {{username: {MONITOR_ROLE}, password: {MONITOR_PASSWORD}}}\n"
+    )
+    args = ("--config", str(config), f"--config.file={modules}")
+    with running_exporter(tmp_path, *args, env=clean_env()) as exporter:
+        metrics = Samples(exporter.get("/metrics")[2])
+        target = urllib.parse.quote(f"127.0.0.1:{pg_server.port}/postgres")
+        status, _, body = exporter.get(f"/probe?target={target}&auth_module=m")
+        configured = Samples(exporter.get("/probe?target=main")[2])
+    assert metrics.get("pg_up") == 1 and configured.get("pg_up") == 1
+    assert status == 200 and Samples(body).get("pg_up") == 1
+    assert metrics.get("postgres_exporter_config_last_reload_successful") == 1
+    # pgwarden's file given as postgres_exporter's: a clear error, not a guess
+    result = run_cli(f"--config.file={config}", env=clean_env(DATA_SOURCE_NAME=monitor_dsn))
+    assert result.returncode == 2 and "give that file with --config" in result.stderr

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from exporter.collectors.base import Collector, add_samples, gauge
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.options import OffByDefault
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -48,14 +48,10 @@ FROM {schema}.pg_buffercache_summary()
 """
 
 
-class BuffercacheOptions(CollectorOptions):
-    enabled: bool = False  # postgres_exporter's default (--collector.buffercache_summary turns it on)
-
-
-class BuffercacheSummaryCollector(Collector[list[Summary], BuffercacheOptions]):
+class BuffercacheSummaryCollector(Collector[list[Summary], OffByDefault]):
     name = "buffercache_summary"
     source = "pg_buffercache_summary() (extension pg_buffercache, PostgreSQL 16+)"
-    options_model = BuffercacheOptions
+    options_model = OffByDefault
     families = FAMILIES
 
     async def fetch(self, session: Session) -> list[Summary]:

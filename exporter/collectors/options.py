@@ -22,6 +22,12 @@ class CollectorOptions(StrictModel):
     exclude_families: tuple[str, ...] = ()
 
 
+class OffByDefault(CollectorOptions):
+    """The options of a collector postgres_exporter has off by default (`--collector.<name>` turns it on)."""
+
+    enabled: bool = False
+
+
 class CollectorDefaults(StrictModel):
     """`collectors.defaults`: the timeout of every collector, and a TTL overriding their built-in ones."""
 

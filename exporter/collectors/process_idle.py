@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from exporter.collectors.base import Collector
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.options import OffByDefault
 from exporter.db import Session
 from exporter.exposition import Exposition, Family
 
@@ -42,14 +42,10 @@ ORDER BY 1, 2
 """
 
 
-class ProcessIdleOptions(CollectorOptions):
-    enabled: bool = False  # postgres_exporter's default (--collector.process_idle turns it on)
-
-
-class ProcessIdleCollector(Collector[list[Idle], ProcessIdleOptions]):
+class ProcessIdleCollector(Collector[list[Idle], OffByDefault]):
     name = "process_idle"
     source = "pg_stat_activity"
-    options_model = ProcessIdleOptions
+    options_model = OffByDefault
     families = (SECONDS,)
 
     async def fetch(self, session: Session) -> list[Idle]:

@@ -18,7 +18,7 @@ from exporter.collectors.base import (
     select_list,
 )
 from exporter.collectors.bgwriter import PG17, ServerWide
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.options import OffByDefault
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -51,15 +51,11 @@ COLUMNS = (
 _SQL = f"SELECT {select_list(COLUMNS)} FROM pg_stat_checkpointer"
 
 
-class CheckpointerOptions(CollectorOptions):
-    enabled: bool = False  # postgres_exporter's default (--collector.stat_checkpointer turns it on)
-
-
-class StatCheckpointerCollector(Collector[ColumnTable[ServerWide] | None, CheckpointerOptions]):
+class StatCheckpointerCollector(Collector[ColumnTable[ServerWide] | None, OffByDefault]):
     name = "stat_checkpointer"
     order = 71
     source = "pg_stat_checkpointer (PostgreSQL 17+)"
-    options_model = CheckpointerOptions
+    options_model = OffByDefault
     families = tuple(c.family for c in COLUMNS)
 
     async def fetch(self, session: Session) -> ColumnTable[ServerWide] | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from exporter.collectors.base import Collector, add_samples, gauge
-from exporter.collectors.options import CollectorOptions
+from exporter.collectors.options import OffByDefault
 from exporter.db import Session
 from exporter.exposition import Exposition
 
@@ -33,14 +33,10 @@ SELECT ((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_cur
 """
 
 
-class XlogLocationOptions(CollectorOptions):
-    enabled: bool = False  # postgres_exporter's default (--collector.xlog_location turns it on)
-
-
-class XlogLocationCollector(Collector[list[Location], XlogLocationOptions]):
+class XlogLocationCollector(Collector[list[Location], OffByDefault]):
     name = "xlog_location"
     source = "pg_current_wal_lsn(), pg_last_wal_replay_lsn()"
-    options_model = XlogLocationOptions
+    options_model = OffByDefault
     families = (BYTES,)
 
     async def fetch(self, session: Session) -> list[Location]:

@@ -35,6 +35,10 @@ RUN groupadd --system --gid 10001 pgwarden \
     && useradd --system --uid 10001 --gid pgwarden --home-dir /var/lib/pgwarden --shell /usr/sbin/nologin pgwarden \
     && mkdir -p /etc/pgwarden /var/lib/pgwarden \
     && chown pgwarden:pgwarden /var/lib/pgwarden
+# Flags alone run pgwarden-exporter (the Helm chart prometheus-postgres-exporter passes only `args`); any other
+# command runs as given, so the responder's CMD is unaffected.
+COPY deploy/docker-entrypoint.sh /usr/local/bin/pgwarden-entrypoint
+ENTRYPOINT ["pgwarden-entrypoint"]
 WORKDIR /var/lib/pgwarden
 # Both programs serve /healthz; the responder's image (and container) sets PGWARDEN_HEALTHCHECK_URL to :9096.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

@@ -42,7 +42,8 @@ def collectors_table() -> str:
         scope = "every database" if cls.per_database else "server"
         ttl = format_duration(cls.default_ttl) if cls.default_ttl else "0"
         extra = [f"`{k}`" for k in cls.options_model.model_fields if k not in CollectorOptions.model_fields]
-        rows.append(f"| `{cls.name}` | {scope} | {ttl} | {', '.join(extra) or '-'} | {cls.source} |")
+        name = f"`{cls.name}`" if cls.options_model().enabled else f"`{cls.name}` (off by default)"
+        rows.append(f"| {name} | {scope} | {ttl} | {', '.join(extra) or '-'} | {cls.source} |")
     return "\n".join(rows) + "\n"
 
 

@@ -19,7 +19,9 @@ from exporter.aws.discovery import discovery_groups
 from exporter.aws.render import AWSView
 from exporter.config import ExporterConfig
 from exporter.exposition import CONTENT_TYPE, Fragment, ordered_chunks
+from exporter.probe import ProbeError, Probes, looks_like_dsn
 from exporter.scrape import TargetScraper, target_label
+from exporter.serving import ServeOptions
 from exporter.target import Target
 
 if TYPE_CHECKING:
@@ -30,24 +32,33 @@ log = logging.getLogger("pgwarden.app")
 SCRAPERS: web.AppKey[dict[str, TargetScraper]] = web.AppKey("scrapers", dict)
 AWS: web.AppKey[AWSPoller] = web.AppKey("aws")
 CONFIG: web.AppKey[ExporterConfig] = web.AppKey("config", ExporterConfig)
+SERVING: web.AppKey[ServeOptions] = web.AppKey("serving", ServeOptions)
+PROBES: web.AppKey[Probes] = web.AppKey("probes", Probes)
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 LANDING = """<html><head><title>pgwarden exporter</title></head><body>
 <h1>pgwarden exporter {version}</h1>
-<p><a href="/metrics">/metrics</a> every target &middot; <code>/probe?target=NAME</code> one target
+<p><a href="{metrics}">{metrics}</a> every target &middot; <code>/probe?target=NAME</code> one target
 &middot; <a href="/discovery">/discovery</a> &middot; <a href="/healthz">/healthz</a></p>
 <p>Targets: {targets}</p></body></html>"""
 
 
-def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
+def make_app(
+    config: ExporterConfig, targets: list[Target], serving: ServeOptions | None = None
+) -> web.Application:
     """The aiohttp application serving `targets`; connections open lazily on the first scrape."""
     app = web.Application()
     app[CONFIG] = config
+    app[SERVING] = serving = serving or ServeOptions()
 
     async def scrapers_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SCRAPERS] = {t.name: TargetScraper(t, config, scheduled_collectors(config)) for t in targets}
+        if serving.probes is not None:
+            app[PROBES] = Probes(serving.probes, config, lambda: discovered_endpoints(app))
         yield
         await asyncio.gather(*(s.close() for s in app[SCRAPERS].values()), return_exceptions=True)
+        if PROBES in app:
+            await app[PROBES].close()
 
     async def aws_ctx(app: web.Application) -> AsyncIterator[None]:
         # Only with an `aws:` section or a target's `rds:`: without either there is no AWS call, no credentials.
@@ -63,11 +74,12 @@ def make_app(config: ExporterConfig, targets: list[Target]) -> web.Application:
 
     app.cleanup_ctx.append(scrapers_ctx)
     app.cleanup_ctx.append(aws_ctx)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get(serving.telemetry_path, metrics)
     app.router.add_get("/probe", probe)
     app.router.add_get("/discovery", discovery)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/", landing)
+    if serving.telemetry_path != "/":
+        app.router.add_get("/", landing)
     return app
 
 
@@ -88,8 +100,12 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     scrapers = list(request.app[SCRAPERS].values())
     labelled = len(scrapers) > 1
     deadline = scrape_deadline(request)
+    serving = request.app[SERVING]
     groups: list[list[Fragment]] = await asyncio.gather(
-        *(s.scrape(target_label(s.target.name) if labelled else "", deadline) for s in scrapers)
+        *(
+            s.scrape(serving.labels(target_label(s.target.name) if labelled else ""), deadline)
+            for s in scrapers
+        )
     )
     poller = request.app.get(AWS)
     if poller is not None:  # from the pollers' cache: no AWS call here
@@ -100,23 +116,50 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def probe(request: web.Request) -> web.StreamResponse:
-    """One target by name (Prometheus' multi-target pattern); the target label is left to relabelling."""
+    """One target (Prometheus' multi-target pattern); the target label is left to relabelling. A configured
+    target's name, a discovered RDS instance's identifier, or, as postgres_exporter takes it, a DSN
+    (`host:port/db`, a URL or key=value pairs) with an `auth_module` of the --config.file."""
     name = request.query.get("target", "")
-    scraper = request.app[SCRAPERS].get(name)
+    module = request.query.get("auth_module", "")
+    if not name:
+        raise web.HTTPBadRequest(text="target is required\n")
+    scraper = request.app[SCRAPERS].get(name) if not module else None
     poller = request.app.get(AWS)
     view = poller.view if poller is not None else AWSView()  # one consistent cache for the whole answer
+    serving = request.app[SERVING]
     if scraper is not None:
-        fragments = await scraper.scrape("", scrape_deadline(request))
+        fragments = await scraper.scrape(serving.labels(), scrape_deadline(request))
         return await stream(request, ordered_chunks([fragments, view.for_target(name, False)]))
-    found = view.find(name) if name else []
+    found = view.find(name) if not module else []
     if len(found) == 1:  # a discovered RDS instance: its RDS series only
         return await stream(request, ordered_chunks([view.plain[found[0].key]]))
     if len(found) > 1:
         refs = ", ".join("/".join(i.key) for i in found)
         raise web.HTTPNotFound(text=f"target {name!r} names several instances; use one of {refs}\n")
+    probes = request.app.get(PROBES)
+    if probes is not None and (module or looks_like_dsn(name)):
+        try:
+            fragments = await probes.scrape(name, module, serving.labels(), scrape_deadline(request))
+        except ProbeError as exc:
+            raise _probe_error(exc) from None
+        return await stream(request, ordered_chunks([fragments]))
     raise web.HTTPNotFound(
-        text=f"unknown target {name!r}: /probe takes a configured target name or a discovered dbidentifier\n"
+        text=f"unknown target {name!r}: /probe takes a configured target name, a discovered dbidentifier, or a "
+        "DSN (host:port/dbname) with an auth_module\n"
     )
+
+
+def _probe_error(exc: ProbeError) -> web.HTTPException:
+    cls = web.HTTPForbidden if exc.status == 403 else web.HTTPBadRequest
+    return cls(text=f"{exc}\n")
+
+
+def discovered_endpoints(app: web.Application) -> set[str]:
+    """The host names of the RDS instances the AWS poller found (for the `discovered_rds` allowlist)."""
+    poller = app.get(AWS)
+    if poller is None:
+        return set()
+    return {i.endpoint for i in poller.view.instances if i.endpoint}
 
 
 async def discovery(request: web.Request) -> web.Response:
@@ -158,4 +201,5 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def landing(request: web.Request) -> web.Response:
     names = ", ".join(f"<code>{name}</code>" for name in request.app[SCRAPERS]) or "none"
-    return web.Response(text=LANDING.format(version=__version__, targets=names), content_type="text/html")
+    text = LANDING.format(version=__version__, targets=names, metrics=request.app[SERVING].telemetry_path)
+    return web.Response(text=text, content_type="text/html")

@@ -18,7 +18,18 @@ from exporter.assemble import resolve_targets, scheduled_collectors
 from exporter.aws.rds import summary as aws_summary
 from exporter.config import ConfigError, ExporterConfig, config_from_environment, load_config_file
 from exporter.custom import ExtendedQueries
-from exporter.custom.queries_file import load_query_file
+from exporter.custom.queries_file import file_hashsum, load_query_file
+from exporter.flags import (
+    UpstreamFlags,
+    add_flags,
+    apply_flags,
+    dump_maps,
+    read_flags,
+    rename_namespaces,
+    serve_options,
+)
+from exporter.serving import ServeOptions
+from exporter.systemd import NoSocket, inherited_socket
 from exporter.target import Target
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.durations import format_duration
@@ -33,6 +44,7 @@ IMPLIED_AWS = "no aws: section; the targets' rds: blocks are polled with the def
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="pgwarden-exporter",
+        allow_abbrev=False,  # a misspelt flag is an error, never taken for a longer one
         description="Prometheus exporter for PostgreSQL and AWS RDS. Without --config it scrapes the servers in "
         "DATA_SOURCE_NAME (comma-separated DSNs), as postgres_exporter does.",
     )
@@ -53,14 +65,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the queries.yaml queries without master: true in every database, not only the DSN's",
     )
     add_common_flags(parser, program="pgwarden-exporter", version=__version__, listen=":9187")
+    add_flags(parser)
     return parser.parse_args(argv)
 
 
-def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
+def load(args: argparse.Namespace, upstream: UpstreamFlags) -> tuple[ExporterConfig, list[Target]]:
     config = load_config_file(args.config) if args.config else config_from_environment(dict(os.environ))
+    config = apply_flags(config, upstream)
     if args.extend_query_path is not None:
-        queries = load_query_file(args.extend_query_path)
-        extended = ExtendedQueries(args.extend_query_path, queries, args.auto_discover_databases)
+        queries = rename_namespaces(load_query_file(args.extend_query_path), upstream.metric_prefix)
+        extended = ExtendedQueries(
+            args.extend_query_path,
+            queries,
+            args.auto_discover_databases,
+            file_hashsum(args.extend_query_path),
+        )
         config = config.with_extended_queries(extended)
     return config, resolve_targets(config)
 
@@ -88,12 +107,26 @@ def summary(config: ExporterConfig, targets: list[Target]) -> str:
 
 
 async def serve(
-    config: ExporterConfig, targets: list[Target], host: str | None, port: int, web_config: WebConfig
+    config: ExporterConfig,
+    targets: list[Target],
+    host: str | None,
+    port: int,
+    web_config: WebConfig,
+    serving: ServeOptions | None = None,
+    systemd_socket: bool = False,
 ) -> None:
-    app = web_config.apply(make_app(config, targets))
+    app = web_config.apply(make_app(config, targets, serving))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=web_config.ssl_context)
+    site: web.BaseSite
+    if systemd_socket:  # postgres_exporter's --web.systemd-socket: the socket systemd passed on
+        try:
+            site = web.SockSite(runner, inherited_socket(), ssl_context=web_config.ssl_context)
+        except NoSocket as exc:
+            await runner.cleanup()
+            raise ListenError(str(exc)) from None
+    else:
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=web_config.ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -120,7 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:
-        config, targets = load(args)
+        upstream = read_flags(args, os.environ)
+    except ConfigError as exc:
+        return print_config_errors("command line", exc.errors)
+    for warning in upstream.warnings:
+        log.warning(warning)
+    if upstream.dumpmaps:
+        print(dump_maps())
+        return 0
+    try:
+        config, targets = load(args, upstream)
+        serving = serve_options(upstream)
     except ConfigError as exc:
         return print_config_errors(str(args.config or "DATA_SOURCE_NAME"), exc.errors)
     try:
@@ -133,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  web: {web_config.describe()}")
         return 0
     try:
-        asyncio.run(serve(config, targets, host, port, web_config))
+        asyncio.run(serve(config, targets, host, port, web_config, serving, upstream.systemd_socket))
     except ListenError as exc:
         print(str(exc), file=sys.stderr)
         return 1

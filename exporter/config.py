@@ -79,14 +79,14 @@ def load_config_file(path: Path) -> ExporterConfig:
 
 def config_from_environment(env: dict[str, str]) -> ExporterConfig:
     """Zero-config mode, as postgres_exporter: DATA_SOURCE_NAME (comma-separated DSNs), or
-    DATA_SOURCE_URI with DATA_SOURCE_USER[_FILE] and DATA_SOURCE_PASS[_FILE]."""
+    DATA_SOURCE_URI[_FILE] with DATA_SOURCE_USER[_FILE] and DATA_SOURCE_PASS[_FILE]."""
     dsns: list[str] = []
     if env.get("DATA_SOURCE_NAME"):
         dsns = [d.strip() for d in env["DATA_SOURCE_NAME"].split(",") if d.strip()]
-    elif env.get("DATA_SOURCE_URI"):
+    elif uris := _env_or_file(env, "DATA_SOURCE_URI"):
         user = _env_or_file(env, "DATA_SOURCE_USER")
         password = _env_or_file(env, "DATA_SOURCE_PASS")
-        for uri in env["DATA_SOURCE_URI"].split(","):
+        for uri in uris.split(","):
             uri = uri.strip().removeprefix("postgresql://").removeprefix("postgres://")
             extra = {k: v for k, v in (("user", user), ("password", password)) if v}
             dsns.append(make_conninfo(f"postgresql://{uri}", **extra))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-MetricType = Literal["gauge", "counter", "untyped"]
+MetricType = Literal["gauge", "counter", "untyped", "histogram"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -114,11 +114,14 @@ class Exposition:
             entry = self._families[family.name] = (family, [], [])
         return entry
 
-    def add(self, family: Family, labels: str, value: float | int | bool | Decimal | None) -> None:
-        """One sample; `labels` comes from `labels()`. A None value adds nothing (absent, never 0)."""
+    def add(
+        self, family: Family, labels: str, value: float | int | bool | Decimal | None, suffix: str = ""
+    ) -> None:
+        """One sample; `labels` comes from `labels()`. A None value adds nothing (absent, never 0). `suffix`
+        names a histogram's sample (`_bucket`, `_sum`, `_count`)."""
         if value is None:
             return
-        self._entry(family)[1].append(f"{family.name}{labels} {format_value(value)}\n")
+        self._entry(family)[1].append(f"{family.name}{suffix}{labels} {format_value(value)}\n")
 
     def add_column(
         self,

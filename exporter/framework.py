@@ -13,7 +13,14 @@ LAST_DURATION = F(
 LAST_ERROR = F(
     "pg_exporter_last_scrape_error",
     "gauge",
-    "Whether the last scrape failed: server down or a collector failed.",
+    "Whether the last scrape of metrics from PostgreSQL resulted in an error (1 for error, 0 for success).",
+)
+USER_QUERIES_LOAD_ERROR = F(
+    "pg_exporter_user_queries_load_error",
+    "gauge",
+    "Whether the user queries file was loaded and parsed successfully (1 for error, 0 for success).",
+    ("filename", "hashsum"),
+    "no --extend.query-path is given (a file that fails to load stops the start: when present it is 0)",
 )
 SCRAPES = F("pg_exporter_scrapes_total", "counter", "Scrapes of this target since the exporter started.")
 COLLECTOR_DURATION = F(
@@ -58,6 +65,7 @@ FRAMEWORK_FAMILIES = (
     PG_UP,
     LAST_DURATION,
     LAST_ERROR,
+    USER_QUERIES_LOAD_ERROR,
     SCRAPES,
     COLLECTOR_DURATION,
     COLLECTOR_SUCCESS,

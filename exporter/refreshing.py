@@ -32,6 +32,7 @@ class CollectorState:
     success: bool = False  # every database read
     served: bool = False  # rendered: every database, or (per-database collectors) those read
     databases: dict[str, bool] = field(default_factory=dict)  # per-database collectors: which were read
+    unreachable: bool = False  # per-database collectors: a database of the last refresh took no connection
 
     def fresh(self, now: float, ttl: float) -> bool:
         return self.success and ttl > 0 and now - self.refreshed_at < ttl

@@ -15,6 +15,7 @@ from psycopg.pq import TransactionStatus
 
 from exporter.collectors.base import Collector
 from exporter.config import ExporterConfig
+from exporter.custom.collector import is_custom_query
 from exporter.db import DatabaseUnavailable, ServerConnections, ServerInfo, Session
 from exporter.exposition import Exposition, Fragment, escape
 from exporter.framework import (
@@ -29,6 +30,7 @@ from exporter.framework import (
     LAST_ERROR,
     PG_UP,
     SCRAPES,
+    USER_QUERIES_LOAD_ERROR,
 )
 from exporter.refreshing import CollectorState, RenderAsRead, Scheduled, data_age, safe_error
 from exporter.sizes import RelationSizes
@@ -111,7 +113,7 @@ class TargetScraper:
                 lbl = out.labels(COLLECTOR_DURATION.labels, (collector.name,))
                 out.add(COLLECTOR_DURATION, lbl, state.duration)
                 out.add(COLLECTOR_SUCCESS, lbl, 1 if state.success else 0)
-                failed = failed or not state.success
+                failed = failed or fails_the_scrape(collector, state)
                 if state.served:
                     out.add(COLLECTOR_AGE, lbl, age)
                     groups.append(state.fragments)
@@ -126,6 +128,10 @@ class TargetScraper:
         out.add(CONNECTIONS_MAX, plain, counts.budget)
         out.add(LAST_DURATION, plain, time.monotonic() - started)
         out.add(LAST_ERROR, plain, 1 if failed else 0)
+        extended = self.config.extended_queries
+        if extended is not None:  # a file that does not load stops the start: loaded, here
+            labels = out.labels(USER_QUERIES_LOAD_ERROR.labels, (str(extended.path), extended.hashsum))
+            out.add(USER_QUERIES_LOAD_ERROR, labels, 0)
         out.add(SCRAPES, plain, self._scrapes)
         return [f for group in [out.fragments(), *groups] for f in group]
 
@@ -247,6 +253,7 @@ class TargetScraper:
             results: list[tuple[str, Any]] = []
             errors = [] if listing_error is None else [f"listing databases: {safe_error(listing_error)}"]
             state.databases = {}
+            state.unreachable = False
             for db, visit in visits.items():
                 if c.name not in visit:  # a database this collector does not fetch from
                     continue
@@ -255,6 +262,7 @@ class TargetScraper:
                     results.append((db, result))
                 elif db not in gone:  # dropped, or closed to connections, since the listing: not a failure
                     errors.append(f"{db}: {self._describe(c, result)}")
+                    state.unreachable = state.unreachable or isinstance(result, DatabaseUnavailable)
                 else:
                     continue
                 state.databases[db] = not isinstance(result, BaseException)
@@ -335,7 +343,8 @@ class TargetScraper:
             out = Exposition(const_labels)
             if served:
                 collector.render(out, results)
-            state.fragments = out.fragments()
+            excluded = collector.options.exclude_families
+            state.fragments = [f for f in out.fragments() if f.name not in excluded]
         except Exception as exc:  # a failing collector never fails the scrape
             state.fragments, served = [], False
             errors = [*errors, safe_error(exc)]
@@ -380,6 +389,14 @@ class TargetScraper:
         include = set(rules.include)
         exclude = set(rules.exclude) | (set(ALWAYS_EXCLUDED_DATABASES) - include)
         return [n for n in names if (not include or n in include) and n not in exclude]
+
+
+def fails_the_scrape(collector: Collector[Any, Any], state: CollectorState) -> bool:
+    """Whether the collector's last refresh sets pg_exporter_last_scrape_error, as in postgres_exporter: a
+    custom query that failed (its queries.yaml namespaces are what that metric reports on), or a database that
+    took no connection (its auto-discovered DSNs). A built-in collector failing reports only
+    pg_scrape_collector_success 0, as postgres_exporter's collectors do."""
+    return (is_custom_query(collector) and not state.success) or state.unreachable
 
 
 def _unreachable(results: Iterable[Any]) -> bool:

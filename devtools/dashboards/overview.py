@@ -147,11 +147,11 @@ OVERVIEW = Dashboard(
             "Replication slots",
             [
                 top(
-                    f"max by (target, slot_name, slot_type, wal_status) (pg_replication_slot_wal_status{{{T}}})",
+                    f"max by (target, slot_name, slot_type, wal_status) (pg_replication_slots_wal_status{{{T}}})",
                     "{{target}} {{slot_name}} {{wal_status}}",
                 ),
                 top(
-                    f"max by (target, slot_name, slot_type) (pg_replication_slot_slot_is_active{{{T}}})",
+                    f"max by (target, slot_name, slot_type) (pg_replication_slots_slot_is_active{{{T}}})",
                     "{{target}} {{slot_name}} active",
                 ),
             ],

@@ -83,6 +83,7 @@ class Instance:
     source_identifier: str = ""  # the source of a read replica (an ARN when it is in another region)
     ca_certificate_identifier: str = ""
     ca_valid_until: float | None = None
+    endpoint: str = ""  # the instance's host name (Endpoint.Address): /probe's `discovered_rds` allowlist
     performance_insights: bool = False
     pending_values: tuple[tuple[str, str], ...] = ()  # PendingModifiedValues: (field, value) each
     parameter_groups: tuple[tuple[str, str], ...] = ()  # (name, ParameterApplyStatus) each
@@ -205,6 +206,7 @@ def _instance(
         source_identifier=raw.get("ReadReplicaSourceDBInstanceIdentifier", ""),
         ca_certificate_identifier=raw.get("CACertificateIdentifier", ""),
         ca_valid_until=_unix(certificate.get("ValidTill")),
+        endpoint=str((raw.get("Endpoint") or {}).get("Address", "")).lower(),
         performance_insights=bool(raw.get("PerformanceInsightsEnabled", False)),
         pending_values=pending_values(raw.get("PendingModifiedValues") or {}),
         parameter_groups=tuple(

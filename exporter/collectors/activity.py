@@ -86,14 +86,25 @@ class Activity(NamedTuple):
     autovacuum: list[Autovacuum]
 
 
+# postgres_exporter's query (collector/pg_stat_activity.go): a series for every database (templates included)
+# and each of the six states, 0 where no backend is in it, so an idle database has its series too; backends
+# without a database (background workers) or a state are left out, and so is the exporter's own connection.
+STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call",
+          "disabled")  # fmt: skip
 _GROUPS_SQL = """
-SELECT coalesce(datname, '') AS datname, coalesce(state, '') AS state, coalesce(usename, '') AS usename,
-       coalesce(application_name, '') AS application_name, coalesce(backend_type, '') AS backend_type,
-       coalesce(wait_event_type, '') AS wait_event_type, coalesce(wait_event, '') AS wait_event,
-       count(*)::int8 AS backends,
-       coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS max_tx_duration
-FROM pg_stat_activity
-GROUP BY 1, 2, 3, 4, 5, 6, 7
+SELECT d.datname, s.state, coalesce(a.usename, '') AS usename,
+       coalesce(a.application_name, '') AS application_name, coalesce(a.backend_type, '') AS backend_type,
+       coalesce(a.wait_event_type, '') AS wait_event_type, coalesce(a.wait_event, '') AS wait_event,
+       coalesce(a.backends, 0)::int8 AS backends, coalesce(a.max_tx_duration, 0)::float8 AS max_tx_duration
+FROM unnest(%s::text[]) AS s(state)
+CROSS JOIN pg_database d
+LEFT JOIN (
+    SELECT datname, state, usename, application_name, backend_type, wait_event_type, wait_event,
+           count(*) AS backends, max(extract(epoch FROM now() - xact_start))::float8 AS max_tx_duration
+    FROM pg_stat_activity
+    WHERE pid <> pg_backend_pid()
+    GROUP BY datname, state, usename, application_name, backend_type, wait_event_type, wait_event
+) a ON a.state = s.state AND a.datname = d.datname
 """
 _OLDEST_SQL = """
 SELECT d.datname, st.state,
@@ -143,7 +154,7 @@ class ActivityCollector(Collector[Activity, ActivityOptions]):
 
     async def fetch(self, session: Session) -> Activity:
         return Activity(
-            await session.typed(Group, _GROUPS_SQL),
+            await session.typed(Group, _GROUPS_SQL, (list(STATES),)),
             await session.typed(Oldest, _OLDEST_SQL),
             await session.typed(LongRunning, _LONG_SQL, (list(self.options.long_running_thresholds),)),
             (await session.typed(Ratio, _RATIO_SQL))[0].ratio,

@@ -54,6 +54,10 @@ COLUMNS: tuple[Column, ...] = (
            cast="float8"),
     Column("active_time", counter(P + "active_time", "Time spent executing statements, in milliseconds."),
            140000, cast="float8"),
+    # postgres_exporter main's name and unit for the same column
+    Column("active_time", counter(P + "active_time_seconds_total",
+                                  "Time spent executing SQL statements in this database, in seconds"),
+           140000, scale=0.001, cast="float8"),
     Column("idle_in_transaction_time",
            counter(P + "idle_in_transaction_time", "Time spent idle in transaction, in milliseconds."),
            140000, cast="float8"),

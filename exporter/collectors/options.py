@@ -17,6 +17,15 @@ class CollectorOptions(StrictModel):
     enabled: bool = True
     timeout: Duration | None = None
     ttl: Duration | None = None
+    # families of this collector left out of its output (postgres_exporter's collectors split ours: its
+    # --no-collector.stat_replication drops the replication collector's pg_stat_replication_* families)
+    exclude_families: tuple[str, ...] = ()
+
+
+class OffByDefault(CollectorOptions):
+    """The options of a collector postgres_exporter has off by default (`--collector.<name>` turns it on)."""
+
+    enabled: bool = False
 
 
 class CollectorDefaults(StrictModel):

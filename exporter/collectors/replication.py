@@ -10,7 +10,9 @@ from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
-STANDBY_LABELS = ("application_name", "client_addr", "state", "slot_name")
+# postgres_exporter's labels: main added `pid` (two connections of one standby differ by it alone); its
+# client_addr is the address as text (`inet::text`: with its mask, 10.0.0.5/32)
+STANDBY_LABELS = ("application_name", "client_addr", "state", "slot_name", "pid")
 NO_STANDBY = "no standby is streaming from this server"
 
 LAG = gauge("pg_replication_lag_seconds", "Replication lag behind the primary in seconds (0 on a primary).")
@@ -50,6 +52,7 @@ class Standby(NamedTuple):
     client_addr: str
     state: str
     slot_name: str
+    pid: int
     lsn_diff: float | None
     current_lsn_bytes: float | None
     replay_lag: float | None
@@ -69,15 +72,16 @@ SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
        greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp()))::float8 AS last_replay_seconds
 """
 _STANDBYS_SQL = """
-SELECT coalesce(r.application_name, '') AS application_name, coalesce(host(r.client_addr), '') AS client_addr,
-       coalesce(r.state, '') AS state, coalesce(s.slot_name, '') AS slot_name,
-       CASE WHEN pg_is_in_recovery() THEN NULL
-            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn) END::float8 AS lsn_diff,
-       CASE WHEN pg_is_in_recovery() THEN NULL
-            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END::float8 AS current_lsn_bytes,
+SELECT coalesce(r.application_name, '') AS application_name, coalesce(r.client_addr::text, '') AS client_addr,
+       coalesce(r.state, '') AS state, coalesce(s.slot_name::text, '') AS slot_name, r.pid,
+       pg_wal_lsn_diff(w.lsn, r.replay_lsn)::float8 AS lsn_diff,
+       pg_wal_lsn_diff(w.lsn, '0/0')::float8 AS current_lsn_bytes,
        extract(epoch FROM r.replay_lag)::float8 AS replay_lag
 FROM pg_stat_replication r
 LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
+-- as postgres_exporter: a cascading standby measures from the WAL it received
+CROSS JOIN (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END
+            AS lsn) w
 """
 
 
@@ -100,7 +104,9 @@ class ReplicationCollector(Collector[Replication, CollectorOptions]):
             out.add(IS_REPLICA, plain, recovery.is_replica)
             out.add(LAST_REPLAY, plain, recovery.last_replay_seconds)
             for s in standbys:
-                lbl = out.labels(STANDBY_LABELS, (s.application_name, s.client_addr, s.state, s.slot_name))
+                lbl = out.labels(
+                    STANDBY_LABELS, (s.application_name, s.client_addr, s.state, s.slot_name, s.pid)
+                )
                 out.add(LSN_DIFF, lbl, s.lsn_diff)
                 out.add(CURRENT_LSN_BYTES, lbl, s.current_lsn_bytes)
                 out.add(REPLAY_LAG, lbl, s.replay_lag)

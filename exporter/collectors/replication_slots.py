@@ -10,8 +10,7 @@ from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
 
-P = "pg_replication_slots_"  # postgres_exporter's old queries.yaml names
-UPSTREAM = "pg_replication_slot_"  # its collector/pg_replication_slot.go names
+P = "pg_replication_slots_"  # postgres_exporter 0.20's collector/pg_replication_slots.go names (all of them)
 LABELS = ("slot_name", "database")
 SLOT_LABELS = ("slot_name", "slot_type")
 
@@ -23,28 +22,26 @@ RETAINED = gauge(
     "no slot exists, or none has reserved WAL",
 )
 CURRENT_LSN = gauge(
-    UPSTREAM + "slot_current_wal_lsn",
+    P + "slot_current_wal_lsn",
     "The server's current WAL position (on a standby: last received), in bytes.",
     SLOT_LABELS,
     "no slot exists",
 )
 CONFIRMED_FLUSH = gauge(
-    UPSTREAM + "slot_confirmed_flush_lsn",
+    P + "slot_confirmed_flush_lsn",
     "Last WAL position the slot's consumer confirmed (0 for a physical slot), in bytes; only while active.",
     SLOT_LABELS,
     "no slot is active",
 )
-IS_ACTIVE = gauge(
-    UPSTREAM + "slot_is_active", "1 when the slot is in use, else 0.", SLOT_LABELS, "no slot exists"
-)
+IS_ACTIVE = gauge(P + "slot_is_active", "1 when the slot is in use, else 0.", SLOT_LABELS, "no slot exists")
 SAFE_WAL = gauge(
-    UPSTREAM + "safe_wal_size_bytes",
+    P + "safe_wal_size_bytes",
     "Bytes of WAL that can still be written before the slot is in danger of being lost.",
     SLOT_LABELS,
     "no slot exists, or max_slot_wal_keep_size is -1 (no limit)",
 )
 WAL_STATUS = gauge(
-    UPSTREAM + "wal_status",
+    P + "wal_status",
     "1, labelled with the availability of the WAL the slot claims (reserved, extended, unreserved, lost).",
     (*SLOT_LABELS, "wal_status"),
     "no slot exists, or none has reserved WAL",

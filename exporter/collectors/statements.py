@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
@@ -30,6 +30,13 @@ QUERY = gauge(
     "The statement's normalised text (collectors.statements.include_query); 1.",
     (*LABELS, "query"),
     "collectors.statements.include_query is off (the default)",
+)
+QUERY_ID = counter(
+    P + "query_id",
+    "SQL Query to queryid mapping",
+    ("queryid", "query"),
+    "collectors.statements.include_query is off (the default; postgres_exporter's "
+    "--collector.stat_statements.include_query)",
 )
 _BLOCKS = {"hit": "found in the buffer cache", "read": "read", "dirtied": "dirtied", "written": "written"}
 # Block and WAL counters by their pg_stat_statements column names; WAL and planning from PostgreSQL 13. The
@@ -63,7 +70,11 @@ VALUE_FAMILIES = (CALLS, SECONDS, ROWS, READ, WRITE, MEAN, MAX, *IO_FAMILIES)
 
 class StatementsOptions(CollectorOptions):
     include_query: bool = False
-    query_max_length: int = Field(default=200, ge=16)
+    query_max_length: int = Field(default=200, ge=1)
+    exclude_databases: tuple[
+        str, ...
+    ] = ()  # postgres_exporter's --collector.stat_statements.exclude_databases
+    exclude_users: tuple[str, ...] = ()
 
 
 class Statement(NamedTuple):
@@ -96,7 +107,9 @@ class Statement(NamedTuple):
     query: str | None  # only with include_query
 
 
-def statements_sql(version_num: int, top_n: int, include_query: bool, query_length: int) -> str:
+def statements_sql(
+    version_num: int, top_n: int, include_query: bool, query_length: int, excluding: bool = False
+) -> str:
     """The query for this server version: columns were renamed in 13 (exec_time) and 17 (shared_blk_*)."""
     if version_num >= 170000:
         total, maximum, read, write = (
@@ -122,6 +135,13 @@ def statements_sql(version_num: int, top_n: int, include_query: bool, query_leng
     io_columns = "".join(f"t.{c}::int8 AS {c}, " for c, _ in IO_COUNTERS)
     query = f", left(min(s.query), {int(query_length)}) AS query" if include_query else ""
     query_column = "t.query" if include_query else "NULL::text"
+    # the excluded databases' and users' names (parameters 2 and 3), as postgres_exporter's options
+    exclusions = (
+        "\n    AND s.dbid NOT IN (SELECT oid FROM pg_database WHERE datname = ANY(%s))"
+        "\n    AND s.userid NOT IN (SELECT oid FROM pg_roles WHERE rolname = ANY(%s))"
+        if excluding
+        else ""
+    )
     # Rows differ by toplevel (13+) for the same (userid, dbid, queryid): sum them into one series. Grouping
     # and ranking on the numeric keys (float8 sums: numeric ones cost more), and naming only the top N,
     # costs a third of grouping by the names.
@@ -132,7 +152,7 @@ WITH grouped AS (
          sum(s.{read}) AS read, sum(s.{write}) AS write, max(s.{maximum}) AS maximum,
          {io_sums}{query}
   FROM pg_stat_statements(%s) s
-  WHERE s.queryid IS NOT NULL
+  WHERE s.queryid IS NOT NULL{exclusions}
   GROUP BY s.userid, s.dbid, s.queryid
 ), top AS (
   SELECT * FROM grouped ORDER BY total DESC {cap_clause(top_n)}
@@ -157,7 +177,7 @@ class StatementsCollector(Collector[list[Statement], StatementsOptions]):
     default_ttl = 30.0
     source = "pg_stat_statements (in the DSN's database)"
     options_model = StatementsOptions
-    families = (*with_labels(LABELS, *VALUE_FAMILIES), QUERY)
+    families = (*with_labels(LABELS, *VALUE_FAMILIES), QUERY, QUERY_ID)
     _missing_reported = False
 
     async def fetch(self, session: Session) -> list[Statement]:
@@ -172,13 +192,19 @@ class StatementsCollector(Collector[list[Statement], StatementsOptions]):
                     extra={"datname": session.datname},
                 )
             return []
+        options = self.options
+        excluding = bool(options.exclude_databases or options.exclude_users)
         sql = statements_sql(
             session.server.version_num,
             self.limits.statements_top_n,
-            self.options.include_query,
-            self.options.query_max_length,
+            options.include_query,
+            options.query_max_length,
+            excluding,
         )
-        return await session.typed(Statement, sql, (self.options.include_query,))
+        params: tuple[Any, ...] = (options.include_query,)
+        if excluding:
+            params += (list(options.exclude_databases), list(options.exclude_users))
+        return await session.typed(Statement, sql, params)
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Statement]]]) -> None:
         for datname, rows in results:
@@ -195,6 +221,10 @@ class StatementsCollector(Collector[list[Statement], StatementsOptions]):
                 out.add_column(family, labels, [value(r) for r in rows], integers=True)
             out.add_column(PLAN_SECONDS, labels, [r.plan_seconds for r in rows])
             if self.options.include_query:
+                seen: set[str] = set()
                 for r in rows:
                     out.add(QUERY, out.labels(QUERY.labels, (r.user, r.datname, r.queryid, r.query)), 1)
+                    if r.queryid not in seen:  # postgres_exporter's: one per queryid, the first row's text
+                        seen.add(r.queryid)
+                        out.add(QUERY_ID, out.labels(QUERY_ID.labels, (r.queryid, r.query)), 1)
             render_cut(out, self.name, datname, rows[0].total if rows else 0, len(rows))

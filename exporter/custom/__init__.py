@@ -29,6 +29,7 @@ class ExtendedQueries:
     path: Path
     file: QueryFile
     auto_discover: bool = False
+    hashsum: str = ""  # the file's SHA-256, for pg_exporter_user_queries_load_error
 
 
 def custom_collectors(

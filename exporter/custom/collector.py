@@ -1,8 +1,10 @@
 """Custom queries as collectors: one `custom:<name>` collector per query of queries.yaml or `custom_queries:`.
 
-Both kinds run their statement the same way: in a read-only transaction with its own statement_timeout, one
-statement only (the extended protocol refuses `COMMIT; DELETE ...`), every column read as lib/pq reads it
-(see `values`). A query that fails, returns duplicate series or lacks a declared column fails its collector
+Both kinds run their statement the same way: as postgres_exporter runs it, committed and not read-only (query
+sets call monitoring functions that keep state, a settings checksum baseline written on first call), in a
+transaction of its own with its own statement_timeout, one statement only (the extended protocol refuses
+`COMMIT; DELETE ...`), every column read as lib/pq reads it (see `values`). The exporter's own collectors are
+plain SELECTs of statistics views and functions. A query that fails, returns duplicate series or lacks a declared column fails its collector
 (`pg_scrape_collector_success{collector="custom:<name>"} 0`), never the scrape.
 """
 
@@ -35,13 +37,14 @@ class CustomQueryError(Exception):
     """A custom query's result cannot be rendered (a missing column, a duplicate series, not a number)."""
 
 
-async def read_only_rows(
+async def query_rows(
     session: Session, sql: str, statement_timeout: float
 ) -> tuple[tuple[str, ...], list[Any]]:
-    """Run `sql` alone in a read-only transaction with its `statement_timeout` (seconds), then roll back."""
+    """Run `sql` alone in a transaction of its own with its `statement_timeout` (seconds), and commit it: what
+    it writes stays, as under postgres_exporter (on a standby a write fails as it does there)."""
     conn = session.conn
     ms = max(1, int(statement_timeout * 1000))
-    await conn.execute(f"BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}".encode())
+    await conn.execute(f"BEGIN; SET LOCAL statement_timeout = {ms}".encode())
     try:
         async with conn.cursor(binary=False) as cur:
             load_as_text(cur.adapters)
@@ -52,7 +55,7 @@ async def read_only_rows(
         with contextlib.suppress(psycopg.Error):
             await conn.execute(b"ROLLBACK")
         raise
-    await conn.execute(b"ROLLBACK")
+    await conn.execute(b"COMMIT")
     return columns, rows
 
 
@@ -73,8 +76,13 @@ class _QueryCollector(Collector[QueryResult, CollectorOptions]):
         return self.database_names or visited
 
     async def fetch(self, session: Session) -> QueryResult:
-        columns, rows = await read_only_rows(session, self.sql, self.timeout)
+        columns, rows = await query_rows(session, self.sql, self.timeout)
         return QueryResult(columns, rows, fingerprint(session))
+
+
+def is_custom_query(collector: Collector[Any, Any]) -> bool:
+    """Whether the collector runs a query of queries.yaml or `custom_queries:`."""
+    return isinstance(collector, _QueryCollector)
 
 
 class _Series:

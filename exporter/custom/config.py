@@ -56,7 +56,7 @@ class CustomMetric(StrictModel):
 
 
 class CustomQuery(StrictModel):
-    """One statement, run read-only with its timeout; a collector named `custom:<name>`."""
+    """One statement, run (and committed) with its timeout; a collector named `custom:<name>`."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     sql: str = Field(min_length=1)

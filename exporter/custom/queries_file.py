@@ -7,6 +7,7 @@ silently drops something (an unknown usage, a misspelt key), this is an error na
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +92,14 @@ def load_query_file(path: Path) -> QueryFile:
         return validate_document(QueryFile, data)
     except ConfigError as exc:
         raise ConfigError([f"{path}: {line}" for line in exc.errors]) from None
+
+
+def file_hashsum(path: Path) -> str:
+    """The file's SHA-256 in hex: pg_exporter_user_queries_load_error's `hashsum`, as postgres_exporter gives it."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 # runonserver: blang/semver ranges as postgres_exporter parses them: comparisons joined by spaces (and) and

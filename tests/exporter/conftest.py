@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
@@ -97,3 +99,30 @@ def scratch_table(pg_server: PostgresServer, databases: tuple[str, str]) -> Iter
 @pytest.fixture(scope="session")
 def monitor_role() -> str:
     return MONITOR_ROLE
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (a hung server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(sock.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    for conn in accepted:
+        conn.close()
+    sock.close()

@@ -6,15 +6,11 @@ import asyncio
 import gzip
 import re
 import shutil
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -42,33 +38,6 @@ async def get_metrics(client: TestClient[web.Request, web.Application], path: st
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return Samples(await resp.text())
-
-
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a hung server)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(sock.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    for conn in accepted:
-        conn.close()
-    sock.close()
 
 
 async def test_metrics_single_target_has_no_target_label(

@@ -36,6 +36,28 @@ async def test_long_running_query_is_counted_and_aged(
     assert ratio is not None and 0 < ratio < 1
 
 
+async def test_every_database_and_state_has_a_series_as_upstream_builds_them(
+    scraper_factory: Callable[..., Scraper],
+) -> None:
+    """postgres_exporter's series identity: every (database, state) pair, 0 when no backend is in it, so
+    `sum by (datname) (pg_stat_activity_count)` sees an idle database; background workers (no database) and
+    the exporter's own connection are not counted."""
+    # the per-database collectors stay in the DSN's database: no connection of the exporter's is in DB_B
+    samples = await scraper_factory(target={"databases": {"include": ["postgres"]}}).scrape()
+    states = ("active", "idle", "idle in transaction", "idle in transaction (aborted)",
+              "fastpath function call", "disabled")  # fmt: skip
+    for datname in (DB_B, "template0", "template1"):
+        for state in states:
+            found = samples.all("pg_stat_activity_count", datname=datname, state=state)
+            assert [v for _, v in found] == [0], (datname, state)
+            empty = {"usename": "", "application_name": "", "backend_type": "", "wait_event": ""}
+            assert all(labels[k] == v for k, v in empty.items() for labels, _ in found)
+            assert samples.get("pg_stat_activity_max_tx_duration", datname=datname, state=state) == 0
+    every = samples.all("pg_stat_activity_count")
+    assert {labels["state"] for labels, _ in every} == set(states)
+    assert all(labels["datname"] for labels, _ in every)  # no series for backends without a database
+
+
 @pytest.fixture
 def autovacuumed_table(pg_server: PostgresServer, scratch_table: ScratchTable) -> Iterator[str]:
     """A table autovacuum picks at once and works on slowly (cost delay), with autovacuum waking every second."""

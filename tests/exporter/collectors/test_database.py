@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+import pytest
 
 from devtools.pgserver import PostgresServer
 from tests.exporter.conftest import DB_A, DB_B
@@ -63,6 +64,10 @@ async def test_database_counters_sizes_and_deadlocks(
     assert after.get("pg_stat_database_conflicts_confl_lock", datname=DB_A) == 0
     if int(pg_server.execute("SHOW server_version_num")[0][0]) >= 140000:
         assert after.get("pg_stat_database_sessions", datname=DB_A) is not None
+        # postgres_exporter main's seconds beside the milliseconds of the same column
+        milliseconds = after.get("pg_stat_database_active_time", datname=DB_A)
+        seconds = after.get("pg_stat_database_active_time_seconds_total", datname=DB_A)
+        assert milliseconds is not None and seconds == pytest.approx(milliseconds / 1000)
 
 
 async def test_database_connection_limit(

@@ -24,7 +24,9 @@ async def test_streaming_standby_from_the_primary_and_the_standby(
     before = pg_server.execute(CURRENT_LSN)[0][0]
     samples = await scraper_factory().scrape()
     after = pg_server.execute(CURRENT_LSN)[0][0]
-    row = {"slot_name": STANDBY_SLOT, "state": "streaming", "client_addr": "127.0.0.1"}
+    # postgres_exporter's labels: the address as inet::text (with its mask), and the WAL sender's pid
+    pid = pg_server.execute("SELECT pid::text FROM pg_stat_replication WHERE state = 'streaming'")[0][0]
+    row = {"slot_name": STANDBY_SLOT, "state": "streaming", "client_addr": "127.0.0.1/32", "pid": pid}
     current = samples.get("pg_stat_replication_pg_current_wal_lsn_bytes", **row)
     assert current is not None and before <= current <= after
     behind = samples.get("pg_stat_replication_pg_wal_lsn_diff", **row)

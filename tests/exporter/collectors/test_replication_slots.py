@@ -8,8 +8,8 @@ from devtools.pgserver import PostgresServer
 from tests.exporter.collectors.conftest import STANDBY_SLOT
 from tests.exporter.helpers import Scraper, server_setting
 
-P = "pg_replication_slots_"  # postgres_exporter's queries.yaml names
-U = "pg_replication_slot_"  # its collector's names
+P = "pg_replication_slots_"  # postgres_exporter 0.20's names: pg_replication_slot_* were renamed
+U = P  # the slot_type-labelled families, pg_replication_slot_* before 0.20
 CURRENT_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8"
 
 
@@ -53,5 +53,6 @@ async def test_the_slot_a_standby_streams_through(
     # WAL written between the scrape and the read shrinks it: within one segment
     assert got is not None and safe is not None and abs(got - safe) <= 16 * 1024 * 1024
     assert samples.get(U + "wal_status", **slot, wal_status="reserved") == 1
+    assert not [n for n in samples.names() if n.startswith("pg_replication_slot_")]  # the pre-0.20 names
     on_standby = await scraper_factory(standby.dsn()).scrape()
     assert not [n for n in on_standby.names() if n.startswith(P)]  # a standby has no slot of its own

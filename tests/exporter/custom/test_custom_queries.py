@@ -1,4 +1,4 @@
-"""pgwarden's own `custom_queries:` against the real server: metrics, databases, read-only, failures, TTL."""
+"""pgwarden's own `custom_queries:` against the real server: metrics, databases, writes, failures, TTL."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ async def test_declared_metrics_with_their_labels(
     scraper = scraper_factory(pg_server.dsn(APP_DB), custom_queries=[JOB_QUEUE])
     samples = await scraper.scrape()
     assert success(samples, "job_queue") == 1
+    assert samples.get("pg_exporter_last_scrape_error") == 0
     assert samples.get("app_job_queue_depth", queue="mail") == 2
     assert samples.get("app_job_queue_depth", queue='re"port\\s') == 1
     assert samples.get("app_job_queue_cost_max", queue="mail") == 10.5
@@ -70,17 +71,47 @@ async def test_databases_listed_or_all_carry_datname(
     assert "template1" not in found
 
 
-async def test_writes_and_several_statements_are_refused(
+# A monitoring function that keeps state, as widely used query sets have: it writes a checksum baseline of the
+# settings on its first call and reports how many baselines it holds (1 from then on).
+BASELINE_FUNCTION = """
+CREATE TABLE settings_baseline (checksum text);
+CREATE FUNCTION settings_baseline() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM settings_baseline) THEN
+    INSERT INTO settings_baseline SELECT md5(string_agg(name || '=' || setting, ',' ORDER BY name)) FROM pg_settings;
+  END IF;
+  RETURN (SELECT count(*) FROM settings_baseline);
+END $$;
+"""
+
+
+async def test_writes_are_committed_and_several_statements_refused(
     scraper_factory: Callable[..., Scraper], pg_server: PostgresServer, custom_databases: tuple[str, str]
 ) -> None:
-    writes = query("writes", "INSERT INTO jobs (queue) VALUES ('written') RETURNING 1 AS value")
-    escapes = query("escapes", "COMMIT; CREATE TABLE escaped (value int)")
-    settles = query("settles", "SELECT count(*) AS value FROM jobs")
-    samples = await scraper_factory(pg_server.dsn(APP_DB), custom_queries=[writes, escapes, settles]).scrape()
-    assert success(samples, "writes") == 0 and success(samples, "escapes") == 0
-    assert success(samples, "settles") == 1 and samples.get("settles_value") == 4
-    assert pg_server.execute("SELECT count(*) FROM jobs WHERE queue = 'written'", dbname=APP_DB) == [(0,)]
-    assert pg_server.execute("SELECT to_regclass('escaped') IS NULL", dbname=APP_DB) == [(True,)]
+    """Custom queries run as postgres_exporter runs them, not read-only: a function writing its baseline on the
+    first call works, and what a query writes is committed. One statement only, still."""
+    pg_server.execute(BASELINE_FUNCTION, dbname=APP_DB)
+    try:
+        baseline = query("baseline", "SELECT settings_baseline() AS value")
+        writes = query("writes", "INSERT INTO jobs (queue) VALUES ('written') RETURNING 1 AS value")
+        escapes = query("escapes", "COMMIT; CREATE TABLE escaped (value int)")
+        scraper = scraper_factory(pg_server.dsn(APP_DB), custom_queries=[baseline, writes, escapes])
+        samples = await scraper.scrape()
+        assert success(samples, "baseline") == 1 and samples.get("baseline_value") == 1
+        assert success(samples, "writes") == 1 and samples.get("writes_value") == 1
+        assert success(samples, "escapes") == 0
+        assert pg_server.execute("SELECT count(*) FROM settings_baseline", dbname=APP_DB) == [(1,)]
+        assert pg_server.execute("SELECT count(*) FROM jobs WHERE queue = 'written'", dbname=APP_DB) == [(1,)]
+        assert pg_server.execute("SELECT to_regclass('escaped') IS NULL", dbname=APP_DB) == [(True,)]
+        again = await scraper.scrape()  # the baseline is kept, not written twice
+        assert success(again, "baseline") == 1 and again.get("baseline_value") == 1
+        assert pg_server.execute("SELECT count(*) FROM settings_baseline", dbname=APP_DB) == [(1,)]
+    finally:
+        pg_server.execute(
+            "DELETE FROM jobs WHERE queue = 'written'; DROP FUNCTION settings_baseline(); "
+            "DROP TABLE settings_baseline",
+            dbname=APP_DB,
+        )
 
 
 async def test_failing_queries_fail_only_their_collector(
@@ -103,6 +134,7 @@ async def test_failing_queries_fail_only_their_collector(
             assert samples.all(f"{name}_value") == []
         assert success(samples, "fine") == 1 and samples.get("fine_value") == 3
         assert samples.get("pg_scrape_collector_success", collector="database") == 1
+        assert samples.get("pg_exporter_last_scrape_error") == 1  # as postgres_exporter: a query failed
 
 
 async def test_ttl_serves_the_cached_result(

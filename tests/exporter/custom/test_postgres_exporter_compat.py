@@ -130,14 +130,20 @@ def test_queries_file_renders_as_postgres_exporter_renders_it(
     path = tmp_path / "queries.yaml"
     path.write_text(QUERIES)
     dsn = pg_server.dsn(custom_databases[0])
+    scrape_outcome = ("pg_exporter_user_queries_load_error", "pg_exporter_last_scrape_error")
     with postgres_exporter(dsn, path, tmp_path / "pe.log") as reference:
-        theirs = families(reference.scrape(), ("app_",))
+        reference_body = reference.scrape()
+        theirs = families(reference_body, ("app_",))
     env = clean_env(DATA_SOURCE_NAME=dsn)
     with running_exporter(tmp_path, "--extend.query-path", str(path), env=env) as exporter:
         status, _, body = exporter.get("/metrics")
     assert status == 200
     ours = families(body, ("app_",))
     assert_same(ours, theirs)
+    # the file loaded (filename and SHA-256 as postgres_exporter gives them), and app_broken's failure is the
+    # scrape's error on both
+    assert_same(families(body, scrape_outcome), families(reference_body, scrape_outcome))
+    assert families(body, scrape_outcome)["pg_exporter_last_scrape_error"][2] == {frozenset(): 1}
     # what the comparison covers, so that it cannot pass on two empty expositions
     assert theirs["app_jobs_depth"][0:2] == ("gauge", "Jobs waiting")
     assert theirs["app_jobs_wait_milliseconds"][0] == "gauge"

@@ -1,0 +1,69 @@
+"""pg_buffercache_summary() (the pg_buffercache extension, PostgreSQL 16+): how the shared buffers are used.
+
+postgres_exporter's `buffercache_summary` collector, off by default as there. Without the extension in the
+DSN's database, or before PostgreSQL 16, there is no sample and no failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from exporter.collectors.base import Collector, add_samples, gauge
+from exporter.collectors.options import OffByDefault
+from exporter.db import Session
+from exporter.exposition import Exposition
+
+P = "pg_buffercache_summary_"
+ABSENT = "the pg_buffercache extension is not installed in the DSN's database, or PostgreSQL is older than 16"
+# postgres_exporter's names and help texts (its collector/pg_buffercache_summary.go), in Summary's field order
+FAMILIES = (
+    gauge(P + "buffers_used", "Number of used shared buffers", absent_when=ABSENT),
+    gauge(P + "buffers_unused", "Number of unused shared buffers", absent_when=ABSENT),
+    gauge(P + "buffers_dirty", "Number of dirty shared buffers", absent_when=ABSENT),
+    gauge(P + "buffers_pinned", "Number of pinned shared buffers", absent_when=ABSENT),
+    gauge(P + "usagecount_avg", "Average usage count of used shared buffers", absent_when=ABSENT),
+)
+PG16 = 160000
+
+
+class Summary(NamedTuple):
+    buffers_used: int
+    buffers_unused: int
+    buffers_dirty: int
+    buffers_pinned: int
+    usagecount_avg: float
+
+
+# The extension's schema is wherever it was created: found through pg_extension, the function called there.
+_SCHEMA_SQL = """
+SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'pg_buffercache'
+"""
+_SQL = """
+SELECT coalesce(buffers_used, 0)::int8 AS buffers_used, coalesce(buffers_unused, 0)::int8 AS buffers_unused,
+       coalesce(buffers_dirty, 0)::int8 AS buffers_dirty, coalesce(buffers_pinned, 0)::int8 AS buffers_pinned,
+       coalesce(usagecount_avg, 0)::float8 AS usagecount_avg
+FROM {schema}.pg_buffercache_summary()
+"""
+
+
+class BuffercacheSummaryCollector(Collector[list[Summary], OffByDefault]):
+    name = "buffercache_summary"
+    source = "pg_buffercache_summary() (extension pg_buffercache, PostgreSQL 16+)"
+    options_model = OffByDefault
+    families = FAMILIES
+
+    async def fetch(self, session: Session) -> list[Summary]:
+        if session.server.version_num < PG16:
+            return []
+        found = await session.rows(_SCHEMA_SQL, binary=False)
+        if not found:
+            return []
+        return await session.typed(Summary, _SQL.format(schema=found[0][0]))
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[Summary]]]) -> None:
+        plain = out.labels((), ())
+        for _, rows in results:
+            for row in rows:
+                add_samples(out, plain, self.families, row)

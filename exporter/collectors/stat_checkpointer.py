@@ -1,0 +1,69 @@
+"""pg_stat_checkpointer (PostgreSQL 17+) as postgres_exporter's `stat_checkpointer` collector names it.
+
+Off by default, as upstream: the checkpoint counters are also the bgwriter collector's pg_stat_bgwriter_*
+families on every version. On a server before 17 the view does not exist: no sample, and no failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporter.collectors.base import (
+    Collector,
+    Column,
+    ColumnTable,
+    counter,
+    fetch_table,
+    render_table,
+    select_list,
+)
+from exporter.collectors.bgwriter import PG17, ServerWide
+from exporter.collectors.options import OffByDefault
+from exporter.db import Session
+from exporter.exposition import Exposition
+
+P = "pg_stat_checkpointer_"
+ONLY_17 = "the server is older than PostgreSQL 17 (no pg_stat_checkpointer)"
+
+
+def _c(column: str, name: str, help_text: str, cast: str = "int8") -> Column:
+    return Column(column, counter(P + name, help_text, absent_when=ONLY_17), cast=cast)
+
+
+# postgres_exporter's names and help texts (its collector/pg_stat_checkpointer.go)
+COLUMNS = (
+    _c("num_timed", "num_timed_total", "Number of scheduled checkpoints due to timeout"),
+    _c("num_requested", "num_requested_total", "Number of requested checkpoints that have been performed"),
+    _c("restartpoints_timed", "restartpoints_timed_total",
+       "Number of scheduled restartpoints due to timeout or after a failed attempt to perform it"),
+    _c("restartpoints_req", "restartpoints_req_total", "Number of requested restartpoints"),
+    _c("restartpoints_done", "restartpoints_done_total", "Number of restartpoints that have been performed"),
+    _c("write_time", "write_time_total",
+       "Total amount of time that has been spent in the portion of processing checkpoints and restartpoints "
+       "where files are written to disk, in milliseconds", "float8"),
+    _c("sync_time", "sync_time_total",
+       "Total amount of time that has been spent in the portion of processing checkpoints and restartpoints "
+       "where files are synchronized to disk, in milliseconds", "float8"),
+    _c("buffers_written", "buffers_written_total", "Number of buffers written during checkpoints and restartpoints"),
+    _c("coalesce(extract(epoch FROM stats_reset), 0)", "stats_reset_total",
+       "Time at which these statistics were last reset", "float8"),
+)  # fmt: skip
+_SQL = f"SELECT {select_list(COLUMNS)} FROM pg_stat_checkpointer"
+
+
+class StatCheckpointerCollector(Collector[ColumnTable[ServerWide] | None, OffByDefault]):
+    name = "stat_checkpointer"
+    order = 71
+    source = "pg_stat_checkpointer (PostgreSQL 17+)"
+    options_model = OffByDefault
+    families = tuple(c.family for c in COLUMNS)
+
+    async def fetch(self, session: Session) -> ColumnTable[ServerWide] | None:
+        if session.server.version_num < PG17:
+            return None
+        return await fetch_table(session, ServerWide, COLUMNS, _SQL)
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[ServerWide] | None]]) -> None:
+        for _, table in results:
+            if table is not None:
+                render_table(out, [out.labels((), ())] * table.count, table)

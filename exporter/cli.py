@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from exporter.config import (
 from exporter.custom import ExtendedQueries
 from exporter.custom.queries_file import load_query_file
 from pgwarden.cli import add_common_flags, print_config_errors
+from pgwarden.credentials import CheckConfigSecrets, DsnSecret, read_secret
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
 from pgwarden.webconfig import WebConfig, load_web_config
@@ -62,13 +64,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(args: argparse.Namespace) -> tuple[ExporterConfig, list[Target]]:
+def load(
+    args: argparse.Namespace, fetch: Callable[[DsnSecret], str] = read_secret
+) -> tuple[ExporterConfig, list[Target]]:
     config = load_config_file(args.config) if args.config else config_from_environment(dict(os.environ))
     if args.extend_query_path is not None:
         queries = load_query_file(args.extend_query_path)
         extended = ExtendedQueries(args.extend_query_path, queries, args.auto_discover_databases)
         config = config.with_extended_queries(extended)
-    return config, resolve_targets(config)
+    return config, resolve_targets(config, fetch=fetch)
+
+
+def aws_notes(config: ExporterConfig, secrets: CheckConfigSecrets) -> list[str]:
+    """--check-config without AWS credentials: the checks that need AWS, skipped, each said once."""
+    needs = []
+    if config.polled_aws is not None:
+        needs.append("AWS polling (rds: blocks, aws:)")
+    if any(t.iam_auth is not False for t in config.targets):
+        needs.append("RDS IAM auth tokens (iam_auth:)")
+    notes = secrets.notes("pgwarden-exporter")
+    if needs and secrets.offline:
+        notes.append(
+            f"note: no AWS credentials are configured; {' and '.join(needs)} need them at start-up"
+            " (the AWS default chain: environment, shared files, SSO, container or instance role)"
+        )
+    return notes
 
 
 def summary(config: ExporterConfig, targets: list[Target]) -> str:
@@ -125,8 +145,9 @@ class ListenError(Exception):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    secrets = CheckConfigSecrets()
     try:
-        config, targets = load(args)
+        config, targets = load(args, secrets if args.check_config else read_secret)
     except ConfigError as exc:
         return print_config_errors(str(args.config or "DATA_SOURCE_NAME"), exc.errors)
     try:
@@ -137,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(summary(config, targets))
         print(f"  web: {web_config.describe()}")
+        for note in aws_notes(config, secrets):
+            print(note)
         return 0
     try:
         asyncio.run(serve(config, targets, host, port, web_config))

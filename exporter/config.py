@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,14 @@ from exporter.custom import ExtendedQueries, custom_query_errors
 from exporter.custom.config import CustomQuery
 from pgwarden.config import ConfigError as ConfigError
 from pgwarden.config import Errors, StrictModel, load_yaml, validate_document
-from pgwarden.credentials import Credentials, DsnSecret, IamAuth, check_dsn_sources, resolve_server
+from pgwarden.credentials import (
+    Credentials,
+    DsnSecret,
+    IamAuth,
+    check_dsn_sources,
+    read_secret,
+    resolve_server,
+)
 from pgwarden.dsn import describe_dsn
 from pgwarden.durations import Duration
 
@@ -162,14 +170,18 @@ def _env_or_file(env: dict[str, str], key: str) -> str | None:
     return None
 
 
-def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
-    """Stage 2: every target's DSN from dsn, dsn_env, dsn_file or dsn_secret, parsed, and the custom queries'
-    names checked across both kinds; errors name the key."""
+def resolve_targets(
+    config: ExporterConfig,
+    env: dict[str, str] | None = None,
+    fetch: Callable[[DsnSecret], str] = read_secret,
+) -> list[Target]:
+    """Stage 2: every target's DSN from dsn, dsn_env, dsn_file or dsn_secret (read by `fetch`), parsed, and
+    the custom queries' names checked across both kinds; errors name the key."""
     errors = Errors()
     resolved: list[Target] = []
     for i, t in enumerate(config.targets):
         region = t.rds.region if t.rds is not None else None
-        server = resolve_server(t, f"targets.{i}", errors, region_hint=region, env=env)
+        server = resolve_server(t, f"targets.{i}", errors, region_hint=region, env=env, fetch=fetch)
         if server is not None:
             conninfo, credentials = server
             resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t, credentials))

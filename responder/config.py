@@ -363,3 +363,22 @@ def summary(config: Config) -> str:
             f"  - {s.name}: {s.schema.cron} -> {s.playbook.action} on {s.labels} (mode={s.playbook.mode})"
         )
     return "\n".join(lines)
+
+
+def warnings(config: Config) -> list[str]:
+    """What --check-config warns about (exit 0): a configuration that loads but cannot do what it says."""
+    lines = []
+    if not any(p.can_approve for p in config.principals):
+        waiting = [f"playbooks.{i} ({p.name})" for i, p in enumerate(config.playbooks) if p.require_approval]
+        waiting += [
+            f"schedules.{i} ({s.name})" for i, s in enumerate(config.schedules) if s.playbook.require_approval
+        ]
+        expiry = format_duration(config.schema.approval_timeout)
+        lines += [
+            f"warning: {where} requires approval and nobody can approve (no approvers:): its actions wait"
+            f" as pending and expire after approval_timeout ({expiry})"
+            for where in waiting
+        ]
+    if not config.principals:
+        lines.append("warning: no approvers: or viewers: nobody can sign in to the console (/ui)")
+    return lines

@@ -126,7 +126,13 @@ class Dispatcher:
             return answer
         alert = row["alert"]
         subject = Subject(
-            action_id, row["playbook"], row["action"], row["mode"], alert["alertname"], alert["fingerprint"]
+            action_id,
+            row["playbook"],
+            row["action"],
+            row["mode"],
+            alert["alertname"],
+            alert["fingerprint"],
+            row["target"],
         )
         if answer is not Answer.APPROVED:
             await self.record_outcome(subject, Outcome(answer.value), journaled=True)

@@ -51,7 +51,7 @@ class Job:
             self.mode,
             self.alertname,
             self.fingerprint,
-            self.target.key,
+            self.target.describe(),  # as journaled: one form on every decision line, whatever the playbook
         )
 
 

@@ -140,3 +140,12 @@ def test_with_aws_credentials_the_secret_is_read_and_a_missing_one_is_an_error(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "targets.0.dsn_secret.secret_id: cannot read secret 'absent': ResourceNotFoundException" in done.stderr
     assert "note:" not in done.stdout
+
+
+def test_the_documented_webhook_is_the_example_file() -> None:
+    """docs/responder.md shows the payload that the README's path posts (and the curl that posts it)."""
+    docs = (ROOT / "docs" / "responder.md").read_text()
+    shown = re.search(r"--data @examples/alertmanager-webhook\.json\n.*?```json\n(.*?)```", docs, re.S)
+    assert shown, "docs/responder.md no longer shows the webhook payload"
+    example = (ROOT / "examples" / "alertmanager-webhook.json").read_text()
+    assert json.loads(shown.group(1)) == json.loads(example)

@@ -138,7 +138,10 @@ def test_with_aws_credentials_the_secret_is_read_and_a_missing_one_is_an_error(
         timeout=60,
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "targets.0.dsn_secret.secret_id: cannot read secret 'absent': ResourceNotFoundException" in done.stderr
+    assert (
+        "targets.0.dsn_secret.secret_id: cannot read secret 'absent': ResourceNotFoundException"
+        in done.stderr
+    )
     assert "note:" not in done.stdout
 
 

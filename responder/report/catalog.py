@@ -81,7 +81,7 @@ class TableStatistics:
     live_rows: int
 
 
-StatementKey = tuple[str, str, str]  # (datname, user, queryid): the exporter's labels
+StatementKey = tuple[str, ...]  # (datname, user, queryid): the labels the exporter gives a statement
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,9 @@ def partly(
 ) -> Section:
     """A section that could check only part of what it covers and found nothing there: no verdict (an `ok`
     would vouch for the part it could not see); it says what is missing, then what it found."""
-    return Section(key, title, "no data", f"no data: {'; '.join(missing)}; {found}", charts or [], tables or [])
+    return Section(
+        key, title, "no data", f"no data: {'; '.join(missing)}; {found}", charts or [], tables or []
+    )
 
 
 @dataclass

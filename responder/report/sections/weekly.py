@@ -41,7 +41,9 @@ def _text(texts: dict[tuple[str, ...], str], key: tuple[str, ...]) -> str:
 
 def _series_label(texts: dict[tuple[str, ...], str], labels: dict[str, str]) -> str:
     text = texts.get(key_of(labels, *STATEMENT))
-    return f"{labels.get('datname', '')}: {_cut(text, 40) if text else 'queryid ' + labels.get('queryid', '')}"
+    return (
+        f"{labels.get('datname', '')}: {_cut(text, 40) if text else 'queryid ' + labels.get('queryid', '')}"
+    )
 
 
 async def statement_texts(q: Inputs) -> dict[tuple[str, ...], str]:
@@ -51,8 +53,9 @@ async def statement_texts(q: Inputs) -> dict[tuple[str, ...], str]:
         key_of(s.labels, *STATEMENT): one_line(s.labels.get("query", ""))
         for s in await q.over("last_over_time", "pg_stat_statements_query_info")
     }
-    own = q.catalog.statements if q.catalog is not None and q.catalog.statements else {}
-    return {**own, **{k: v for k, v in exported.items() if v}}
+    texts: dict[tuple[str, ...], str] = dict(q.catalog.statements or {}) if q.catalog is not None else {}
+    texts.update((k, v) for k, v in exported.items() if v)
+    return texts
 
 
 async def slow_queries(q: Inputs, key: str, title: str) -> Section:

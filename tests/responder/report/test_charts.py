@@ -34,7 +34,9 @@ def test_a_chart_spans_the_period_or_the_data_when_it_is_short() -> None:
 
 
 def test_a_time_axis_of_minutes_shows_times_and_the_day_once() -> None:
-    labels = tick_labels(line_chart("t", [("q", minutes(5))], "s", span=chart_span(WEEK, [("q", minutes(5))])))
+    labels = tick_labels(
+        line_chart("t", [("q", minutes(5))], "s", span=chart_span(WEEK, [("q", minutes(5))]))
+    )
     assert "2026-12-07 (UTC)" in labels
     assert all(not re.fullmatch(r"\d\d-\d\d \d\d:\d\d", label) for label in labels)
     week = tick_labels(line_chart("t", [("q", minutes(5))], "s", span=(WEEK.start, END)))
@@ -47,7 +49,7 @@ def test_a_narrow_band_of_small_values_starts_at_zero() -> None:
     assert "0.000" in labels and "0.006" in labels
     assert not any(label.startswith(("+", "1e")) or "e-" in label for label in labels)  # no offset to decode
     below = tick_labels(line_chart("delta", [("q", Series({}, [(END - 60, -2.0), (END, 3.0)]))], "x"))
-    assert any(label.startswith(("−", "-")) for label in below)  # negative data keeps its own range
+    assert any(label.startswith(("\N{MINUS SIGN}", "-")) for label in below)  # negative data: its own range
 
 
 def _report(*verdicts: str) -> Report:

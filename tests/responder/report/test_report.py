@@ -139,7 +139,9 @@ def test_an_unreachable_prometheus_gives_no_verdict(tmp_path: Path) -> None:
     assert "Prometheus did not answer" in parsed.text("slow_queries")
 
 
-NO_QUERY_TEXT = 'query=""'  # only pg_stat_statements_query_info has the label: an exporter without include_query
+NO_QUERY_TEXT = (
+    'query=""'  # only pg_stat_statements_query_info has the label: an exporter without include_query
+)
 
 
 def test_without_exported_text_the_report_reads_it_from_the_target(
@@ -170,7 +172,9 @@ def test_a_section_without_all_its_data_gives_no_verdict(
         "vacuum_age"
     )
     assert "Nothing needs attention" not in markdown
-    assert re.search(r"^(Needs attention: .*\. )?No verdict, for lack of data: .*Vacuum and analyze age", markdown, re.M)
+    assert re.search(
+        r"^(Needs attention: .*\. )?No verdict, for lack of data: .*Vacuum and analyze age", markdown, re.M
+    )
 
 
 async def test_index_review_without_usage_data_is_no_verdict_even_with_no_duplicates(

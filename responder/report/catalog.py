@@ -58,12 +58,16 @@ LIMIT 1000
 QUERY_TEXT_LENGTH = 200
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# pg_stat_statements replaces the constants of queries by $1, $2, but keeps those of utility statements as
+# written: `CREATE ROLE app PASSWORD 'secret'`, `OPTIONS (password 'secret')`. Every string literal is masked.
+_STRING_LITERAL = re.compile(r"(?:[eE]|[uU]&)?'(?:''|\\.|[^'])*'?")
 
 
-def one_line(text: str) -> str:
-    """A statement's text as one line of plain text: every run of whitespace one space, control characters
-    gone (the report's HTML and Markdown escape the rest)."""
-    return _CONTROL.sub("", _WHITESPACE.sub(" ", text)).strip()
+def statement_text(text: str) -> str:
+    """A statement's text as a report shows it: its string literals masked, one line (every run of
+    whitespace one space, control characters gone); the report's HTML and Markdown escape the rest."""
+    masked = _STRING_LITERAL.sub("'***'", text)
+    return _CONTROL.sub("", _WHITESPACE.sub(" ", masked)).strip()
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ async def read_statements(conn: psycopg.AsyncConnection[Any]) -> dict[StatementK
     except psycopg.Error:  # the view exists but cannot be read (shared_preload_libraries, privileges)
         return None
     return {
-        (str(r[0]), str(r[1]), str(r[2])): one_line(str(r[3]))
+        (str(r[0]), str(r[1]), str(r[2])): statement_text(str(r[3]))
         for r in rows
         if r[3] and not str(r[3]).startswith("<insufficient privilege>")
     }

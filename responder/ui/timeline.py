@@ -216,6 +216,10 @@ def _line(value: Any) -> str:
             return "none"
         if "kind" in value and "state" in value:  # an effect
             return _effect(value)
+        if "step" in value:  # a drill's or a recovery's step: its name first, the time last
+            rest = {k: v for k, v in value.items() if k not in ("step", "at")}
+            at = f" at {str(value['at'])[11:19]}" if value.get("at") else ""
+            return f"{value['step']}{at}" + (f": {_line(rest)}" if rest else "")
         if "passed" in value and "name" in value:  # a drill's check
             mark = "✔" if value.get("passed") else "✘"
             return f"{mark} {value.get('name')}: {value.get('value')} (expect {_line(value.get('expect'))})"

@@ -33,7 +33,7 @@ EOL_WARNING_DAYS = 180
 TOP = 10
 POINTS = 240  # a chart's resolution
 MIN_STEP = 5.0  # seconds: no finer than a few scrapes
-MIN_SPAN = 300.0  # seconds: the shortest time axis
+MIN_SPAN = 60.0  # seconds: the shortest time axis
 # PostgreSQL community end-of-life dates (https://www.postgresql.org/support/versioning/); RDS follows them.
 POSTGRES_EOL = {
     11: date(2023, 11, 9), 12: date(2024, 11, 21), 13: date(2025, 11, 13), 14: date(2026, 11, 12),
@@ -117,7 +117,7 @@ class Inputs:
 
 def chart_span(period: Period, series: Sequence[tuple[str, Series]]) -> tuple[float, float]:
     """The time axis of a chart: the whole period, unless its data (two times or more) starts in the second
-    half of it; then from the data's first point (MIN_SPAN at least), so minutes of data are not a dot at the
+    half of it; then from the data's first point (a minute at least), so minutes of data are not a dot at the
     end of a week."""
     times = {t for _, s in series for t, _ in s.points}
     first = min(times, default=period.start)

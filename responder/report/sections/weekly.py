@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from responder.report.catalog import one_line
+from responder.report.catalog import statement_text
 from responder.report.charts import bar_chart
 from responder.report.model import Section, Table, Verdict, no_data
 from responder.report.sections.common import (
@@ -48,9 +48,9 @@ def _series_label(texts: dict[tuple[str, ...], str], labels: dict[str, str]) -> 
 
 async def statement_texts(q: Inputs) -> dict[tuple[str, ...], str]:
     """Each statement's text: the exporter's (`pg_stat_statements_query_info`, with include_query), else the
-    target's own pg_stat_statements (the report's --config)."""
+    target's own pg_stat_statements (the report's --config); its string literals masked either way."""
     exported = {
-        key_of(s.labels, *STATEMENT): one_line(s.labels.get("query", ""))
+        key_of(s.labels, *STATEMENT): statement_text(s.labels.get("query", ""))
         for s in await q.over("last_over_time", "pg_stat_statements_query_info")
     }
     texts: dict[tuple[str, ...], str] = dict(q.catalog.statements or {}) if q.catalog is not None else {}

@@ -12,8 +12,14 @@ import pytest
 
 from responder.cli import main
 from responder.report import build_report
-from responder.report.catalog import Catalog
-from tests.responder.report.scenario import DRILL_INSTANCE, DUPLICATE_INDEX, UNUSED_INDEX, ReportScenario
+from responder.report.catalog import Catalog, catalog_at
+from tests.responder.report.scenario import (
+    DRILL_INSTANCE,
+    DUPLICATE_INDEX,
+    ROLE_PASSWORD,
+    UNUSED_INDEX,
+    ReportScenario,
+)
 
 __all__ = ["report_scenario"]
 from tests.responder.report.scenario import report_scenario
@@ -197,3 +203,14 @@ def test_charts_of_minutes_of_data_span_the_data(report_scenario: ReportScenario
         text = weekly.text(key)
         assert re.search(r"\b\d\d:\d\d(:\d\d)?\b", text) and "(UTC)" in text, key
         assert not re.search(r"\b\d\d-\d\d \d\d:\d\d\b", text), key
+
+
+async def test_statement_texts_from_the_target_mask_their_string_literals(
+    report_scenario: ReportScenario,
+) -> None:
+    """pg_stat_statements keeps a utility statement as written, a role's password included: never shown."""
+    catalog = await catalog_at(report_scenario.target_dsn)
+    assert catalog.statements is not None
+    owner = f"{report_scenario.database}_owner"
+    assert [t for t in catalog.statements.values() if owner in t] == [f"CREATE ROLE {owner} PASSWORD '***'"]
+    assert not any(ROLE_PASSWORD in t for t in catalog.statements.values())

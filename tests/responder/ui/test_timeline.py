@@ -189,7 +189,9 @@ def test_plan_and_result_as_definitions() -> None:
         "done: ModifyDBInstance (us-east-1) DBInstanceClass db.r6g.large"
     ]
     steps = [{"at": "2026-11-24T03:00:02Z", "step": "restore requested", "instance": "prod-drill"}]
-    assert dict(definitions({"steps": steps}))["steps"] == ["restore requested at 03:00:02: instance prod-drill"]
+    assert dict(definitions({"steps": steps}))["steps"] == [
+        "restore requested at 03:00:02: instance prod-drill"
+    ]
     long = dict(definitions({"query": "SELECT " + "x, " * 200}))["query"][0]
     assert len(long) == 200 and long.endswith("…")
     assert definitions(None) == []

@@ -14,6 +14,7 @@ REGION = "us-east-1"
 THRESHOLD = 5  # seconds: PostgresLongRunningQuery at demo intervals (alerts/demo/overrides.yml)
 LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 DRILL = "weekly-restore-test"
+ANALYZE = "refresh-shop-statistics"  # a schedule that waits for an approval: the demo leaves one waiting
 CLOCK_SANE = {
     "name": "clock sane",
     "sql": "SELECT extract(epoch FROM now() - pg_postmaster_start_time())",
@@ -53,11 +54,12 @@ def exporter_config() -> dict[str, Any]:
     }
 
 
-def responder_config(workdir: Path, token: Path, port: int) -> dict[str, Any]:
+def responder_config(workdir: Path, token: Path, port: int, alertmanager_url: str) -> dict[str, Any]:
     return {
         "mode": "enforce",
         "token_file": str(token),
         "approvers": [{"name": "demo", "token_file": str(token.with_name("approver-token"))}],
+        "console": {"alertmanager_url": alertmanager_url},
         "journal": f"sqlite:///{workdir / 'journal.db'}",
         "targets": [{"name": "production", "dsn_env": "DEMO_RESPONDER_DSN"}],
         "aws": {"region": REGION},
@@ -83,7 +85,7 @@ def responder_config(workdir: Path, token: Path, port: int) -> dict[str, Any]:
                 "match": {"alertname": "RDSCPUHigh"},
                 "action": "scale_instance",
                 "params": {"ladder": LADDER, "max_class": LADDER[-1]},
-                "require_approval": False,  # the demo plays it through; production waits for a human
+                "require_approval": True,  # the default: the demo approves it in the console
                 "cooldown": "6h",
                 "max_per_day": 2,
             },
@@ -91,6 +93,14 @@ def responder_config(workdir: Path, token: Path, port: int) -> dict[str, Any]:
         "schedules": [
             local_restore_drill(
                 DRILL, IDENTIFIER, REGION, "DEMO_DRILL_DSN", port, checks=(SHOP_REACHABLE, CLOCK_SANE)
-            )
+            ),
+            {
+                "name": ANALYZE,
+                "cron": "0 4 1 * *",
+                "action": "vacuum_analyze",
+                "target": {"target": "production", "datname": "shop"},
+                "params": {"tables": "stale_analyze", "stale_after": "1d"},
+                "require_approval": True,  # left waiting in the console's approvals for you
+            },
         ],
     }

@@ -95,8 +95,9 @@ def start_responder(workdir: Path, config: dict[str, Any], env: dict[str, str]) 
     return start_program("responder", workdir, config, env)
 
 
-def start_alertmanager(workdir: Path, config: Path) -> Service:
-    port = free_port()
+def start_alertmanager(workdir: Path, config: Path, port: int | None = None) -> Service:
+    """Alertmanager on `port` (a free one by default)."""
+    port = port or free_port()
     argv = [
         binary("prometheus-alertmanager", "alertmanager"),
         f"--config.file={config}",

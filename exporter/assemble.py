@@ -6,6 +6,7 @@ configuration can tell) and makes the collectors each scrape of a target runs, w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from exporter.collectors.base import Collector
@@ -15,18 +16,23 @@ from exporter.custom import custom_collectors, custom_query_errors
 from exporter.refreshing import Scheduled
 from exporter.target import Target
 from pgwarden.config import Errors
-from pgwarden.credentials import resolve_server
+from pgwarden.credentials import DsnSecret, read_secret, resolve_server
 from pgwarden.dsn import describe_dsn
 
 
-def resolve_targets(config: ExporterConfig, env: dict[str, str] | None = None) -> list[Target]:
-    """Stage 2 of loading: every target's DSN from dsn, dsn_env, dsn_file or dsn_secret, parsed, and the custom
-    queries' names checked across both kinds; raises ConfigError, each error naming its key."""
+def resolve_targets(
+    config: ExporterConfig,
+    env: dict[str, str] | None = None,
+    fetch: Callable[[DsnSecret], str] = read_secret,
+) -> list[Target]:
+    """Stage 2 of loading: every target's DSN from dsn, dsn_env, dsn_file or dsn_secret (read by `fetch`),
+    parsed, and the custom queries' names checked across both kinds; raises ConfigError, each error naming
+    its key."""
     errors = Errors()
     resolved: list[Target] = []
     for i, t in enumerate(config.targets):
         region = t.rds.region if t.rds is not None else None
-        server = resolve_server(t, f"targets.{i}", errors, region_hint=region, env=env)
+        server = resolve_server(t, f"targets.{i}", errors, region_hint=region, env=env, fetch=fetch)
         if server is not None:
             conninfo, credentials = server
             resolved.append(Target(t.name, conninfo, describe_dsn(conninfo), t, credentials))

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -32,6 +33,7 @@ from exporter.serving import ServeOptions
 from exporter.systemd import NoSocket, inherited_socket
 from exporter.target import Target
 from pgwarden.cli import add_common_flags, print_config_errors
+from pgwarden.credentials import CheckConfigSecrets, DsnSecret, read_secret
 from pgwarden.durations import format_duration
 from pgwarden.logs import setup_logging
 from pgwarden.webconfig import WebConfig, load_web_config
@@ -69,7 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load(args: argparse.Namespace, upstream: UpstreamFlags) -> tuple[ExporterConfig, list[Target]]:
+def load(
+    args: argparse.Namespace, upstream: UpstreamFlags, fetch: Callable[[DsnSecret], str] = read_secret
+) -> tuple[ExporterConfig, list[Target]]:
     config = load_config_file(args.config) if args.config else config_from_environment(dict(os.environ))
     config = apply_flags(config, upstream)
     if args.extend_query_path is not None:
@@ -81,7 +85,23 @@ def load(args: argparse.Namespace, upstream: UpstreamFlags) -> tuple[ExporterCon
             file_hashsum(args.extend_query_path),
         )
         config = config.with_extended_queries(extended)
-    return config, resolve_targets(config)
+    return config, resolve_targets(config, fetch=fetch)
+
+
+def aws_notes(config: ExporterConfig, secrets: CheckConfigSecrets) -> list[str]:
+    """--check-config without AWS credentials: the checks that need AWS, skipped, each said once."""
+    needs = []
+    if config.polled_aws is not None:
+        needs.append("AWS polling (rds: blocks, aws:)")
+    if any(t.iam_auth is not False for t in config.targets):
+        needs.append("RDS IAM auth tokens (iam_auth:)")
+    notes = secrets.notes("pgwarden-exporter")
+    if needs and secrets.offline:
+        notes.append(
+            f"note: no AWS credentials are configured; {' and '.join(needs)} need them at start-up"
+            " (the AWS default chain: environment, shared files, SSO, container or instance role)"
+        )
+    return notes
 
 
 def summary(config: ExporterConfig, targets: list[Target]) -> str:
@@ -152,6 +172,7 @@ class ListenError(Exception):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    secrets = CheckConfigSecrets()
     try:
         upstream = read_flags(args, os.environ)
     except ConfigError as exc:
@@ -162,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print(dump_maps())
         return 0
     try:
-        config, targets = load(args, upstream)
+        config, targets = load(args, upstream, secrets if args.check_config else read_secret)
         serving = serve_options(upstream)
     except ConfigError as exc:
         return print_config_errors(str(args.config or "DATA_SOURCE_NAME"), exc.errors)
@@ -174,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(summary(config, targets))
         print(f"  web: {web_config.describe()}")
+        for note in aws_notes(config, secrets):
+            print(note)
         return 0
     try:
         asyncio.run(serve(config, targets, host, port, web_config, serving, upstream.systemd_socket))

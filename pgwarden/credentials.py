@@ -98,6 +98,56 @@ def read_secret(secret: DsnSecret) -> str:
     return text
 
 
+def aws_credentials_configured() -> bool:
+    """Whether boto3's default chain finds AWS credentials (environment, shared files, SSO, a container or
+    instance role); it asks the instance metadata service last, which costs a second where there is none."""
+    import botocore.session
+
+    return botocore.session.Session().get_credentials() is not None
+
+
+class SecretNotRead(CredentialsError):
+    """--check-config without AWS credentials: the secret was left for start-up to read."""
+
+
+class CheckConfigSecrets:
+    """The secret reader of `--check-config`: with AWS credentials configured it reads each secret as start-up
+    does (so a missing secret or permission is an error now); without, it reads none, raises `SecretNotRead`
+    and keeps the secret in `skipped`, so a laptop with no AWS account checks the rest of the configuration.
+    The credentials are looked up once, when first needed."""
+
+    def __init__(
+        self,
+        read: Callable[[DsnSecret], str] = read_secret,
+        credentials_configured: Callable[[], bool] = aws_credentials_configured,
+    ) -> None:
+        self.read = read
+        self.credentials_configured = credentials_configured
+        self.skipped: list[DsnSecret] = []
+        self._offline: bool | None = None
+
+    @property
+    def offline(self) -> bool:
+        """No AWS credentials are configured (looked up once)."""
+        if self._offline is None:
+            self._offline = not self.credentials_configured()
+        return self._offline
+
+    def __call__(self, secret: DsnSecret) -> str:
+        if not self.offline:
+            return self.read(secret)
+        self.skipped.append(secret)
+        raise SecretNotRead(f"secret {secret.secret_id!r} not read: no AWS credentials are configured")
+
+    def notes(self, program: str) -> list[str]:
+        """What was skipped, for the summary: each secret, and that start-up reads it."""
+        return [
+            f"note: secret {s.secret_id!r} ({s.region}) not read: no AWS credentials are configured;"
+            f" {program} reads it at start-up (secretsmanager:GetSecretValue)"
+            for s in self.skipped
+        ]
+
+
 def secret_params(text: str, secret_id: str) -> dict[str, str]:
     """Connection parameters from a secret: an RDS secret's JSON, or a DSN."""
     if text.lstrip().startswith("{"):
@@ -276,6 +326,8 @@ def resolve_credentials(
     if secret is not None:
         try:
             conninfo = make_conninfo(base, **secret_params(fetch(secret), secret.secret_id))
+        except SecretNotRead:
+            return base, None  # --check-config offline: what the DSN holds is all there is to check
         except CredentialsError as exc:
             errors.add(f"{prefix}{secret_key}.secret_id", str(exc))
             return None
@@ -319,6 +371,7 @@ def resolve_server(
     *,
     region_hint: str | None = None,
     env: Mapping[str, str] | None = None,
+    fetch: Callable[[DsnSecret], str] = read_secret,
 ) -> tuple[str, Credentials | None] | None:
     """Stage 2 for a config model with `dsn`/`dsn_env`/`dsn_file`, `dsn_secret` and `iam_auth`: its conninfo
     and `Credentials`, or None with the errors recorded under `where`."""
@@ -327,5 +380,5 @@ def resolve_server(
     if base is None:
         return None
     return resolve_credentials(
-        base, model.dsn_secret, model.iam_auth, where, errors, region_hint=region_hint, env=env
+        base, model.dsn_secret, model.iam_auth, where, errors, region_hint=region_hint, env=env, fetch=fetch
     )

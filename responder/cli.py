@@ -17,7 +17,7 @@ from pgwarden.logs import setup_logging
 from pgwarden.webconfig import load_web_config
 from responder import __version__, keys, recover
 from responder.app import bearer_passes_web_auth, make_app
-from responder.config import ConfigError, load_config, summary
+from responder.config import ConfigError, load_config, summary, warnings
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
 from responder.playbooks import default_registry
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) 
         print(f"{args.config}: OK")
         print(summary(config))
         print(f"web: {web_config.describe()}")
+        for line in warnings(config):
+            print(line)
         return 0
     host, port = args.listen
     log.info(

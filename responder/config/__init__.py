@@ -5,6 +5,7 @@ responder.yml) and `resolve` (stage 2: secrets, cross-references, each playbook'
 
 from __future__ import annotations
 
+from responder.config.advice import warnings
 from responder.config.resolve import (
     Config,
     ConfigError,
@@ -29,4 +30,5 @@ __all__ = [
     "load_config",
     "resolve",
     "summary",
+    "warnings",
 ]

@@ -95,6 +95,13 @@ class ScheduleSchema(StrictModel):
         return value
 
 
+class ConsoleSchema(StrictModel):
+    """`console:`: where the timeline links each decision's alert to."""
+
+    alertmanager_url: str | None = Field(default=None, pattern=r"^https?://")  # its alerts page
+    grafana_url: str | None = Field(default=None, pattern=r"^https?://")  # pgwarden's dashboards there
+
+
 class ResponderSchema(StrictModel):
     mode: Mode = "dry-run"
     auth: Literal["bearer", "none"] = "bearer"
@@ -120,3 +127,4 @@ class ResponderSchema(StrictModel):
     recovery: RecoverySchema | None = None  # what `pgwarden-responder recover` uses
     approvers: list[PrincipalSchema] = []  # may approve and reject; sign in to the console
     viewers: list[PrincipalSchema] = []  # read-only console and reports
+    console: ConsoleSchema = ConsoleSchema()  # the console's links to Alertmanager and Grafana

@@ -74,7 +74,8 @@ class SqliteStore:
     _reader_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> str:
-        return f"sqlite:{self.path}"
+        """The journal as configured: `sqlite:///abs/path` (three slashes), or `sqlite:relative/path`."""
+        return f"sqlite://{self.path}" if self.path.is_absolute() else f"sqlite:{self.path}"
 
     async def start(self) -> None:
         self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal-commit")

@@ -44,6 +44,14 @@ def _drawn(title: str, figsize: tuple[float, float], draw: Callable[[Figure, Axe
     return re.sub(r"^.*?(<svg)", r"\1", buffer.getvalue(), count=1, flags=re.S)  # no XML prolog, DOCTYPE
 
 
+def time_format(limits: tuple[float, float]) -> str:
+    """Tick labels for a time axis of these limits (matplotlib day numbers): the date only when it spans days."""
+    days = limits[1] - limits[0]
+    if days >= 1:
+        return "%m-%d %H:%M"
+    return "%H:%M" if days >= 1 / 24 else "%H:%M:%S"
+
+
 def line_chart(
     title: str,
     series: Sequence[tuple[str, Series]],
@@ -52,7 +60,8 @@ def line_chart(
     span: tuple[float, float] | None = None,
 ) -> str:
     """One line per (label, series) over time; `limit` draws a labelled horizontal line; `span` fixes the
-    time axis to the report's period (a series younger than the period shows where it starts)."""
+    time axis (a series younger than it shows where it starts). A chart of values never below zero starts
+    at zero."""
 
     def draw(fig: Figure, ax: Axes) -> None:
         for label, s in series:
@@ -64,10 +73,17 @@ def line_chart(
         if span is not None:
             start, end = (mdates.date2num(np.datetime64(int(t), "s")) for t in span)  # type: ignore[no-untyped-call]
             ax.set_xlim(float(start), float(end))
+        if all(v >= 0 for _, s in series for _, v in s.points):
+            # From zero: 0.0058 to 0.0063 s is a flat line at 6 ms, not a cliff (nor an axis offset to decode).
+            ax.set_ylim(bottom=0)
+            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel(unit, fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
+        limits = ax.get_xlim()
+        ax.xaxis.set_major_formatter(mdates.DateFormatter(time_format(limits)))  # type: ignore[no-untyped-call]
+        if limits[1] - limits[0] < 1:  # the day, once, under a time axis of hours or minutes
+            ax.set_xlabel(f"{mdates.num2date(limits[0]):%Y-%m-%d} (UTC)", fontsize=7)  # type: ignore[no-untyped-call]
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
         fig.autofmt_xdate()

@@ -66,6 +66,21 @@ def no_data(key: str, title: str, what: str) -> Section:
     return Section(key, title, "no data", f"no data: {what}")
 
 
+def partly(
+    key: str,
+    title: str,
+    missing: Sequence[str],
+    found: str,
+    charts: list[str] | None = None,
+    tables: list[Table] | None = None,
+) -> Section:
+    """A section that could check only part of what it covers and found nothing there: no verdict (an `ok`
+    would vouch for the part it could not see); it says what is missing, then what it found."""
+    return Section(
+        key, title, "no data", f"no data: {'; '.join(missing)}; {found}", charts or [], tables or []
+    )
+
+
 @dataclass
 class Report:
     period: Period

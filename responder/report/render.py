@@ -4,6 +4,7 @@ Markdown summary."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import jinja2
@@ -22,7 +23,9 @@ def to_html(report: Report) -> str:
     generated = datetime.fromtimestamp(report.generated_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     # The SVG comes from matplotlib, not from any input: the one place markup is trusted as is.
     charts = {s.key: [Markup(c) for c in s.charts] for s in report.sections}
-    return _env.get_template("report.html.j2").render(report=report, charts=charts, generated=generated)
+    return _env.get_template("report.html.j2").render(
+        report=report, charts=charts, generated=generated, overall=overall(report)
+    )
 
 
 # What makes inline Markdown out of text: code, emphasis, strikethrough, links and images, HTML and autolinks,
@@ -49,10 +52,18 @@ def to_markdown(report: Report) -> str:
     for s in report.sections:
         cells = (markdown_text(s.title), markdown_text(s.verdict), markdown_text(s.reason))
         lines.append(f"| {' | '.join(cells)} |")
-    attention = [markdown_text(s.title) for s in report.sections if s.verdict == "attention"]
-    lines += [
-        "",
-        f"Needs attention: {', '.join(attention)}." if attention else "Nothing needs attention.",
-        "",
-    ]
+    lines += ["", overall(report, markdown_text), ""]
     return "\n".join(lines)
+
+
+def overall(report: Report, text: Callable[[str], str] = str) -> str:
+    """The report in one sentence: what needs attention, and what could not be judged; "Nothing needs
+    attention" only when every section had its data and each is ok. `text` makes a title Markdown."""
+    attention = [text(s.title) for s in report.sections if s.verdict == "attention"]
+    unjudged = [text(s.title) for s in report.sections if s.verdict == "no data"]
+    said = [f"Needs attention: {', '.join(attention)}."] if attention else []
+    if unjudged:
+        said.append(f"No verdict, for lack of data: {', '.join(unjudged)}.")
+        if not attention and len(unjudged) < len(report.sections):
+            said.append("The other sections are ok.")
+    return " ".join(said) or "Nothing needs attention."

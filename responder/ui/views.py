@@ -5,7 +5,6 @@ approvers' forms decide anything."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import unicodedata
@@ -24,6 +23,7 @@ from responder.outcomes import Answer
 from responder.principals import presented_token
 from responder.ui.schedules import SCHEDULES, ScheduleStatus
 from responder.ui.sessions import COOKIE, LOGIN_COOKIE, SESSIONS, Session, csrf_ok, current, set_cookie
+from responder.ui.timeline import Entry, entry
 
 log = logging.getLogger("responder")
 
@@ -122,8 +122,11 @@ def _shown(rows: list[ActionRow]) -> list[dict[str, Any]]:
     return [row.to_json() for row in rows]
 
 
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str) if value is not None else ""
+def _in_words(request: web.Request, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Entry]]:
+    """Each row with its timeline entry (headline, age, plan and result as definitions, links)."""
+    now = request.app[keys.CLOCK]()
+    console = request.app[keys.CONFIG].schema.console
+    return [(r, entry(r, now, console.alertmanager_url, console.grafana_url)) for r in rows]
 
 
 def filter_problem(name: str, value: str) -> str | None:
@@ -155,13 +158,14 @@ async def timeline(request: web.Request, session: Session) -> web.StreamResponse
     pending = await journal.find(PENDING)
     return _page(
         request, session, "timeline.html",
-        rows=_shown(rows), pending=_shown(pending), facets=await journal.facets(), chosen=chosen, pretty=_pretty,
+        rows=_in_words(request, _shown(rows)), pending=_in_words(request, _shown(pending)),
+        facets=await journal.facets(), chosen=chosen,
     )  # fmt: skip
 
 
 async def approvals(request: web.Request, session: Session) -> web.StreamResponse:
     pending = await request.app[keys.JOURNAL].find(PENDING)
-    return _page(request, session, "approvals.html", pending=_shown(pending), pretty=_pretty)
+    return _page(request, session, "approvals.html", pending=_in_words(request, _shown(pending)))
 
 
 async def decide(request: web.Request, session: Session) -> web.StreamResponse:

@@ -353,6 +353,9 @@ def responder_config(monkeypatch: pytest.MonkeyPatch) -> Config:
     for target in raw.get("targets") or []:
         if target.get("dsn_env"):
             monkeypatch.setenv(target["dsn_env"], "postgresql://responder@db.internal:5432/postgres")
+    for person in [*(raw.get("approvers") or []), *(raw.get("viewers") or [])]:
+        if person.get("token_env"):
+            monkeypatch.setenv(person["token_env"], f"token-of-{person['name']}")
     return build_config(raw, default_registry())
 
 

@@ -1,6 +1,7 @@
 """`make demo` as a user runs it: DEMO_ONCE=1 plays the runbook through the whole loop once and exits 0 only if
-every step happened (query cancelled, storage grown 100 → 125 GiB, instance scaled one class up), printing
-the steps in the order they happened."""
+every step happened (query cancelled, storage grown 100 → 125 GiB, the scale-up approved in the console and
+the instance scaled one class up, the drill, a statistics refresh left waiting for an approval), printing the
+steps in the order they happened."""
 
 from __future__ import annotations
 
@@ -36,12 +37,18 @@ CHAINS = (
         "CPU climbs to 95%",
         "alert RDSCPUHigh firing",
         "webhook received: scale-up-on-cpu",
+        "scale-up-on-cpu: waiting for an approval",
+        "scale-up-on-cpu: approved in the console by demo",
+        "scale-up-on-cpu started",
         "instance scaled db.t3.medium → db.r6g.large",
         "restore drill requested: POST /schedules/weekly-restore-test/run",
         "job journaled: weekly-restore-test",
         "weekly-restore-test: succeeded",
         # moto makes a restored instance available at once: 0 s
         "drill restored in 0 s, 2/2 checks passed, instance deleted",
+        "statistics refresh requested: POST /schedules/refresh-shop-statistics/run",
+        "job journaled: refresh-shop-statistics",
+        "refresh-shop-statistics: waiting for an approval",
     ),
 )
 
@@ -70,6 +77,13 @@ def test_demo_once_shows_live_metrics(demo: subprocess.CompletedProcess[str]) ->
                  "storage grown 100 → 125 GiB", "instance scaled db.t3.medium → db.r6g.large"):  # fmt: skip
         assert step in out, step
     assert "/ui (sign in with demo-approver-token-change-me)" in out  # the console and an approver's token
+    assert re.search(
+        r"^demo: refresh-shop-statistics waits for your approval: http://\S+/ui/approvals$", out, re.M
+    )
+    # it stays waiting: nothing after it says it started or ended
+    assert "refresh-shop-statistics started" not in out and "refresh-shop-statistics: " not in out.replace(
+        "refresh-shop-statistics: waiting for an approval", ""
+    )
     assert "demo-monitor-pw" not in out + demo.stderr  # the DSNs' passwords never show
 
 
@@ -111,3 +125,21 @@ def test_an_effect_noticed_first_is_held_back_and_printed_after_its_cause(
     assert capsys.readouterr().out == ""
     timeline.flush()
     assert capsys.readouterr().out.splitlines() == ["[   8.31s] kill-long-queries: succeeded"]
+
+
+def test_the_readme_shows_what_the_demo_prints(demo: subprocess.CompletedProcess[str]) -> None:
+    """The README's sample is this demo's output: the same steps (an alert's `pending` line may be missed when
+    a rule evaluation goes straight to firing), its closing lines, and the five URLs it says are printed."""
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    readme = (ROOT / "README.md").read_text()
+    sample = re.search(r"```\n(\[\s*\d+\.\d+s\] query started.*?)```", readme, re.S)
+    assert sample, "the README's demo sample is gone"
+    shown_lines = sample.group(1).splitlines()
+    shown = {m[2] for line in shown_lines if (m := TIMELINE_LINE.match(line))}
+    printed = {m[2] for line in demo.stdout.splitlines() if (m := TIMELINE_LINE.match(line))}
+    assert printed <= shown, printed - shown
+    assert all(re.fullmatch(r"alert \w+ pending", text) for text in shown - printed), shown - printed
+    for line in (line for line in shown_lines if line.startswith("demo:")):
+        assert re.sub(r"http://\S+", "", line) in re.sub(r"http://\S+", "", demo.stdout), line
+    urls = [line for line in demo.stdout.splitlines() if re.match(r"^  \w+\s+http://127\.0\.0\.1:\d+", line)]
+    assert len(urls) == 5 and "prints five URLs" in readme, urls

@@ -161,11 +161,12 @@ def test_example_config_passes_check_config(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PGWARDEN_RESPONDER_TOKEN", "t")
-    monkeypatch.setenv("RESPONDER_DSN", "postgresql://responder:pw@db:5432/postgres")
+    monkeypatch.setenv("PGWARDEN_APPROVER_TOKEN", "a")
+    monkeypatch.setenv("PGPASSWORD", "pw-7c1f")  # libpq's own; the example's DSN leaves the password to it
     assert main(["--config", str(EXAMPLE), "--check-config"]) == 0
     out = capsys.readouterr().out
     assert "OK" in out and "scale-up-on-cpu" in out and "require_approval" in out
-    assert "pw@" not in out
+    assert "pw@" not in out and "pw-7c1f" not in out
 
 
 def _check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,9 @@ CPU_UP, CPU_DOWN, CPU_DOWN_MAX = 70.0, 20.0, 40.0  # percent
 MEMORY_LOW, MEMORY_SPARE = 256 * 2**20, 2 * 2**30  # freeable memory, bytes
 EOL_WARNING_DAYS = 180
 TOP = 10
+POINTS = 240  # a chart's resolution
+MIN_STEP = 5.0  # seconds: no finer than a few scrapes
+MIN_SPAN = 60.0  # seconds: the shortest time axis
 # PostgreSQL community end-of-life dates (https://www.postgresql.org/support/versioning/); RDS follows them.
 POSTGRES_EOL = {
     11: date(2023, 11, 9), 12: date(2024, 11, 21), 13: date(2025, 11, 13), 14: date(2026, 11, 12),
@@ -62,13 +65,29 @@ class Inputs:
         shift = f" offset {self.period.window}" if offset else ""
         return await self.instant(f"{fn}({self.m(name, *matchers)}[{self.period.window}]{shift})")
 
-    async def trend(self, expr: str) -> list[Series]:
-        """`expr` over the period, each point the maximum of its step (so a short burst still shows), and
-        its value at the very end (series younger than the subquery's one-minute grid still show)."""
-        p = self.period
-        found = await self.prometheus.range(
-            f"max_over_time(({expr})[{int(p.step)}s:60s])", p.start, p.end, p.step
+    async def _steps(self, expr: str, start: float, step: float) -> list[Series]:
+        """`expr` from `start` to the period's end, each point the maximum of its step on a grid of at most a
+        minute (so a short burst still shows)."""
+        grid = max(1, min(60, int(step)))
+        return await self.prometheus.range(
+            f"max_over_time(({expr})[{int(step)}s:{grid}s])", start, self.period.end, step
         )
+
+    async def trend(self, expr: str) -> list[Series]:
+        """`expr` over the period in POINTS steps, and its value at the very end (series younger than the
+        grid still show). When the data covers less than half of what was asked (a new server, a demo's
+        minutes), the POINTS steps are asked again over the data alone (twice at most: a week's last step
+        is 42 minutes, a tenth of which is still too coarse for a few minutes of data)."""
+        p = self.period
+        start, step = p.start, p.step
+        found = await self._steps(expr, start, step)
+        for _ in range(2):
+            first = min((s.points[0][0] for s in found), default=p.end)
+            if first - start <= (p.end - start) / 2 or step <= MIN_STEP:
+                break
+            start = max(start, first - step)
+            step = max((p.end - start) / POINTS, MIN_STEP)
+            found = await self._steps(expr, start, step)
         by_labels = {_series_key(s.labels): s for s in found}
         for sample in await self.instant(expr):
             series = by_labels.get(_series_key(sample.labels))
@@ -85,8 +104,8 @@ class Inputs:
         unit: str,
         limit: tuple[str, float] | None = None,
     ) -> str:
-        """A line chart over the report's period."""
-        return line_chart(title, series, unit, limit, span=(self.period.start, self.period.end))
+        """A line chart over the report's period, or over the data when it covers less than half of it."""
+        return line_chart(title, series, unit, limit, span=chart_span(self.period, series))
 
     async def peak(self, expr: str) -> float | None:
         """The highest value of a single-series `expr` (an aggregation) over the period, on a one-minute grid
@@ -94,6 +113,17 @@ class Inputs:
         found = await self.instant(f"max_over_time(({expr})[{self.period.window}:60s])")
         found += await self.instant(expr)
         return max((s.value for s in found), default=None)
+
+
+def chart_span(period: Period, series: Sequence[tuple[str, Series]]) -> tuple[float, float]:
+    """The time axis of a chart: the whole period, unless its data (two times or more) starts in the second
+    half of it; then from the data's first point (a minute at least), so minutes of data are not a dot at the
+    end of a week."""
+    times = {t for _, s in series for t, _ in s.points}
+    first = min(times, default=period.start)
+    if len(times) >= 2 and first - period.start > period.seconds / 2:
+        return min(first, period.end - MIN_SPAN), period.end
+    return period.start, period.end
 
 
 def _series_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:

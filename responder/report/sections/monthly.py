@@ -3,7 +3,7 @@ test: `common.drill_section`)."""
 
 from __future__ import annotations
 
-from responder.report.model import Section, Table, no_data
+from responder.report.model import Section, Table, no_data, partly
 from responder.report.prometheus import Series
 from responder.report.sections.common import (
     BLOAT_RATIO,
@@ -115,20 +115,25 @@ async def vacuum_age(q: Inputs, key: str, title: str) -> Section:
         charts.append(
             q.chart("Highest dead-tuple ratio", [("dead / (live + dead)", s) for s in series], "ratio")
         )
-    statistics = "" if q.catalog is not None else " (statistics age: no read-only access to the target)"
+    missing = [] if dead else ["pg_stat_user_tables_n_dead_tup (vacuum age)"]
+    if q.catalog is None:
+        missing.append("no read-only access to the target (statistics age)")
     if stale_vacuum or stale_stats:
+        note = f" (no data: {'; '.join(missing)})" if missing else ""
         reason = (
             f"{len(stale_vacuum)} tables have {DEAD_RATIO:.0%}+ dead tuples and no vacuum in 7 days,"
-            f" {len(stale_stats)} have statistics older than 7 days over changed rows{statistics}"
+            f" {len(stale_stats)} have statistics older than 7 days over changed rows{note}"
         )
         return Section(key, title, "attention", reason, charts, tables)
+    if missing:
+        found = (
+            f"every table with {DEAD_RATIO:.0%}+ dead tuples was vacuumed within 7 days"
+            if dead
+            else "no table has statistics older than 7 days over changed rows"
+        )
+        return partly(key, title, missing, found, charts, tables)
     return Section(
-        key,
-        title,
-        "ok",
-        f"every table with changes was vacuumed and analyzed within 7 days{statistics}",
-        charts,
-        tables,
+        key, title, "ok", "every table with changes was vacuumed and analyzed within 7 days", charts, tables
     )
 
 

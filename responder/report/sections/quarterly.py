@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from responder.report.model import Section, Table, Verdict, no_data
+from responder.report.model import Section, Table, Verdict, no_data, partly
 from responder.report.sections.common import (
     CPU_DOWN,
     CPU_DOWN_MAX,
@@ -36,18 +36,19 @@ async def index_review(q: Inputs, key: str, title: str) -> Section:
                 [(d.table, ", ".join(d.indexes), size(d.bytes)) for d in duplicates],
             )
         )
-    missing = [] if seen else ["unused: no data: pg_index_unused"]
+    missing = [] if seen else ["pg_index_unused (unused indexes)"]
     if q.catalog is None:
-        missing.append("duplicates: no read-only access to the target")
-    note = f" ({'; '.join(missing)})" if missing else ""
+        missing.append("no read-only access to the target (duplicate indexes)")
+    note = f" (no data: {'; '.join(missing)})" if missing else ""
     if unused or duplicates:
         reason = (
             f"{len(unused)} indexes unused all quarter, {len(duplicates)} sets of duplicate indexes{note}"
         )
         return Section(key, title, "attention", reason, [], tables)
-    return Section(
-        key, title, "ok", f"no index unused all quarter and no duplicate indexes{note}", [], tables
-    )
+    if missing:
+        found = "no duplicate indexes" if q.catalog is not None else "no index unused all quarter"
+        return partly(key, title, missing, found, [], tables)
+    return Section(key, title, "ok", "no index unused all quarter and no duplicate indexes", [], tables)
 
 
 async def instance_sizing(q: Inputs, key: str, title: str) -> Section:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from responder.report.catalog import statement_text
 from responder.report.charts import bar_chart
 from responder.report.model import Section, Table, Verdict, no_data
 from responder.report.sections.common import (
@@ -26,9 +27,35 @@ from responder.report.sections.common import (
 STATEMENT = ("datname", "user", "queryid")
 
 
+NO_TEXT = "no text: collectors.statements.include_query, or the report's --config with pg_stat_statements"
+
+
+def _cut(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def _text(texts: dict[tuple[str, ...], str], key: tuple[str, ...]) -> str:
     text = texts.get(key)
-    return f", {text[:60]}" if text else ""
+    return f", {_cut(text, 60)}" if text else ""
+
+
+def _series_label(texts: dict[tuple[str, ...], str], labels: dict[str, str]) -> str:
+    text = texts.get(key_of(labels, *STATEMENT))
+    return (
+        f"{labels.get('datname', '')}: {_cut(text, 40) if text else 'queryid ' + labels.get('queryid', '')}"
+    )
+
+
+async def statement_texts(q: Inputs) -> dict[tuple[str, ...], str]:
+    """Each statement's text: the exporter's (`pg_stat_statements_query_info`, with include_query), else the
+    target's own pg_stat_statements (the report's --config); its string literals masked either way."""
+    exported = {
+        key_of(s.labels, *STATEMENT): statement_text(s.labels.get("query", ""))
+        for s in await q.over("last_over_time", "pg_stat_statements_query_info")
+    }
+    texts: dict[tuple[str, ...], str] = dict(q.catalog.statements or {}) if q.catalog is not None else {}
+    texts.update((k, v) for k, v in exported.items() if v)
+    return texts
 
 
 async def slow_queries(q: Inputs, key: str, title: str) -> Section:
@@ -42,17 +69,14 @@ async def slow_queries(q: Inputs, key: str, title: str) -> Section:
     before = by_labels(
         await q.over("last_over_time", "pg_stat_statements_mean_seconds", offset=True), *STATEMENT
     )
-    texts = {
-        key_of(s.labels, *STATEMENT): s.labels.get("query", "")
-        for s in await q.over("last_over_time", "pg_stat_statements_query_info")
-    }
+    texts = await statement_texts(q)
     totals = {k: v for k, v in by_labels(total, *STATEMENT).items() if v > 0}
 
     def row(k: tuple[str, ...]) -> tuple[str, ...]:
         now, prev = mean.get(k), before.get(k)
         change = f"{(now / prev - 1) * 100:+.0f}%" if now is not None and prev else "new"
-        text = texts.get(k) or f"queryid {k[2]} (enable collectors.statements.include_query for the text)"
-        return (k[0], text[:120], seconds(now), seconds(prev), change, seconds(totals.get(k)))
+        text = _cut(texts[k], 120) if k in texts else f"queryid {k[2]} ({NO_TEXT})"
+        return (k[0], text, seconds(now), seconds(prev), change, seconds(totals.get(k)))
 
     columns = ("database", "query", "mean", "previous mean", "change", "total in period")
     by_total = sorted(totals, key=lambda k: -totals[k])[:TOP]
@@ -73,7 +97,7 @@ async def slow_queries(q: Inputs, key: str, title: str) -> Section:
     if by_mean:
         ids = regex_of([k[2] for k in by_mean[:5]])
         series = await q.trend(q.m("pg_stat_statements_mean_seconds", f'queryid=~"{ids}"'))
-        labelled = [(f"{s.labels.get('datname', '')} {s.labels.get('queryid', '')}", s) for s in series]
+        labelled = [(_series_label(texts, s.labels), s) for s in series]
         if labelled:
             charts.append(q.chart("Mean time of the slowest queries", labelled, "seconds"))
     verdict: Verdict

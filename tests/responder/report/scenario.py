@@ -30,6 +30,9 @@ from responder.outcomes import Outcome, State
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
 
 LONG_QUERY = "SELECT pg_sleep(1.2) AS rpt_long_query"
+# A statement whose text is hostile to a report: markup, a Markdown table's cell break, a line break.
+ROLE_PASSWORD = "rpt-Secret-pw-0451"
+ODD_QUERY = 'SELECT pg_sleep(1.1) AS "<i>rpt|odd</i>",\n       1 AS rpt_second_line'
 UNUSED_INDEX = "orders_note_idx"
 DUPLICATE_INDEX = "orders_customer_copy_idx"
 DRILL_INSTANCE = "orders-db"
@@ -116,11 +119,14 @@ def _prepare_database(pg: PostgresServer, name: str) -> None:
         "CREATE INDEX orders_customer_idx ON orders (customer)",
         f"CREATE INDEX {DUPLICATE_INDEX} ON orders (customer)",  # the same columns again
         "ANALYZE orders",
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",  # the report reads the statements' text here
+        f"CREATE ROLE {name}_owner PASSWORD '{ROLE_PASSWORD}'",  # kept as written by pg_stat_statements
         f"GRANT SELECT ON orders TO {MONITOR_ROLE}",
     ):
         pg.execute(sql, dbname=name)
     for _ in range(2):
         pg.execute(LONG_QUERY, dbname=name)
+    pg.execute(ODD_QUERY, dbname=name)
 
 
 def exporter_and_prometheus(

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from responder.cli import main
-from tests.responder.report.scenario import DRILL_INSTANCE, DUPLICATE_INDEX, UNUSED_INDEX, ReportScenario
+from responder.report import build_report
+from responder.report.catalog import Catalog, catalog_at
+from tests.responder.report.scenario import (
+    DRILL_INSTANCE,
+    DUPLICATE_INDEX,
+    ROLE_PASSWORD,
+    UNUSED_INDEX,
+    ReportScenario,
+)
 
 __all__ = ["report_scenario"]
 from tests.responder.report.scenario import report_scenario
@@ -135,3 +143,74 @@ def test_an_unreachable_prometheus_gives_no_verdict(tmp_path: Path) -> None:
     parsed.feed((tmp_path / "r.html").read_text())
     assert {v for v, _ in parsed.sections.values()} == {"no data"}
     assert "Prometheus did not answer" in parsed.text("slow_queries")
+
+
+NO_QUERY_TEXT = (
+    'query=""'  # only pg_stat_statements_query_info has the label: an exporter without include_query
+)
+
+
+def test_without_exported_text_the_report_reads_it_from_the_target(
+    report_scenario: ReportScenario, tmp_path: Path
+) -> None:
+    config = ("--config", str(report_scenario.config))
+    read, _ = build(report_scenario, "weekly", tmp_path / "a.html", "--selector", NO_QUERY_TEXT, *config)
+    text = read.text("slow_queries")
+    assert "rpt_long_query" in text
+    # one line, and markup and a cell break shown as the text they are
+    assert 'SELECT pg_sleep($1) AS "<i>rpt|odd</i>", $2 AS rpt_second_line' in text
+    html = (tmp_path / "a.html").read_text()
+    assert "<i>rpt" not in html and "&lt;i&gt;rpt|odd&lt;/i&gt;" in html
+    blind, _ = build(report_scenario, "weekly", tmp_path / "b.html", "--selector", NO_QUERY_TEXT)
+    text = blind.text("slow_queries")
+    assert "rpt_long_query" not in text and "no text: collectors.statements.include_query" in text
+
+
+def test_a_section_without_all_its_data_gives_no_verdict(
+    report_scenario: ReportScenario, tmp_path: Path
+) -> None:
+    """Vacuum age without the target (statistics age unknown): no `ok`, and the summary says which sections
+    it could not judge instead of "Nothing needs attention"."""
+    monthly, markdown = build(report_scenario, "monthly", tmp_path / "m.html")
+    verdict, _ = monthly.sections["vacuum_age"]
+    assert verdict == "no data"
+    assert "no data: no read-only access to the target (statistics age); every table" in monthly.text(
+        "vacuum_age"
+    )
+    assert "Nothing needs attention" not in markdown
+    assert re.search(
+        r"^(Needs attention: .*\. )?No verdict, for lack of data: .*Vacuum and analyze age", markdown, re.M
+    )
+
+
+async def test_index_review_without_usage_data_is_no_verdict_even_with_no_duplicates(
+    report_scenario: ReportScenario,
+) -> None:
+    no_duplicates = Catalog(report_scenario.database, "15.4", duplicates=[], statistics=[])
+    report = await build_report(
+        "quarterly", report_scenario.prometheus, selector='indexrelname="none"', catalog=no_duplicates
+    )
+    (review,) = [s for s in report.sections if s.key == "index_review"]
+    assert review.verdict == "no data"
+    assert review.reason == "no data: pg_index_unused (unused indexes); no duplicate indexes"
+
+
+def test_charts_of_minutes_of_data_span_the_data(report_scenario: ReportScenario, tmp_path: Path) -> None:
+    """The scenario's Prometheus holds minutes of data: the week's charts show those minutes (times without a
+    day on the axis), not a dot at the end of an empty week."""
+    weekly, _ = build(report_scenario, "weekly", tmp_path / "w.html")
+    for key in ("slow_queries", "connection_pool"):
+        text = weekly.text(key)
+        assert re.search(r"\b\d\d:\d\d(:\d\d)?\b", text) and "(UTC)" in text, key
+        assert not re.search(r"\b\d\d-\d\d \d\d:\d\d\b", text), key
+
+
+async def test_statement_texts_from_the_target_mask_their_string_literals(
+    report_scenario: ReportScenario,
+) -> None:
+    """pg_stat_statements keeps a utility statement as written, a role's password included: never shown."""
+    catalog = await catalog_at(report_scenario.target_dsn)
+    assert catalog.statements is not None
+    owner = f"{report_scenario.database}_owner"
+    assert [t for t in catalog.statements.values() if owner in t] == [f"CREATE ROLE {owner} PASSWORD '***'"]
+    assert not any(ROLE_PASSWORD in t for t in catalog.statements.values())

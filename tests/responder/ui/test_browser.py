@@ -106,8 +106,11 @@ async def test_an_approver_approves_a_pending_scale_instance_and_it_runs(
     decision = page.locator(f'#timeline tr[data-id="{d["id"]}"]')
     assert "succeeded" in await decision.locator(".outcome").inner_text()
     assert await decision.locator(".decided-by").inner_text() == "alice"
-    await decision.locator("summary").click()
-    assert "db.r6g.large" in await decision.locator("pre.plan").inner_text()
+    headline = await decision.locator(".headline").inner_text()
+    assert headline == f"scaled {ident} db.t3.medium → db.r6g.large", headline
+    await decision.locator("details.plan-result > summary").click()
+    assert "db.r6g.large" in await decision.locator("dl.plan").inner_text()
+    assert await decision.locator("dl.plan").is_visible()
     await page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
     await context.close()
 

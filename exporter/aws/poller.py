@@ -21,7 +21,8 @@ from exporter.aws import cloudwatch, lifecycle, snapshots
 from exporter.aws.clients import ApiStats, ClientFactory
 from exporter.aws.config import AWSConfig
 from exporter.aws.rds import Instance, Unit, describe_unit, plan_units
-from exporter.aws.render import AWSView, Polled, build_view, render_self
+from exporter.aws.render import AWSView, Polled, build_view
+from exporter.aws.selfmetrics import render_self
 from exporter.aws.shard import hashmod, probe_refs
 from exporter.config import TargetConfig
 from exporter.exposition import Fragment
@@ -205,6 +206,7 @@ class AWSPoller:
             facts=snapshots.summarize(instances, self.snapshot_lists),
             maintenance=self.maintenance,
             events=self.events,
+            now=self.clock(),
         )
         return build_view(instances, polled, self.all_instances())
 

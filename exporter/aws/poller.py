@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from exporter.aws import cloudwatch, lifecycle, snapshots
+from exporter.aws import cloudwatch, lifecycle, limits, snapshots
 from exporter.aws.clients import ApiStats, ClientFactory
 from exporter.aws.config import AWSConfig
 from exporter.aws.rds import Instance, Unit, describe_unit, plan_units
@@ -29,8 +29,16 @@ from exporter.exposition import Fragment
 
 log = logging.getLogger("pgwarden.aws")
 
-Source = Literal["rds", "snapshots", "events", "maintenance", "cloudwatch"]
-SOURCES: tuple[Source, ...] = ("rds", "snapshots", "events", "maintenance", "cloudwatch")
+Source = Literal["rds", "snapshots", "events", "maintenance", "cloudwatch", "instance_types", "quotas"]
+SOURCES: tuple[Source, ...] = (
+    "rds",
+    "snapshots",
+    "events",
+    "maintenance",
+    "cloudwatch",
+    "instance_types",
+    "quotas",
+)
 
 
 class AWSPoller:
@@ -52,6 +60,8 @@ class AWSPoller:
         self.requested: dict[Unit, dict[cloudwatch.Key, float]] = {}  # when each pair was last asked for
         self.maintenance: dict[Unit, lifecycle.MaintenanceFacts] = {}
         self.events: dict[Unit, lifecycle.EventCounts] = {}
+        self.classes: dict[Unit, dict[str, limits.InstanceClass]] = {}
+        self.quotas: dict[Unit, limits.Quotas] = {}
         self.fetched: dict[Source, dict[Unit, float]] = {s: {} for s in SOURCES}
         self.failures: dict[Source, int] = dict.fromkeys(SOURCES, 0)
         self.view = AWSView()
@@ -121,6 +131,10 @@ class AWSPoller:
             self.snapshot_lists[unit] = data
         elif source == "maintenance":
             self.maintenance[unit] = data
+        elif source == "instance_types":
+            self.classes[unit] = data
+        elif source == "quotas":
+            self.quotas[unit] = data
         elif source == "events":
             self._event_counts(unit).add(data, now)
         else:
@@ -153,6 +167,12 @@ class AWSPoller:
             mine = [i for i in self.served_instances() if i.unit == unit]
             if source == "maintenance":
                 return True, lifecycle.fetch_maintenance(self.clients.rds(*unit), mine)
+            if source == "instance_types":
+                return True, limits.describe_classes(
+                    self.clients.ec2(*unit), (i.instance_class for i in mine)
+                )
+            if source == "quotas":
+                return True, limits.fetch_quotas(self.clients.service_quotas(*unit))
             if source == "events":
                 counts = self.events.get(unit) or lifecycle.EventCounts(start=self.started)
                 start, end = counts.next_window(now)
@@ -206,6 +226,8 @@ class AWSPoller:
             facts=snapshots.summarize(instances, self.snapshot_lists),
             maintenance=self.maintenance,
             events=self.events,
+            classes=self.classes,
+            quotas=self.quotas,
             now=self.clock(),
         )
         return build_view(instances, polled, self.all_instances())
@@ -222,7 +244,8 @@ class AWSPoller:
         return ages
 
     def self_metrics(self) -> list[Fragment]:
-        return render_self(self.stats, self.ages())
+        """The pollers' own series, and the account-wide ones (instance classes, quotas)."""
+        return [*render_self(self.stats, self.ages()), *self.view.account_wide]
 
 
 def _describe(exc: BaseException) -> str:

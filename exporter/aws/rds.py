@@ -266,5 +266,6 @@ def summary(aws: AWSConfig, targets: Sequence[TargetConfig]) -> list[str]:
         f"  aws: {len(plans)} account/region unit(s): {units or 'none'}",
         f"  aws: rds every {fmt(aws.rds.interval)}, snapshots every {fmt(aws.snapshots.interval)}, cloudwatch every "
         f"{fmt(cw.interval)} (period {fmt(cw.period)}, delay {fmt(cw.delay)}, {len(cw.metrics)} metrics), events "
-        f"every {fmt(aws.events.interval)}, maintenance every {fmt(aws.maintenance.interval)}",
+        f"every {fmt(aws.events.interval)}, maintenance every {fmt(aws.maintenance.interval)}, instance types "
+        f"every {fmt(aws.instance_types.interval)}, quotas every {fmt(aws.quotas.interval)}",
     ]

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 
 from exporter.aws.cloudwatch import METRICS, CloudWatchMetric, Datapoints
 from exporter.aws.lifecycle import EventCounts, MaintenanceFacts, maintenance_mode
+from exporter.aws.limits import (
+    LIMIT_FAMILIES,
+    InstanceClass,
+    Quotas,
+    render_account_wide,
+    render_instance_limits,
+)
 from exporter.aws.rds import Instance, Unit
 from exporter.aws.selfmetrics import SELF_FAMILIES
 from exporter.aws.snapshots import SnapshotFacts
@@ -185,6 +192,7 @@ AWS_FAMILIES = (
     STANDARD_SUPPORT_END,
     EXTENDED_SUPPORT_END,
     EVENTS,
+    *LIMIT_FAMILIES,
     *SELF_FAMILIES,
 )
 
@@ -198,6 +206,8 @@ class Polled:
     facts: Mapping[tuple[str, str, str], SnapshotFacts] = field(default_factory=dict)
     maintenance: Mapping[Unit, MaintenanceFacts] = field(default_factory=dict)
     events: Mapping[Unit, EventCounts] = field(default_factory=dict)
+    classes: Mapping[Unit, Mapping[str, InstanceClass]] = field(default_factory=dict)
+    quotas: Mapping[Unit, Quotas] = field(default_factory=dict)
     now: float = field(default_factory=time.time)  # what day counts (support dates) are counted from
 
 
@@ -237,6 +247,7 @@ def render_instance(out: Exposition, inst: Instance, polled: Polled) -> None:
         lbl = out.labels((*ID_LABELS, "parameter_group"), (*ids, group))
         out.add(PARAMETER_GROUP_PENDING_REBOOT, lbl, int(apply_status == "pending-reboot"))
     out.add(CA_VALID_UNTIL, plain, inst.ca_valid_until)
+    render_instance_limits(out, inst, polled.classes.get(inst.unit, {}))
     for region in inst.backup_regions:
         out.add(EXPECTED_COPY, out.labels((*ID_LABELS, "target_region"), (*ids, region)), 1)
     for metric in polled.metrics:
@@ -284,6 +295,7 @@ class AWSView:
     known: tuple[Instance, ...] = ()  # every instance found, for /discovery
     plain: Mapping[tuple[str, str, str], list[Fragment]] = field(default_factory=dict)
     labelled: Mapping[str, list[Fragment]] = field(default_factory=dict)  # target name -> with target label
+    account_wide: tuple[Fragment, ...] = ()  # instance classes and quotas, once each (served on /metrics)
 
     def for_target(self, name: str, labelled: bool) -> list[Fragment]:
         """The RDS series of the instance(s) a configured target names."""
@@ -313,7 +325,10 @@ def build_view(
             out = Exposition(target_label(name))
             render_instance(out, inst, polled)
             labelled.setdefault(name, []).extend(out.fragments())
-    return AWSView(tuple(instances), tuple(instances if known is None else known), plain, labelled)
+    wide = render_account_wide(instances, polled.classes, polled.quotas).fragments()
+    return AWSView(
+        tuple(instances), tuple(instances if known is None else known), plain, labelled, tuple(wide)
+    )
 
 
 def days_left(when: float | None, now: float) -> int | None:

@@ -38,8 +38,8 @@ ERRORS = Family(
 DATA_AGE = Family(
     "pgwarden_aws_data_age_seconds",
     "gauge",
-    "Age of the oldest AWS data served for each source (rds, snapshots, events, maintenance, cloudwatch): grows "
-    "while polls fail.",
+    "Age of the oldest AWS data served for each source (rds, snapshots, events, maintenance, cloudwatch, "
+    "instance_types, quotas): grows while polls fail.",
     ("source",),
 )
 SELF_FAMILIES = (API_CALLS, METRICS_REQUESTED, API_ERRORS, BUILD_INFO, ERRORS, DATA_AGE)

@@ -284,8 +284,13 @@ async def test_endpoint_stopped_mid_test_keeps_last_values_and_counts_errors(own
     for metric in ("rds_free_storage_bytes", "rds_instance_status", "rds_snapshots"):
         assert bad.all(metric) == good.all(metric), metric
     errors = bad.all("pgwarden_aws_api_errors_total")
-    assert {lbl["api"] for lbl, _ in errors} == {"rds", "cloudwatch"}
-    assert all(lbl["code"] == "EndpointConnectionError" and v >= 1 for lbl, v in errors)
+    unreachable = {lbl["api"] for lbl, v in errors if lbl["code"] == "EndpointConnectionError" and v >= 1}
+    assert unreachable == {"rds", "cloudwatch", "ec2", "service-quotas"}
+    # the only other errors: moto's Service Quotas has no RDS quotas, before the stop already
+    before = good.all("pgwarden_aws_api_errors_total")
+    assert [e for e in errors if e[0]["code"] != "EndpointConnectionError"] == before
+    assert {(lbl["api"], lbl["code"]) for lbl, _ in before} == {("service-quotas", "NoSuchResourceException")}
+    assert bad.get("rds_exporter_errors_total") == sum(v for _, v in errors) > 0
     for source in SOURCES:
         assert bad.get("pgwarden_aws_data_age_seconds", source=source) >= good.get(  # type: ignore[operator]
             "pgwarden_aws_data_age_seconds", source=source

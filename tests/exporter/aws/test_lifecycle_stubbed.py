@@ -20,6 +20,7 @@ from exporter.aws import lifecycle
 from exporter.aws.poller import AWSPoller
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
+from tests.exporter.aws.stubbing import offline
 from tests.exporter.helpers import Samples
 
 REGION = "eu-central-1"
@@ -137,11 +138,7 @@ def event(identifier: str, message: str, categories: list[str], when: dt.datetim
 @pytest.fixture
 def poller(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[AWSPoller, Stubber]]:
     """The real poller for prod and its replica, its RDS client's transport a Stubber (no network at all)."""
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    offline(monkeypatch, tmp_path)
     config = parse_config(
         {
             "targets": [

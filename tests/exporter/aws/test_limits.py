@@ -24,6 +24,7 @@ from exporter.aws.rds import Instance
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
 from tests.exporter import test_aws_support as support
+from tests.exporter.aws.stubbing import discovering_poller, offline
 from tests.exporter.helpers import Samples
 from tests.exporter.test_aws_support import DOWN_DSN, REGION, aws_config, create_postgres, rds
 
@@ -127,19 +128,8 @@ QUOTAS = {
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[AWSPoller, Stubber]]:
     """A poller whose RDS and Service Quotas clients answer from Stubbers (no network)."""
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    config = parse_config(
-        {
-            "targets": [{"name": "pg", "dsn": DOWN_DSN}],
-            "aws": {"discover": {"regions": [REGION]}, "retries": {"max_attempts": 1}},
-        }
-    )
-    assert config.aws is not None
-    poller = AWSPoller(config.aws, config.targets)
+    offline(monkeypatch, tmp_path)
+    poller = discovering_poller(REGION)
     rds_stub = Stubber(poller.clients.rds("", REGION))
     instance = {
         "DBInstanceIdentifier": "prod",

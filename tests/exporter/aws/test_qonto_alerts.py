@@ -23,14 +23,13 @@ import yaml
 from botocore.stub import Stubber
 
 from devtools.motoserver import MotoServer
-from exporter.aws.poller import AWSPoller
-from exporter.config import parse_config
 from exporter.exposition import join_fragments
 from tests.alerts.test_rules import _CLAUSE, _RANGE, _STRING, _TOKEN, KEYWORDS
 from tests.conftest import missing_service
 from tests.exporter import test_aws_support as support
+from tests.exporter.aws.stubbing import discovering_poller
 from tests.exporter.helpers import Samples
-from tests.exporter.test_aws_support import DOWN_DSN, REGION, put_points
+from tests.exporter.test_aws_support import REGION, put_points
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 CHART = Path(__file__).resolve().parent / "qonto_rds_alerts"
@@ -198,14 +197,7 @@ async def exported(moto: MotoServer) -> Samples:
     """Everything the pollers render for the world, as /metrics serves it."""
     for identifier, points in POINTS.items():
         put_points(identifier, points, minutes_ago=3.5)
-    config = parse_config(
-        {
-            "targets": [{"name": "pg", "dsn": DOWN_DSN}],
-            "aws": {"discover": {"regions": [REGION]}, "retries": {"max_attempts": 1}},
-        }
-    )
-    assert config.aws is not None
-    poller = AWSPoller(config.aws, config.targets)
+    poller = discovering_poller(REGION)
     rds = Stubber(poller.clients.rds("", REGION))
     rds.add_response("describe_db_instances", {"DBInstances": INSTANCES}, {"Filters": [], "MaxRecords": 100})
     rds.add_response("describe_pending_maintenance_actions", FORCED, {"MaxRecords": 100})

@@ -9,7 +9,12 @@ sum of `total_exec_time` of that role's statements:
   caches nothing) and against the first scrape of a freshly started postgres_exporter; also pgwarden's next
   TTL-0 scrape, its sizes then within `size_ttl`;
 - steady: both at their defaults, scraped every --interval seconds for --minutes (after one warm-up scrape), in
-  database milliseconds per minute.
+  database milliseconds per minute;
+- many databases: on a server of its own with --databases small databases (--small-tables tables each, 3
+  indexes), one cold refresh of every database: a fresh pgwarden (TTL 0, every database) against the first
+  scrape of a fresh postgres_exporter with --auto-discover-databases (Debian's prometheus-postgres-exporter,
+  the extended queries file with its per-table and per-index queries in every database), median of --cold
+  runs of each.
 
 pgwarden runs with the families postgres_exporter has here: bloat and wraparound (which it lacks) disabled, and
 the per-database collectors on the DSN's database only (postgres_exporter's extended queries read no other).
@@ -17,6 +22,7 @@ The ratios printed are against postgres_exporter's figure of the same run; nothi
 
     .venv/bin/python -m bench.dbtime
     .venv/bin/python -m bench.dbtime --tables 500 --minutes 1
+    .venv/bin/python -m bench.dbtime --only-databases --databases 35
 """
 
 from __future__ import annotations
@@ -29,8 +35,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench.scrape.__main__ import run_benchmark
-from bench.scrape.database import DB_NAME, PG_SETTINGS, STATEMENTS, BenchDatabase
+from bench.scrape.database import (
+    CREATE_BATCH_SQL,
+    DB_NAME,
+    PG_SETTINGS,
+    QUERIES_FILE,
+    STATEMENTS,
+    BenchDatabase,
+)
 from bench.scrape.exporters import Exporter, pgwarden, postgres_exporter, started
 from bench.scrape.report import say
 from devtools.pgserver import PostgresServer
@@ -39,7 +54,8 @@ WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "dbtime"
 PASSWORD = "bench-dbtime-pw"
 PGWARDEN_ROLE = "dbtime_pgwarden"
 PE_ROLE = "dbtime_pe"
-TARGETS = {"cold": 1.0, "steady": 0.3}
+TARGETS = {"cold": 1.0, "steady": 0.3, "databases": 0.5}
+SMALL_DB = "small_{:02d}"
 
 ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s)"
 TOTAL_SQL = (
@@ -132,6 +148,64 @@ def measure_steady(
         return {"pe": ledger.ms(PE_ROLE) / minutes, "steady": ledger.ms(PGWARDEN_ROLE) / minutes}
 
 
+def create_small_databases(server: PostgresServer, count: int, tables: int) -> list[str]:
+    """`count` databases of `tables` tables each (3 indexes, a few rows, statistics), as the bench database's."""
+    names = [SMALL_DB.format(n) for n in range(count)]
+    for name in names:
+        server.execute(f"CREATE DATABASE {name}")
+        server.execute(
+            "SET pg_stat_statements.track = 'none'; " + CREATE_BATCH_SQL.format(lo=0, hi=tables - 1), name
+        )
+    return names
+
+
+def measure_databases(
+    server: PostgresServer, ledger: Ledger, names: list[str], runs: int
+) -> dict[str, list[float]]:
+    """Cold refreshes of every small database: postgres_exporter's first scrape with --auto-discover-databases
+    (DSN on the first one, the others discovered) and a fresh pgwarden's first scrape at TTL 0, in turns (the
+    machine's load drifts: each pair is measured under the same)."""
+    figures: dict[str, list[float]] = {"pe": [], "pgwarden": []}
+    others = ",".join(sorted({"postgres", DB_NAME}))
+    queries = every_database_queries()
+    for run in range(runs):
+        pe = postgres_exporter(server, WORK_DIR)
+        pe.argv = [a for a in pe.argv if not a.startswith("--extend.query-path=")]
+        pe.argv += [
+            f"--extend.query-path={queries}",
+            "--auto-discover-databases",
+            f"--exclude-databases={others}",
+        ]
+        pe.env["DATA_SOURCE_NAME"] = small_dsn(server, PE_ROLE, names[0])
+        with started([pe]):
+            figures["pe"].append(ledger.scrape_ms(pe, PE_ROLE))
+        config = cold_config(small_dsn(server, PGWARDEN_ROLE, names[0]))
+        config["targets"][0]["databases"] = {"exclude": sorted({"postgres", DB_NAME})}
+        exp = pgwarden("pgwarden cold, every database", config, WORK_DIR, f"databases-{run}")
+        with started([exp]):
+            figures["pgwarden"].append(ledger.scrape_ms(exp, PGWARDEN_ROLE))
+        if run == runs - 1:
+            say_top("postgres_exporter --auto-discover-databases, first scrape", ledger.top(PE_ROLE))
+            say_top("pgwarden, cold refresh of every database", ledger.top(PGWARDEN_ROLE))
+    return figures
+
+
+def every_database_queries() -> Path:
+    """The extended queries file with its per-table and per-index queries run in every database (`master:
+    false`), as a postgres_exporter user watching many databases sets them; pg_stat_statements, one view for
+    the whole server, stays on the DSN's database."""
+    queries = yaml.safe_load(QUERIES_FILE.read_text())
+    for name in ("pg_stat_user_tables", "pg_statio_user_tables", "pg_stat_user_indexes"):
+        queries[name]["master"] = False
+    path = WORK_DIR / "queries-every-database.yaml"
+    path.write_text(yaml.safe_dump(queries, sort_keys=False))
+    return path
+
+
+def small_dsn(server: PostgresServer, role: str, database: str) -> str:
+    return server.dsn(database, role, PASSWORD) + "?sslmode=disable"
+
+
 def say_top(title: str, rows: Sequence[tuple[Any, ...]]) -> None:
     say(f"  heaviest statements, {title}:")
     for ms, calls, query in rows:
@@ -146,55 +220,91 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cold", type=int, default=3, help="cold scrapes per exporter (default: 3)")
     parser.add_argument("--minutes", type=float, default=2.0, help="steady-state window (default: 2)")
     parser.add_argument("--interval", type=float, default=15.0, help="scrape interval, seconds (default: 15)")
+    parser.add_argument("--databases", type=int, default=35, help="small databases (default: 35; 0: skip)")
+    parser.add_argument(
+        "--small-tables", type=int, default=10, help="tables per small database (default: 10)"
+    )
+    parser.add_argument("--only-databases", action="store_true", help="run only the many-databases case")
     args = parser.parse_args(argv)
     if args.tables < 1 or not 1 <= args.cold <= 20 or args.minutes <= 0 or args.interval <= 0:
         parser.error("--tables >= 1, --cold 1..20, --minutes and --interval > 0")
+    if args.databases < 0 or args.small_tables < 1 or (args.only_databases and not args.databases):
+        parser.error("--databases >= 0 (> 0 with --only-databases), --small-tables >= 1")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    result = (
+        0 if args.only_databases else run_benchmark(PG_SETTINGS, lambda s: tables_case(s, args), WORK_DIR)
+    )
+    if args.databases and not result:
+        result = run_benchmark(PG_SETTINGS, lambda s: databases_case(s, args), WORK_DIR)
+    return result
 
-    def body(server: PostgresServer) -> None:
-        db = BenchDatabase(server)
-        db.create()
-        for role in (PGWARDEN_ROLE, PE_ROLE):
-            server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
-        db.grow_to(args.tables)
-        db.make_statements(STATEMENTS)
-        server.execute("CHECKPOINT")
-        say(
-            f"== {args.tables:,} tables, {db.index_count():,} indexes, {db.statement_count():,} statements; "
-            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} =="
-        )
-        ledger = Ledger(server)
-        cold = measure_cold(server, ledger, args.cold)
-        pe_cold = statistics.median(cold["pe"])
-        say(
-            "database ms per scrape (median of the runs in brackets; ratio against postgres_exporter's scrape):"
-        )
-        for key, label in (
-            ("pe", "postgres_exporter 0.11"),
-            ("pe_first", "postgres_exporter, first scrape"),
-            ("cold", "pgwarden cold (fresh process)"),
-            ("repeat", "pgwarden TTL 0, next scrape"),
-        ):
-            ms = statistics.median(cold[key])
-            runs = ", ".join(f"{x:.1f}" for x in cold[key])
-            say(f"  {label:<33} {ms:8.1f}  ({runs})  {ms / pe_cold:.2f}x")
-        pe_first = statistics.median(cold["pe_first"])
-        say(
-            f"  pgwarden cold / postgres_exporter's first scrape (both on a new backend): "
-            f"{statistics.median(cold['cold']) / pe_first:.2f}x; target <= {TARGETS['cold']}x"
-        )
-        steady = measure_steady(server, ledger, args.minutes, args.interval)
-        ratio = steady["steady"] / steady["pe"]
-        say(f"database ms per minute, {args.interval:g} s interval, default TTLs, over {args.minutes:g} min:")
-        say(f"  postgres_exporter 0.11 {steady['pe']:8.1f}")
-        say(f"  pgwarden               {steady['steady']:8.1f}  {ratio:.2f}x, target <= {TARGETS['steady']}x")
-        say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-    return run_benchmark(PG_SETTINGS, body, WORK_DIR)
+def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
+    """A server of `--databases` small databases, on its own."""
+    server.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    server.execute(f"CREATE DATABASE {DB_NAME}")  # where the ledger reads pg_stat_statements
+    server.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", DB_NAME)
+    for role in (PGWARDEN_ROLE, PE_ROLE):
+        server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
+    names = create_small_databases(server, args.databases, args.small_tables)
+    server.execute("CHECKPOINT")
+    say(f"== {len(names)} databases of {args.small_tables} tables (3 indexes each) ==")
+    ledger = Ledger(server)
+    figures = measure_databases(server, ledger, names, args.cold)
+    pe = statistics.median(figures["pe"])
+    pw = statistics.median(figures["pgwarden"])
+    say("database ms of a cold refresh of every database (median of the runs in brackets):")
+    ratios = [w / p for w, p in zip(figures["pgwarden"], figures["pe"], strict=True)]
+    say(f"  postgres_exporter --auto-discover    {pe:8.1f}  ({', '.join(f'{x:.1f}' for x in figures['pe'])})")
+    runs = ", ".join(f"{x:.1f}" for x in figures["pgwarden"])
+    say(f"  pgwarden, every database            {pw:8.1f}  ({runs})")
+    say(
+        f"  pgwarden / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in ratios)}; median "
+        f"{statistics.median(ratios):.2f}x, target <= {TARGETS['databases']}x"
+    )
+
+
+def tables_case(server: PostgresServer, args: argparse.Namespace) -> None:
+    """The bench database of `--tables` tables: cold scrapes, then the steady state."""
+    db = BenchDatabase(server)
+    db.create()
+    for role in (PGWARDEN_ROLE, PE_ROLE):
+        server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
+    db.grow_to(args.tables)
+    db.make_statements(STATEMENTS)
+    server.execute("CHECKPOINT")
+    say(
+        f"== {args.tables:,} tables, {db.index_count():,} indexes, {db.statement_count():,} statements; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} =="
+    )
+    ledger = Ledger(server)
+    cold = measure_cold(server, ledger, args.cold)
+    pe_cold = statistics.median(cold["pe"])
+    say("database ms per scrape (median of the runs in brackets; ratio against postgres_exporter's scrape):")
+    for key, label in (
+        ("pe", "postgres_exporter 0.11"),
+        ("pe_first", "postgres_exporter, first scrape"),
+        ("cold", "pgwarden cold (fresh process)"),
+        ("repeat", "pgwarden TTL 0, next scrape"),
+    ):
+        ms = statistics.median(cold[key])
+        runs = ", ".join(f"{x:.1f}" for x in cold[key])
+        say(f"  {label:<33} {ms:8.1f}  ({runs})  {ms / pe_cold:.2f}x")
+    pe_first = statistics.median(cold["pe_first"])
+    say(
+        f"  pgwarden cold / postgres_exporter's first scrape (both on a new backend): "
+        f"{statistics.median(cold['cold']) / pe_first:.2f}x; target <= {TARGETS['cold']}x"
+    )
+    steady = measure_steady(server, ledger, args.minutes, args.interval)
+    ratio = steady["steady"] / steady["pe"]
+    say(f"database ms per minute, {args.interval:g} s interval, default TTLs, over {args.minutes:g} min:")
+    say(f"  postgres_exporter 0.11 {steady['pe']:8.1f}")
+    say(f"  pgwarden               {steady['steady']:8.1f}  {ratio:.2f}x, target <= {TARGETS['steady']}x")
+    say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

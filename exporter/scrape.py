@@ -235,6 +235,7 @@ class TargetScraper:
         """The per-database collectors due, visiting each database once, as many at once as the budget allows.
         A collector read from every database without a failure is rendered while the visits go on."""
         started = time.monotonic()
+        self.sizes.new_refresh()
         listing_error: Exception | None = None
         try:
             databases = await self.databases(server)

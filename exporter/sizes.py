@@ -7,16 +7,18 @@ the first and then measures only what is still missing.
 
 The size functions take an ACCESS SHARE lock on each relation, which queues behind a migration's ACCESS
 EXCLUSIVE lock (granted or waiting). A relation so locked is not measured: it keeps its last known size (None
-when there is none) and counts as stale until a later refresh reads it. The locks are read from pg_locks in
-the same statement; one taken in between makes the batch fail after the 1 s lock_timeout, and it is read once
-more, the new lock then seen.
+when there is none) and counts as stale until a later refresh reads it. pg_locks is read for every database at
+once (reading it scans the whole shared lock table, which costs as much as measuring a small database), and
+one reading serves every database's measurement of the same refresh for at most LOCKS_FRESH seconds; a lock
+taken since makes a batch fail after the 1 s lock_timeout, and it is measured once more after a fresh reading.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -40,26 +42,30 @@ def render_stale(out: Exposition, collector: str, datname: str, stale: int) -> N
     out.add(STALE_SIZES, out.labels(STALE_SIZES.labels, (collector, datname)), stale)
 
 
-# ACCESS EXCLUSIVE locks of this database, granted or awaited: an ACCESS SHARE request queues behind either.
-_LOCKED = """WITH locked AS MATERIALIZED (
-  SELECT DISTINCT relation FROM pg_locks
-  WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock'
-    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-)"""
+LOCKS_FRESH = 1.0  # seconds a reading of pg_locks serves: no longer than lock_timeout would make one wait
+# ACCESS EXCLUSIVE locks on relations, granted or awaited (an ACCESS SHARE request queues behind either), of
+# every database: one reading serves the measurements of all of them.
+_LOCKS_SQL = """SELECT d.datname, array_agg(DISTINCT l.relation::int8) AS relations
+FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+GROUP BY d.datname"""
+_LOCKED = """WITH locked AS MATERIALIZED (SELECT unnest(%s::int8[]::oid[]) AS relation)"""
 # A table's size is pg_table_size: every fork (main, free space map, visibility map) with its TOAST table and
 # TOAST index. An index's is pg_relation_size, its main fork: the other forks are a few pages at most and
 # stat-ing them would double the cost of measuring 30,000 indexes. CASE evaluates the size only when unlocked.
-_SQL = {
-    "table": _LOCKED
-    + """
+_TABLE = """
 SELECT r::int8 AS oid, l.locked, CASE WHEN NOT l.locked THEN pg_table_size(r) END::int8 AS size
 FROM unnest(%s::int8[]::oid[]) AS r LEFT JOIN pg_class c ON c.oid = r,
-LATERAL (SELECT EXISTS (SELECT FROM locked WHERE relation IN (r, c.reltoastrelid)) AS locked) l""",
-    "index": _LOCKED
-    + """
+LATERAL (SELECT EXISTS (SELECT FROM locked WHERE relation IN (r, c.reltoastrelid)) AS locked) l"""
+_INDEX = """
 SELECT r::int8 AS oid, l.locked, CASE WHEN NOT l.locked THEN pg_relation_size(r) END::int8 AS size
 FROM unnest(%s::int8[]::oid[]) AS r,
-LATERAL (SELECT EXISTS (SELECT FROM locked WHERE relation = r) AS locked) l""",
+LATERAL (SELECT EXISTS (SELECT FROM locked WHERE relation = r) AS locked) l"""
+# Tables and indexes together: one statement for both (an oid names one relation).
+_SQL = {
+    ("table",): _LOCKED + _TABLE,
+    ("index",): _LOCKED + _INDEX,
+    ("table", "index"): _LOCKED + _TABLE + "\nUNION ALL" + _INDEX,
 }
 
 RowsFn = Callable[..., Awaitable[list[tuple[Any, ...]]]]
@@ -88,9 +94,27 @@ class _Pass:
 class RelationSizes:
     """Sizes of relations by database and oid for one target, kept for `ttl` seconds."""
 
-    def __init__(self, ttl: float = 0.0) -> None:
+    def __init__(self, ttl: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
         self._passes: dict[tuple[str, Kind], _Pass] = {}
+        self._locks: tuple[float, dict[str, list[int]]] = (-1.0, {})
+        self._locks_read = asyncio.Lock()
+
+    def new_refresh(self) -> None:
+        """A refresh of the databases begins: its first measurement reads pg_locks anew."""
+        self._locks = (-1.0, {})
+
+    async def locked(self, datname: str, rows: RowsFn, fresh: bool = False) -> list[int]:
+        """The relations of `datname` locked ACCESS EXCLUSIVE: from this refresh's reading of pg_locks if it is
+        younger than LOCKS_FRESH, else from a new one (also when `fresh`), which the other databases share."""
+        async with self._locks_read:
+            read_at, by_database = self._locks
+            if fresh or read_at < 0 or self.clock() - read_at >= LOCKS_FRESH:
+                read_at = self.clock()
+                by_database = {str(r[0]): [int(x) for x in r[1]] for r in await rows(_LOCKS_SQL)}
+                self._locks = (read_at, by_database)
+            return by_database.get(datname, [])
 
     def keep_only(self, datnames: Collection[str]) -> None:
         """Forget the databases no longer visited (dropped, or excluded)."""
@@ -98,38 +122,63 @@ class RelationSizes:
             del self._passes[key]
 
     async def measure(self, datname: str, rows: RowsFn, oids: Sequence[int], kind: Kind) -> Sizes:
-        """The size of each oid of `kind`: measured unless a pass younger than `ttl` has it already.
+        """The size of each oid of `kind`: measured unless a pass younger than `ttl` has it already."""
+        return (await self.measure_kinds(datname, rows, {kind: oids}))[kind]
+
+    async def measure_kinds(
+        self, datname: str, rows: RowsFn, wanted: Mapping[Kind, Sequence[int]]
+    ) -> dict[Kind, Sizes]:
+        """The sizes of the tables and indexes of `wanted`, those of both kinds measured in the same statements.
 
         Each batch of SIZE_BATCH relations is its own statement: with autocommit its locks are released at
         once, so 10,000 tables never fill the lock table.
         """
-        entry = self._passes.setdefault((datname, kind), _Pass())
-        async with entry.lock:
+        kinds = sorted(wanted)  # "index" before "table": two measurers never wait on each other's lock
+        entries = {kind: self._passes.setdefault((datname, kind), _Pass()) for kind in kinds}
+        async with contextlib.AsyncExitStack() as stack:
+            for kind in kinds:
+                await stack.enter_async_context(entries[kind].lock)
             now = time.monotonic()
-            if entry.started < 0 or now - entry.started >= self.ttl:
-                entry.previous = entry.sizes  # with the stale relations' sizes carried over
-                entry.sizes, entry.stale, entry.started = {}, set(), now
-            known, stale = entry.sizes, entry.stale
-            todo = [oid for oid in oids if oid not in known or oid in stale]
+            todo: list[tuple[Kind, int]] = []
+            for kind, entry in entries.items():
+                if entry.started < 0 or now - entry.started >= self.ttl:
+                    entry.previous = entry.sizes  # with the stale relations' sizes carried over
+                    entry.sizes, entry.stale, entry.started = {}, set(), now
+                todo += [(kind, oid) for oid in wanted[kind] if oid not in entry.sizes or oid in entry.stale]
             for start in range(0, len(todo), SIZE_BATCH):
                 batch = todo[start : start + SIZE_BATCH]
-                for oid, locked, size in await _measure_batch(rows, kind, batch):
+                for kind, oid, locked, size in await self._measure_batch(datname, rows, batch):
+                    entry = entries[kind]
                     if locked:
-                        stale.add(oid)
-                        known[oid] = known.get(oid, entry.previous.get(oid))
+                        entry.stale.add(oid)
+                        entry.sizes[oid] = entry.sizes.get(oid, entry.previous.get(oid))
                     else:
-                        stale.discard(oid)
-                        known[oid] = size
-        return Sizes({oid: known.get(oid) for oid in oids}, sum(1 for oid in oids if oid in stale))
+                        entry.stale.discard(oid)
+                        entry.sizes[oid] = size
+        return {
+            kind: Sizes(
+                {oid: entry.sizes.get(oid) for oid in wanted[kind]},
+                sum(1 for oid in wanted[kind] if oid in entry.stale),
+            )
+            for kind, entry in entries.items()
+        }
 
-
-async def _measure_batch(rows: RowsFn, kind: Kind, batch: list[int]) -> list[tuple[int, bool, int | None]]:
-    """(oid, locked, size) of each relation of the batch; all of them locked when a lock taken after the
-    pg_locks read keeps the batch waiting twice."""
-    for _attempt in range(2):
-        try:
-            # The oids travel as int8[]: left to infer, the parameter costs twice as much to convert.
-            return [(int(r[0]), bool(r[1]), r[2]) for r in await rows(_SQL[kind], (batch,))]
-        except psycopg.errors.LockNotAvailable:
-            continue
-    return [(oid, True, None) for oid in batch]
+    async def _measure_batch(
+        self, datname: str, rows: RowsFn, batch: list[tuple[Kind, int]]
+    ) -> list[tuple[Kind, int, bool, int | None]]:
+        """(kind, oid, locked, size) of each relation of the batch; all of them locked when a lock taken after
+        the pg_locks reading keeps the batch waiting twice (the second time after a fresh reading)."""
+        oids: dict[Kind, list[int]] = {}
+        for kind, oid in batch:
+            oids.setdefault(kind, []).append(oid)
+        kinds = tuple(k for k in ("table", "index") if k in oids)
+        kind_of = {oid: kind for kind, oid in batch}
+        for attempt in range(2):
+            locked = await self.locked(datname, rows, fresh=attempt > 0)
+            try:
+                # The oids travel as int8[]: left to infer, the parameter costs twice as much to convert.
+                found = await rows(_SQL[kinds], (locked, *(oids[k] for k in kinds)))
+                return [(kind_of[int(r[0])], int(r[0]), bool(r[1]), r[2]) for r in found]
+            except psycopg.errors.LockNotAvailable:
+                continue
+        return [(kind, oid, True, None) for kind, oid in batch]

@@ -39,7 +39,8 @@ RDS_DASHBOARD = Dashboard(
             f"rds_instance_status{{{RDS}}}",
             "{{dbidentifier}}",
             width=8,
-            description="1 available; 2..14 busy; 0 stopped; negative: not serving (see docs/aws.md's table).",
+            description="prometheus-rds-exporter's numbers: 1 available; 2..20 running but busy; 0 stopped; "
+            "negative: not available (-1 a status without a number; see docs/aws.md's table).",
         ),
         Panel(
             "Instance class",
@@ -73,7 +74,7 @@ RDS_DASHBOARD = Dashboard(
             "Lifecycle deadlines",
             [
                 top(
-                    f"rds_ca_certificate_valid_until_seconds{{{RDS}}} - time()",
+                    f"rds_certificate_expiry_timestamp_seconds{{{RDS}}} - time()",
                     "{{dbidentifier}} CA certificate",
                 ),
                 top(
@@ -85,11 +86,11 @@ RDS_DASHBOARD = Dashboard(
                     "{{dbidentifier}} {{action}} in the window",
                 ),
                 top(
-                    f"rds_engine_end_of_standard_support_seconds{{{RDS}}} - time()",
+                    f"rds_standard_support_engine_remaining_days{{{RDS}}} * 86400",
                     "{{dbidentifier}} standard support ends",
                 ),
                 top(
-                    f"rds_engine_end_of_extended_support_seconds{{{RDS}}} - time()",
+                    f"rds_extended_support_engine_remaining_days{{{RDS}}} * 86400",
                     "{{dbidentifier}} extended support ends",
                 ),
             ],
@@ -261,10 +262,10 @@ RDS_DASHBOARD = Dashboard(
         ),
         Panel(
             "Snapshots and retention",
-            by_instance(
-                ("rds_snapshots", "{{snapshot_type}} snapshots"),
-                ("rds_backup_retention_period_days", "retention days"),
-            ),
+            [
+                *by_instance(("rds_snapshots", "{{snapshot_type}} snapshots")),
+                q(f"rds_backup_retention_period_seconds{{{RDS}}} / 86400", "{{dbidentifier}} retention days"),
+            ],
         ),
         Row("Restore drills"),
         stat(

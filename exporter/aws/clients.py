@@ -14,9 +14,11 @@ from pgwarden.aws import AwsClients, ClientSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_rds import RDSClient
+    from mypy_boto3_service_quotas import ServiceQuotasClient
 
-Service = Literal["rds", "cloudwatch", "sts"]
+Service = Literal["rds", "cloudwatch", "sts", "ec2", "service-quotas"]
 DEFAULT_ACCOUNT = ""  # the exporter's own credentials; a role account is its 12-digit id
 REFRESH_BEFORE = 300.0  # re-assume a role this long before its credentials expire
 
@@ -81,6 +83,14 @@ class ClientFactory:
 
     def cloudwatch(self, account: str, region: str) -> CloudWatchClient:
         client: CloudWatchClient = self._client(account, "cloudwatch", region)
+        return client
+
+    def ec2(self, account: str, region: str) -> EC2Client:
+        client: EC2Client = self._client(account, "ec2", region)
+        return client
+
+    def service_quotas(self, account: str, region: str) -> ServiceQuotasClient:
+        client: ServiceQuotasClient = self._client(account, "service-quotas", region)
         return client
 
     def _client(self, account: str, service: Service, region: str) -> Any:

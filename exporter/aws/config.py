@@ -97,6 +97,12 @@ class MaintenanceConfig(SourceConfig):
     interval: Duration = 3600.0
 
 
+class LimitsConfig(SourceConfig):
+    """EC2 DescribeInstanceTypes of the classes in use, and the account's RDS quotas: they change by the day."""
+
+    interval: Duration = 3600.0
+
+
 class MetricConfig(StrictModel):
     """One CloudWatch metric; a bare name in `metrics` is this with its defaults."""
 
@@ -193,6 +199,8 @@ class AWSConfig(StrictModel):
     snapshots: SnapshotsConfig = SnapshotsConfig()
     events: SourceConfig = SourceConfig()  # DescribeEvents, every 300s
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    instance_types: LimitsConfig = LimitsConfig()  # the instance classes' vCPUs, memory, EBS limits (EC2)
+    quotas: LimitsConfig = LimitsConfig()  # the account's RDS quotas (Service Quotas)
     cloudwatch: CloudWatchConfig = CloudWatchConfig()
     retries: RetriesConfig = RetriesConfig()
     shard: ShardConfig | None = None

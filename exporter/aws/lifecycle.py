@@ -66,6 +66,16 @@ class MaintenanceFacts:
     support: dict[tuple[str, str], EngineSupport] = field(default_factory=dict)
 
 
+def maintenance_mode(actions: Iterable[MaintenanceAction]) -> str:
+    """The most pressing of an instance's pending actions, in prometheus-rds-exporter's words: `forced` (a
+    forced-apply date is set), `auto-applied` (applied in the next window), `pending` (waits for an opt-in),
+    `no` (none)."""
+    modes = {
+        "forced" if a.forced_apply else "auto-applied" if a.auto_applied_after else "pending" for a in actions
+    }
+    return next((m for m in ("forced", "auto-applied", "pending") if m in modes), "no")
+
+
 def fetch_maintenance(client: RDSClient, instances: Sequence[Instance]) -> MaintenanceFacts:
     """Every pending action of the region (one listing), and the support dates of the instances' versions."""
     facts = MaintenanceFacts()

@@ -18,11 +18,12 @@ from botocore.exceptions import ClientError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_result
 from tenacity.wait import wait_exponential, wait_random_exponential
 
-from exporter.aws import cloudwatch, lifecycle, snapshots
+from exporter.aws import cloudwatch, lifecycle, limits, snapshots
 from exporter.aws.clients import ApiStats, ClientFactory
 from exporter.aws.config import AWSConfig
 from exporter.aws.rds import Instance, Unit, describe_unit, plan_units
-from exporter.aws.render import AWSView, Polled, build_view, render_self
+from exporter.aws.render import AWSView, Polled, build_view
+from exporter.aws.selfmetrics import render_self
 from exporter.aws.shard import hashmod, probe_refs
 from exporter.exposition import Fragment
 from exporter.target import TargetConfig
@@ -30,8 +31,16 @@ from pgwarden.retry import error_of
 
 log = logging.getLogger("pgwarden.aws")
 
-Source = Literal["rds", "snapshots", "events", "maintenance", "cloudwatch"]
-SOURCES: tuple[Source, ...] = ("rds", "snapshots", "events", "maintenance", "cloudwatch")
+Source = Literal["rds", "snapshots", "events", "maintenance", "cloudwatch", "instance_types", "quotas"]
+SOURCES: tuple[Source, ...] = (
+    "rds",
+    "snapshots",
+    "events",
+    "maintenance",
+    "cloudwatch",
+    "instance_types",
+    "quotas",
+)
 
 
 class AWSPoller:
@@ -58,6 +67,8 @@ class AWSPoller:
         self.requested: dict[Unit, dict[cloudwatch.Key, float]] = {}  # when each pair was last asked for
         self.maintenance: dict[Unit, lifecycle.MaintenanceFacts] = {}
         self.events: dict[Unit, lifecycle.EventCounts] = {}
+        self.classes: dict[Unit, dict[str, limits.InstanceClass]] = {}
+        self.quotas: dict[Unit, limits.Quotas] = {}
         self.fetched: dict[Source, dict[Unit, float]] = {s: {} for s in SOURCES}
         self.failures: dict[Source, int] = dict.fromkeys(SOURCES, 0)
         self.view = AWSView()
@@ -135,6 +146,10 @@ class AWSPoller:
             self.snapshot_lists[unit] = data
         elif source == "maintenance":
             self.maintenance[unit] = data
+        elif source == "instance_types":
+            self.classes[unit] = data
+        elif source == "quotas":
+            self.quotas[unit] = data
         elif source == "events":
             self._event_counts(unit).add(data, now)
         else:
@@ -167,6 +182,12 @@ class AWSPoller:
             mine = [i for i in self.served_instances() if i.unit == unit]
             if source == "maintenance":
                 return True, lifecycle.fetch_maintenance(self.clients.rds(*unit), mine)
+            if source == "instance_types":
+                return True, limits.describe_classes(
+                    self.clients.ec2(*unit), (i.instance_class for i in mine)
+                )
+            if source == "quotas":
+                return True, limits.fetch_quotas(self.clients.service_quotas(*unit))
             if source == "events":
                 counts = self.events.get(unit) or lifecycle.EventCounts(start=self.started)
                 start, end = counts.next_window(now)
@@ -220,6 +241,9 @@ class AWSPoller:
             facts=snapshots.summarize(instances, self.snapshot_lists),
             maintenance=self.maintenance,
             events=self.events,
+            classes=self.classes,
+            quotas=self.quotas,
+            now=self.clock(),
         )
         return build_view(instances, polled, self.all_instances())
 
@@ -235,7 +259,8 @@ class AWSPoller:
         return ages
 
     def self_metrics(self) -> list[Fragment]:
-        return render_self(self.stats, self.ages())
+        """The pollers' own series, and the account-wide ones (instance classes, quotas)."""
+        return [*render_self(self.stats, self.ages()), *self.view.account_wide]
 
 
 def _describe(exc: BaseException) -> str:

@@ -17,42 +17,31 @@ if TYPE_CHECKING:
 
 Unit = tuple[str, str]  # (account key, region): one set of clients, one poll
 
-# rds_instance_status: 1 available, other positives are transitional states of a running instance, 0 stopped,
-# negatives mean it does not serve (or is going away), -100 a status this table does not know.
+# rds_instance_status as prometheus-rds-exporter numbers it (its README, "Supported RDS status"): 1 available,
+# other positives a running instance busy with something, 0 stopped, negatives not available; any status it
+# does not map (incompatible-*, configuring-log-exports, ...) is -1, the `status` label of rds_instance_info
+# has the text.
 STATUS_CODES: dict[str, int] = {
     "available": 1,
     "backing-up": 2,
-    "modifying": 3,
-    "storage-optimization": 4,
-    "maintenance": 5,
-    "upgrading": 6,
-    "rebooting": 7,
-    "renaming": 8,
-    "starting": 9,
-    "creating": 10,
-    "configuring-enhanced-monitoring": 11,
-    "configuring-iam-database-auth": 11,
-    "configuring-log-exports": 11,
-    "resetting-master-credentials": 12,
-    "moving-to-vpc": 13,
-    "converting-to-vpc": 13,
-    "storage-initialization": 14,
+    "starting": 3,
+    "modifying": 4,
+    "configuring-enhanced-monitoring": 5,
+    "storage-initialization": 10,
+    "storage-optimization": 11,
+    "renaming": 20,
     "stopped": 0,
-    "stopping": -1,
-    "deleting": -2,
-    "failed": -3,
-    "storage-full": -4,
-    "incompatible-network": -5,
-    "incompatible-option-group": -5,
-    "incompatible-parameters": -5,
-    "incompatible-restore": -5,
-    "incompatible-credentials": -5,
-    "inaccessible-encryption-credentials": -6,
-    "inaccessible-encryption-credentials-recoverable": -6,
-    "restore-error": -7,
-    "insufficient-capacity": -8,
+    "stopping": -2,
+    "creating": -3,
+    "deleting": -4,
+    "rebooting": -5,
+    "failed": -6,
+    "storage-full": -7,
+    "upgrading": -8,
+    "maintenance": -9,
+    "restore-error": -10,
 }
-UNKNOWN_STATUS = -100
+UNKNOWN_STATUS = -1
 GIB = 1024**3
 
 
@@ -87,10 +76,24 @@ class Instance:
     performance_insights: bool = False
     pending_values: tuple[tuple[str, str], ...] = ()  # PendingModifiedValues: (field, value) each
     parameter_groups: tuple[tuple[str, str], ...] = ()  # (name, ParameterApplyStatus) each
+    deletion_protection: bool = False
+    iops: int | None = None  # provisioned IOPS (gp3, io1, io2; RDS reports gp3's baseline too)
+    storage_throughput_mibps: int | None = None  # provisioned storage throughput (gp3), MiB/s
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.account_id, self.region, self.identifier)
+
+    @property
+    def role(self) -> str:
+        """`replica` for a read replica, else `primary` (prometheus-rds-exporter's `role` label)."""
+        return "replica" if self.is_replica else "primary"
+
+    @property
+    def pending_modified(self) -> bool:
+        """A change waits for a maintenance window or a reboot: PendingModifiedValues or a parameter group
+        not in sync (prometheus-rds-exporter's `pending_modified_values` label)."""
+        return bool(self.pending_values) or any(status != "in-sync" for _, status in self.parameter_groups)
 
     @property
     def status_code(self) -> int:
@@ -209,6 +212,9 @@ def _instance(
         endpoint=str((raw.get("Endpoint") or {}).get("Address", "")).lower(),
         performance_insights=bool(raw.get("PerformanceInsightsEnabled", False)),
         pending_values=pending_values(raw.get("PendingModifiedValues") or {}),
+        deletion_protection=bool(raw.get("DeletionProtection", False)),
+        iops=raw.get("Iops"),
+        storage_throughput_mibps=raw.get("StorageThroughput"),
         parameter_groups=tuple(
             sorted(
                 (g.get("DBParameterGroupName", ""), g.get("ParameterApplyStatus", ""))
@@ -262,5 +268,6 @@ def summary(aws: AWSConfig, targets: Sequence[TargetConfig]) -> list[str]:
         f"  aws: {len(plans)} account/region unit(s): {units or 'none'}",
         f"  aws: rds every {fmt(aws.rds.interval)}, snapshots every {fmt(aws.snapshots.interval)}, cloudwatch every "
         f"{fmt(cw.interval)} (period {fmt(cw.period)}, delay {fmt(cw.delay)}, {len(cw.metrics)} metrics), events "
-        f"every {fmt(aws.events.interval)}, maintenance every {fmt(aws.maintenance.interval)}",
+        f"every {fmt(aws.events.interval)}, maintenance every {fmt(aws.maintenance.interval)}, instance types "
+        f"every {fmt(aws.instance_types.interval)}, quotas every {fmt(aws.quotas.interval)}",
     ]

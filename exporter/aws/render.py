@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.aws.clients import ApiStats
 from exporter.aws.cloudwatch import METRICS, CloudWatchMetric, Datapoints
-from exporter.aws.lifecycle import EventCounts, MaintenanceFacts
+from exporter.aws.lifecycle import EventCounts, MaintenanceFacts, maintenance_mode
+from exporter.aws.limits import (
+    LIMIT_FAMILIES,
+    InstanceClass,
+    Quotas,
+    render_account_wide,
+    render_instance_limits,
+)
 from exporter.aws.rds import Instance, Unit
+from exporter.aws.selfmetrics import SELF_FAMILIES
 from exporter.aws.snapshots import SnapshotFacts
 from exporter.exposition import Exposition, Family, Fragment
 from exporter.scrape import target_label
 
 ID_LABELS = ("aws_account_id", "aws_region", "dbidentifier")
+DAY = 86400
 FROM_RDS = (
     " From DescribeDBInstances, polled in the background and served from cache (a scrape makes no AWS call)."
 )
@@ -40,29 +50,46 @@ def _g(name: str, help_text: str, source: str, extra: tuple[str, ...] = ()) -> F
     return Family(name, "gauge", help_text + source, (*ID_LABELS, *extra))
 
 
+# prometheus-rds-exporter's labels, and `status` (the text behind rds_instance_status).
 INFO_LABELS = (
+    "dbi_resource_id",
     "instance_class",
     "engine",
     "engine_version",
     "storage_type",
     "multi_az",
-    "status",
-    "read_replica",
+    "deletion_protection",
+    "role",
     "source_dbidentifier",
+    "pending_modified_values",
+    "pending_maintenance",
+    "performance_insights_enabled",
     "ca_certificate_identifier",
+    "arn",
+    "status",
 )
-INFO = _g("rds_instance_info", "RDS instance facts as labels; always 1.", FROM_RDS, INFO_LABELS)
+INFO = _g(
+    "rds_instance_info",
+    "RDS instance facts as labels; always 1. pending_maintenance: no, pending, auto-applied, forced (the most"
+    " pressing pending action), unknown until the maintenance poll worked.",
+    FROM_RDS,
+    INFO_LABELS,
+)
 ALLOCATED = _g("rds_allocated_storage_bytes", "Allocated storage, bytes.", FROM_RDS)
 MAX_ALLOCATED = _g(
     "rds_max_allocated_storage_bytes", "Storage autoscaling ceiling, bytes (absent when off).", FROM_RDS
 )
 STATUS = _g(
     "rds_instance_status",
-    "Instance status as a number: 1 available, 2..14 running but busy (backing-up, modifying, ...), 0 stopped, "
-    "negative not serving (-1 stopping, -2 deleting, -3 failed, -4 storage-full, ...), -100 unknown; see README.",
+    "Instance status as prometheus-rds-exporter numbers it: 1 available, 2 backing-up, 3 starting, 4 modifying,"
+    " 5 configuring-enhanced-monitoring, 10 storage-initialization, 11 storage-optimization, 20 renaming, 0"
+    " stopped, -2 stopping, -3 creating, -4 deleting, -5 rebooting, -6 failed, -7 storage-full, -8 upgrading,"
+    " -9 maintenance, -10 restore-error, -1 any other.",
     FROM_RDS,
 )
-RETENTION = _g("rds_backup_retention_period_days", "Automated backup retention, days (0 = off).", FROM_RDS)
+RETENTION = _g(
+    "rds_backup_retention_period_seconds", "Automated backup retention, seconds (0 = off).", FROM_RDS
+)
 RESTORABLE = _g(
     "rds_latest_restorable_time_seconds",
     "Latest time point-in-time recovery can restore to, Unix seconds.",
@@ -96,7 +123,7 @@ PARAMETER_GROUP_PENDING_REBOOT = _g(
     ("parameter_group",),
 )
 CA_VALID_UNTIL = _g(
-    "rds_ca_certificate_valid_until_seconds",
+    "rds_certificate_expiry_timestamp_seconds",
     "When the instance's server certificate (its CA, CertificateDetails.ValidTill) expires, Unix seconds.",
     FROM_RDS,
 )
@@ -122,15 +149,20 @@ FORCED_APPLY_AFTER = _g(
     FROM_MAINTENANCE,
     MAINTENANCE_LABELS,
 )
+SUPPORT_LABELS = ("engine", "engine_version")
 STANDARD_SUPPORT_END = _g(
-    "rds_engine_end_of_standard_support_seconds",
-    "When the instance's major engine version leaves RDS standard support, Unix seconds (absent: no date).",
+    "rds_standard_support_engine_remaining_days",
+    "Days until the instance's major engine version leaves RDS standard support, rounded up (negative: it has"
+    " left; absent: no date).",
     FROM_ENGINES,
+    SUPPORT_LABELS,
 )
 EXTENDED_SUPPORT_END = _g(
-    "rds_engine_end_of_extended_support_seconds",
-    "When the instance's major engine version leaves RDS extended support, Unix seconds (absent: no date).",
+    "rds_extended_support_engine_remaining_days",
+    "Days until the instance's major engine version leaves RDS extended support, rounded up (negative: it has"
+    " left; absent: no date).",
     FROM_ENGINES,
+    SUPPORT_LABELS,
 )
 EVENTS = Family(
     "rds_events_total",
@@ -138,27 +170,6 @@ EVENTS = Family(
     "Instance events since the exporter started, by category (failover, availability for a reboot, low storage"
     " ...); every category starts at 0." + FROM_EVENTS,
     (*ID_LABELS, "event_category"),
-)
-API_CALLS = Family(
-    "pgwarden_aws_api_calls_total",
-    "counter",
-    "AWS API calls made by the background pollers.",
-    ("api", "operation"),
-)
-METRICS_REQUESTED = Family(
-    "pgwarden_cloudwatch_metrics_requested_total",
-    "counter",
-    "Metrics requested from CloudWatch GetMetricData, the unit AWS bills ($0.01 per 1,000).",
-)
-API_ERRORS = Family(
-    "pgwarden_aws_api_errors_total", "counter", "Failed AWS API calls, by error code.", ("api", "code")
-)
-DATA_AGE = Family(
-    "pgwarden_aws_data_age_seconds",
-    "gauge",
-    "Age of the oldest AWS data served for each source (rds, snapshots, events, maintenance, cloudwatch): grows "
-    "while polls fail.",
-    ("source",),
 )
 AWS_FAMILIES = (
     INFO,
@@ -181,10 +192,8 @@ AWS_FAMILIES = (
     STANDARD_SUPPORT_END,
     EXTENDED_SUPPORT_END,
     EVENTS,
-    API_CALLS,
-    METRICS_REQUESTED,
-    API_ERRORS,
-    DATA_AGE,
+    *LIMIT_FAMILIES,
+    *SELF_FAMILIES,
 )
 
 
@@ -197,27 +206,40 @@ class Polled:
     facts: Mapping[tuple[str, str, str], SnapshotFacts] = field(default_factory=dict)
     maintenance: Mapping[Unit, MaintenanceFacts] = field(default_factory=dict)
     events: Mapping[Unit, EventCounts] = field(default_factory=dict)
+    classes: Mapping[Unit, Mapping[str, InstanceClass]] = field(default_factory=dict)
+    quotas: Mapping[Unit, Quotas] = field(default_factory=dict)
+    now: float = field(default_factory=time.time)  # what day counts (support dates) are counted from
 
 
 def render_instance(out: Exposition, inst: Instance, polled: Polled) -> None:
     """Every series of one instance; what has no value is left out (absent, never 0)."""
     ids = (inst.account_id, inst.region, inst.identifier)
     plain = out.labels(ID_LABELS, ids)
-    info = (
-        inst.instance_class,
-        inst.engine,
-        inst.engine_version,
-        inst.storage_type,
-        inst.multi_az,
-        inst.status,
-        inst.is_replica,
-    )
-    info_values = (*(str(v).lower() for v in info), inst.source_identifier, inst.ca_certificate_identifier)
-    out.add(INFO, out.labels((*ID_LABELS, *INFO_LABELS), (*ids, *info_values)), 1)
+    maintenance = polled.maintenance.get(inst.unit)
+    pending = "unknown" if maintenance is None else maintenance_mode(maintenance.actions.get(inst.arn, []))
+    info = {
+        "dbi_resource_id": inst.dbi_resource_id,
+        "instance_class": inst.instance_class,
+        "engine": inst.engine,
+        "engine_version": inst.engine_version,
+        "storage_type": inst.storage_type,
+        "multi_az": _bool(inst.multi_az),
+        "deletion_protection": _bool(inst.deletion_protection),
+        "role": inst.role,
+        "source_dbidentifier": inst.source_identifier,
+        "pending_modified_values": _bool(inst.pending_modified),
+        "pending_maintenance": pending,
+        "performance_insights_enabled": _bool(inst.performance_insights),
+        "ca_certificate_identifier": inst.ca_certificate_identifier,
+        "arn": inst.arn,
+        "status": inst.status,
+    }
+    out.add(INFO, out.labels((*ID_LABELS, *INFO_LABELS), (*ids, *(info[k] for k in INFO_LABELS))), 1)
     out.add(ALLOCATED, plain, inst.allocated_bytes)
     out.add(MAX_ALLOCATED, plain, inst.max_allocated_bytes)
     out.add(STATUS, plain, inst.status_code)
-    out.add(RETENTION, plain, inst.backup_retention_days)
+    retention = inst.backup_retention_days
+    out.add(RETENTION, plain, None if retention is None else retention * DAY)
     out.add(RESTORABLE, plain, inst.latest_restorable_time)
     for name, value in inst.pending_values:
         out.add(PENDING_MODIFIED, out.labels((*ID_LABELS, "field", "value"), (*ids, name, value)), 1)
@@ -225,6 +247,7 @@ def render_instance(out: Exposition, inst: Instance, polled: Polled) -> None:
         lbl = out.labels((*ID_LABELS, "parameter_group"), (*ids, group))
         out.add(PARAMETER_GROUP_PENDING_REBOOT, lbl, int(apply_status == "pending-reboot"))
     out.add(CA_VALID_UNTIL, plain, inst.ca_valid_until)
+    render_instance_limits(out, inst, polled.classes.get(inst.unit, {}))
     for region in inst.backup_regions:
         out.add(EXPECTED_COPY, out.labels((*ID_LABELS, "target_region"), (*ids, region)), 1)
     for metric in polled.metrics:
@@ -255,9 +278,9 @@ def _render_lifecycle(out: Exposition, inst: Instance, ids: tuple[str, str, str]
             out.add(FORCED_APPLY_AFTER, lbl, action.forced_apply)
         support = maintenance.support.get((inst.engine, inst.major_version))
         if support is not None:
-            plain = out.labels(ID_LABELS, ids)
-            out.add(STANDARD_SUPPORT_END, plain, support.standard_end)
-            out.add(EXTENDED_SUPPORT_END, plain, support.extended_end)
+            lbl = out.labels((*ID_LABELS, *SUPPORT_LABELS), (*ids, inst.engine, inst.engine_version))
+            out.add(STANDARD_SUPPORT_END, lbl, days_left(support.standard_end, polled.now))
+            out.add(EXTENDED_SUPPORT_END, lbl, days_left(support.extended_end, polled.now))
     events = polled.events.get(inst.unit)
     if events is not None:
         for category, n in events.of(inst.identifier).items():
@@ -272,6 +295,7 @@ class AWSView:
     known: tuple[Instance, ...] = ()  # every instance found, for /discovery
     plain: Mapping[tuple[str, str, str], list[Fragment]] = field(default_factory=dict)
     labelled: Mapping[str, list[Fragment]] = field(default_factory=dict)  # target name -> with target label
+    account_wide: tuple[Fragment, ...] = ()  # instance classes and quotas, once each (served on /metrics)
 
     def for_target(self, name: str, labelled: bool) -> list[Fragment]:
         """The RDS series of the instance(s) a configured target names."""
@@ -301,21 +325,19 @@ def build_view(
             out = Exposition(target_label(name))
             render_instance(out, inst, polled)
             labelled.setdefault(name, []).extend(out.fragments())
-    return AWSView(tuple(instances), tuple(instances if known is None else known), plain, labelled)
+    wide = render_account_wide(instances, polled.classes, polled.quotas).fragments()
+    return AWSView(
+        tuple(instances), tuple(instances if known is None else known), plain, labelled, tuple(wide)
+    )
 
 
-def render_self(stats: ApiStats, ages: Mapping[str, float]) -> list[Fragment]:
-    """The pollers' own metrics, rendered per scrape from in-memory counters (no AWS call)."""
-    calls, errors, requested = stats.snapshot()
-    out = Exposition()
-    for (api, op), n in sorted(calls.items()):
-        out.add(API_CALLS, out.labels(("api", "operation"), (api, op)), n)
-    out.add(METRICS_REQUESTED, "", requested)
-    for (api, code), n in sorted(errors.items()):
-        out.add(API_ERRORS, out.labels(("api", "code"), (api, code)), n)
-    for source, age in ages.items():
-        out.add(DATA_AGE, out.labels(("source",), (source,)), round(age, 3))
-    return out.fragments()
+def days_left(when: float | None, now: float) -> int | None:
+    """Whole days from `now` to `when`, rounded up as prometheus-rds-exporter does (None stays None)."""
+    return None if when is None else math.ceil((when - now) / DAY)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def tag_label(key: str) -> str:

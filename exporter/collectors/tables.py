@@ -127,8 +127,11 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
                 session, TableKeys, columns, self._sql(f"{_KEYS}, {select_list(columns)}")
             )
         oids, idx = table.keys.oid, table.keys.idx
-        tables = await session.table_sizes(oids)
-        indexes = await session.index_sizes([i for ids in idx for i in ids or ()])
+        # one statement for the sizes of both kinds (see exporter.sizes)
+        sizes = await session.sizes.measure_kinds(
+            session.datname, session.rows, {"table": oids, "index": [i for ids in idx for i in ids or ()]}
+        )
+        tables, indexes = sizes["table"], sizes["index"]
         return Tables(
             table,
             [tables.bytes[oid] for oid in oids],

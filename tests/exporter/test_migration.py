@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
-from exporter.db import ServerInfo
+from exporter.db import ServerInfo, Session
+from exporter.sizes import RelationSizes
 from tests.exporter.conftest import DB_A, DB_B
 from tests.exporter.helpers import Samples, Scraper, background_query, wait_for
 
@@ -167,3 +168,38 @@ async def test_a_database_refusing_the_role_drops_only_its_rows(
     assert samples.get("pg_stat_user_tables_n_live_tup", datname=DB_B, relname="invoices") == 500
     assert samples.all("pg_stat_user_tables_seq_scan", datname="exp_refusing") == []
     assert samples.get("pg_exporter_collector_data_age_seconds", collector="tables") == 0  # served
+
+
+async def test_one_pg_locks_reading_serves_every_database_of_a_refresh(
+    pg_server: PostgresServer, databases: tuple[str, str], migration: psycopg.Connection[Any]
+) -> None:
+    """Reading pg_locks scans the whole lock table: one refresh reads it once for all its databases, and each
+    database's tables and indexes are measured in one statement; the lock (in DB_B) is seen all the same."""
+    sizes = RelationSizes()
+    statements: list[str] = []
+    relations = (
+        "SELECT c.oid::int8, c.relkind = 'i' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"
+    )
+    measured = {}
+    sizes.new_refresh()
+    for db in databases:
+        async with await psycopg.AsyncConnection.connect(pg_server.dsn(db), autocommit=True) as conn:
+            await conn.execute(b"SET lock_timeout = 1000")
+            session = Session(conn, db, ServerInfo(conn.info.server_version, db), sizes)
+
+            async def rows(sql: str, params: Any = None, session: Session = session) -> list[tuple[Any, ...]]:
+                statements.append(sql)
+                return await session.rows(sql, params)
+
+            found = await session.rows(relations)
+            wanted = {
+                "table": [int(oid) for oid, index in found if not index],
+                "index": [int(oid) for oid, index in found if index],
+            }
+            measured[db] = await sizes.measure_kinds(db, rows, wanted)
+    assert [sql.startswith("SELECT d.datname, array_agg") for sql in statements] == [True, False, False]
+    invoices = int(pg_server.execute("SELECT 'invoices'::regclass::oid::int8", dbname=DB_B)[0][0])
+    assert measured[DB_B]["table"].bytes[invoices] is None and measured[DB_B]["table"].stale == 1
+    shop = measured[DB_A]["table"]
+    assert shop.stale == 0 and shop.bytes and all(size is not None for size in shop.bytes.values())

@@ -133,7 +133,7 @@ async def security_patches(q: Inputs, key: str, title: str) -> Section:
         if left is not None and left < EOL_WARNING_DAYS:
             problems.append(f"PostgreSQL {v} {'reached' if left < 0 else 'reaches'} end of support on {eol}")
     statuses = await q.over("last_over_time", "rds_instance_status")
-    upgrading = [s for s in statuses if s.value in (5, 6)]  # maintenance, upgrading (the exporter's codes)
+    upgrading = [s for s in statuses if s.value in (-9, -8)]  # maintenance, upgrading (the exporter's codes)
     rows.append(
         ("pending maintenance", "-", "no signal: the exporter does not poll pending maintenance actions", "-")
     )

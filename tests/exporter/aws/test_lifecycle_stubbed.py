@@ -20,6 +20,7 @@ from exporter.aws import lifecycle
 from exporter.aws.poller import AWSPoller
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
+from tests.exporter.aws.stubbing import offline
 from tests.exporter.helpers import Samples
 
 REGION = "eu-central-1"
@@ -137,11 +138,7 @@ def event(identifier: str, message: str, categories: list[str], when: dt.datetim
 @pytest.fixture
 def poller(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[AWSPoller, Stubber]]:
     """The real poller for prod and its replica, its RDS client's transport a Stubber (no network at all)."""
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    offline(monkeypatch, tmp_path)
     config = parse_config(
         {
             "targets": [
@@ -190,13 +187,15 @@ async def test_pending_changes_parameter_group_certificate_and_replica(
         s.get("rds_parameter_group_pending_reboot", **ids("prod-replica"), parameter_group="prod-pg13") == 0
     )
     assert (
-        s.get("rds_ca_certificate_valid_until_seconds", **ids("prod"))
+        s.get("rds_certificate_expiry_timestamp_seconds", **ids("prod"))
         == (NOW + dt.timedelta(days=20)).timestamp()
     )
     (info,) = s.all("rds_instance_info", **ids("prod-replica"))
-    assert (info[0]["read_replica"], info[0]["source_dbidentifier"]) == ("true", "prod")
+    assert (info[0]["role"], info[0]["source_dbidentifier"]) == ("replica", "prod")
     assert info[0]["ca_certificate_identifier"] == "rds-ca-rsa2048-g1"
-    assert s.get("rds_instance_info", **ids("prod"), read_replica="false", source_dbidentifier="") == 1
+    assert info[0]["pending_modified_values"] == "false"  # nothing pending, its parameter group in sync
+    # prod: PendingModifiedValues and a parameter group waiting for a reboot
+    assert s.get("rds_instance_info", **ids("prod"), role="primary", pending_modified_values="true") == 1
 
 
 async def test_pending_maintenance_and_engine_support_dates(poller: tuple[AWSPoller, Stubber]) -> None:
@@ -224,9 +223,14 @@ async def test_pending_maintenance_and_engine_support_dates(poller: tuple[AWSPol
     assert s.get("rds_pending_maintenance_forced_apply_after_seconds", **ids("prod"), **upgrade) is None
     assert s.all("rds_pending_maintenance", **ids("prod-replica")) == []
     assert not [lbl for _, lbl, _ in s.samples if lbl.get("dbidentifier") == "other"]
+    # prometheus-rds-exporter's pending_maintenance: the most pressing action (prod's system-update is forced)
+    assert s.get("rds_instance_info", **ids("prod"), pending_maintenance="forced") == 1
+    assert s.get("rds_instance_info", **ids("prod-replica"), pending_maintenance="no") == 1
+    version = {"engine": "postgres", "engine_version": "13.15"}
     for who in ("prod", "prod-replica"):  # one call for the one major version both run
-        assert s.get("rds_engine_end_of_standard_support_seconds", **ids(who)) == STANDARD_END.timestamp()
-        assert s.get("rds_engine_end_of_extended_support_seconds", **ids(who)) == EXTENDED_END.timestamp()
+        # days from the poll (NOW) to the end, rounded up: standard support ended 276 days before NOW
+        assert s.get("rds_standard_support_engine_remaining_days", **ids(who), **version) == -276
+        assert s.get("rds_extended_support_engine_remaining_days", **ids(who), **version) == 820
 
 
 async def test_engine_without_dates_is_absent(poller: tuple[AWSPoller, Stubber]) -> None:
@@ -245,7 +249,7 @@ async def test_engine_without_dates_is_absent(poller: tuple[AWSPoller, Stubber])
     assert await aws_poller.poll("rds")
     assert await aws_poller.poll("maintenance")
     s = samples(aws_poller)
-    assert s.get("rds_engine_end_of_standard_support_seconds", **ids("prod")) is None
+    assert s.all("rds_standard_support_engine_remaining_days", **ids("prod")) == []
     assert s.all("rds_pending_maintenance") == []
 
 
@@ -296,3 +300,15 @@ async def test_reboot_and_failover_events_counted_once(poller: tuple[AWSPoller, 
     assert s.get("rds_events_total", **ids("prod-replica"), event_category="availability") == 0
     # the next window starts EVENT_OVERLAP before the last one ended, never before start-up
     assert aws_poller.events[("", REGION)].start == max(started, started + 60 - lifecycle.EVENT_OVERLAP)
+
+
+def test_pending_maintenance_label_is_the_most_pressing_action() -> None:
+    """prometheus-rds-exporter's words for rds_instance_info's pending_maintenance."""
+
+    def action(auto: float | None = None, forced: float | None = None) -> lifecycle.MaintenanceAction:
+        return lifecycle.MaintenanceAction(PROD_ARN, "system-update", "x", auto, forced)
+
+    assert lifecycle.maintenance_mode([]) == "no"
+    assert lifecycle.maintenance_mode([action()]) == "pending"
+    assert lifecycle.maintenance_mode([action(), action(auto=1.0)]) == "auto-applied"
+    assert lifecycle.maintenance_mode([action(forced=2.0), action(auto=1.0), action()]) == "forced"

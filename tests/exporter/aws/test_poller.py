@@ -80,25 +80,31 @@ async def test_rds_facts_values_and_labels(moto: MotoServer) -> None:
         (
             {
                 **prod,
+                "dbi_resource_id": world.prod["DbiResourceId"],
                 "instance_class": "db.t3.medium",
                 "engine": "postgres",
                 "engine_version": "15.4",
                 "storage_type": "gp2",
                 "multi_az": "false",
-                "status": "available",
-                "read_replica": "false",
+                "deletion_protection": "false",
+                "role": "primary",
                 "source_dbidentifier": "",
+                "pending_modified_values": "false",
+                "pending_maintenance": "unknown",  # the maintenance source has not polled
+                "performance_insights_enabled": "false",
                 "ca_certificate_identifier": "rds-ca-default",
+                "arn": world.prod["DBInstanceArn"],
+                "status": "available",
             },
             1.0,
         )
     ]
     replica = s.all("rds_instance_info", **ids("prod-replica"))[0][0]
-    assert (replica["read_replica"], replica["source_dbidentifier"]) == ("true", "prod")
+    assert (replica["role"], replica["source_dbidentifier"]) == ("replica", "prod")
     assert s.get("rds_allocated_storage_bytes", **prod) == 100 * GIB
     assert s.get("rds_max_allocated_storage_bytes", **prod) == 500 * GIB
     assert s.get("rds_instance_status", **prod) == 1
-    assert s.get("rds_backup_retention_period_days", **prod) == 7
+    assert s.get("rds_backup_retention_period_seconds", **prod) == 7 * 86400
     restorable = world.prod["LatestRestorableTime"].timestamp()
     assert s.get("rds_latest_restorable_time_seconds", **prod) == pytest.approx(restorable, abs=5)
     # discovery: engine postgres and tag team=db; the stopped one is there with its status
@@ -113,10 +119,30 @@ async def test_rds_facts_values_and_labels(moto: MotoServer) -> None:
     assert all("target" not in lbl for _, lbl, _ in s.samples)
 
 
-async def test_status_mapping_is_total() -> None:
-    assert STATUS_CODES["available"] == 1
-    assert len({v for v in STATUS_CODES.values()}) > 10
-    assert UNKNOWN_STATUS not in STATUS_CODES.values()
+async def test_status_codes_are_prometheus_rds_exporters() -> None:
+    """Its README's table ("Supported RDS status"): available 1, busy but running above, stopped 0, not available
+    below, -1 for a status it does not map."""
+    assert STATUS_CODES == {
+        "available": 1,
+        "backing-up": 2,
+        "starting": 3,
+        "modifying": 4,
+        "configuring-enhanced-monitoring": 5,
+        "storage-initialization": 10,
+        "storage-optimization": 11,
+        "renaming": 20,
+        "stopped": 0,
+        "stopping": -2,
+        "creating": -3,
+        "deleting": -4,
+        "rebooting": -5,
+        "failed": -6,
+        "storage-full": -7,
+        "upgrading": -8,
+        "maintenance": -9,
+        "restore-error": -10,
+    }
+    assert UNKNOWN_STATUS == -1 and UNKNOWN_STATUS not in STATUS_CODES.values()
 
 
 async def test_snapshots_and_cross_region_copy(moto: MotoServer) -> None:
@@ -258,8 +284,13 @@ async def test_endpoint_stopped_mid_test_keeps_last_values_and_counts_errors(own
     for metric in ("rds_free_storage_bytes", "rds_instance_status", "rds_snapshots"):
         assert bad.all(metric) == good.all(metric), metric
     errors = bad.all("pgwarden_aws_api_errors_total")
-    assert {lbl["api"] for lbl, _ in errors} == {"rds", "cloudwatch"}
-    assert all(lbl["code"] == "EndpointConnectionError" and v >= 1 for lbl, v in errors)
+    unreachable = {lbl["api"] for lbl, v in errors if lbl["code"] == "EndpointConnectionError" and v >= 1}
+    assert unreachable == {"rds", "cloudwatch", "ec2", "service-quotas"}
+    # the only other errors: moto's Service Quotas has no RDS quotas, before the stop already
+    before = good.all("pgwarden_aws_api_errors_total")
+    assert [e for e in errors if e[0]["code"] != "EndpointConnectionError"] == before
+    assert {(lbl["api"], lbl["code"]) for lbl, _ in before} == {("service-quotas", "NoSuchResourceException")}
+    assert bad.get("rds_exporter_errors_total") == sum(v for _, v in errors) > 0
     for source in SOURCES:
         assert bad.get("pgwarden_aws_data_age_seconds", source=source) >= good.get(  # type: ignore[operator]
             "pgwarden_aws_data_age_seconds", source=source
@@ -409,7 +440,7 @@ async def test_lifecycle_series_from_moto_replica_parameter_group_and_expected_c
         ({**ids("prod"), "target_region": BACKUP_REGION}, 1.0)
     ]
     # moto gives no CertificateDetails: absent, never 0
-    assert s.get("rds_ca_certificate_valid_until_seconds", **ids("prod")) is None
+    assert s.get("rds_certificate_expiry_timestamp_seconds", **ids("prod")) is None
 
 
 async def test_events_counted_once_from_zero_with_each_category(moto: MotoServer) -> None:

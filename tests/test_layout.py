@@ -1,10 +1,12 @@
-"""The layout of exporter/, responder/ and pgwarden/: no import cycle (any import counts), no module above 400 lines.
+"""The layout of exporter/, responder/ and pgwarden/: no import cycle (any import counts), no module above 400 lines,
+and each imports only the packages of ours its layer may (docs/ARCHITECTURE.md).
 
 The cycle check is proven on small packages written to tmp_path: it must report a cycle however it is made.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import textwrap
 from pathlib import Path
@@ -16,6 +18,11 @@ from tests import import_graph
 from tests.import_graph import PACKAGES, ROOT
 
 MAX_LINES = 400
+# Of our top-level packages, what each installed one may import besides itself: pgwarden/ is shared and imports
+# neither program, the programs never import each other, and none imports devtools/, bench/ or tests/ (which
+# are not installed).
+MAY_IMPORT = {"pgwarden": set(), "exporter": {"pgwarden"}, "responder": {"pgwarden"}}
+OURS = {*PACKAGES, "devtools", "bench", "tests"}
 
 
 @functools.cache
@@ -46,6 +53,50 @@ def test_no_module_above_400_lines(package: str) -> None:
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert not too_long, f"modules above {MAX_LINES} lines: {too_long}"
+
+
+def _imports_out_of_layer(package: str, root: Path = ROOT) -> list[str]:
+    """Each import in `package` (anywhere: top level, function-local, TYPE_CHECKING) of a package of ours it may
+    not import, as `path:line: module`."""
+    allowed = {package, *MAY_IMPORT[package]}
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:  # a relative one stays in its package
+                modules = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(root)}:{node.lineno}: {m}"
+                for m in modules
+                if m.split(".")[0] in OURS - allowed
+            ]
+    return found
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_stay_in_their_layer(package: str) -> None:
+    found = _imports_out_of_layer(package)
+    allowed = sorted(MAY_IMPORT[package])
+    assert not found, f"{package}/ may import, of ours, only itself and {allowed}:\n" + "\n".join(found)
+
+
+def test_an_import_out_of_its_layer_is_reported_wherever_it_is(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pgwarden/__init__.py": "",
+            "pgwarden/a.py": TYPE_CHECKING_ONLY.replace("typing_only.a", "responder.app"),
+            "pgwarden/b.py": FUNCTION_LOCAL.replace("local.a", "devtools.demo"),
+            "pgwarden/c.py": "import json\nfrom pgwarden import a\nfrom . import b\n",
+        },
+    )
+    assert _imports_out_of_layer("pgwarden", tmp_path) == [
+        "pgwarden/a.py:7: responder.app",
+        "pgwarden/b.py:3: devtools.demo",
+    ]
 
 
 def test_the_graph_is_of_this_tree() -> None:

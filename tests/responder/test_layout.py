@@ -6,6 +6,7 @@ No import cycle and no module above 400 lines, in all three packages: tests/test
 from __future__ import annotations
 
 import ast
+import re
 
 from tests import import_graph
 
@@ -83,3 +84,22 @@ def test_signals_and_vacuum_go_through_the_gate() -> None:
         text = path.read_text()
         if "pg_cancel_backend" in text or "pg_terminate_backend" in text or "VACUUM (" in text:
             assert "ctx.gate.postgres(" in text, path
+
+
+def test_only_the_journal_names_its_tables() -> None:
+    """The journal owns its tables: their SQL (any text naming one) is in responder/journal/ and nowhere else."""
+    journal = PACKAGE / "journal"
+    source = "\n".join(path.read_text() for path in journal.glob("*.py"))
+    tables = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", source))
+    tables |= set(re.findall(r'^VERSION_TABLE = "(\w+)"', source, re.M))
+    assert {"pgwarden_actions", "pgwarden_replicas", "pgwarden_journal_schema"} <= tables
+    root = PACKAGE.parent
+    outside = [
+        f"{path.relative_to(root)}: {table}"
+        for package in import_graph.PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+        if journal not in path.parents
+        for table in sorted(tables)
+        if re.search(rf"\b{table}\b", path.read_text())
+    ]
+    assert not outside, outside

@@ -17,6 +17,7 @@ from pgwarden.credentials import DsnSecret, IamAuth, check_dsn_sources
 from pgwarden.durations import Duration
 from responder.core import Repeat
 from responder.drills.models import RecoverySchema
+from responder.migrate.settings import MigrationsSchema
 from responder.principals import NAME_RE, PrincipalSchema
 
 Mode = Literal["dry-run", "enforce"]
@@ -128,3 +129,4 @@ class ResponderSchema(StrictModel):
     approvers: list[PrincipalSchema] = []  # may approve and reject; sign in to the console
     viewers: list[PrincipalSchema] = []  # read-only console and reports
     console: ConsoleSchema = ConsoleSchema()  # the console's links to Alertmanager and Grafana
+    migrations: MigrationsSchema = MigrationsSchema()  # `pgwarden-responder migrate` (responder.migrate)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.collectors.base import Collector
+from exporter.db import ServerInfo
 from exporter.exposition import Fragment
 
 
@@ -36,6 +37,19 @@ class CollectorState:
 
     def fresh(self, now: float, ttl: float) -> bool:
         return self.success and ttl > 0 and now - self.refreshed_at < ttl
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Collectors of one target refreshed together: their states (for one label variant), the server, the
+    scrape's constant labels, and when the refresh began, once it held their locks (the collectors' durations
+    count from there)."""
+
+    collectors: Sequence[Collector[Any, Any]]
+    states: dict[str, CollectorState]
+    server: ServerInfo
+    const_labels: str
+    started: float = 0.0
 
 
 class RenderAsRead:

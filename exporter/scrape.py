@@ -32,7 +32,7 @@ from exporter.framework import (
     SCRAPES,
     USER_QUERIES_LOAD_ERROR,
 )
-from exporter.refreshing import CollectorState, RenderAsRead, Scheduled, data_age, safe_error
+from exporter.refreshing import Batch, CollectorState, RenderAsRead, Scheduled, data_age, safe_error
 from exporter.sizes import RelationSizes
 from exporter.target import ALWAYS_EXCLUDED_DATABASES, Target
 
@@ -40,10 +40,7 @@ log = logging.getLogger("pgwarden.scrape")
 
 
 Fetched = dict[str, Any]  # collector name -> its fetch result, or the exception it failed with
-# A refresh of the collectors due: (collectors, their states, server, const_labels).
-Refresh = Callable[
-    [Sequence[Collector[Any, Any]], dict[str, CollectorState], ServerInfo, str], Awaitable[None]
-]
+Refresh = Callable[[Batch], Awaitable[None]]  # a refresh of the collectors due
 
 
 class TargetScraper:
@@ -163,9 +160,8 @@ class TargetScraper:
         states = {c.name: self._state(c, const_labels) for c in collectors}
         due = [c for c in collectors if self._due(c, states[c.name])]
         if due:
-            task = asyncio.get_running_loop().create_task(
-                self._refresh(due, states, server, const_labels, refresh)
-            )
+            batch = Batch(due, states, server, const_labels)
+            task = asyncio.get_running_loop().create_task(self._refresh(batch, refresh))
             self._refreshing.add(task)
             task.add_done_callback(self._refresh_done)
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -178,23 +174,16 @@ class TargetScraper:
         now = time.monotonic()
         return {c.name: (replace(states[c.name]), data_age(states[c.name], started, now)) for c in collectors}
 
-    async def _refresh(
-        self,
-        due: Sequence[Collector[Any, Any]],
-        states: dict[str, CollectorState],
-        server: ServerInfo,
-        const_labels: str,
-        refresh: Refresh,
-    ) -> None:
+    async def _refresh(self, batch: Batch, refresh: Refresh) -> None:
+        states = batch.states
         async with contextlib.AsyncExitStack() as stack:
-            for (
-                c
-            ) in due:  # always in the same (registry) order: two refreshes never wait on each other's lock
+            # always in the same (registry) order: two refreshes never wait on each other's lock
+            for c in batch.collectors:
                 await stack.enter_async_context(states[c.name].lock)
             # Another scrape's refresh may have done some while this one waited for it (single flight).
-            due = [c for c in due if self._due(c, states[c.name])]
+            due = [c for c in batch.collectors if self._due(c, states[c.name])]
             if due:
-                await refresh(due, states, server, const_labels)
+                await refresh(replace(batch, collectors=due, started=time.monotonic()))
 
     def _refresh_done(self, task: asyncio.Task[None]) -> None:
         self._refreshing.discard(task)
@@ -202,39 +191,25 @@ class TargetScraper:
         if error is not None:
             log.error("refresh failed", extra={"target": self.target.name, "error": safe_error(error)})
 
-    async def _refresh_server_wide(
-        self,
-        collectors: Sequence[Collector[Any, Any]],
-        states: dict[str, CollectorState],
-        server: ServerInfo,
-        const_labels: str,
-    ) -> None:
+    async def _refresh_server_wide(self, batch: Batch) -> None:
         """The server-wide collectors due, one after the other on one connection to the DSN's database, each
         rendered while the next one's statement runs."""
-        started = time.monotonic()
+        collectors, server = batch.collectors, batch.server
         visit: Fetched = {}
 
         def render(c: Collector[Any, Any]) -> None:
             result = visit[c.name]
             failed = isinstance(result, BaseException)
             errors = [self._describe(c, result)] if failed else []
-            self._render(
-                c, states[c.name], const_labels, [] if failed else [(server.datname, result)], errors, started
-            )
+            self._render(c, batch, [] if failed else [(server.datname, result)], errors)
 
         with RenderAsRead(collectors, render) as early:
             await self._visit(server.datname, collectors, server, visit, early.read)
 
-    async def _refresh_databases(
-        self,
-        collectors: Sequence[Collector[Any, Any]],
-        states: dict[str, CollectorState],
-        server: ServerInfo,
-        const_labels: str,
-    ) -> None:
+    async def _refresh_databases(self, batch: Batch) -> None:
         """The per-database collectors due, visiting each database once, as many at once as the budget allows.
         A collector read from every database without a failure is rendered while the visits go on."""
-        started = time.monotonic()
+        collectors, server = batch.collectors, batch.server
         self.sizes.new_refresh()
         listing_error: Exception | None = None
         try:
@@ -250,7 +225,7 @@ class TargetScraper:
         gone: set[str] = set()
 
         def render(c: Collector[Any, Any]) -> None:
-            state = states[c.name]
+            state = batch.states[c.name]
             results: list[tuple[str, Any]] = []
             errors = [] if listing_error is None else [f"listing databases: {safe_error(listing_error)}"]
             state.databases = {}
@@ -267,7 +242,7 @@ class TargetScraper:
                 else:
                     continue
                 state.databases[db] = not isinstance(result, BaseException)
-            self._render(c, state, const_labels, results, errors, started)
+            self._render(c, batch, results, errors)
 
         # A collector is rendered early once read from every database it fetches from (none after a listing
         # failure: its rows are incomplete).
@@ -331,17 +306,15 @@ class TargetScraper:
     def _render(
         self,
         collector: Collector[Any, Any],
-        state: CollectorState,
-        const_labels: str,
+        batch: Batch,
         results: Sequence[tuple[str, Any]],
         errors: list[str],
-        started: float,
     ) -> None:
-        """The collector's fragments from its results, and the refresh's outcome and timing (begun at
-        `started`) in its state."""
+        """The collector's fragments from its results, and the refresh's outcome and timing in its state."""
+        state = batch.states[collector.name]
         served = bool(results) or not errors
         try:
-            out = Exposition(const_labels)
+            out = Exposition(batch.const_labels)
             if served:
                 collector.render(out, results)
             excluded = collector.options.exclude_families
@@ -357,7 +330,7 @@ class TargetScraper:
                 extra={"target": self.target.name, "collector": collector.name, "error": shown},
             )
         state.refreshed_at = time.monotonic()
-        state.duration = state.refreshed_at - started
+        state.duration = state.refreshed_at - batch.started
 
     def _describe(self, collector: Collector[Any, Any], exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):

@@ -26,7 +26,7 @@ from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarg
 from responder.decide import NO_TARGET_REASON, RejectedAlert, decisions_for, rejected_decision, resolve_target
 from responder.decision import Decision
 from responder.effects import Authority, EffectGate, EffectRefused
-from responder.journal import ActionRow, Journal, JournalUnavailable
+from responder.journal import ActionRow, Claim, Journal, JournalUnavailable
 from responder.journal.rows import trigger_columns
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
@@ -246,6 +246,15 @@ class Dispatcher:
         """The claim (see `Journal.claim`), retried with backoff while the journal is unavailable;
         JournalUnavailable if it never answered."""
         pb = run.playbook
+        claim = Claim(
+            run.action_id,
+            pb.name,
+            run.target.key,
+            pb.schema.cooldown,
+            pb.schema.max_per_day,
+            release_key=pb.repeat == "while_firing",
+            exclusive=self._instance_changers,
+        )
 
         def unavailable(state: tenacity.RetryCallState) -> None:
             error = str(error_of(state))
@@ -260,10 +269,7 @@ class Dispatcher:
             reraise=True,
         ):
             with attempt:
-                args = (run.action_id, pb.name, run.target.key, pb.schema.cooldown, pb.schema.max_per_day)
-                return await self.journal.claim(
-                    *args, release_key=pb.repeat == "while_firing", exclusive=self._instance_changers
-                )
+                return await self.journal.claim(claim)
         raise AssertionError("unreachable")  # tenacity re-raises after the last attempt
 
     async def _execute(self, run: Run) -> tuple[Outcome, ActionResult | None, str | None]:

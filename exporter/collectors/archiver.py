@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, add_samples, counter, gauge
+from exporter.collectors.base import RowsCollector, counter, gauge
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
-from exporter.exposition import Exposition
 
 ARCHIVED = counter("pg_stat_archiver_archived_count", "WAL files successfully archived.")
 FAILED = counter("pg_stat_archiver_failed_count", "Failed attempts to archive WAL files.")
@@ -32,17 +29,10 @@ FROM pg_stat_archiver
 """
 
 
-class ArchiverCollector(Collector[list[Archiver], CollectorOptions]):
+class ArchiverCollector(RowsCollector[Archiver, CollectorOptions]):
     name = "archiver"
     order = 90
     source = "pg_stat_archiver"
     families = (ARCHIVED, FAILED, AGE)  # in the order of Archiver's fields
-
-    async def fetch(self, session: Session) -> list[Archiver]:
-        return await session.typed(Archiver, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[Archiver]]]) -> None:
-        plain = out.labels((), ())
-        for _, rows in results:
-            for row in rows:
-                add_samples(out, plain, self.families, row)
+    row = Archiver
+    sql = _SQL

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from exporter.collectors.options import CollectorOptions, LimitsConfig
 from exporter.db import Session, check_row_names
@@ -28,6 +28,7 @@ ROWS_CUT = Family(
 INTEGER_CASTS = ("int8", "int4")
 
 ResultT = TypeVar("ResultT")
+RowT = TypeVar("RowT", bound=tuple[Any, ...])
 OptionsT = TypeVar("OptionsT", bound=CollectorOptions)
 KeysT = TypeVar("KeysT", bound=tuple[Any, ...])
 
@@ -183,32 +184,79 @@ class Collector(abc.ABC, Generic[ResultT, OptionsT]):
         """Turn (datname, fetch result) pairs into samples."""
 
 
-class RowGaugeCollector(Collector[list[Any], CollectorOptions]):
-    """Per database, one statement whose every row is one sample of `family`: the row's first fields are the
-    family's labels after `datname`, in order, and the field after them the value (1 when there is none: the
-    row itself is the fact, as an invalid index is)."""
+class RowsCollector(Collector[list[RowT], OptionsT]):
+    """One statement (`sql`, with `params()`) whose rows are `row`s, a NamedTuple naming its columns.
+
+    Unless a subclass renders otherwise, each row is one sample of every family in `families`: the row's first
+    fields are the label values the families declare (after `datname`, the database the row was read from, for
+    a per-database collector), and the fields after them the values, `families[i]`'s the i-th (None: no
+    sample). A row with no field after its labels is a fact: 1 (as an invalid index is).
+    """
+
+    row: ClassVar[type[tuple[Any, ...]]]
+
+    @property
+    @abc.abstractmethod
+    def sql(self) -> str:
+        """The statement (a class attribute in a concrete collector)."""
+
+    def params(self) -> Any:
+        """The statement's parameters, from the options (none unless a subclass says so)."""
+        return None
+
+    async def fetch(self, session: Session) -> list[RowT]:
+        rows: list[Any] = await session.typed(self.row, self.sql, self.params())
+        return rows
+
+    def render(self, out: Exposition, results: Sequence[tuple[str, list[RowT]]]) -> None:
+        families = self.families
+        names = families[0].labels
+        from_row = len(names) - 1 if self.per_database else len(names)  # the labels the row holds
+        for datname, rows in results:
+            database = (datname,) if self.per_database else ()
+            for row in rows:
+                labels = out.labels(names, (*database, *row[:from_row]))
+                add_samples(out, labels, families, row[from_row:] or (1,))
+
+
+class RowGaugeCollector(RowsCollector[Any, CollectorOptions]):
+    """Per database, one statement whose every row is one sample of `family` (see `RowsCollector.render`)."""
 
     per_database = True
     default_ttl = 60.0
     family: ClassVar[Family]
-    row: ClassVar[type[tuple[Any, ...]]]  # a NamedTuple: the statement's columns
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "family" in vars(cls):
             cls.families = (cls.family,)
 
+
+class ServerWide(NamedTuple):
+    """No key columns: a view with one row for the whole server."""
+
+
+class ColumnsCollector(Collector[ColumnTable[Any] | None, OptionsT]):
+    """One server-wide statement read as a `ColumnTable` (`render_table`): its `keys` are the label values the
+    families declare, in order, and each column after them one family."""
+
+    keys: ClassVar[type[tuple[Any, ...]]] = ServerWide  # a NamedTuple of sequences, as `fetch_table` takes it
+
     @abc.abstractmethod
-    def statement(self, session: Session) -> str:
-        """The statement, for this server."""
+    def statement(self, version_num: int) -> tuple[Sequence[Column], str] | None:
+        """The columns this server version has and the statement reading them; None when it lacks the view (no
+        sample and no failure)."""
 
-    async def fetch(self, session: Session) -> list[Any]:
-        return await session.typed(self.row, self.statement(session))
+    async def fetch(self, session: Session) -> ColumnTable[Any] | None:
+        read = self.statement(session.server.version_num)
+        if read is None:
+            return None
+        columns, sql = read
+        return await fetch_table(session, self.keys, columns, sql)
 
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[Any]]]) -> None:
-        family = self.family
-        label_count = len(family.labels) - 1
-        for datname, rows in results:
-            for row in rows:
-                value = row[label_count] if len(row) > label_count else 1
-                out.add(family, out.labels(family.labels, (datname, *row[:label_count])), value)
+    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[Any] | None]]) -> None:
+        names = self.families[0].labels
+        for _, table in results:
+            if table is not None:
+                labels = out.label_columns(names, table.keys) if names else [out.labels((), ())] * table.count
+                render_table(out, labels, table)

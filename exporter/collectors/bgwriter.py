@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
-
-from exporter.collectors.base import (
-    Collector,
-    Column,
-    ColumnTable,
-    available,
-    counter,
-    fetch_table,
-    render_table,
-    select_list,
-)
+from exporter.collectors.base import Column, ColumnsCollector, available, counter, select_list
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
-from exporter.exposition import Exposition
 
 P = "pg_stat_bgwriter_"
 PG17 = 170000
@@ -70,20 +56,11 @@ def bgwriter_sql(version_num: int) -> tuple[list[Column], str]:
     return columns, f"SELECT {select_list(columns)} FROM {source}"
 
 
-class ServerWide(NamedTuple):
-    """No key columns: the view has one row for the whole server."""
-
-
-class BgwriterCollector(Collector[ColumnTable[ServerWide], CollectorOptions]):
+class BgwriterCollector(ColumnsCollector[CollectorOptions]):
     name = "bgwriter"
     order = 70
     source = "pg_stat_bgwriter (pg_stat_checkpointer on 17+)"
     families = tuple(c.family for c in CHECKPOINT_COLUMNS + BGWRITER)
 
-    async def fetch(self, session: Session) -> ColumnTable[ServerWide]:
-        columns, sql = bgwriter_sql(session.server.version_num)
-        return await fetch_table(session, ServerWide, columns, sql)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[ServerWide]]]) -> None:
-        for _, table in results:
-            render_table(out, [out.labels((), ())] * table.count, table)
+    def statement(self, version_num: int) -> tuple[list[Column], str]:
+        return bgwriter_sql(version_num)

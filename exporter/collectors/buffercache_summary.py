@@ -6,13 +6,11 @@ DSN's database, or before PostgreSQL 16, there is no sample and no failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, add_samples, gauge
+from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import OffByDefault
 from exporter.db import Session
-from exporter.exposition import Exposition
 
 P = "pg_buffercache_summary_"
 ABSENT = "the pg_buffercache extension is not installed in the DSN's database, or PostgreSQL is older than 16"
@@ -48,11 +46,13 @@ FROM {schema}.pg_buffercache_summary()
 """
 
 
-class BuffercacheSummaryCollector(Collector[list[Summary], OffByDefault]):
+class BuffercacheSummaryCollector(RowsCollector[Summary, OffByDefault]):
     name = "buffercache_summary"
     source = "pg_buffercache_summary() (extension pg_buffercache, PostgreSQL 16+)"
     options_model = OffByDefault
     families = FAMILIES
+    row = Summary
+    sql = _SQL  # a template: the extension's schema is filled in
 
     async def fetch(self, session: Session) -> list[Summary]:
         if session.server.version_num < PG16:
@@ -60,10 +60,4 @@ class BuffercacheSummaryCollector(Collector[list[Summary], OffByDefault]):
         found = await session.rows(_SCHEMA_SQL, binary=False)
         if not found:
             return []
-        return await session.typed(Summary, _SQL.format(schema=found[0][0]))
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[Summary]]]) -> None:
-        plain = out.labels((), ())
-        for _, rows in results:
-            for row in rows:
-                add_samples(out, plain, self.families, row)
+        return await session.typed(Summary, self.sql.format(schema=found[0][0]))

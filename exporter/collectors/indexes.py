@@ -16,7 +16,7 @@ from exporter.collectors.base import (
     with_labels,
 )
 from exporter.collectors.options import CollectorOptions
-from exporter.collectors.relations import INDEX_KEYS, IndexKeys, fetch_with, user_indexes_sql
+from exporter.collectors.relations import IndexKeys, fetch_with, user_indexes_sql
 from exporter.db import Session
 from exporter.exposition import Exposition
 from exporter.sizes import render_stale
@@ -58,7 +58,7 @@ class IndexesCollector(Collector[Indexes, CollectorOptions]):
             COLUMNS,
             statio_indexes.StatioIndexesCollector.name,
             statio_indexes.COLUMNS,
-            lambda select: user_indexes_sql(f"{INDEX_KEYS}, {select}", self.limits.indexes_per_database),
+            lambda select: user_indexes_sql(select, self.limits.indexes_per_database),
         )
         oids = table.keys.oid
         sizes = await session.index_sizes(oids)

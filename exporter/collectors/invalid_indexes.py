@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from exporter.collectors.base import RowGaugeCollector, gauge
-from exporter.db import Session
 
 INVALID = gauge(
     "pg_index_invalid",
@@ -38,6 +37,4 @@ class InvalidIndexesCollector(RowGaugeCollector):
     source = "pg_index"
     family = INVALID
     row = InvalidIndex
-
-    def statement(self, session: Session) -> str:
-        return _SQL
+    sql = _SQL

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
 from exporter.exposition import Exposition
 
 COUNT = gauge(
@@ -46,14 +45,16 @@ ORDER BY 1, 2
 """
 
 
-class LocksCollector(Collector[list[Locks], CollectorOptions]):
+class LocksCollector(RowsCollector[Locks, CollectorOptions]):
     name = "locks"
     order = 60
     source = "pg_locks"
     families = (COUNT, WAITING)
+    row = Locks
+    sql = _SQL
 
-    async def fetch(self, session: Session) -> list[Locks]:
-        return await session.typed(Locks, _SQL, (list(MODES),))
+    def params(self) -> Any:
+        return (list(MODES),)
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Locks]]]) -> None:
         for _, rows in results:

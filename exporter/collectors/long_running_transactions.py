@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
-from exporter.collectors.base import Collector, add_samples, gauge
+from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
-from exporter.exposition import Exposition
 from pgwarden.durations import Duration
 
 COUNT = gauge(
@@ -42,17 +39,13 @@ FROM (SELECT extract(epoch FROM clock_timestamp() - xact_start) AS age
 """
 
 
-class LongRunningTransactionsCollector(Collector[list[LongRunning], LongRunningTransactionsOptions]):
+class LongRunningTransactionsCollector(RowsCollector[LongRunning, LongRunningTransactionsOptions]):
     name = "long_running_transactions"
     source = "pg_stat_activity"
     options_model = LongRunningTransactionsOptions
     families = (COUNT, OLDEST)  # in the order of LongRunning's fields
+    row = LongRunning
+    sql = _SQL
 
-    async def fetch(self, session: Session) -> list[LongRunning]:
-        return await session.typed(LongRunning, _SQL, (self.options.threshold,))
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[LongRunning]]]) -> None:
-        plain = out.labels((), ())
-        for _, rows in results:
-            for row in rows:
-                add_samples(out, plain, self.families, row)
+    def params(self) -> Any:
+        return (self.options.threshold,)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector
+from exporter.collectors.base import RowsCollector
 from exporter.collectors.options import OffByDefault
-from exporter.db import Session
 from exporter.exposition import Exposition, Family
 
 BUCKETS = (1, 2, 5, 15, 30, 60, 90, 120, 300)  # postgres_exporter's, in seconds
@@ -42,14 +41,13 @@ ORDER BY 1, 2
 """
 
 
-class ProcessIdleCollector(Collector[list[Idle], OffByDefault]):
+class ProcessIdleCollector(RowsCollector[Idle, OffByDefault]):
     name = "process_idle"
     source = "pg_stat_activity"
     options_model = OffByDefault
     families = (SECONDS,)
-
-    async def fetch(self, session: Session) -> list[Idle]:
-        return await session.typed(Idle, _SQL)
+    row = Idle
+    sql = _SQL
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Idle]]]) -> None:
         groups: dict[tuple[str, str], list[float]] = {}

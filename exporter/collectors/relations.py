@@ -20,6 +20,7 @@ from exporter.collectors.base import (
     fetch_table,
     render_capped,
     select_list,
+    with_labels,
 )
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
@@ -58,10 +59,10 @@ LEFT JOIN LATERAL (
 
 
 def user_indexes_sql(select: str, limit: int) -> str:
-    """`select` over the indexes of the user tables (pg_stat_user_indexes' rows), largest first, at most
-    `limit` (0: all): pg_index `i`, the index `c`, its table `t` and the namespace `n`. (Ranked first, as the
-    tables are, they cost more: an index's row is narrow and its statistics are few.)"""
-    return f"""SELECT {select}
+    """`INDEX_KEYS` and `select` over the indexes of the user tables (pg_stat_user_indexes' rows), largest
+    first, at most `limit` (0: all): pg_index `i`, the index `c`, its table `t` and the namespace `n`. (Ranked
+    first, as the tables are, they cost more: an index's row is narrow and its statistics are few.)"""
+    return f"""SELECT {INDEX_KEYS}, {select}
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE t.relkind IN ('r', 'm') AND {USER_SCHEMA}
@@ -89,7 +90,7 @@ async def fetch_with(
 
 
 class IndexKeys(NamedTuple):
-    """The leading columns of a user_indexes_sql statement selecting INDEX_KEYS."""
+    """The leading columns of a user_indexes_sql statement: INDEX_KEYS."""
 
     oid: Sequence[int]
     total: Sequence[int]  # indexes in the database before the cap, in every row
@@ -105,12 +106,20 @@ INDEX_KEYS = (
 
 
 class PartnerCollector(Collector[ColumnTable[KeysT], CollectorOptions]):
-    """The second collector of a pair: serves what the first read for it in this visit, else reads on its own
-    (`read`). Its keys carry `total` and, after `datname`, the `labels` by name."""
+    """The second collector of a pair: serves what the first read for it in this visit, else reads its
+    `columns` on its own (`statement`). Its `keys` carry `total` and, after `datname`, the `labels` by name;
+    its families are its columns', with those labels."""
 
     per_database = True
     default_ttl = 60.0
     labels: ClassVar[tuple[str, ...]]
+    keys: ClassVar[type[tuple[Any, ...]]]  # a NamedTuple of sequences, as `fetch_table` takes it
+    columns: ClassVar[tuple[Column, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "columns" in vars(cls):
+            cls.families = with_labels(cls.labels, *(c.family for c in cls.columns))
 
     async def fetch(self, session: Session) -> ColumnTable[KeysT]:
         shared = session.shared.pop(self.name, None)
@@ -119,9 +128,16 @@ class PartnerCollector(Collector[ColumnTable[KeysT], CollectorOptions]):
             return shared
         return await self.read(session)
 
-    @abc.abstractmethod
     async def read(self, session: Session) -> ColumnTable[KeysT]:
         """The collector's rows when its partner did not read them."""
+        table: ColumnTable[Any] = await fetch_table(
+            session, self.keys, self.columns, self.statement(select_list(self.columns))
+        )
+        return table
+
+    @abc.abstractmethod
+    def statement(self, select: str) -> str:
+        """The statement of the keys and then `select` (the columns' list)."""
 
     def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[KeysT]]]) -> None:
         for datname, table in results:

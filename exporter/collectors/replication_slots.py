@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge
+from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
 from exporter.exposition import Exposition
 
 P = "pg_replication_slots_"  # postgres_exporter 0.20's collector/pg_replication_slots.go names (all of them)
@@ -73,13 +72,12 @@ ORDER BY slot_name
 """
 
 
-class ReplicationSlotsCollector(Collector[list[Slot], CollectorOptions]):
+class ReplicationSlotsCollector(RowsCollector[Slot, CollectorOptions]):
     name = "replication_slots"
     source = "pg_replication_slots"
     families = (ACTIVE, RETAINED, CURRENT_LSN, CONFIRMED_FLUSH, IS_ACTIVE, SAFE_WAL, WAL_STATUS)
-
-    async def fetch(self, session: Session) -> list[Slot]:
-        return await session.typed(Slot, _SQL)
+    row = Slot
+    sql = _SQL
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Slot]]]) -> None:
         for _, slots in results:

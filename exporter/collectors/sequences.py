@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from exporter.collectors.base import RowGaugeCollector, gauge
-from exporter.db import Session
 
 USED_RATIO = gauge(
     "pg_sequence_used_ratio",
@@ -37,6 +36,4 @@ class SequencesCollector(RowGaugeCollector):
     source = "pg_sequences"
     family = USED_RATIO
     row = SequenceUse
-
-    def statement(self, session: Session) -> str:
-        return _SQL
+    sql = _SQL

@@ -10,9 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector
+from exporter.collectors.base import RowsCollector
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
 from exporter.exposition import Exposition, Family
 
 _SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -66,7 +65,7 @@ PENDING_RESTART = Family(
 _NUMERIC = ("bool", "integer", "real")
 
 
-class SettingsCollector(Collector[list[Setting], CollectorOptions]):
+class SettingsCollector(RowsCollector[Setting, CollectorOptions]):
     name = "settings"
     order = 20
     source = "pg_settings"
@@ -79,12 +78,11 @@ class SettingsCollector(Collector[list[Setting], CollectorOptions]):
         PENDING_RESTART,
     )
 
-    async def fetch(self, session: Session) -> list[Setting]:
-        return await session.typed(
-            Setting,
-            "SELECT name, reset_val, coalesce(unit, '') AS unit, short_desc, vartype, pending_restart "
-            "FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real') OR pending_restart ORDER BY name",
-        )
+    row = Setting
+    sql = (
+        "SELECT name, reset_val, coalesce(unit, '') AS unit, short_desc, vartype, pending_restart "
+        "FROM pg_settings WHERE vartype IN ('bool', 'integer', 'real') OR pending_restart ORDER BY name"
+    )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Setting]]]) -> None:
         plain = out.labels((), ())

@@ -6,21 +6,9 @@ families on every version. On a server before 17 the view does not exist: no sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from exporter.collectors.base import (
-    Collector,
-    Column,
-    ColumnTable,
-    counter,
-    fetch_table,
-    render_table,
-    select_list,
-)
-from exporter.collectors.bgwriter import PG17, ServerWide
+from exporter.collectors.base import Column, ColumnsCollector, counter, select_list
+from exporter.collectors.bgwriter import PG17
 from exporter.collectors.options import OffByDefault
-from exporter.db import Session
-from exporter.exposition import Exposition
 
 P = "pg_stat_checkpointer_"
 ONLY_17 = "the server is older than PostgreSQL 17 (no pg_stat_checkpointer)"
@@ -51,19 +39,12 @@ COLUMNS = (
 _SQL = f"SELECT {select_list(COLUMNS)} FROM pg_stat_checkpointer"
 
 
-class StatCheckpointerCollector(Collector[ColumnTable[ServerWide] | None, OffByDefault]):
+class StatCheckpointerCollector(ColumnsCollector[OffByDefault]):
     name = "stat_checkpointer"
     order = 71
     source = "pg_stat_checkpointer (PostgreSQL 17+)"
     options_model = OffByDefault
     families = tuple(c.family for c in COLUMNS)
 
-    async def fetch(self, session: Session) -> ColumnTable[ServerWide] | None:
-        if session.server.version_num < PG17:
-            return None
-        return await fetch_table(session, ServerWide, COLUMNS, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[ServerWide] | None]]) -> None:
-        for _, table in results:
-            if table is not None:
-                render_table(out, [out.labels((), ())] * table.count, table)
+    def statement(self, version_num: int) -> tuple[tuple[Column, ...], str] | None:
+        return (COLUMNS, _SQL) if version_num >= PG17 else None

@@ -5,19 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import (
-    Collector,
-    Column,
-    ColumnTable,
-    counter,
-    fetch_table,
-    render_table,
-    select_list,
-    with_labels,
-)
+from exporter.collectors.base import Column, ColumnsCollector, counter, select_list, with_labels
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
-from exporter.exposition import Exposition
 
 P = "pg_stat_io_"
 LABELS = ("backend_type", "object", "context")
@@ -43,23 +32,17 @@ class IoKeys(NamedTuple):
     context: Sequence[str]
 
 
-class StatIoCollector(Collector[ColumnTable[IoKeys] | None, CollectorOptions]):
+_SQL = (
+    f"SELECT backend_type, object, context, {select_list(COLUMNS)} FROM pg_stat_io "
+    "ORDER BY backend_type, object, context"
+)
+
+
+class StatIoCollector(ColumnsCollector[CollectorOptions]):
     name = "stat_io"
     source = "pg_stat_io (PostgreSQL 16+)"
     families = with_labels(LABELS, *(c.family for c in COLUMNS))
+    keys = IoKeys
 
-    async def fetch(self, session: Session) -> ColumnTable[IoKeys] | None:
-        if session.server.version_num < MIN_VERSION:
-            return None
-        return await fetch_table(
-            session,
-            IoKeys,
-            COLUMNS,
-            f"SELECT backend_type, object, context, {select_list(COLUMNS)} FROM pg_stat_io "
-            "ORDER BY backend_type, object, context",
-        )
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, ColumnTable[IoKeys] | None]]) -> None:
-        for _, table in results:
-            if table is not None:
-                render_table(out, out.label_columns(LABELS, table.keys), table)
+    def statement(self, version_num: int) -> tuple[tuple[Column, ...], str] | None:
+        return (COLUMNS, _SQL) if version_num >= MIN_VERSION else None

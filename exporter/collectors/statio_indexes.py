@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.collectors.base import (
-    Column,
-    ColumnTable,
-    counter,
-    fetch_table,
-    select_list,
-    with_labels,
-)
-from exporter.collectors.relations import INDEX_KEYS, IndexKeys, PartnerCollector, user_indexes_sql
-from exporter.db import Session
+from exporter.collectors.base import Column, counter
+from exporter.collectors.relations import IndexKeys, PartnerCollector, user_indexes_sql
 
 P = "pg_statio_user_indexes_"
 LABELS = ("datname", "schemaname", "relname", "indexrelname")
@@ -33,12 +25,8 @@ class StatioIndexesCollector(PartnerCollector[IndexKeys]):
     name = "statio_indexes"
     source = "pg_statio_user_indexes (its definition, sharing the indexes collector's read)"
     labels = LABELS
-    families = with_labels(LABELS, *(c.family for c in COLUMNS))
+    keys = IndexKeys
+    columns = COLUMNS
 
-    async def read(self, session: Session) -> ColumnTable[IndexKeys]:
-        return await fetch_table(
-            session,
-            IndexKeys,
-            COLUMNS,
-            user_indexes_sql(f"{INDEX_KEYS}, {select_list(COLUMNS)}", self.limits.indexes_per_database),
-        )
+    def statement(self, select: str) -> str:
+        return user_indexes_sql(select, self.limits.indexes_per_database)

@@ -5,16 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import (
-    Column,
-    ColumnTable,
-    counter,
-    fetch_table,
-    select_list,
-    with_labels,
-)
+from exporter.collectors.base import Column, counter
 from exporter.collectors.relations import PartnerCollector, user_tables_sql
-from exporter.db import Session
 
 P = "pg_statio_user_tables_"
 LABELS = ("datname", "schemaname", "relname")
@@ -64,17 +56,13 @@ class StatioTablesCollector(PartnerCollector[StatioKeys]):
     order = 130
     source = "pg_statio_user_tables (its definition, sharing the tables collector's read)"
     labels = LABELS
-    families = with_labels(LABELS, *(c.family for c in COLUMNS))
+    keys = StatioKeys
+    columns = COLUMNS
 
-    async def read(self, session: Session) -> ColumnTable[StatioKeys]:
-        return await fetch_table(
-            session,
-            StatioKeys,
-            COLUMNS,
-            user_tables_sql(
-                f"c.total::int8 AS total, c.nspname AS schemaname, c.relname, {select_list(COLUMNS)}",
-                JOINS,
-                self.limits.tables_per_database,
-                relkinds="'r', 'm'",
-            ),
+    def statement(self, select: str) -> str:
+        return user_tables_sql(
+            f"c.total::int8 AS total, c.nspname AS schemaname, c.relname, {select}",
+            JOINS,
+            self.limits.tables_per_database,
+            relkinds="'r', 'm'",
         )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, add_samples, gauge
+from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
-from exporter.exposition import Exposition
 
 SEGMENTS = gauge("pg_wal_segments", "WAL segment files in pg_wal.")
 SIZE = gauge("pg_wal_size_bytes", "Total size of the WAL segment files in pg_wal, in bytes.")
@@ -27,16 +24,9 @@ WHERE name ~ '^[0-9A-F]{24}$'
 """
 
 
-class WalCollector(Collector[list[Wal], CollectorOptions]):
+class WalCollector(RowsCollector[Wal, CollectorOptions]):
     name = "wal"
     source = "pg_ls_waldir()"
     families = (SEGMENTS, SIZE)  # in the order of Wal's fields
-
-    async def fetch(self, session: Session) -> list[Wal]:
-        return await session.typed(Wal, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[Wal]]]) -> None:
-        plain = out.labels((), ())
-        for _, rows in results:
-            for row in rows:
-                add_samples(out, plain, self.families, row)
+    row = Wal
+    sql = _SQL

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, add_samples, counter, gauge
+from exporter.collectors.base import RowsCollector, counter, gauge
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
-from exporter.exposition import Exposition, Family
+from exporter.exposition import Family
 
 P = "pg_stat_wal_receiver_"
 LABELS = ("upstream_host", "slot_name", "status")
@@ -77,7 +75,7 @@ WHERE conninfo ~ 'host=' AND slot_name IS NOT NULL AND status IS NOT NULL
 """
 
 
-class WalReceiverCollector(Collector[list[Receiver], CollectorOptions]):
+class WalReceiverCollector(RowsCollector[Receiver, CollectorOptions]):
     name = "walreceiver"
     source = "pg_stat_wal_receiver"
     # in the order of Receiver's fields after its labels
@@ -85,12 +83,5 @@ class WalReceiverCollector(Collector[list[Receiver], CollectorOptions]):
         RECEIVE_START_LSN, FLUSHED_LSN, RECEIVE_START_TLI, RECEIVED_TLI, LAST_MSG_SEND_TIME,
         LAST_MSG_RECEIPT_TIME, LATEST_END_LSN, LATEST_END_TIME, UPSTREAM_NODE,
     )  # fmt: skip
-
-    async def fetch(self, session: Session) -> list[Receiver]:
-        return await session.typed(Receiver, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[Receiver]]]) -> None:
-        for _, receivers in results:
-            for r in receivers:
-                lbl = out.labels(LABELS, (r.upstream_host, r.slot_name, r.status))
-                add_samples(out, lbl, self.families, r[3:])  # after the three labels
+    row = Receiver
+    sql = _SQL

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, gauge, with_labels
+from exporter.collectors.base import RowsCollector, add_samples, gauge, with_labels
 from exporter.collectors.options import CollectorOptions
-from exporter.db import Session
 from exporter.exposition import Exposition
 
 XID_AGE = gauge(
@@ -37,24 +36,19 @@ class Ages(NamedTuple):
     mxid_age: int
 
 
-class WraparoundCollector(Collector[list[Ages], CollectorOptions]):
+class WraparoundCollector(RowsCollector[Ages, CollectorOptions]):
     name = "wraparound"
     order = 100
     source = "pg_database (age(datfrozenxid), mxid_age(datminmxid))"
     families = with_labels(LABELS, XID_AGE, RATIO, AGE_FROZEN, AGE_MINMXID)
-
-    async def fetch(self, session: Session) -> list[Ages]:
-        return await session.typed(
-            Ages,
-            "SELECT datname, age(datfrozenxid)::int8 AS xid_age, mxid_age(datminmxid)::int8 AS mxid_age "
-            "FROM pg_database WHERE datallowconn ORDER BY datname",
-        )
+    row = Ages
+    sql = (
+        "SELECT datname, age(datfrozenxid)::int8 AS xid_age, mxid_age(datminmxid)::int8 AS mxid_age "
+        "FROM pg_database WHERE datallowconn ORDER BY datname"
+    )
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Ages]]]) -> None:
         for _, rows in results:
-            for row in rows:
-                lbl = out.labels(LABELS, (row.datname,))
-                out.add(XID_AGE, lbl, row.xid_age)
-                out.add(RATIO, lbl, row.xid_age / WRAP)
-                out.add(AGE_FROZEN, lbl, row.xid_age)
-                out.add(AGE_MINMXID, lbl, row.mxid_age)
+            for datname, xid_age, mxid_age in rows:
+                ages = (xid_age, xid_age / WRAP, xid_age, mxid_age)  # in the order of the families
+                add_samples(out, out.labels(LABELS, (datname,)), self.families, ages)

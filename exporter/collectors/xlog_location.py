@@ -7,13 +7,10 @@ a standby, truncated to its low 52 bits as upstream does (a float64 holds it exa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, add_samples, gauge
+from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import OffByDefault
-from exporter.db import Session
-from exporter.exposition import Exposition
 
 BYTES = gauge(
     "pg_xlog_location_bytes",
@@ -33,17 +30,10 @@ SELECT ((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_cur
 """
 
 
-class XlogLocationCollector(Collector[list[Location], OffByDefault]):
+class XlogLocationCollector(RowsCollector[Location, OffByDefault]):
     name = "xlog_location"
     source = "pg_current_wal_lsn(), pg_last_wal_replay_lsn()"
     options_model = OffByDefault
     families = (BYTES,)
-
-    async def fetch(self, session: Session) -> list[Location]:
-        return await session.typed(Location, _SQL)
-
-    def render(self, out: Exposition, results: Sequence[tuple[str, list[Location]]]) -> None:
-        plain = out.labels((), ())
-        for _, rows in results:
-            for row in rows:
-                add_samples(out, plain, self.families, row)
+    row = Location
+    sql = _SQL

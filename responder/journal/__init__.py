@@ -39,7 +39,7 @@ from responder.journal.reads import (
     op_last_decision,
     op_recent,
 )
-from responder.journal.rows import ActionFilter, ActionRow
+from responder.journal.rows import ActionFilter, ActionRow, Claim
 from responder.journal.stores import PostgresStore, SqliteStore, Store
 from responder.journal.tx import JournalUnavailable, Tx
 from responder.journal.upkeep import (
@@ -56,6 +56,7 @@ HEAVY_RECORD = 64
 __all__ = [
     "ActionFilter",
     "ActionRow",
+    "Claim",
     "Journal",
     "JournalTooNew",
     "JournalUnavailable",
@@ -95,22 +96,9 @@ class Journal:
         heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
         return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
 
-    async def claim(
-        self,
-        action_id: int,
-        playbook: str,
-        target_key: str,
-        cooldown: float,
-        max_per_day: int | None,
-        release_key: bool = False,
-        exclusive: Sequence[str] = (),
-    ) -> ActionRow | None:
+    async def claim(self, claim: Claim) -> ActionRow | None:
         """queued -> running unless a guard says no: the row as the claim left it (see `op_claim`)."""
-        return await self.store.run(
-            op_claim(
-                action_id, self.owner, playbook, target_key, cooldown, max_per_day, release_key, exclusive
-            )
-        )
+        return await self.store.run(op_claim(claim, self.owner))
 
     async def finish(
         self,

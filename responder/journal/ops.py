@@ -11,7 +11,7 @@ from typing import Any
 from pgwarden.redact import redact, redact_data
 from responder.decision import Decision
 from responder.journal.reads import get_row as _get
-from responder.journal.rows import ActionRow, trigger_columns
+from responder.journal.rows import ActionRow, Claim, trigger_columns
 from responder.journal.tx import Tx
 from responder.outcomes import ACTED_OUTCOMES, Answer, Outcome, State, sql_list
 
@@ -86,59 +86,49 @@ def op_record(decisions: Sequence[Decision], owner: str) -> Callable[[Tx], list[
     return run
 
 
-def op_claim(
-    action_id: int,
-    owner: str,
-    playbook: str,
-    target_key: str,
-    cooldown: float,
-    max_per_day: int | None,
-    release_key: bool = False,
-    exclusive: Sequence[str] = (),
-) -> Callable[[Tx], ActionRow | None]:
-    """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown). With `release_key`
-    a refused decision gives its dedup key back, so a later delivery of the same alert decides again.
-    `exclusive`: the actions of which at most one may run on a target at a time, across playbooks and replicas
-    (a second is done/guardrail while one runs). The row as the claim left it (running: claimed; done: refused,
-    its outcome and why), or None when it was not queued (nothing changed)."""
+def op_claim(claim: Claim, owner: str) -> Callable[[Tx], ActionRow | None]:
+    """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown), or an `exclusive`
+    action runs on the target (then done/guardrail). The row as the claim left it (running: claimed; done:
+    refused, its outcome and why), or None when it was not queued (nothing changed)."""
+    action_id, playbook, target_key = claim.action_id, claim.playbook, claim.target_key
 
     def run(tx: Tx) -> ActionRow | None:
         tx.lock(f"pgwarden:{playbook}")
-        if exclusive:
+        if claim.exclusive:
             tx.lock(f"pgwarden:target:{target_key}")  # taken last by every claim: no lock-order cycle
         now = tx.now()
         row = _get(tx, action_id)
         if row is None or row.state is not State.QUEUED:
             return None
-        if exclusive and row.action in exclusive:
+        if claim.exclusive and row.action in claim.exclusive:
             busy = tx.execute(
                 "SELECT id, action FROM pgwarden_actions WHERE target_key = ? AND id <> ? AND state = ?"
-                f" AND action IN ({', '.join('?' for _ in exclusive)}) ORDER BY id LIMIT 1",
-                (target_key, action_id, State.RUNNING.value, *exclusive),
+                f" AND action IN ({', '.join('?' for _ in claim.exclusive)}) ORDER BY id LIMIT 1",
+                (target_key, action_id, State.RUNNING.value, *claim.exclusive),
             ).fetchone()
             if busy is not None:
                 why = f"action {busy[0]} ({busy[1]}) is changing this instance now: one change at a time"
-                _finish(tx, action_id, Outcome.GUARDRAIL, None, why, release_key)
+                _finish(tx, action_id, Outcome.GUARDRAIL, None, why, claim.release_key)
                 return _get(tx, action_id)
         reason = None
-        if cooldown > 0:
+        if claim.cooldown > 0:
             last = tx.execute(
                 f"SELECT max(started_at) FROM pgwarden_actions WHERE playbook = ? AND target_key = ?"
                 f" AND id <> ? AND started_at >= ? AND {_ACTED}",
-                (playbook, target_key, action_id, now - cooldown),
+                (playbook, target_key, action_id, now - claim.cooldown),
             ).fetchone()
             if last is not None and last[0] is not None:
                 reason = f"cooldown: last action on this target {now - float(last[0]):.0f}s ago"
-        if reason is None and max_per_day is not None:
+        if reason is None and claim.max_per_day is not None:
             count = tx.execute(
                 f"SELECT count(*) FROM pgwarden_actions WHERE playbook = ? AND id <> ? AND started_at >= ?"
                 f" AND {_ACTED}",
                 (playbook, action_id, now - 86400),
             ).fetchone()
-            if int(count[0]) >= max_per_day:
+            if int(count[0]) >= claim.max_per_day:
                 reason = f"max_per_day: {count[0]} actions in the last 24h"
         if reason is not None:
-            _finish(tx, action_id, Outcome.COOLDOWN, None, reason, release_key)
+            _finish(tx, action_id, Outcome.COOLDOWN, None, reason, claim.release_key)
             return _get(tx, action_id)
         tx.execute(
             "UPDATE pgwarden_actions SET state = ?, owner = ?, started_at = ?, updated_at = ? WHERE id = ?",

@@ -153,6 +153,22 @@ class ActionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """What claiming one queued decision checks (`Journal.claim`): its playbook's `cooldown` and `max_per_day`
+    on `target_key`, and `exclusive`, the actions of which at most one may run on a target at a time (across
+    playbooks and replicas). With `release_key`, a refused claim gives its dedup key back, so a later delivery
+    of the same alert decides again."""
+
+    action_id: int
+    playbook: str
+    target_key: str
+    cooldown: float
+    max_per_day: int | None
+    release_key: bool = False
+    exclusive: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ActionFilter:
     """Every given field must match; `since`/`until` bound `created_at` (Unix seconds)."""
 

@@ -25,7 +25,7 @@ from devtools.processes import NotReady, spawn, wait_http
 from devtools.services import Service, ServiceUnavailable, binary, start_exporter
 from responder.core import RdsTarget
 from responder.decision import AlertTrigger, Decision
-from responder.journal import Journal, open_store
+from responder.journal import Claim, Journal, open_store
 from responder.outcomes import Outcome, State
 from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
 
@@ -100,7 +100,7 @@ async def journal_drill(path: Path, result: dict[str, object], outcome: Outcome 
                 target=target, dedup_key=key,
             )
         ])  # fmt: skip
-        claimed = await journal.claim(recorded.action_id, "weekly-drill", target.key, 0, None)
+        claimed = await journal.claim(Claim(recorded.action_id, "weekly-drill", target.key, 0, None))
         assert claimed is not None and claimed.state == State.RUNNING, claimed
         await journal.finish(
             recorded.action_id, outcome, result, None if outcome is Outcome.SUCCEEDED else "a check failed"

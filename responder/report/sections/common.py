@@ -116,12 +116,12 @@ class Inputs:
 
 
 def chart_span(period: Period, series: Sequence[tuple[str, Series]]) -> tuple[float, float]:
-    """The time axis of a chart: the whole period, unless its data (two times or more) starts in the second
-    half of it; then from the data's first point (a minute at least), so minutes of data are not a dot at the
-    end of a week."""
+    """The time axis of a chart: the whole period, unless its data starts in the second half of it; then from
+    the data's first point (a minute at least), so minutes of data (or a single point, when the range query's
+    step saw one) are not a dot at the end of a week."""
     times = {t for _, s in series for t, _ in s.points}
     first = min(times, default=period.start)
-    if len(times) >= 2 and first - period.start > period.seconds / 2:
+    if times and first - period.start > period.seconds / 2:
         return min(first, period.end - MIN_SPAN), period.end
     return period.start, period.end
 

@@ -28,7 +28,8 @@ def test_a_chart_spans_the_period_or_the_data_when_it_is_short() -> None:
     assert chart_span(WEEK, [("q", minutes(5))]) == (END - 300, END)
     whole = Series({}, [(WEEK.start + 60, 1.0), (END, 2.0)])
     assert chart_span(WEEK, [("q", whole), ("r", minutes(5))]) == (WEEK.start, END)
-    assert chart_span(WEEK, [("q", Series({}, [(END - 60, 1.0)]))]) == (WEEK.start, END)  # a lone point
+    # a lone point (a range query whose step saw one sample): the minute before the end, not a dot on a week
+    assert chart_span(WEEK, [("q", Series({}, [(END - 60, 1.0)]))]) == (END - 60, END)
     seconds = Series({}, [(END - 20, 1.0), (END, 1.0)])
     assert chart_span(WEEK, [("q", seconds)]) == (END - 60, END)  # a minute at least
     assert chart_span(WEEK, []) == (WEEK.start, END)

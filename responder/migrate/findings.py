@@ -61,8 +61,6 @@ def render(findings: Sequence[Finding], notes: Sequence[str], fmt: str) -> str:
         ]
         lines += [f"::notice::{escape_data(note)}" for note in notes]
     else:
-        lines = [
-            f"{_one_line(f.file)}:{f.line}: {f.level} {f.rule}: {_one_line(f.message)}" for f in ordered
-        ]
+        lines = [f"{_one_line(f.file)}:{f.line}: {f.level} {f.rule}: {_one_line(f.message)}" for f in ordered]
         lines += [f"note: {note}" for note in notes]
     return "".join(line + "\n" for line in lines)

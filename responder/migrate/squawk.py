@@ -59,12 +59,12 @@ def run_squawk(paths: Sequence[Path], pg_version: str | None = None) -> list[Fin
         report: Any = json.loads(done.stdout or b"[]")
         if not isinstance(report, list):
             raise ValueError("not a list")
-        return [
-            _finding(item, given) for item in report if item.get("rule_name") != "syntax-error"
-        ]
+        return [_finding(item, given) for item in report if item.get("rule_name") != "syntax-error"]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         stderr = done.stderr.decode(errors="replace").strip()
-        raise SquawkError(f"squawk exited {done.returncode} without a JSON report ({exc}): {stderr}") from None
+        raise SquawkError(
+            f"squawk exited {done.returncode} without a JSON report ({exc}): {stderr}"
+        ) from None
 
 
 def _finding(item: dict[str, Any], given: dict[str, Path]) -> Finding:

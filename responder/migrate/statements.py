@@ -63,8 +63,9 @@ class TableRef:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
     @classmethod
-    def of(cls, relation: ast.RangeVar) -> TableRef:
-        return cls(relation.schemaname, relation.relname)
+    def of(cls, relation: ast.RangeVar | None) -> TableRef:
+        assert relation is not None  # the grammar gives these statements a table
+        return cls(relation.schemaname, relation.relname or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,19 +104,20 @@ def parse_file(path: Path) -> list[Statement]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raw = path.read_bytes()
-        raise SqlError(path, raw.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
+        raise SqlError(path, exc.object.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
     try:
         raw_statements = parse_sql(text)
     except ParseError as exc:
-        message, offset = (exc.args + (0,))[:2]
+        message, offset = (*exc.args, 0)[:2]
         offset = offset if isinstance(offset, int) else 0
         raise SqlError(path, line_of(text, offset), str(message)) from None
     in_transaction = prisma_wraps(path)
     wrapped = in_transaction
-    statements = []
+    statements: list[Statement] = []
     for raw in raw_statements:
         node = raw.stmt
+        if node is None:
+            continue
         start = raw.stmt_location or 0
         match = _LEADING.match(text, start)
         line = line_of(text, match.end() if match else start)
@@ -138,15 +140,18 @@ def is_concurrent(node: ast.Node) -> bool:
     return False
 
 
-class _Functions(Visitor):  # type: ignore[misc]
+class _Functions(Visitor):
     def __init__(self) -> None:
         self.names: list[str] = []
 
     def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
-        self.names.append(node.funcname[-1].sval)
+        if node.funcname:
+            self.names.append(str(node.funcname[-1].sval))
 
 
-def _functions(expr: ast.Node) -> tuple[str, ...]:
+def _functions(expr: ast.Node | None) -> tuple[str, ...]:
+    if expr is None:
+        return ()
     visitor = _Functions()
     visitor(expr)
     return tuple(dict.fromkeys(visitor.names))
@@ -163,13 +168,13 @@ def _alter_risks(stmt: ast.AlterTableStmt, table: TableRef) -> list[SizeRisk]:
             risks.append(SizeRisk("set-not-null", table, what))
         elif cmd.subtype == AlterTableType.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
             for c in cmd.def_.constraints or ():
-                if c.contype == ConstrType.CONSTR_DEFAULT and c.raw_expr is not None:
-                    if functions := _functions(c.raw_expr):
-                        what = (
-                            f"ADD COLUMN {cmd.def_.colname} with a volatile DEFAULT rewrites the table under an "
-                            "ACCESS EXCLUSIVE lock"
-                        )
-                        risks.append(SizeRisk("volatile-default", table, what, functions=functions))
+                functions = _functions(c.raw_expr) if c.contype == ConstrType.CONSTR_DEFAULT else ()
+                if functions:
+                    what = (
+                        f"ADD COLUMN {cmd.def_.colname} with a volatile DEFAULT rewrites the table under an "
+                        "ACCESS EXCLUSIVE lock"
+                    )
+                    risks.append(SizeRisk("volatile-default", table, what, functions=functions))
         elif cmd.subtype == AlterTableType.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
             c = cmd.def_
             if c.contype in (ConstrType.CONSTR_CHECK, ConstrType.CONSTR_FOREIGN) and not c.skip_validation:
@@ -235,5 +240,4 @@ def _lighter(cmd: ast.AlterTableCmd) -> bool:
 
 def _qualified(names: tuple[ast.String, ...]) -> tuple[str | None, str]:
     parts = [n.sval for n in names]
-    return (parts[-2] if len(parts) > 1 else None), parts[-1]
-
+    return (parts[-2] if len(parts) > 1 else None), str(parts[-1])

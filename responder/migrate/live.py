@@ -107,7 +107,12 @@ class Target:
                 row = await cur.fetchone()
         except psycopg.Error:
             return None
-        return int(row[0][0]["Plan"]["Plan Rows"]) if row else None
+        if not row:
+            return None
+        plan = row[0][0]["Plan"]
+        # the ModifyTable node on top estimates the rows it returns (none without RETURNING): its input's
+        plan = plan.get("Plans", [plan])[0] if plan.get("Node Type") == "ModifyTable" else plan
+        return int(plan["Plan Rows"])
 
     async def old_transactions(self, oid: int, max_age: float) -> list[OldTransaction]:
         """Sessions holding a lock on the table in a transaction older than `max_age` seconds."""
@@ -162,7 +167,11 @@ async def _size_finding(
         estimate = await target.estimated_rows(statement.node)
         if estimate is not None and estimate <= settings.batch_size:
             return None
-        what += f" (the planner expects {estimate} rows)" if estimate is not None else ""
+        what += (
+            f" (the planner expects {estimate:,} rows)"
+            if estimate is not None
+            else " (the planner could not estimate its rows: the role needs the owner's privileges)"
+        )
     rows = await target.live_rows(oid)
     large = rows > settings.large_table_rows
     size = f"{risk.table.display} has {rows:,} live rows" + (

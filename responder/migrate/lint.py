@@ -111,7 +111,7 @@ async def lint(
             findings.append(Finding(str(path), exc.line, "error", "syntax-error", exc.message))
     findings.extend(static_findings(statements))
     if server is None:
-        findings.extend(run_squawk(files))
+        findings.extend(await run_squawk(files))
         return findings, [STATIC_NOTE]
     options = SessionOptions(
         APPLICATION_NAME,
@@ -125,7 +125,7 @@ async def lint(
         raise OSError(f"cannot reach target {server.name} ({server.display}): {exc}") from None
     async with conn:
         target = await Target.open(conn)
-        findings.extend(run_squawk(files, await target.server_version()))
+        findings.extend(await run_squawk(files, await target.server_version()))
         findings.extend(await live_findings(statements, target, settings))
     return findings, []
 

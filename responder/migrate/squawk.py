@@ -4,13 +4,12 @@ its `.squawk.toml` (found from the working directory), its JSON reporter mapped 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
+from responder.effects import run_reader
 from responder.migrate.findings import Finding
 
 DISTRIBUTION = "squawk-cli"
@@ -41,30 +40,28 @@ def _argument(path: Path) -> str:
     return f"./{text}" if text.startswith("-") else text
 
 
-def run_squawk(paths: Sequence[Path], pg_version: str | None = None) -> list[Finding]:
+async def run_squawk(paths: Sequence[Path], pg_version: str | None = None) -> list[Finding]:
     """squawk's findings over `paths` (lines 1-based). Its syntax errors are left out: PostgreSQL's own parser
     (`statements.parse_file`) is the judge of what is unparseable."""
     arguments = [_argument(p) for p in paths]
     # squawk reports a file as its argument, normalised ("./-x.sql" as "-x.sql"): back to the path we were given
-    given = {os.path.normpath(a): p for a, p in zip(arguments, paths, strict=True)}
+    given = {str(PurePath(a)): p for a, p in zip(arguments, paths, strict=True)}
     command = [str(squawk_binary()), "--reporter", "json"]
     if pg_version:
         command.append(f"--pg-version={pg_version}")
     command += ["--", *arguments]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SquawkError(f"squawk did not run: {exc}") from None
+        code, stdout, stderr = await run_reader(command, TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise SquawkError(f"squawk did not run: {exc!r}") from None
     try:
-        report: Any = json.loads(done.stdout or b"[]")
+        report: Any = json.loads(stdout or b"[]")
         if not isinstance(report, list):
             raise ValueError("not a list")
         return [_finding(item, given) for item in report if item.get("rule_name") != "syntax-error"]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        stderr = done.stderr.decode(errors="replace").strip()
-        raise SquawkError(
-            f"squawk exited {done.returncode} without a JSON report ({exc}): {stderr}"
-        ) from None
+        message = stderr.decode(errors="replace").strip()
+        raise SquawkError(f"squawk exited {code} without a JSON report ({exc}): {message}") from None
 
 
 def _finding(item: dict[str, Any], given: dict[str, Path]) -> Finding:
@@ -73,7 +70,7 @@ def _finding(item: dict[str, Any], given: dict[str, Path]) -> Finding:
     if item.get("help"):
         message += f" {item['help']}"
     return Finding(
-        file=str(given.get(os.path.normpath(file), file)),
+        file=str(given.get(str(PurePath(file)), file)),
         line=int(item["line"]) + 1,  # squawk counts lines from 0
         level="error" if str(item["level"]).lower() == "error" else "warning",
         rule=str(item["rule_name"]),

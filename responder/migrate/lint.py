@@ -22,11 +22,14 @@ from responder.migrate.findings import FORMATS, Finding, has_errors, render
 from responder.migrate.live import Settings, Target, live_findings
 from responder.migrate.settings import MigrationsSchema
 from responder.migrate.squawk import SquawkError, run_squawk
-from responder.migrate.statements import SqlError, Statement, is_concurrent, parse_file, prisma_wraps
+from responder.migrate.statements import SqlError, Statement, is_concurrent, parse_file
 from responder.playbooks import default_registry
 
 APPLICATION_NAME = "pgwarden-migrate-lint"
 STATEMENT_TIMEOUT = 10.0  # seconds, for each of lint's own queries
+LOCK_TIMEOUT = (
+    1.0  # EXPLAIN of an UPDATE/DELETE locks its table ROW EXCLUSIVE: never wait long behind a migration
+)
 STATIC_NOTE = (
     "no --target: only the static rules ran (squawk, CONCURRENTLY in a transaction block); "
     "table sizes and long transactions need --target"
@@ -116,7 +119,7 @@ async def lint(
     options = SessionOptions(
         APPLICATION_NAME,
         connect_timeout=server.connect_timeout,
-        lock_timeout=STATEMENT_TIMEOUT,
+        lock_timeout=LOCK_TIMEOUT,
         statement_timeout=STATEMENT_TIMEOUT,
     )
     try:
@@ -140,8 +143,8 @@ def static_findings(statements: Sequence[Statement]) -> list[Finding]:
             "concurrently-in-transaction",
             "CONCURRENTLY cannot run inside a transaction block"
             + (
-                " (Prisma runs this migration in one)"
-                if prisma_wraps(s.path)
+                f" ({s.wrapper} runs this migration in one)"
+                if s.wrapper
                 else " (BEGIN ... COMMIT in this file)"
             )
             + ": give it its own migration, outside any transaction",

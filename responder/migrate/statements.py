@@ -85,6 +85,7 @@ class Statement:
     line: int
     node: ast.Node
     in_transaction: bool
+    wrapper: str | None  # the tool that runs this part of the file in a transaction of its own, if any
     size_risks: tuple[SizeRisk, ...]
     exclusive_tables: tuple[TableRef, ...]  # the tables it locks ACCESS EXCLUSIVE
 
@@ -99,6 +100,22 @@ def prisma_wraps(path: Path) -> bool:
     return path.name == "migration.sql" and (path.parent.parent / "migration_lock.toml").is_file()
 
 
+# dbmate's sections: `-- migrate:up` and `-- migrate:down`, each run in a transaction unless `transaction:false`
+_DBMATE_SECTION = re.compile(r"^--\s*migrate:(?:up|down)\b(?P<options>.*)$", re.MULTILINE)
+_NO_TRANSACTION = re.compile(r"\btransaction:false\b")
+
+
+def wrappers(path: Path, text: str) -> list[tuple[int, str | None]]:
+    """(offset, wrapping tool or None) from each offset on: the file's sections and who wraps each one."""
+    sections = [
+        (m.start(), None if _NO_TRANSACTION.search(m["options"]) else "dbmate")
+        for m in _DBMATE_SECTION.finditer(text)
+    ]
+    if sections:
+        return [(0, None), *sections]
+    return [(0, "Prisma" if prisma_wraps(path) else None)]
+
+
 def parse_file(path: Path) -> list[Statement]:
     """The file's statements; raises `SqlError` naming the line PostgreSQL's parser stops at."""
     try:
@@ -111,8 +128,8 @@ def parse_file(path: Path) -> list[Statement]:
         message, offset = (*exc.args, 0)[:2]
         offset = offset if isinstance(offset, int) else 0
         raise SqlError(path, line_of(text, offset), str(message)) from None
-    in_transaction = prisma_wraps(path)
-    wrapped = in_transaction
+    sections = wrappers(path, text)
+    section, wrapper, in_transaction = -1, None, False
     statements: list[Statement] = []
     for raw in raw_statements:
         node = raw.stmt
@@ -120,14 +137,20 @@ def parse_file(path: Path) -> list[Statement]:
             continue
         start = raw.stmt_location or 0
         match = _LEADING.match(text, start)
-        line = line_of(text, match.end() if match else start)
+        begins = match.end() if match else start
+        while section + 1 < len(sections) and sections[section + 1][0] <= begins:
+            section += 1
+            wrapper = sections[section][1]
+            in_transaction = wrapper is not None
         if isinstance(node, ast.TransactionStmt):
             if node.kind in _OPENS:
                 in_transaction = True
             elif node.kind in _CLOSES:
-                in_transaction = wrapped
+                in_transaction = wrapper is not None
         risks, exclusive = _risks(node)
-        statements.append(Statement(path, line, node, in_transaction, risks, exclusive))
+        statements.append(
+            Statement(path, line_of(text, begins), node, in_transaction, wrapper, risks, exclusive)
+        )
     return statements
 
 

@@ -264,6 +264,25 @@ def test_concurrently_in_a_file_prisma_wraps(registry: ActionRegistry, tmp_path:
     assert run_lint([str(migrations)], registry).code == 0
 
 
+def test_concurrently_in_a_dbmate_section(registry: ActionRegistry, tmp_path: Path) -> None:
+    migration = tmp_path / "20250101000000_email_index.sql"
+    migration.write_text(
+        "-- migrate:up\n"
+        'CREATE INDEX CONCURRENTLY "email_idx" ON "app_user" ("email");\n'
+        "\n"
+        "-- migrate:down transaction:false\n"
+        'DROP INDEX CONCURRENTLY "email_idx";\n'
+    )
+    result = run_lint([str(migration)], registry)
+    found = [
+        (f["line"], f["message"]) for f in parsed(result.out) if f["rule"] == "concurrently-in-transaction"
+    ]
+    assert [line for line, _ in found] == ["2"]  # dbmate wraps the up section; the down section opts out
+    assert "(dbmate runs this migration in one)" in found[0][1]
+    migration.write_text(migration.read_text().replace("-- migrate:up", "-- migrate:up transaction:false"))
+    assert run_lint([str(migration)], registry).code == 0
+
+
 def test_unparseable_sql_names_file_and_line(registry: ActionRegistry, tmp_path: Path) -> None:
     bad = tmp_path / "0005_bad.sql"
     bad.write_text("SELECT 1;\n\nCREATE TABL foo (a int);\n")

@@ -4,6 +4,7 @@ unparseable SQL, and each output format."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -13,8 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgwarden.postgres import SessionOptions, connect
 from responder.core import ActionRegistry
-from responder.migrate.lint import STATIC_NOTE
+from responder.migrate.lint import APPLICATION_NAME, STATEMENT_TIMEOUT, STATIC_NOTE
+from responder.migrate.live import Target
 from tests.responder.conftest import APP_PASSWORD, APP_ROLE
 from tests.responder.migrate.conftest import BIG_ROWS, LARGE_TABLE_ROWS, SMALL_ROWS, LintDb, run_lint
 
@@ -353,3 +356,18 @@ def test_json_format(registry: ActionRegistry, lint_config: Callable[..., Path])
     assert result.code == 2
     static = json.loads(run_lint(["--format", "json", str(SQUAWK_EXAMPLES)], registry).out)
     assert static["notes"] == [STATIC_NOTE]
+
+
+def test_the_session_on_the_target_is_read_only(lint_db: LintDb) -> None:
+    async def attempt() -> None:
+        options = SessionOptions(APPLICATION_NAME, statement_timeout=STATEMENT_TIMEOUT)
+        async with await connect(lint_db.guard_dsn, options) as conn:
+            await Target.open(conn)
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                await conn.execute("CREATE TABLE lint_wrote (a int)")
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                async with conn.transaction():
+                    await conn.execute("DELETE FROM users")
+
+    asyncio.run(attempt())
+    assert lint_db.execute("SELECT count(*) FROM users") == [(SMALL_ROWS,)]

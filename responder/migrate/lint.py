@@ -67,8 +67,9 @@ def sql_files(paths: Sequence[Path]) -> list[Path]:
 def run_lint_command(
     args: argparse.Namespace, registry: ActionRegistry | None = None, out: TextIO | None = None
 ) -> int:
-    """`migrate lint` with parsed arguments; prints the report and returns the exit code."""
-    out = out or sys.stdout
+    """`migrate lint` with parsed arguments; prints the report (to `out`, else `args.out` as `migrate`'s
+    `main(argv, out)` sets it, else stdout) and returns the exit code."""
+    out = out or getattr(args, "out", None) or sys.stdout
     if args.target and not args.config:
         print("migrate lint: --target needs --config", file=sys.stderr)
         return 2

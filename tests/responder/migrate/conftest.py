@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
-from responder.core import ActionRegistry
 from responder.migrate.lint import add_lint_command
 from tests.responder.conftest import RESPONDER_PASSWORD, RESPONDER_ROLE, config_file
 
@@ -75,13 +74,15 @@ class Result:
 LintRunner = Callable[..., Result]
 
 
-def run_lint(argv: list[str], registry: ActionRegistry) -> Result:
-    """`migrate lint ARGV` through its argparse registration, as `migrate`'s CLI calls it."""
+def run_lint(argv: list[str]) -> Result:
+    """`migrate lint ARGV` through its argparse registration, called as `migrate`'s CLI calls it (`args.out`,
+    `args.func(args)`: the responder's own registry)."""
     parser = argparse.ArgumentParser(prog="pgwarden-responder migrate", exit_on_error=False)
     add_lint_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["lint", *argv])
     out = io.StringIO()
-    code = args.func(args, registry, out)
+    args.out = out
+    code = args.func(args)
     return Result(code, out.getvalue())
 
 
@@ -92,8 +93,7 @@ def lint_config(tmp_path: Path, lint_db: LintDb) -> Callable[..., Path]:
 
     def factory(**migrations: Any) -> Path:
         settings: dict[str, Any] = {"lint": {"large_table_rows": LARGE_TABLE_ROWS}, **migrations}
-        return config_file(
-            tmp_path, targets=[{"name": "production", "dsn": lint_db.guard_dsn}], migrations=settings
-        )
+        target = {"name": "production", "dsn": lint_db.guard_dsn}
+        return config_file(tmp_path, targets=[target], playbooks=[], migrations=settings)
 
     return factory

@@ -15,7 +15,6 @@ import psycopg
 import pytest
 
 from pgwarden.postgres import SessionOptions, connect
-from responder.core import ActionRegistry
 from responder.migrate.lint import APPLICATION_NAME, STATEMENT_TIMEOUT, STATIC_NOTE
 from responder.migrate.live import Target
 from tests.responder.conftest import APP_PASSWORD, APP_ROLE
@@ -77,8 +76,8 @@ SQUAWK_RULE = {
 }
 
 
-def test_static_lint_runs_squawks_rules_on_its_own_examples(registry: ActionRegistry) -> None:
-    result = run_lint([str(SQUAWK_EXAMPLES)], registry)
+def test_static_lint_runs_squawks_rules_on_its_own_examples() -> None:
+    result = run_lint([str(SQUAWK_EXAMPLES)])
     for name, rule in SQUAWK_RULE.items():
         assert rule in squawk_rules_of(result.out, name), (name, result.out)
         ok = name.replace(".sql", ".ok.sql")
@@ -107,17 +106,17 @@ def test_static_lint_runs_squawks_rules_on_its_own_examples(registry: ActionRegi
     assert result.code == 2  # that one error
 
 
-def test_static_lint_of_warnings_only_exits_0(registry: ActionRegistry) -> None:
-    result = run_lint([example("require-concurrent-index-creation.sql")], registry)
+def test_static_lint_of_warnings_only_exits_0() -> None:
+    result = run_lint([example("require-concurrent-index-creation.sql")])
     assert result.code == 0
     assert {f["level"] for f in parsed(result.out)} == {"warning"}
 
 
 def test_live_rules_weigh_each_example_against_the_tables_size(
-    registry: ActionRegistry, lint_config: Callable[..., Path], lint_db: LintDb
+    lint_config: Callable[..., Path], lint_db: LintDb
 ) -> None:
     config = lint_config()
-    result = run_lint(["--config", str(config), "--target", "production", str(SQUAWK_EXAMPLES)], registry)
+    result = run_lint(["--config", str(config), "--target", "production", str(SQUAWK_EXAMPLES)])
     assert STATIC_NOTE not in result.out
     big = f"has {BIG_ROWS:,} live rows, over large_table_rows ({LARGE_TABLE_ROWS:,})"
     small = f"has {SMALL_ROWS:,} live rows, at most large_table_rows ({LARGE_TABLE_ROWS:,})"
@@ -147,27 +146,23 @@ def test_live_rules_weigh_each_example_against_the_tables_size(
     assert lint_db.execute("SELECT count(*) FROM accounts") == [(SMALL_ROWS,)]
 
 
-def test_only_small_tables_is_warnings_and_exit_0(
-    registry: ActionRegistry, lint_config: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_only_small_tables_is_warnings_and_exit_0(lint_config: Callable[..., Path], tmp_path: Path) -> None:
     migration = tmp_path / "0001.sql"
     migration.write_text(
         "ALTER TABLE users ALTER COLUMN id TYPE bigint;\nCREATE INDEX ON accounts (balance);\n"
     )
-    result = run_lint(["--config", str(lint_config()), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(lint_config()), "--target", "production", str(migration)])
     levels = {(f["rule"], f["level"]) for f in parsed(result.out)}
     assert ("alter-column-type", "warning") in levels
     assert ("create-index-blocking", "warning") in levels
     assert result.code == 0, result.out
 
 
-def test_threshold_comes_from_the_config(
-    registry: ActionRegistry, lint_config: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_threshold_comes_from_the_config(lint_config: Callable[..., Path], tmp_path: Path) -> None:
     migration = tmp_path / "0001.sql"
     migration.write_text("CREATE INDEX ON app_user (email);\n")
     config = lint_config(lint={"large_table_rows": BIG_ROWS})  # 50 rows is not more than 50
-    result = run_lint(["--config", str(config), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(config), "--target", "production", str(migration)])
     [finding] = [f for f in parsed(result.out) if f["rule"] == "create-index-blocking"]
     assert finding["level"] == "warning"
     assert finding["message"].endswith(
@@ -176,7 +171,7 @@ def test_threshold_comes_from_the_config(
     assert result.code == 0
 
 
-def test_unbatched_writes(registry: ActionRegistry, lint_config: Callable[..., Path], tmp_path: Path) -> None:
+def test_unbatched_writes(lint_config: Callable[..., Path], tmp_path: Path) -> None:
     migration = tmp_path / "0002_backfill.sql"
     migration.write_text(
         "UPDATE events SET kind = 'a';\n"  # every row of a large table
@@ -185,7 +180,7 @@ def test_unbatched_writes(registry: ActionRegistry, lint_config: Callable[..., P
         "DELETE FROM users;\n"  # every row of a small table
     )
     config = lint_config(backfill={"batch_size": 5})
-    result = run_lint(["--config", str(config), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(config), "--target", "production", str(migration)])
     found = [(int(f["line"]), f["level"]) for f in parsed(result.out) if f["rule"] == "unbatched-write"]
     assert found == [(1, "error"), (2, "error"), (4, "warning")], result.out
     [second] = [
@@ -194,12 +189,10 @@ def test_unbatched_writes(registry: ActionRegistry, lint_config: Callable[..., P
     assert "the planner expects" in second
 
 
-def test_new_tables_have_no_size(
-    registry: ActionRegistry, lint_config: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_new_tables_have_no_size(lint_config: Callable[..., Path], tmp_path: Path) -> None:
     migration = tmp_path / "0003.sql"
     migration.write_text("CREATE TABLE fresh (a int);\nCREATE INDEX ON fresh (a);\n")
-    result = run_lint(["--config", str(lint_config()), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(lint_config()), "--target", "production", str(migration)])
     assert [f for f in parsed(result.out) if f["rule"] == "create-index-blocking"] == []
     assert result.code == 0
 
@@ -221,14 +214,14 @@ def long_transaction(lint_db: LintDb) -> Iterator[int]:
 
 
 def test_access_exclusive_behind_a_long_transaction_names_the_session(
-    registry: ActionRegistry, lint_config: Callable[..., Path], tmp_path: Path, long_transaction: int
+    lint_config: Callable[..., Path], tmp_path: Path, long_transaction: int
 ) -> None:
     migration = tmp_path / "0004.sql"
     migration.write_text(
         "-- a cheap change, but it needs the table to itself\nALTER TABLE events ADD COLUMN note text;\n"
     )
     config = lint_config(preflight={"max_transaction_age": 0.2})
-    result = run_lint(["--config", str(config), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(config), "--target", "production", str(migration)])
     [finding] = [f for f in parsed(result.out) if f["rule"] == "long-transaction-lock"]
     assert finding["level"] == "error" and finding["line"] == "2"
     message = finding["message"]
@@ -237,37 +230,37 @@ def test_access_exclusive_behind_a_long_transaction_names_the_session(
     assert result.code == 2
     # a lighter lock (CREATE INDEX CONCURRENTLY: SHARE UPDATE EXCLUSIVE) is not reported
     migration.write_text("CREATE INDEX CONCURRENTLY ON events (id);\n")
-    result = run_lint(["--config", str(config), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(config), "--target", "production", str(migration)])
     assert [f for f in parsed(result.out) if f["rule"] == "long-transaction-lock"] == []
 
 
 def test_younger_transactions_are_not_reported(
-    registry: ActionRegistry, lint_config: Callable[..., Path], tmp_path: Path, long_transaction: int
+    lint_config: Callable[..., Path], tmp_path: Path, long_transaction: int
 ) -> None:
     migration = tmp_path / "0004.sql"
     migration.write_text("ALTER TABLE events ADD COLUMN note text;\n")
-    result = run_lint(["--config", str(lint_config()), "--target", "production", str(migration)], registry)
+    result = run_lint(["--config", str(lint_config()), "--target", "production", str(migration)])
     assert [f for f in parsed(result.out) if f["rule"] == "long-transaction-lock"] == []
 
 
 # ---- CONCURRENTLY in a transaction, unparseable SQL, arguments -----------------------------------------------
 
 
-def test_concurrently_in_a_file_prisma_wraps(registry: ActionRegistry, tmp_path: Path) -> None:
+def test_concurrently_in_a_file_prisma_wraps(tmp_path: Path) -> None:
     migrations = tmp_path / "prisma" / "migrations"
     folder = migrations / "20250101000000_email_index"
     folder.mkdir(parents=True)
     (migrations / "migration_lock.toml").write_text('provider = "postgresql"\n')
     shutil.copy(SQUAWK_EXAMPLES / "require-concurrent-index-creation.ok.sql", folder / "migration.sql")
-    result = run_lint([str(migrations)], registry)
+    result = run_lint([str(migrations)])
     [finding] = [f for f in parsed(result.out) if f["rule"] == "concurrently-in-transaction"]
     assert finding["line"] == "2" and "Prisma runs this migration in one" in finding["message"]
     assert result.code == 2
     (migrations / "migration_lock.toml").unlink()  # not Prisma's layout: no transaction
-    assert run_lint([str(migrations)], registry).code == 0
+    assert run_lint([str(migrations)]).code == 0
 
 
-def test_concurrently_in_a_dbmate_section(registry: ActionRegistry, tmp_path: Path) -> None:
+def test_concurrently_in_a_dbmate_section(tmp_path: Path) -> None:
     migration = tmp_path / "20250101000000_email_index.sql"
     migration.write_text(
         "-- migrate:up\n"
@@ -276,20 +269,20 @@ def test_concurrently_in_a_dbmate_section(registry: ActionRegistry, tmp_path: Pa
         "-- migrate:down transaction:false\n"
         'DROP INDEX CONCURRENTLY "email_idx";\n'
     )
-    result = run_lint([str(migration)], registry)
+    result = run_lint([str(migration)])
     found = [
         (f["line"], f["message"]) for f in parsed(result.out) if f["rule"] == "concurrently-in-transaction"
     ]
     assert [line for line, _ in found] == ["2"]  # dbmate wraps the up section; the down section opts out
     assert "(dbmate runs this migration in one)" in found[0][1]
     migration.write_text(migration.read_text().replace("-- migrate:up", "-- migrate:up transaction:false"))
-    assert run_lint([str(migration)], registry).code == 0
+    assert run_lint([str(migration)]).code == 0
 
 
-def test_unparseable_sql_names_file_and_line(registry: ActionRegistry, tmp_path: Path) -> None:
+def test_unparseable_sql_names_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "0005_bad.sql"
     bad.write_text("SELECT 1;\n\nCREATE TABL foo (a int);\n")
-    result = run_lint([str(bad)], registry)
+    result = run_lint([str(bad)])
     [finding] = [f for f in parsed(result.out) if f["rule"] == "syntax-error"]
     assert (finding["file"], finding["line"], finding["level"]) == (str(bad), "3", "error")
     assert 'syntax error at or near "TABL"' in finding["message"]
@@ -297,33 +290,29 @@ def test_unparseable_sql_names_file_and_line(registry: ActionRegistry, tmp_path:
     assert result.code == 2
     binary = tmp_path / "0006_binary.sql"
     binary.write_bytes(b"SELECT 1;\n\xff\xfe\n")
-    result = run_lint([str(binary)], registry)
+    result = run_lint([str(binary)])
     assert [(f["line"], f["message"]) for f in parsed(result.out) if f["rule"] == "syntax-error"] == [
         ("2", "not UTF-8 text")
     ]
 
 
-def test_bad_arguments_exit_2(
-    registry: ActionRegistry, tmp_path: Path, lint_config: Callable[..., Path]
-) -> None:
-    assert run_lint([str(tmp_path / "missing.sql")], registry).code == 2
-    assert run_lint(["--target", "production", str(SQUAWK_EXAMPLES)], registry).code == 2  # no --config
+def test_bad_arguments_exit_2(tmp_path: Path, lint_config: Callable[..., Path]) -> None:
+    assert run_lint([str(tmp_path / "missing.sql")]).code == 2
+    assert run_lint(["--target", "production", str(SQUAWK_EXAMPLES)]).code == 2  # no --config
     config = lint_config()
-    assert (
-        run_lint(["--config", str(config), "--target", "nowhere", str(SQUAWK_EXAMPLES)], registry).code == 2
-    )
+    assert run_lint(["--config", str(config), "--target", "nowhere", str(SQUAWK_EXAMPLES)]).code == 2
     with pytest.raises(SystemExit) as exc:  # argparse's own refusals exit 2 too
-        run_lint(["--format", "xml", str(SQUAWK_EXAMPLES)], registry)
+        run_lint(["--format", "xml", str(SQUAWK_EXAMPLES)])
     assert exc.value.code == 2
 
 
 def test_unreachable_target_exits_2_with_a_message(
-    registry: ActionRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.responder.conftest import config_file
 
-    config = config_file(tmp_path)  # its target is 127.0.0.1:1
-    result = run_lint(["--config", str(config), "--target", "production", str(SQUAWK_EXAMPLES)], registry)
+    config = config_file(tmp_path, playbooks=[])  # its target is 127.0.0.1:1
+    result = run_lint(["--config", str(config), "--target", "production", str(SQUAWK_EXAMPLES)])
     assert result.code == 2 and result.out == ""
     assert "cannot reach target production" in capsys.readouterr().err
 
@@ -331,7 +320,7 @@ def test_unreachable_target_exits_2_with_a_message(
 # ---- output formats -----------------------------------------------------------------------------------------
 
 
-def test_json_format(registry: ActionRegistry, lint_config: Callable[..., Path]) -> None:
+def test_json_format(lint_config: Callable[..., Path]) -> None:
     args = [
         "--config",
         str(lint_config()),
@@ -341,7 +330,7 @@ def test_json_format(registry: ActionRegistry, lint_config: Callable[..., Path])
         "json",
         str(SQUAWK_EXAMPLES),
     ]
-    result = run_lint(args, registry)
+    result = run_lint(args)
     document = json.loads(result.out)
     assert document["notes"] == []
     assert document["errors"] == sum(f["level"] == "error" for f in document["findings"]) > 0
@@ -354,7 +343,7 @@ def test_json_format(registry: ActionRegistry, lint_config: Callable[..., Path])
     assert index["line"] == 2 and index["level"] == "error" and index["source"] == "pgwarden"
     assert {f["source"] for f in document["findings"]} == {"pgwarden", "squawk"}
     assert result.code == 2
-    static = json.loads(run_lint(["--format", "json", str(SQUAWK_EXAMPLES)], registry).out)
+    static = json.loads(run_lint(["--format", "json", str(SQUAWK_EXAMPLES)]).out)
     assert static["notes"] == [STATIC_NOTE]
 
 

@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from responder.core import ActionRegistry
 from responder.migrate.findings import Finding, escape_data, escape_property, render
 from responder.migrate.lint import STATIC_NOTE
 from tests.responder.migrate.conftest import LintDb, run_lint
@@ -77,10 +76,10 @@ def test_render_each_format_from_the_same_findings() -> None:
     assert render([], [], "text") == ""
 
 
-def test_github_format_static(registry: ActionRegistry, tmp_path: Path) -> None:
+def test_github_format_static(tmp_path: Path) -> None:
     migration = tmp_path / "0001.sql"
     migration.write_text("BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n")
-    result = run_lint(["--format", "github", str(migration)], registry)
+    result = run_lint(["--format", "github", str(migration)])
     parsed = annotations(result.out)
     errors = [a for a in parsed if a["command"] == "error"]
     assert [(a["file"], a["line"], a["title"]) for a in errors] == [
@@ -91,7 +90,7 @@ def test_github_format_static(registry: ActionRegistry, tmp_path: Path) -> None:
 
 
 def test_hostile_file_names_and_sql(
-    registry: ActionRegistry, tmp_path: Path, lint_config: Callable[..., Path], lint_db: LintDb
+    tmp_path: Path, lint_config: Callable[..., Path], lint_db: LintDb
 ) -> None:
     # a table whose name carries a newline and a forged workflow command, big enough to be an error
     table = "evil\n::error file=forged.sql,line=1::pwned, 100%"
@@ -106,7 +105,7 @@ def test_hostile_file_names_and_sql(
     for name in names:
         (folder / name).write_text(f"-- {name!r}\nCREATE INDEX ON {quoted} (a);\n")
     args = ["--config", str(lint_config()), "--target", "production", "--format", "github", str(folder)]
-    result = run_lint(args, registry)
+    result = run_lint(args)
     parsed = annotations(result.out)
     assert all(a["file"] != "forged.sql" for a in parsed)
     ours = [a for a in parsed if a.get("title") == "pgwarden create-index-blocking"]
@@ -120,6 +119,6 @@ def test_hostile_file_names_and_sql(
     assert squawked == {str(folder / n) for n in names}
     assert result.code == 2
     # the text format keeps one finding per line
-    text = run_lint(["--config", str(lint_config()), "--target", "production", str(folder)], registry)
+    text = run_lint(["--config", str(lint_config()), "--target", "production", str(folder)])
     for line in text.out.splitlines():
         assert line.startswith(str(folder)), line

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import psycopg
+
 from pgwarden.cli import print_config_errors
 from pgwarden.postgres import SessionOptions, connect
-from responder.config import ConfigError, load_config
+from responder.config import ConfigError, Server, load_config
 from responder.core import ActionRegistry
 from responder.migrate.findings import FORMATS, Finding, has_errors, render
 from responder.migrate.live import Settings, Target, live_findings
@@ -97,15 +99,18 @@ def run_lint_command(
     except (SquawkError, OSError) as exc:
         print(f"migrate lint: {exc}", file=sys.stderr)
         return 2
+    except psycopg.Error as exc:
+        print(f"migrate lint: a query of target {args.target} failed: {exc}", file=sys.stderr)
+        return 2
     out.write(render(findings, notes, args.format))
     return 2 if has_errors(findings) else 0
 
 
 async def lint(
-    files: Sequence[Path], settings: Settings, server: Any | None
+    files: Sequence[Path], settings: Settings, server: Server | None
 ) -> tuple[list[Finding], list[str]]:
-    """Every finding over `files`, and the report's notes; with `server` (a `responder.config.Server`) the live
-    rules too. Raises SquawkError, OSError (the target unreachable)."""
+    """Every finding over `files`, and the report's notes; with `server`, the live rules too. Raises SquawkError,
+    OSError (a file unreadable, the target unreachable), psycopg.Error (a query of the target failed)."""
     statements: list[Statement] = []
     findings: list[Finding] = []
     for path in files:

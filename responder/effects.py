@@ -24,7 +24,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -250,6 +250,27 @@ class EffectGate:
                 raise
 
         return await self._perform({"kind": "hook", "hook": name, "argv": list(argv)}, run)
+
+
+async def run_reader(argv: Sequence[str], limit: float) -> tuple[int, bytes, bytes]:
+    """Run a program that only reads (squawk, the migration linter): its exit code, stdout and stderr; killed
+    after `limit` seconds (TimeoutError). Outside the gate, as it changes nothing; in this module, where every
+    process the responder starts is started."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(limit):
+            out, err = await proc.communicate()
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc.returncode if proc.returncode is not None else -1, out, err
 
 
 def requested_restore(row: ActionRow, identifier: str) -> bool:

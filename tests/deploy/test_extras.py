@@ -178,12 +178,21 @@ def test_the_exporter_installs_nothing_only_the_responder_uses() -> None:
     assert pulled_in(requirements_of(["all"])) == pulled_in(requirements_of(["exporter", "responder"]))
 
 
+# Distributions a program runs as an executable instead of importing, and the module that finds the executable
+# through the distribution's name.
+EXECUTABLES = {"squawk-cli": ("responder", "responder/migrate/squawk.py")}
+
+
 def test_every_requirement_is_imported_where_it_is_declared() -> None:
-    """Base = what pgwarden/ or both programs import; an extra = what its program alone imports."""
+    """Base = what pgwarden/ or both programs import; an extra = what its program alone imports (or runs, for
+    the EXECUTABLES)."""
     used = {
         program: {distribution_of(top) for top in third_party_imports(package_modules(program))}
         for program in PACKAGES
     }
+    for name, (program, module) in EXECUTABLES.items():
+        assert f'"{name}"' in (REPO / module).read_text(), f"{module} does not look {name} up"
+        used[program].add(canonicalize_name(name))
     shared = used["pgwarden"] | used["exporter"] & used["responder"]
     base = [canonicalize_name(req.name) for req in declared(None)]
     assert [name for name in base if name not in shared] == [], "in the base but not used by both programs"

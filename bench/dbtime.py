@@ -61,9 +61,11 @@ ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s)"
 TOTAL_SQL = (
     f"SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements WHERE userid = {ROLE_OID}"
 )
+# by statement, summed over the databases it ran in (one row per database in pg_stat_statements)
 TOP_SQL = (
-    "SELECT total_exec_time::float8, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
-    f"FROM pg_stat_statements WHERE userid = {ROLE_OID} ORDER BY total_exec_time DESC LIMIT 5"
+    "SELECT sum(total_exec_time)::float8 AS ms, sum(calls)::int8, "
+    "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+    f"FROM pg_stat_statements WHERE userid = {ROLE_OID} GROUP BY query ORDER BY ms DESC LIMIT %s"
 )
 
 
@@ -96,8 +98,8 @@ class Ledger:
     def ms(self, role: str) -> float:
         return float(self.server.execute(TOTAL_SQL, DB_NAME, [role])[0][0])
 
-    def top(self, role: str) -> list[tuple[Any, ...]]:
-        return self.server.execute(TOP_SQL, DB_NAME, [role])
+    def top(self, role: str, limit: int = 5) -> list[tuple[Any, ...]]:
+        return self.server.execute(TOP_SQL, DB_NAME, [role, limit])
 
     def scrape_ms(self, exporter: Exporter, role: str) -> float:
         self.reset(role)
@@ -164,8 +166,10 @@ def measure_databases(
 ) -> dict[str, list[float]]:
     """Cold refreshes of every small database: postgres_exporter's first scrape with --auto-discover-databases
     (DSN on the first one, the others discovered) and a fresh pgwarden's first scrape at TTL 0, in turns (the
-    machine's load drifts: each pair is measured under the same)."""
+    machine's load drifts: each pair is measured under the same). Then each one's statements, by their
+    database time per run (mean over the runs)."""
     figures: dict[str, list[float]] = {"pe": [], "pgwarden": []}
+    statements: dict[str, dict[str, list[float]]] = {PE_ROLE: {}, PGWARDEN_ROLE: {}}
     others = ",".join(sorted({"postgres", DB_NAME}))
     queries = every_database_queries()
     for run in range(runs):
@@ -179,15 +183,33 @@ def measure_databases(
         pe.env["DATA_SOURCE_NAME"] = small_dsn(server, PE_ROLE, names[0])
         with started([pe]):
             figures["pe"].append(ledger.scrape_ms(pe, PE_ROLE))
+            add_statements(statements[PE_ROLE], ledger.top(PE_ROLE, 100))
         config = cold_config(small_dsn(server, PGWARDEN_ROLE, names[0]))
         config["targets"][0]["databases"] = {"exclude": sorted({"postgres", DB_NAME})}
         exp = pgwarden("pgwarden cold, every database", config, WORK_DIR, f"databases-{run}")
         with started([exp]):
             figures["pgwarden"].append(ledger.scrape_ms(exp, PGWARDEN_ROLE))
-        if run == runs - 1:
-            say_top("postgres_exporter --auto-discover-databases, first scrape", ledger.top(PE_ROLE))
-            say_top("pgwarden, cold refresh of every database", ledger.top(PGWARDEN_ROLE))
+            add_statements(statements[PGWARDEN_ROLE], ledger.top(PGWARDEN_ROLE, 100))
+    for title, role, limit in (
+        ("postgres_exporter --auto-discover-databases, first scrape", PE_ROLE, 12),
+        ("pgwarden, cold refresh of every database", PGWARDEN_ROLE, 20),
+    ):
+        say_top(f"{title}, per run", mean_statements(statements[role], runs)[:limit])
     return figures
+
+
+def add_statements(into: dict[str, list[float]], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Adds one run's (ms, calls, query) rows to the sums by query."""
+    for ms, calls, query in rows:
+        sums = into.setdefault(query, [0.0, 0.0])
+        sums[0] += ms
+        sums[1] += calls
+
+
+def mean_statements(sums: dict[str, list[float]], runs: int) -> list[tuple[float, float, str]]:
+    """(ms, calls, query) per run, heaviest first."""
+    rows = [(ms / runs, calls / runs, query) for query, (ms, calls) in sums.items()]
+    return sorted(rows, reverse=True)
 
 
 def every_database_queries() -> Path:
@@ -209,7 +231,7 @@ def small_dsn(server: PostgresServer, role: str, database: str) -> str:
 def say_top(title: str, rows: Sequence[tuple[Any, ...]]) -> None:
     say(f"  heaviest statements, {title}:")
     for ms, calls, query in rows:
-        say(f"    {ms:8.1f} ms {calls:>4} calls  {query}")
+        say(f"    {ms:8.1f} ms {calls:>4g} calls  {query}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -252,7 +274,10 @@ def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
         server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
     names = create_small_databases(server, args.databases, args.small_tables)
     server.execute("CHECKPOINT")
-    say(f"== {len(names)} databases of {args.small_tables} tables (3 indexes each) ==")
+    say(
+        f"== {len(names)} databases of {args.small_tables} tables (3 indexes each); "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} =="
+    )
     ledger = Ledger(server)
     figures = measure_databases(server, ledger, names, args.cold)
     pe = statistics.median(figures["pe"])
@@ -266,6 +291,7 @@ def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
         f"  pgwarden / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in ratios)}; median "
         f"{statistics.median(ratios):.2f}x, target <= {TARGETS['databases']}x"
     )
+    say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def tables_case(server: PostgresServer, args: argparse.Namespace) -> None:

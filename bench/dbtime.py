@@ -14,7 +14,9 @@ sum of `total_exec_time` of that role's statements:
   indexes), one cold refresh of every database: a fresh pgwarden (TTL 0, every database) against the first
   scrape of a fresh postgres_exporter with --auto-discover-databases (Debian's prometheus-postgres-exporter,
   the extended queries file with its per-table and per-index queries in every database), median of --cold
-  runs of each.
+  runs of each, in turns; both as database time and as the CPU time of each exporter's backends from the
+  kernel (bench.servercpu: on a loaded machine the first also counts waits for a core, which three
+  connections at once pay more than one), and each exporter's statements summed over the databases.
 
 pgwarden runs with the families postgres_exporter has here: bloat and wraparound (which it lacks) disabled, and
 the per-database collectors on the DSN's database only (postgres_exporter's extended queries read no other).
@@ -23,6 +25,7 @@ The ratios printed are against postgres_exporter's figure of the same run; nothi
     .venv/bin/python -m bench.dbtime
     .venv/bin/python -m bench.dbtime --tables 500 --minutes 1
     .venv/bin/python -m bench.dbtime --only-databases --databases 35
+    .venv/bin/python -m bench.dbtime --only-databases --databases 35 --connections 1
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from bench.scrape.database import (
 )
 from bench.scrape.exporters import Exporter, pgwarden, postgres_exporter, started
 from bench.scrape.report import say
+from bench.servercpu import ServerCpu
 from devtools.pgserver import PostgresServer
 
 WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "dbtime"
@@ -61,9 +65,11 @@ ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s)"
 TOTAL_SQL = (
     f"SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements WHERE userid = {ROLE_OID}"
 )
+# by statement, summed over the databases it ran in (one row per database in pg_stat_statements)
 TOP_SQL = (
-    "SELECT total_exec_time::float8, calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
-    f"FROM pg_stat_statements WHERE userid = {ROLE_OID} ORDER BY total_exec_time DESC LIMIT 5"
+    "SELECT sum(total_exec_time)::float8 AS ms, sum(calls)::int8, "
+    "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+    f"FROM pg_stat_statements WHERE userid = {ROLE_OID} GROUP BY query ORDER BY ms DESC LIMIT %s"
 )
 
 
@@ -96,8 +102,8 @@ class Ledger:
     def ms(self, role: str) -> float:
         return float(self.server.execute(TOTAL_SQL, DB_NAME, [role])[0][0])
 
-    def top(self, role: str) -> list[tuple[Any, ...]]:
-        return self.server.execute(TOP_SQL, DB_NAME, [role])
+    def top(self, role: str, limit: int = 5) -> list[tuple[Any, ...]]:
+        return self.server.execute(TOP_SQL, DB_NAME, [role, limit])
 
     def scrape_ms(self, exporter: Exporter, role: str) -> float:
         self.reset(role)
@@ -160,15 +166,29 @@ def create_small_databases(server: PostgresServer, count: int, tables: int) -> l
 
 
 def measure_databases(
-    server: PostgresServer, ledger: Ledger, names: list[str], runs: int
+    server: PostgresServer, ledger: Ledger, names: list[str], args: argparse.Namespace
 ) -> dict[str, list[float]]:
     """Cold refreshes of every small database: postgres_exporter's first scrape with --auto-discover-databases
     (DSN on the first one, the others discovered) and a fresh pgwarden's first scrape at TTL 0, in turns (the
-    machine's load drifts: each pair is measured under the same)."""
-    figures: dict[str, list[float]] = {"pe": [], "pgwarden": []}
+    machine's load drifts: each pair is measured under the same): each one's database time, and the CPU time
+    of its backends (see bench.servercpu). Then each one's statements, by their database time per run (mean
+    over the runs)."""
+    figures: dict[str, list[float]] = {"pe": [], "pgwarden": [], "pe_cpu": [], "pgwarden_cpu": []}
+    statements: dict[str, dict[str, list[float]]] = {PE_ROLE: {}, PGWARDEN_ROLE: {}}
     others = ",".join(sorted({"postgres", DB_NAME}))
     queries = every_database_queries()
-    for run in range(runs):
+    cpu = ServerCpu(server)
+
+    def cold_visit(exporter: Exporter, role: str, key: str) -> None:
+        ledger.reset(role)
+        before = cpu.settled()
+        with started([exporter]):
+            exporter.scrape()
+        figures[f"{key}_cpu"].append((cpu.settled() - before) * 1000)
+        figures[key].append(ledger.ms(role))
+        add_statements(statements[role], ledger.top(role, 100))
+
+    for run in range(args.cold):
         pe = postgres_exporter(server, WORK_DIR)
         pe.argv = [a for a in pe.argv if not a.startswith("--extend.query-path=")]
         pe.argv += [
@@ -177,17 +197,35 @@ def measure_databases(
             f"--exclude-databases={others}",
         ]
         pe.env["DATA_SOURCE_NAME"] = small_dsn(server, PE_ROLE, names[0])
-        with started([pe]):
-            figures["pe"].append(ledger.scrape_ms(pe, PE_ROLE))
+        cold_visit(pe, PE_ROLE, "pe")
         config = cold_config(small_dsn(server, PGWARDEN_ROLE, names[0]))
         config["targets"][0]["databases"] = {"exclude": sorted({"postgres", DB_NAME})}
-        exp = pgwarden("pgwarden cold, every database", config, WORK_DIR, f"databases-{run}")
-        with started([exp]):
-            figures["pgwarden"].append(ledger.scrape_ms(exp, PGWARDEN_ROLE))
-        if run == runs - 1:
-            say_top("postgres_exporter --auto-discover-databases, first scrape", ledger.top(PE_ROLE))
-            say_top("pgwarden, cold refresh of every database", ledger.top(PGWARDEN_ROLE))
+        config["targets"][0]["max_connections"] = args.connections
+        cold_visit(
+            pgwarden("pgwarden cold, every database", config, WORK_DIR, f"databases-{run}"),
+            PGWARDEN_ROLE,
+            "pgwarden",
+        )
+    for title, role, limit in (
+        ("postgres_exporter --auto-discover-databases, first scrape", PE_ROLE, 12),
+        ("pgwarden, cold refresh of every database", PGWARDEN_ROLE, 20),
+    ):
+        say_top(f"{title}, per run", mean_statements(statements[role], args.cold)[:limit])
     return figures
+
+
+def add_statements(into: dict[str, list[float]], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Adds one run's (ms, calls, query) rows to the sums by query."""
+    for ms, calls, query in rows:
+        sums = into.setdefault(query, [0.0, 0.0])
+        sums[0] += ms
+        sums[1] += calls
+
+
+def mean_statements(sums: dict[str, list[float]], runs: int) -> list[tuple[float, float, str]]:
+    """(ms, calls, query) per run, heaviest first."""
+    rows = [(ms / runs, calls / runs, query) for query, (ms, calls) in sums.items()]
+    return sorted(rows, reverse=True)
 
 
 def every_database_queries() -> Path:
@@ -202,6 +240,10 @@ def every_database_queries() -> Path:
     return path
 
 
+def _runs(values: Sequence[float]) -> str:
+    return ", ".join(f"{x:.1f}" for x in values)
+
+
 def small_dsn(server: PostgresServer, role: str, database: str) -> str:
     return server.dsn(database, role, PASSWORD) + "?sslmode=disable"
 
@@ -209,7 +251,7 @@ def small_dsn(server: PostgresServer, role: str, database: str) -> str:
 def say_top(title: str, rows: Sequence[tuple[Any, ...]]) -> None:
     say(f"  heaviest statements, {title}:")
     for ms, calls, query in rows:
-        say(f"    {ms:8.1f} ms {calls:>4} calls  {query}")
+        say(f"    {ms:8.1f} ms {calls:>4g} calls  {query}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -225,9 +267,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--small-tables", type=int, default=10, help="tables per small database (default: 10)"
     )
     parser.add_argument("--only-databases", action="store_true", help="run only the many-databases case")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=3,
+        help="pgwarden's max_connections in the many-databases case (default: 3, its default)",
+    )
     args = parser.parse_args(argv)
-    if args.tables < 1 or not 1 <= args.cold <= 20 or args.minutes <= 0 or args.interval <= 0:
-        parser.error("--tables >= 1, --cold 1..20, --minutes and --interval > 0")
+    if (
+        args.tables < 1
+        or args.connections < 1
+        or not 1 <= args.cold <= 20
+        or args.minutes <= 0
+        or args.interval <= 0
+    ):
+        parser.error("--tables >= 1, --connections >= 1, --cold 1..20, --minutes and --interval > 0")
     if args.databases < 0 or args.small_tables < 1 or (args.only_databases and not args.databases):
         parser.error("--databases >= 0 (> 0 with --only-databases), --small-tables >= 1")
     return args
@@ -252,20 +306,30 @@ def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
         server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
     names = create_small_databases(server, args.databases, args.small_tables)
     server.execute("CHECKPOINT")
-    say(f"== {len(names)} databases of {args.small_tables} tables (3 indexes each) ==")
-    ledger = Ledger(server)
-    figures = measure_databases(server, ledger, names, args.cold)
-    pe = statistics.median(figures["pe"])
-    pw = statistics.median(figures["pgwarden"])
-    say("database ms of a cold refresh of every database (median of the runs in brackets):")
-    ratios = [w / p for w, p in zip(figures["pgwarden"], figures["pe"], strict=True)]
-    say(f"  postgres_exporter --auto-discover    {pe:8.1f}  ({', '.join(f'{x:.1f}' for x in figures['pe'])})")
-    runs = ", ".join(f"{x:.1f}" for x in figures["pgwarden"])
-    say(f"  pgwarden, every database            {pw:8.1f}  ({runs})")
     say(
-        f"  pgwarden / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in ratios)}; median "
-        f"{statistics.median(ratios):.2f}x, target <= {TARGETS['databases']}x"
+        f"== {len(names)} databases of {args.small_tables} tables (3 indexes each); "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} =="
     )
+    ledger = Ledger(server)
+    figures = measure_databases(server, ledger, names, args)
+    say(
+        f"a cold refresh of every database (pgwarden's max_connections {args.connections}); median of the runs "
+        "in brackets:"
+    )
+    for unit, suffix, what in (
+        ("database ms", "", "pg_stat_statements' total_exec_time (wall time, waits for a core included)"),
+        ("backend CPU ms", "_cpu", "the CPU time of the exporter's backends, start-up included"),
+    ):
+        say(f"  {unit}: {what}")
+        pe, pw = figures["pe" + suffix], figures["pgwarden" + suffix]
+        say(f"    postgres_exporter --auto-discover  {statistics.median(pe):8.1f}  ({_runs(pe)})")
+        say(f"    pgwarden, every database          {statistics.median(pw):8.1f}  ({_runs(pw)})")
+        ratios = [w / p for w, p in zip(pw, pe, strict=True)]
+        say(
+            f"    pgwarden / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in ratios)}; median "
+            f"{statistics.median(ratios):.2f}x, target <= {TARGETS['databases']}x"
+        )
+    say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def tables_case(server: PostgresServer, args: argparse.Namespace) -> None:

@@ -136,7 +136,7 @@ class Walk:
             stop=stop_after_attempt(retries.attempts),
             wait=wait_exponential(multiplier=retries.backoff, max=retries.max_backoff),
             before_sleep=lambda state: self.say(
-                f"batch rolled back ({state.outcome.exception()}): trying again"
+                f"batch rolled back ({state.outcome.exception() if state.outcome else ''}): trying again"
             ),
             reraise=True,
         )

@@ -99,7 +99,7 @@ def update_statement(
     return sql.SQL("UPDATE {} SET {} = ({}) WHERE {}").format(
         table.relation.identifier(),
         sql.Identifier(assignment.column),
-        sql.SQL(assignment.expression),  # parsed and deparsed: sqltext
+        _operator_sql(assignment.expression),
         _range(table, condition, first),
     )
 
@@ -112,8 +112,15 @@ def count_statement(table: Table, condition: str | None, first: bool) -> sql.Com
 
 
 def total_statement(table: Table, condition: str | None) -> sql.Composed:
-    where = sql.SQL("({})").format(sql.SQL(condition)) if condition else sql.SQL("true")
+    """Run with params (`{}`): the condition's `%` are doubled."""
+    where = sql.SQL("({})").format(_operator_sql(condition)) if condition else sql.SQL("true")
     return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.relation.identifier(), where)
+
+
+def _operator_sql(text: str) -> sql.SQL:
+    """The operator's expression (parsed and deparsed: `responder.migrate.sqltext`) in a statement run with
+    parameters: its `%` (the modulo operator, in a string literal) doubled."""
+    return sql.SQL(text.replace("%", "%%"))
 
 
 def _cast(table: Table, placeholder: str) -> sql.Composed:
@@ -128,7 +135,7 @@ def _range(table: Table, condition: str | None, first: bool) -> sql.Composed:
     if not first:
         parts.insert(0, sql.SQL("{} > {}").format(key, _cast(table, "after")))
     if condition:
-        parts.append(sql.SQL("({})").format(sql.SQL(condition)))
+        parts.append(sql.SQL("({})").format(_operator_sql(condition)))
     return sql.SQL(" AND ").join(parts)
 
 

@@ -73,7 +73,7 @@ class Walk:
             table = await batches.find_table(conn, relation)
             batches.update_statement(table, assignment, condition, first=True)  # refuses the key as column
             if not resumed:
-                cur = await conn.execute(batches.total_statement(table, condition))
+                cur = await conn.execute(batches.total_statement(table, condition), {})
                 plan["total"] = int((await cur.fetchone() or (0,))[0])
                 plan["statement"] = batches.update_statement(table, assignment, condition, False).as_string(
                     conn
@@ -141,9 +141,12 @@ class Walk:
             reraise=True,
         )
         try:
-            return await attempts(batch)
+            async for attempt in attempts:
+                with attempt:
+                    return await batch()
         except (LockNotAvailable, QueryCanceled) as exc:
             raise Stop(f"a batch failed {retries.attempts} times: {exc}") from exc
+        raise AssertionError("unreachable: tenacity returns or raises")
 
     async def _batch(
         self,

@@ -116,7 +116,7 @@ def _new_plan(args: argparse.Namespace, settings: MigrationsSchema) -> dict[str,
         "table": relation.name,
         "column": assignment.column,
         "expression": assignment.expression,
-        "where": parse_condition(args.where) if args.where else None,
+        "where": parse_condition(args.where) if args.where is not None else None,
         "batch_size": size,
         "progress_key": uuid.uuid4().hex,
     }

@@ -2,7 +2,8 @@
 
 `--table` is a (schema-qualified) table name and the column of `--set` an identifier: they reach SQL only as
 `psycopg.sql.Identifier`. `--set`'s expression and `--where` are SQL by design (the operator's), but each must be
-exactly one expression: no statement, no `;`, no extra clause (`WHERE`, `FROM`, `RETURNING`, `GROUP BY` ...).
+exactly one expression: no statement, no `;`, no extra clause (`WHERE`, `FROM`, `RETURNING`, `GROUP BY` ...),
+no write or transaction control nested in a subquery.
 What is executed is the expression as the parser read it, deparsed, never the text as given: a comment or a
 clause smuggled in cannot survive the round trip.
 """
@@ -10,9 +11,10 @@ clause smuggled in cannot survive the round trip.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pglast
-from pglast import ast
+from pglast import ast, visitors
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream
 from psycopg import sql
@@ -64,6 +66,27 @@ def _one(text: str, prefix: str, what: str) -> ast.Node:
     return stmt
 
 
+# What no expression of a backfill may hold, even in a subquery: a write (PostgreSQL refuses a data-modifying
+# WITH below the top level anyway; refused here before anything is journaled), a transaction or a savepoint.
+FORBIDDEN = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt, ast.TransactionStmt)
+
+
+class _Statements(visitors.Visitor):
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def visit(self, ancestors: Any, node: ast.Node) -> None:
+        if isinstance(node, FORBIDDEN):
+            self.found.append(type(node).__name__)
+
+
+def _no_statement_inside(node: ast.Node, what: str) -> None:
+    finder = _Statements()
+    finder(node)
+    if finder.found:
+        raise SqlRefused(f"{what} must be an expression: it holds a statement ({finder.found[0]})")
+
+
 def _same(given: ast.Node, rebuilt: str, what: str) -> None:
     """Refuse unless `given` is, clause for clause, the statement `rebuilt` (the part we understood)."""
     try:
@@ -101,6 +124,7 @@ def parse_assignment(text: str) -> Assignment:
         raise SqlRefused("--set must assign one whole column: COLUMN = EXPRESSION")
     if target.val is None or isinstance(target.val, ast.MultiAssignRef | ast.SetToDefault):
         raise SqlRefused("--set must assign one expression to one column")
+    _no_statement_inside(target.val, "--set")
     expression = _deparse(target.val)
     column = sql.Identifier(str(target.name)).as_string(None)
     _same(stmt, f"UPDATE pgwarden_checked SET {column} = {expression}", "--set")
@@ -112,6 +136,7 @@ def parse_condition(text: str) -> str:
     stmt = _one(text, "SELECT WHERE ", "--where")
     if not isinstance(stmt, ast.SelectStmt) or stmt.whereClause is None:
         raise SqlRefused("--where must be one condition")
+    _no_statement_inside(stmt.whereClause, "--where")
     condition = _deparse(stmt.whereClause)
     _same(stmt, f"SELECT WHERE {condition}", "--where")
     return condition

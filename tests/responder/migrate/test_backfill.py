@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import journal_sql
+from tests.responder.conftest import RESPONDER_PASSWORD, RESPONDER_ROLE, journal_sql
 from tests.responder.migrate.backfill_db import (
+    MIGRATOR,
     action_id,
     as_migrator,
     backfill_config,
@@ -137,3 +138,30 @@ def test_where_selects_the_rows_and_progress_is_journaled(
     effects = plan["effects"]
     assert isinstance(effects, list) and [e["state"] for e in effects] == ["done"] * 3
     assert "ETA" in out and "rows/s" in out
+
+
+def test_the_guard_role_needs_only_its_grants_and_membership_of_the_owner(
+    pg_roles: PostgresServer, db: str, tmp_path: Path
+) -> None:
+    """pgwarden_responder: pg_signal_backend, pg_read_all_stats and membership of the migration role that owns
+    the database and the table; no superuser, no other grant (the progress schema it creates as a member)."""
+    make_items(pg_roles, db, 300)
+    pg_roles.execute(f"GRANT {MIGRATOR} TO {RESPONDER_ROLE}")
+    try:
+        dsn = pg_roles.dsn(db, user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+        config = backfill_config(tmp_path, pg_roles, db, targets=[{"name": "production", "dsn": dsn}])
+        args = [
+            "--target",
+            "production",
+            "--table",
+            "public.items",
+            "--set",
+            "n = n + 1",
+            "--batch-size",
+            "100",
+        ]
+        code, out = run_backfill(config, *args)
+        assert code == 0, out
+        assert _counts(pg_roles, db) == {1: 300}
+    finally:
+        pg_roles.execute(f"REVOKE {MIGRATOR} FROM {RESPONDER_ROLE}")

@@ -1,8 +1,9 @@
 """One run of a backfill (`responder.migrate.backfill`): its batches, the pauses between them, its progress.
 
 Before each batch it waits while a replica lags more than `backfill.max_replica_lag`; while a batch runs a second
-session watches for sessions waiting behind the batch's locks, and a batch that had some is followed by a pause
-of `watchdog.blocked_after`; between batches, `backfill.pause`. A batch whose lock or statement timeout fires
+session watches for sessions waiting behind the batch's locks: one waiting longer than `watchdog.blocked_after`
+gets the batch cancelled (and tried again), and a batch that had some waiting is followed by a pause of
+`watchdog.blocked_after`; between batches, `backfill.pause`. A batch whose lock or statement timeout fires
 (it waited on the application's locks) is rolled back and tried again after `retries.backoff`, up to
 `retries.attempts` times. In enforce mode a batch runs as `responder.migrate.batches` says (exactly once, with
 its progress); in dry-run its UPDATE is journaled through the gate, not run, and its rows are counted.
@@ -30,7 +31,11 @@ from responder.migrate.settings import MigrationsSchema
 from responder.migrate.sqltext import Assignment, Relation
 
 LAG = "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float FROM pg_stat_replication"
-BLOCKED = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+# The sessions waiting behind a backend's locks, and the longest wait (since their statement started).
+BLOCKED = """
+SELECT count(*), coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float
+FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))
+"""
 WATCH_EVERY = 0.1  # seconds between two looks at the sessions blocked behind a running batch
 
 
@@ -177,7 +182,7 @@ class Walk:
                     cur = await conn.execute(statement, params)
                     return cur.rowcount
 
-                watch = asyncio.create_task(self._watch(monitor, conn.info.backend_pid))
+                watch = asyncio.create_task(self._watch(monitor, conn))
                 try:
                     rows = await self.gate.postgres(statement.as_string(conn), params, update)
                 finally:
@@ -211,11 +216,19 @@ class Walk:
         await self.gate.postgres(text, {**params, "rows": rows}, never)
         return Batch(after, upto, rows)
 
-    async def _watch(self, monitor: psycopg.AsyncConnection[Any], pid: int) -> None:
-        """While a batch runs: how many sessions wait behind its locks (the most seen, kept)."""
+    async def _watch(self, monitor: psycopg.AsyncConnection[Any], conn: psycopg.AsyncConnection[Any]) -> None:
+        """While a batch runs: the sessions waiting behind its locks (the most seen is kept, for the pause
+        after it); one waiting longer than `watchdog.blocked_after` gets the batch cancelled (our own session's
+        statement, by the protocol's cancel request: rolled back, then tried again)."""
+        limit = self.settings.watchdog.blocked_after
         while True:
-            cur = await monitor.execute(BLOCKED, (pid,))
-            self.blocked_seen = max(self.blocked_seen, int((await cur.fetchone() or (0,))[0]))
+            cur = await monitor.execute(BLOCKED, (conn.info.backend_pid,))
+            count, waited = await cur.fetchone() or (0, 0.0)
+            self.blocked_seen = max(self.blocked_seen, int(count))
+            if float(waited) > limit:
+                self.say(f"{count} session(s) waited {float(waited):.1f}s behind the batch: cancelling it")
+                await conn.cancel_safe()
+                return
             await asyncio.sleep(WATCH_EVERY)
 
     async def _wait_for_replicas(self, monitor: psycopg.AsyncConnection[Any]) -> None:

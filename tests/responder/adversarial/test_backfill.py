@@ -4,6 +4,8 @@ once are refused; a batch stuck behind the application's lock is rolled back, an
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,4 +160,53 @@ def test_a_batch_behind_the_application_lock_rolls_back_and_resumes_once(
         app.rollback()
     code, out = run_backfill(config, "--resume", str(action_id(out)))
     assert code == 0, out
+    assert as_migrator(pg_server, db, "SELECT n, count(*) FROM public.items GROUP BY n") == [(1, 500)]
+
+
+def test_a_batch_the_application_waits_behind_is_cancelled_and_tried_again(
+    pg_server: PostgresServer, db: str, tmp_path: Path
+) -> None:
+    """The batch sleeps 30 s on id 300 (until the flag is set) after locking id 3; the application's write of
+    id 3 waits behind it: after `blocked_after` the batch is cancelled, the write goes through, the batch is
+    tried again and every row is updated once."""
+    as_migrator(pg_server, db, "CREATE TABLE public.flag (done int)")
+    config = backfill_config(
+        tmp_path,
+        pg_server,
+        db,
+        migrations={"watchdog": {"blocked_after": "0.5s"}, "retries": {"attempts": 3, "backoff": "0.1s"}},
+    )
+    dsn = pg_server.dsn(db, user=MIGRATOR, password=MIGRATOR_PASSWORD)
+    waited: list[float] = []
+
+    def application() -> None:
+        with psycopg.connect(dsn, autocommit=True) as app:
+            while not app.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgwarden-backfill:%%'"
+                " AND query LIKE 'UPDATE \"public\".\"items\"%%' AND state = 'active'"
+            ).fetchall():
+                time.sleep(0.05)
+            started = time.monotonic()
+            app.execute("UPDATE public.items SET n = n WHERE id = 3")
+            waited.append(time.monotonic() - started)
+            app.execute("INSERT INTO public.flag VALUES (1)")
+
+    writer = threading.Thread(target=application)
+    writer.start()
+    slow = "n + 1 + coalesce((SELECT 0 FROM pg_sleep(30) WHERE id = 300 AND NOT EXISTS (SELECT FROM public.flag)), 0)"
+    args = [
+        "--target",
+        "production",
+        "--table",
+        "public.items",
+        "--set",
+        f"n = {slow}",
+        "--batch-size",
+        "500",
+    ]
+    code, out = run_backfill(config, *args)
+    writer.join(timeout=60)
+    assert code == 0, out
+    assert "waited" in out and "cancelling it" in out and out.count("batch rolled back") == 1, out
+    assert waited and waited[0] < 15, waited  # not the 30 s the batch would have held it
     assert as_migrator(pg_server, db, "SELECT n, count(*) FROM public.items GROUP BY n") == [(1, 500)]

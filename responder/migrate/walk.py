@@ -36,6 +36,7 @@ BLOCKED = """
 SELECT count(*), coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float
 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))
 """
+KEEP_EFFECTS = 100  # the journal row keeps the gate's entries of the last 100 batches (one entry a batch)
 WATCH_EVERY = 0.1  # seconds between two looks at the sessions blocked behind a running batch
 
 
@@ -128,6 +129,8 @@ class Walk:
             )
             ran_rows += batch.rows
             plan["progress"] = self.say_progress(progress, plan, ran_rows)
+            # The plan is rewritten after each batch: keep the journal row's size bounded on a long backfill.
+            del self.gate.effects[:-KEEP_EFFECTS]
             await self.gate.save_plan(plan)
             if not finished:
                 await self._pause()

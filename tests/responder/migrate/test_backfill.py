@@ -165,3 +165,19 @@ def test_the_guard_role_needs_only_its_grants_and_membership_of_the_owner(
         assert _counts(pg_roles, db) == {1: 300}
     finally:
         pg_roles.execute(f"REVOKE {MIGRATOR} FROM {RESPONDER_ROLE}")
+
+
+def test_a_long_backfill_keeps_the_journal_row_bounded(
+    pg_server: PostgresServer, db: str, tmp_path: Path
+) -> None:
+    make_items(pg_server, db, 550)
+    config = backfill_config(tmp_path, pg_server, db)
+    args = ["--target", "production", "--table", "public.items", "--set", "n = n + 1", "--batch-size", "5"]
+    code, out = run_backfill(config, *args)
+    assert code == 0, out
+    assert _counts(pg_server, db) == {1: 550}
+    _, plan = _journal_row(f"sqlite:///{tmp_path / 'journal.db'}", action_id(out))
+    assert plan["progress"]["batches"] == 110  # type: ignore[index]
+    effects = plan["effects"]
+    assert isinstance(effects, list) and len(effects) == 100  # the last 100 batches
+    assert effects[-1]["params"]["upto"] == "1650"

@@ -58,6 +58,16 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Job:
+    """What one backfill does: the table, its assignment and condition, and its progress row's key."""
+
+    table: Table
+    assignment: Assignment
+    condition: str | None
+    key: str
+
+
+@dataclass(frozen=True)
 class Progress:
     last_key: str | None
     rows_done: int

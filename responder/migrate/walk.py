@@ -26,7 +26,7 @@ from pgwarden import postgres
 from responder.core import PostgresTarget
 from responder.effects import EffectGate
 from responder.migrate import batches
-from responder.migrate.batches import Batch, Table
+from responder.migrate.batches import Batch, Job
 from responder.migrate.settings import MigrationsSchema
 from responder.migrate.sqltext import Assignment, Relation
 
@@ -90,23 +90,17 @@ class Walk:
             self.say(
                 f"backfill {self.action_id}: {relation} ({plan.get('total')} rows to update), key {table.key}"
             )
-            done = await self._walk(conn, monitor, table, assignment, condition, key)
+            done = await self._walk(conn, monitor, Job(table, assignment, condition, key))
         return {"rows": done["rows_done"], "batches": done["batches"], "total": plan.get("total")}
 
     async def _walk(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        monitor: psycopg.AsyncConnection[Any],
-        table: Table,
-        assignment: Assignment,
-        condition: str | None,
-        key: str,
+        self, conn: psycopg.AsyncConnection[Any], monitor: psycopg.AsyncConnection[Any], job: Job
     ) -> dict[str, Any]:
         plan, size = self.gate.plan, int(self.gate.plan["batch_size"])
         if self.gate.dry_run:
             progress = batches.Progress(None, 0, 0, False)
         else:
-            found = await batches.read_progress(conn, key)
+            found = await batches.read_progress(conn, job.key)
             if found is None:
                 raise Stop(f"backfill {self.action_id}: its progress row is not on the target", refused=True)
             progress = found
@@ -115,11 +109,9 @@ class Walk:
         while not progress.finished:
             await self._wait_for_replicas(monitor)
             if self.gate.dry_run:
-                batch = await self._count(conn, table, condition, progress.last_key, size)
+                batch = await self._count(conn, job, progress.last_key, size)
             else:
-                batch = await self._retrying(
-                    lambda: self._batch(conn, monitor, table, assignment, condition, key, size)
-                )
+                batch = await self._retrying(lambda: self._batch(conn, monitor, job, size))
             finished = batch.upto is None
             progress = batches.Progress(
                 batch.upto or progress.last_key,
@@ -157,28 +149,21 @@ class Walk:
         raise AssertionError("unreachable: tenacity returns or raises")
 
     async def _batch(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        monitor: psycopg.AsyncConnection[Any],
-        table: Table,
-        assignment: Assignment,
-        condition: str | None,
-        key: str,
-        size: int,
+        self, conn: psycopg.AsyncConnection[Any], monitor: psycopg.AsyncConnection[Any], job: Job, size: int
     ) -> Batch:
         """One batch in one transaction with its progress; the previous committed batch is read locked."""
         async with conn.transaction():
-            progress = await batches.read_progress(conn, key, lock=True)
+            progress = await batches.read_progress(conn, job.key, lock=True)
             if progress is None:
                 raise Stop(f"backfill {self.action_id}: its progress row is gone from the target")
             if progress.finished:
                 return Batch(progress.last_key, None, 0)
-            upto = await batches.next_upto(conn, table, progress.last_key, size)
+            upto = await batches.next_upto(conn, job.table, progress.last_key, size)
             if upto is None:
                 batch = Batch(progress.last_key, None, 0)
             else:
                 first = progress.last_key is None
-                statement = batches.update_statement(table, assignment, condition, first)
+                statement = batches.update_statement(job.table, job.assignment, job.condition, first)
                 params = {"after": progress.last_key, "upto": upto}
 
                 async def update() -> int:
@@ -193,23 +178,18 @@ class Walk:
                     with contextlib.suppress(asyncio.CancelledError):
                         await watch
                 batch = Batch(progress.last_key, upto, int(rows or 0))
-            await batches.commit_progress(conn, key, batch)
+            await batches.commit_progress(conn, job.key, batch)
         return batch
 
     async def _count(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        table: Table,
-        condition: str | None,
-        after: str | None,
-        size: int,
+        self, conn: psycopg.AsyncConnection[Any], job: Job, after: str | None, size: int
     ) -> Batch:
         """A dry run's batch: the UPDATE journaled through the gate (not run), its rows counted."""
-        upto = await batches.next_upto(conn, table, after, size)
+        upto = await batches.next_upto(conn, job.table, after, size)
         if upto is None:
             return Batch(after, None, 0)
         params = {"after": after, "upto": upto}
-        cur = await conn.execute(batches.count_statement(table, condition, after is None), params)
+        cur = await conn.execute(batches.count_statement(job.table, job.condition, after is None), params)
         rows = int((await cur.fetchone() or (0,))[0])
         text = str(self.gate.plan["statement"])
 

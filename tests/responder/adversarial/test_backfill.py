@@ -20,6 +20,7 @@ from tests.responder.migrate.backfill_db import (
     action_id,
     as_migrator,
     backfill_config,
+    items,
     make_items,
     migrator_db,
     quoted,
@@ -143,17 +144,7 @@ def test_a_batch_behind_the_application_lock_rolls_back_and_resumes_once(
     dsn = pg_server.dsn(db, user=MIGRATOR, password=MIGRATOR_PASSWORD)
     with psycopg.connect(dsn) as app:  # the application holds id 300 (the 100th key: the second batch)
         app.execute("UPDATE public.items SET n = n WHERE id = 300")
-        args = [
-            "--target",
-            "production",
-            "--table",
-            "public.items",
-            "--set",
-            "n = n + 1",
-            "--batch-size",
-            "50",
-        ]
-        code, out = run_backfill(config, *args)
+        code, out = run_backfill(config, *items(batch_size=50))
         assert code == 1, out
         assert out.count("batch rolled back") == 1 and "failed 2 times" in out
         assert as_migrator(pg_server, db, "SELECT count(*) FROM public.items WHERE n = 1") == [(50,)]
@@ -194,17 +185,7 @@ def test_a_batch_the_application_waits_behind_is_cancelled_and_tried_again(
     writer = threading.Thread(target=application)
     writer.start()
     slow = "n + 1 + coalesce((SELECT 0 FROM pg_sleep(30) WHERE id = 300 AND NOT EXISTS (SELECT FROM public.flag)), 0)"
-    args = [
-        "--target",
-        "production",
-        "--table",
-        "public.items",
-        "--set",
-        f"n = {slow}",
-        "--batch-size",
-        "500",
-    ]
-    code, out = run_backfill(config, *args)
+    code, out = run_backfill(config, *items(f"n = {slow}", batch_size=500))
     writer.join(timeout=60)
     assert code == 0, out
     assert "waited" in out and "cancelling it" in out and out.count("batch rolled back") == 1, out

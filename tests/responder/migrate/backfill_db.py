@@ -61,6 +61,11 @@ def backfill_config(folder: Path, server: PostgresServer, db: str, **overrides: 
     return config_file(folder, **raw)
 
 
+def items(assignment: str = "n = n + 1", batch_size: int = 50, table: str = "public.items") -> list[str]:
+    """The arguments of a backfill of `table` on the target `production`."""
+    return ["--target", "production", "--table", table, "--set", assignment, "--batch-size", str(batch_size)]
+
+
 def run_backfill(config: Path, *args: str) -> tuple[int, str]:
     """The command in this process: its exit code and what it printed."""
     out = io.StringIO()

@@ -20,6 +20,7 @@ from tests.responder.migrate.backfill_db import (
     action_id,
     as_migrator,
     backfill_config,
+    items,
     make_items,
     migrator_db,
     run_backfill,
@@ -52,16 +53,7 @@ def test_killed_mid_way_and_resumed_updates_every_row_exactly_once(
         tmp_path, pg_server, db, journal=journal_url, migrations={"backfill": {"pause": "0.05s"}}
     )
     command = [sys.executable, "-m", "responder.migrate.backfill", "--config", str(config)]
-    command += [
-        "--target",
-        "production",
-        "--table",
-        "public.items",
-        "--set",
-        "n = n + 1",
-        "--batch-size",
-        "50",
-    ]
+    command += items(batch_size=50)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     assert proc.stdout is not None
@@ -98,8 +90,8 @@ def test_dry_run_counts_each_batch_and_changes_nothing(
 ) -> None:
     make_items(pg_server, db, 1000)
     config = backfill_config(tmp_path, pg_server, db)
-    args = ["--target", "production", "--table", "items", "--set", "n = 7", "--where", "id % 2 = 0"]
-    code, out = run_backfill(config, *args, "--batch-size", "300", "--dry-run")
+    args = items("n = 7", batch_size=300, table="items")
+    code, out = run_backfill(config, *args, "--where", "id % 2 = 0", "--dry-run")
     assert code == 0, out
     assert _counts(pg_server, db) == {0: 1000}
     assert not as_migrator(pg_server, db, "SELECT 1 FROM pg_namespace WHERE nspname = 'pgwarden'")
@@ -116,17 +108,7 @@ def test_where_selects_the_rows_and_progress_is_journaled(
 ) -> None:
     make_items(pg_server, db, 1000)
     config = backfill_config(tmp_path, pg_server, db)
-    args = [
-        "--target",
-        "production",
-        "--table",
-        "public.items",
-        "--set",
-        "n = n + 1",
-        "--where",
-        "id % 2 = 0",
-    ]
-    code, out = run_backfill(config, *args, "--batch-size", "400")
+    code, out = run_backfill(config, *items(batch_size=400), "--where", "id % 2 = 0")
     assert code == 0, out
     assert _counts(pg_server, db) == {0: 500, 1: 500}
     assert as_migrator(pg_server, db, "SELECT count(*) FROM public.items WHERE n = 1 AND id % 2 = 1") == [
@@ -150,17 +132,7 @@ def test_the_guard_role_needs_only_its_grants_and_membership_of_the_owner(
     try:
         dsn = pg_roles.dsn(db, user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
         config = backfill_config(tmp_path, pg_roles, db, targets=[{"name": "production", "dsn": dsn}])
-        args = [
-            "--target",
-            "production",
-            "--table",
-            "public.items",
-            "--set",
-            "n = n + 1",
-            "--batch-size",
-            "100",
-        ]
-        code, out = run_backfill(config, *args)
+        code, out = run_backfill(config, *items(batch_size=100))
         assert code == 0, out
         assert _counts(pg_roles, db) == {1: 300}
     finally:
@@ -172,8 +144,7 @@ def test_a_long_backfill_keeps_the_journal_row_bounded(
 ) -> None:
     make_items(pg_server, db, 550)
     config = backfill_config(tmp_path, pg_server, db)
-    args = ["--target", "production", "--table", "public.items", "--set", "n = n + 1", "--batch-size", "5"]
-    code, out = run_backfill(config, *args)
+    code, out = run_backfill(config, *items(batch_size=5))
     assert code == 0, out
     assert _counts(pg_server, db) == {1: 550}
     _, plan = _journal_row(f"sqlite:///{tmp_path / 'journal.db'}", action_id(out))

@@ -107,9 +107,6 @@ def _new_plan(args: argparse.Namespace, settings: MigrationsSchema) -> dict[str,
         raise Stop("give --table and --set (or --resume ID)", refused=True)
     relation = parse_table(args.table)
     assignment = parse_assignment(args.assignment)
-    size = args.batch_size if args.batch_size is not None else settings.backfill.batch_size
-    if size < 1:
-        raise Stop("--batch-size must be at least 1", refused=True)
     return {
         "target": args.target,
         "schema": relation.schema,
@@ -117,9 +114,16 @@ def _new_plan(args: argparse.Namespace, settings: MigrationsSchema) -> dict[str,
         "column": assignment.column,
         "expression": assignment.expression,
         "where": parse_condition(args.where) if args.where is not None else None,
-        "batch_size": size,
+        "batch_size": _batch_size(args, settings),
         "progress_key": uuid.uuid4().hex,
     }
+
+
+def _batch_size(args: argparse.Namespace, settings: MigrationsSchema) -> int:
+    size = args.batch_size if args.batch_size is not None else settings.backfill.batch_size
+    if not 1 <= size <= 1_000_000:
+        raise Stop("--batch-size must be between 1 and 1000000", refused=True)
+    return int(size)
 
 
 def _refusal(dry_run: bool) -> Any:
@@ -170,8 +174,12 @@ async def backfill(args: argparse.Namespace, config: Config, out: TextIO) -> int
     action_id: int | None = None
     try:
         if args.resume is not None:
+            if args.table or args.assignment or args.where is not None:
+                raise Stop("--resume goes on with the journaled --table, --set and --where: give none", True)
             row = await _resume(args, config, journal, out)
             action_id, plan, mode = row.id, dict(row.plan or {}), str(row.mode)
+            if args.batch_size is not None:  # the only setting a resumed backfill may change
+                plan["batch_size"] = _batch_size(args, config.schema.migrations)
             target = _target(config, str(plan.get("target")))
         else:
             target = _target(config, args.target)
@@ -185,7 +193,7 @@ async def backfill(args: argparse.Namespace, config: Config, out: TextIO) -> int
             action_id = started.action_id
         gate = EffectGate(Authority(action_id, ACTION, mode), journal, plan)
         walk = Walk(action_id, target, config.schema.migrations, gate, out)
-        result = await walk.run(resumed=args.resume is not None)
+        result = await walk.run()
         outcome = Outcome.DRY_RUN if gate.dry_run else Outcome.SUCCEEDED
         await journal.finish(action_id, outcome, result)
         print(f"backfill {action_id}: {outcome.value}", file=out, flush=True)

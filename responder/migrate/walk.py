@@ -69,7 +69,8 @@ class Walk:
         )
         return await postgres.connect(self.target.conninfo, options, self.target.credentials)
 
-    async def run(self, resumed: bool) -> dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
+        """The backfill the gate's plan journals, new or resumed, to its end."""
         plan = self.gate.plan
         relation = Relation(str(plan["schema"]), str(plan["table"]))
         assignment = Assignment(str(plan["column"]), str(plan["expression"]))
@@ -78,15 +79,16 @@ class Walk:
         async with await self.connect() as conn, await self.connect() as monitor:
             table = await batches.find_table(conn, relation)
             batches.update_statement(table, assignment, condition, first=True)  # refuses the key as column
-            if not resumed:
+            if "total" not in plan:  # a new backfill (or one that crashed before it counted)
                 cur = await conn.execute(batches.total_statement(table, condition), {})
                 plan["total"] = int((await cur.fetchone() or (0,))[0])
                 plan["statement"] = batches.update_statement(table, assignment, condition, False).as_string(
                     conn
                 )
-                await self.gate.save_plan(plan)
-                if not self.gate.dry_run:
-                    await batches.create_progress(conn, key, str(relation), plan["statement"])
+            await self.gate.save_plan(plan)
+            # No progress row: no batch ever committed (each one locks and advances it), so starting is safe.
+            if not self.gate.dry_run and await batches.read_progress(conn, key) is None:
+                await batches.create_progress(conn, key, str(relation), plan["statement"])
             self.say(
                 f"backfill {self.action_id}: {relation} ({plan.get('total')} rows to update), key {table.key}"
             )
@@ -102,7 +104,7 @@ class Walk:
         else:
             found = await batches.read_progress(conn, job.key)
             if found is None:
-                raise Stop(f"backfill {self.action_id}: its progress row is not on the target", refused=True)
+                raise Stop(f"backfill {self.action_id}: its progress row is gone from the target")
             progress = found
         self.say_progress(progress, plan, 0)
         ran_rows = 0

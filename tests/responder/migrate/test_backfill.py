@@ -72,7 +72,9 @@ def test_killed_mid_way_and_resumed_updates_every_row_exactly_once(
     ((rows_done,),) = as_migrator(pg_server, db, "SELECT rows_done FROM pgwarden.backfill_progress")
     assert rows_done == done[1]
 
-    code, out = run_backfill(config, "--resume", str(ident))
+    code, out = run_backfill(config, "--resume", str(ident), "--where", "true")
+    assert code == 2 and "give none" in out, out
+    code, out = run_backfill(config, "--resume", str(ident), "--batch-size", "700")
     assert code == 0, out
     assert _counts(pg_server, db) == {1: 3000}
     outcome, plan = _journal_row(journal_url, ident)

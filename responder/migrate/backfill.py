@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -126,7 +127,9 @@ def _batch_size(args: argparse.Namespace, settings: MigrationsSchema) -> int:
     return int(size)
 
 
-def _refusal(dry_run: bool) -> Any:
+def _refusal(dry_run: bool) -> Callable[[ActionRow, bool], str | None]:
+    """Why a journaled backfill cannot be resumed (BUSY: its runner's heartbeat is fresh), or None."""
+
     def refusal(row: ActionRow, running_elsewhere: bool) -> str | None:
         if running_elsewhere:
             return BUSY
@@ -142,11 +145,9 @@ def _refusal(dry_run: bool) -> Any:
 
 
 async def _resume(args: argparse.Namespace, config: Config, journal: Journal, out: TextIO) -> ActionRow:
-    stale_after = config.schema.replica_timeout
+    stale_after, refusal = config.schema.replica_timeout, _refusal(args.dry_run)
     deadline = time.monotonic() + stale_after + 2
-    while (taken := await journal.take_over(args.resume, ACTION, stale_after, _refusal(args.dry_run)))[
-        1
-    ] == BUSY:
+    while (taken := await journal.take_over(args.resume, ACTION, stale_after, refusal))[1] == BUSY:
         if time.monotonic() > deadline:
             raise Stop(f"backfill {args.resume} is being run by a live process", refused=True)
         print("waiting for the previous run's heartbeat to go stale", file=out, flush=True)

@@ -21,6 +21,9 @@ PLAYBOOK_IMPORTS = {
 }
 # ... and the restore engine restore_drill shares with `recover` (it imports only the core and aws).
 PLAYBOOK_IMPORTS |= {"responder.drills", *(f"responder.drills.{m}" for m in ("checks", "engine", "models"))}
+# ... and the batching core purge_rows shares with `migrate backfill`: table names parsed with pglast, the
+# single-column primary key found (it imports psycopg and pglast only).
+PLAYBOOK_IMPORTS |= {"responder.migrate", "responder.migrate.batches", "responder.migrate.sqltext"}
 
 
 def test_playbooks_import_only_the_core() -> None:

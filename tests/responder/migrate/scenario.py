@@ -95,7 +95,10 @@ def journal_rows(folder: Path) -> list[dict[str, Any]]:
         ).fetchall()
     keys = ("id", "state", "outcome", "plan", "result", "error", "labels")
     return [
-        {k: (json.loads(v) if k in ("plan", "result", "labels") and v else v) for k, v in zip(keys, r, strict=True)}
+        {
+            k: (json.loads(v) if k in ("plan", "result", "labels") and v else v)
+            for k, v in zip(keys, r, strict=True)
+        }
         for r in rows
     ]
 

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.migrate.scenario import BIN, PASSWORD, MigrationDb, journal_rows, migrate, migration_db, write_config
+from tests.responder.migrate.scenario import (
+    BIN,
+    PASSWORD,
+    MigrationDb,
+    journal_rows,
+    migrate,
+    migration_db,
+    write_config,
+)
 
 SEEN = (
     "CREATE TABLE seen AS SELECT current_setting('application_name') AS app,"
@@ -52,7 +60,9 @@ def test_psql_sessions_carry_the_migration_settings(tmp_path: Path, db: Migratio
 def test_dbmate_runs_guarded(tmp_path: Path, db: MigrationDb) -> None:
     migrations = tmp_path / "db" / "migrations"
     migrations.mkdir(parents=True)
-    (migrations / "20260101000000_seen.sql").write_text(f"-- migrate:up\n{SEEN};\n\n-- migrate:down\nDROP TABLE seen;\n")
+    (migrations / "20260101000000_seen.sql").write_text(
+        f"-- migrate:up\n{SEEN};\n\n-- migrate:down\nDROP TABLE seen;\n"
+    )
     config = write_config(tmp_path, db, lock_timeout="3s")
     url = db.dsn() + "?sslmode=disable"
     argv = [str(BIN / "dbmate"), "--url", url, "--migrations-dir", str(migrations), "--no-dump-schema", "up"]

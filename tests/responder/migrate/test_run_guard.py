@@ -55,12 +55,12 @@ def test_the_watchdog_cancels_the_queued_alter_and_retries_until_the_transaction
         watchdog={"blocked_after": "500ms"},
         retries={"attempts": 20, "backoff": "500ms", "max_backoff": "1s"},
     )
-    with Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder:
-        with Writer(db.dsn(app="writer")) as writer:
-            release_after(holder, 4.0)
-            code, out = migrate(
-                "run", "--config", str(config), "--target", "prod", "--", *psql(db, ADD_COLUMN)
-            )
+    with (
+        Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
+        Writer(db.dsn(app="writer")) as writer,
+    ):
+        release_after(holder, 4.0)
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *psql(db, ADD_COLUMN))
     assert code == 0, out
     assert "note" in columns(db)
     (row,) = journal_rows(tmp_path)

@@ -4,12 +4,16 @@ touched tables are ANALYZEd, and `status` lists it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from devtools.pgserver import PostgresServer
+from responder.journal import Journal, open_store
+from responder.migrate.metrics import MigrationMetrics
 from tests.responder.migrate.scenario import (
     BIN,
     PASSWORD,
@@ -108,3 +112,25 @@ def test_alembic_runs_guarded(tmp_path: Path, db: MigrationDb, monkeypatch: pyte
     assert code == 0, out
     assert seen(db) == ("pgwarden-migrate:1", "3s", "1h")
     assert db.execute("SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_the_responder_counts_the_journaled_runs(tmp_path: Path, db: MigrationDb) -> None:
+    """The CLI exits; the counter is read from the journal it shares with the responder."""
+    config = write_config(tmp_path, db, retries={"attempts": 1})
+    for argv in (["true"], ["false"], ["true"]):
+        migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+    registry = CollectorRegistry()
+    metrics = MigrationMetrics(registry)
+
+    async def refresh() -> None:
+        journal = Journal(open_store(f"sqlite:///{tmp_path / 'journal.db'}"), "test")
+        await journal.start()
+        try:
+            await metrics.refresh(journal)
+        finally:
+            await journal.close()
+
+    asyncio.run(refresh())
+    text = generate_latest(registry).decode()
+    assert 'pgwarden_migrations_total{outcome="succeeded",target="prod"} 2.0' in text
+    assert 'pgwarden_migrations_total{outcome="failed",target="prod"} 1.0' in text

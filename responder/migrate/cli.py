@@ -73,6 +73,8 @@ async def _with_journal(config: Config, use: Callable[[Journal], Any]) -> int:
     owner = f"migrate:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     journal = Journal(open_store(config.journal, timeout=config.schema.journal_timeout), owner)
     await journal.start()
+    # at once: the runs of processes that died are marked interrupted before the pre-flight reads the journal
+    await journal.heartbeat(config.schema.replica_timeout)
     beat = asyncio.create_task(runner.heartbeat(journal, config.schema.replica_timeout))
     try:
         code: int = await use(journal)

@@ -181,9 +181,8 @@ class Migration:
         except OSError as exc:
             code, error = 127, f"{type(exc).__name__}: {exc}"
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            watchdog.stop()
+            await watch
         record: dict[str, Any] = {
             "attempt": number,
             "exit_code": code,

@@ -7,6 +7,7 @@ backend's pid, application_name and start time, so a reused pid or a look-alike 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -70,6 +71,7 @@ class Watchdog:
     cancels: list[dict[str, Any]] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic
     _last: dict[tuple[int, datetime], float] = field(default_factory=dict)
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def blocked(self) -> dict[tuple[int, datetime], list[Waiter]]:
         """Each of the migration's backends (pid, start) with the sessions waiting behind it."""
@@ -113,10 +115,15 @@ class Watchdog:
         self.cancels.append({"pid": pid, "attempt": self.attempt, "blocked": blocked, "sent": bool(sent)})
 
     async def watch(self, interval: float) -> None:
-        """Look every `interval` seconds until cancelled; a failed look is logged and the watch goes on."""
-        while True:
+        """Look every `interval` seconds until `stop()`; a failed look is logged and the watch goes on. A look
+        is never interrupted (the connection is used again after the watch)."""
+        while not self._stopped.is_set():
             try:
                 await self.look()
             except psycopg.Error as exc:
                 log.warning("watchdog look failed: %s", exc)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), interval)
+
+    def stop(self) -> None:
+        self._stopped.set()

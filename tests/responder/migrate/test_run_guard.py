@@ -5,6 +5,7 @@ benchmark's (bench/migrate.py), never asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -14,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import PostgresServer
+from responder.config import load_config
+from responder.journal import Journal, open_store
 from responder.migrate.preflight import Replica, Session, refusals
+from responder.migrate.run import Request, open_row
 from responder.migrate.settings import PreflightSettings
+from responder.playbooks import default_registry
 from tests.responder.migrate.scenario import (
     Holder,
     MigrationDb,
@@ -177,3 +182,26 @@ def test_refusals_name_replicas_over_the_lag() -> None:
         "replica replica-1 lags 31.5s, over max_replica_lag (30s)",
     ]
     assert refusals([], [Replica("replica-1", 29.0)], settings) == []
+
+
+def test_the_run_of_a_dead_process_does_not_block_the_next(tmp_path: Path, db: MigrationDb) -> None:
+    """A run left `running` by a process that died (its owner never seen alive since) is marked interrupted, and
+    the next run goes on."""
+    config_path = write_config(tmp_path, db)
+    config = load_config(config_path, default_registry())
+    server = config.server("prod")
+    assert server is not None
+
+    async def crashed_run() -> int:
+        journal = Journal(open_store(config.journal), "migrate:dead-host:1:00000000")
+        await journal.start()
+        try:
+            return await open_row(journal, server, Request("prod", ("true",), None, False))
+        finally:
+            await journal.close()
+
+    dead = asyncio.run(crashed_run())
+    code, out = migrate("run", "--config", str(config_path), "--target", "prod", "--", "true")
+    assert code == 0, out
+    rows = {r["id"]: r for r in journal_rows(tmp_path)}
+    assert rows[dead]["outcome"] == "interrupted" and rows[dead + 1]["outcome"] == "succeeded"

@@ -19,12 +19,12 @@ from tests.responder.migrate.scenario import (
     Holder,
     MigrationDb,
     journal_rows,
+    manual_snapshots,
     migrate,
     migration_db,
+    on_rds,
     write_config,
 )
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
@@ -40,14 +40,8 @@ def test_dry_run_runs_signals_and_snapshots_nothing(
     rds_instance: Callable[..., str],
 ) -> None:
     instance = rds_instance()
-    aws = {"region": REGION, "endpoint_url": moto_server.endpoint_url}
-    config = write_config(
-        tmp_path,
-        db,
-        rds={"identifier": instance, "region": REGION},
-        aws=aws,
-        watchdog={"blocked_after": "100ms"},
-    )
+    settings = on_rds(moto_server.endpoint_url, instance)
+    config = write_config(tmp_path, db, **settings, watchdog={"blocked_after": "100ms"})
     marker = tmp_path / "ran"
     # a session waiting behind another for the whole dry run: nothing may be cancelled
     with (
@@ -70,10 +64,7 @@ def test_dry_run_runs_signals_and_snapshots_nothing(
     assert code == 0, out
     assert not marker.exists()
     assert waiter.errors == []  # its SELECT was never cancelled
-    manual = rds_client.describe_db_snapshots(DBInstanceIdentifier=instance, SnapshotType="manual")[
-        "DBSnapshots"
-    ]
-    assert manual == []
+    assert manual_snapshots(rds_client, instance) == []
     assert '"PGAPPNAME": "pgwarden-migrate:1"' in out and "CreateDBSnapshot" in out and "blocked_after" in out
     (row,) = journal_rows(tmp_path)
     assert row["outcome"] == "dry_run"

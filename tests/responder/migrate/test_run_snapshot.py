@@ -13,20 +13,20 @@ import pytest
 
 from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
-from tests.responder.migrate.scenario import MigrationDb, journal_rows, migrate, migration_db, write_config
-
-REGION = "us-east-1"
+from tests.responder.migrate.scenario import (
+    MigrationDb,
+    journal_rows,
+    manual_snapshots,
+    migrate,
+    migration_db,
+    on_rds,
+    write_config,
+)
 
 
 @pytest.fixture
 def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
     yield from migration_db(pg_server)
-
-
-def snapshots(rds_client: Any, instance: str) -> list[dict[str, Any]]:
-    """The instance's manual snapshots (moto takes an automated one at creation)."""
-    found = rds_client.describe_db_snapshots(DBInstanceIdentifier=instance, SnapshotType="manual")
-    return list(found["DBSnapshots"])
 
 
 def test_a_failing_migration_keeps_its_snapshot_as_the_rollback_point(
@@ -37,17 +37,14 @@ def test_a_failing_migration_keeps_its_snapshot_as_the_rollback_point(
     rds_instance: Callable[..., str],
 ) -> None:
     instance = rds_instance()
-    aws = {"region": REGION, "endpoint_url": moto_server.endpoint_url}
-    config = write_config(
-        tmp_path, db, rds={"identifier": instance, "region": REGION}, aws=aws, retries={"attempts": 1}
-    )
+    config = write_config(tmp_path, db, **on_rds(moto_server.endpoint_url, instance), retries={"attempts": 1})
     argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-c", "ALTER TABLE missing ADD COLUMN x int"]
     code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
     assert code == 1, out
     found = re.search(r"snapshot (pre-migration-(\d{14})-1) available: the rollback point", out)
     assert found, out
     assert f"rollback point: snapshot {found[1]}" in out.splitlines()[-1]
-    (snapshot,) = snapshots(rds_client, instance)
+    (snapshot,) = manual_snapshots(rds_client, instance)
     assert snapshot["DBSnapshotIdentifier"] == found[1] and snapshot["Status"] == "available"
     tags = rds_client.list_tags_for_resource(ResourceName=snapshot["DBSnapshotArn"])["TagList"]
     assert {"Key": "pgwarden:migration", "Value": "1"} in tags
@@ -67,11 +64,10 @@ def test_no_snapshot_is_journaled(
     rds_instance: Callable[..., str],
 ) -> None:
     instance = rds_instance()
-    aws = {"region": REGION, "endpoint_url": moto_server.endpoint_url}
-    config = write_config(tmp_path, db, rds={"identifier": instance, "region": REGION}, aws=aws)
+    config = write_config(tmp_path, db, **on_rds(moto_server.endpoint_url, instance))
     code, out = migrate("run", "--config", str(config), "--target", "prod", "--no-snapshot", "--", "true")
     assert code == 0, out
-    assert snapshots(rds_client, instance) == []
+    assert manual_snapshots(rds_client, instance) == []
     (row,) = journal_rows(tmp_path)
     assert row["result"]["snapshot"] == {"skipped": "--no-snapshot"}
 

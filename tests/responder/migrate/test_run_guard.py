@@ -21,7 +21,9 @@ from responder.migrate.preflight import Replica, Session, refusals
 from responder.migrate.run import Request, open_row
 from responder.migrate.settings import PreflightSettings
 from responder.playbooks import default_registry
+from responder.ui.timeline import headline
 from tests.responder.migrate.scenario import (
+    PASSWORD,
     Holder,
     MigrationDb,
     Writer,
@@ -81,6 +83,9 @@ def test_the_watchdog_cancels_the_queued_alter_and_retries_until_the_transaction
     signals = [e for e in effects if "pg_cancel_backend" in e["statement"]]
     assert len(signals) == len(cancels) and all(e["state"] == "done" for e in signals)
     assert not writer.errors
+    told = headline({**row, "action": "migrate"})
+    assert told.startswith(f"applied `psql postgresql://{db.owner}:***@") and PASSWORD not in told
+    assert f"` on prod in {len(attempts)} attempt(s); cancelled {len(cancels)} time(s)" in told
 
 
 def test_lock_timeout_from_pgoptions_fails_the_attempt_and_it_is_retried(

@@ -22,6 +22,11 @@ WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS
   AND clock_timestamp() - xact_start > make_interval(secs => %(limit)s)
 ORDER BY xact_start
 """
+# Sessions in the target's database whose transactions the guard cannot see (it lacks pg_read_all_stats).
+HIDDEN = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND query = '<insufficient privilege>'
+"""
 # The primary's view of its standbys (RDS read replicas included); a standby itself has none.
 REPLICA_LAG = """
 SELECT coalesce(application_name, client_addr::text, pid::text),
@@ -52,6 +57,11 @@ class Replica:
 async def old_transactions(conn: psycopg.AsyncConnection[Any], limit: float) -> list[Session]:
     cur = await conn.execute(OLD_TRANSACTIONS, {"limit": limit})
     return [Session(int(pid), user, app, float(age)) for pid, user, app, age in await cur.fetchall()]
+
+
+async def hidden_sessions(conn: psycopg.AsyncConnection[Any]) -> int:
+    row = await (await conn.execute(HIDDEN)).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def replicas(conn: psycopg.AsyncConnection[Any]) -> list[Replica]:
@@ -93,6 +103,10 @@ async def check(
         f"migration {row.id} of target {target} is running (since its journal row's start)"
         for row in await other_migrations(journal, target, action_id)
     ]
+    if hidden := await hidden_sessions(conn):
+        why.append(
+            f"the guard's role cannot see {hidden} session(s)' transactions: grant it pg_read_all_stats"
+        )
     return why + refusals(
         await old_transactions(conn, settings.max_transaction_age), await replicas(conn), settings
     )

@@ -210,3 +210,37 @@ def test_the_run_of_a_dead_process_does_not_block_the_next(tmp_path: Path, db: M
     assert code == 0, out
     rows = {r["id"]: r for r in journal_rows(tmp_path)}
     assert rows[dead]["outcome"] == "interrupted" and rows[dead + 1]["outcome"] == "succeeded"
+
+
+def test_the_guard_sees_another_roles_old_transaction(tmp_path: Path, db: MigrationDb) -> None:
+    """pg_read_all_stats is what shows the guard the transaction of a role it has nothing to do with."""
+    stranger = f"stranger_{db.name}"
+    db.server.execute(f"CREATE ROLE {stranger} LOGIN PASSWORD '{PASSWORD}'")
+    try:
+        db.execute(f"GRANT SELECT ON t TO {stranger}")
+        config = write_config(tmp_path, db, preflight={"max_transaction_age": "500ms"})
+        with Holder(db.dsn(user=stranger, app="stranger-report"), "SELECT count(*) FROM t"):
+            time.sleep(1.0)
+            code, out = migrate("run", "--config", str(config), "--target", "prod", "--", "true")
+        assert code == 2, out
+        assert f"(user {stranger}, application 'stranger-report')" in out
+    finally:
+        db.execute(f"DROP OWNED BY {stranger}")
+        db.server.execute(f"DROP ROLE {stranger}")
+
+
+def test_a_guard_that_cannot_see_every_session_refuses(tmp_path: Path, db: MigrationDb) -> None:
+    stranger = f"stranger_{db.name}"
+    db.server.execute(f"CREATE ROLE {stranger} LOGIN PASSWORD '{PASSWORD}'")
+    db.server.execute(f"REVOKE pg_read_all_stats FROM {db.guard}")
+    try:
+        config = write_config(tmp_path, db)
+        with Holder(db.dsn(user=stranger), "SELECT 1"):
+            code, out = migrate("run", "--config", str(config), "--target", "prod", "--", "true")
+        assert code == 2, out
+        assert (
+            "refused: the guard's role cannot see 1 session(s)' transactions: grant it pg_read_all_stats"
+            in out
+        )
+    finally:
+        db.server.execute(f"DROP ROLE {stranger}")

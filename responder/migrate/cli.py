@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -76,6 +77,7 @@ async def _with_journal(config: Config, use: Callable[[Journal], Any]) -> int:
     # at once: the runs of processes that died are marked interrupted before the pre-flight reads the journal
     await journal.heartbeat(config.schema.replica_timeout)
     beat = asyncio.create_task(runner.heartbeat(journal, config.schema.replica_timeout))
+    stop_on_sigterm()
     try:
         code: int = await use(journal)
         return code
@@ -89,6 +91,15 @@ async def _with_journal(config: Config, use: Callable[[Journal], Any]) -> int:
 def _out(args: argparse.Namespace) -> TextIO:
     out: TextIO = getattr(args, "out", None) or sys.stdout
     return out
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled, a pod stopped) cancels the run like Ctrl-C: the command is killed and the
+    journal row ends `interrupted`. Only the main thread can take signals; elsewhere nothing changes."""
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(ValueError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def run_command(args: argparse.Namespace) -> int:

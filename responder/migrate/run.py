@@ -240,6 +240,11 @@ async def run(config: Config, server: Server, request: Request, journal: Journal
             return 2
         try:
             code = await migration.execute(conn)
+        except asyncio.CancelledError:  # SIGTERM or Ctrl-C: the command was killed (see EffectGate.hook)
+            error = "stopped by a signal while running: the database is as the command left it"
+            migration.say(f"interrupted: {error}")
+            await asyncio.shield(journal.finish(action_id, Outcome.INTERRUPTED, migration.plan, error))
+            return 1
         except Exception as exc:
             error = f"{type(exc).__name__}: {redact(str(exc))}"
             migration.say(f"failed: {error}")

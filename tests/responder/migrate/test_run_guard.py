@@ -6,7 +6,10 @@ benchmark's (bench/migrate.py), never asserted."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +37,7 @@ from tests.responder.migrate.scenario import (
     write_config,
 )
 
+ROOT = Path(__file__).resolve().parents[3]
 ADD_COLUMN = "ALTER TABLE t ADD COLUMN note text"
 
 
@@ -244,3 +248,25 @@ def test_a_guard_that_cannot_see_every_session_refuses(tmp_path: Path, db: Migra
         )
     finally:
         db.server.execute(f"DROP ROLE {stranger}")
+
+
+def test_sigterm_kills_the_command_and_ends_the_row_interrupted(tmp_path: Path, db: MigrationDb) -> None:
+    config = write_config(tmp_path, db)
+    marker = tmp_path / "finished"
+    program = (
+        "import sys; from responder.migrate import cli; "
+        f"sys.exit(cli.main(['migrate', 'run', '--config', {str(config)!r}, '--target', 'prod', '--',"
+        f" 'sh', '-c', 'sleep 5 && touch {marker}']))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", program], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not command_started(tmp_path):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1, out
+    time.sleep(5.5)  # the command would have finished by now
+    assert not marker.exists()
+    (row,) = journal_rows(tmp_path)
+    assert row["outcome"] == "interrupted" and "stopped by a signal" in row["error"]

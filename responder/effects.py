@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from botocore import xform_name
 
-from pgwarden.redact import redact_data
+from pgwarden.redact import redact, redact_data
 from responder.aws import RdsApi, is_read, passing
 from responder.clock import iso
 from responder.journal import ActionRow, Journal
@@ -48,6 +48,8 @@ OWNED_NAME = {
     "recover": (re.compile(r"^.+-recovery-\d{8}$"), RECOVERY_TAG),
 }
 RESTORES = ("RestoreDBInstanceFromDBSnapshot", "RestoreDBInstanceToPointInTime")
+MIGRATION_TAG = "pgwarden:migration"
+MIGRATION_SNAPSHOT = re.compile(r"^pre-migration-\d{14}-(\d+)$")  # `migrate run`'s, its journal id last
 
 
 class EffectRefused(Exception):
@@ -193,11 +195,28 @@ class EffectGate:
                 return
             await self.require_owned(rds, ident, api.region)
             return
+        if op == "CreateDBSnapshot":
+            self._check_migration_snapshot(api)
+            return
         if op in ("PutSecretValue", "UpdateSecret") and api.service == "secretsmanager":
             if str(params.get("SecretId")) in auth.secrets:
                 return
             raise EffectRefused(f"secret {params.get('SecretId')} is not this decision's to write")
         raise EffectRefused(f"{op} is not an effect pgwarden makes")
+
+    def _check_migration_snapshot(self, api: ApiCall) -> None:
+        """A `migrate` decision snapshots its own target, named and tagged after its journal row; nothing else
+        takes snapshots."""
+        auth, params = self.authority, api.params
+        name = str(params.get("DBSnapshotIdentifier"))
+        shape = MIGRATION_SNAPSHOT.match(name)
+        if auth.action != "migrate" or shape is None or shape.group(1) != str(auth.action_id):
+            raise EffectRefused(f"snapshot {name} is not one this decision takes")
+        if params.get("DBInstanceIdentifier") != auth.instance or api.region != auth.region:
+            raise EffectRefused(f"snapshot {name}: {params.get('DBInstanceIdentifier')} is not this target")
+        tags = {t["Key"]: t["Value"] for t in params.get("Tags") or []}
+        if tags.get(MIGRATION_TAG) != str(auth.action_id):
+            raise EffectRefused(f"snapshot {name} must carry the tag {MIGRATION_TAG}={auth.action_id}")
 
     def _require_owned_shape(self, identifier: str) -> None:
         shape = OWNED_NAME.get(self.authority.action)
@@ -249,7 +268,8 @@ class EffectGate:
                     await proc.wait()
                 raise
 
-        return await self._perform({"kind": "hook", "hook": name, "argv": list(argv)}, run)
+        shown = [redact(arg) for arg in argv]  # a migration tool's URL argument may hold a password
+        return await self._perform({"kind": "hook", "hook": name, "argv": shown}, run)
 
 
 async def run_reader(argv: Sequence[str], limit: float) -> tuple[int, bytes, bytes]:

@@ -32,7 +32,7 @@ from pgwarden.durations import format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
 from responder.config.schema import MatchSchema, Mode, PlaybookSchema, ResponderSchema, ScheduleSchema
-from responder.core import ActionParams, ActionRegistry, ActionSpec, Repeat, TargetKind
+from responder.core import ActionParams, ActionRegistry, ActionSpec, RdsTarget, Repeat, TargetKind
 from responder.principals import Principal, resolve_principals
 from responder.scheduling.cron import last_at_or_before, next_after
 
@@ -46,6 +46,7 @@ class Server:
     display: str  # host:port/dbname, safe to log
     connect_timeout: float
     credentials: Credentials | None = field(default=None, compare=False, repr=False)
+    rds: RdsTarget | None = None  # its RDS instance, when `rds:` names it
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,9 @@ def _servers(schema: ResponderSchema, errors: Errors) -> tuple[Server, ...]:
         server = resolve_server(t, f"targets.{i}", errors)
         if server is not None:
             conninfo, credentials = server
-            servers.append(Server(t.name, conninfo, describe_dsn(conninfo), t.connect_timeout, credentials))
+            rds = RdsTarget(t.rds.identifier, t.rds.region) if t.rds is not None else None
+            display = describe_dsn(conninfo)
+            servers.append(Server(t.name, conninfo, display, t.connect_timeout, credentials, rds))
     return tuple(servers)
 
 

@@ -23,6 +23,13 @@ from responder.principals import NAME_RE, PrincipalSchema
 Mode = Literal["dry-run", "enforce"]
 
 
+class RdsSchema(StrictModel):
+    """A target's RDS instance (the exporter's `rds:` shape): what `migrate run` snapshots first."""
+
+    identifier: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+    region: str = Field(min_length=1)
+
+
 class TargetSchema(StrictModel):
     name: str = Field(min_length=1, pattern=NAME_RE)
     dsn: str | None = None
@@ -31,6 +38,7 @@ class TargetSchema(StrictModel):
     dsn_secret: DsnSecret | None = None
     iam_auth: bool | IamAuth = False
     connect_timeout: Duration = 3.0
+    rds: RdsSchema | None = None
 
     @model_validator(mode="after")
     def _one_dsn_source(self) -> TargetSchema:

@@ -20,6 +20,7 @@ from responder.dispatcher import Dispatcher
 from responder.drills.metrics import ACTION, DrillMetrics
 from responder.drills.sweeper import DrillSweeper
 from responder.journal import JournalUnavailable
+from responder.migrate.metrics import MigrationMetrics
 
 log = logging.getLogger("responder.drills")
 
@@ -53,6 +54,7 @@ class DrillHousekeeping:
         self.dispatcher = dispatcher
         self.journal = dispatcher.journal
         self.metrics = DrillMetrics(dispatcher.metrics.registry)
+        self.migrations = MigrationMetrics(dispatcher.metrics.registry)  # `migrate run` rows: same journal
         regions = drill_regions(config)
         rds = dispatcher.rds
         self.sweeper = (
@@ -81,6 +83,7 @@ class DrillHousekeeping:
             except Exception as exc:  # AWS unreachable: retried on the next sweep
                 log.warning("drill sweep failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         await self.metrics.refresh(self.journal)
+        await self.migrations.refresh(self.journal)
 
 
 DRILLS = web.AppKey("drill_housekeeping", DrillHousekeeping)

@@ -148,6 +148,20 @@ def _recover(plan: Mapping[str, Any], result: Mapping[str, Any], dry: bool) -> s
     )
 
 
+def _migrate(plan: Mapping[str, Any], result: Mapping[str, Any], dry: bool) -> str:
+    command = cut(" ".join(map(str, field(plan, "command", []))), QUERY_SHOWN)
+    if dry:
+        return f"would run `{command}` on {plan.get('target')}, guarded"
+    attempts = [a for a in field(result, "attempts", []) if isinstance(a, Mapping)]
+    cancels = [c for a in attempts for c in field(a, "cancels", [])]
+    told = f"applied `{command}` on {result.get('target')} in {len(attempts)} attempt(s)"
+    if cancels:
+        longest = max(float(w.get("waited", 0)) for c in cancels for w in field(c, "blocked", []))
+        told += f"; cancelled {len(cancels)} time(s) to let blocked sessions through (longest wait {longest:.1f} s)"
+    snapshot = field(field(result, "snapshot", {}), "id")
+    return told + (f"; snapshot {snapshot}" if snapshot else "")
+
+
 DESCRIBE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], bool], str]] = {
     "terminate_queries": _terminate_queries,
     "scale_instance": _scale_instance,
@@ -156,6 +170,7 @@ DESCRIBE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], bool], str]]
     "restore_drill": _restore_drill,
     "maintenance_report": _maintenance_report,
     "recover": _recover,
+    "migrate": _migrate,
 }
 
 

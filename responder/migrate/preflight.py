@@ -1,0 +1,112 @@
+"""`migrate run`'s pre-flight: what must be true of the target before a migration may start. Each refusal is a
+sentence saying why; any refusal stops the run before anything ran (exit 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from responder.journal import ActionFilter, ActionRow, Journal
+from responder.migrate.settings import PreflightSettings
+from responder.outcomes import State
+
+ACTION = "migrate"
+
+# Transactions in the target's database older than the limit (this session and the other guards' excluded).
+OLD_TRANSACTIONS = """
+SELECT pid, usename, application_name, extract(epoch FROM clock_timestamp() - xact_start)::float8
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+  AND clock_timestamp() - xact_start > make_interval(secs => %(limit)s)
+ORDER BY xact_start
+"""
+# Sessions in the target's database whose transactions the guard cannot see (it lacks pg_read_all_stats).
+HIDDEN = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND query = '<insufficient privilege>'
+"""
+# The primary's view of its standbys (RDS read replicas included); a standby itself has none.
+REPLICA_LAG = """
+SELECT coalesce(application_name, client_addr::text, pid::text),
+       extract(epoch FROM greatest(write_lag, flush_lag, replay_lag))::float8
+FROM pg_stat_replication
+"""
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session on the target, as a refusal names it."""
+
+    pid: int
+    user: str | None
+    application: str | None
+    age: float
+
+    def describe(self) -> str:
+        return f"pid {self.pid} (user {self.user}, application {self.application!r}) open {self.age:.0f}s"
+
+
+@dataclass(frozen=True)
+class Replica:
+    name: str
+    lag: float | None  # None: the standby reports no lag (idle, or caught up)
+
+
+async def old_transactions(conn: psycopg.AsyncConnection[Any], limit: float) -> list[Session]:
+    cur = await conn.execute(OLD_TRANSACTIONS, {"limit": limit})
+    return [Session(int(pid), user, app, float(age)) for pid, user, app, age in await cur.fetchall()]
+
+
+async def hidden_sessions(conn: psycopg.AsyncConnection[Any]) -> int:
+    row = await (await conn.execute(HIDDEN)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def replicas(conn: psycopg.AsyncConnection[Any]) -> list[Replica]:
+    cur = await conn.execute(REPLICA_LAG)
+    return [Replica(str(name), None if lag is None else float(lag)) for name, lag in await cur.fetchall()]
+
+
+def refusals(transactions: list[Session], standbys: list[Replica], settings: PreflightSettings) -> list[str]:
+    """Why the target is not fit for a migration now (empty: it is)."""
+    why = [
+        f"a transaction older than max_transaction_age ({settings.max_transaction_age:g}s): {s.describe()}"
+        for s in transactions
+        if s.age > settings.max_transaction_age
+    ]
+    why += [
+        f"replica {r.name} lags {r.lag:.1f}s, over max_replica_lag ({settings.max_replica_lag:g}s)"
+        for r in standbys
+        if r.lag is not None and r.lag > settings.max_replica_lag
+    ]
+    return why
+
+
+async def other_migrations(journal: Journal, target: str, action_id: int) -> list[ActionRow]:
+    """The migrations of `target` journaled running before this one (`action_id`): of two started at once,
+    the later refuses and the earlier goes on."""
+    running = await journal.find(ActionFilter(action=ACTION, state=State.RUNNING.value, limit=1000))
+    return [r for r in running if r.labels.get("target") == target and r.id < action_id]
+
+
+async def check(
+    conn: psycopg.AsyncConnection[Any],
+    journal: Journal,
+    target: str,
+    action_id: int,
+    settings: PreflightSettings,
+) -> list[str]:
+    """Every pre-flight refusal for the migration journaled as `action_id` on `target`."""
+    why = [
+        f"migration {row.id} of target {target} is running (since its journal row's start)"
+        for row in await other_migrations(journal, target, action_id)
+    ]
+    if hidden := await hidden_sessions(conn):
+        why.append(
+            f"the guard's role cannot see {hidden} session(s)' transactions: grant it pg_read_all_stats"
+        )
+    return why + refusals(
+        await old_transactions(conn, settings.max_transaction_age), await replicas(conn), settings
+    )

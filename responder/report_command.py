@@ -49,8 +49,14 @@ def _end(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid time {text!r}: use ISO 8601 or Unix seconds") from None
 
 
-def add_report_command(commands: Any) -> None:
-    report = commands.add_parser("report", help="build a maintenance report now")
+def add_subcommand(commands: Any) -> None:
+    """`pgwarden-responder report`."""
+    report = commands.add_parser(
+        "report",
+        help="build a maintenance report now",
+        description="Build one maintenance report now: HTML, and Markdown next to it.",
+    )
+    report.set_defaults(run=run_report_command)
     report.add_argument("--period", choices=("weekly", "monthly", "quarterly"), required=True)
     report.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
     report.add_argument(

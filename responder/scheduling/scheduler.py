@@ -6,7 +6,7 @@ It runs inside housekeeping (`Dispatcher.periodic`), so a tick fires within one 
 act (the others journal a duplicate). A tick missed while every replica was down runs once at start-up when it
 is at most `catch_up` old and nobody journaled it.
 
-For a console: `app[SCHEDULER]` is the scheduler; `await schedule_status(app)` is what `GET /schedules` returns.
+For a console: `app[keys.SCHEDULER]` is the scheduler; `await scheduler.status()` is what `GET /schedules` returns.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from aiohttp import web
 
 from responder.clock import Clock, iso, system_clock
 from responder.config import Config, ConfigError, Schedule
@@ -228,11 +226,3 @@ class ConsoleSchedules:
     async def run_now(self, name: str) -> int | None:
         recorded = await self.scheduler.run_now(name)
         return recorded.id if recorded is not None else None
-
-
-SCHEDULER = web.AppKey("scheduler", Scheduler)
-
-
-async def schedule_status(app: web.Application) -> list[dict[str, Any]]:
-    """What `GET /schedules` returns, for in-process callers (the console)."""
-    return await app[SCHEDULER].status()

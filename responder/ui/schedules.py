@@ -1,12 +1,11 @@
 """What the console needs of a scheduler: its schedules' status and "run now". The scheduler registers
-itself with `register_schedules(app, source)`; without one the page says no schedules are configured."""
+itself with `responder.ui.console.register_schedules(app, source)`; without one the page says no schedules are
+configured."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-
-from aiohttp import web
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,3 @@ class ScheduleSource(Protocol):
     async def run_now(self, name: str) -> int | None:
         """Start the schedule's job now (through the journal, like its cron would); the decision's id, or None
         when no schedule has that name."""
-
-
-SCHEDULES = web.AppKey[ScheduleSource]("console_schedules")
-
-
-def register_schedules(app: web.Application, source: ScheduleSource) -> None:
-    """Call before the app starts (in `make_app`, or in a cleanup context ahead of the first request)."""
-    app[SCHEDULES] = source

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from responder import keys
 from responder.config import ConfigError
-from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
+from responder.scheduling.scheduler import Scheduler
 from tests.responder.conftest import (
     APPROVE,
     AUTH,
@@ -41,7 +41,7 @@ def schedule(**overrides: Any) -> dict[str, Any]:
 
 
 def _scheduler(client: Client) -> Scheduler:
-    return client.app[SCHEDULER]
+    return client.app[keys.SCHEDULER]
 
 
 async def _outcomes(client: Client) -> list[tuple[str, str | None]]:
@@ -78,7 +78,7 @@ async def test_a_tick_is_decided_once(
     scheduler.next_run["nightly"] = SUNDAY_3AM
     await scheduler.tick()
     assert scheduler.next_run["nightly"] > TEST_NOW  # the missed ones are not replayed one by one
-    (status,) = await schedule_status(client.app)
+    (status,) = await client.app[keys.SCHEDULER].status()
     await wait_done(client, status["last_decision_id"])
     scheduler.next_run["nightly"] = SUNDAY_3AM  # the same tick again: another replica, or a restart
     await scheduler.tick()

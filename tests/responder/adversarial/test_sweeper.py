@@ -21,7 +21,6 @@ from responder.aws import is_read
 from responder.drills.sweeper import DrillSweeper
 from responder.journal import NewDecision
 from responder.outcomes import Outcome, State
-from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import TEST_NOW, ClientFactory, ConfigFactory
 from tests.responder.playbooks.drills import REGION, all_instances, production, tagged_instance
 
@@ -77,7 +76,7 @@ def _mutations(client: Client) -> list[str]:
 
 
 def _sweeper(client: Client) -> DrillSweeper:
-    sweeper = client.app[SCHEDULER].sweeper
+    sweeper = client.app[keys.SCHEDULER].sweeper
     assert isinstance(sweeper, DrillSweeper)
     return sweeper
 

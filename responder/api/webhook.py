@@ -18,7 +18,7 @@ from responder.api.auth import Handler, bearer, webhook_token
 from responder.dispatcher import SLICE
 from responder.guards import RejectedAlert, alert_problem
 from responder.journal import JournalUnavailable, Recorded
-from responder.models import Alert, WebhookPayload
+from responder.models import Alert, WebhookPayload, validate_whole
 from responder.outcomes import Outcome
 
 log = logging.getLogger("responder")
@@ -65,24 +65,14 @@ async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return 413, {"error": f"body over {limit} bytes"}
-    try:
-        raw = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        return 400, {"error": "malformed payload", "reason": f"invalid JSON: {type(exc).__name__}"}
-    if not isinstance(raw, dict):
-        return 400, {"error": "malformed payload", "reason": "the payload must be a JSON object"}
-    alerts = raw.get("alerts")
-    if isinstance(alerts, list) and len(alerts) > MAX_ALERTS:
-        return 400, {"error": "malformed payload", "reason": f"alerts: more than {MAX_ALERTS} alerts"}
-    try:
-        # The envelope as a whole; each alert on its own below, so that one bad alert fails only itself.
-        WebhookPayload.model_validate({**raw, "alerts": []} if isinstance(alerts, list) else raw)
-    except ValidationError as exc:
-        return 400, {"error": "malformed payload", "reason": _reason(exc)}
-    except RecursionError:
-        return 400, {"error": "malformed payload", "reason": "nested too deeply"}
-    assert isinstance(alerts, list)
-    items = await _alerts(alerts)
+    payload = validate_whole(body)
+    if payload is not None:
+        items = _checked(payload.alerts, body)
+    else:
+        parsed = await _piece_by_piece(body)
+        if isinstance(parsed, tuple):
+            return parsed
+        items = parsed
     journal = app[keys.JOURNAL]
     try:
         recorded = await app[keys.DISPATCHER].intake(items)
@@ -96,6 +86,43 @@ async def _webhook(request: web.Request) -> tuple[int, dict[str, Any]]:
         decisions.append(_decision(r))
     rejected = sum(isinstance(item, RejectedAlert) for item in items)
     return 202, {"status": "accepted", "rejected": rejected, "decisions": decisions}
+
+
+def _checked(alerts: list[Alert], body: bytes) -> list[Alert | RejectedAlert]:
+    """Alerts of a payload validated whole: each still checked for what the journal cannot hold."""
+    items: list[Alert | RejectedAlert] = []
+    raw_alerts: list[Any] | None = None
+    for i, alert in enumerate(alerts):
+        problem = alert_problem(alert)
+        if problem is None:
+            items.append(alert)
+            continue
+        if raw_alerts is None:  # the alert as it came, for its journal row: only when one is rejected
+            raw_alerts = json.loads(body)["alerts"]
+        items.append(RejectedAlert(raw_alerts[i], problem))
+    return items
+
+
+async def _piece_by_piece(body: bytes) -> tuple[int, dict[str, Any]] | list[Alert | RejectedAlert]:
+    """A payload the one pass did not take: the envelope (a 400 with the reason if it is wrong), then each
+    alert on its own."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        return 400, {"error": "malformed payload", "reason": f"invalid JSON: {type(exc).__name__}"}
+    if not isinstance(raw, dict):
+        return 400, {"error": "malformed payload", "reason": "the payload must be a JSON object"}
+    alerts = raw.get("alerts")
+    if isinstance(alerts, list) and len(alerts) > MAX_ALERTS:
+        return 400, {"error": "malformed payload", "reason": f"alerts: more than {MAX_ALERTS} alerts"}
+    try:
+        WebhookPayload.model_validate({**raw, "alerts": []} if isinstance(alerts, list) else raw)
+    except ValidationError as exc:
+        return 400, {"error": "malformed payload", "reason": _reason(exc)}
+    except RecursionError:
+        return 400, {"error": "malformed payload", "reason": "nested too deeply"}
+    assert isinstance(alerts, list)
+    return await _alerts(alerts)
 
 
 async def _alerts(raw_alerts: list[Any]) -> list[Alert | RejectedAlert]:

@@ -29,11 +29,11 @@ def _housekeeping_tasks() -> list[asyncio.Task[object]]:
 async def test_the_resources_open_in_dependency_order(make_config: ConfigFactory) -> None:
     app = make_app(make_config(), clock=frozen_clock)
     assert list(app.cleanup_ctx) == [
-        lifecycle.journal,
-        lifecycle.rds,
-        lifecycle.dispatcher,
-        lifecycle.scheduler,
-        lifecycle.housekeeping,
+        lifecycle.open_journal,
+        lifecycle.open_rds,
+        lifecycle.start_dispatcher,
+        lifecycle.start_scheduler,
+        lifecycle.run_housekeeping,
     ]
 
 
@@ -41,7 +41,7 @@ async def test_a_resource_that_fails_after_the_journal_opened_leaves_the_journal
     make_config: ConfigFactory,
 ) -> None:
     app = make_app(make_config(), clock=frozen_clock)
-    app.cleanup_ctx.insert(app.cleanup_ctx.index(lifecycle.journal) + 1, cannot_open)
+    app.cleanup_ctx.insert(app.cleanup_ctx.index(lifecycle.open_journal) + 1, cannot_open)
     with pytest.raises(RuntimeError, match="cannot open"):
         await serve(app, "127.0.0.1", free_port(), None, grace=5)  # the CLI's way: its cleanup always runs
     assert keys.DISPATCHER not in app  # nothing after the failed one opened

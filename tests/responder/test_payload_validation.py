@@ -16,8 +16,12 @@ from tests.responder.conftest import alert, payload
 # Texts with what trips a journal or a parser: NUL, lone surrogates, non-ASCII, long runs.
 texts = st.one_of(
     st.text(max_size=12),
-    st.sampled_from(["", "\x00", "\ud800", "\udfff", "é", "😀", "firing", "resolved", "4", "2026-11-24T03:00:00Z"]),
-    st.sampled_from(["2026-11-24T03:00:00+14:00", "0001-01-01T00:00:00+14:00", "2026-11-24 03:00:00", "1700000000"]),
+    st.sampled_from(
+        ["", "\x00", "\ud800", "\udfff", "é", "😀", "firing", "resolved", "4", "2026-11-24T03:00:00Z"]
+    ),
+    st.sampled_from(
+        ["2026-11-24T03:00:00+14:00", "0001-01-01T00:00:00+14:00", "2026-11-24 03:00:00", "1700000000"]
+    ),
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts,
@@ -29,7 +33,9 @@ json_values = st.recursive(
 @st.composite
 def alerts(draw: st.DrawFn) -> Any:
     fields = alert(fingerprint=draw(st.text(min_size=1, max_size=8)))
-    for key in draw(st.lists(st.sampled_from([*fields, "labels.alertname", "labels.x", "extra"]), max_size=3)):
+    for key in draw(
+        st.lists(st.sampled_from([*fields, "labels.alertname", "labels.x", "extra"]), max_size=3)
+    ):
         value = draw(json_values)
         if key.startswith("labels."):
             if isinstance(fields.get("labels"), dict):

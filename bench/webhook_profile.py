@@ -3,7 +3,8 @@ playbook that needs approval, the SQLite journal) posted in-process through aioh
 at a time, under cProfile; prints the functions by cumulative time, then by own time.
 
 The client runs in the same process, so its functions (aiohttp.client*, test_utils) show too: read the server's
-(`responder/`, aiohttp.web_*) beside them. Load-free of the machine's other work, unlike the latency bench.
+(`responder/`, aiohttp.web_*) beside them. Logging is the bench's (JSON at info, every decision a line), written
+to /dev/null. Shares of time do not depend on the machine's other work the way the latency bench does.
 
     .venv/bin/python bench/webhook_profile.py [--requests 5000] [--concurrency 16] [--top 40]
 """
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import logging
 import os
 import pstats
 import sys
@@ -28,6 +30,7 @@ from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
 from bench.webhook import TOKEN, body, write_config  # noqa: E402
+from pgwarden.logs import setup_logging  # noqa: E402
 from responder.app import make_app  # noqa: E402
 from responder.config import load_config  # noqa: E402
 from responder.playbooks import default_registry  # noqa: E402
@@ -47,7 +50,7 @@ async def post_all(
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
 
 
-async def main_async(requests: int, concurrency: int, top: int) -> None:
+async def main_async(requests: int, concurrency: int, top: int, save: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="pgwarden-profile-") as tmp:
         os.environ["BENCH_TOKEN"] = TOKEN
         config = load_config(write_config(Path(tmp)), default_registry())
@@ -59,6 +62,8 @@ async def main_async(requests: int, concurrency: int, top: int) -> None:
             await post_all(client, requests, concurrency, 0)
             profile.disable()
             elapsed = time.perf_counter() - started
+    if save is not None:
+        profile.dump_stats(save)
     print(
         f"{requests} webhooks, {concurrency} at a time: {elapsed:.2f}s under cProfile, {requests / elapsed:.0f}/s"
     )
@@ -75,8 +80,14 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--out", type=Path, help="also write the profile here (pstats format)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.requests, args.concurrency, args.top))
+    setup_logging("info", "json")
+    with open(os.devnull, "w") as devnull:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(devnull)
+        asyncio.run(main_async(args.requests, args.concurrency, args.top, args.out))
     return 0
 
 

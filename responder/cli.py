@@ -8,47 +8,75 @@ import logging
 import signal
 import ssl
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
 from pgwarden.webconfig import load_web_config
-from responder import __version__, keys, recover
-from responder.app import bearer_passes_web_auth, make_app
+from responder import __version__, keys, recover, report_command
+from responder.api.auth import bearer_passes_web_auth
+from responder.app import make_app
 from responder.config import ConfigError, load_config, summary, warnings
 from responder.core import ActionRegistry
 from responder.journal import JournalUnavailable
+from responder.migrate import cli as migrate_cli
 from responder.playbooks import default_registry
-from responder.report_command import add_report_command, run_report_command
 
 log = logging.getLogger("responder")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+# Each subcommand registers itself (its parser, its flags, `run`) with a function of its own module.
+SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
+    recover.add_subcommand,
+    report_command.add_subcommand,
+    migrate_cli.add_subcommand,
+)
+
+
+class SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: a flag it does not know is its own usage error (`pgwarden-responder recover:
+    error: ...`, with recover's usage), not the top-level parser's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgwarden-responder",
-        description="Guarded Alertmanager webhook responder for PostgreSQL on AWS RDS."
-        " `pgwarden-responder recover --help`: guided point-in-time recovery.",
+        description="Guarded Alertmanager webhook responder for PostgreSQL on AWS RDS. Without a subcommand:"
+        " serve the webhook, the API and the console.",
     )
     parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
     add_common_flags(parser, program="pgwarden-responder", version=__version__, listen=":9096")
-    commands = parser.add_subparsers(dest="command", metavar="{report}")
-    add_report_command(commands)  # no subcommand: serve
+    commands = parser.add_subparsers(
+        dest="command",
+        title="subcommands",
+        metavar="SUBCOMMAND",
+        help="`SUBCOMMAND --help` for its flags",
+        parser_class=SubcommandParser,
+    )
+    for add_subcommand in SUBCOMMANDS:
+        add_subcommand(commands)
     return parser
 
 
 def main(argv: list[str] | None = None, registry: ActionRegistry | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["recover"]:
-        return recover.main(argv[1:], registry)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args.log_level, args.log_format)
-    if args.command == "report":
-        return run_report_command(args, registry or default_registry())
+    if args.command is not None:
+        return int(args.run(args, registry or default_registry()))
     try:
         config = load_config(args.config, registry or default_registry())
     except ConfigError as exc:
@@ -117,7 +145,7 @@ async def serve(
             await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
             await stopping.wait()
     finally:
-        await runner.cleanup()  # the drain: see `responder.app._lifecycle`
+        await runner.cleanup()  # the drain: see `responder.lifecycle`
         if interrupting:
             await interrupting[0]
         for signum in STOP_SIGNALS:

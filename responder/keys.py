@@ -1,4 +1,4 @@
-"""Typed application keys, in one place."""
+"""Typed application keys, every one of the responder's in this one place."""
 
 from __future__ import annotations
 
@@ -10,13 +10,23 @@ from aiohttp import web
 from responder.aws import RdsApi
 from responder.config import Config
 from responder.dispatcher import Dispatcher
+from responder.drills.housekeeping import DrillHousekeeping
 from responder.journal import Journal
 from responder.metrics import ResponderMetrics
+from responder.scheduling.scheduler import Scheduler
+from responder.ui.schedules import ScheduleSource
+from responder.ui.sessions import SessionStore
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", ResponderMetrics)
 JOURNAL = web.AppKey("journal", Journal)
 RDS = web.AppKey[RdsApi | None]("rds")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+DRILLS = web.AppKey("drill_housekeeping", DrillHousekeeping)  # the sweeper and the drill gauges
 OWNER = web.AppKey("owner", str)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
+# The console's: its signed-in sessions, and where its schedules page reads from (the scheduler registers
+# itself; a test may register another source before start-up).
+SESSIONS = web.AppKey("console_sessions", SessionStore)
+SCHEDULES = web.AppKey[ScheduleSource]("console_schedules")

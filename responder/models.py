@@ -1,5 +1,13 @@
 """The Alertmanager webhook payload (version 4). Unknown fields are tolerated; wrong types are not. And the
-range of an action's id, as a path names one."""
+range of an action's id, as a path names one.
+
+`validate_whole(body)` is the fast way for the common payload, small and valid throughout: one pass of
+pydantic's own JSON parser from the bytes. Anything else (too large, not valid JSON to that parser, a bad field
+anywhere) is validated piece by piece by the caller: the envelope, then each alert on its own, so that one bad
+alert fails only itself and says why. The one pass accepts only what the pieces accept (the same fields, the
+same strict types; a text that is not UTF-8, such as a lone surrogate escape, is a JSON error to it, and the
+pieces then reject just that alert), with the same values.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -94,3 +103,19 @@ class WebhookPayload(_Tolerant):
     commonAnnotations: dict[StrictStr, StrictStr] = {}
     externalURL: StrictStr = ""
     alerts: list[Alert] = Field(max_length=10000)
+
+
+# Larger bodies are validated piece by piece, with a yield to the event loop every few alerts: one pass over a
+# 1 MiB payload would hold the loop for tens of milliseconds.
+WHOLE_MAX_BYTES = 16 * 1024
+
+
+def validate_whole(body: bytes) -> WebhookPayload | None:
+    """The payload validated in one pass straight from its bytes, when it is small and valid throughout; else
+    None, and the caller validates it piece by piece (see the module's docstring)."""
+    if len(body) > WHOLE_MAX_BYTES:
+        return None
+    try:
+        return WebhookPayload.model_validate_json(body)
+    except (ValidationError, ValueError, RecursionError):
+        return None

@@ -52,12 +52,14 @@ from responder.playbooks import default_registry
 log = logging.getLogger("responder.recover")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pgwarden-responder recover",
-        description="Guided point-in-time recovery of an RDS PostgreSQL instance (the runbook's procedure).",
-    )
-    parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
+SUMMARY = "guided point-in-time recovery of an RDS PostgreSQL instance"
+DESCRIPTION = "Guided point-in-time recovery of an RDS PostgreSQL instance (the runbook's procedure)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """recover's flags. `--config` has no default of its own: `pgwarden-responder`'s (or `build_parser`'s)
+    stands, so that `pgwarden-responder --config FILE recover` reads FILE too."""
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML configuration file")
     parser.add_argument("--instance", help="the production instance identifier")
     parser.add_argument("--to", dest="to", help="the time to recover to, RFC 3339 (2024-01-15T14:30:00Z)")
     parser.add_argument("--region", help="default: aws.region")
@@ -71,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", type=int, metavar="ID", help="continue the recovery journaled as action ID"
     )
     parser.add_argument("--log.level", dest="log_level", default="warning")
+
+
+def add_subcommand(commands: Any) -> None:
+    """`pgwarden-responder recover`."""
+    parser = commands.add_parser("recover", help=SUMMARY, description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """recover's flags on a parser of their own, for `main`."""
+    parser = argparse.ArgumentParser(prog="pgwarden-responder recover", description=DESCRIPTION)
+    parser.set_defaults(config=Path("responder.yml"))
+    add_arguments(parser)
     return parser
 
 
@@ -182,7 +198,10 @@ async def recover(
     if recovery is None or config.aws is None:
         print("recover needs a recovery: section and an aws: section in the configuration", file=out)
         return 2
-    journal = Journal(open_store(config.journal, timeout=config.schema.journal_timeout), _journal_owner())
+    store = open_store(
+        config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
+    )
+    journal = Journal(store, _journal_owner())
     await journal.start()
     beat = asyncio.create_task(_heartbeat(journal, config.schema.replica_timeout))
     action_id: int | None = None
@@ -270,16 +289,27 @@ def _ask(prompt: str) -> str:
     return input(prompt)
 
 
+def run(
+    args: argparse.Namespace,
+    registry: ActionRegistry,
+    out: TextIO | None = None,
+    confirm: Callable[[str], str] = _ask,
+) -> int:
+    """The recovery the parsed flags ask for (logging already set up); the exit code."""
+    try:
+        config = load_config(args.config, registry)
+    except ConfigError as exc:
+        return print_config_errors(str(args.config), exc.errors)
+    return asyncio.run(recover(args, config, out or sys.stdout, confirm))
+
+
 def main(
     argv: list[str],
     registry: ActionRegistry | None = None,
     out: TextIO | None = None,
     confirm: Callable[[str], str] = _ask,
 ) -> int:
+    """`recover`'s flags alone (`pgwarden-responder recover` parses them as its subcommand)."""
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, "logfmt")
-    try:
-        config = load_config(args.config, registry or default_registry())
-    except ConfigError as exc:
-        return print_config_errors(str(args.config), exc.errors)
-    return asyncio.run(recover(args, config, out or sys.stdout, confirm))
+    return run(args, registry or default_registry(), out, confirm)

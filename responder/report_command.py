@@ -48,8 +48,14 @@ def _end(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid time {text!r}: use ISO 8601 or Unix seconds") from None
 
 
-def add_report_command(commands: Any) -> None:
-    report = commands.add_parser("report", help="build a maintenance report now")
+def add_subcommand(commands: Any) -> None:
+    """`pgwarden-responder report`."""
+    report = commands.add_parser(
+        "report",
+        help="build a maintenance report now",
+        description="Build one maintenance report now: HTML, and Markdown next to it.",
+    )
+    report.set_defaults(run=run_report_command)
     report.add_argument("--period", choices=("weekly", "monthly", "quarterly"), required=True)
     report.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
     report.add_argument(
@@ -89,7 +95,8 @@ async def _build(args: argparse.Namespace, config: Config | None) -> Report:
     if config is None:
         return await build_report(args.period, args.prometheus, selector=args.selector, end=args.end)
     server = _server(config, args.target)
-    journal = Journal(open_store(config.journal, pool_size=1), f"report:{time.time():.0f}")
+    store = open_store(config.journal, pool_size=1, credentials=config.journal_credentials)
+    journal = Journal(store, f"report:{time.time():.0f}")
     await journal.start()
     try:
         return await build_report(

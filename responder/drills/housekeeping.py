@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-
 from responder.clock import Clock, system_clock
 from responder.config import Config
 from responder.core import RdsTarget
@@ -84,6 +82,3 @@ class DrillHousekeeping:
                 log.warning("drill sweep failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         await self.metrics.refresh(self.journal)
         await self.migrations.refresh(self.journal)
-
-
-DRILLS = web.AppKey("drill_housekeeping", DrillHousekeeping)

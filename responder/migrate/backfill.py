@@ -169,7 +169,10 @@ async def _heartbeat(journal: Journal, stale_after: float) -> None:
 
 async def backfill(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     owner = f"backfill:{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-    journal = Journal(open_store(config.journal, timeout=config.schema.journal_timeout), owner)
+    store = open_store(
+        config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
+    )
+    journal = Journal(store, owner)
     await journal.start()
     beat = asyncio.create_task(_heartbeat(journal, config.schema.replica_timeout))
     action_id: int | None = None

@@ -1,13 +1,12 @@
-"""`pgwarden-responder migrate ...`: the `migrate` subcommand and its sub-subcommands. `add_migrate_command`
-registers it on the program's subparsers; `main(argv)` parses `migrate ...` alone (tests, and until the
-program's parser has it). `lint` and `backfill` register themselves when their modules are present."""
+"""`pgwarden-responder migrate ...`: the `migrate` subcommand and its sub-subcommands. `add_subcommand`
+registers it on the program's subparsers (`responder.cli`); `main(argv)` parses `migrate ...` alone (tests).
+`lint` and `backfill` register themselves with a function of their own module."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import socket
@@ -22,13 +21,12 @@ from pgwarden.logs import setup_logging
 from responder.config import Config, ConfigError, load_config
 from responder.journal import ActionFilter, Journal, open_store
 from responder.migrate import run as runner
+from responder.migrate.backfill import add_backfill_command
+from responder.migrate.lint import add_lint_command
 from responder.playbooks import default_registry
 
-# The sibling subcommands, each registering itself: (module, function).
-SIBLINGS = (
-    ("responder.migrate.lint", "add_lint_command"),
-    ("responder.migrate.backfill", "add_backfill_command"),
-)
+# The sibling subcommands, each registering itself on `migrate`'s subparsers.
+SIBLINGS: tuple[Callable[[Any], object], ...] = (add_lint_command, add_backfill_command)
 
 
 def add_migrate_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -51,10 +49,15 @@ def add_migrate_command(subparsers: Any) -> argparse.ArgumentParser:
     status.add_argument("--target", help="only this target's")
     status.add_argument("--limit", type=int, default=20)
     status.set_defaults(func=status_command)
-    for module_name, function in SIBLINGS:
-        with contextlib.suppress(ModuleNotFoundError):
-            getattr(importlib.import_module(module_name), function)(commands)
+    for add_command in SIBLINGS:
+        add_command(commands)
     return parser
+
+
+def add_subcommand(commands: Any) -> None:
+    """`pgwarden-responder migrate` on the program's subcommands (`responder.cli.SUBCOMMANDS`)."""
+    parser = add_migrate_command(commands)
+    parser.set_defaults(run=lambda args, _registry: args.func(args))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +75,10 @@ def _config(args: argparse.Namespace) -> Config | int:
 
 async def _with_journal(config: Config, use: Callable[[Journal], Any]) -> int:
     owner = f"migrate:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    journal = Journal(open_store(config.journal, timeout=config.schema.journal_timeout), owner)
+    store = open_store(
+        config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
+    )
+    journal = Journal(store, owner)
     await journal.start()
     # at once: the runs of processes that died are marked interrupted before the pre-flight reads the journal
     await journal.heartbeat(config.schema.replica_timeout)

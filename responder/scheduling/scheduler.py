@@ -5,7 +5,7 @@ It runs inside housekeeping (`Dispatcher.periodic`), so a tick fires within one 
 act (the others journal a duplicate). A tick missed while every replica was down runs once at start-up when it
 is at most `catch_up` old and nobody journaled it.
 
-For a console: `app[SCHEDULER]` is the scheduler; `await schedule_status(app)` is what `GET /schedules` returns.
+For a console: `app[keys.SCHEDULER]` is the scheduler; `await scheduler.status()` is what `GET /schedules` returns.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-
-from aiohttp import web
 
 from responder.clock import Clock, iso, system_clock
 from responder.config import Config, ConfigError, Schedule
@@ -130,11 +128,3 @@ class Scheduler:
 def iso_ms(moment: datetime) -> str:
     """The tick's time as the decision's startsAt (and key): RFC 3339 UTC, milliseconds."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-SCHEDULER = web.AppKey("scheduler", Scheduler)
-
-
-async def schedule_status(app: web.Application) -> list[dict[str, Any]]:
-    """What `GET /schedules` returns, for in-process callers (the console)."""
-    return await app[SCHEDULER].status()

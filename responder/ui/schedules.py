@@ -1,13 +1,11 @@
 """What the console needs of a scheduler: its schedules' status and "run now". The app registers one with
-`register_schedules(app, source)` (the responder's scheduler as a `SchedulerSource`); without one the page says
-no schedules are configured."""
+`responder.ui.console.register_schedules(app, source)` (the responder's scheduler as a `SchedulerSource`);
+without one the page says no schedules are configured."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
-
-from aiohttp import web
 
 from responder.scheduling.scheduler import Scheduler
 
@@ -35,14 +33,6 @@ class ScheduleSource(Protocol):
     async def run_now(self, name: str) -> int | None:
         """Start the schedule's job now (through the journal, like its cron would); the decision's id, or None
         when no schedule has that name."""
-
-
-SCHEDULES = web.AppKey[ScheduleSource]("console_schedules")
-
-
-def register_schedules(app: web.Application, source: ScheduleSource) -> None:
-    """Call before the app starts (in `make_app`, or in a cleanup context ahead of the first request)."""
-    app[SCHEDULES] = source
 
 
 class SchedulerSource:

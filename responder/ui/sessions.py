@@ -52,19 +52,12 @@ class SessionStore:
         self._sessions.pop(session_id, None)
 
 
-SESSIONS = web.AppKey("console_sessions", SessionStore)
-
-
 def set_cookie(
     request: web.Request, response: web.StreamResponse, name: str, value: str, max_age: float
 ) -> None:
     response.set_cookie(
         name, value, max_age=int(max_age), path="/", httponly=True, samesite="Strict", secure=request.secure
     )
-
-
-def current(request: web.Request) -> Session | None:
-    return request.app[SESSIONS].get(request.cookies.get(COOKIE))
 
 
 def csrf_ok(expected: str, given: object) -> bool:

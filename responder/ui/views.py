@@ -16,13 +16,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from responder import keys
+from responder.api.auth import Refusal, any_token, bearer
 from responder.journal import ActionFilter, ActionRow, JournalUnavailable
 from responder.journal.rows import iso_ms
 from responder.models import action_id
 from responder.outcomes import Answer
-from responder.principals import presented_token
-from responder.ui.schedules import SCHEDULES, ScheduleStatus
-from responder.ui.sessions import COOKIE, LOGIN_COOKIE, SESSIONS, Session, csrf_ok, current, set_cookie
+from responder.ui.schedules import ScheduleStatus
+from responder.ui.sessions import COOKIE, LOGIN_COOKIE, Session, csrf_ok, set_cookie
 from responder.ui.timeline import Entry, entry
 
 log = logging.getLogger("responder")
@@ -30,6 +30,11 @@ log = logging.getLogger("responder")
 TIMELINE_LIMIT = 200
 MAX_FILTER = 256  # longer than any playbook, outcome or target name
 Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+
+
+def current(request: web.Request) -> Session | None:
+    """The request's signed-in session, or None."""
+    return request.app[keys.SESSIONS].get(request.cookies.get(COOKIE))
 
 
 def _page(request: web.Request, session: Session, template: str, **context: Any) -> web.Response:
@@ -96,16 +101,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     if principal is None:
         log.warning("console sign-in refused", extra={"remote": request.remote})
         return _login_page(request, "Not an approver's or a viewer's token.", status=401)
-    session = request.app[SESSIONS].create(principal)
+    session = request.app[keys.SESSIONS].create(principal)
     log.info("console sign-in", extra={"by": principal.name, "role": principal.role})
     response = web.HTTPSeeOther("/ui")
-    set_cookie(request, response, COOKIE, session.id, request.app[SESSIONS].ttl)
+    set_cookie(request, response, COOKIE, session.id, request.app[keys.SESSIONS].ttl)
     response.del_cookie(LOGIN_COOKIE, path="/")
     raise response
 
 
 async def logout(request: web.Request, session: Session) -> web.StreamResponse:
-    request.app[SESSIONS].drop(session.id)
+    request.app[keys.SESSIONS].drop(session.id)
     response = web.HTTPSeeOther("/ui/login")
     response.del_cookie(COOKIE, path="/")
     raise response
@@ -182,13 +187,13 @@ async def decide(request: web.Request, session: Session) -> web.StreamResponse:
 
 
 async def schedules(request: web.Request, session: Session) -> web.StreamResponse:
-    source = request.app.get(SCHEDULES)
+    source = request.app.get(keys.SCHEDULES)
     items: list[ScheduleStatus] = await source.statuses() if source is not None else []
     return _page(request, session, "schedules.html", schedules=items, configured=source is not None)
 
 
 async def run_schedule(request: web.Request, session: Session) -> web.StreamResponse:
-    source = request.app.get(SCHEDULES)
+    source = request.app.get(keys.SCHEDULES)
     name = request.match_info["name"]
     decision = await source.run_now(name) if source is not None else None
     if decision is None:
@@ -230,17 +235,9 @@ async def reports_page(request: web.Request, session: Session) -> web.StreamResp
 # ---- /reports: a session or a bearer token ------------------------------------------------------------------
 
 
-def _reader(request: web.Request) -> bool:
-    """A console session, the webhook's token (or `auth: none`), or an approver's or a viewer's token."""
-    if current(request) is not None:
-        return True
-    config = request.app[keys.CONFIG]
-    if config.token is None:
-        return True
-    given = presented_token(request)
-    return (
-        secrets.compare_digest(given.encode(), config.token.encode()) or config.principal(given) is not None
-    )
+def _session_or_token(request: web.Request) -> Refusal | None:
+    """A console session, or what the token API's readers present (`responder.api.auth.any_token`)."""
+    return None if current(request) is not None else any_token(request)
 
 
 def _summary(row: ActionRow) -> dict[str, Any]:
@@ -255,9 +252,8 @@ def _summary(row: ActionRow) -> dict[str, Any]:
     }
 
 
+@bearer(_session_or_token)
 async def list_reports(request: web.Request) -> web.StreamResponse:
-    if not _reader(request):
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
     try:
         rows = await _reports(request)
     except JournalUnavailable:
@@ -265,9 +261,8 @@ async def list_reports(request: web.Request) -> web.StreamResponse:
     return web.json_response({"reports": [_summary(r) for r in rows]})
 
 
+@bearer(_session_or_token)
 async def get_report(request: web.Request) -> web.StreamResponse:
-    if not _reader(request):
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
     chosen = action_id(request.match_info["id"])
     try:
         row = await request.app[keys.JOURNAL].get(chosen) if chosen is not None else None

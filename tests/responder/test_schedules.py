@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from responder import keys
 from responder.config import ConfigError
-from responder.drills.housekeeping import DRILLS
-from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
+from responder.scheduling.scheduler import Scheduler
 from tests.responder.conftest import (
     APPROVE,
     AUTH,
@@ -42,7 +41,7 @@ def schedule(**overrides: Any) -> dict[str, Any]:
 
 
 def _scheduler(client: Client) -> Scheduler:
-    return client.app[SCHEDULER]
+    return client.app[keys.SCHEDULER]
 
 
 async def _outcomes(client: Client) -> list[tuple[str, str | None]]:
@@ -79,7 +78,7 @@ async def test_a_tick_is_decided_once(
     scheduler.next_run["nightly"] = SUNDAY_3AM
     await scheduler.tick()
     assert scheduler.next_run["nightly"] > TEST_NOW  # the missed ones are not replayed one by one
-    (status,) = await schedule_status(client.app)
+    (status,) = await client.app[keys.SCHEDULER].status()
     await wait_done(client, status["last_decision_id"])
     scheduler.next_run["nightly"] = SUNDAY_3AM  # the same tick again: another replica, or a restart
     await scheduler.tick()
@@ -172,4 +171,4 @@ async def test_housekeeping_fires_due_ticks(
     while not recorder.runs:
         assert time.monotonic() < deadline, "housekeeping never ticked the scheduler"
         await asyncio.sleep(0.05)
-    assert client.app[keys.DISPATCHER].periodic == [_scheduler(client).tick, client.app[DRILLS].tick]
+    assert client.app[keys.DISPATCHER].periodic == [_scheduler(client).tick, client.app[keys.DRILLS].tick]

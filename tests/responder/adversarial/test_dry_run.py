@@ -28,7 +28,6 @@ from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
 from responder import keys, recover
 from responder.aws import is_read
-from responder.drills.housekeeping import DRILLS
 from tests.responder.conftest import (
     APP_PASSWORD,
     APP_ROLE,
@@ -290,7 +289,7 @@ async def test_every_action_schedule_sweep_and_tick_in_dry_run_changes_nothing(
         ids.append((await resp.json())["id"])
     rows = [await wait_done(client, i, wait=40) for i in ids]
 
-    sweeper = client.app[DRILLS].sweeper
+    sweeper = client.app[keys.DRILLS].sweeper
     assert sweeper is not None
     await sweeper.sweep()
     dispatcher = client.app[keys.DISPATCHER]  # one housekeeping tick, by hand, besides the app's own

@@ -20,7 +20,6 @@ from responder import keys
 from responder.aws import is_read
 from responder.core import RdsTarget
 from responder.decision import Decision, ScheduleTrigger
-from responder.drills.housekeeping import DRILLS
 from responder.drills.sweeper import DrillSweeper
 from responder.outcomes import Outcome, State
 from tests.responder.conftest import TEST_NOW, ClientFactory, ConfigFactory
@@ -78,7 +77,7 @@ def _mutations(client: Client) -> list[str]:
 
 
 def _sweeper(client: Client) -> DrillSweeper:
-    sweeper = client.app[DRILLS].sweeper
+    sweeper = client.app[keys.DRILLS].sweeper
     assert isinstance(sweeper, DrillSweeper)
     return sweeper
 

@@ -25,8 +25,6 @@ from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
 from responder.drills import engine
-from responder.drills.housekeeping import DRILLS
-from responder.scheduling.scheduler import SCHEDULER
 from tests.responder.conftest import AUTH, ConfigFactory, frozen_clock, wait_done
 from tests.responder.playbooks.drills import (
     REGION,
@@ -123,7 +121,7 @@ async def test_a_drill_that_passes(drill_client: DrillClient, rds_client: Any) -
     assert steps == ["source chosen", "restore requested", "available", "checks run", "deleted"]
     assert drill_instances(rds_client, ident) == []
     # the gauges come from the journal
-    await client.app[DRILLS].metrics.refresh(client.app[keys.JOURNAL])
+    await client.app[keys.DRILLS].metrics.refresh(client.app[keys.JOURNAL])
     text = await (await client.get("/metrics")).text()
     labels = f'dbidentifier="{ident}",schedule="weekly-restore-test",source="latest_snapshot"'
     assert f"pgwarden_drill_last_success_timestamp_seconds{{{labels}}}" in text
@@ -144,7 +142,7 @@ async def test_a_failing_check_fails_the_drill_and_the_instance_is_still_deleted
     assert row["result"]["deleted"] is True
     assert [c["passed"] for c in row["result"]["checks"]] == [False, True]  # every check ran
     assert drill_instances(rds_client, ident) == []
-    await client.app[DRILLS].metrics.refresh(client.app[keys.JOURNAL])
+    await client.app[keys.DRILLS].metrics.refresh(client.app[keys.JOURNAL])
     text = await (await client.get("/metrics")).text()
     assert 'pgwarden_drill_check_success{check="users present",schedule="weekly-restore-test"} 0.0' in text
     labels = f'dbidentifier="{ident}",schedule="weekly-restore-test",source="latest_snapshot"'
@@ -308,8 +306,8 @@ async def test_two_replicas_on_the_postgresql_journal_restore_once_per_tick(
         )
     tick = engine.parse_time("2026-11-29T03:00:00Z")
     for server in servers:
-        server.app[SCHEDULER].next_run["weekly-restore-test"] = tick
-    await asyncio.gather(*(server.app[SCHEDULER].tick() for server in servers))
+        server.app[keys.SCHEDULER].next_run["weekly-restore-test"] = tick
+    await asyncio.gather(*(server.app[keys.SCHEDULER].tick() for server in servers))
     deadline = time.monotonic() + 60
     while True:
         with psycopg.connect(pg_journal) as conn:
@@ -322,7 +320,7 @@ async def test_two_replicas_on_the_postgresql_journal_restore_once_per_tick(
     assert outcomes == ["duplicate", "succeeded"]
     assert restores == ["restore"]
     for server in servers:  # both moved on to the next Sunday
-        assert server.app[SCHEDULER].next_run["weekly-restore-test"] == engine.parse_time(
+        assert server.app[keys.SCHEDULER].next_run["weekly-restore-test"] == engine.parse_time(
             "2026-12-06T03:00:00Z"
         )
     assert drill_instances(rds_client, ident) == []

@@ -12,7 +12,8 @@ import pytest
 from responder import keys
 from responder.app import make_app
 from responder.outcomes import Outcome
-from responder.ui import ScheduleStatus, register_schedules
+from responder.ui import ScheduleStatus
+from responder.ui.console import register_schedules
 from tests.responder.conftest import AUTH, TOKEN, ClientFactory, ConfigFactory, alert, post_alerts, wait_done
 from tests.responder.report.scenario import journal_drill
 from tests.responder.ui.console import ALICE, VICTOR, hidden_csrf, people, sign_in

@@ -33,6 +33,7 @@ async def test_the_resources_open_in_dependency_order(make_config: ConfigFactory
         lifecycle.open_rds,
         lifecycle.start_dispatcher,
         lifecycle.start_scheduler,
+        lifecycle.start_drill_housekeeping,
         lifecycle.run_housekeeping,
     ]
 

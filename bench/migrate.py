@@ -7,10 +7,14 @@ a transaction open on the table for --hold seconds; 1 s into it the migration st
 `migrations:` defaults unless --lock-timeout/--blocked-after say otherwise). Printed for each: the writer's
 longest stall, its error count, its writes, and when the migration finished (seconds after the transaction
 began). Goal: guarded, the longest stall is at most lock_timeout + 0.5 s where naked it is the whole --hold,
-no writer error, and the migration completes once the transaction ends. (The backfill figures are
-`migrate backfill`'s.)
+no writer error, and the migration completes once the transaction ends.
 
-    .venv/bin/python bench/migrate.py [--rows 1000000] [--hold 30]
+Then, the same writer running, the table's rows backfilled (a new column set from another) by `migrate
+backfill` (batches of --batch-size keys, the `migrations:` defaults otherwise) against a single `UPDATE` of the
+whole table (psql alone), each table vacuumed first: rows/s, the writer's longest stall and its errors. Goal: the
+backfill's longest stall at most 1 s, where the single UPDATE's is the whole statement.
+
+    .venv/bin/python bench/migrate.py [--rows 1000000] [--hold 30] [--batch-size 5000]
 """
 
 from __future__ import annotations
@@ -106,6 +110,34 @@ def scenario(dsn: str, rows: int, hold: float, migrate: Any) -> dict[str, Any]:
     }
 
 
+def backfill_scenario(dsn: str, rows: int, backfill: Any) -> dict[str, Any]:
+    """The writer running while `backfill()` sets every row's `doubled` (returns when done): the figures."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE accounts DROP COLUMN IF EXISTS doubled")
+        conn.execute("ALTER TABLE accounts ADD COLUMN doubled bigint")
+        conn.execute("VACUUM ANALYZE accounts")
+    writer = Writer(dsn, rows)
+    writer.start()
+    time.sleep(1.0)
+    began = time.monotonic()
+    code = backfill()
+    seconds = time.monotonic() - began
+    time.sleep(1.0)
+    writer.stop.set()
+    writer.join()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        left = conn.execute("SELECT count(*) FROM accounts WHERE doubled IS NULL").fetchone()
+    return {
+        "exit code": code,
+        "seconds": round(seconds, 1),
+        "rows/s": round(rows / seconds),
+        "rows left unset": left[0] if left else None,
+        "writer's longest stall (s)": round(max(writer.latencies), 3),
+        "writer errors": len(writer.errors),
+        "writes": len(writer.latencies),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -114,6 +146,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=30.0, help="seconds the long transaction stays open")
     parser.add_argument("--lock-timeout", default="2s")
     parser.add_argument("--blocked-after", default="2s")
+    parser.add_argument("--batch-size", type=int, default=5000, help="the backfill's keys per batch")
     args = parser.parse_args()
     alter = "ALTER TABLE accounts ADD COLUMN note text"
     with running_server() as server, tempfile.TemporaryDirectory() as folder:
@@ -149,6 +182,35 @@ def main() -> None:
         for name, run in runs.items():
             figures = scenario(dsn, args.rows, args.hold, run)
             print(f"{name:8}", "; ".join(f"{k}: {v}" for k, v in figures.items()), flush=True)
+        update = "UPDATE accounts SET doubled = balance * 2"
+        backfills = {
+            "single UPDATE": lambda: (
+                subprocess.run(
+                    ["psql", dsn, "-v", "ON_ERROR_STOP=1", "-q", "-c", update], check=False
+                ).returncode
+            ),
+            "backfill": lambda: cli.main(
+                [
+                    "migrate",
+                    "backfill",
+                    "--config",
+                    str(config),
+                    "--target",
+                    "bench",
+                    "--table",
+                    "public.accounts",
+                    "--set",
+                    "doubled = balance * 2",
+                    "--batch-size",
+                    str(args.batch_size),
+                ],
+                out=io.StringIO(),
+            ),
+        }
+        print(f"backfill of {args.rows} rows, batches of {args.batch_size}, against one UPDATE")
+        for name, run in backfills.items():
+            figures = backfill_scenario(dsn, args.rows, run)
+            print(f"{name:14}", "; ".join(f"{k}: {v}" for k, v in figures.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ storage, high CPU, whose scale-up waits for an approval and is approved in the c
 each step of the loop is printed with the seconds since the start at which it happened, in the order things
 happened (see `devtools.demo_timeline`); then the weekly restore drill, run by hand through the responder's
 schedule (the restored instance's checks run against the demo's PostgreSQL, since moto's endpoints do not
-resolve), and a statistics refresh that is left waiting for your approval in the console. Ctrl-C stops
+resolve), and a statistics refresh that is left waiting for your approval in the console. Beside them, one
+guarded schema migration behind a long transaction (`devtools.demo_migration`), run by the `migrate run` CLI
+on the responder's own journal. Ctrl-C stops
 everything; DEMO_ONCE=1 plays the scenario once and exits 0 only if every step happened;
 DEMO_SCREENSHOTS=folder saves the console's timeline and approvals and a weekly report, taken in Chromium.
 """
@@ -43,6 +45,7 @@ from devtools.demo_config import (
     responder_config,
 )
 from devtools.demo_console import Console
+from devtools.demo_migration import GuardedMigration, prepare_orders
 from devtools.demo_shots import take_screenshots
 from devtools.demo_timeline import SETTLE, ServerLog, Timeline, alert_transitions, get_json, journal_time
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, start_moto
@@ -71,6 +74,7 @@ STEPS = (
     "instance scaled",
     "drill done",
     f"{ANALYZE} pending",
+    "migration applied",
 )
 ALERTS = ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh")
 # PostgreSQL's server log: millisecond times in UTC and the backend's pid on every line.
@@ -153,9 +157,10 @@ class Watch:
         server: PostgresServer,
         runaway_pid: int,
         timeline: Timeline,
+        migration: GuardedMigration,
     ) -> None:
         self.services, self.rds, self.server, self.timeline = services, rds, server, timeline
-        self.runaway_pid = runaway_pid
+        self.runaway_pid, self.migration = runaway_pid, migration
         self.log = ServerLog(server.log_path)
         self.pending: dict[str, int] = {}
 
@@ -201,9 +206,12 @@ class Watch:
         finished: dict[str, float] = {}
         with contextlib.suppress(OSError, ValueError):
             actions = get_json(f"{self.services['responder'].url}/actions?limit=50", TOKEN)["actions"]
+            self.migration.look(actions)  # `migrate run`'s row: the CLI writes to the responder's journal
             for action in reversed(actions):  # oldest first: the first decision of each playbook
                 playbook, timings, outcome = action["playbook"], action["timings"], action["outcome"]
                 if playbook is None or action["alert"]["status"] == "resolved" or outcome == "duplicate":
+                    continue
+                if action["action"] == "migrate":  # `migrate run`'s row: GuardedMigration.look tells it
                     continue
                 how = "webhook received" if action["alert"]["status"] == "firing" else "job journaled"
                 journaled = journal_time(timings["journaled_at"])
@@ -232,10 +240,19 @@ def approve_in_console(responder: Service, watch: Watch, timeline: Timeline, pla
 
 
 def play(
-    services: dict[str, Service], rds: Any, cloudwatch: Any, server: PostgresServer, app_dsn: str
+    services: dict[str, Service],
+    rds: Any,
+    cloudwatch: Any,
+    server: PostgresServer,
+    app_dsn: str,
+    run: tuple[Path, dict[str, str]],
 ) -> bool:
+    """The scenario; `run`: the demo's folder and the environment the programs run in."""
+    workdir, env = run
     timeline = Timeline(STEPS)
-    watch = Watch(services, rds, server, runaway_query(app_dsn), timeline)
+    migration = GuardedMigration(workdir / "responder.yml", env, app_dsn, workdir / "migrate.log", timeline)
+    watch = Watch(services, rds, server, runaway_query(app_dsn), timeline, migration)
+    migration.start()  # beside the alerts' loop: its own lines, in the same timeline
     responder = services["responder"]
     # (the step that starts it, what the demo does, what it says; None: the action says it itself)
     stages: list[tuple[str, Callable[[], None], str | None]] = [
@@ -266,6 +283,10 @@ def play(
             for action in get_json(f"{responder.url}/actions?limit=10", TOKEN)["actions"]:
                 print(f"  journal: {action['playbook']} {action['state']} {action['outcome']} "
                       f"{action.get('error') or ''}", flush=True)  # fmt: skip
+        with contextlib.suppress(OSError):
+            print(
+                "  migrate run printed:", (workdir / "migrate.log").read_text()[-2000:], sep="\n", flush=True
+            )
     return not missing
 
 
@@ -313,7 +334,9 @@ def main() -> int:
         print(f"  exporter      {services['exporter'].url}/metrics", flush=True)
         print(f"  console       {responder.url}/ui (sign in with {CONSOLE_TOKEN})", flush=True)
         time.sleep(3)  # a few scrapes before the scenario
-        ok = play(services, rds, cloudwatch, server, server.dsn("shop", "demo_app", "demo-app-pw"))
+        app_dsn = server.dsn("shop", "demo_app", "demo-app-pw")
+        prepare_orders(app_dsn)
+        ok = play(services, rds, cloudwatch, server, app_dsn, (workdir, env))
         print("demo: every step happened" if ok else "demo: FAILED", flush=True)
         if ok:
             print(f"demo: {ANALYZE} waits for your approval: {responder.url}/ui/approvals", flush=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from devtools.demo_migration import MIGRATIONS
+from devtools.demo_migration import TARGET as MIGRATION_TARGET
 from devtools.drills import SHOP_REACHABLE, local_restore_drill
 from devtools.pgserver import PostgresServer
 
@@ -29,10 +31,15 @@ def prepare_postgres(server: PostgresServer) -> dict[str, str]:
     )
     server.execute("CREATE ROLE demo_app LOGIN PASSWORD 'demo-app-pw'")
     server.execute("CREATE DATABASE shop OWNER demo_app")
+    # the migration guard's role: no superuser (docs/migrations.md), a member of the tables' owner
+    server.execute(
+        "CREATE ROLE demo_migrate LOGIN PASSWORD 'demo-migrate-pw' IN ROLE pg_signal_backend, pg_read_all_stats, demo_app"
+    )
     return {
         "DEMO_EXPORTER_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
         "DEMO_RESPONDER_DSN": server.dsn("postgres", "demo_responder", "demo-responder-pw"),
         "DEMO_DRILL_DSN": server.dsn("postgres", "demo_monitor", "demo-monitor-pw"),
+        "DEMO_MIGRATE_DSN": server.dsn("shop", "demo_migrate", "demo-migrate-pw"),
     }
 
 
@@ -61,13 +68,21 @@ def responder_config(workdir: Path, token: Path, port: int, alertmanager_url: st
         "approvers": [{"name": "demo", "token_file": str(token.with_name("approver-token"))}],
         "console": {"alertmanager_url": alertmanager_url},
         "journal": f"sqlite:///{workdir / 'journal.db'}",
-        "targets": [{"name": "production", "dsn_env": "DEMO_RESPONDER_DSN"}],
+        "targets": [
+            {"name": "production", "dsn_env": "DEMO_RESPONDER_DSN"},
+            {
+                "name": MIGRATION_TARGET,
+                "dsn_env": "DEMO_MIGRATE_DSN",
+            },  # `migrate run`'s, in the shop database
+        ],
+        "migrations": MIGRATIONS,
         "aws": {"region": REGION},
         "playbooks": [
             {
                 "name": "kill-long-queries",
                 "match": {"alertname": "PostgresLongRunningQuery"},
                 "action": "terminate_queries",
+                "target": "production",  # the other target, `shop`, is `migrate run`'s
                 "params": {"min_duration": f"{THRESHOLD}s", "grace": "1s", "max_kills": 5},
                 "cooldown": "1m",
                 "max_per_day": 100,

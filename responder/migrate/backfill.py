@@ -76,13 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """The command, from parsed arguments: its exit code."""
+    """The command, from parsed arguments: its exit code. It prints to `out`, else `args.out` (as `migrate`'s
+    `main(argv, out)` sets it), else stdout."""
     setup_logging(args.log_level, "logfmt")
     try:
         config = load_config(args.config, default_registry())
     except ConfigError as exc:
         return print_config_errors(str(args.config), exc.errors)
-    return asyncio.run(backfill(args, config, out or sys.stdout))
+    return asyncio.run(backfill(args, config, out or getattr(args, "out", None) or sys.stdout))
 
 
 def main(argv: list[str], out: TextIO | None = None) -> int:

@@ -22,7 +22,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.journal import ActionFilter, Journal, open_store
 from responder.migrate import run as runner
 from responder.migrate.backfill import add_backfill_command
-from responder.migrate.lint import add_lint_command
+from responder.migrate.lint import add_lint_command, sql_files
 from responder.playbooks import default_registry
 
 # The sibling subcommands, each registering itself on `migrate`'s subparsers.
@@ -41,7 +41,18 @@ def add_migrate_command(subparsers: Any) -> argparse.ArgumentParser:
     snap = run.add_mutually_exclusive_group()
     snap.add_argument("--snapshot", dest="snapshot", action="store_true", default=None, help="snapshot first")
     snap.add_argument("--no-snapshot", dest="snapshot", action="store_false", help="no snapshot (journaled)")
-    run.add_argument("--dry-run", action="store_true", help="pre-flight, then print the plan; run nothing")
+    run.add_argument(
+        "--dry-run", action="store_true", help="pre-flight and lint, then print the plan; run nothing"
+    )
+    run.add_argument(
+        "--lint",
+        action="extend",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="the migration's SQL files or folders: linted against the target first, an error refuses the run",
+    )
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
     run.set_defaults(func=run_command)
     status = commands.add_parser("status", help="the journaled migrations, newest first")
@@ -126,7 +137,15 @@ def run_command(args: argparse.Namespace) -> int:
     if args.snapshot and server.rds is None:
         print(f"migrate run: --snapshot: target {server.name} has no rds:", file=out)
         return 2
-    request = runner.Request(server.name, tuple(argv), args.snapshot, bool(args.dry_run))
+    try:
+        lint_files = tuple(sql_files(args.lint))
+    except ValueError as exc:
+        print(f"migrate run: --lint: {exc}", file=out)
+        return 2
+    if args.lint and not lint_files:
+        print(f"migrate run: --lint: no .sql file in {', '.join(map(str, args.lint))}", file=out)
+        return 2
+    request = runner.Request(server.name, tuple(argv), args.snapshot, bool(args.dry_run), lint_files)
     return asyncio.run(_with_journal(config, lambda j: runner.run(config, server, request, j, out)))
 
 

@@ -7,7 +7,9 @@ action `migrate`) per run, every attempt in its plan and result:
    `PGAPPNAME=pgwarden-migrate:<id>`, the lock watchdog (`watchdog`) watching its backends; a failed attempt is
    retried after a backoff (tenacity), up to `retries.attempts`;
 4. after (`after`): invalid indexes it left dropped, touched tables ANALYZEd.
-`--dry-run` runs the pre-flight for real, then prints and journals the plan without running anything.
+With `--lint PATH...`, the migration's files are linted against the target (`lint`) right after the pre-flight:
+an error refuses the run (exit 2) before anything runs. `--dry-run` runs the pre-flight and the lint for real,
+then prints and journals the plan without running anything.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import psycopg
@@ -37,7 +40,11 @@ from responder.effects import ApiCall, Authority, EffectGate
 from responder.journal import Journal, JournalUnavailable
 from responder.migrate import preflight, snapshot
 from responder.migrate.after import Catalogue, clean_up
+from responder.migrate.findings import has_errors, render
+from responder.migrate.lint import lint as lint_files
+from responder.migrate.live import Settings
 from responder.migrate.settings import MigrationsSchema
+from responder.migrate.squawk import SquawkError
 from responder.migrate.watchdog import Watchdog
 from responder.outcomes import Outcome, State
 from responder.targets import PostgresTarget
@@ -53,6 +60,7 @@ class Request:
     argv: tuple[str, ...]
     snapshot: bool | None  # None: migrations.snapshot.default
     dry_run: bool
+    lint: tuple[Path, ...] = ()  # the migration's SQL files, linted against the target before it runs
 
 
 def environment(settings: MigrationsSchema, action_id: int, base: Mapping[str, str]) -> dict[str, str]:
@@ -116,6 +124,28 @@ class Migration:
         aws, rds = self.config.aws, self.server.rds
         assert rds is not None
         return RdsApi(aws if aws is not None else AwsConfig(rds.region, None, 20.0))
+
+    async def lint(self) -> list[str]:
+        """`--lint`'s files against the target, the findings printed and counted in the plan: the refusals (a lint
+        error, or lint unable to run), none when it passed or there was nothing to lint."""
+        files = self.request.lint
+        if not files:
+            return []
+        try:
+            findings, notes = await lint_files(files, Settings.of(self.settings), self.server)
+        except (SquawkError, OSError, psycopg.Error) as exc:
+            return [f"lint could not run: {redact(str(exc))}"]
+        errors = sum(f.level == "error" for f in findings)
+        self.plan["lint"] = {
+            "files": [str(f) for f in files],
+            "errors": errors,
+            "warnings": len(findings) - errors,
+        }
+        self.out.write(render(findings, notes, "text"))
+        self.say(f"lint: {errors} error(s), {len(findings) - errors} warning(s) in {len(files)} file(s)")
+        if has_errors(findings):
+            return [f"lint found {errors} error(s) in the migration's files"]
+        return []
 
     async def execute(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """After the pre-flight passed: the snapshot, the attempts and the clean-up; the exit code."""
@@ -233,10 +263,15 @@ async def run(config: Config, server: Server, request: Request, journal: Journal
         return 2
     try:
         why = await preflight.check(conn, journal, server.name, action_id, migration.settings.preflight)
+        why = why or await migration.lint()
         if why:
             for reason in why:
                 migration.say(f"refused: {reason}")
-            await journal.finish(action_id, Outcome.GUARDRAIL, {"refused": why}, "; ".join(why)[:2000])
+            refused = {
+                "refused": why,
+                **({"lint": migration.plan["lint"]} if "lint" in migration.plan else {}),
+            }
+            await journal.finish(action_id, Outcome.GUARDRAIL, refused, "; ".join(why)[:2000])
             return 2
         try:
             code = await migration.execute(conn)

@@ -31,11 +31,16 @@ async def build_report(
     """The report of the period ending at `end` (now): Prometheus always; the journal's rows and the target's
     catalog (`read_catalog`) when given (their sections say `no data` otherwise)."""
     period = Period(period_name, end if end is not None else time.time())
-    drills = vacuums = None
+    drills = vacuums = migrations = None
     if journal is not None:
         drills = await journal("restore_drill", period.start, period.end)
         vacuums = await journal("vacuum_analyze", period.start, period.end)
+        migrations = [
+            *await journal("migrate", period.start, period.end),
+            *await journal("backfill", period.start, period.end),
+        ]
     async with aiohttp.ClientSession() as session:
-        inputs = Inputs(Prometheus(prometheus_url, session), selector, period, drills, vacuums, catalog)
+        prometheus = Prometheus(prometheus_url, session)
+        inputs = Inputs(prometheus, selector, period, drills, vacuums, catalog, migrations)
         sections = [await build_section(k, t, b, inputs) for k, t, b in SECTIONS[period_name]]
     return Report(period, redact_url(source or prometheus_url), sections, time.time())

@@ -162,6 +162,15 @@ def _migrate(plan: Mapping[str, Any], result: Mapping[str, Any], dry: bool) -> s
     return told + (f"; snapshot {snapshot}" if snapshot else "")
 
 
+def _backfill(plan: Mapping[str, Any], result: Mapping[str, Any], dry: bool) -> str:
+    assignment = cut(f"{plan['column']} = {plan['expression']}", QUERY_SHOWN)
+    where = f" where `{cut(plan['where'], QUERY_SHOWN)}`" if plan.get("where") else ""
+    rows, batches = int(field(result, "rows", 0)), int(field(result, "batches", 0))
+    counted = f"{rows:,} row(s) in {batches:,} batch(es)"
+    verb = "would backfill" if dry else "backfilled"
+    return f"{verb} {plan['schema']}.{plan['table']}: set `{assignment}`{where} on {counted}"
+
+
 DESCRIBE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], bool], str]] = {
     "terminate_queries": _terminate_queries,
     "scale_instance": _scale_instance,
@@ -171,6 +180,7 @@ DESCRIBE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], bool], str]]
     "maintenance_report": _maintenance_report,
     "recover": _recover,
     "migrate": _migrate,
+    "backfill": _backfill,
 }
 
 

@@ -19,6 +19,15 @@ from tests.conftest import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE_LINE = re.compile(r"^\[\s*(-?\d+\.\d+)s\] (.+)$")
+MIGRATION_STARTED = re.compile(
+    r"^migration (\d+) started: `ALTER TABLE orders ADD COLUMN note text` through pgwarden-responder migrate run$"
+)
+MIGRATION_APPLIED = re.compile(
+    r"^migration (\d+) applied: ALTER TABLE waited behind the report's (\d+) s transaction; cancelled (\d+) times"
+    r" to let (\d+) writes through; applied at (\d+\.\d) s; longest write stall (\d+\.\d) s$"
+)
+# The guarded migration's lines carry its journal id and its figures: the README shows them with other numbers.
+MEASURED = re.compile(r"^(migration \d+ |the report commits after )")
 # Each cause before its effect, as PostgreSQL, Prometheus, the responder's journal and the demo dated them.
 CHAINS = (
     (
@@ -98,6 +107,34 @@ def test_the_timeline_is_in_the_order_things_happened(demo: subprocess.Completed
         assert positions == sorted(positions), (chain, texts)
 
 
+def test_the_guarded_migration_waits_for_the_report_and_lets_the_writes_through(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    """`migrate run` of an ALTER TABLE behind the report's open transaction: journaled in the responder's journal
+    (the timeline reads it from GET /actions), cancelled by the watchdog while writes queued behind it, applied
+    once the report committed; the writes never waited for the whole transaction."""
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    timeline = [(float(m[1]), m[2]) for line in demo.stdout.splitlines() if (m := TIMELINE_LINE.match(line))]
+    texts = [text for _, text in timeline]
+    opened = _position(texts, "a report opens a transaction on shop.orders for 8 s")
+    committed = _position(texts, "the report commits after ")
+    (started,) = [i for i, text in enumerate(texts) if MIGRATION_STARTED.match(text)]
+    (applied,) = [i for i, text in enumerate(texts) if MIGRATION_APPLIED.match(text)]
+    assert opened < started < committed < applied, texts
+    begun, figures = MIGRATION_STARTED.match(texts[started]), MIGRATION_APPLIED.match(texts[applied])
+    assert begun is not None and figures is not None and figures[1] == begun[1]  # the same journal row
+    held, cancels, writes, at, stall = (
+        int(figures[2]),
+        int(figures[3]),
+        int(figures[4]),
+        figures[5],
+        figures[6],
+    )
+    assert held >= 8 and cancels >= 1 and writes > 0
+    assert float(stall) < held - 2, texts[applied]  # naked, the writes would wait out the transaction
+    assert float(at) == pytest.approx(timeline[applied][0], abs=0.06)
+
+
 def _position(texts: list[str], step: str) -> int:
     (index,) = [i for i, text in enumerate(texts) if text.startswith(step)]
     return index
@@ -135,11 +172,16 @@ def test_the_readme_shows_what_the_demo_prints(demo: subprocess.CompletedProcess
     sample = re.search(r"```\n(\[\s*\d+\.\d+s\] query started.*?)```", readme, re.S)
     assert sample, "the README's demo sample is gone"
     shown_lines = sample.group(1).splitlines()
-    shown = {m[2] for line in shown_lines if (m := TIMELINE_LINE.match(line))}
-    printed = {m[2] for line in demo.stdout.splitlines() if (m := TIMELINE_LINE.match(line))}
+    shown = {_shape(m[2]) for line in shown_lines if (m := TIMELINE_LINE.match(line))}
+    printed = {_shape(m[2]) for line in demo.stdout.splitlines() if (m := TIMELINE_LINE.match(line))}
     assert printed <= shown, printed - shown
     assert all(re.fullmatch(r"alert \w+ pending", text) for text in shown - printed), shown - printed
     for line in (line for line in shown_lines if line.startswith("demo:")):
         assert re.sub(r"http://\S+", "", line) in re.sub(r"http://\S+", "", demo.stdout), line
     urls = [line for line in demo.stdout.splitlines() if re.match(r"^  \w+\s+http://127\.0\.0\.1:\d+", line)]
     assert len(urls) == 5 and "prints five URLs" in readme, urls
+
+
+def _shape(text: str) -> str:
+    """A timeline line as the README can show it: the guarded migration's id and figures as `N`."""
+    return re.sub(r"\d+(\.\d+)?", "N", text) if MEASURED.match(text) else text

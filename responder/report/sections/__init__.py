@@ -9,6 +9,7 @@ from pgwarden.redact import redact
 from responder.report.model import Section, Table, no_data
 from responder.report.prometheus import PrometheusError
 from responder.report.sections.common import Inputs, SectionBuilder, drill_section
+from responder.report.sections.migrations import schema_migrations
 from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_runs
 from responder.report.sections.quarterly import index_review, instance_sizing, security_patches
 from responder.report.sections.weekly import connection_pool, index_usage, slow_queries
@@ -22,6 +23,7 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
         ("index_usage", "Index usage", index_usage),
         ("backup_tests", "Backup test results", drill_section()),
         ("connection_pool", "Connection pool", connection_pool),
+        ("schema_migrations", "Schema migrations", schema_migrations),
     ],
     "monthly": [
         ("table_bloat", "Table bloat", table_bloat),

@@ -43,7 +43,8 @@ POSTGRES_EOL = {
 
 @dataclass
 class Inputs:
-    """Everything the sections read. `drills`/`vacuums` are journal rows of the period (None: no journal);
+    """Everything the sections read. `drills`/`vacuums`/`migrations` are journal rows of the period (None: no
+    journal);
     `catalog` the target's own facts (None: no access to the target)."""
 
     prometheus: Prometheus
@@ -52,6 +53,7 @@ class Inputs:
     drills: list[dict[str, Any]] | None = None
     vacuums: list[dict[str, Any]] | None = None
     catalog: Catalog | None = None
+    migrations: list[dict[str, Any]] | None = None  # `migrate` and `backfill` rows of the period
 
     def m(self, name: str, *matchers: str) -> str:
         """A series selector with the report's own matchers."""

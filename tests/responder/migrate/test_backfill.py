@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import PostgresServer
+from responder.ui.timeline import headline
 from tests.responder.conftest import RESPONDER_PASSWORD, RESPONDER_ROLE, journal_sql
 from tests.responder.migrate.backfill_db import (
     MIGRATOR,
@@ -122,6 +123,17 @@ def test_where_selects_the_rows_and_progress_is_journaled(
     effects = plan["effects"]
     assert isinstance(effects, list) and [e["state"] for e in effects] == ["done"] * 3
     assert "ETA" in out and "rows/s" in out
+    # the console's timeline line for it, from the row as journaled
+    ((action, result),) = journal_sql(
+        f"sqlite:///{tmp_path / 'journal.db'}",
+        "SELECT action, result FROM pgwarden_actions WHERE id = ?",
+        (action_id(out),),
+    )
+    row = {"action": action, "outcome": outcome, "plan": plan, "result": json.loads(result)}
+    assert (
+        headline(row)
+        == "backfilled public.items: set `n = n + 1` where `id % 2 = 0` on 500 row(s) in 3 batch(es)"
+    )
 
 
 def test_the_guard_role_needs_only_its_grants_and_membership_of_the_owner(

@@ -73,7 +73,12 @@ def test_weekly_report_shows_the_long_query_the_unused_index_and_the_drill(
     report, markdown = build(
         report_scenario, "weekly", tmp_path / "weekly.html", "--config", str(report_scenario.config)
     )
-    assert list(report.sections) == ["slow_queries", "index_usage", "backup_tests", "connection_pool"]
+    assert list(report.sections) == [
+        "slow_queries", "index_usage", "backup_tests", "connection_pool", "schema_migrations"
+    ]  # fmt: skip
+    # no migration was journaled in the scenario's week: said, and no finding
+    assert report.sections["schema_migrations"][0] == "ok"
+    assert "no schema migration or backfill was journaled" in report.text("schema_migrations")
     assert report.scripts == 0, "the report must be self-contained"
     verdict, _ = report.sections["slow_queries"]
     assert verdict == "attention" and "rpt_long_query" in report.text("slow_queries")

@@ -42,6 +42,9 @@ def row(action: str | None, outcome: str | None, state: str = "done", **fields: 
 
 TERMINATE_PLAN = {"server": "db:5432/postgres", "database": "shop", "min_duration_seconds": 5.0,
                   "states": ["active"], "steps": ["cancel", "wait 1s", "terminate"], "backends": [SLEEPER]}  # fmt: skip
+BACKFILL_PLAN = {"target": "prod", "schema": "public", "table": "orders", "column": "amount_cents",
+                 "expression": "amount * 100", "where": "amount_cents IS NULL", "batch_size": 5000,
+                 "progress_key": "9f0c", "total": 1000000}  # fmt: skip
 DRILL = {"dbidentifier": "prod", "source": "latest_snapshot", "restore_seconds": 412.5, "deleted": True,
          "checks": [{"name": "users present", "value": 18211, "expect": {"min": 1.0}, "passed": True},
                     {"name": "fresh", "value": 99999, "expect": {"max": 93600.0}, "passed": False}]}  # fmt: skip
@@ -91,6 +94,13 @@ CASES = [
     (row("recover", "succeeded", plan={"instance": "prod", "to": "2026-11-24T02:00:00Z",
                                         "steps": {"window": {"done": True}, "restore": {"done": True}}}),
      "recovery of prod to 2026-11-24T02:00:00Z: window, restore"),
+    (row("backfill", "succeeded", plan=BACKFILL_PLAN, result={"rows": 1000000, "batches": 200, "total": 1000000}),
+     "backfilled public.orders: set `amount_cents = amount * 100` where `amount_cents IS NULL`"
+     " on 1,000,000 row(s) in 200 batch(es)"),
+    (row("backfill", "dry_run", plan={**BACKFILL_PLAN, "where": None}, result={"rows": 12, "batches": 1, "total": 12}),
+     "would backfill public.orders: set `amount_cents = amount * 100` on 12 row(s) in 1 batch(es)"),
+    (row("backfill", "failed", plan=BACKFILL_PLAN, error="QueryCanceled: canceling statement due to lock timeout"),
+     "failed: QueryCanceled: canceling statement due to lock timeout"),
     (row("record", "succeeded", result={"recorded": True}), "record: succeeded"),
     (row("terminate_queries", "failed", plan=TERMINATE_PLAN, error="OperationalError: connection refused"),
      "failed: OperationalError: connection refused"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from devtools.upstream_families import ours, upstream_families
-from tests.conftest import missing_service
+from tests.support.services import missing_service
 
 MIXIN = Path(__file__).resolve().parents[1] / "fixtures" / "postgres_exporter" / "mixin"
 FILES = (MIXIN / "alerts.yaml", MIXIN / "rules.yaml")

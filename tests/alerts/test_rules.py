@@ -27,7 +27,7 @@ from responder.config import Config, build_config
 from responder.core import TargetKind
 from responder.drills.metrics import DRILL_FAMILIES
 from responder.playbooks import default_registry
-from tests.conftest import missing_service
+from tests.support.services import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"

@@ -27,8 +27,8 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.conftest import missing_service
 from tests.deploy.venvs import check_exporter_only, copy_source, fresh_venv, pip
+from tests.support.services import missing_service
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

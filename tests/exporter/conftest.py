@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_ROLE
-from tests.exporter.helpers import Samples, Scraper, create_databases, flush_stats, make_config
-
-# Two databases with known tables; names are prefixed so other suites' databases do not collide.
-DB_A = "exp_shop"
-DB_B = "exp_billing"
+from tests.support.exporter import (
+    DB_A,
+    DB_B,
+    Samples,
+    ScrapeAfter,
+    Scraper,
+    ScratchTable,
+    create_databases,
+    flush_stats,
+    make_config,
+)
+from tests.support.postgres import MONITOR_ROLE
 
 
 @pytest.fixture(scope="session")
@@ -57,15 +63,6 @@ async def scraper_factory(
     yield factory
     for s in made:
         await s.close()
-
-
-ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
-
-
-class ScratchTable(Protocol):
-    """The `scratch_table` fixture's function."""
-
-    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
 
 
 @pytest.fixture

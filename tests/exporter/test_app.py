@@ -18,9 +18,10 @@ from devtools.pgserver import PostgresServer, free_port, start_server
 from exporter.app import make_app
 from exporter.assemble import resolve_targets
 from exporter.config import parse_config
-from tests.conftest import MONITOR_PASSWORD, community_dashboard, missing_service
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Samples
+from tests.support.exporter import DB_A, Samples
+from tests.support.grafana import community_dashboard
+from tests.support.postgres import MONITOR_PASSWORD
+from tests.support.services import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 

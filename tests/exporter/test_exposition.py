@@ -22,7 +22,7 @@ from exporter.exposition import (
     format_value,
     join_fragments,
 )
-from tests.conftest import missing_service
+from tests.support.services import missing_service
 
 GAUGE = Family("pgw_test_value", "gauge", "A test gauge.")
 COUNTER = Family("pgw_test_events_total", "counter", "A test counter.")

@@ -24,9 +24,10 @@ from exporter.probe import ProbeError, ProbeSettings, allowed_address
 from exporter.serving import ServeOptions
 from exporter.target import DatabasesConfig
 from exporter.upstream_config import ProbeAllowlist, UpstreamConfig
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, moto_or_missing
-from tests.exporter.helpers import Samples
-from tests.exporter.processes import clean_env, run_cli, running_exporter
+from tests.support.exporter import Samples
+from tests.support.exporter_process import clean_env, run_cli, running_exporter
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
+from tests.support.services import moto_or_missing
 
 Client = TestClient[web.Request, web.Application]
 REGION = "eu-west-1"

@@ -50,7 +50,8 @@ from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, s
 from devtools.pgserver import PostgresServer
 from devtools.processes import NotReady, Process, free_port, spawn, wait_http
 from devtools.seeding import create_postgres, put_rds_datapoints
-from tests.conftest import community_dashboard, missing_service
+from tests.support.grafana import community_dashboard
+from tests.support.services import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"

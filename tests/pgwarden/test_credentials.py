@@ -46,8 +46,8 @@ from responder.core import PostgresTarget, connect
 from responder.journal import open_store
 from responder.journal.ops import op_ping
 from responder.playbooks import default_registry
-from tests.conftest import missing_service, moto_or_missing
 from tests.pgwarden.certs import make_certificates
+from tests.support.services import missing_service, moto_or_missing
 
 REGION = "eu-west-1"
 RECONNECT_WAIT = 30.0  # a bound for waiting on the journal pool's reconnect, never asserted on

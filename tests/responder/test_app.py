@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.responder.conftest import (
+from tests.support.responder import (
     APPROVE,
     AUTH,
     TOKEN,

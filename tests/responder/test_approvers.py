@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from responder.config import ConfigError, summary
-from tests.responder.conftest import (
+from tests.responder.ui.console import ALICE, VICTOR
+from tests.responder.ui.console import people as console_people
+from tests.support.responder import (
     AUTH,
     TOKEN,
     ClientFactory,
@@ -19,8 +21,6 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
-from tests.responder.ui.console import ALICE, VICTOR
-from tests.responder.ui.console import people as console_people
 
 HELD = {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
 

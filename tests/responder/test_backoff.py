@@ -15,7 +15,8 @@ import pytest
 
 from responder.drills.checks import connect_checked
 from responder.drills.models import ConnectSpec
-from tests.responder import conftest as support
+from tests.support import responder as support
+from tests.support.journal import ReadOnlyJournal
 
 
 def _records(caplog: pytest.LogCaptureFixture, message: str, **fields: Any) -> list[logging.LogRecord]:
@@ -37,7 +38,7 @@ async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
     make_config: support.ConfigFactory,
     client_for: support.ClientFactory,
     journal_url: str,
-    read_only: support.ReadOnlyJournal,
+    read_only: ReadOnlyJournal,
     recorder: support.Recorder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

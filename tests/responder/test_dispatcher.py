@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from responder import keys
-from tests.responder.conftest import (
+from tests.support.responder import (
     APPROVE,
     ClientFactory,
     ConfigFactory,

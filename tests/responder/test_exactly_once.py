@@ -22,7 +22,8 @@ from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
-from tests.responder.conftest import (
+from tests.support.clock import frozen_clock
+from tests.support.responder import (
     APP_PASSWORD,
     APP_ROLE,
     AUTH,
@@ -31,7 +32,6 @@ from tests.responder.conftest import (
     TOKEN,
     ConfigFactory,
     alert,
-    frozen_clock,
     payload,
 )
 

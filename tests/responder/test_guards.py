@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devtools.motoserver import MotoServer
-from tests.responder.conftest import (
+from tests.responder.playbooks.rds import rds_config
+from tests.support.responder import (
     AUTH,
     ClientFactory,
     ConfigFactory,
@@ -17,7 +18,6 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
-from tests.responder.playbooks.rds import rds_config
 
 
 async def test_resolved_alerts_are_journaled_and_run_nothing(

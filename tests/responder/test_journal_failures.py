@@ -14,14 +14,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from responder import keys
-from tests.responder.conftest import (
+from tests.support.journal import ReadOnlyJournal, journal_sql
+from tests.support.responder import (
     AUTH,
     ClientFactory,
     ConfigFactory,
-    ReadOnlyJournal,
     Recorder,
     alert,
-    journal_sql,
     payload,
     record_playbook,
     wait_done,

@@ -12,7 +12,7 @@ import pytest
 from responder.cli import main
 from responder.config import warnings
 from responder.core import ActionRegistry
-from tests.responder.conftest import (
+from tests.support.responder import (
     AUTH,
     ClientFactory,
     ConfigFactory,

@@ -22,10 +22,10 @@ from devtools.pgserver import PostgresServer
 from exporter.aws.poller import AWSPoller
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
-from tests.conftest import missing_service
 from tests.exporter.aws import support
 from tests.exporter.aws.support import DOWN_DSN, MOTO_SOURCES, aws_config, build_world
-from tests.exporter.helpers import Samples, Scraper
+from tests.support.exporter import Samples, Scraper
+from tests.support.services import missing_service
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 ALERTS = Path(__file__).resolve().parents[3] / "alerts"

@@ -21,7 +21,7 @@ from exporter.aws.poller import AWSPoller
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
 from tests.exporter.aws.stubbing import offline
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
 
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"

@@ -26,7 +26,7 @@ from exporter.exposition import join_fragments
 from tests.exporter.aws import support
 from tests.exporter.aws.stubbing import discovering_poller, offline
 from tests.exporter.aws.support import DOWN_DSN, REGION, aws_config, create_postgres, rds
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 MIB = 1024**2

@@ -18,9 +18,9 @@ from exporter.app import AWS, make_app
 from exporter.assemble import resolve_targets
 from exporter.aws.poller import SOURCES
 from exporter.config import parse_config
-from tests.conftest import missing_service
 from tests.exporter.aws import support
 from tests.exporter.aws.support import DOWN_DSN, REGION, aws_config, create_postgres, rds
+from tests.support.services import missing_service
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 SHARDS = 2

@@ -25,11 +25,11 @@ from botocore.stub import Stubber
 from devtools.motoserver import MotoServer
 from exporter.exposition import join_fragments
 from tests.alerts.test_rules import _CLAUSE, _RANGE, _STRING, _TOKEN, KEYWORDS
-from tests.conftest import missing_service
 from tests.exporter.aws import support
 from tests.exporter.aws.stubbing import discovering_poller
 from tests.exporter.aws.support import REGION, put_points
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
+from tests.support.services import missing_service
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 CHART = Path(__file__).resolve().parent / "qonto_rds_alerts"

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from devtools.pgserver import PostgresServer
-from devtools.processes import free_port, spawn, wait_tcp
-from tests.conftest import missing_service
-from tests.exporter.helpers import create_databases
-
-POSTGRES_EXPORTER = Path("/usr/bin/prometheus-postgres-exporter")
-APP_DB = "custom_app"
-OTHER_DB = "custom_other"
+from tests.support.custom_queries import (
+    APP_DB,
+    OTHER_DB,
+)
+from tests.support.exporter import create_databases
 
 
 @pytest.fixture(scope="session")
@@ -39,36 +30,3 @@ def custom_databases(pg_server: PostgresServer) -> tuple[str, str]:
         },
     )
     return APP_DB, OTHER_DB
-
-
-@dataclass
-class PostgresExporter:
-    url: str
-
-    def scrape(self) -> str:
-        with urllib.request.urlopen(self.url, timeout=30) as resp:
-            body: bytes = resp.read()
-        return body.decode()
-
-
-@contextlib.contextmanager
-def postgres_exporter(dsn: str, queries: Path, log: Path, *flags: str) -> Iterator[PostgresExporter]:
-    """Debian's postgres_exporter 0.11 on 127.0.0.1 with only the queries file's metrics (and its own)."""
-    if not POSTGRES_EXPORTER.exists():
-        missing_service("prometheus-postgres-exporter")
-    port = free_port()
-    argv = [
-        str(POSTGRES_EXPORTER),
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--extend.query-path={queries}",
-        "--disable-default-metrics",
-        "--disable-settings-metrics",
-        *flags,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATA_SOURCE_", "PG_EXPORTER_", "PG"))}
-    process = spawn("postgres_exporter", argv, log, env | {"DATA_SOURCE_NAME": f"{dsn}?sslmode=disable"})
-    try:
-        wait_tcp(process, port)
-        yield PostgresExporter(f"http://127.0.0.1:{port}/metrics")
-    finally:
-        process.stop()

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.responder.conftest import (
+from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
+from tests.support.responder import (
     APP_PASSWORD,
     APP_ROLE,
     APPROVE,
@@ -24,7 +25,6 @@ from tests.responder.conftest import (
     post_alerts,
     wait_done,
 )
-from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
 
 __all__ = ["sessions", "victims_db"]  # the fixtures, shared with the terminate_queries tests
 

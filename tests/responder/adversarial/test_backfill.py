@@ -13,7 +13,6 @@ import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import journal_sql
 from tests.responder.migrate.backfill_db import (
     MIGRATOR,
     MIGRATOR_PASSWORD,
@@ -26,6 +25,7 @@ from tests.responder.migrate.backfill_db import (
     quoted,
     run_backfill,
 )
+from tests.support.journal import journal_sql
 
 SCHEMA = 'we.ird "s"'
 TABLE = 'ta ble"; DROP TABLE public.keepme; --'

@@ -29,18 +29,6 @@ from devtools.pgserver import PostgresServer
 from responder import keys, recover
 from responder.aws import is_read
 from responder.drills.housekeeping import DRILLS
-from tests.responder.conftest import (
-    APP_PASSWORD,
-    APP_ROLE,
-    AUTH,
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    post_alerts,
-    wait_done,
-)
 from tests.responder.playbooks.drills import (
     REGION,
     all_instances,
@@ -52,6 +40,18 @@ from tests.responder.playbooks.drills import (
     tagged_instance,
 )
 from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
+from tests.support.responder import (
+    APP_PASSWORD,
+    APP_ROLE,
+    AUTH,
+    RESPONDER_PASSWORD,
+    RESPONDER_ROLE,
+    ClientFactory,
+    ConfigFactory,
+    alert,
+    post_alerts,
+    wait_done,
+)
 
 __all__ = ["sessions", "victims_db"]  # fixtures shared with the terminate_queries tests
 

@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestClient
 from botocore.awsrequest import AWSResponse
 
 from responder import keys
-from tests.responder.conftest import alert, post_alerts, wait_done
 from tests.responder.playbooks.conftest import moto
 from tests.responder.playbooks.rds import Moto
+from tests.support.responder import alert, post_alerts, wait_done
 
 __all__ = ["moto"]  # the fixture, shared with the playbook tests
 

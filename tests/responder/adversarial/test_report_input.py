@@ -17,9 +17,9 @@ import pytest
 from devtools.pgserver import PostgresServer
 from responder.cli import main
 from responder.report.charts import bar_chart
-from tests.conftest import MONITOR_ROLE
 from tests.responder.report.scenario import exporter_and_prometheus, wait_until_seen
 from tests.responder.report.test_report import Sections
+from tests.support.postgres import MONITOR_ROLE
 
 MATH_INDEX = "idx_$\\frac{1}{$"
 HOSTILE = "t\n# H](http://evil) <script>"  # a table name, and a column alias in the slow query

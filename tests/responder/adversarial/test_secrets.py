@@ -21,9 +21,9 @@ from devtools.motoserver import MotoServer
 from pgwarden.logs import StructuredFormatter
 from pgwarden.redact import redact, redact_data, redact_url
 from responder.cli import main
-from tests.responder.conftest import AUTH, ClientFactory, ConfigFactory, wait_done
 from tests.responder.playbooks.drills import DSN_ENV, REGION, checks, production
 from tests.responder.ui.console import VICTOR, people, sign_in
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory, wait_done
 
 MARKER = "SECRETMARKER123"
 # libpq stops at the unclosed `[` and quotes the whole URI in its error.

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from devtools.processes import ROOT, free_port
-from tests.responder.conftest import AUTH, alert, config_file, payload
+from tests.support.responder import AUTH, alert, config_file, payload
 
 EXIT_WAIT = 30.0  # a bound for waiting, never asserted on
 

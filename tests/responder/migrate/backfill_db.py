@@ -13,7 +13,7 @@ import psycopg
 
 from devtools.pgserver import PostgresServer
 from responder.migrate import backfill
-from tests.responder.conftest import config_file
+from tests.support.responder import config_file
 
 MIGRATOR = "pgw_migrator"  # owns the database and its tables, as a migration role does
 MIGRATOR_PASSWORD = "migrator-pw"

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import RESPONDER_PASSWORD, RESPONDER_ROLE, journal_sql
 from tests.responder.migrate.backfill_db import (
     MIGRATOR,
     action_id,
@@ -25,6 +24,8 @@ from tests.responder.migrate.backfill_db import (
     migrator_db,
     run_backfill,
 )
+from tests.support.journal import journal_sql
+from tests.support.responder import RESPONDER_PASSWORD, RESPONDER_ROLE
 
 ROOT = Path(__file__).resolve().parents[3]
 

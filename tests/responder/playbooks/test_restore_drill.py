@@ -27,7 +27,6 @@ from responder.app import make_app
 from responder.drills import engine
 from responder.drills.housekeeping import DRILLS
 from responder.scheduling.scheduler import SCHEDULER
-from tests.responder.conftest import AUTH, ConfigFactory, frozen_clock, wait_done
 from tests.responder.playbooks.drills import (
     REGION,
     all_instances,
@@ -39,6 +38,8 @@ from tests.responder.playbooks.drills import (
 )
 from tests.responder.playbooks.rds import shape_answers
 from tests.responder.test_exactly_once import _actions, _start, _wait_ready
+from tests.support.clock import frozen_clock
+from tests.support.responder import AUTH, ConfigFactory, wait_done
 
 Client = TestClient[web.Request, web.Application]
 

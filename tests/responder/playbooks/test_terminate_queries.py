@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
-from tests.responder.conftest import (
+from tests.support.responder import (
     APP_PASSWORD,
     APP_ROLE,
     PROTECTED_PASSWORD,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import (
+from tests.support.responder import (
     RESPONDER_PASSWORD,
     RESPONDER_ROLE,
     ClientFactory,

@@ -27,7 +27,8 @@ from responder.core import RdsTarget
 from responder.decision import AlertTrigger, Decision
 from responder.journal import Claim, Journal, open_store
 from responder.outcomes import Outcome, State
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
+from tests.support.services import missing_service
 
 LONG_QUERY = "SELECT pg_sleep(1.2) AS rpt_long_query"
 # A statement whose text is hostile to a report: markup, a Markdown table's cell break, a line break.

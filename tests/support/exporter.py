@@ -1,12 +1,12 @@
-"""Helpers for the exporter tests: scrape a target in-process and look samples up."""
+"""Helpers for the exporter tests: scrape a target in-process, look samples up; the test databases and roles."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
@@ -182,3 +182,20 @@ def assert_declared_labels(samples: Samples, families: Iterable[Family]) -> None
             assert family.absent_when, f"{family.name} was not exported"
             continue
         assert seen == {frozenset(family.labels)}, f"{family.name}: {seen} != {family.labels}"
+
+
+# Two databases with known tables; names are prefixed so other suites' databases do not collide.
+DB_A = "exp_shop"
+DB_B = "exp_billing"
+ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
+
+
+class ScratchTable(Protocol):
+    """The `scratch_table` fixture's function."""
+
+    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
+
+
+APP_ROLE = "exp_app_user"
+APP_PASSWORD = "app-user-pw"
+STANDBY_SLOT = "exp_streaming_slot"

@@ -20,20 +20,8 @@ from responder.core import ActionRegistry, ActionSpec, TargetKind
 from responder.playbooks import default_registry
 from tests.support.clock import frozen_clock
 from tests.support.journal import ReadOnlyJournal
-from tests.support.responder import (
-    APP_PASSWORD,
-    APP_ROLE,
-    APPROVER,
-    PROTECTED_PASSWORD,
-    PROTECTED_ROLE,
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    RecordParams,
-    raw_config,
-)
+from tests.support.responder import APPROVER, ClientFactory, ConfigFactory, Recorder, RecordParams, raw_config
+from tests.support.roles import RESPONDER_PASSWORD, RESPONDER_ROLE, create_roles
 from tests.support.services import moto_or_missing
 
 # ---- a test action: records its runs, optionally sleeps -------------------------------------------------------
@@ -124,11 +112,7 @@ def rds_instance(rds_client: Any) -> Callable[..., str]:
 @pytest.fixture(scope="session")
 def pg_roles(pg_server: PostgresServer) -> PostgresServer:
     """The responder's role (pg_signal_backend + pg_read_all_stats, not superuser), an app role, a batch role."""
-    pg_server.execute(
-        f"CREATE ROLE {RESPONDER_ROLE} LOGIN PASSWORD '{RESPONDER_PASSWORD}' IN ROLE pg_signal_backend, pg_read_all_stats"
-    )
-    pg_server.execute(f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}'")
-    pg_server.execute(f"CREATE ROLE {PROTECTED_ROLE} LOGIN PASSWORD '{PROTECTED_PASSWORD}'")
+    create_roles(pg_server)
     return pg_server
 
 

@@ -11,16 +11,8 @@ import pytest
 from responder.config import ConfigError, summary
 from tests.responder.ui.console import ALICE, VICTOR
 from tests.responder.ui.console import people as console_people
-from tests.support.responder import (
-    AUTH,
-    TOKEN,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    alert,
-    post_alerts,
-    wait_done,
-)
+from tests.support.responder import AUTH, TOKEN, ClientFactory, ConfigFactory, Recorder
+from tests.support.webhook import alert, post_alerts, wait_done
 
 HELD = {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
 

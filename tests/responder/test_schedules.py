@@ -18,7 +18,8 @@ from responder.config import ConfigError
 from responder.drills.housekeeping import DRILLS
 from responder.scheduling.scheduler import SCHEDULER, Scheduler, schedule_status
 from tests.support.clock import TEST_NOW
-from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder, wait_done
+from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder
+from tests.support.webhook import wait_done
 
 Client = TestClient[web.Request, web.Application]
 SUNDAY_3AM = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)

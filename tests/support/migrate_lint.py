@@ -10,7 +10,7 @@ from typing import Any
 
 from devtools.pgserver import PostgresServer
 from responder.migrate.lint import add_lint_command
-from tests.support.responder import RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.roles import RESPONDER_PASSWORD, RESPONDER_ROLE
 
 LARGE_TABLE_ROWS = 10  # the tests' threshold: "large" is 50 rows here, not 100,000
 BIG_ROWS = 50

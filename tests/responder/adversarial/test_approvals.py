@@ -13,18 +13,9 @@ from typing import Any
 import pytest
 
 from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
-from tests.support.responder import (
-    APP_PASSWORD,
-    APP_ROLE,
-    APPROVE,
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    post_alerts,
-    wait_done,
-)
+from tests.support.responder import APPROVE, ClientFactory, ConfigFactory
+from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["sessions", "victims_db"]  # the fixtures, shared with the terminate_queries tests
 

@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSResponse
 from responder import keys
 from tests.responder.playbooks.conftest import moto
 from tests.responder.playbooks.rds import Moto
-from tests.support.responder import alert, post_alerts, wait_done
+from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["moto"]  # the fixture, shared with the playbook tests
 

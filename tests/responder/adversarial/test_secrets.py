@@ -23,7 +23,8 @@ from pgwarden.redact import redact, redact_data, redact_url
 from responder.cli import main
 from tests.responder.playbooks.drills import DSN_ENV, REGION, checks, production
 from tests.responder.ui.console import VICTOR, people, sign_in
-from tests.support.responder import AUTH, ClientFactory, ConfigFactory, wait_done
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory
+from tests.support.webhook import wait_done
 
 MARKER = "SECRETMARKER123"
 # libpq stops at the unclosed `[` and quotes the whole URI in its error.

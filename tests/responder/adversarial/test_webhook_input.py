@@ -27,7 +27,8 @@ from responder.config import build_config
 from responder.core import ActionRegistry
 from tests.responder.adversarial.served import serve
 from tests.responder.ui.console import ALICE, VICTOR
-from tests.support.responder import AUTH, TOKEN, ClientFactory, ConfigFactory, alert, payload, wait_done
+from tests.support.responder import AUTH, TOKEN, ClientFactory, ConfigFactory
+from tests.support.webhook import alert, payload, wait_done
 
 FUZZ = settings(max_examples=60, deadline=None)
 HELD = {"name": "held", "match": {"alertname": "Held"}, "action": "record", "require_approval": True}

@@ -16,7 +16,8 @@ from tests.support.migrate_lint import (
     TABLES,
     LintDb,
 )
-from tests.support.responder import RESPONDER_ROLE, config_file
+from tests.support.responder import config_file
+from tests.support.roles import RESPONDER_ROLE
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from tests.responder.migrate.backfill_db import (
     run_backfill,
 )
 from tests.support.journal import journal_sql
-from tests.support.responder import RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.roles import RESPONDER_PASSWORD, RESPONDER_ROLE
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -18,7 +18,7 @@ from pgwarden.postgres import SessionOptions, connect
 from responder.migrate.lint import APPLICATION_NAME, STATEMENT_TIMEOUT, STATIC_NOTE
 from responder.migrate.live import Target
 from tests.support.migrate_lint import BIG_ROWS, LARGE_TABLE_ROWS, SMALL_ROWS, LintDb, run_lint
-from tests.support.responder import APP_PASSWORD, APP_ROLE
+from tests.support.roles import APP_PASSWORD, APP_ROLE
 
 SQUAWK_EXAMPLES = Path(__file__).parent / "fixtures" / "squawk"
 LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<level>error|warning) (?P<rule>\S+): (?P<message>.*)$")

@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from devtools.motoserver import MotoServer
 from responder import keys
-from tests.support.responder import ClientFactory, ConfigFactory, alert, post_alerts, wait_done
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.webhook import alert, post_alerts, wait_done
 
 LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 

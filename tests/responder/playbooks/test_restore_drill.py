@@ -39,7 +39,8 @@ from tests.responder.playbooks.drills import (
 from tests.responder.playbooks.rds import shape_answers
 from tests.responder.test_exactly_once import _actions, _start, _wait_ready
 from tests.support.clock import frozen_clock
-from tests.support.responder import AUTH, ConfigFactory, wait_done
+from tests.support.responder import AUTH, ConfigFactory
+from tests.support.webhook import wait_done
 
 Client = TestClient[web.Request, web.Application]
 

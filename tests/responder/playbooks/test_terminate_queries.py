@@ -16,19 +16,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
-from tests.support.responder import (
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.roles import (
     APP_PASSWORD,
     APP_ROLE,
     PROTECTED_PASSWORD,
     PROTECTED_ROLE,
     RESPONDER_PASSWORD,
     RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    post_alerts,
-    wait_done,
 )
+from tests.support.webhook import alert, post_alerts, wait_done
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ from responder.config import Config
 from tests.responder.playbooks.rds import describe_instance, rds_config
 from tests.responder.report.scenario import ReportScenario, report_scenario
 from tests.responder.ui.console import ALICE, VICTOR, people
-from tests.support.responder import TOKEN, ConfigFactory, alert, post_alerts, wait_done
+from tests.support.responder import TOKEN, ConfigFactory
 from tests.support.services import missing_service
+from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["report_scenario"]
 

@@ -8,11 +8,12 @@ time: if the mode changed the approval expires with the reason and the backend i
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import pytest
 
-from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
+from tests.responder.playbooks.test_terminate_queries import Sessions, kill_config, sessions, victims_db
 from tests.support.responder import APPROVE, ClientFactory, ConfigFactory
 from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
 from tests.support.webhook import alert, post_alerts, wait_done
@@ -23,20 +24,7 @@ __all__ = ["sessions", "victims_db"]  # the fixtures, shared with the terminate_
 def held_kill(make_config: ConfigFactory, sessions: Sessions, mode: str, approvers: Any) -> Any:
     """The `kill` playbook (terminate_queries) on the victims' server, held for approval, in `mode`."""
     dsn = sessions.server.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
-    return make_config(
-        mode=mode,
-        approvers=approvers,
-        targets=[{"name": "production", "dsn": dsn}],
-        playbooks=[
-            {
-                "name": "kill",
-                "match": {"alertname": "PostgresLongRunningQuery"},
-                "action": "terminate_queries",
-                "params": {"min_duration": "1s", "grace": "300ms"},
-                "require_approval": True,
-            }
-        ],
-    )
+    return kill_config(partial(make_config, approvers=approvers), dsn, mode, held=True)
 
 
 async def decided_then_approved(
@@ -91,24 +79,23 @@ async def test_an_approval_under_a_changed_mode_expires_and_signals_nothing(
     still_sleeping(sessions, before)
 
 
-async def test_an_approval_under_the_same_mode_runs_as_journaled_in_dry_run(
-    make_config: ConfigFactory, client_for: ClientFactory, sessions: Sessions, approvers: Any
+@pytest.mark.parametrize(("mode", "outcome"), [("dry-run", "dry_run"), ("enforce", "succeeded")])
+async def test_an_approval_under_the_same_mode_runs_as_journaled(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    sessions: Sessions,
+    approvers: Any,
+    mode: str,
+    outcome: str,
 ) -> None:
     before, status, row = await decided_then_approved(
-        make_config, client_for, sessions, approvers, "dry-run", "dry-run"
+        make_config, client_for, sessions, approvers, mode, mode
     )
-    assert status == 202 and row["outcome"] == "dry_run", row
-    assert [b["pid"] for b in row["plan"]["backends"]] == [before["pid"]], row["plan"]
-    still_sleeping(sessions, before)
-
-
-async def test_an_approval_under_the_same_mode_runs_as_journaled_in_enforce(
-    make_config: ConfigFactory, client_for: ClientFactory, sessions: Sessions, approvers: Any
-) -> None:
-    before, status, row = await decided_then_approved(
-        make_config, client_for, sessions, approvers, "enforce", "enforce"
-    )
-    assert status == 202 and row["outcome"] == "succeeded", row
-    assert row["result"]["cancelled"] == [before["pid"]], row["result"]
-    _, err = sessions.procs["victim"].communicate(timeout=10)
-    assert "canceling statement due to user request" in err
+    assert status == 202 and row["outcome"] == outcome, row
+    if mode == "dry-run":
+        assert [b["pid"] for b in row["plan"]["backends"]] == [before["pid"]], row["plan"]
+        still_sleeping(sessions, before)
+    else:
+        assert row["result"]["cancelled"] == [before["pid"]], row["result"]
+        _, err = sessions.procs["victim"].communicate(timeout=10)
+        assert "canceling statement due to user request" in err

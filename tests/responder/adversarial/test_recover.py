@@ -60,6 +60,13 @@ def _recovered(ident: str, to: str) -> str:
     return f"{ident}-recovery-{to[:10].replace('-', '')}"
 
 
+def _ended_as_a_dry_run(tmp_path: Path, rds_client: Any, ident: str) -> None:
+    """Recovery 1 is journaled as a dry run, and nothing was created or run: no instance but `ident`, no hook."""
+    assert _names(rds_client, ident) == {ident}
+    assert not (tmp_path / "hooks.log").exists()
+    assert _row(tmp_path, 1)["outcome"] == "dry_run"
+
+
 @pytest.fixture
 def setup(
     tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
@@ -80,9 +87,7 @@ def test_a_finished_dry_run_cannot_be_resumed(
     code, out = _run(path, "--resume", "1")
     assert code == 2, out
     assert "recovery 1 is finished (dry_run): nothing to resume" in out
-    assert _names(rds_client, ident) == {ident}
-    assert not (tmp_path / "hooks.log").exists()
-    assert _row(tmp_path, 1)["outcome"] == "dry_run"
+    _ended_as_a_dry_run(tmp_path, rds_client, ident)
 
 
 def test_a_stopped_dry_run_resumes_as_a_dry_run(
@@ -94,9 +99,7 @@ def test_a_stopped_dry_run_resumes_as_a_dry_run(
         conn.execute("UPDATE pgwarden_actions SET outcome = 'failed' WHERE id = 1")
     code, out = _run(path, "--resume", "1", "--swap", "--yes")
     assert code == 0, out
-    assert _names(rds_client, ident) == {ident}
-    assert not (tmp_path / "hooks.log").exists()
-    assert _row(tmp_path, 1)["outcome"] == "dry_run"
+    _ended_as_a_dry_run(tmp_path, rds_client, ident)
 
 
 def test_yes_without_swap_does_not_confirm_a_later_swap(

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import PostgresServer
 from responder.config import ConfigError
-from tests.responder.migrate.backfill_db import MIGRATOR, MIGRATOR_PASSWORD, as_migrator, migrator_db, quoted
+from tests.support.migrator import MIGRATOR, MIGRATOR_PASSWORD, as_migrator, migrator_db, quoted
 from tests.support.responder import ClientFactory, ConfigFactory
 from tests.support.webhook import alert, post_alerts, wait_done
 

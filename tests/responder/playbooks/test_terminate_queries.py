@@ -94,7 +94,11 @@ def sessions(pg_roles: PostgresServer, victims_db: str) -> Iterator[Sessions]:
     s.stop()
 
 
-def _config(make_config: ConfigFactory, dsn: str, mode: str = "enforce", **params: Any) -> Any:
+def kill_config(
+    make_config: ConfigFactory, dsn: str, mode: str = "enforce", *, held: bool = False, **params: Any
+) -> Any:
+    """The `kill` playbook (terminate_queries, min_duration 1s, grace 300ms, `params` on top) on `dsn`, in
+    `mode`; `held`: it requires approval."""
     return make_config(
         mode=mode,
         targets=[{"name": "production", "dsn": dsn}],
@@ -104,6 +108,7 @@ def _config(make_config: ConfigFactory, dsn: str, mode: str = "enforce", **param
                 "match": {"alertname": "PostgresLongRunningQuery"},
                 "action": "terminate_queries",
                 "params": {"min_duration": "1s", "grace": "300ms", **params},
+                **({"require_approval": True} if held else {}),
             }
         ],
     )
@@ -123,7 +128,7 @@ class Responders:
 
     async def start(self, mode: str = "enforce", **params: Any) -> TestClient[web.Request, web.Application]:
         """A responder as the responder's role, its `kill` playbook with these params."""
-        return await self.client_for(_config(self.make_config, self.dsn, mode, **params))
+        return await self.client_for(kill_config(self.make_config, self.dsn, mode, **params))
 
     async def fire(
         self, client: TestClient[web.Request, web.Application], datname: str | None = None, **labels: str

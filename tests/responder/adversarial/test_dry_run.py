@@ -29,7 +29,8 @@ from devtools.pgserver import PostgresServer
 from responder import keys, recover
 from responder.aws import is_read
 from responder.drills.housekeeping import DRILLS
-from tests.responder.playbooks.drills import (
+from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
+from tests.support.drills import (
     REGION,
     all_instances,
     checks,
@@ -39,7 +40,6 @@ from tests.responder.playbooks.drills import (
     production,
     tagged_instance,
 )
-from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
 from tests.support.responder import AUTH, ClientFactory, ConfigFactory
 from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
 from tests.support.webhook import alert, post_alerts, wait_done

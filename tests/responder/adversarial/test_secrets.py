@@ -21,8 +21,8 @@ from devtools.motoserver import MotoServer
 from pgwarden.logs import StructuredFormatter
 from pgwarden.redact import redact, redact_data, redact_url
 from responder.cli import main
-from tests.responder.playbooks.drills import DSN_ENV, REGION, checks, production
 from tests.responder.ui.console import VICTOR, people, sign_in
+from tests.support.drills import DSN_ENV, REGION, checks, production
 from tests.support.responder import AUTH, ClientFactory, ConfigFactory
 from tests.support.webhook import wait_done
 

@@ -27,7 +27,10 @@ from responder.app import make_app
 from responder.drills import engine
 from responder.drills.housekeeping import DRILLS
 from responder.scheduling.scheduler import SCHEDULER
-from tests.responder.playbooks.drills import (
+from tests.responder.playbooks.rds import shape_answers
+from tests.responder.test_exactly_once import _actions, _start, _wait_ready
+from tests.support.clock import frozen_clock
+from tests.support.drills import (
     REGION,
     all_instances,
     checks,
@@ -36,9 +39,6 @@ from tests.responder.playbooks.drills import (
     drill_params,
     production,
 )
-from tests.responder.playbooks.rds import shape_answers
-from tests.responder.test_exactly_once import _actions, _start, _wait_ready
-from tests.support.clock import frozen_clock
 from tests.support.responder import AUTH, ConfigFactory
 from tests.support.webhook import wait_done
 

@@ -11,6 +11,7 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from tests.support.exporter import (
+    DATABASES,
     DB_A,
     DB_B,
     Samples,
@@ -26,23 +27,7 @@ from tests.support.postgres import MONITOR_ROLE
 
 @pytest.fixture(scope="session")
 def databases(pg_server: PostgresServer) -> tuple[str, str]:
-    create_databases(
-        pg_server,
-        {
-            DB_A: """
-        CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
-        CREATE INDEX orders_customer_idx ON orders (customer);
-        CREATE INDEX orders_note_idx ON orders (note);
-        INSERT INTO orders SELECT g, g % 100, md5(g::text) FROM generate_series(1, 20000) g;
-        CREATE TABLE small (id int);
-        INSERT INTO small VALUES (1), (2);
-        CREATE TABLE churn (id int PRIMARY KEY, payload text);
-        INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
-        """,
-            DB_B: "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
-            "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
-        },
-    )
+    create_databases(pg_server, DATABASES)
     for db in (DB_A, DB_B):
         pg_server.execute("ANALYZE", dbname=db)
     return DB_A, DB_B

@@ -187,6 +187,23 @@ def assert_declared_labels(samples: Samples, families: Iterable[Family]) -> None
 # Two databases with known tables; names are prefixed so other suites' databases do not collide.
 DB_A = "exp_shop"
 DB_B = "exp_billing"
+# The contents of each, created once per session by the `databases` fixture.
+DATABASES = {
+    DB_A: """
+    CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
+    CREATE INDEX orders_customer_idx ON orders (customer);
+    CREATE INDEX orders_note_idx ON orders (note);
+    INSERT INTO orders SELECT g, g % 100, md5(g::text) FROM generate_series(1, 20000) g;
+    CREATE TABLE small (id int);
+    INSERT INTO small VALUES (1), (2);
+    CREATE TABLE churn (id int PRIMARY KEY, payload text);
+    INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+    """,
+    DB_B: "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
+    "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
+}
+
+
 ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
 
 

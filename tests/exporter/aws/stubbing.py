@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.aws.poller import AWSPoller
+from exporter.aws.poller import AWSPoller, Source
 from exporter.config import parse_config
 from tests.exporter.aws.support import DOWN_DSN
 
@@ -62,7 +62,7 @@ def rds_instance(
     return raw
 
 
-async def fails_alone(poller: AWSPoller, source: str) -> None:
+async def fails_alone(poller: AWSPoller, source: Source) -> None:
     """The `rds` source polls and `source` fails: one source's failure is its own."""
     assert await poller.poll("rds")
     assert not await poller.poll(source)

@@ -1,1 +1,2 @@
-"""What the tests share that is not a fixture: constants, helpers and test doubles (the fixtures live in conftest.py files)."""
+"""What the tests share that is not a fixture: constants, helpers and test doubles. The fixtures stay in the
+conftest.py files, thin wrappers over these."""

@@ -1,4 +1,5 @@
-"""`migrate backfill` in the tests: its config on the migration role's database, its arguments, the command."""
+"""`migrate backfill` in the tests: its config on the migration role's database, its arguments, the
+command."""
 
 from __future__ import annotations
 

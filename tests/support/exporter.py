@@ -1,4 +1,5 @@
-"""Helpers for the exporter tests: scrape a target in-process, look samples up; the test databases and roles."""
+"""Helpers for the exporter tests: scrape a target in-process, look samples up; the test databases
+and roles."""
 
 from __future__ import annotations
 

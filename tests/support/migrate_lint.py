@@ -1,4 +1,5 @@
-"""`migrate lint` test helpers: the lint database's tables, and the command run through its argparse registration."""
+"""`migrate lint` test helpers: the lint database's tables, and the command run through its argparse
+registration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""PostgreSQL helpers of the tests: the monitoring role, the requested major version, a standby's base copy."""
+"""PostgreSQL helpers of the tests: the monitoring role, the requested major version, a standby's base
+copy."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`recover` in the tests: its configuration on moto and the drill database, the command in-process, and what it
-leaves (instances, the journal row)."""
+"""`recover` in the tests: its configuration on moto and the drill database, the command in-process, and
+what it leaves (instances, the journal row)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tests.support.drills import REGION, all_instances, checks, connect
 
 
 def recovery_config(tmp_path: Path, moto: MotoServer, pg_server: PostgresServer, **recovery: Any) -> Path:
-    """responder.yml in `tmp_path` for `recover` on moto and the drill database; each hook appends its name and
-    instance to tmp_path/hooks.log; `recovery` on top of the recovery section."""
+    """responder.yml in `tmp_path` for `recover` on moto and the drill database; each hook appends its
+    name and instance to tmp_path/hooks.log; `recovery` on top of the recovery section."""
     hooks_log = tmp_path / "hooks.log"
     config = {
         "auth": "none",
@@ -43,7 +43,8 @@ def recovery_config(tmp_path: Path, moto: MotoServer, pg_server: PostgresServer,
 
 
 def run_recover(path: Path, *flags: str, answer: str = "") -> tuple[int, str]:
-    """`recover` in this process, `answer` typed at its confirmation prompt: its exit code and what it printed."""
+    """`recover` in this process, `answer` typed at its confirmation prompt: its exit code and what it
+    printed."""
     out = io.StringIO()
     code = recover.main(["--config", str(path), *flags], out=out, confirm=lambda _: answer)
     return code, out.getvalue()

@@ -13,7 +13,8 @@ PROTECTED_PASSWORD = "batch-pw"
 
 
 def create_roles(server: PostgresServer) -> None:
-    """The responder's role (pg_signal_backend + pg_read_all_stats, not superuser), an app role, a batch role."""
+    """The responder's role (pg_signal_backend + pg_read_all_stats, not superuser), an app role, a batch
+    role."""
     server.execute(
         f"CREATE ROLE {RESPONDER_ROLE} LOGIN PASSWORD '{RESPONDER_PASSWORD}' IN ROLE pg_signal_backend, pg_read_all_stats"
     )

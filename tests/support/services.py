@@ -1,4 +1,5 @@
-"""External services of the tests: skip locally when one is missing, fail under PGWARDEN_REQUIRE_SERVICES=1."""
+"""External services of the tests: skip locally when one is missing, fail under
+PGWARDEN_REQUIRE_SERVICES=1."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def moto_or_missing() -> MotoServer:
 
 
 def installed(name: str, package: str) -> str:
-    """The path of the program `name`; without it the test skips (or fails under PGWARDEN_REQUIRE_SERVICES=1)."""
+    """The path of the program `name`; without it the test skips (or fails under
+    PGWARDEN_REQUIRE_SERVICES=1)."""
     path = shutil.which(name)
     if path is None:
         missing_service(f"{name} (Debian package {package})")

@@ -1,5 +1,6 @@
-"""`migrate lint` fixtures: a database of tables on the fixture server, owned by a migration role the guard's role is
-a member of (with pg_signal_backend and pg_read_all_stats, as the documentation asks), and the command's runner."""
+"""`migrate lint` fixtures: a database of tables on the fixture server, owned by a migration role the guard's
+role is a member of (with pg_signal_backend and pg_read_all_stats, as the documentation asks), and configs on
+it. The command's runner and the tables are in tests.support.migrate_lint."""
 
 from __future__ import annotations
 
@@ -11,11 +12,7 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.support.migrate_lint import (
-    LARGE_TABLE_ROWS,
-    TABLES,
-    LintDb,
-)
+from tests.support.migrate_lint import LARGE_TABLE_ROWS, TABLES, LintDb
 from tests.support.responder import config_file
 from tests.support.roles import RESPONDER_ROLE
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from devtools.processes import free_port
-from tests.conftest import moto_or_missing
+from tests.support.services import moto_or_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -5,14 +5,13 @@ except the few current postgres_exporter does not export either (old queries.yam
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
 from devtools.upstream_families import ours, upstream_families
-from tests.conftest import missing_service
+from tests.support.services import installed
 
 MIXIN = Path(__file__).resolve().parents[1] / "fixtures" / "postgres_exporter" / "mixin"
 FILES = (MIXIN / "alerts.yaml", MIXIN / "rules.yaml")
@@ -43,10 +42,7 @@ def selected() -> set[str]:
 
 
 def test_the_copy_is_valid_rules() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        missing_service("promtool (Debian package prometheus)")
-        return
+    promtool = installed("promtool", "prometheus")
     result = subprocess.run([promtool, "check", "rules", *map(str, FILES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -9,7 +9,6 @@ playbook matching (examples/responder.yml, through responder.config).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from responder.config import Config, build_config
 from responder.core import TargetKind
 from responder.drills.metrics import DRILL_FAMILIES
 from responder.playbooks import default_registry
-from tests.conftest import missing_service
+from tests.support.services import installed
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
@@ -148,14 +147,6 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=False)
 
 
-def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        missing_service(f"{name} (Debian package {package})")
-        raise AssertionError("unreachable")
-    return path
-
-
 # --- promtool and amtool ---------------------------------------------------------------------------------
 
 
@@ -166,7 +157,7 @@ def test_the_files_exist() -> None:
 
 
 def test_promtool_check_rules_is_clean() -> None:
-    promtool = _tool("promtool", "prometheus")
+    promtool = installed("promtool", "prometheus")
     result = _run([promtool, "check", "rules", "--lint=all", "--lint-fatal", *map(str, RULE_FILES)])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -177,7 +168,7 @@ def test_promtool_check_rules_is_clean() -> None:
 
 @pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(path: Path) -> None:
-    promtool = _tool("promtool", "prometheus")
+    promtool = installed("promtool", "prometheus")
     result = _run([promtool, "test", "rules", str(path)])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -185,7 +176,7 @@ def test_promtool_unit_tests_pass(path: Path) -> None:
 
 
 def test_amtool_check_config_is_clean() -> None:
-    amtool = _tool("amtool", "prometheus-alertmanager")
+    amtool = installed("amtool", "prometheus-alertmanager")
     result = _run([amtool, "check-config", str(ALERTMANAGER)])
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -393,7 +384,7 @@ def test_remediable_alerts_carry_the_labels_their_playbook_reads(responder_confi
 
 
 def routes(labels: dict[str, str]) -> list[str]:
-    amtool = _tool("amtool", "prometheus-alertmanager")
+    amtool = installed("amtool", "prometheus-alertmanager")
     args = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}"]
     result = _run([*args, *(f"{k}={v}" for k, v in sorted(labels.items()))])
     assert result.returncode == 0, result.stdout + result.stderr

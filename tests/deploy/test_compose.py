@@ -27,8 +27,8 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.conftest import missing_service
 from tests.deploy.venvs import check_exporter_only, copy_source, fresh_venv, pip
+from tests.support.services import installed
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -92,10 +92,7 @@ def secret_targets(compose: dict[str, Any], svc: dict[str, Any]) -> dict[str, Pa
 
 
 def test_docker_compose_accepts_the_file() -> None:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        missing_service("docker-compose (Debian package docker-compose)")
-        return
+    binary = installed("docker-compose", "docker-compose")
     result = subprocess.run(
         [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
         cwd=REPO,
@@ -248,10 +245,7 @@ def test_prometheus_config(compose: dict[str, Any], tmp_path: Path) -> None:
     assert {"exporter:9187", "responder:9096", "alertmanager:9093"} <= targets
     am = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am == ["alertmanager:9093"]
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        missing_service("promtool (Debian package prometheus)")
-        return
+    promtool = installed("promtool", "prometheus")
     # The rules are mounted from ./alerts (checked by their own tests); here the configuration alone.
     del config["rule_files"]
     copy = tmp_path / "prometheus.yml"

@@ -27,11 +27,11 @@ import yaml
 
 from devtools.pgserver import PostgresServer
 from devtools.processes import NotReady, free_port, spawn, wait_http
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
 from tests.deploy.gotemplate import Renderer
 from tests.deploy.test_compose import dockerfile_stages, last, resolve
-from tests.exporter.helpers import Samples
-from tests.exporter.processes import clean_env
+from tests.support.exporter import Samples
+from tests.support.exporter_process import clean_env
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "tests" / "fixtures" / "postgres_exporter" / "helm"

@@ -1,7 +1,7 @@
 """Fresh virtual environments for the install tests: pip from the package index (its cache reused), bounded.
 
 An index pip cannot reach skips the test locally and fails it under PGWARDEN_REQUIRE_SERVICES=1, as a missing
-service does (tests.conftest.missing_service); any other pip failure fails the test with pip's output.
+service does (tests.support.services.missing_service); any other pip failure fails the test with pip's output.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.conftest import services_required
+from tests.support.services import services_required
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("exporter", "pgwarden", "responder")

@@ -15,7 +15,7 @@ import pytest
 
 from devtools.demo import SETTLE, Timeline
 from devtools.pgserver import PostgresUnavailable, find_bindir
-from tests.conftest import missing_service
+from tests.support.services import missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE_LINE = re.compile(r"^\[\s*(-?\d+\.\d+)s\] (.+)$")

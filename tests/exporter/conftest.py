@@ -4,39 +4,30 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_ROLE
-from tests.exporter.helpers import Samples, Scraper, create_databases, flush_stats, make_config
-
-# Two databases with known tables; names are prefixed so other suites' databases do not collide.
-DB_A = "exp_shop"
-DB_B = "exp_billing"
+from tests.support.exporter import (
+    DATABASES,
+    DB_A,
+    DB_B,
+    Samples,
+    ScrapeAfter,
+    Scraper,
+    ScratchTable,
+    create_databases,
+    flush_stats,
+    make_config,
+)
+from tests.support.postgres import MONITOR_ROLE
 
 
 @pytest.fixture(scope="session")
 def databases(pg_server: PostgresServer) -> tuple[str, str]:
-    create_databases(
-        pg_server,
-        {
-            DB_A: """
-        CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
-        CREATE INDEX orders_customer_idx ON orders (customer);
-        CREATE INDEX orders_note_idx ON orders (note);
-        INSERT INTO orders SELECT g, g % 100, md5(g::text) FROM generate_series(1, 20000) g;
-        CREATE TABLE small (id int);
-        INSERT INTO small VALUES (1), (2);
-        CREATE TABLE churn (id int PRIMARY KEY, payload text);
-        INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
-        """,
-            DB_B: "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
-            "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
-        },
-    )
+    create_databases(pg_server, DATABASES)
     for db in (DB_A, DB_B):
         pg_server.execute("ANALYZE", dbname=db)
     return DB_A, DB_B
@@ -57,15 +48,6 @@ async def scraper_factory(
     yield factory
     for s in made:
         await s.close()
-
-
-ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
-
-
-class ScratchTable(Protocol):
-    """The `scratch_table` fixture's function."""
-
-    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ from devtools.pgserver import PostgresServer, free_port, start_server
 from exporter.app import make_app
 from exporter.assemble import resolve_targets
 from exporter.config import parse_config
-from tests.conftest import MONITOR_PASSWORD, community_dashboard, missing_service
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Samples
+from tests.support.exporter import DB_A, Samples
+from tests.support.grafana import community_dashboard
+from tests.support.postgres import MONITOR_PASSWORD
+from tests.support.services import installed, missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,10 +189,7 @@ async def test_every_spec_and_dashboard_9628_name_is_exported(
 async def test_promtool_reports_only_postgres_exporter_compatible_names(
     aiohttp_client: Any, pg_server: PostgresServer, databases: tuple[str, str]
 ) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        missing_service("promtool (Debian package prometheus)")
-        return
+    promtool = installed("promtool", "prometheus")
     client = await client_for(aiohttp_client, {"targets": [{"name": "t", "dsn": pg_server.dsn()}]})
     resp = await client.get("/metrics")
     text = await resp.text()

@@ -12,12 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.pgserver import PostgresServer, free_port
 from exporter import __version__
-from tests.conftest import MONITOR_PASSWORD
-from tests.exporter.processes import (
-    clean_env,
-    run_cli,
-    running_exporter,
-)
+from tests.support.exporter_process import clean_env, run_cli, running_exporter
+from tests.support.postgres import MONITOR_PASSWORD
 
 SECRET = "cli-Secret-pw-7731"
 # The --check-config tests' first target, its DSN's password SECRET; a test's text goes on with the target's

@@ -12,8 +12,7 @@ from devtools.pgserver import PostgresServer
 from devtools.sampling import PeakWatch
 from exporter.config import ConfigError, parse_config
 from exporter.db import APPLICATION_NAME
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, create_databases, wait_for
+from tests.support.exporter import DB_A, DB_B, Scraper, create_databases, wait_for
 
 MANY = [f"exp_many_{i}" for i in range(8)]
 COUNT_SQL = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{APPLICATION_NAME}'"

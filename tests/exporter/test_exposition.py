@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from decimal import Decimal
 
@@ -22,7 +21,7 @@ from exporter.exposition import (
     format_value,
     join_fragments,
 )
-from tests.conftest import missing_service
+from tests.support.services import installed
 
 GAUGE = Family("pgw_test_value", "gauge", "A test gauge.")
 COUNTER = Family("pgw_test_events_total", "counter", "A test counter.")
@@ -316,10 +315,7 @@ def test_join_fragments_of_nothing_is_empty() -> None:
 
 
 def test_promtool_check_metrics_is_clean() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        missing_service("promtool")
-        return
+    promtool = installed("promtool", "prometheus")
     gauge = Family(
         "pgw_test_table_size_bytes", "gauge", 'Size of a table, with "quotes" and C:\\path\nnewline.'
     )
@@ -345,10 +341,7 @@ def test_promtool_check_metrics_is_clean() -> None:
 
 def test_promtool_detects_a_counter_without_total_suffix() -> None:
     """Guards the clean check above: promtool really lints what we give it."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        missing_service("promtool")
-        return
+    promtool = installed("promtool", "prometheus")
     expo = Exposition()
     expo.add(Family("pgw_test_events", "counter", "Badly named counter."), "", 1)
     result = subprocess.run(

@@ -17,8 +17,8 @@ from exporter.collectors.registry import COLLECTORS
 from exporter.config import ConfigError, parse_config
 from exporter.flags import UpstreamFlags, apply_flags, read_flags
 from exporter.upstream_collectors import BY_NAME, UPSTREAM_COLLECTORS, UpstreamCollector
-from tests.exporter.helpers import Samples
-from tests.exporter.processes import REPO, clean_env, run_cli, running_exporter
+from tests.support.exporter import Samples
+from tests.support.exporter_process import REPO, clean_env, run_cli, running_exporter
 
 TARGET = {"targets": [{"name": "a", "dsn": "postgresql://u@h/db"}]}
 

@@ -12,8 +12,7 @@ import pytest
 from devtools.pgserver import PostgresServer
 from exporter.db import ServerInfo, Session
 from exporter.sizes import RelationSizes
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Samples, Scraper, background_query, wait_for
+from tests.support.exporter import DB_A, DB_B, Samples, Scraper, background_query, wait_for
 
 # Every refresh measures again (size_ttl 0), and a size read queued behind the lock (1 s lock_timeout) would
 # overrun the tables collector's timeout and fail it.

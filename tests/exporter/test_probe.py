@@ -15,7 +15,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from devtools.motoserver import FAKE_CREDENTIALS
 from devtools.pgserver import PostgresServer, free_port
 from exporter.app import make_app
 from exporter.assemble import resolve_targets
@@ -24,9 +23,10 @@ from exporter.probe import ProbeError, ProbeSettings, allowed_address
 from exporter.serving import ServeOptions
 from exporter.target import DatabasesConfig
 from exporter.upstream_config import ProbeAllowlist, UpstreamConfig
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, moto_or_missing
-from tests.exporter.helpers import Samples
-from tests.exporter.processes import clean_env, run_cli, running_exporter
+from tests.support.exporter import Samples
+from tests.support.exporter_process import clean_env, run_cli, running_exporter
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
+from tests.support.services import moto_in_environment
 
 Client = TestClient[web.Request, web.Application]
 REGION = "eu-west-1"
@@ -151,10 +151,7 @@ def test_allowlist_and_modules_are_validated() -> None:
 
 @pytest.fixture(scope="module")
 def secret_in_moto() -> Iterator[None]:
-    server = moto_or_missing()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": server.endpoint_url}.items():
-            patch.setenv(key, value)
+    with moto_in_environment() as (server, _):
         secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=server.endpoint_url)
         text = json.dumps(
             {"username": MONITOR_ROLE, "password": MONITOR_PASSWORD, "host": "elsewhere.invalid"}
@@ -163,10 +160,7 @@ def secret_in_moto() -> Iterator[None]:
             secrets.create_secret(Name=SECRET_ID, SecretString=text)
         except secrets.exceptions.ResourceExistsException:
             secrets.put_secret_value(SecretId=SECRET_ID, SecretString=text)
-        try:
-            yield
-        finally:
-            server.stop()
+        yield
 
 
 async def test_credentials_from_secrets_manager_and_iam_checks(

@@ -12,8 +12,7 @@ from devtools.pgserver import PostgresServer
 from exporter.app import SCRAPE_TIMEOUT_HEADER, scrape_deadline
 from exporter.collectors.statio_tables import COLUMNS as STATIO_COLUMNS
 from exporter.exposition import join_fragments
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Samples, Scraper
+from tests.support.exporter import DB_A, DB_B, Samples, Scraper
 
 STATIO_HEAP_HIT = STATIO_COLUMNS[1].family.name
 

@@ -20,9 +20,9 @@ import yaml
 
 from devtools.processes import Process, free_port, spawn, wait_http, wait_tcp
 from devtools.services import ServiceUnavailable, binary
-from tests.conftest import missing_service
-from tests.exporter.processes import clean_env, run_cli
 from tests.pgwarden.certs import Certificates, bcrypt_hash, make_certificates
+from tests.support.exporter_process import clean_env, run_cli
+from tests.support.services import missing_service
 
 PASSWORD = "prometheus-scrape-pw"
 SCRAPE_WAIT = 60.0  # a bound for waiting, never asserted on

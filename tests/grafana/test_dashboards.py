@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -50,7 +49,8 @@ from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, MotoUnavailable, s
 from devtools.pgserver import PostgresServer
 from devtools.processes import NotReady, Process, free_port, spawn, wait_http
 from devtools.seeding import create_postgres, put_rds_datapoints
-from tests.conftest import community_dashboard, missing_service
+from tests.support.grafana import community_dashboard
+from tests.support.services import installed, missing_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
@@ -456,10 +456,7 @@ def send_webhooks(url: str) -> None:
 def scenario(
     pg_server: PostgresServer, monitor_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        missing_service("prometheus (Debian package prometheus)")
-        raise AssertionError("unreachable")
+    prometheus = installed("prometheus", "prometheus")
     tmp = tmp_path_factory.mktemp("grafana")
     cleanups: list[Callable[[], object]] = []
     try:

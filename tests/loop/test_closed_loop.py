@@ -13,15 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.loop.conftest import (
-    INTERVAL,
-    THRESHOLD,
-    Loop,
-    Runaway,
-    decisions,
-    epoch,
-    report,
-)
+from tests.support.loop import INTERVAL, THRESHOLD, Loop, Runaway, decisions, epoch, report
 
 MARGIN = 20.0  # seconds past a bound before a test gives up waiting
 DOWNTIME = 20.0  # seconds the responder is stopped in the restart test

@@ -27,7 +27,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from devtools.motoserver import FAKE_CREDENTIALS, MotoServer
+from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
 from exporter.assemble import resolve_targets
 from exporter.config import parse_config
@@ -46,8 +46,8 @@ from responder.core import PostgresTarget, connect
 from responder.journal import open_store
 from responder.journal.ops import op_ping
 from responder.playbooks import default_registry
-from tests.conftest import missing_service, moto_or_missing
 from tests.pgwarden.certs import make_certificates
+from tests.support.services import missing_service, moto_in_environment
 
 REGION = "eu-west-1"
 RECONNECT_WAIT = 30.0  # a bound for waiting on the journal pool's reconnect, never asserted on
@@ -55,17 +55,11 @@ RECONNECT_WAIT = 30.0  # a bound for waiting on the journal pool's reconnect, ne
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
-    server = moto_or_missing()
-    with pytest.MonkeyPatch.context() as patch:
-        # The code under test finds Secrets Manager the way boto3 does: AWS_ENDPOINT_URL and the credentials.
-        for key, value in {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": server.endpoint_url}.items():
-            patch.setenv(key, value)
+    # The code under test finds Secrets Manager the way boto3 does: AWS_ENDPOINT_URL and the credentials.
+    with moto_in_environment() as (server, patch):
         patch.delenv("AWS_REGION", raising=False)
         patch.delenv("AWS_DEFAULT_REGION", raising=False)
-        try:
-            yield server
-        finally:
-            server.stop()
+        yield server
 
 
 @pytest.fixture(scope="module")

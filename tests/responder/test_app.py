@@ -8,18 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.responder.conftest import (
-    APPROVE,
-    AUTH,
-    TOKEN,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    alert,
-    payload,
-    post_alerts,
-    wait_done,
-)
+from tests.support.responder import APPROVE, AUTH, TOKEN, ClientFactory, ConfigFactory, Recorder
+from tests.support.webhook import alert, payload, post_alerts, wait_done
 
 
 async def test_auth(make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder) -> None:

@@ -9,18 +9,10 @@ from typing import Any
 import pytest
 
 from responder.config import ConfigError, summary
-from tests.responder.conftest import (
-    AUTH,
-    TOKEN,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    alert,
-    post_alerts,
-    wait_done,
-)
 from tests.responder.ui.console import ALICE, VICTOR
 from tests.responder.ui.console import people as console_people
+from tests.support.responder import AUTH, TOKEN, ClientFactory, ConfigFactory, Recorder
+from tests.support.webhook import alert, post_alerts, wait_done
 
 HELD = {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record", "require_approval": True}
 

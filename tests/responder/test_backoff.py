@@ -15,7 +15,9 @@ import pytest
 
 from responder.drills.checks import connect_checked
 from responder.drills.models import ConnectSpec
-from tests.responder import conftest as support
+from tests.support import responder as support
+from tests.support.journal import ReadOnlyJournal
+from tests.support.webhook import alert, payload, wait_done
 
 
 def _records(caplog: pytest.LogCaptureFixture, message: str, **fields: Any) -> list[logging.LogRecord]:
@@ -37,7 +39,7 @@ async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
     make_config: support.ConfigFactory,
     client_for: support.ClientFactory,
     journal_url: str,
-    read_only: support.ReadOnlyJournal,
+    read_only: ReadOnlyJournal,
     recorder: support.Recorder,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -50,8 +52,8 @@ async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
         playbooks=[support.record_playbook(params={"sleep": "1s"})],
     )
     client = await client_for(config)
-    busy, waiting = support.alert(), support.alert(fingerprint="waits-for-a-slot")
-    resp = await client.post("/webhook", json=support.payload(busy, waiting), headers=support.AUTH)
+    busy, waiting = alert(), alert(fingerprint="waits-for-a-slot")
+    resp = await client.post("/webhook", json=payload(busy, waiting), headers=support.AUTH)
     first, second = (int(d["id"]) for d in (await resp.json())["decisions"])
     await _until(lambda: bool(recorder.runs), "the first action started")
 
@@ -74,8 +76,8 @@ async def test_claim_outcome_and_housekeeping_retry_then_give_up_or_recover(
     while (await client.get("/actions", headers=support.AUTH)).status != 200:  # the pool reconnects first
         assert time.monotonic() < deadline, "the journal answers again"
         await asyncio.sleep(0.1)
-    assert (await support.wait_done(client, second))["outcome"] == "interrupted"
-    assert (await support.wait_done(client, first))["outcome"] == "succeeded"
+    assert (await wait_done(client, second))["outcome"] == "interrupted"
+    assert (await wait_done(client, first))["outcome"] == "succeeded"
     for action_id in (first, second):  # warned once while it waited, then said when it got through
         kept = _records(caplog, "journal unavailable, outcome kept until it is back", action_id=action_id)
         assert len(kept) == 1, kept

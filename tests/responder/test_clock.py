@@ -13,7 +13,7 @@ import pytest
 import time_machine
 
 from tests.responder import test_schedules as schedule_tests
-from tests.responder.conftest import ClientFactory, ConfigFactory, Recorder
+from tests.support.responder import ClientFactory, ConfigFactory, Recorder
 
 REAL_CLOCKS = [
     datetime(2026, 12, 7, 8, 30, tzinfo=UTC),  # Monday 08:30: where CI failed

@@ -6,16 +6,8 @@ import asyncio
 import time
 
 from responder import keys
-from tests.responder.conftest import (
-    APPROVE,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    alert,
-    post_alerts,
-    record_playbook,
-    wait_done,
-)
+from tests.support.responder import APPROVE, ClientFactory, ConfigFactory, Recorder, record_playbook
+from tests.support.webhook import alert, post_alerts, wait_done
 
 
 async def test_accepts_journals_and_runs_after_answering(

@@ -22,18 +22,10 @@ from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
-from tests.responder.conftest import (
-    APP_PASSWORD,
-    APP_ROLE,
-    AUTH,
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    TOKEN,
-    ConfigFactory,
-    alert,
-    frozen_clock,
-    payload,
-)
+from tests.support.clock import frozen_clock
+from tests.support.responder import AUTH, TOKEN, ConfigFactory
+from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.webhook import alert, payload
 
 ROOT = Path(__file__).resolve().parents[2]
 

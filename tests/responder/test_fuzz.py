@@ -26,7 +26,7 @@ from responder.app import make_app
 from responder.config import build_config
 from responder.core import ActionSpec, TargetKind
 from responder.playbooks import default_registry
-from tests.responder.conftest import AUTH, Recorder, RecordParams
+from tests.support.responder import AUTH, Recorder, RecordParams
 
 ALERTNAMES = ["TestAlert", "PostgresLongRunningQuery", "RDSCPUHigh", "Other"]
 

@@ -8,16 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devtools.motoserver import MotoServer
-from tests.responder.conftest import (
-    AUTH,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    alert,
-    post_alerts,
-    wait_done,
-)
 from tests.responder.playbooks.rds import rds_config
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory, Recorder
+from tests.support.webhook import alert, post_alerts, wait_done
 
 
 async def test_resolved_alerts_are_journaled_and_run_nothing(

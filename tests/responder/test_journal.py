@@ -16,19 +16,9 @@ from responder import keys
 from responder.decision import AlertTrigger, Decision
 from responder.journal import Journal, SqliteStore, open_store
 from responder.outcomes import State
-from tests.responder.conftest import (
-    APPROVE,
-    AUTH,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    alert,
-    journal_sql,
-    payload,
-    post_alerts,
-    record_playbook,
-    wait_done,
-)
+from tests.support.journal import journal_sql
+from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder, record_playbook
+from tests.support.webhook import alert, payload, post_alerts, wait_done
 
 
 class Proxy:

@@ -14,18 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from responder import keys
-from tests.responder.conftest import (
-    AUTH,
-    ClientFactory,
-    ConfigFactory,
-    ReadOnlyJournal,
-    Recorder,
-    alert,
-    journal_sql,
-    payload,
-    record_playbook,
-    wait_done,
-)
+from tests.support.journal import ReadOnlyJournal, journal_sql
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory, Recorder, record_playbook
+from tests.support.webhook import alert, payload, wait_done
 
 Responder = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 

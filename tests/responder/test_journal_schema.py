@@ -22,7 +22,7 @@ from responder.journal import (
 )
 from responder.journal.migrations import MIGRATIONS, VERSION_TABLE, Migration
 from responder.outcomes import Outcome, State
-from tests.responder.conftest import journal_sql
+from tests.support.journal import journal_sql
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

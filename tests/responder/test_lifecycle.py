@@ -14,7 +14,8 @@ from responder import keys, lifecycle
 from responder.app import make_app
 from responder.cli import serve
 from responder.journal import JournalUnavailable
-from tests.responder.conftest import ConfigFactory, frozen_clock
+from tests.support.clock import frozen_clock
+from tests.support.responder import ConfigFactory
 
 
 async def cannot_open(app: web.Application) -> AsyncIterator[None]:

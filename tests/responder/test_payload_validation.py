@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from responder.models import WHOLE_MAX_BYTES, Alert, WebhookPayload, validate_whole
-from tests.responder.conftest import alert, payload
+from tests.support.webhook import alert, payload
 
 # Texts with what trips a journal or a parser: NUL, lone surrogates, non-ASCII, long runs.
 texts = st.one_of(

@@ -4,7 +4,6 @@ and a SQLite journal. moto makes restored and renamed instances `available` at o
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -19,18 +18,20 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-import yaml
 
 from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
-from responder import recover
-from tests.responder.playbooks.drills import (
+from tests.support.drills import (
     REGION,
-    all_instances,
-    checks,
-    connect,
     drill_database,
     production,
+)
+from tests.support.recover import (
+    instance_names,
+    latest_restorable,
+    recovery_config,
+    recovery_row,
+    run_recover,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,57 +47,7 @@ def production_config(
     tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
 ) -> tuple[str, Path]:
     """A production instance in moto with the drill database behind it, and the recovery config: (id, path)."""
-    return production(rds_client), _config(tmp_path, moto_server, pg_server)
-
-
-def _config(tmp_path: Path, moto: MotoServer, pg_server: PostgresServer, **recovery: Any) -> Path:
-    hooks_log = tmp_path / "hooks.log"
-    config = {
-        "auth": "none",
-        "journal": f"sqlite:///{tmp_path / 'journal.db'}",
-        "replica_timeout": "1s",
-        "aws": {"region": REGION, "endpoint_url": moto.endpoint_url},
-        "recovery": {
-            "connect": connect(pg_server),
-            "checks": checks(),
-            "drain": {"timeout": "10s"},
-            "hooks": {
-                name: ["sh", "-c", f'echo "{name} $PGWARDEN_INSTANCE" >> {hooks_log}']
-                for name in ("maintenance_on", "restart", "maintenance_off")
-            },
-            **recovery,
-        },
-    }
-    path = tmp_path / "responder.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _recover(path: Path, *flags: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = recover.main(["--config", str(path), *flags], out=out, confirm=lambda _: "")
-    return code, out.getvalue()
-
-
-def _latest(rds_client: Any, ident: str) -> str:
-    instance = rds_client.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-    return str(instance["LatestRestorableTime"].strftime("%Y-%m-%dT%H:%M:%SZ"))
-
-
-def _names(rds_client: Any, ident: str) -> set[str]:
-    return {
-        i["DBInstanceIdentifier"]
-        for i in all_instances(rds_client)
-        if i["DBInstanceIdentifier"].startswith(ident) and i["DBInstanceStatus"] != "deleting"
-    }
-
-
-def _row(tmp_path: Path, action_id: int) -> dict[str, Any]:
-    with sqlite3.connect(tmp_path / "journal.db") as conn:
-        state, outcome, plan, error = conn.execute(
-            "SELECT state, outcome, plan, error FROM pgwarden_actions WHERE id = ?", (action_id,)
-        ).fetchone()
-    return {"state": state, "outcome": outcome, "plan": json.loads(plan) if plan else None, "error": error}
+    return production(rds_client), recovery_config(tmp_path, moto_server, pg_server)
 
 
 def _steps_so_far(tmp_path: Path) -> dict[str, Any]:
@@ -117,16 +68,18 @@ def test_recover_through_all_four_steps(
     secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=moto_server.endpoint_url)
     secret_id = f"{ident}/app"
     secrets.create_secret(Name=secret_id, SecretString=json.dumps({"host": "stale.example", "port": 5432}))
-    path = _config(tmp_path, moto_server, pg_server, secret={"secret_id": secret_id})
-    to = _latest(rds_client, ident)
-    code, out = _recover(path, "--instance", ident, "--to", to, "--class", "db.t3.large", "--swap", "--yes")
+    path = recovery_config(tmp_path, moto_server, pg_server, secret={"secret_id": secret_id})
+    to = latest_restorable(rds_client, ident)
+    code, out = run_recover(
+        path, "--instance", ident, "--to", to, "--class", "db.t3.large", "--swap", "--yes"
+    )
     assert code == 0, out
     recovered = f"{ident}-recovery-{to[:10].replace('-', '')}"
     assert f"[1/4] window: {ident} can be restored from (unknown) to" in out and f"{to} is possible" in out
     assert f"[2/4] restore: RestoreDBInstanceToPointInTime to {recovered} (db.t3.large)" in out
     assert "users present" in out and "contracts fresh" in out  # the comparison table
     assert f"{ident} is now the recovered instance" in out
-    assert _names(rds_client, ident) == {ident, f"{ident}-old"}
+    assert instance_names(rds_client, ident) == {ident, f"{ident}-old"}
     swapped = rds_client.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert swapped["DBInstanceClass"] == "db.t3.large"  # the recovered one now carries the name
     assert {"Key": "pgwarden:recovery", "Value": "1"} in swapped["TagList"]
@@ -134,7 +87,7 @@ def test_recover_through_all_four_steps(
     assert secret["host"] == swapped["Endpoint"]["Address"] and secret["port"] == 5432
     hooks = (tmp_path / "hooks.log").read_text().splitlines()
     assert hooks == [f"maintenance_on {ident}", f"restart {ident}", f"maintenance_off {ident}"]
-    row = _row(tmp_path, 1)
+    row = recovery_row(tmp_path, 1)
     assert row["state"] == "done" and row["outcome"] == "succeeded", row
     steps = row["plan"]["steps"]
     assert {"window", "restore", "compare", "swap", "swap.drain", "swap.secret"} <= set(steps)
@@ -146,18 +99,20 @@ def test_recover_says_what_is_possible_outside_the_window(
     tmp_path: Path, rds_client: Any, production_config: tuple[str, Path]
 ) -> None:
     ident, path = production_config
-    code, out = _recover(path, "--instance", ident, "--to", "2099-01-01T00:00:00Z")
+    code, out = run_recover(path, "--instance", ident, "--to", "2099-01-01T00:00:00Z")
     assert code == 2, out
     assert "2099-01-01T00:00:00Z is after the latest restorable time; possible: from" in out
-    assert _names(rds_client, ident) == {ident}
-    assert _row(tmp_path, 1)["outcome"] == "guardrail"
+    assert instance_names(rds_client, ident) == {ident}
+    assert recovery_row(tmp_path, 1)["outcome"] == "guardrail"
 
 
 def test_recover_dry_run_prints_every_call_and_changes_nothing(
     tmp_path: Path, rds_client: Any, production_config: tuple[str, Path]
 ) -> None:
     ident, path = production_config
-    code, out = _recover(path, "--instance", ident, "--to", _latest(rds_client, ident), "--swap", "--dry-run")
+    code, out = run_recover(
+        path, "--instance", ident, "--to", latest_restorable(rds_client, ident), "--swap", "--dry-run"
+    )
     assert code == 0, out
     calls = [json.loads(line) for line in out.splitlines() if line.startswith("  {")]
     operations = [c.get("operation") or c.get("hook") for c in calls if "operation" in c or "hook" in c]
@@ -167,18 +122,20 @@ def test_recover_dry_run_prints_every_call_and_changes_nothing(
     assert renames[0]["NewDBInstanceIdentifier"] == f"{ident}-old"
     assert renames[1]["NewDBInstanceIdentifier"] == ident
     assert operations[-3:] == ["ModifyDBInstance", "restart", "maintenance_off"]
-    assert _names(rds_client, ident) == {ident}
+    assert instance_names(rds_client, ident) == {ident}
     assert not (tmp_path / "hooks.log").exists()
-    assert _row(tmp_path, 1)["outcome"] == "dry_run"
+    assert recovery_row(tmp_path, 1)["outcome"] == "dry_run"
 
 
 def test_swap_needs_a_confirmation(
     tmp_path: Path, rds_client: Any, production_config: tuple[str, Path]
 ) -> None:
     ident, path = production_config
-    code, out = _recover(path, "--instance", ident, "--to", _latest(rds_client, ident), "--swap")
+    code, out = run_recover(path, "--instance", ident, "--to", latest_restorable(rds_client, ident), "--swap")
     assert code == 1 and "not confirmed; nothing swapped" in out, out
-    assert ident in _names(rds_client, ident) and f"{ident}-old" not in _names(rds_client, ident)
+    assert ident in instance_names(rds_client, ident) and f"{ident}-old" not in instance_names(
+        rds_client, ident
+    )
     assert not (tmp_path / "hooks.log").exists()
 
 
@@ -190,7 +147,7 @@ def test_resume_after_a_kill_between_restore_and_compare(
     production_config: tuple[str, Path],
 ) -> None:
     ident, path = production_config
-    to = _latest(rds_client, ident)
+    to = latest_restorable(rds_client, ident)
     gate = psycopg.connect(pg_server.dsn(drill_db))  # step 3's checks wait behind this lock
     gate.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
     log = tmp_path / "recover.log"
@@ -225,11 +182,11 @@ def test_resume_after_a_kill_between_restore_and_compare(
             proc.wait()
         gate.close()
     recovered = f"{ident}-recovery-{to[:10].replace('-', '')}"
-    assert _names(rds_client, ident) == {ident, recovered}
-    assert _row(tmp_path, 1)["state"] == "running"  # nobody finished it
-    code, out = _recover(path, "--resume", "1", "--swap", "--yes")
+    assert instance_names(rds_client, ident) == {ident, recovered}
+    assert recovery_row(tmp_path, 1)["state"] == "running"  # nobody finished it
+    code, out = run_recover(path, "--resume", "1", "--swap", "--yes")
     assert code == 0, out
     assert "[1/4] window: done before" in out and "[2/4] restore: done before" in out
     assert "[3/4] compare" in out and "[4/4] swap" in out
-    assert _names(rds_client, ident) == {ident, f"{ident}-old"}
-    assert _row(tmp_path, 1)["outcome"] == "succeeded"
+    assert instance_names(rds_client, ident) == {ident, f"{ident}-old"}
+    assert recovery_row(tmp_path, 1)["outcome"] == "succeeded"

@@ -1,6 +1,6 @@
 """Schedules: config errors, a tick decided once, catch-up, run now, /schedules, and the playbook guards
 (cooldown, dry-run, approval) that scheduled decisions share with alert-driven ones. The `record` test action
-records each run (conftest.Recorder); the journal is the real SQLite one."""
+records each run (tests.support.responder.Recorder); the journal is the real SQLite one."""
 
 from __future__ import annotations
 
@@ -16,15 +16,9 @@ from aiohttp.test_utils import TestClient
 from responder import keys
 from responder.config import ConfigError
 from responder.scheduling.scheduler import Scheduler
-from tests.responder.conftest import (
-    APPROVE,
-    AUTH,
-    TEST_NOW,
-    ClientFactory,
-    ConfigFactory,
-    Recorder,
-    wait_done,
-)
+from tests.support.clock import TEST_NOW
+from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder
+from tests.support.webhook import wait_done
 
 Client = TestClient[web.Request, web.Application]
 SUNDAY_3AM = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)

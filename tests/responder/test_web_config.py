@@ -20,9 +20,10 @@ import yaml
 
 from devtools.processes import Process, free_port, spawn, wait_http, wait_tcp
 from devtools.services import ServiceUnavailable, binary
-from tests.conftest import missing_service
 from tests.pgwarden.certs import Certificates, bcrypt_hash, make_certificates
-from tests.responder.conftest import TOKEN, alert, payload
+from tests.support.responder import TOKEN
+from tests.support.services import missing_service
+from tests.support.webhook import alert, payload
 
 PASSWORD = "operator-pw"
 DELIVERY_WAIT = 60.0  # a bound for waiting, never asserted on

@@ -12,16 +12,8 @@ import pytest
 from responder.cli import main
 from responder.config import warnings
 from responder.core import ActionRegistry
-from tests.responder.conftest import (
-    AUTH,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    config_file,
-    post_alerts,
-    record_playbook,
-    wait_done,
-)
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory, config_file, record_playbook
+from tests.support.webhook import alert, post_alerts, wait_done
 
 HELD = record_playbook(name="held", match={"alertname": "Held"}, require_approval=True)
 

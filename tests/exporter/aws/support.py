@@ -19,7 +19,7 @@ import pytest
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer
 from devtools.seeding import create_postgres, put_rds_datapoints
 from exporter.aws.poller import SOURCES
-from tests.conftest import moto_or_missing
+from tests.support.services import moto_or_missing
 
 REGION = "us-east-1"
 BACKUP_REGION = "eu-west-1"

@@ -8,7 +8,6 @@ against the label sets the exporter emits, not against hand-written ones.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,10 +21,10 @@ from devtools.pgserver import PostgresServer
 from exporter.aws.poller import AWSPoller
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
-from tests.conftest import missing_service
 from tests.exporter.aws import support
 from tests.exporter.aws.support import DOWN_DSN, MOTO_SOURCES, aws_config, build_world
-from tests.exporter.helpers import Samples, Scraper
+from tests.support.exporter import Samples, Scraper
+from tests.support.services import installed
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 ALERTS = Path(__file__).resolve().parents[3] / "alerts"
@@ -46,10 +45,7 @@ def as_series(samples: Samples, names: Iterable[str], minutes: int) -> list[dict
 def promtool_test(
     tmp: Path, rules: str, interval: str, series: list[dict[str, str]], cases: list[Any]
 ) -> str:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        missing_service("promtool (Debian package prometheus)")
-        raise AssertionError("unreachable")
+    promtool = installed("promtool", "prometheus")
     test = {
         "rule_files": [str(ALERTS / f) for f in rules.split(",")],
         "evaluation_interval": "1m",

@@ -16,7 +16,7 @@ from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.config import parse_config
 from tests.exporter.aws import support
 from tests.exporter.aws.support import DOWN_DSN, REGION, Recording, aws_config, build_world
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
 
 moto, moto_session, own_moto = support.moto, support.moto_session, support.own_moto  # fixtures
 Client = TestClient[web.Request, web.Application]

@@ -20,11 +20,10 @@ from exporter.aws import lifecycle
 from exporter.aws.poller import AWSPoller
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
-from tests.exporter.aws.stubbing import offline
-from tests.exporter.helpers import Samples
+from tests.exporter.aws.stubbing import ACCOUNT, fails_alone, offline, rds_instance
+from tests.support.exporter import Samples
 
 REGION = "eu-central-1"
-ACCOUNT = "123456789012"
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 PROD_ARN = f"arn:aws:rds:{REGION}:{ACCOUNT}:db:prod"
 REPLICA_ARN = f"arn:aws:rds:{REGION}:{ACCOUNT}:db:prod-replica"
@@ -36,27 +35,14 @@ def ids(identifier: str) -> dict[str, str]:
 
 def instance(identifier: str, **extra: Any) -> dict[str, Any]:
     """A DescribeDBInstances entry as RDS returns it for PostgreSQL 13.15 (the fields the exporter reads)."""
-    raw: dict[str, Any] = {
-        "DBInstanceIdentifier": identifier,
-        "DBInstanceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:{identifier}",
-        "DbiResourceId": f"db-{identifier.upper().replace('-', '')}",
-        "DBInstanceClass": "db.m6g.large",
-        "Engine": "postgres",
-        "EngineVersion": "13.15",
-        "DBInstanceStatus": "available",
+    extra = {
         "StorageType": "gp3",
-        "AllocatedStorage": 100,
         "MultiAZ": True,
-        "BackupRetentionPeriod": 7,
-        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
-        "CertificateDetails": {"CAIdentifier": "rds-ca-rsa2048-g1", "ValidTill": NOW + dt.timedelta(days=20)},
         "DBParameterGroups": [{"DBParameterGroupName": "prod-pg13", "ParameterApplyStatus": "in-sync"}],
         "PendingModifiedValues": {},
-        "PerformanceInsightsEnabled": True,
-        "TagList": [],
+        **extra,
     }
-    raw.update(extra)
-    return raw
+    return rds_instance(identifier, REGION, "13.15", "db.m6g.large", NOW + dt.timedelta(days=20), **extra)
 
 
 PROD = instance(
@@ -257,8 +243,7 @@ async def test_maintenance_failure_keeps_the_other_sources(poller: tuple[AWSPoll
     """No rds:DescribePendingMaintenanceActions permission: the maintenance source fails on its own."""
     aws_poller, stubber = poller
     stubber.add_client_error("describe_pending_maintenance_actions", "AccessDenied", http_status_code=403)
-    assert await aws_poller.poll("rds")
-    assert not await aws_poller.poll("maintenance")
+    await fails_alone(aws_poller, "maintenance")
     s = samples(aws_poller)
     assert s.get("rds_instance_status", **ids("prod")) == 1
     assert aws_poller.stats.snapshot()[1] == {("rds", "AccessDenied"): 1}

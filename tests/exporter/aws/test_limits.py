@@ -24,14 +24,13 @@ from exporter.aws.rds import Instance
 from exporter.config import parse_config
 from exporter.exposition import join_fragments
 from tests.exporter.aws import support
-from tests.exporter.aws.stubbing import discovering_poller, offline
+from tests.exporter.aws.stubbing import ACCOUNT, discovering_poller, fails_alone, offline
 from tests.exporter.aws.support import DOWN_DSN, REGION, aws_config, create_postgres, rds
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 MIB = 1024**2
 GIB = 1024**3
-ACCOUNT = "123456789012"
 
 
 def ids(identifier: str) -> dict[str, str]:
@@ -196,8 +195,7 @@ async def test_quotas_from_service_quotas(stubbed: tuple[AWSPoller, Stubber]) ->
 async def test_quota_access_denied_fails_that_source_only(stubbed: tuple[AWSPoller, Stubber]) -> None:
     poller, quotas = stubbed
     quotas.add_client_error("get_service_quota", "AccessDeniedException", http_status_code=400)
-    assert await poller.poll("rds")
-    assert not await poller.poll("quotas")
+    await fails_alone(poller, "quotas")
     s = samples(poller)
     assert s.get("rds_instance_status", **ids("prod")) == 1
     assert s.get("rds_exporter_errors_total") == 1

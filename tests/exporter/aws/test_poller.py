@@ -34,7 +34,7 @@ from tests.exporter.aws.support import (
     rds,
     targets_of,
 )
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
 
 moto, moto_session, own_moto = support.moto, support.moto_session, support.own_moto  # fixtures
 GIB = 1024**3

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from exporter.app import AWS, make_app
 from exporter.assemble import resolve_targets
 from exporter.aws.poller import SOURCES
 from exporter.config import parse_config
-from tests.conftest import missing_service
 from tests.exporter.aws import support
 from tests.exporter.aws.support import DOWN_DSN, REGION, aws_config, create_postgres, rds
+from tests.support.services import installed
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 SHARDS = 2
@@ -77,9 +76,7 @@ def prometheus_config(ports: list[int]) -> dict[str, Any]:
 async def test_prometheus_shards_targets_across_replicas_with_hashmod(
     aiohttp_client: Any, moto: MotoServer, tmp_path: Path
 ) -> None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        missing_service("prometheus (Debian package prometheus)")
+    binary = installed("prometheus", "prometheus")
     east = rds()
     for name in INSTANCES:
         create_postgres(east, name, AllocatedStorage=20)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,14 @@ from botocore.stub import Stubber
 from devtools.motoserver import MotoServer
 from exporter.exposition import join_fragments
 from tests.alerts.test_rules import _CLAUSE, _RANGE, _STRING, _TOKEN, KEYWORDS
-from tests.conftest import missing_service
 from tests.exporter.aws import support
-from tests.exporter.aws.stubbing import discovering_poller
+from tests.exporter.aws.stubbing import ACCOUNT, discovering_poller, rds_instance
 from tests.exporter.aws.support import REGION, put_points
-from tests.exporter.helpers import Samples
+from tests.support.exporter import Samples
+from tests.support.services import installed
 
 moto, moto_session = support.moto, support.moto_session  # fixtures
 CHART = Path(__file__).resolve().parent / "qonto_rds_alerts"
-ACCOUNT = "123456789012"
 SCRAPE = {"job": "pgwarden", "instance": "exporter:9187"}  # what Prometheus adds
 GIB = 1024**3
 MIB = 1024**2
@@ -115,28 +113,11 @@ def selector_texts(expr: str) -> list[tuple[str, str]]:
 
 def instance(identifier: str, **extra: Any) -> dict[str, Any]:
     """A DescribeDBInstances entry of PostgreSQL 16.3 (the fields the exporter reads)."""
-    raw: dict[str, Any] = {
-        "DBInstanceIdentifier": identifier,
-        "DBInstanceArn": f"arn:aws:rds:{REGION}:{ACCOUNT}:db:{identifier}",
-        "DbiResourceId": f"db-{identifier.upper().replace('-', '')}",
-        "DBInstanceClass": "db.t3.medium",
-        "Engine": "postgres",
-        "EngineVersion": "16.3",
-        "DBInstanceStatus": "available",
-        "StorageType": "gp2",
-        "AllocatedStorage": 100,
-        "BackupRetentionPeriod": 7,
-        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
-        "CertificateDetails": {
-            "CAIdentifier": "rds-ca-rsa2048-g1",
-            "ValidTill": dt.datetime(2061, 5, 20, tzinfo=dt.UTC),
-        },
-        "DBParameterGroups": [{"DBParameterGroupName": "pg16", "ParameterApplyStatus": "in-sync"}],
-        "PerformanceInsightsEnabled": True,
-        "TagList": [],
-    }
-    raw.update(extra)
-    return raw
+    group = {"DBParameterGroupName": "pg16", "ParameterApplyStatus": "in-sync"}
+    extra = {"StorageType": "gp2", "DBParameterGroups": [group], **extra}
+    return rds_instance(
+        identifier, REGION, "16.3", "db.t3.medium", dt.datetime(2061, 5, 20, tzinfo=dt.UTC), **extra
+    )
 
 
 INSTANCES = [
@@ -148,33 +129,26 @@ INSTANCES = [
     instance("busy-replica", ReadReplicaSourceDBInstanceIdentifier="busy"),
     instance("calm", DBInstanceClass="db.r6g.xlarge", StorageType="gp3", AllocatedStorage=400, Iops=12000),
 ]
+# metric: (unit, busy, calm): the two primaries side by side
+PRIMARIES: dict[str, tuple[str, float, float]] = {
+    "CPUUtilization": ("Percent", 90.0, 10.0),
+    "FreeableMemory": ("Bytes", 512.0 * MIB, 30.0 * GIB),
+    "FreeStorageSpace": ("Bytes", 5.0 * GIB, 300.0 * GIB),
+    "DBLoadNonCPU": ("None", 10.0, 0.1),
+    "ReadIOPS": ("Count/Second", 200.0, 10.0),
+    "WriteIOPS": ("Count/Second", 100.0, 10.0),
+    "MaximumUsedTransactionIDs": ("Count", 3e9, 1e6),
+    "SwapUsage": ("Bytes", 0.0, 0.0),
+}
 POINTS: dict[str, dict[str, tuple[str, float]]] = {
-    "busy": {
-        "CPUUtilization": ("Percent", 90.0),
-        "FreeableMemory": ("Bytes", 512.0 * MIB),
-        "FreeStorageSpace": ("Bytes", 5.0 * GIB),
-        "DBLoadNonCPU": ("None", 10.0),
-        "ReadIOPS": ("Count/Second", 200.0),
-        "WriteIOPS": ("Count/Second", 100.0),
-        "MaximumUsedTransactionIDs": ("Count", 3e9),
-        "SwapUsage": ("Bytes", 0.0),
-    },
+    "busy": {metric: (unit, busy) for metric, (unit, busy, _) in PRIMARIES.items()},
     "busy-replica": {
         "ReplicaLag": ("Seconds", 120.0),
         "CPUUtilization": ("Percent", 10.0),
         "FreeableMemory": ("Bytes", 3.0 * GIB),
         "FreeStorageSpace": ("Bytes", 60.0 * GIB),
     },
-    "calm": {
-        "CPUUtilization": ("Percent", 10.0),
-        "FreeableMemory": ("Bytes", 30.0 * GIB),
-        "FreeStorageSpace": ("Bytes", 300.0 * GIB),
-        "DBLoadNonCPU": ("None", 0.1),
-        "ReadIOPS": ("Count/Second", 10.0),
-        "WriteIOPS": ("Count/Second", 10.0),
-        "MaximumUsedTransactionIDs": ("Count", 1e6),
-        "SwapUsage": ("Bytes", 0.0),
-    },
+    "calm": {metric: (unit, calm) for metric, (unit, _, calm) in PRIMARIES.items()},
 }
 FORCED = {
     "PendingMaintenanceActions": [
@@ -238,10 +212,7 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 def promtool(*args: str) -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        missing_service("promtool (Debian package prometheus)")
-        raise AssertionError("unreachable")
+    path = installed("promtool", "prometheus")
     result = subprocess.run([path, *args], capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

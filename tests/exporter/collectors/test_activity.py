@@ -8,10 +8,18 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.collectors.conftest import APP_ROLE
-from tests.exporter.conftest import DB_A, DB_B, ScratchTable
-from tests.exporter.helpers import Scraper, background_query, flush_stats, server_setting, wait_for
+from tests.support.exporter import (
+    APP_ROLE,
+    DB_A,
+    DB_B,
+    Scraper,
+    ScratchTable,
+    background_query,
+    flush_stats,
+    server_setting,
+    wait_for,
+)
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 
 async def test_long_running_query_is_counted_and_aged(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import Scraper
 
 
 async def test_archiver_without_archiving(scraper_factory: Callable[..., Scraper]) -> None:

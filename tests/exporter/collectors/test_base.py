@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_A, Scraper
 
 
 async def test_caps_keep_the_largest_and_count_the_cut(scraper_factory: Callable[..., Scraper]) -> None:

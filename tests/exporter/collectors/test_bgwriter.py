@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import Scraper
 
 
 async def test_bgwriter_counts_a_requested_checkpoint(

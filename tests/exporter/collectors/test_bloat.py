@@ -7,9 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_ROLE
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_A, Scraper
+from tests.support.postgres import MONITOR_ROLE
 
 
 async def test_bloat_estimate_needs_readable_statistics(

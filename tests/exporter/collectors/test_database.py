@@ -10,8 +10,7 @@ import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, flush_stats
+from tests.support.exporter import DB_A, DB_B, Scraper, flush_stats
 
 
 async def test_database_counters_sizes_and_deadlocks(

@@ -12,8 +12,7 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from exporter.collectors import COLLECTORS
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_A, Scraper
 
 SUMMARY_DIR = "PGWARDEN_VERSION_SUMMARY"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Scraper, flush_stats
+from tests.support.exporter import DB_A, Scraper, flush_stats
 
 
 async def test_unused_index_is_flagged(

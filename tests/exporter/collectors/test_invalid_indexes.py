@@ -8,9 +8,8 @@ import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_A, DB_B, Scraper
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 
 async def test_a_failed_concurrent_index_build_is_flagged(

@@ -7,8 +7,7 @@ from collections.abc import Callable
 import psycopg
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper, background_query, wait_for
+from tests.support.exporter import DB_A, DB_B, Scraper, background_query, wait_for
 
 
 async def test_locks_held_and_waiting(

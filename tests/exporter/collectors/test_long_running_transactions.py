@@ -8,9 +8,8 @@ from collections.abc import Callable
 import psycopg
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.conftest import DB_B
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_B, Scraper
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 P = "pg_long_running_transactions"
 

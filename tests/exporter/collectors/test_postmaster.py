@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import Scraper
 
 
 async def test_postmaster_and_static(

@@ -8,9 +8,8 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from exporter.collectors.progress_vacuum import PHASES
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.conftest import DB_A, DB_B, ScratchTable
-from tests.exporter.helpers import Scraper, background_query, wait_for
+from tests.support.exporter import DB_A, DB_B, Scraper, ScratchTable, background_query, wait_for
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 P = "pg_stat_progress_vacuum_"
 # A page costs at least 1 and every cost point sleeps 100 ms: the vacuum stays in its heap scan for minutes.

@@ -14,9 +14,8 @@ from devtools.pgserver import PostgresServer
 from exporter.collectors import COLLECTORS
 from exporter.collectors.registry import CollectorClass
 from exporter.framework import FRAMEWORK_FAMILIES
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Samples, Scraper, assert_declared_labels
-from tests.exporter.processes import REPO, clean_env, run_cli, running_exporter
+from tests.support.exporter import DB_A, Samples, Scraper, assert_declared_labels
+from tests.support.exporter_process import REPO, clean_env, run_cli, running_exporter
 
 
 async def test_every_collector_succeeds_as_pg_monitor_member(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.collectors.conftest import STANDBY_SLOT
-from tests.exporter.helpers import Scraper, wait_for
+from tests.support.exporter import STANDBY_SLOT, Scraper, wait_for
 
 CURRENT_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.collectors.conftest import STANDBY_SLOT
-from tests.exporter.helpers import Scraper, server_setting
+from tests.support.exporter import STANDBY_SLOT, Scraper, server_setting
 
 P = "pg_replication_slots_"  # postgres_exporter 0.20's names: pg_replication_slot_* were renamed
 U = P  # the slot_type-labelled families, pg_replication_slot_* before 0.20

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import Scraper
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 
 async def test_role_connection_limits(

@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.conftest import DB_A, DB_B
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_A, DB_B, Scraper
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 RATIO = "pg_sequence_used_ratio"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.helpers import Scraper, server_setting
+from tests.support.exporter import Scraper, server_setting
 
 
 async def test_settings_units_normalised(scraper_factory: Callable[..., Scraper]) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Scraper, flush_stats
+from tests.support.exporter import DB_A, Scraper, flush_stats
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 P = "pg_stat_io_"
 CLIENT = {"backend_type": "client backend", "object": "relation", "context": "normal"}

@@ -8,8 +8,7 @@ import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_B
-from tests.exporter.helpers import Scraper, server_setting
+from tests.support.exporter import DB_B, Scraper, server_setting
 
 P = "pg_stat_statements_"
 

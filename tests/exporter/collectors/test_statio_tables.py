@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.exporter.conftest import DB_A, DB_B, ScrapeAfter
+from tests.support.exporter import DB_A, DB_B, ScrapeAfter
 
 
 async def test_statio_counts_cache_hits(scrape_after: ScrapeAfter) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A, DB_B, ScrapeAfter
+from tests.support.exporter import DB_A, DB_B, ScrapeAfter
 
 
 async def test_tables_of_two_databases_with_dead_tuples_and_sizes(

@@ -9,8 +9,7 @@ from collections.abc import Callable
 import psycopg
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_B
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_B, Scraper
 
 CURRENT_LSN = "SELECT (pg_current_wal_lsn() - '0/0')::int8"
 

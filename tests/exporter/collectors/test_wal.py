@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import Scraper
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 WALDIR_SQL = "SELECT count(*), sum(size) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"  # segments only
 

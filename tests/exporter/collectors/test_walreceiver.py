@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from devtools.pgserver import PostgresServer
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE
-from tests.exporter.collectors.conftest import STANDBY_SLOT
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import STANDBY_SLOT, Scraper
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
 
 P = "pg_stat_wal_receiver_"
 RECEIVER_SQL = (

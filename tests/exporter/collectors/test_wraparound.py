@@ -7,8 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.conftest import DB_A
-from tests.exporter.helpers import Scraper
+from tests.support.exporter import DB_A, Scraper
 
 
 async def test_wraparound_ages(scraper_factory: Callable[..., Scraper], pg_server: PostgresServer) -> None:

@@ -12,7 +12,7 @@ from exporter.assemble import resolve_targets
 from exporter.config import ConfigError, parse_config
 from exporter.custom import ExtendedQueries
 from exporter.custom.queries_file import load_query_file
-from tests.exporter.processes import clean_env, run_cli
+from tests.support.exporter_process import clean_env, run_cli
 
 DSN = "postgresql://pgwarden@127.0.0.1:5432/postgres"
 

@@ -12,8 +12,8 @@ from devtools.pgserver import PostgresServer
 from exporter.assemble import build_collectors
 from exporter.custom import ExtendedQueries
 from exporter.custom.queries_file import QueryFile
-from tests.exporter.custom.conftest import APP_DB, OTHER_DB
-from tests.exporter.helpers import Samples, Scraper, assert_declared_labels, make_config
+from tests.support.custom_queries import APP_DB, OTHER_DB
+from tests.support.exporter import Samples, Scraper, assert_declared_labels, make_config
 
 JOB_QUEUE: dict[str, Any] = {
     "name": "job_queue",

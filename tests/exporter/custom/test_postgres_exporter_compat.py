@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 
 from devtools.pgserver import PostgresServer
-from tests.exporter.custom.conftest import postgres_exporter
-from tests.exporter.helpers import parse_sample
-from tests.exporter.processes import clean_env, running_exporter
+from tests.support.custom_queries import postgres_exporter
+from tests.support.exporter import parse_sample
+from tests.support.exporter_process import clean_env, running_exporter
 
 QUERIES = """
 app_jobs:

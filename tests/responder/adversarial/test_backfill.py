@@ -13,19 +13,9 @@ import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import journal_sql
-from tests.responder.migrate.backfill_db import (
-    MIGRATOR,
-    MIGRATOR_PASSWORD,
-    action_id,
-    as_migrator,
-    backfill_config,
-    items,
-    make_items,
-    migrator_db,
-    quoted,
-    run_backfill,
-)
+from tests.support.backfill import action_id, backfill_config, items, run_backfill
+from tests.support.journal import journal_sql
+from tests.support.migrator import MIGRATOR, MIGRATOR_PASSWORD, as_migrator, make_items, migrator_db, quoted
 
 SCHEMA = 'we.ird "s"'
 TABLE = 'ta ble"; DROP TABLE public.keepme; --'
@@ -63,30 +53,35 @@ def test_hostile_names_are_names(pg_server: PostgresServer, db: str, tmp_path: P
     assert as_migrator(pg_server, db, "SELECT count(*) FROM public.keepme") == [(10,)]
 
 
-@pytest.mark.parametrize(
-    ("flag", "value", "why"),
-    [
-        ("--where", "true; DROP TABLE public.keepme", "';'"),
-        ("--where", "true) OR (true", "not valid SQL"),
-        ("--where", "true GROUP BY 1", "more than one expression"),
-        (
-            "--where",
-            "EXISTS (WITH d AS (DELETE FROM public.keepme RETURNING 1) SELECT 1 FROM d)",
-            "DeleteStmt",
-        ),
-        ("--where", "", "empty"),
-        ("--set", "n = 1; DROP TABLE public.keepme", "';'"),
-        ("--set", "n = 1 WHERE id > 0", "more than one expression"),
-        ("--set", "n = 1, id = 2", "one column"),
-        ("--set", "n = 1 FROM public.keepme", "more than one expression"),
-        ("--set", "n = 1 RETURNING (SELECT 1)", "more than one expression"),
-        ("--set", "n[1] = 1", "whole column"),
-        ("--table", "public.items; DROP TABLE public.keepme", "';'"),
-        ("--table", "public.items, public.keepme", "one table"),
-        ("--table", "public.items AS x", "more than one expression"),
-        ("--table", "db.public.items", "schema.table"),
-        ("--table", "(SELECT 1) x", "one table"),
+# flag -> (value, what the refusal says): SQL smuggled into each of the three arguments
+SMUGGLED = {
+    "--where": [
+        ("true; DROP TABLE public.keepme", "';'"),
+        ("true) OR (true", "not valid SQL"),
+        ("true GROUP BY 1", "more than one expression"),
+        ("EXISTS (WITH d AS (DELETE FROM public.keepme RETURNING 1) SELECT 1 FROM d)", "DeleteStmt"),
+        ("", "empty"),
     ],
+    "--set": [
+        ("n = 1; DROP TABLE public.keepme", "';'"),
+        ("n = 1 WHERE id > 0", "more than one expression"),
+        ("n = 1, id = 2", "one column"),
+        ("n = 1 FROM public.keepme", "more than one expression"),
+        ("n = 1 RETURNING (SELECT 1)", "more than one expression"),
+        ("n[1] = 1", "whole column"),
+    ],
+    "--table": [
+        ("public.items; DROP TABLE public.keepme", "';'"),
+        ("public.items, public.keepme", "one table"),
+        ("public.items AS x", "more than one expression"),
+        ("db.public.items", "schema.table"),
+        ("(SELECT 1) x", "one table"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "why"), [(flag, value, why) for flag, cases in SMUGGLED.items() for value, why in cases]
 )
 def test_smuggled_sql_is_refused_before_anything_runs(
     pg_server: PostgresServer, db: str, tmp_path: Path, flag: str, value: str, why: str

@@ -18,7 +18,7 @@ from responder.config import ConfigError, build_config
 from responder.drills import checks
 from responder.drills.models import Check, ConnectSpec
 from responder.playbooks import default_registry
-from tests.responder.playbooks.drills import DSN_ENV, connect, drill_database
+from tests.support.drills import DSN_ENV, connect, drill_database
 
 
 @pytest.fixture

@@ -28,19 +28,8 @@ from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
 from responder import keys, recover
 from responder.aws import is_read
-from tests.responder.conftest import (
-    APP_PASSWORD,
-    APP_ROLE,
-    AUTH,
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    post_alerts,
-    wait_done,
-)
-from tests.responder.playbooks.drills import (
+from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
+from tests.support.drills import (
     REGION,
     all_instances,
     checks,
@@ -50,7 +39,9 @@ from tests.responder.playbooks.drills import (
     production,
     tagged_instance,
 )
-from tests.responder.playbooks.test_terminate_queries import Sessions, sessions, victims_db
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory
+from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["sessions", "victims_db"]  # fixtures shared with the terminate_queries tests
 

@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from botocore.awsrequest import AWSResponse
 
 from responder import keys
-from tests.responder.conftest import alert, post_alerts, wait_done
 from tests.responder.playbooks.conftest import moto
 from tests.responder.playbooks.rds import Moto
+from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["moto"]  # the fixture, shared with the playbook tests
 
@@ -77,6 +78,14 @@ async def responder(moto: Moto, playbooks: list[dict[str, Any]], **extra: Any) -
     return await moto.client_for(moto.make_config(aws=aws, playbooks=playbooks, **extra))
 
 
+async def watched(moto: Moto, playbooks: list[dict[str, Any]]) -> tuple[Client, Modifications]:
+    """A responder with these playbooks, its ModifyDBInstance calls recorded and each slowed by a second."""
+    client = await responder(moto, playbooks)
+    mods = Modifications(delay=1.0)
+    mods.watch(client)
+    return client, mods
+
+
 def about(identifier: str, alertname: str, fingerprint: str | None = None) -> dict[str, Any]:
     return alert(alertname, fingerprint=fingerprint, dbidentifier=identifier, aws_region=REGION)
 
@@ -94,35 +103,28 @@ def one_change(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, An
     return by_outcome["succeeded"], refused
 
 
-async def test_two_grow_playbooks_in_one_webhook_change_the_instance_once(
-    moto: Moto,
+@pytest.mark.parametrize(
+    ("playbooks", "alerts"),
+    [
+        pytest.param(
+            [grow("grow-low", "RDSFreeStorageLow"), grow("grow-critical", "RDSFreeStorageCritical")],
+            [("RDSFreeStorageLow", None), ("RDSFreeStorageCritical", None)],
+            id="two-grow-playbooks-in-one-webhook",
+        ),
+        pytest.param(
+            [grow("grow", "RDSFreeStorageLow")],
+            [("RDSFreeStorageLow", "aaaa000000000001"), ("RDSFreeStorageLow", "aaaa000000000002")],
+            id="two-fingerprints-on-one-playbook",
+        ),
+    ],
+)
+async def test_two_decisions_in_one_webhook_change_the_instance_once(
+    moto: Moto, playbooks: list[dict[str, Any]], alerts: list[tuple[str, str | None]]
 ) -> None:
     ident = moto.instance(storage=100)
-    playbooks = [grow("grow-low", "RDSFreeStorageLow"), grow("grow-critical", "RDSFreeStorageCritical")]
-    client = await responder(moto, playbooks)
-    mods = Modifications(delay=1.0)
-    mods.watch(client)
-    decisions = await post_alerts(
-        client, about(ident, "RDSFreeStorageLow"), about(ident, "RDSFreeStorageCritical")
-    )
+    client, mods = await watched(moto, playbooks)
+    decisions = await post_alerts(client, *(about(ident, name, fingerprint) for name, fingerprint in alerts))
     assert len(decisions) == 2
-    one_change(await rows_of(client, decisions))
-    assert len(mods.sent) == 1, mods.sent
-    assert moto.describe(ident)["AllocatedStorage"] == 125
-
-
-async def test_two_fingerprints_on_one_playbook_change_the_instance_once(
-    moto: Moto,
-) -> None:
-    ident = moto.instance(storage=100)
-    client = await responder(moto, [grow("grow", "RDSFreeStorageLow")])
-    mods = Modifications(delay=1.0)
-    mods.watch(client)
-    decisions = await post_alerts(
-        client,
-        about(ident, "RDSFreeStorageLow", fingerprint="aaaa000000000001"),
-        about(ident, "RDSFreeStorageLow", fingerprint="aaaa000000000002"),
-    )
     one_change(await rows_of(client, decisions))
     assert len(mods.sent) == 1, mods.sent
     assert moto.describe(ident)["AllocatedStorage"] == 125
@@ -133,9 +135,7 @@ async def test_grow_and_scale_at_once_change_the_instance_once(
 ) -> None:
     ident = moto.instance("db.t3.medium", storage=100)
     playbooks = [grow("grow", "RDSFreeStorageLow"), scale("scale", "RDSCPUHigh")]
-    client = await responder(moto, playbooks)
-    mods = Modifications(delay=1.0)
-    mods.watch(client)
+    client, mods = await watched(moto, playbooks)
     decisions = await post_alerts(client, about(ident, "RDSFreeStorageLow"), about(ident, "RDSCPUHigh"))
     _, refused = one_change(await rows_of(client, decisions))
     assert "one change at a time" in refused["error"], refused  # scale has no 6 h history: only the claim

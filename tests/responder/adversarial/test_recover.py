@@ -7,7 +7,6 @@ with botocore's `before-call` event on the responder's own (real) clients.
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,12 +17,17 @@ import yaml
 
 from devtools.motoserver import MotoServer
 from devtools.pgserver import PostgresServer
-from responder import recover
 from responder.aws import RdsApi
 from responder.drills.models import ConnectSpec
 from responder.drills.recovery import MODIFY_SETTINGS, RESTORE_SETTINGS, production_settings
-from tests.responder.playbooks.drills import drill_database, production, tagged_instance
-from tests.responder.test_recover import _config, _latest, _names, _row
+from tests.support.drills import drill_database, production, tagged_instance
+from tests.support.recover import (
+    instance_names,
+    latest_restorable,
+    recovery_config,
+    recovery_row,
+    run_recover,
+)
 
 
 @pytest.fixture
@@ -49,15 +53,15 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     return calls
 
 
-def _run(path: Path, *flags: str, answer: str = "") -> tuple[int, str]:
-    out = io.StringIO()
-    confirm: Callable[[str], str] = lambda _: answer  # noqa: E731
-    code = recover.main(["--config", str(path), *flags], out=out, confirm=confirm)
-    return code, out.getvalue()
-
-
 def _recovered(ident: str, to: str) -> str:
     return f"{ident}-recovery-{to[:10].replace('-', '')}"
+
+
+def _ended_as_a_dryrun_recover(tmp_path: Path, rds_client: Any, ident: str) -> None:
+    """Recovery 1 is journaled as a dry run, and nothing was created or run: no instance but `ident`, no hook."""
+    assert instance_names(rds_client, ident) == {ident}
+    assert not (tmp_path / "hooks.log").exists()
+    assert recovery_row(tmp_path, 1)["outcome"] == "dry_run"
 
 
 @pytest.fixture
@@ -65,7 +69,7 @@ def setup(
     tmp_path: Path, moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str
 ) -> tuple[str, Path, str]:
     ident = production(rds_client)
-    return ident, _config(tmp_path, moto_server, pg_server), _latest(rds_client, ident)
+    return ident, recovery_config(tmp_path, moto_server, pg_server), latest_restorable(rds_client, ident)
 
 
 # ---- hole 2: resume and confirmation ------------------------------------------------------------------------
@@ -75,39 +79,35 @@ def test_a_finished_dry_run_cannot_be_resumed(
     tmp_path: Path, rds_client: Any, setup: tuple[str, Path, str]
 ) -> None:
     ident, path, to = setup
-    code, out = _run(path, "--instance", ident, "--to", to, "--swap", "--yes", "--dry-run")
+    code, out = run_recover(path, "--instance", ident, "--to", to, "--swap", "--yes", "--dry-run")
     assert code == 0, out
-    code, out = _run(path, "--resume", "1")
+    code, out = run_recover(path, "--resume", "1")
     assert code == 2, out
     assert "recovery 1 is finished (dry_run): nothing to resume" in out
-    assert _names(rds_client, ident) == {ident}
-    assert not (tmp_path / "hooks.log").exists()
-    assert _row(tmp_path, 1)["outcome"] == "dry_run"
+    _ended_as_a_dryrun_recover(tmp_path, rds_client, ident)
 
 
-def test_a_stopped_dry_run_resumes_as_a_dry_run(
+def test_a_stopped_dry_run_resumes_as_a_dryrun_recover(
     tmp_path: Path, rds_client: Any, setup: tuple[str, Path, str]
 ) -> None:
     ident, path, to = setup
-    assert _run(path, "--instance", ident, "--to", to, "--swap", "--dry-run")[0] == 0
+    assert run_recover(path, "--instance", ident, "--to", to, "--swap", "--dry-run")[0] == 0
     with sqlite3.connect(tmp_path / "journal.db") as conn:  # as if the dry run had stopped on an error
         conn.execute("UPDATE pgwarden_actions SET outcome = 'failed' WHERE id = 1")
-    code, out = _run(path, "--resume", "1", "--swap", "--yes")
+    code, out = run_recover(path, "--resume", "1", "--swap", "--yes")
     assert code == 0, out
-    assert _names(rds_client, ident) == {ident}
-    assert not (tmp_path / "hooks.log").exists()
-    assert _row(tmp_path, 1)["outcome"] == "dry_run"
+    _ended_as_a_dryrun_recover(tmp_path, rds_client, ident)
 
 
 def test_yes_without_swap_does_not_confirm_a_later_swap(
     tmp_path: Path, rds_client: Any, setup: tuple[str, Path, str]
 ) -> None:
     ident, path, to = setup
-    code, out = _run(path, "--instance", ident, "--to", to, "--yes")
+    code, out = run_recover(path, "--instance", ident, "--to", to, "--yes")
     assert code == 0, out
-    code, out = _run(path, "--resume", "1", "--swap")
+    code, out = run_recover(path, "--resume", "1", "--swap")
     assert code == 1 and "not confirmed; nothing swapped" in out, out
-    assert _names(rds_client, ident) == {ident, _recovered(ident, to)}
+    assert instance_names(rds_client, ident) == {ident, _recovered(ident, to)}
     assert not (tmp_path / "hooks.log").exists()
 
 
@@ -115,28 +115,28 @@ def test_an_unswapped_recovery_can_be_swapped_later_with_a_typed_confirmation(
     tmp_path: Path, rds_client: Any, setup: tuple[str, Path, str]
 ) -> None:
     ident, path, to = setup
-    assert _run(path, "--instance", ident, "--to", to)[0] == 0
-    code, out = _run(path, "--resume", "1")
+    assert run_recover(path, "--instance", ident, "--to", to)[0] == 0
+    code, out = run_recover(path, "--resume", "1")
     assert code == 2 and "(--resume 1 --swap to swap it in)" in out, out
-    code, out = _run(path, "--resume", "1", "--swap", answer=ident)
+    code, out = run_recover(path, "--resume", "1", "--swap", answer=ident)
     assert code == 0, out
-    assert _names(rds_client, ident) == {ident, f"{ident}-old"}
-    assert _row(tmp_path, 1)["outcome"] == "succeeded"
+    assert instance_names(rds_client, ident) == {ident, f"{ident}-old"}
+    assert recovery_row(tmp_path, 1)["outcome"] == "succeeded"
 
 
 def test_a_finished_swap_cannot_be_resumed_nor_dry_run_again(
     tmp_path: Path, rds_client: Any, setup: tuple[str, Path, str]
 ) -> None:
     ident, path, to = setup
-    assert _run(path, "--instance", ident, "--to", to, "--swap", "--yes")[0] == 0
-    before = _row(tmp_path, 1)
+    assert run_recover(path, "--instance", ident, "--to", to, "--swap", "--yes")[0] == 0
+    before = recovery_row(tmp_path, 1)
     for flags in (("--dry-run",), ("--swap", "--yes"), ()):
-        code, out = _run(path, "--resume", "1", *flags)
+        code, out = run_recover(path, "--resume", "1", *flags)
         assert code == 2, (flags, out)
         assert "done calls" not in out and "would be made" not in out
-    after = _row(tmp_path, 1)
+    after = recovery_row(tmp_path, 1)
     assert after["outcome"] == "succeeded" and after["plan"] == before["plan"]
-    assert _names(rds_client, ident) == {ident, f"{ident}-old"}
+    assert instance_names(rds_client, ident) == {ident, f"{ident}-old"}
 
 
 # ---- hole 7: the instance swapped in gets production's settings ---------------------------------------------
@@ -179,9 +179,9 @@ def test_the_recovered_instance_gets_productions_settings(
         CopyTagsToSnapshot=True,
         CACertificateIdentifier="rds-ca-rsa2048-g1",
     )
-    path = _config(tmp_path, moto_server, pg_server)
-    to = _latest(rds_client, ident)
-    code, out = _run(path, "--instance", ident, "--to", to, "--swap", "--yes")
+    path = recovery_config(tmp_path, moto_server, pg_server)
+    to = latest_restorable(rds_client, ident)
+    code, out = run_recover(path, "--instance", ident, "--to", to, "--swap", "--yes")
     assert code == 0, out
     recovered = _recovered(ident, to)
     restores = [p for op, p in sent if op == "RestoreDBInstanceToPointInTime"]
@@ -237,7 +237,7 @@ def test_a_drill_style_recovery_without_swap_stays_cheap(
 ) -> None:
     ident, path, to = setup
     rds_client.modify_db_instance(DBInstanceIdentifier=ident, MultiAZ=True, ApplyImmediately=True)
-    assert _run(path, "--instance", ident, "--to", to)[0] == 0
+    assert run_recover(path, "--instance", ident, "--to", to)[0] == 0
     (restore,) = [p for op, p in sent if op == "RestoreDBInstanceToPointInTime"]
     assert restore["MultiAZ"] == "false" and restore["DeletionProtection"] == "false"
 
@@ -250,15 +250,15 @@ def test_swap_checks_old_name_is_free_before_any_hook(
 ) -> None:
     ident, path, to = setup
     tagged_instance(rds_client, f"{ident}-old", {"keep": "me"}, DBInstanceClass="db.t3.small")
-    code, out = _run(path, "--instance", ident, "--to", to, "--swap", "--yes")
+    code, out = run_recover(path, "--instance", ident, "--to", to, "--swap", "--yes")
     assert code == 2, out
     assert f"{ident}-old already exists" in out
     assert not (tmp_path / "hooks.log").exists()  # maintenance mode was never switched on
-    assert _names(rds_client, ident) == {ident, f"{ident}-old", _recovered(ident, to)}
+    assert instance_names(rds_client, ident) == {ident, f"{ident}-old", _recovered(ident, to)}
     old = rds_client.describe_db_instances(DBInstanceIdentifier=f"{ident}-old")["DBInstances"][0]
     assert old["DBInstanceClass"] == "db.t3.small" and {"Key": "keep", "Value": "me"} in old["TagList"]
     assert not any("NewDBInstanceIdentifier" in p for op, p in sent if op == "ModifyDBInstance")
-    assert _row(tmp_path, 1)["outcome"] == "guardrail"
+    assert recovery_row(tmp_path, 1)["outcome"] == "guardrail"
 
 
 def _write(tmp_path: Path, path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
@@ -278,10 +278,10 @@ def test_recovery_without_checks_is_a_config_error(
     empty: Callable[[dict[str, Any]], None],
 ) -> None:
     ident, path, to = setup
-    code, _ = _run(_write(tmp_path, path, empty), "--instance", ident, "--to", to, "--swap", "--yes")
+    code, _ = run_recover(_write(tmp_path, path, empty), "--instance", ident, "--to", to, "--swap", "--yes")
     assert code == 2
     assert "recovery.checks:" in capsys.readouterr().err
-    assert _names(rds_client, ident) == {ident}
+    assert instance_names(rds_client, ident) == {ident}
 
 
 # ---- hole 13: host_override with a port -------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_host_override_with_a_port_is_a_config_error(
 ) -> None:
     ident, path, to = setup
     changed = _write(tmp_path, path, lambda r: r["connect"].update(host_override="127.0.0.1:5432"))
-    code, _ = _run(changed, "--instance", ident, "--to", to)
+    code, _ = run_recover(changed, "--instance", ident, "--to", to)
     assert code == 2
     assert "recovery.connect.host_override: give the port in port_override" in capsys.readouterr().err
 

@@ -17,9 +17,9 @@ import pytest
 from devtools.pgserver import PostgresServer
 from responder.cli import main
 from responder.report.charts import bar_chart
-from tests.conftest import MONITOR_ROLE
-from tests.responder.report.scenario import exporter_and_prometheus, wait_until_seen
+from tests.responder.report.scenario import create_database, exporter_and_prometheus, wait_until_seen
 from tests.responder.report.test_report import Sections
+from tests.support.postgres import MONITOR_ROLE
 
 MATH_INDEX = "idx_$\\frac{1}{$"
 HOSTILE = "t\n# H](http://evil) <script>"  # a table name, and a column alias in the slow query
@@ -42,17 +42,19 @@ def hostile_scenario(
 ) -> Iterator[HostileScenario]:
     workdir = tmp_path_factory.mktemp("hostile-report")
     database = f"hostile_{uuid.uuid4().hex[:8]}"
-    pg_server.execute(f"CREATE DATABASE {database}")
     table = _ident(HOSTILE)
-    for sql in (
-        f"CREATE TABLE {table} (id int PRIMARY KEY, note text)",
-        f"INSERT INTO {table} SELECT g, 'n' || g FROM generate_series(1, 1000) g",
-        f"CREATE INDEX {_ident(MATH_INDEX)} ON {table} (note)",  # never used: in the unused-index chart
-        f"ANALYZE {table}",
-        f"GRANT SELECT ON {table} TO {MONITOR_ROLE}",
-        SLOW_QUERY,
-    ):
-        pg_server.execute(sql, dbname=database)
+    create_database(
+        pg_server,
+        database,
+        (
+            f"CREATE TABLE {table} (id int PRIMARY KEY, note text)",
+            f"INSERT INTO {table} SELECT g, 'n' || g FROM generate_series(1, 1000) g",
+            f"CREATE INDEX {_ident(MATH_INDEX)} ON {table} (note)",  # never used: in the unused-index chart
+            f"ANALYZE {table}",
+            f"GRANT SELECT ON {table} TO {MONITOR_ROLE}",
+            SLOW_QUERY,
+        ),
+    )
     collectors = {"statements": {"include_query": True}, "indexes": {"ttl": "1s"}}
     services = exporter_and_prometheus(workdir, pg_server, "hostile", database, collectors)
     exporter, prometheus = services

@@ -21,9 +21,10 @@ from devtools.motoserver import MotoServer
 from pgwarden.logs import StructuredFormatter
 from pgwarden.redact import redact, redact_data, redact_url
 from responder.cli import main
-from tests.responder.conftest import AUTH, ClientFactory, ConfigFactory, wait_done
-from tests.responder.playbooks.drills import DSN_ENV, REGION, checks, production
 from tests.responder.ui.console import VICTOR, people, sign_in
+from tests.support.drills import DSN_ENV, REGION, checks, production, weekly_drill
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory
+from tests.support.webhook import wait_done
 
 MARKER = "SECRETMARKER123"
 # libpq stops at the unclosed `[` and quotes the whole URI in its error.
@@ -91,18 +92,11 @@ async def test_a_dsn_that_does_not_parse_never_shows_its_password(
         "connect": {"dsn_env": DSN_ENV, "host_override": "127.0.0.1", "port_override": 1},
         "checks": checks(),
     }
-    schedule = {
-        "name": "weekly-restore-test",
-        "cron": "0 3 * * 0",
-        "action": "restore_drill",
-        "target": {"dbidentifier": ident, "aws_region": REGION},
-        "params": params,
-    }
     journal = tmp_path / "journal.db"
     config = make_config(
         aws={"region": REGION, "endpoint_url": moto_server.endpoint_url},
         playbooks=[],
-        schedules=[schedule],
+        schedules=[weekly_drill(ident, params)],
         journal=f"sqlite:///{journal}",
         **people(monkeypatch, tmp_path),
     )

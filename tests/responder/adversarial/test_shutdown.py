@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from devtools.processes import ROOT, free_port
-from tests.responder.conftest import AUTH, alert, config_file, payload
+from tests.support.responder import AUTH, config_file
+from tests.support.webhook import alert, payload
 
 EXIT_WAIT = 30.0  # a bound for waiting, never asserted on
 

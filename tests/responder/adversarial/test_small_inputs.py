@@ -12,8 +12,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pgwarden.logs import StructuredFormatter
-from tests.responder.conftest import AUTH, ClientFactory, ConfigFactory
 from tests.responder.ui.console import ALICE, VICTOR, people, sign_in
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory
 
 HUGE = "99999999999999999999"
 

@@ -22,8 +22,9 @@ from responder.core import RdsTarget
 from responder.decision import Decision, ScheduleTrigger
 from responder.drills.sweeper import DrillSweeper
 from responder.outcomes import Outcome, State
-from tests.responder.conftest import TEST_NOW, ClientFactory, ConfigFactory
-from tests.responder.playbooks.drills import REGION, all_instances, production, tagged_instance
+from tests.support.clock import TEST_NOW
+from tests.support.drills import REGION, all_instances, production, tagged_instance
+from tests.support.responder import ClientFactory, ConfigFactory
 
 Client = TestClient[web.Request, web.Application]
 DAY = 86400

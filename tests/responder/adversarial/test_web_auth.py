@@ -23,10 +23,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devtools.processes import free_port, spawn, wait_tcp
-from tests.exporter.processes import clean_env
 from tests.pgwarden.certs import bcrypt_hash
-from tests.responder.conftest import TOKEN, alert, config_file, payload
 from tests.responder.ui.console import ALICE, VICTOR
+from tests.support.exporter_process import clean_env
+from tests.support.responder import TOKEN, config_file
+from tests.support.webhook import alert, payload
 
 USER, PASSWORD = "operator", "operator-pw"
 LONG = "p" * 73  # bcrypt looks at 72 bytes at most

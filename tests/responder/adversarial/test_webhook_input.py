@@ -26,8 +26,9 @@ from responder.app import make_app
 from responder.config import build_config
 from responder.core import ActionRegistry
 from tests.responder.adversarial.served import serve
-from tests.responder.conftest import AUTH, TOKEN, ClientFactory, ConfigFactory, alert, payload, wait_done
 from tests.responder.ui.console import ALICE, VICTOR
+from tests.support.responder import AUTH, TOKEN, ClientFactory, ConfigFactory
+from tests.support.webhook import alert, payload, wait_done
 
 FUZZ = settings(max_examples=60, deadline=None)
 HELD = {"name": "held", "match": {"alertname": "Held"}, "action": "record", "require_approval": True}
@@ -130,7 +131,7 @@ def console(
 def registry_for_module() -> ActionRegistry:
     from responder.core import ActionSpec, TargetKind
     from responder.playbooks import default_registry
-    from tests.responder.conftest import Recorder, RecordParams
+    from tests.support.responder import Recorder, RecordParams
 
     registry = default_registry()
     registry.register(ActionSpec(RecordParams, TargetKind.POSTGRES, Recorder().run, name="record"))

@@ -15,17 +15,10 @@ import pytest
 
 from devtools.pgserver import PostgresServer
 from responder.ui.timeline import headline
-from tests.responder.conftest import RESPONDER_PASSWORD, RESPONDER_ROLE, journal_sql
-from tests.responder.migrate.backfill_db import (
-    MIGRATOR,
-    action_id,
-    as_migrator,
-    backfill_config,
-    items,
-    make_items,
-    migrator_db,
-    run_backfill,
-)
+from tests.support.backfill import action_id, backfill_config, items, run_backfill
+from tests.support.journal import journal_sql
+from tests.support.migrator import MIGRATOR, as_migrator, make_items, migrator_db
+from tests.support.roles import RESPONDER_PASSWORD, RESPONDER_ROLE
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -17,8 +17,8 @@ import pytest
 from pgwarden.postgres import SessionOptions, connect
 from responder.migrate.lint import APPLICATION_NAME, STATEMENT_TIMEOUT, STATIC_NOTE
 from responder.migrate.live import Target
-from tests.responder.conftest import APP_PASSWORD, APP_ROLE
-from tests.responder.migrate.conftest import BIG_ROWS, LARGE_TABLE_ROWS, SMALL_ROWS, LintDb, run_lint
+from tests.support.migrate_lint import BIG_ROWS, LARGE_TABLE_ROWS, SMALL_ROWS, LintDb, run_lint
+from tests.support.roles import APP_PASSWORD, APP_ROLE
 
 SQUAWK_EXAMPLES = Path(__file__).parent / "fixtures" / "squawk"
 LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<level>error|warning) (?P<rule>\S+): (?P<message>.*)$")
@@ -309,7 +309,7 @@ def test_bad_arguments_exit_2(tmp_path: Path, lint_config: Callable[..., Path]) 
 def test_unreachable_target_exits_2_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.responder.conftest import config_file
+    from tests.support.responder import config_file
 
     config = config_file(tmp_path, playbooks=[])  # its target is 127.0.0.1:1
     result = run_lint(["--config", str(config), "--target", "production", str(SQUAWK_EXAMPLES)])

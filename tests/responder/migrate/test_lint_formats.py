@@ -9,7 +9,7 @@ from pathlib import Path
 
 from responder.migrate.findings import Finding, escape_data, escape_property, render
 from responder.migrate.lint import STATIC_NOTE
-from tests.responder.migrate.conftest import LintDb, run_lint
+from tests.support.migrate_lint import LintDb, run_lint
 
 COMMAND = re.compile(r"^::(?P<command>[a-z]+)(?: (?P<properties>[^:]*))?::(?P<message>.*)$")
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from devtools.motoserver import MotoServer
-from tests.responder.conftest import ClientFactory, ConfigFactory
 from tests.responder.playbooks.rds import Moto
+from tests.support.responder import ClientFactory, ConfigFactory
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ and goes through the responder's code unchanged. `stopped` is real: moto's StopD
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from devtools.motoserver import MotoServer
 from responder import keys
-from tests.responder.conftest import ClientFactory, ConfigFactory, alert, post_alerts, wait_done
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.webhook import alert, post_alerts, wait_done
 
 LADDER = ["db.t3.medium", "db.r6g.large", "db.r6g.xlarge"]
 
@@ -68,22 +70,15 @@ async def fire(
     return await wait_done(client, d["id"])
 
 
+@dataclass
 class Moto:
     """The moto server with the test's own RDS client: instances on it, and responders configured for it."""
 
-    def __init__(
-        self,
-        make_config: ConfigFactory,
-        client_for: ClientFactory,
-        server: MotoServer,
-        rds_client: Any,
-        instance: Callable[..., str],
-    ) -> None:
-        self.make_config = make_config
-        self.client_for = client_for
-        self.server = server
-        self.rds_client = rds_client
-        self.instance = instance
+    make_config: ConfigFactory
+    client_for: ClientFactory
+    server: MotoServer
+    rds_client: Any
+    instance: Callable[..., str]
 
     def config(self, **overrides: Any) -> Any:
         """`rds_config` on this server."""

@@ -19,7 +19,8 @@ import requests
 
 from devtools.processes import free_port, spawn, wait_http
 from responder.playbooks import default_registry
-from tests.responder.conftest import AUTH, alert, config_file, payload
+from tests.support.responder import AUTH, config_file
+from tests.support.webhook import alert, payload
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS = ROOT / "responder" / "playbooks"

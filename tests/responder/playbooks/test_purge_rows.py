@@ -14,8 +14,9 @@ from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import PostgresServer
 from responder.config import ConfigError
-from tests.responder.conftest import ClientFactory, ConfigFactory, alert, post_alerts, wait_done
-from tests.responder.migrate.backfill_db import MIGRATOR, MIGRATOR_PASSWORD, as_migrator, migrator_db, quoted
+from tests.support.migrator import MIGRATOR, MIGRATOR_PASSWORD, as_migrator, migrator_db, quoted
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.webhook import alert, post_alerts, wait_done
 
 TABLE = 'e"vents; DROP TABLE keepme'
 

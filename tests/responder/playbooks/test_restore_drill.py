@@ -25,8 +25,10 @@ from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
 from responder.drills import engine
-from tests.responder.conftest import AUTH, ConfigFactory, frozen_clock, wait_done
-from tests.responder.playbooks.drills import (
+from tests.responder.playbooks.rds import shape_answers
+from tests.responder.test_exactly_once import _actions, _start, _wait_ready
+from tests.support.clock import frozen_clock
+from tests.support.drills import (
     REGION,
     all_instances,
     checks,
@@ -35,8 +37,8 @@ from tests.responder.playbooks.drills import (
     drill_params,
     production,
 )
-from tests.responder.playbooks.rds import shape_answers
-from tests.responder.test_exactly_once import _actions, _start, _wait_ready
+from tests.support.responder import AUTH, ConfigFactory
+from tests.support.webhook import wait_done
 
 Client = TestClient[web.Request, web.Application]
 

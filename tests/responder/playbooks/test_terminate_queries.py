@@ -16,19 +16,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
-from tests.responder.conftest import (
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.roles import (
     APP_PASSWORD,
     APP_ROLE,
     PROTECTED_PASSWORD,
     PROTECTED_ROLE,
     RESPONDER_PASSWORD,
     RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    post_alerts,
-    wait_done,
 )
+from tests.support.webhook import alert, post_alerts, wait_done
 
 
 @pytest.fixture
@@ -97,7 +94,11 @@ def sessions(pg_roles: PostgresServer, victims_db: str) -> Iterator[Sessions]:
     s.stop()
 
 
-def _config(make_config: ConfigFactory, dsn: str, mode: str = "enforce", **params: Any) -> Any:
+def kill_config(
+    make_config: ConfigFactory, dsn: str, mode: str = "enforce", *, held: bool = False, **params: Any
+) -> Any:
+    """The `kill` playbook (terminate_queries, min_duration 1s, grace 300ms, `params` on top) on `dsn`, in
+    `mode`; `held`: it requires approval."""
     return make_config(
         mode=mode,
         targets=[{"name": "production", "dsn": dsn}],
@@ -107,6 +108,7 @@ def _config(make_config: ConfigFactory, dsn: str, mode: str = "enforce", **param
                 "match": {"alertname": "PostgresLongRunningQuery"},
                 "action": "terminate_queries",
                 "params": {"min_duration": "1s", "grace": "300ms", **params},
+                **({"require_approval": True} if held else {}),
             }
         ],
     )
@@ -126,7 +128,7 @@ class Responders:
 
     async def start(self, mode: str = "enforce", **params: Any) -> TestClient[web.Request, web.Application]:
         """A responder as the responder's role, its `kill` playbook with these params."""
-        return await self.client_for(_config(self.make_config, self.dsn, mode, **params))
+        return await self.client_for(kill_config(self.make_config, self.dsn, mode, **params))
 
     async def fire(
         self, client: TestClient[web.Request, web.Application], datname: str | None = None, **labels: str

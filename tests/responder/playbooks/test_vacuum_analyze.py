@@ -9,15 +9,9 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import (
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    alert,
-    post_alerts,
-    wait_done,
-)
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.roles import RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.webhook import alert, post_alerts, wait_done
 
 WEIRD = 'odd"; DROP TABLE keepme; --'
 

@@ -10,14 +10,9 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.responder.conftest import (
-    AUTH,
-    RESPONDER_PASSWORD,
-    RESPONDER_ROLE,
-    ClientFactory,
-    ConfigFactory,
-    wait_done,
-)
+from tests.support.responder import AUTH, ClientFactory, ConfigFactory
+from tests.support.roles import RESPONDER_PASSWORD, RESPONDER_ROLE
+from tests.support.webhook import wait_done
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from responder.core import RdsTarget
 from responder.decision import AlertTrigger, Decision
 from responder.journal import Claim, Journal, open_store
 from responder.outcomes import Outcome, State
-from tests.conftest import MONITOR_PASSWORD, MONITOR_ROLE, missing_service
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
+from tests.support.services import missing_service
 
 LONG_QUERY = "SELECT pg_sleep(1.2) AS rpt_long_query"
 # A statement whose text is hostile to a report: markup, a Markdown table's cell break, a line break.
@@ -110,20 +111,29 @@ async def journal_drill(path: Path, result: dict[str, object], outcome: Outcome 
         await journal.close()
 
 
-def _prepare_database(pg: PostgresServer, name: str) -> None:
+def create_database(pg: PostgresServer, name: str, statements: Iterable[str]) -> None:
+    """CREATE DATABASE `name`, then each statement in it."""
     pg.execute(f"CREATE DATABASE {name}")
-    for sql in (
-        "CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL, note text)",
-        "INSERT INTO orders (customer, note) SELECT g % 97, 'note ' || g FROM generate_series(1, 5000) g",
-        f"CREATE INDEX {UNUSED_INDEX} ON orders (note)",  # never used by any query
-        "CREATE INDEX orders_customer_idx ON orders (customer)",
-        f"CREATE INDEX {DUPLICATE_INDEX} ON orders (customer)",  # the same columns again
-        "ANALYZE orders",
-        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",  # the report reads the statements' text here
-        f"CREATE ROLE {name}_owner PASSWORD '{ROLE_PASSWORD}'",  # kept as written by pg_stat_statements
-        f"GRANT SELECT ON orders TO {MONITOR_ROLE}",
-    ):
+    for sql in statements:
         pg.execute(sql, dbname=name)
+
+
+def _prepare_database(pg: PostgresServer, name: str) -> None:
+    create_database(
+        pg,
+        name,
+        (
+            "CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL, note text)",
+            "INSERT INTO orders (customer, note) SELECT g % 97, 'note ' || g FROM generate_series(1, 5000) g",
+            f"CREATE INDEX {UNUSED_INDEX} ON orders (note)",  # never used by any query
+            "CREATE INDEX orders_customer_idx ON orders (customer)",
+            f"CREATE INDEX {DUPLICATE_INDEX} ON orders (customer)",  # the same columns again
+            "ANALYZE orders",
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",  # the report reads the statements' text here
+            f"CREATE ROLE {name}_owner PASSWORD '{ROLE_PASSWORD}'",  # kept as written by pg_stat_statements
+            f"GRANT SELECT ON orders TO {MONITOR_ROLE}",
+        ),
+    )
     for _ in range(2):
         pg.execute(LONG_QUERY, dbname=name)
     pg.execute(ODD_QUERY, dbname=name)

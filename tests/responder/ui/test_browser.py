@@ -19,11 +19,12 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from devtools.motoserver import MotoServer
 from responder.app import make_app
 from responder.config import Config
-from tests.conftest import missing_service
-from tests.responder.conftest import TOKEN, ConfigFactory, alert, post_alerts, wait_done
 from tests.responder.playbooks.rds import describe_instance, rds_config
 from tests.responder.report.scenario import ReportScenario, report_scenario
 from tests.responder.ui.console import ALICE, VICTOR, people
+from tests.support.responder import TOKEN, ConfigFactory
+from tests.support.services import missing_service
+from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["report_scenario"]
 

@@ -14,9 +14,10 @@ from responder.app import make_app
 from responder.outcomes import Outcome
 from responder.ui import ScheduleStatus
 from responder.ui.console import register_schedules
-from tests.responder.conftest import AUTH, TOKEN, ClientFactory, ConfigFactory, alert, post_alerts, wait_done
 from tests.responder.report.scenario import journal_drill
 from tests.responder.ui.console import ALICE, VICTOR, hidden_csrf, people, sign_in
+from tests.support.responder import AUTH, TOKEN, ClientFactory, ConfigFactory
+from tests.support.webhook import alert, post_alerts, wait_done
 
 PENDING = {"name": "held", "match": {"alertname": "Held"}, "action": "record", "require_approval": True}
 REC = {"name": "rec", "match": {"alertname": "TestAlert"}, "action": "record"}

@@ -1,12 +1,13 @@
-"""Helpers for the exporter tests: scrape a target in-process and look samples up."""
+"""Helpers for the exporter tests: scrape a target in-process, look samples up; the test databases
+and roles."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
@@ -182,3 +183,37 @@ def assert_declared_labels(samples: Samples, families: Iterable[Family]) -> None
             assert family.absent_when, f"{family.name} was not exported"
             continue
         assert seen == {frozenset(family.labels)}, f"{family.name}: {seen} != {family.labels}"
+
+
+# Two databases with known tables; names are prefixed so other suites' databases do not collide.
+DB_A = "exp_shop"
+DB_B = "exp_billing"
+# The contents of each, created once per session by the `databases` fixture.
+DATABASES = {
+    DB_A: """
+    CREATE TABLE orders (id int PRIMARY KEY, customer int, note text);
+    CREATE INDEX orders_customer_idx ON orders (customer);
+    CREATE INDEX orders_note_idx ON orders (note);
+    INSERT INTO orders SELECT g, g % 100, md5(g::text) FROM generate_series(1, 20000) g;
+    CREATE TABLE small (id int);
+    INSERT INTO small VALUES (1), (2);
+    CREATE TABLE churn (id int PRIMARY KEY, payload text);
+    INSERT INTO churn SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+    """,
+    DB_B: "CREATE TABLE invoices (id int PRIMARY KEY, amount numeric); "
+    "INSERT INTO invoices SELECT g, g FROM generate_series(1, 500) g",
+}
+
+
+ScrapeAfter = Callable[[str, str], Awaitable[Samples]]
+
+
+class ScratchTable(Protocol):
+    """The `scratch_table` fixture's function."""
+
+    def __call__(self, db: str, name: str, definition: str, fill: str = "") -> str: ...
+
+
+APP_ROLE = "exp_app_user"
+APP_PASSWORD = "app-user-pw"
+STANDBY_SLOT = "exp_streaming_slot"

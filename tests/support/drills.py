@@ -93,3 +93,11 @@ def all_instances(rds_client: Any) -> list[dict[str, Any]]:
     """Every instance moto has, all pages (the tests share one moto server: often over 100 instances)."""
     pages = rds_client.get_paginator("describe_db_instances").paginate()
     return [i for page in pages for i in page["DBInstances"]]
+
+
+def weekly_drill(ident: str, params: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The `weekly-restore-test` schedule: a restore_drill of `ident` (in REGION) on Sundays at 03:00 with
+    `params`, `fields` on top."""
+    target = {"dbidentifier": ident, "aws_region": REGION}
+    return {"name": "weekly-restore-test", "cron": "0 3 * * 0", "action": "restore_drill", "target": target,
+            "params": params, **fields}  # fmt: skip

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -45,7 +44,8 @@ from responder.drills.models import RecoverySchema
 from responder.drills.recovery import ACTION, Context, RecoveryStopped
 from responder.drills.swap import step_swap
 from responder.effects import Authority, EffectGate
-from responder.journal import ActionRow, Journal, JournalUnavailable, open_store
+from responder.journal import ActionRow, Journal
+from responder.operator import failed, operator_journal
 from responder.outcomes import Outcome, State
 from responder.playbooks import default_registry
 
@@ -115,14 +115,6 @@ def resume_refusal(row: ActionRow, swap: bool, dry_run: bool) -> str | None:
 
 
 # ---- the command -----------------------------------------------------------------------------------------------
-
-
-async def _heartbeat(journal: Journal, stale_after: float) -> None:
-    """Stay alive in the replica table, so no responder takes this recovery for a dead one."""
-    while True:
-        with contextlib.suppress(JournalUnavailable):
-            await journal.heartbeat(stale_after)
-        await asyncio.sleep(max(0.2, stale_after / 3))
 
 
 async def _resume_row(
@@ -198,43 +190,36 @@ async def recover(
     if recovery is None or config.aws is None:
         print("recover needs a recovery: section and an aws: section in the configuration", file=out)
         return 2
-    store = open_store(
-        config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
-    )
-    journal = Journal(store, _journal_owner())
-    await journal.start()
-    beat = asyncio.create_task(_heartbeat(journal, config.schema.replica_timeout))
-    action_id: int | None = None
-    try:
-        action_id, plan, mode = await _open_row(args, config, journal, out)
-        gate = _gate(journal, action_id, mode, plan, recovery)
-        confirmed = bool(args.yes)  # this invocation's --yes only: never one given to an earlier one
-        ctx = Context(
-            config, recovery, RdsApi(config.aws), journal, action_id, plan, out, gate.dry_run, gate, confirmed
-        )
-        await run_steps(ctx, confirm)
-        outcome = Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED
-        await journal.finish(action_id, outcome, {"steps": sorted(plan["steps"])})
-        print(f"recovery {action_id}: {outcome.value}", file=out, flush=True)
-        return 0
-    except RecoveryStopped as exc:
-        print(f"stopped: {exc}", file=out, flush=True)
-        if action_id is not None:
-            await journal.finish(action_id, exc.outcome, None, str(exc))
-        return 2 if exc.outcome is Outcome.GUARDRAIL else 1
-    except Exception as exc:
-        print(f"failed: {type(exc).__name__}: {exc}", file=out, flush=True)
-        if action_id is not None:
-            await journal.finish(action_id, Outcome.FAILED, None, f"{type(exc).__name__}: {exc}")
-            print(
-                f"fix the cause, then: pgwarden-responder recover --config ... --resume {action_id}", file=out
+    async with operator_journal(config, _journal_owner()) as journal:
+        action_id: int | None = None
+        try:
+            action_id, plan, mode = await _open_row(args, config, journal, out)
+            gate = _gate(journal, action_id, mode, plan, recovery)
+            confirmed = bool(args.yes)  # this invocation's --yes only: never one given to an earlier one
+            ctx = Context(
+                config,
+                recovery,
+                RdsApi(config.aws),
+                journal,
+                action_id,
+                plan,
+                out,
+                gate.dry_run,
+                gate,
+                confirmed,
             )
-        return 1
-    finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
-        await journal.close()
+            await run_steps(ctx, confirm)
+            outcome = Outcome.DRY_RUN if ctx.dry_run else Outcome.SUCCEEDED
+            await journal.finish(action_id, outcome, {"steps": sorted(plan["steps"])})
+            print(f"recovery {action_id}: {outcome.value}", file=out, flush=True)
+            return 0
+        except RecoveryStopped as exc:
+            print(f"stopped: {exc}", file=out, flush=True)
+            if action_id is not None:
+                await journal.finish(action_id, exc.outcome, None, str(exc))
+            return 2 if exc.outcome is Outcome.GUARDRAIL else 1
+        except Exception as exc:
+            return await failed(journal, action_id, exc, out, "pgwarden-responder recover --config ...")
 
 
 async def run_steps(ctx: Context, confirm: Callable[[str], str]) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import socket
 import sys
 import time
@@ -34,7 +33,7 @@ from responder.config import Config, ConfigError, load_config
 from responder.core import PostgresTarget
 from responder.decision import Decision, OperatorTrigger
 from responder.effects import Authority, EffectGate
-from responder.journal import ActionRow, Journal, JournalUnavailable, open_store
+from responder.journal import ActionRow, Journal
 from responder.migrate.batches import BackfillRefused
 from responder.migrate.settings import MigrationsSchema
 from responder.migrate.sqltext import (
@@ -44,6 +43,7 @@ from responder.migrate.sqltext import (
     parse_table,
 )
 from responder.migrate.walk import Stop, Walk
+from responder.operator import failed, operator_journal
 from responder.outcomes import Outcome, State
 from responder.playbooks import default_registry
 
@@ -161,65 +161,48 @@ async def _resume(args: argparse.Namespace, config: Config, journal: Journal, ou
     return row
 
 
-async def _heartbeat(journal: Journal, stale_after: float) -> None:
-    while True:
-        with contextlib.suppress(JournalUnavailable):
-            await journal.heartbeat(stale_after)
-        await asyncio.sleep(max(0.2, stale_after / 3))
-
-
 async def backfill(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     owner = f"backfill:{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-    store = open_store(
-        config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
-    )
-    journal = Journal(store, owner)
-    await journal.start()
-    beat = asyncio.create_task(_heartbeat(journal, config.schema.replica_timeout))
-    action_id: int | None = None
-    try:
-        if args.resume is not None:
-            if args.table or args.assignment or args.where is not None:
-                raise Stop("--resume goes on with the journaled --table, --set and --where: give none", True)
-            row = await _resume(args, config, journal, out)
-            action_id, plan, mode = row.id, dict(row.plan or {}), str(row.mode)
-            if args.batch_size is not None:  # the only setting a resumed backfill may change
-                plan["batch_size"] = _batch_size(args, config.schema.migrations)
-            target = _target(config, str(plan.get("target")))
-        else:
-            target = _target(config, args.target)
-            plan = _new_plan(args, config.schema.migrations)
-            mode = "dry-run" if args.dry_run else "enforce"
-            labels = {"target": target.name, "table": f"{plan['schema']}.{plan['table']}"}
-            trigger = OperatorTrigger(ACTION, target.name, iso(datetime.now(UTC)) or "", labels)
-            (started,) = await journal.record(
-                [Decision(trigger, State.RUNNING, ACTION, ACTION, mode, target)]
-            )
-            action_id = started.action_id
-        gate = EffectGate(Authority(action_id, ACTION, mode), journal, plan)
-        walk = Walk(action_id, target, config.schema.migrations, gate, out)
-        result = await walk.run()
-        outcome = Outcome.DRY_RUN if gate.dry_run else Outcome.SUCCEEDED
-        await journal.finish(action_id, outcome, result)
-        print(f"backfill {action_id}: {outcome.value}", file=out, flush=True)
-        return 0
-    except (Stop, SqlRefused, BackfillRefused) as exc:
-        refused = not isinstance(exc, Stop) or exc.refused
-        print(f"{'refused' if refused else 'stopped'}: {exc}", file=out, flush=True)
-        if action_id is not None:
-            await journal.finish(action_id, Outcome.GUARDRAIL if refused else Outcome.FAILED, None, str(exc))
-        return 2 if refused else 1
-    except Exception as exc:
-        print(f"failed: {type(exc).__name__}: {exc}", file=out, flush=True)
-        if action_id is not None:
-            await journal.finish(action_id, Outcome.FAILED, None, f"{type(exc).__name__}: {exc}"[:500])
-            print(f"fix the cause, then: pgwarden-responder migrate backfill --resume {action_id}", file=out)
-        return 1
-    finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
-        await journal.close()
+    async with operator_journal(config, owner) as journal:
+        action_id: int | None = None
+        try:
+            if args.resume is not None:
+                if args.table or args.assignment or args.where is not None:
+                    raise Stop(
+                        "--resume goes on with the journaled --table, --set and --where: give none", True
+                    )
+                row = await _resume(args, config, journal, out)
+                action_id, plan, mode = row.id, dict(row.plan or {}), str(row.mode)
+                if args.batch_size is not None:  # the only setting a resumed backfill may change
+                    plan["batch_size"] = _batch_size(args, config.schema.migrations)
+                target = _target(config, str(plan.get("target")))
+            else:
+                target = _target(config, args.target)
+                plan = _new_plan(args, config.schema.migrations)
+                mode = "dry-run" if args.dry_run else "enforce"
+                labels = {"target": target.name, "table": f"{plan['schema']}.{plan['table']}"}
+                trigger = OperatorTrigger(ACTION, target.name, iso(datetime.now(UTC)) or "", labels)
+                (started,) = await journal.record(
+                    [Decision(trigger, State.RUNNING, ACTION, ACTION, mode, target)]
+                )
+                action_id = started.action_id
+            gate = EffectGate(Authority(action_id, ACTION, mode), journal, plan)
+            walk = Walk(action_id, target, config.schema.migrations, gate, out)
+            result = await walk.run()
+            outcome = Outcome.DRY_RUN if gate.dry_run else Outcome.SUCCEEDED
+            await journal.finish(action_id, outcome, result)
+            print(f"backfill {action_id}: {outcome.value}", file=out, flush=True)
+            return 0
+        except (Stop, SqlRefused, BackfillRefused) as exc:
+            refused = not isinstance(exc, Stop) or exc.refused
+            print(f"{'refused' if refused else 'stopped'}: {exc}", file=out, flush=True)
+            if action_id is not None:
+                await journal.finish(
+                    action_id, Outcome.GUARDRAIL if refused else Outcome.FAILED, None, str(exc)
+                )
+            return 2 if refused else 1
+        except Exception as exc:
+            return await failed(journal, action_id, exc, out, "pgwarden-responder migrate backfill")
 
 
 if __name__ == "__main__":

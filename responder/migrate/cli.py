@@ -19,10 +19,11 @@ from typing import Any, TextIO
 from pgwarden.cli import print_config_errors
 from pgwarden.logs import setup_logging
 from responder.config import Config, ConfigError, load_config
-from responder.journal import ActionFilter, Journal, open_store
+from responder.journal import ActionFilter, Journal
 from responder.migrate import run as runner
 from responder.migrate.backfill import add_backfill_command
 from responder.migrate.lint import add_lint_command, sql_files
+from responder.operator import operator_journal
 from responder.playbooks import default_registry
 
 # The sibling subcommands, each registering itself on `migrate`'s subparsers.
@@ -86,23 +87,12 @@ def _config(args: argparse.Namespace) -> Config | int:
 
 async def _with_journal(config: Config, use: Callable[[Journal], Any]) -> int:
     owner = f"migrate:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    store = open_store(
-        config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
-    )
-    journal = Journal(store, owner)
-    await journal.start()
-    # at once: the runs of processes that died are marked interrupted before the pre-flight reads the journal
-    await journal.heartbeat(config.schema.replica_timeout)
-    beat = asyncio.create_task(runner.heartbeat(journal, config.schema.replica_timeout))
-    stop_on_sigterm()
-    try:
+    async with operator_journal(config, owner) as journal:
+        # at once: the runs of processes that died are marked interrupted before the pre-flight reads the journal
+        await journal.heartbeat(config.schema.replica_timeout)
+        stop_on_sigterm()
         code: int = await use(journal)
         return code
-    finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
-        await journal.close()
 
 
 def _out(args: argparse.Namespace) -> TextIO:

@@ -15,7 +15,6 @@ then prints and journals the plan without running anything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shlex
@@ -37,7 +36,7 @@ from responder.config import Config
 from responder.config.resolve import Server
 from responder.decision import Decision, OperatorTrigger
 from responder.effects import ApiCall, Authority, EffectGate
-from responder.journal import Journal, JournalUnavailable
+from responder.journal import Journal
 from responder.migrate import preflight, snapshot
 from responder.migrate.after import Catalogue, clean_up
 from responder.migrate.findings import has_errors, render
@@ -237,14 +236,6 @@ async def open_row(journal: Journal, server: Server, request: Request) -> int:
     trigger = OperatorTrigger(ACTION, server.name, iso(datetime.now(UTC)) or "", labels)
     (started,) = await journal.record([Decision(trigger, State.RUNNING, ACTION, ACTION, mode, target)])
     return started.action_id
-
-
-async def heartbeat(journal: Journal, stale_after: float) -> None:
-    """Stay alive in the replica table, so no responder takes this run for a dead one."""
-    while True:
-        with contextlib.suppress(JournalUnavailable):
-            await journal.heartbeat(stale_after)
-        await asyncio.sleep(max(0.2, stale_after / 3))
 
 
 async def run(config: Config, server: Server, request: Request, journal: Journal, out: TextIO) -> int:

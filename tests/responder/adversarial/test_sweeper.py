@@ -63,6 +63,20 @@ def sweep_client(
     return make
 
 
+BothModes = Callable[[], Awaitable[tuple[str, Client, Client]]]
+
+
+@pytest.fixture
+def both_modes(sweep_client: SweepClient, rds_client: Any) -> BothModes:
+    """A production instance, and an app sweeping it in enforce and one in dry-run."""
+
+    async def make() -> tuple[str, Client, Client]:
+        ident = production(rds_client)
+        return ident, await sweep_client(ident, "enforce"), await sweep_client(ident, "dry-run")
+
+    return make
+
+
 def _mutations(client: Client) -> list[str]:
     """Every mutating operation the app's RDS client sends from now on (appended as it sends them)."""
     sent: list[str] = []
@@ -174,11 +188,9 @@ async def test_enforce_keeps_an_instance_tagged_with_a_finished_drills_id(
 
 
 async def test_no_sweep_in_any_mode_deletes_an_instance_this_journal_did_not_make(
-    sweep_client: SweepClient, rds_client: Any
+    both_modes: BothModes, rds_client: Any
 ) -> None:
-    ident = production(rds_client)
-    enforce = await sweep_client(ident, "enforce")
-    dry = await sweep_client(ident, "dry-run")
+    ident, enforce, dry = await both_modes()
     finished = await _journal_drill(enforce, ident, restored=f"{ident}-drill-202611220300", done=True)
     never_restored = await _journal_drill(enforce, ident, restored=None, done=True)
     dry_drill = await _journal_drill(
@@ -222,11 +234,9 @@ async def test_no_sweep_in_any_mode_deletes_an_instance_this_journal_did_not_mak
 
 
 async def test_a_leaked_drill_this_journal_made_is_planned_in_dry_run_and_deleted_in_enforce(
-    sweep_client: SweepClient, rds_client: Any
+    both_modes: BothModes, rds_client: Any
 ) -> None:
-    ident = production(rds_client)
-    enforce = await sweep_client(ident, "enforce")
-    dry = await sweep_client(ident, "dry-run")
+    ident, enforce, dry = await both_modes()
     drill = f"{ident}-drill-202611220300"
     action_id = await _journal_drill(enforce, ident, restored=drill, done=False)
     expired = str(int(TEST_NOW.timestamp()) - 60)  # the sweeper reads the app's clock

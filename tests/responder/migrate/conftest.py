@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from devtools.pgserver import PostgresServer
+from tests.responder.migrate.scenario import MigrationDb, migration_db
 from tests.support.migrate_lint import LARGE_TABLE_ROWS, TABLES, LintDb
 from tests.support.responder import config_file
 from tests.support.roles import RESPONDER_ROLE
@@ -48,3 +49,9 @@ def lint_config(tmp_path: Path, lint_db: LintDb) -> Callable[..., Path]:
         return config_file(tmp_path, targets=[target], playbooks=[], migrations=settings)
 
     return factory
+
+
+@pytest.fixture
+def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
+    """A database for `migrate run`: tables owned by a migration role (tests.responder.migrate.scenario)."""
+    yield from migration_db(pg_server)

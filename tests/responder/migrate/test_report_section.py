@@ -5,24 +5,15 @@ reader."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from devtools.pgserver import PostgresServer
 from responder.journal import Journal, open_store
 from responder.report.builder import build_report
 from responder.report.model import Report, Section
 from responder.report_command import journal_reader
-from tests.responder.migrate.scenario import MigrationDb, migrate, migration_db, write_config
+from tests.responder.migrate.scenario import MigrationDb, migrate, write_config
 
 NO_PROMETHEUS = "http://127.0.0.1:9"  # the section reads only the journal
-
-
-@pytest.fixture
-def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
-    yield from migration_db(pg_server)
 
 
 def psql(db: MigrationDb, statement: str) -> list[str]:

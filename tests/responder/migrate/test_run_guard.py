@@ -12,12 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.pgserver import PostgresServer
 from responder.config import load_config
 from responder.journal import Journal, open_store
 from responder.migrate.preflight import Replica, Session, refusals
@@ -32,18 +30,12 @@ from tests.responder.migrate.scenario import (
     Writer,
     journal_rows,
     migrate,
-    migration_db,
     release_after,
     write_config,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
 ADD_COLUMN = "ALTER TABLE t ADD COLUMN note text"
-
-
-@pytest.fixture
-def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
-    yield from migration_db(pg_server)
 
 
 def psql(db: MigrationDb, statement: str) -> list[str]:

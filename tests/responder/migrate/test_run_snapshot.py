@@ -5,28 +5,19 @@ journaled."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from devtools.motoserver import MotoServer
-from devtools.pgserver import PostgresServer
 from tests.responder.migrate.scenario import (
     MigrationDb,
     journal_rows,
     manual_snapshots,
     migrate,
-    migration_db,
     on_rds,
     write_config,
 )
-
-
-@pytest.fixture
-def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
-    yield from migration_db(pg_server)
 
 
 def test_a_failing_migration_keeps_its_snapshot_as_the_rollback_point(

@@ -5,13 +5,11 @@ touched tables are ANALYZEd, and `status` lists it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from devtools.pgserver import PostgresServer
 from responder.journal import Journal, open_store
 from responder.migrate.metrics import MigrationMetrics
 from tests.responder.migrate.scenario import (
@@ -20,7 +18,6 @@ from tests.responder.migrate.scenario import (
     MigrationDb,
     journal_rows,
     migrate,
-    migration_db,
     write_config,
 )
 
@@ -28,11 +25,6 @@ SEEN = (
     "CREATE TABLE seen AS SELECT current_setting('application_name') AS app,"
     " current_setting('lock_timeout') AS lock_timeout, current_setting('statement_timeout') AS statement_timeout"
 )
-
-
-@pytest.fixture
-def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
-    yield from migration_db(pg_server)
 
 
 def seen(db: MigrationDb) -> tuple[str, str, str]:

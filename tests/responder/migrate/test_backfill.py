@@ -3,7 +3,6 @@ mid-way and resumed, every row is updated exactly once; a dry run changes nothin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,12 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from devtools.pgserver import PostgresServer
-from responder.journal import Journal, open_store
-from responder.migrate.metrics import MigrationMetrics
 from responder.ui.timeline import headline
+from tests.responder.migrate.scenario import counted
 from tests.support.backfill import action_id, backfill_config, items, run_backfill
 from tests.support.journal import journal_sql
 from tests.support.migrator import MIGRATOR, as_migrator, make_items, migrator_db
@@ -173,19 +170,7 @@ def test_the_responder_counts_the_journaled_backfills(
     config = backfill_config(tmp_path, pg_server, db)
     assert run_backfill(config, *items(batch_size=50))[0] == 0
     assert run_backfill(config, *items(batch_size=50), "--dry-run")[0] == 0
-    registry = CollectorRegistry()
-    metrics = MigrationMetrics(registry)
-
-    async def refresh() -> None:
-        journal = Journal(open_store(f"sqlite:///{tmp_path / 'journal.db'}"), "test")
-        await journal.start()
-        try:
-            await metrics.refresh(journal)
-        finally:
-            await journal.close()
-
-    asyncio.run(refresh())
-    text = generate_latest(registry).decode()
+    text = counted(tmp_path / "journal.db")
     assert 'pgwarden_backfills_total{outcome="succeeded",target="production"} 1.0' in text
     assert 'pgwarden_backfills_total{outcome="dry_run",target="production"} 1.0' in text
     assert "pgwarden_migrations_total{" not in text  # no `migrate run` in this journal

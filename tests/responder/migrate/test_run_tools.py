@@ -4,18 +4,15 @@ touched tables are ANALYZEd, and `status` lists it."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
-from responder.journal import Journal, open_store
-from responder.migrate.metrics import MigrationMetrics
 from tests.responder.migrate.scenario import (
     BIN,
     PASSWORD,
     MigrationDb,
+    counted,
     journal_rows,
     migrate,
     write_config,
@@ -111,18 +108,6 @@ def test_the_responder_counts_the_journaled_runs(tmp_path: Path, db: MigrationDb
     config = write_config(tmp_path, db, retries={"attempts": 1})
     for argv in (["true"], ["false"], ["true"]):
         migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
-    registry = CollectorRegistry()
-    metrics = MigrationMetrics(registry)
-
-    async def refresh() -> None:
-        journal = Journal(open_store(f"sqlite:///{tmp_path / 'journal.db'}"), "test")
-        await journal.start()
-        try:
-            await metrics.refresh(journal)
-        finally:
-            await journal.close()
-
-    asyncio.run(refresh())
-    text = generate_latest(registry).decode()
+    text = counted(tmp_path / "journal.db")
     assert 'pgwarden_migrations_total{outcome="succeeded",target="prod"} 2.0' in text
     assert 'pgwarden_migrations_total{outcome="failed",target="prod"} 1.0' in text

@@ -27,6 +27,7 @@ class PrincipalSchema(StrictModel):
     name: str = Field(min_length=1, max_length=100, pattern=NAME_RE)
     token_env: str | None = None
     token_file: Path | None = None
+    slack_user_id: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,20}$")  # decides from Slack
 
     _one_token_source = model_validator(mode="after")(exactly_one_of("token_env", "token_file"))
 
@@ -38,6 +39,7 @@ class Principal:
     name: str
     role: Literal["approver", "viewer"]
     token: str = field(repr=False)  # secret: never logged
+    slack_user_id: str | None = None  # the Slack user whose button presses decide as this person
 
     @property
     def can_approve(self) -> bool:
@@ -58,6 +60,9 @@ def resolve_principals(
     names = [p.name for _, _, section in sections for p in section]
     for name in sorted({n for n in names if names.count(n) > 1}):
         errors.add("approvers", f"{name!r} is named more than once in approvers/viewers")
+    slack_ids = [p.slack_user_id for _, _, section in sections for p in section if p.slack_user_id]
+    for slack_id in sorted({s for s in slack_ids if slack_ids.count(s) > 1}):
+        errors.add("approvers", f"slack_user_id {slack_id!r} is given to more than one person")
     principals: list[Principal] = []
     seen: list[str] = [webhook_token] if webhook_token else []
     for role, section, entries in sections:
@@ -72,7 +77,7 @@ def resolve_principals(
                 )
                 continue
             seen.append(token)
-            principals.append(Principal(p.name, role, token))
+            principals.append(Principal(p.name, role, token, p.slack_user_id))
     return tuple(principals)
 
 

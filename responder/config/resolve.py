@@ -33,6 +33,7 @@ from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
 from responder.config.schema import MatchSchema, Mode, PlaybookSchema, ResponderSchema, ScheduleSchema
 from responder.core import ActionParams, ActionRegistry, ActionSpec, RdsTarget, Repeat, TargetKind
+from responder.notify.config import NotifySettings, resolve_notify
 from responder.principals import Principal, resolve_principals
 from responder.scheduling.cron import last_at_or_before, next_after
 
@@ -132,6 +133,7 @@ class Config:
     schedules: tuple[Schedule, ...] = ()
     principals: tuple[Principal, ...] = ()  # approvers and viewers
     journal_credentials: Credentials | None = field(default=None, compare=False, repr=False)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def principal(self, token: str) -> Principal | None:
         """Whose token this is (constant-time comparisons against every one); the webhook's is nobody's."""
@@ -336,6 +338,7 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
             errors.add(f"schedules.{i}.name", f"{s.name!r} is a playbook's name (they share the journal's)")
         if (schedule := _schedule(f"schedules.{i}", s, schema, registry, errors)) is not None:
             schedules.append(schedule)
+    notify = resolve_notify(schema.notify, errors)
     errors.raise_if_any()
     return Config(
         schema,
@@ -348,6 +351,7 @@ def resolve(schema: ResponderSchema, registry: ActionRegistry) -> Config:
         tuple(schedules),
         principals,
         journal_credentials,
+        notify,
     )
 
 

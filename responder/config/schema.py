@@ -18,6 +18,7 @@ from pgwarden.durations import Duration
 from responder.core import Repeat
 from responder.drills.models import RecoverySchema
 from responder.migrate.settings import MigrationsSchema
+from responder.notify.config import NotifySchema
 from responder.principals import NAME_RE, PrincipalSchema
 
 Mode = Literal["dry-run", "enforce"]
@@ -138,3 +139,4 @@ class ResponderSchema(StrictModel):
     viewers: list[PrincipalSchema] = []  # read-only console and reports
     console: ConsoleSchema = ConsoleSchema()  # the console's links to Alertmanager and Grafana
     migrations: MigrationsSchema = MigrationsSchema()  # `pgwarden-responder migrate` (responder.migrate)
+    notify: NotifySchema = NotifySchema()  # who hears of each decision (responder.notify)

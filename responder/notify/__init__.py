@@ -1,0 +1,1 @@
+"""Notifications: every decision reaches the people on call, where they talk (Slack, Teams, PagerDuty, a webhook)."""

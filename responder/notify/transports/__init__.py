@@ -1,0 +1,1 @@
+"""One module per kind of receiver, each with a module-level `TRANSPORT` (see responder.notify.model.Transport)."""

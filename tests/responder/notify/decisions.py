@@ -3,6 +3,7 @@ read them: pending, approved, run with a plan and a result, rejected, scheduled,
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,7 @@ async def journaled(
     action: str = "terminate_queries",
 ) -> ActionRow:
     trigger = trigger or alert()
-    key = f"{playbook}|{id(trigger)}|{trigger}"
+    key = f"{playbook}|{uuid.uuid4().hex}"  # a new decision each time, never a duplicate
     (decision,) = await journal.record(
         [Decision(trigger, state, playbook, action, mode, TARGET, dedup_key=key)]
     )

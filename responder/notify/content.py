@@ -27,6 +27,8 @@ from responder.ui.timeline import cut, definitions, exact, headline
 
 VALUE_CHARS = 500  # one fact's value, before a format caps the whole text again
 LABELS_SHOWN = 20
+LABEL_CHARS = 60  # one label's value: a long one must not hide the others
+LABELS_CHARS = 1500
 ELLIPSIS = "…"
 
 # How each outcome (or state, while there is none) is said: an emoji for chat, a word, and a tone
@@ -72,6 +74,7 @@ class Content:
     emoji: str
     status: str  # "succeeded", "waiting for approval", ...
     tone: str
+    name: str  # the playbook (or the alert no playbook matched)
     title: str  # "#42 grow-storage: succeeded"
     headline: str  # the decision in one sentence, the console timeline's words
     sections: tuple[Section, ...]
@@ -87,7 +90,7 @@ class Content:
     def summary(self, follow_up: bool = False) -> str:
         """Title and headline in one line, as a notification or a change event's summary says it."""
         prefix = f"Update on decision #{self.action_id}: " if follow_up else ""
-        return f"{prefix}{self.emoji} {self.title}: {self.headline}"
+        return f"{prefix}{self.emoji} #{self.action_id} {self.name}: {self.headline}"
 
 
 def _when(ts: float | None) -> str:
@@ -106,18 +109,22 @@ def _facts(*pairs: tuple[str, object]) -> tuple[Fact, ...]:
 def labels_text(labels: Mapping[str, str]) -> str:
     """`k=v, k=v` of the labels (alertname aside), at most LABELS_SHOWN of them."""
     shown = sorted((str(k), str(v)) for k, v in labels.items() if k != "alertname")
-    text = ", ".join(f"{k}={cut(v, 100)}" for k, v in shown[:LABELS_SHOWN])
+    text = ", ".join(f"{k}={cut(v, LABEL_CHARS)}" for k, v in shown[:LABELS_SHOWN])
     return text + (f" and {len(shown) - LABELS_SHOWN} more" if len(shown) > LABELS_SHOWN else "")
+
+
+def _labels(text: str) -> tuple[Fact, ...]:
+    return (Fact("Labels", cut(text, LABELS_CHARS)),) if text else ()
 
 
 def _why(row: ActionRow) -> tuple[Fact, ...]:
     labels, trigger = labels_text(row.labels), row.trigger
     match trigger:
         case AlertTrigger(alertname, _, starts_at, status, _):
-            return _facts(("Alert", f"{alertname} ({status})"), ("Since", starts_at), ("Labels", labels))
+            return _facts(("Alert", f"{alertname} ({status})"), ("Since", starts_at)) + _labels(labels)
         case ScheduleTrigger(schedule, at, _, run_now):
             said = f"{schedule} (run now from the console)" if run_now else schedule
-            return _facts(("Schedule", said), ("Due at", at), ("Labels", labels))
+            return _facts(("Schedule", said), ("Due at", at)) + _labels(labels)
         case OperatorTrigger(command, subject, at, _):
             return _facts(("Command", f"pgwarden-responder {command}"), ("Subject", subject), ("For", at))
         case _:
@@ -181,6 +188,7 @@ def content(notice: Notice) -> Content:
         emoji=emoji,
         status=status,
         tone=tone,
+        name=row.playbook or row.alertname,
         title=f"#{row.id} {row.playbook or row.alertname}: {status}",
         headline=cut(headline(row.to_json()), VALUE_CHARS),
         sections=tuple(s for s in sections if s.facts),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
@@ -19,6 +20,7 @@ from responder.notify.model import DeliveryError
 
 TIMEOUT = 10.0  # seconds for one request: a receiver slower than this is retried later
 DETAIL_CHARS = 200  # of a receiver's error answer, in the DeliveryError
+SECRET_PART_CHARS = 16  # a path segment or query value this long may be a webhook's secret
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,20 @@ def retry_after_seconds(header: str | None, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def url_secrets(url: str) -> list[str]:
+    """What of a webhook URL is secret: the URL, and each long part of its path and query (a token, an id, a
+    signature), should a receiver echo one of them alone."""
+    parts = urlsplit(url)
+    pieces = [*parts.path.split("/"), *(v for _, v in parse_qsl(parts.query))]
+    return [url, *(p for p in pieces if len(p) >= SECRET_PART_CHARS)]
+
+
 def scrubbed(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` without any of `secrets` in it, short and on one line."""
+    """`text` without any of `secrets` in it (a URL's secret parts too), short and on one line."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        for value in url_secrets(secret) if secret and "://" in secret else [secret]:
+            if value:
+                text = text.replace(value, "***")
     return " ".join(text.split())[:DETAIL_CHARS]
 
 

@@ -23,7 +23,7 @@ HEADER_CHARS = 150
 BUTTON_CHARS = 75
 MAX_CONTEXT = 10
 TEXT_CHARS = 3000  # the fallback text: Slack truncates past 40,000, notifications show far less
-LINE_CHARS = 600  # one fact in a section of lines
+LINE_CHARS = 1500  # one fact in a section of lines (labels are the longest)
 FACT_FIELDS = ("What", "Where")  # short facts, shown side by side
 
 Block = dict[str, Any]

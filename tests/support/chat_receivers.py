@@ -138,8 +138,10 @@ class LocalService:
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
 
-    def fail_next(self, status: int, body: Any, times: int = 1, **headers: str) -> None:
-        self.failures.append(Failure(status, body, times, dict(headers)))
+    def fail_next(
+        self, status: int, body: Any, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        self.failures.append(Failure(status, body, times, dict(headers or {})))
 
     def _injected(self) -> web.Response | None:
         if not self.failures:

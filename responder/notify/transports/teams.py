@@ -6,6 +6,7 @@ what it posted, so each change of the outcome is a follow-up card quoting the de
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from responder.notify.config import Receiver
@@ -18,7 +19,8 @@ CARD = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.4"
 TEXT_CHARS = 2000  # one TextBlock
-FACT_CHARS = 500  # one fact's value; a whole message stays well under Teams' 28 KB
+FACT_CHARS = (1000, 300, 100)  # one fact's value, shorter until the message fits Teams' 28 KB
+MAX_BYTES = 26 * 1024
 MAX_ACTIONS = 6  # Teams shows at most six actions on a card: the console link and five approvers
 COLOUR = {"good": "Good", "attention": "Attention", "warning": "Warning", "accent": "Accent"}
 
@@ -47,7 +49,15 @@ def _card(body: list[Element], actions: list[Element]) -> dict[str, Any]:
 
 
 def decision_card(c: Content, follow_up: bool = False) -> dict[str, Any]:
-    """The Workflows message for one decision."""
+    """The Workflows message for one decision, its facts cut shorter until it fits in a Teams message."""
+    for chars in FACT_CHARS:
+        card = _decision_card(c, follow_up, chars)
+        if len(json.dumps(card).encode()) <= MAX_BYTES:
+            break
+    return card
+
+
+def _decision_card(c: Content, follow_up: bool, fact_chars: int) -> dict[str, Any]:
     prefix = f"Update on decision #{c.action_id}: " if follow_up else ""
     body: list[Element] = [
         _text(teams_text(f"{prefix}{c.emoji} {c.title}", 300), size="Medium", weight="Bolder",
@@ -59,7 +69,7 @@ def decision_card(c: Content, follow_up: bool = False) -> dict[str, Any]:
                           color="Warning"))  # fmt: skip
     for section in c.sections:
         body.append(_text(section.title, weight="Bolder", spacing="Medium"))
-        facts = [{"title": f.label, "value": teams_text(f.value, FACT_CHARS)} for f in section.facts]
+        facts = [{"title": f.label, "value": teams_text(f.value, fact_chars)} for f in section.facts]
         body.append({"type": "FactSet", "facts": facts})
     footer = [f"Decision #{c.action_id} · {c.when}"] + ([teams_text(c.decided, 200)] if c.decided else [])
     body.append(_text(" · ".join(footer), isSubtle=True, size="Small"))

@@ -64,7 +64,7 @@ async def test_a_bot_posts_once_then_updates_the_same_message_in_place(
         "danger",
     )
     assert "confirm" in approve and "confirm" not in reject
-    assert "waiting for approval" in shown["text"] and f"#{pending.id}" in shown["text"]
+    assert "waiting for an approval" in shown["text"] and f"#{pending.id}" in shown["text"]
 
     done = await approve_and_run(journal, pending.id)
     again = await TRANSPORT.send(bot(slack_api), notice(done), ref)
@@ -117,7 +117,7 @@ async def test_slack_api_errors_map_to_retries_or_give_ups(
     retry_after: float | None,
 ) -> None:
     status, body, headers = failure
-    slack_api.fail_next(status, body, **headers)
+    slack_api.fail_next(status, body, headers=headers)
     with pytest.raises(DeliveryError) as info:
         await TRANSPORT.send(bot(slack_api), notice(await journaled(journal)), None)
     assert (info.value.permanent, info.value.retry_after) == (permanent, retry_after)
@@ -180,7 +180,7 @@ async def test_webhook_errors_map_to_retries_or_give_ups(
     retry_after: float | None,
 ) -> None:
     status, body, headers = failure
-    slack_webhook.fail_next(status, body, **headers)
+    slack_webhook.fail_next(status, body, headers=headers)
     with pytest.raises(DeliveryError) as info:
         await TRANSPORT.send(webhook(slack_webhook), notice(await journaled(journal)), None)
     assert (info.value.permanent, info.value.retry_after) == (permanent, retry_after)

@@ -3,7 +3,8 @@ and keep what they accepted, for the notify transports' tests (and the docs' scr
 
 - `SlackApi`: the Web API a bot token calls (chat.postMessage, chat.update): `Authorization: Bearer xoxb-…`,
   a JSON or form body, Block Kit checked (`block_errors`), known channels only, a `ts` per message, updates of
-  existing messages only; `ratelimited` with Retry-After, or any error, on demand (`fail_next`).
+  existing messages only; `ratelimited` with Retry-After, or any error, on demand (`fail_next`); its channel
+  drawn as HTML at `/preview`.
 - `SlackWebhook`: an incoming webhook: answers `ok`, or 400 `invalid_blocks` / `no_text`, 404 `no_service`.
 - `TeamsWorkflow`: a Workflows webhook: the message envelope and the Adaptive Card's essentials, 202.
 - `PagerDutyEvents`: Events API v2 change events: routing key of 32 characters, required fields, 202.
@@ -22,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from devtools.pgserver import free_port
+from devtools.slack_preview import page
 
 # ---- Block Kit, as Slack checks it (api.slack.com/reference/block-kit) ----------------------------------------
 
@@ -194,6 +196,7 @@ class SlackApi(LocalService):
         self.token = token
         self.channels = channels or {"#db-oncall": "C0DBONCALL"}  # name -> id
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.edited: set[tuple[str, str]] = set()
         self._ts = itertools.count(1)
 
     @property
@@ -201,7 +204,16 @@ class SlackApi(LocalService):
         return f"{self.url}/api/"
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/api/{method}", self._call)]
+        return [web.post("/api/{method}", self._call), web.get("/preview", self._preview)]
+
+    async def _preview(self, request: web.Request) -> web.Response:
+        """The channel's messages drawn as Slack would (devtools/slack_preview.py), for a screenshot."""
+        name = next(iter(self.channels))
+        shown = [
+            (m["blocks"], "12:00" + (" (edited)" if key in self.edited else ""), None)
+            for key, m in self.messages.items()
+        ]
+        return web.Response(text=page(name, shown), content_type="text/html")
 
     def _channel(self, name: Any) -> str | None:
         if name in self.channels.values():
@@ -240,6 +252,8 @@ class SlackApi(LocalService):
             if (channel, ts) not in self.messages:
                 return web.json_response({"ok": False, "error": "message_not_found"})
         message = {"text": body.get("text", ""), "blocks": body.get("blocks", [])}
+        if method == "chat.update":
+            self.edited.add((channel, ts))
         self.messages[(channel, ts)] = message
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
 

@@ -10,6 +10,7 @@ import re
 import traceback
 from typing import Any
 
+import aiohttp
 import pytest
 
 from devtools.pgserver import free_port
@@ -147,3 +148,15 @@ async def test_no_secret_reaches_an_exception_or_a_log_whatever_fails(
         assert not any(secret in t for t in told), secret
         assert secret not in caplog.text, secret
         assert not any(secret in repr(r) for r in receivers)
+
+
+async def test_the_local_slack_preview_draws_hostile_text_as_text(
+    journal: Journal, slack_api: SlackApi
+) -> None:
+    await SLACK.send(
+        Receiver("bot", "slack", slack_api.api_url, BOT_TOKEN, "#db-oncall"), await _hostile(journal), None
+    )
+    async with aiohttp.ClientSession() as session, session.get(f"{slack_api.url}/preview") as resp:
+        shown = await resp.text()
+    assert 'href="https://pgwarden.example.internal/ui/actions/' in shown
+    assert 'href="https://evil' not in shown and "<!channel>" not in shown and "&lt;!channel&gt;" in shown

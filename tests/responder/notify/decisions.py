@@ -12,7 +12,7 @@ from responder.journal import Claim, Journal
 from responder.journal.rows import ActionRow
 from responder.notify.model import Notice
 from responder.outcomes import Outcome, State
-from responder.targets import PostgresTarget
+from responder.targets import PostgresTarget, Target
 
 PUBLIC_URL = "https://pgwarden.example.internal"
 # The receivers' secrets: none may appear in an exception or a log line.
@@ -52,11 +52,12 @@ async def journaled(
     mode: str = "enforce",
     playbook: str = "cancel-long-query",
     action: str = "terminate_queries",
+    target: Target = TARGET,
 ) -> ActionRow:
     trigger = trigger or alert()
     key = f"{playbook}|{uuid.uuid4().hex}"  # a new decision each time, never a duplicate
     (decision,) = await journal.record(
-        [Decision(trigger, state, playbook, action, mode, TARGET, dedup_key=key)]
+        [Decision(trigger, state, playbook, action, mode, target, dedup_key=key)]
     )
     return await row(journal, decision.action_id)
 

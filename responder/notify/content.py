@@ -30,6 +30,7 @@ LABELS_SHOWN = 20
 LABEL_CHARS = 60  # one label's value: a long one must not hide the others
 LABELS_CHARS = 1500
 ELLIPSIS = "…"
+DRY_RUN_NOTE = "nothing is changed in dry-run mode; this is what the playbook would do in enforce mode."
 
 # How each outcome (or state, while there is none) is said: an emoji for chat, a word, and a tone
 # (good / attention / warning / accent: Adaptive Card colours, also used for Slack's emoji choice).

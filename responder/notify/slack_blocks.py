@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.notify.content import Content, Section, digest_text, slack_plain, slack_text
+from responder.notify.content import DRY_RUN_NOTE, Content, Section, digest_text, slack_plain, slack_text
 from responder.notify.model import Digest
 
 APPROVE_ACTION = "pgwarden_approve"
@@ -100,8 +100,7 @@ def decision_blocks(c: Content, *, buttons: bool, follow_up: bool = False) -> li
         {"type": "section", "text": _mrkdwn(slack_text(c.headline, SECTION_CHARS))},
     ]
     if c.dry_run:
-        note = "*Dry run*: nothing was changed; this is what the playbook would do in enforce mode."
-        blocks.append({"type": "section", "text": _mrkdwn(f":test_tube: {note}")})
+        blocks.append({"type": "section", "text": _mrkdwn(f":test_tube: *Dry run*: {DRY_RUN_NOTE}")})
     side = [s for s in c.sections if s.title in FACT_FIELDS]
     if side:
         blocks.append(_fields(side))

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from responder.notify.config import Receiver
-from responder.notify.content import Content, content, digest_text, teams_text
+from responder.notify.content import DRY_RUN_NOTE, Content, content, digest_text, teams_text
 from responder.notify.http import check, post_json
 from responder.notify.model import Digest, MessageRef, Notice
 
@@ -65,8 +65,7 @@ def _decision_card(c: Content, follow_up: bool, fact_chars: int) -> dict[str, An
         _text(teams_text(c.headline, TEXT_CHARS)),
     ]  # fmt: skip
     if c.dry_run:
-        body.append(_text("**Dry run**: nothing was changed; this is what the playbook would do in enforce mode.",
-                          color="Warning"))  # fmt: skip
+        body.append(_text(f"**Dry run**: {DRY_RUN_NOTE}", color="Warning"))
     for section in c.sections:
         body.append(_text(section.title, weight="Bolder", spacing="Medium"))
         facts = [{"title": f.label, "value": teams_text(f.value, fact_chars)} for f in section.facts]

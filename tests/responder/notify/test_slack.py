@@ -9,7 +9,7 @@ import pytest
 
 from responder.journal import Journal
 from responder.notify.config import Receiver
-from responder.notify.model import DeliveryError, MessageRef
+from responder.notify.model import DeliveryError, Digest, MessageRef
 from responder.notify.slack_blocks import APPROVE_ACTION, REJECT_ACTION
 from responder.notify.transports.slack import TRANSPORT
 from tests.responder.notify.decisions import (
@@ -194,3 +194,26 @@ async def test_a_revoked_webhook_is_permanent_and_its_url_is_never_told(
     with pytest.raises(DeliveryError) as info:
         await TRANSPORT.send(revoked, notice(await journaled(journal)), None)
     assert info.value.permanent and str(info.value) == "slack: HTTP 404: no_service"
+
+
+async def test_a_dry_run_says_so_and_a_digest_counts_what_was_held_back(
+    journal: Journal, slack_api: SlackApi
+) -> None:
+    dry = await journaled(journal, mode="dry-run")
+    ref = await TRANSPORT.send(bot(slack_api), notice(dry), None)
+    assert ref is not None
+    blocks = slack_api.messages[(ref.channel or "", ref.ts or "")]["blocks"]
+    assert any(
+        b.get("text", {}).get("text", "").startswith(":test_tube: *Dry run*: nothing is changed")
+        for b in blocks
+    )
+    digest = await TRANSPORT.send(
+        bot(slack_api), Digest(12, (40, 41), "https://pgwarden.example.internal/ui"), None
+    )
+    assert digest is not None
+    shown = slack_api.messages[(digest.channel or "", digest.ts or "")]
+    assert shown["blocks"][0]["text"]["text"] == "📬 12 more decisions"
+    assert (
+        "<https://pgwarden.example.internal/ui|See them in the pgwarden console>"
+        in shown["blocks"][1]["text"]["text"]
+    )

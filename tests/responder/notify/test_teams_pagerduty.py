@@ -69,7 +69,7 @@ async def test_teams_shows_a_dry_run_plainly(journal: Journal, teams: TeamsWorkf
     dry = await journaled(journal, mode="dry-run")
     await TEAMS.send(teams_receiver(teams), notice(dry), None)
     (card,) = teams.cards
-    assert any(t.startswith("**Dry run**: nothing was changed") for t in _texts(card))
+    assert any(t.startswith("**Dry run**: nothing is changed in dry-run mode") for t in _texts(card))
 
 
 async def test_teams_digest(teams: TeamsWorkflow) -> None:

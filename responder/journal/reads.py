@@ -4,8 +4,8 @@ guards, the scheduler and the drill gauges ask for. Each runs inside one transac
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from responder.journal.rows import COLUMNS, ActionFilter, ActionRow, Approval

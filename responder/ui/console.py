@@ -19,7 +19,7 @@ def setup_console(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(("html",)),
         undefined=jinja2.StrictUndefined,
     )
-    app[keys.SESSIONS] = SessionStore()
+    app[keys.SESSIONS] = SessionStore(lambda: app[keys.JOURNAL], app[keys.CONFIG].principals)
     r = app.router
     r.add_get("/ui", views.page(views.timeline))
     r.add_get("/ui/login", views.login_form)

@@ -43,6 +43,7 @@ from responder.journal.rows import ActionFilter, ActionRow, Approval, Claim
 from responder.journal.sessions import (
     NONCE_KEEP,
     SessionRow,
+    op_link_spent,
     op_purge_console,
     op_session_create,
     op_session_drop,
@@ -193,6 +194,10 @@ class Journal:
 
     async def drop_session(self, id_hash: str) -> None:
         await self.store.run(op_session_drop(id_hash))
+
+    async def link_spent(self, nonce: str) -> bool:
+        """Whether an approval link with this nonce has decided something (see `op_decide`)."""
+        return await self.store.run(op_link_spent(nonce))
 
     # ---- reads ----------------------------------------------------------------------------------------------
 

@@ -72,3 +72,13 @@ def op_purge_console(link_ttl: float) -> Callable[[Tx], tuple[int, int]]:
         return sessions, nonces
 
     return run
+
+
+def op_link_spent(nonce: str) -> Callable[[Tx], bool]:
+    """Whether an approval link with this nonce has decided something already."""
+
+    def run(tx: Tx) -> bool:
+        found = tx.execute("SELECT 1 FROM pgwarden_link_nonces WHERE nonce = ?", (nonce,)).fetchone()
+        return found is not None
+
+    return run

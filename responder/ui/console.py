@@ -7,7 +7,7 @@ import jinja2
 from aiohttp import web
 
 from responder import keys
-from responder.ui import views
+from responder.ui import confirm, views
 from responder.ui.schedules import ScheduleSource
 from responder.ui.sessions import SessionStore
 
@@ -27,6 +27,8 @@ def setup_console(app: web.Application) -> None:
     r.add_post("/ui/logout", views.form(views.logout, approver=False))
     r.add_get("/ui/approvals", views.page(views.approvals))
     r.add_post("/ui/actions/{id}/{verb:approve|reject}", views.form(views.decide))
+    r.add_get("/ui/confirm/{token}", confirm.show)
+    r.add_post("/ui/confirm/{token}", confirm.decide)
     r.add_get("/ui/schedules", views.page(views.schedules))
     r.add_post("/ui/schedules/{name}/run", views.form(views.run_schedule))
     r.add_get("/ui/drills", views.page(views.drills))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -21,8 +22,9 @@ from responder.principals import presented_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Refusal = tuple[int, str]
-# A check: None lets the request through; a refusal is its status and error text.
-Check = Callable[[web.Request], Refusal | None]
+# A check: None lets the request through; a refusal is its status and error text. A check may be async (one
+# that reads the journal: the console's sessions).
+Check = Callable[[web.Request], Refusal | Awaitable[Refusal | None] | None]
 
 NO_TOKEN: Refusal = (401, "missing or wrong bearer token")
 # The token API, where a person's own bearer token is the credential: with `--web.config.file` basic auth, such a
@@ -39,6 +41,8 @@ def bearer(check: Check) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def checked(request: web.Request) -> web.StreamResponse:
             refusal = check(request)
+            if inspect.isawaitable(refusal):
+                refusal = await refusal
             if refusal is not None:
                 status, error = refusal
                 return web.json_response({"error": error}, status=status)

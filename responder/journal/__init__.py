@@ -19,7 +19,7 @@ playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,16 @@ from responder.journal.reads import (
     op_last_decision,
     op_recent,
 )
-from responder.journal.rows import ActionFilter, ActionRow, Claim
+from responder.journal.rows import ActionFilter, ActionRow, Approval, Claim
+from responder.journal.sessions import (
+    NONCE_KEEP,
+    SessionRow,
+    op_link_spent,
+    op_purge_console,
+    op_session_create,
+    op_session_drop,
+    op_session_get,
+)
 from responder.journal.stores import PostgresStore, SqliteStore, Store
 from responder.journal.tx import JournalUnavailable, Tx
 from responder.journal.upkeep import (
@@ -56,11 +65,13 @@ HEAVY_RECORD = 64
 __all__ = [
     "ActionFilter",
     "ActionRow",
+    "Approval",
     "Claim",
     "Journal",
     "JournalTooNew",
     "JournalUnavailable",
     "PostgresStore",
+    "SessionRow",
     "SqliteStore",
     "Store",
     "Tx",
@@ -113,8 +124,19 @@ class Journal:
     async def set_plan(self, action_id: int, plan: Any) -> None:
         await self.store.run(op_set_plan(action_id, plan))
 
-    async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
-        return await self.store.run(op_decide(action_id, approve, who, self.owner, approval_timeout))
+    async def decide(
+        self,
+        action_id: int,
+        approve: bool,
+        who: str,
+        approval_timeout: float,
+        needed: Mapping[str, int] | None = None,
+        nonce: str | None = None,
+    ) -> Answer:
+        """Approve or reject a pending decision (see `op_decide`: `needed` approvals by playbook, a link's
+        single-use `nonce`)."""
+        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce)
+        return await self.store.run(op)
 
     async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:
         return await self.store.run(op_expire(approval_timeout))
@@ -132,7 +154,9 @@ class Journal:
 
     async def prune(self, retention: float, batches: int = 10) -> tuple[int, bool]:
         """Delete decisions that ended longer than `retention` ago, a small batch per transaction, at most
-        `batches` of them: how many were deleted, and whether more are left."""
+        `batches` of them: how many were deleted, and whether more are left. Expired console sessions and
+        the nonces of expired approval links go first."""
+        await self.store.run(op_purge_console(NONCE_KEEP))
         deleted = 0
         for _ in range(batches):
             batch = await self.store.run(op_prune(retention))
@@ -158,6 +182,22 @@ class Journal:
         """Own decision `action_id` (one of `action`) again, to resume it, unless `refusal(row,
         running_elsewhere)` says why not: the row as it was (None: there is none) and the refusal, if any."""
         return await self.store.run(op_take_over(action_id, action, self.owner, stale_after, refusal))
+
+    # ---- the console's sessions (responder.ui.sessions) -------------------------------------------------------
+
+    async def create_session(self, id_hash: str, principal: str, token_fingerprint: str, ttl: float) -> float:
+        """Journal a session (by the hash of its id); when it expires."""
+        return await self.store.run(op_session_create(id_hash, principal, token_fingerprint, ttl))
+
+    async def session(self, id_hash: str) -> SessionRow | None:
+        return await self.store.run(op_session_get(id_hash))
+
+    async def drop_session(self, id_hash: str) -> None:
+        await self.store.run(op_session_drop(id_hash))
+
+    async def link_spent(self, nonce: str) -> bool:
+        """Whether an approval link with this nonce has decided something (see `op_decide`)."""
+        return await self.store.run(op_link_spent(nonce))
 
     # ---- reads ----------------------------------------------------------------------------------------------
 

@@ -78,7 +78,27 @@ def _v1(postgres: bool) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "decisions (pgwarden_actions) and replicas", _v1),)
+def _v4(postgres: bool) -> list[str]:
+    """Approvals one by one (the two-person rule), approval links spent, console sessions (by hashed id)."""
+    return [
+        """CREATE TABLE pgwarden_approvals (
+            action_id BIGINT NOT NULL, approver TEXT NOT NULL, approved_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (action_id, approver))""",
+        """CREATE TABLE pgwarden_link_nonces (
+            nonce TEXT PRIMARY KEY, action_id BIGINT NOT NULL, approver TEXT NOT NULL,
+            spent_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_link_nonces_spent ON pgwarden_link_nonces (spent_at)",
+        """CREATE TABLE pgwarden_sessions (
+            id_hash TEXT PRIMARY KEY, principal TEXT NOT NULL, token_fingerprint TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_sessions_expiry ON pgwarden_sessions (expires_at)",
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
+    Migration(4, "approvals, spent approval links and console sessions", _v4),
+)
 
 
 def _exists(tx: Tx, table: str) -> bool:

@@ -32,9 +32,13 @@ MAX_FILTER = 256  # longer than any playbook, outcome or target name
 Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
 
-def current(request: web.Request) -> Session | None:
-    """The request's signed-in session, or None."""
-    return request.app[keys.SESSIONS].get(request.cookies.get(COOKIE))
+UNAVAILABLE = "journal unavailable; retry later"
+
+
+async def current(request: web.Request) -> Session | None:
+    """The request's signed-in session, or None (JournalUnavailable: the journal, which keeps sessions, did
+    not answer)."""
+    return await request.app[keys.SESSIONS].get(request.cookies.get(COOKIE))
 
 
 def _page(request: web.Request, session: Session, template: str, **context: Any) -> web.Response:
@@ -47,13 +51,13 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
     """A GET page: signed in, or sent to the sign-in form; a journal that does not answer is a 503 page."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        session = current(request)
-        if session is None:
-            raise web.HTTPSeeOther("/ui/login")
         try:
+            session = await current(request)
+            if session is None:
+                raise web.HTTPSeeOther("/ui/login")
             return await handler(request, session)
         except JournalUnavailable:
-            return web.Response(status=503, text="journal unavailable; retry later")
+            return web.Response(status=503, text=UNAVAILABLE)
 
     return wrapped
 
@@ -62,16 +66,16 @@ def form(handler: Handler, approver: bool = True) -> Callable[[web.Request], Awa
     """A form post: a session, its CSRF token, and (for anything that decides or runs) an approver."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        session = current(request)
-        data = await request.post()
-        if session is None or not csrf_ok(session.csrf, data.get("csrf")):
-            return web.Response(status=403, text="missing or wrong CSRF token, or not signed in")
-        if approver and not session.principal.can_approve:
-            return web.Response(status=403, text=f"{session.principal.name} is a viewer")
         try:
+            session = await current(request)
+            data = await request.post()
+            if session is None or not csrf_ok(session.csrf, data.get("csrf")):
+                return web.Response(status=403, text="missing or wrong CSRF token, or not signed in")
+            if approver and not session.principal.can_approve:
+                return web.Response(status=403, text=f"{session.principal.name} is a viewer")
             return await handler(request, session)
         except JournalUnavailable:
-            return web.Response(status=503, text="journal unavailable; retry later")
+            return web.Response(status=503, text=UNAVAILABLE)
 
     return wrapped
 
@@ -101,7 +105,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     if principal is None:
         log.warning("console sign-in refused", extra={"remote": request.remote})
         return _login_page(request, "Not an approver's or a viewer's token.", status=401)
-    session = request.app[keys.SESSIONS].create(principal)
+    try:
+        session = await request.app[keys.SESSIONS].create(principal)
+    except JournalUnavailable:
+        return web.Response(status=503, text=UNAVAILABLE)
     log.info("console sign-in", extra={"by": principal.name, "role": principal.role})
     response = web.HTTPSeeOther("/ui")
     set_cookie(request, response, COOKIE, session.id, request.app[keys.SESSIONS].ttl)
@@ -110,7 +117,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request, session: Session) -> web.StreamResponse:
-    request.app[keys.SESSIONS].drop(session.id)
+    await request.app[keys.SESSIONS].drop(session.id)
     response = web.HTTPSeeOther("/ui/login")
     response.del_cookie(COOKIE, path="/")
     raise response
@@ -235,9 +242,14 @@ async def reports_page(request: web.Request, session: Session) -> web.StreamResp
 # ---- /reports: a session or a bearer token ------------------------------------------------------------------
 
 
-def _session_or_token(request: web.Request) -> Refusal | None:
-    """A console session, or what the token API's readers present (`responder.api.auth.any_token`)."""
-    return None if current(request) is not None else any_token(request)
+async def _session_or_token(request: web.Request) -> Refusal | None:
+    """What the token API's readers present (`responder.api.auth.any_token`), or a console session."""
+    if any_token(request) is None:
+        return None
+    try:
+        return None if await current(request) is not None else any_token(request)
+    except JournalUnavailable:
+        return 503, "journal unavailable"
 
 
 def _summary(row: ActionRow) -> dict[str, Any]:

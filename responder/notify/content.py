@@ -143,11 +143,10 @@ def _definitions(value: Any) -> tuple[Fact, ...]:
 
 
 def _approvals(row: ActionRow, needed: int) -> str | None:
-    """Under the two-person rule, who has approved so far (`result.approvals`: names, or records with `by`)."""
+    """Under the two-person rule, who has approved so far (the journal's approvals of the decision)."""
     if needed <= 1:
         return None
-    given = (row.result or {}).get("approvals")
-    names = [str(a.get("by")) if isinstance(a, Mapping) else str(a) for a in given or []]
+    names = [a.by for a in row.approvals]
     return f"{len(names)} of {needed} approvals" + (f" ({', '.join(names)})" if names else "")
 
 

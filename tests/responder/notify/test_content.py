@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from responder.journal import Journal
 from responder.notify.content import Content, capped, content, digest_text, slack_text, teams_text
-from responder.notify.model import Digest
+from responder.notify.model import Digest, Notice
 from responder.outcomes import Outcome, State
 from tests.responder.notify.decisions import (
     PUBLIC_URL,
@@ -114,3 +114,17 @@ def test_teams_text_escapes_markdown_links_and_emphasis() -> None:
     assert teams_text("[click](https://evil) **bold**", 100) == r"\[click\]\(https://evil\) \*\*bold\*\*"
     assert teams_text("two\nlines", 100) == "two lines"
     assert capped("x" * 10, 5) == "xxxx…"
+
+
+async def test_under_the_two_person_rule_the_message_counts_the_approvals_so_far(journal: Journal) -> None:
+    pending = await journaled(journal, playbook="scale-up")
+    assert (
+        str(await journal.decide(pending.id, True, "alice", 3600, needed={"scale-up": 2}))
+        == "approval_recorded"
+    )
+    row = await journal.get(pending.id)
+    assert row is not None and row.state is State.PENDING
+    c = content(Notice(row, None, (), approvals_needed=2))
+    assert c.pending and c.approvals == "1 of 2 approvals (alice)"
+    assert _facts(c)["Result"]["Approvals"] == "1 of 2 approvals (alice)"
+    assert content(Notice(row, None, ())).approvals is None  # one approval needed: nothing to count

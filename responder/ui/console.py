@@ -26,6 +26,7 @@ def setup_console(app: web.Application) -> None:
     r.add_post("/ui/login", views.login)
     r.add_post("/ui/logout", views.form(views.logout, approver=False))
     r.add_get("/ui/approvals", views.page(views.approvals))
+    r.add_get("/ui/actions/{id}", views.page(views.decision))
     r.add_post("/ui/actions/{id}/{verb:approve|reject}", views.form(views.decide))
     r.add_get("/ui/confirm/{token}", confirm.show)
     r.add_post("/ui/confirm/{token}", confirm.decide)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -54,7 +56,8 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
         try:
             session = await current(request)
             if session is None:
-                raise web.HTTPSeeOther("/ui/login")
+                back = request.rel_url.path
+                raise web.HTTPSeeOther("/ui/login" if back == "/ui" else f"/ui/login?next={quote(back)}")
             return await handler(request, session)
         except JournalUnavailable:
             return web.Response(status=503, text=UNAVAILABLE)
@@ -83,15 +86,21 @@ def form(handler: Handler, approver: bool = True) -> Callable[[web.Request], Awa
 # ---- sign-in ------------------------------------------------------------------------------------------------
 
 
+def back_to(value: object) -> str:
+    """Where sign-in returns to: a console page's own path (never another site, `//host` or `/\\host`)."""
+    if isinstance(value, str) and re.fullmatch(r"/ui/actions/[0-9]{1,18}", value):
+        return value
+    return "/ui"
+
+
 async def login_form(request: web.Request) -> web.StreamResponse:
-    return _login_page(request, None)
+    return _login_page(request, None, back_to(request.query.get("next")))
 
 
-def _login_page(request: web.Request, error: str | None, status: int = 200) -> web.Response:
+def _login_page(request: web.Request, error: str | None, back: str, status: int = 200) -> web.Response:
     token = secrets.token_urlsafe(24)
-    response = aiohttp_jinja2.render_template(
-        "login.html", request, {"csrf": token, "error": error}, status=status
-    )
+    context = {"csrf": token, "error": error, "next": back}
+    response = aiohttp_jinja2.render_template("login.html", request, context, status=status)
     set_cookie(request, response, LOGIN_COOKIE, token, 600)
     return response
 
@@ -100,17 +109,18 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     if not csrf_ok(request.cookies.get(LOGIN_COOKIE, ""), data.get("csrf")):
         return web.Response(status=403, text="missing or wrong CSRF token")
+    back = back_to(data.get("next"))
     given = data.get("token")
     principal = request.app[keys.CONFIG].principal(given.strip()) if isinstance(given, str) else None
     if principal is None:
         log.warning("console sign-in refused", extra={"remote": request.remote})
-        return _login_page(request, "Not an approver's or a viewer's token.", status=401)
+        return _login_page(request, "Not an approver's or a viewer's token.", back, status=401)
     try:
         session = await request.app[keys.SESSIONS].create(principal)
     except JournalUnavailable:
         return web.Response(status=503, text=UNAVAILABLE)
     log.info("console sign-in", extra={"by": principal.name, "role": principal.role})
-    response = web.HTTPSeeOther("/ui")
+    response = web.HTTPSeeOther(back)
     set_cookie(request, response, COOKIE, session.id, request.app[keys.SESSIONS].ttl)
     response.del_cookie(LOGIN_COOKIE, path="/")
     raise response
@@ -178,6 +188,15 @@ async def timeline(request: web.Request, session: Session) -> web.StreamResponse
 async def approvals(request: web.Request, session: Session) -> web.StreamResponse:
     pending = await request.app[keys.JOURNAL].find(PENDING)
     return _page(request, session, "approvals.html", pending=_in_words(request, _shown(pending)))
+
+
+async def decision(request: web.Request, session: Session) -> web.StreamResponse:
+    """One decision, where a notification's link points: the timeline's entry, and its buttons while pending."""
+    chosen = action_id(request.match_info["id"])
+    row = await request.app[keys.JOURNAL].get(chosen) if chosen is not None else None
+    if row is None:
+        raise web.HTTPNotFound(text="no such decision")
+    return _page(request, session, "decision.html", rows=_in_words(request, _shown([row])))
 
 
 async def decide(request: web.Request, session: Session) -> web.StreamResponse:

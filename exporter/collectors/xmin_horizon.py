@@ -3,7 +3,9 @@
 VACUUM removes no row version that a transaction might still see: the oldest xmin among the open transactions
 and snapshots, the prepared transactions, the replication slots (`xmin`, and `catalog_xmin` for the system
 catalogs) and the standbys' feedback. Each cause is one series (0 when nothing of that kind holds an xmin) and
-its oldest holder one info series, so the cardinality stays at five of each whatever the server runs.
+its oldest holder one info series, so the cardinality stays at five of each whatever the server runs. A holder
+is named from `holder_min_age_xids` on: below it, every short query of a busy server would be named in turn (a
+new series each scrape) though none holds anything back.
 
 A transaction or a prepared transaction holds back its own database (and the shared catalogs); a slot and a
 standby's feedback hold back every database. Autovacuum workers and walsenders are not counted as
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import NamedTuple
+
+from pydantic import Field
 
 from exporter.collectors.base import RowsCollector, gauge
 from exporter.collectors.options import CollectorOptions
@@ -44,10 +48,16 @@ SECONDS = gauge(
 HOLDER = gauge(
     "pg_xmin_horizon_holder_info",
     "1, naming the oldest holder of each cause: its backend (pid, usename, application_name, state, "
-    "datname), slot (slot_name, datname) or prepared transaction (gid, usename as its owner, datname).",
+    "datname), slot (slot_name, datname) or prepared transaction (gid, usename as its owner, datname); from "
+    "collectors.xmin_horizon.holder_min_age_xids on.",
     HOLDER_LABELS,
-    "nothing holds an xmin",
+    "nothing holds an xmin older than collectors.xmin_horizon.holder_min_age_xids",
 )
+
+
+class XminHorizonOptions(CollectorOptions):
+    # 100,000 transaction IDs: a minute and more of a busy server's writes, hours of a quiet one's
+    holder_min_age_xids: int = Field(default=100_000, ge=0)
 
 
 class Holder(NamedTuple):
@@ -98,10 +108,11 @@ ORDER BY cause, age_xids DESC, age_seconds DESC NULLS LAST, pid
 """
 
 
-class XminHorizonCollector(RowsCollector[Holder, CollectorOptions]):
+class XminHorizonCollector(RowsCollector[Holder, XminHorizonOptions]):
     name = "xmin_horizon"
     order = 110  # beside wraparound, which it explains
     source = "pg_stat_activity, pg_prepared_xacts, pg_replication_slots, pg_stat_replication"
+    options_model = XminHorizonOptions
     families = (AGE, SECONDS, HOLDER)
     row = Holder
     sql = _SQL
@@ -117,5 +128,6 @@ class XminHorizonCollector(RowsCollector[Holder, CollectorOptions]):
                 if held is not None and held.age_seconds is not None:
                     out.add(SECONDS, out.labels(SECONDS.labels, (cause,)), held.age_seconds)
             for cause in CAUSES:
-                if (held := by_cause.get(cause)) is not None:
+                held = by_cause.get(cause)
+                if held is not None and held.age_xids >= self.options.holder_min_age_xids:
                     out.add(HOLDER, out.labels(HOLDER_LABELS, held[: len(HOLDER_LABELS)]), 1)

@@ -26,7 +26,8 @@ AGE, SECONDS = "pg_xmin_horizon_age_xids", "pg_xmin_horizon_age_seconds"
 HOLDER = "pg_xmin_horizon_holder_info"
 DB = "xmin_shop"
 BURNED = 25  # transactions committed while the holder holds its xmin
-ONLY_THIS = {c.name: {"enabled": c.name == "xmin_horizon"} for c in COLLECTORS}
+ONLY_THIS: dict[str, dict[str, object]] = {c.name: {"enabled": c.name == "xmin_horizon"} for c in COLLECTORS}
+ONLY_THIS["xmin_horizon"]["holder_min_age_xids"] = 0  # name even the young holders of these tests
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,23 @@ async def test_a_long_transaction_is_named_by_its_backend(
     }
     after = await scraper.scrape()
     assert after.get(AGE, cause="transaction") == 0 and "transaction" not in holders(after)
+
+
+async def test_a_holder_younger_than_the_minimum_is_not_named(
+    scraper_factory: Callable[..., Scraper], horizon_server: PostgresServer
+) -> None:
+    """By default a holder is named from 100,000 transaction IDs on: its age is there, its name is not."""
+    defaults = {**ONLY_THIS, "xmin_horizon": {}}
+    with psycopg.connect(horizon_server.dsn(DB)) as holder:
+        holder.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        holder.execute(b"SELECT count(*) FROM orders")
+        burn(horizon_server)
+        samples = await scraper_factory(monitor(horizon_server), collectors=defaults).scrape()
+        holder.rollback()
+    got = samples.get(AGE, cause="transaction")
+    assert got is not None and BURNED <= got < 100_000
+    assert samples.get(SECONDS, cause="transaction") is not None
+    assert holders(samples) == {}
 
 
 async def test_a_prepared_transaction_is_named_by_its_gid(

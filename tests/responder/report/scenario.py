@@ -196,6 +196,7 @@ def report_scenario(
         "indexes": {"ttl": "1s"},
         "tables": {"ttl": "1s"},
         "bloat": {"ttl": "1s"},
+        "xmin_horizon": {"holder_min_age_xids": 0},  # its holders are tens of transactions old
     }
     # its own database only: it runs for the whole session, and other tests count the sessions in theirs
     # (recover's drain)

@@ -10,7 +10,7 @@ from responder.report.model import Section, Table, no_data
 from responder.report.prometheus import PrometheusError
 from responder.report.sections.common import Inputs, SectionBuilder, drill_section
 from responder.report.sections.migrations import schema_migrations
-from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_runs
+from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_horizon, vacuum_runs
 from responder.report.sections.quarterly import index_review, instance_sizing, security_patches
 from responder.report.sections.weekly import connection_pool, index_usage, slow_queries
 
@@ -28,6 +28,7 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
     "monthly": [
         ("table_bloat", "Table bloat", table_bloat),
         ("vacuum_age", "Vacuum and analyze age", vacuum_age),
+        ("vacuum_horizon", "What holds back vacuum", vacuum_horizon),
         ("vacuum_runs", "Scheduled VACUUM ANALYZE runs", vacuum_runs),
         ("dr_test", "Disaster-recovery test", drill_section()),
     ],

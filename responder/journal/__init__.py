@@ -26,6 +26,7 @@ from typing import Any
 from pgwarden.credentials import Credentials
 from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
+from responder.journal.once import op_take_slack_request
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
 from responder.journal.reads import (
     op_count_pending,
@@ -158,6 +159,11 @@ class Journal:
         """Own decision `action_id` (one of `action`) again, to resume it, unless `refusal(row,
         running_elsewhere)` says why not: the row as it was (None: there is none) and the refusal, if any."""
         return await self.store.run(op_take_over(action_id, action, self.owner, stale_after, refusal))
+
+    async def take_slack_request(self, signature: str, keep_for: float) -> bool:
+        """Whether this Slack request (its signature) is taken here first: False for a replay, whichever
+        replica took it (see `op_take_slack_request`)."""
+        return await self.store.run(op_take_slack_request(signature, keep_for))
 
     # ---- reads ----------------------------------------------------------------------------------------------
 

@@ -78,7 +78,20 @@ def _v1(postgres: bool) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "decisions (pgwarden_actions) and replicas", _v1),)
+def _v3(postgres: bool) -> list[str]:
+    """The Slack requests already taken (their signatures, for the signature's five minutes and a margin): a
+    request replayed to any replica is refused (responder.approvals.slack)."""
+    return [
+        """CREATE TABLE pgwarden_slack_requests (
+            signature TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_slack_requests_seen ON pgwarden_slack_requests (seen_at)",
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
+    Migration(3, "Slack requests taken (pgwarden_slack_requests), refused when replayed", _v3),
+)
 
 
 def _exists(tx: Tx, table: str) -> bool:

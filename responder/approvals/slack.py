@@ -151,7 +151,7 @@ def parse_press(text: str) -> Press:
     return Press(
         approve=action.action_id == APPROVE_ACTION,
         value=action.value,
-        decision=action_id(action.value) if action.value.isascii() else None,
+        decision=action_id(action.value) if action.value.isascii() and action.value.isdigit() else None,
         user_id=payload.user.id,
         response_url=payload.response_url,
     )

@@ -45,6 +45,10 @@ from responder.outcomes import Answer
 from responder.principals import Principal
 
 log = logging.getLogger("responder")
+# slack_sdk's client logs the URL it posts to (at DEBUG and, when its logger's level is DEBUG or unset, INFO): a
+# response_url is a credential for 30 minutes, so the client gets a logger of its own that keeps to warnings.
+client_log = logging.getLogger("responder.slack_reply")
+client_log.setLevel(logging.WARNING)
 
 APPROVE_ACTION = "pgwarden_approve"
 REJECT_ACTION = "pgwarden_reject"
@@ -220,7 +224,7 @@ async def send_ephemeral(response_url: str, text: str, origins: frozenset[str]) 
             "slack reply refused: response_url is not Slack's", extra={"origin": _origin(response_url)}
         )
         return False
-    client = AsyncWebhookClient(response_url, timeout=REPLY_TIMEOUT)
+    client = AsyncWebhookClient(response_url, timeout=REPLY_TIMEOUT, logger=client_log)
     try:
         response = await client.send(response_type="ephemeral", replace_original=False, text=text)
     except (aiohttp.ClientError, TimeoutError, SlackRequestError) as exc:

@@ -152,7 +152,7 @@ async def response_urls(aiohttp_server: Any) -> ResponseUrls:
     urls = ResponseUrls()
     app = web.Application()
     app.router.add_post("/{tail:.*}", urls.handle)
-    server = await aiohttp_server(app, host="127.0.0.1")
+    server = await aiohttp_server(app, host="127.0.0.1", access_log=None)  # Slack's own log is not ours
     urls.base = str(server.make_url("")).rstrip("/")
     return urls
 

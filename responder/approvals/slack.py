@@ -124,7 +124,7 @@ def check_signature(secrets: tuple[str, ...], body: bytes, timestamp: str, signa
         if verifier.is_valid(body, timestamp, signature):
             return Verdict.VALID
         # Told apart only to say so: an authentic request, too old (or too new) to be taken.
-        expected = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+        expected = verifier.generate_signature(timestamp=timestamp, body=body)
         authentic = authentic or (expected is not None and _same(expected, signature))
     return Verdict.STALE if authentic else Verdict.FORGED
 
@@ -315,7 +315,11 @@ class SlackInteractions:
             "approval",
             extra={"action_id": press.decision, "answer": answer.value, "by": person.name, "via": "slack"},
         )
-        return self._told(press, await self._said(press.decision, answer))
+        try:
+            said = await self._said(press.decision, answer)
+        except JournalUnavailable:  # decided as `answer` says; only the state it is in now is unknown
+            said = f"Decision #{press.decision}: {answer.value.replace('_', ' ')}."
+        return self._told(press, said)
 
     def _person(self, slack_user_id: str) -> Principal | None:
         return next((p for p in self.config.principals if p.slack_user_id == slack_user_id), None)

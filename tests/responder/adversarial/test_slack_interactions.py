@@ -15,10 +15,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from pgwarden.webconfig import WebConfig, WebConfigSchema
 from responder import keys
+from responder.api.auth import bearer_passes_web_auth
+from responder.app import make_app
 from responder.approvals.slack import APPROVE_ACTION, REJECT_ACTION, reply_allowed, reply_origins
 from responder.config import Config
 from responder.journal import Journal, open_store
+from tests.pgwarden.certs import bcrypt_hash
+from tests.support.clock import frozen_clock
 from tests.support.journal import journal_sql
 from tests.support.responder import AUTH, ClientFactory, ConfigFactory, Recorder
 from tests.support.slack_requests import (
@@ -361,3 +366,19 @@ async def test_no_answer_and_no_log_line_shows_a_secret(
     shown = "\n".join([*answers, actions, caplog.text, *(r["text"] for r in response_urls.replies)])
     for secret in (SIGNING_SECRET, webhook_path, "b0gus5ecretpart"):
         assert secret not in shown
+
+
+async def test_basic_auth_does_not_stand_between_slack_and_its_route(
+    aiohttp_client: Any, slack_config: Config, response_urls: ResponseUrls
+) -> None:
+    """With `--web.config.file` basic auth, Slack (which cannot send it) still reaches the interactions route,
+    where its signature is the credential; every other route still wants basic auth."""
+    web_config = WebConfig(WebConfigSchema(basic_auth_users={"ops": bcrypt_hash("ops-password")}))
+    app = web_config.apply(make_app(slack_config, clock=frozen_clock), also_accept=bearer_passes_web_auth)
+    client: Client = await aiohttp_client(app)
+    waiting = await pending(client)  # the webhook's token passes basic auth
+    assert (await client.get("/ui/login")).status == 401
+    forged = await send(client, signed(approve_body(waiting, response_urls), secret=OTHER_SECRET))
+    assert forged.status == 401 and await forged.json() == {"error": "the Slack signature does not verify"}
+    assert (await send(client, signed(approve_body(waiting, response_urls)))).status == 200
+    assert (await wait_done(client, waiting))["decided_by"] == "alice"

@@ -20,9 +20,12 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from tests.support.responder import APPROVER, record_playbook
+from responder.config import Config
+from tests.support.responder import APPROVER, ConfigFactory, record_playbook
+from tests.support.webhook import alert, post_alerts, wait_done
 
 INTERACTIONS = "/integrations/slack/interactions"
+Client = TestClient[web.Request, web.Application]
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # the shape of a Slack app's signing secret (32 hex-ish)
 OTHER_SECRET = "0123456789abcdef0123456789abcdef"
 ALICE_SLACK, BOB_SLACK, VICTOR_SLACK, STRANGER_SLACK = "U0ALICE01", "U0BOB0002", "U0VICTOR3", "U0NOBODY4"
@@ -89,7 +92,7 @@ def signed(
     )
 
 
-async def send(client: TestClient[web.Request, web.Application], request: SlackRequest) -> ClientResponse:
+async def send(client: Client, request: SlackRequest) -> ClientResponse:
     return await client.post(INTERACTIONS, data=request.body, headers=request.headers)
 
 
@@ -184,3 +187,17 @@ def slack_people(monkeypatch: pytest.MonkeyPatch, response_urls: ResponseUrls) -
         },
         "playbooks": [record_playbook(require_approval=True)],
     }
+
+
+@pytest.fixture
+def slack_config(make_config: ConfigFactory, slack_people: dict[str, Any]) -> Config:
+    """The responder of `slack_people`, on the default SQLite journal."""
+    return make_config(**slack_people)
+
+
+async def pending(client: Client) -> int:
+    """A decision of the `rec` playbook, waiting for an approval: its id."""
+    (d,) = await post_alerts(client, alert())
+    row = await wait_done(client, d["id"])
+    assert row["state"] == "pending", row
+    return int(d["id"])

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from pgwarden.webconfig import WebConfig, WebConfigSchema
 from responder import keys
@@ -33,32 +32,22 @@ from tests.support.slack_requests import (
     SIGNING_SECRET,
     STRANGER_SLACK,
     VICTOR_SLACK,
+    Client,
     ResponseUrls,
     SlackRequest,
     form,
+    pending,
     press_payload,
     response_urls,
     send,
     sign,
     signed,
+    slack_config,
     slack_people,
 )
-from tests.support.webhook import alert, post_alerts, wait_done
+from tests.support.webhook import wait_done
 
-__all__ = ["response_urls", "slack_people"]  # the fixtures
-
-Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-def slack_config(make_config: ConfigFactory, slack_people: dict[str, Any]) -> Config:
-    return make_config(**slack_people)
-
-
-async def pending(client: Client) -> int:
-    (d,) = await post_alerts(client, alert())
-    assert (await wait_done(client, d["id"]))["state"] == "pending"
-    return int(d["id"])
+__all__ = ["response_urls", "slack_config", "slack_people"]  # the fixtures
 
 
 async def still_pending(client: Client, action_id: int) -> None:

@@ -10,8 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse
 
 from responder import keys
 from responder.approvals.slack import APPROVE_ACTION, REJECT_ACTION
@@ -24,32 +23,20 @@ from tests.support.slack_requests import (
     BOB_TOKEN,
     STRANGER_SLACK,
     VICTOR_SLACK,
+    Client,
     ResponseUrls,
     form,
+    pending,
     press_payload,
     response_urls,
     send,
     signed,
+    slack_config,
     slack_people,
 )
-from tests.support.webhook import alert, post_alerts, wait_done
+from tests.support.webhook import wait_done
 
-__all__ = ["response_urls", "slack_people"]  # the fixtures
-
-Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-def slack_config(make_config: ConfigFactory, slack_people: dict[str, Any]) -> Config:
-    return make_config(**slack_people)
-
-
-async def pending(client: Client) -> int:
-    """A decision of the `rec` playbook, waiting for an approval: its id."""
-    (d,) = await post_alerts(client, alert())
-    row = await wait_done(client, d["id"])
-    assert row["state"] == "pending", row
-    return int(d["id"])
+__all__ = ["response_urls", "slack_config", "slack_people"]  # the fixtures
 
 
 async def press(client: Client, action: str, value: str, user: str, urls: ResponseUrls, name: str) -> int:

@@ -333,9 +333,11 @@ class SlackInteractions:
             return f"pgwarden has no decision #{decision}: nothing was done."
         if answer is Answer.EXPIRED:
             return f"Decision #{decision} has expired (see the message for why): nothing was done."
-        now = await self.journal.get(decision)
-        state = "" if now is None else f" (it is {now.state}{f', {now.outcome}' if now.outcome else ''})"
-        return f"Decision #{decision} is no longer waiting for an approval{state}: nothing was done."
+        if answer is Answer.NOT_PENDING:
+            now = await self.journal.get(decision)
+            state = "" if now is None else f" (it is {now.state}{f', {now.outcome}' if now.outcome else ''})"
+            return f"Decision #{decision} is no longer waiting for an approval{state}: nothing was done."
+        return f"Decision #{decision}: {answer.value.replace('_', ' ')}."  # any other answer, as it is named
 
     def _refused(self, press: Press, status: int, reason: str, reply: str) -> Answered:
         log.warning("slack interaction refused", extra={"reason": reason, "slack_user": press.user_id})

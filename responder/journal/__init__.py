@@ -26,6 +26,7 @@ from typing import Any
 from pgwarden.credentials import Credentials
 from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
+from responder.journal.once import op_take_slack_request
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
 from responder.journal.reads import (
     op_count_pending,
@@ -198,6 +199,13 @@ class Journal:
     async def link_spent(self, nonce: str) -> bool:
         """Whether an approval link with this nonce has decided something (see `op_decide`)."""
         return await self.store.run(op_link_spent(nonce))
+
+    # ---- Slack's requests (responder.approvals.slack) ---------------------------------------------------------
+
+    async def take_slack_request(self, signature: str, keep_for: float) -> bool:
+        """Whether this Slack request (its signature) is taken here first: False for a replay, whichever
+        replica took it (see `op_take_slack_request`)."""
+        return await self.store.run(op_take_slack_request(signature, keep_for))
 
     # ---- reads ----------------------------------------------------------------------------------------------
 

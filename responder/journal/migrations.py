@@ -78,6 +78,16 @@ def _v1(postgres: bool) -> list[str]:
     ]
 
 
+def _v3(postgres: bool) -> list[str]:
+    """The Slack requests already taken (their signatures, for the signature's five minutes and a margin): a
+    request replayed to any replica is refused (responder.approvals.slack)."""
+    return [
+        """CREATE TABLE pgwarden_slack_requests (
+            signature TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_slack_requests_seen ON pgwarden_slack_requests (seen_at)",
+    ]
+
+
 def _v4(postgres: bool) -> list[str]:
     """Approvals one by one (the two-person rule), approval links spent, console sessions (by hashed id)."""
     return [
@@ -97,6 +107,7 @@ def _v4(postgres: bool) -> list[str]:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
+    Migration(3, "Slack requests taken (pgwarden_slack_requests), refused when replayed", _v3),
     Migration(4, "approvals, spent approval links and console sessions", _v4),
 )
 

@@ -41,6 +41,7 @@ from responder.dispatcher import Dispatcher
 from responder.journal import Journal, JournalUnavailable
 from responder.models import action_id
 from responder.notify.config import NotifySettings
+from responder.notify.slack_blocks import APPROVE_ACTION, REJECT_ACTION
 from responder.outcomes import Answer
 from responder.principals import Principal
 
@@ -50,8 +51,6 @@ log = logging.getLogger("responder")
 client_log = logging.getLogger("responder.slack_reply")
 client_log.setLevel(logging.WARNING)
 
-APPROVE_ACTION = "pgwarden_approve"
-REJECT_ACTION = "pgwarden_reject"
 WINDOW = 300  # seconds: Slack's rule, a request whose timestamp is further from now is refused
 # Signatures are kept twice the window: a replica's clock may differ from the journal's by a margin.
 KEEP_SIGNATURES = 2 * WINDOW
@@ -337,6 +336,10 @@ class SlackInteractions:
             now = await self.journal.get(decision)
             state = "" if now is None else f" (it is {now.state}{f', {now.outcome}' if now.outcome else ''})"
             return f"Decision #{decision} is no longer waiting for an approval{state}: nothing was done."
+        if answer is Answer.RECORDED:
+            return f"Your approval of decision #{decision} counts; it runs once another approver approves."
+        if answer is Answer.ALREADY_APPROVED:
+            return f"You have already approved decision #{decision}; it needs another approver's approval."
         return f"Decision #{decision}: {answer.value.replace('_', ' ')}."  # any other answer, as it is named
 
     def _refused(self, press: Press, status: int, reason: str, reply: str) -> Answered:

@@ -215,3 +215,33 @@ async def test_slack_and_the_console_racing_exactly_one_wins(
     assert sorted(run["id"] for run in recorder.runs) == sorted(
         d for d, text in slack_told.items() if text.startswith("You approved")
     )
+
+
+async def test_the_two_person_rule_holds_from_slack(
+    client_for: ClientFactory,
+    make_config: ConfigFactory,
+    slack_people: dict[str, Any],
+    response_urls: ResponseUrls,
+    recorder: Recorder,
+) -> None:
+    two = {
+        **slack_people,
+        "playbooks": [{**slack_people["playbooks"][0], "require_approval": {"approvals": 2}}],
+    }
+    client = await client_for(make_config(**two))
+    waiting = await pending(client)
+    assert await press(client, APPROVE_ACTION, str(waiting), ALICE_SLACK, response_urls, "first") == 200
+    assert await press(client, APPROVE_ACTION, str(waiting), ALICE_SLACK, response_urls, "again") == 200
+    row = await row_of(client, waiting)
+    assert row["state"] == "pending" and [a["by"] for a in row["approvals"]] == ["alice"], row
+    assert recorder.runs == []  # one person, however often they press, is one approval
+    assert await press(client, APPROVE_ACTION, str(waiting), BOB_SLACK, response_urls, "second") == 200
+    row = await wait_done(client, waiting)
+    assert (row["outcome"], row["decided_by"]) == ("succeeded", "alice, bob"), row
+    assert [run["id"] for run in recorder.runs] == [waiting]
+    texts = {r["path"].split("/")[3]: r["text"] for r in await response_urls.wait_for(3)}
+    assert texts == {
+        "first": f"Your approval of decision #{waiting} counts; it runs once another approver approves.",
+        "again": f"You have already approved decision #{waiting}; it needs another approver's approval.",
+        "second": f"You approved decision #{waiting}: it runs now.",
+    }

@@ -97,7 +97,11 @@ async def advise_database(
     server: Server, database: str, statements: list[Statement], skipped: list[Skipped], settings: Settings
 ) -> DatabaseAdvice:
     """One database's plans, findings and (with hypopg) index recommendations."""
-    result = DatabaseAdvice(database, not_planned=[NotPlanned(s.statement, s.reason) for s in skipped])
+    result = DatabaseAdvice(
+        database,
+        not_planned=[NotPlanned(s.statement, s.reason) for s in skipped if not s.other_kind],
+        other_kinds=sum(s.other_kind for s in skipped),
+    )
     try:
         conn = await connect(server.conninfo, _options(settings, database), server.credentials)
     except psycopg.Error as exc:

@@ -11,7 +11,6 @@ import psycopg
 TABLES_SQL = b"""
 SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::float8, pg_total_relation_size(c.oid),
        coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
-       coalesce(s.seq_tup_read, 0) + coalesce(s.idx_tup_fetch, 0),
        extract(epoch FROM now() - coalesce(
          (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
          pg_postmaster_start_time()))::float8
@@ -48,7 +47,6 @@ class Table:
     rows: float  # the planner's estimate (pg_class.reltuples)
     bytes: int  # with its indexes and TOAST
     rows_written: int  # inserted, updated and deleted since the statistics were reset
-    rows_read: int  # by sequential and index scans, since then
     seconds: float  # since the statistics were reset
 
     @property
@@ -81,17 +79,18 @@ class Catalog:
         return matches[0] if len(matches) == 1 else None
 
     def write_heavy(self, table: Table, min_rate: float) -> bool:
-        """More rows written than read, at `min_rate` rows a second or more: each index slows every write."""
-        return table.rows_written > table.rows_read and table.writes_per_second >= min_rate
+        """Rows written since the statistics were reset at least twice the table's rows (its initial load
+        counts once), at `min_rate` rows a second or more: each index slows every one of those writes."""
+        return table.rows_written >= 2 * max(table.rows, 1) and table.writes_per_second >= min_rate
 
 
 async def read_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
     """The catalog of the session's database."""
     catalog = Catalog()
     cur = await conn.execute(TABLES_SQL)
-    for schema, name, rows, size, written, read, seconds in await cur.fetchall():
+    for schema, name, rows, size, written, seconds in await cur.fetchall():
         catalog.tables[(schema, name)] = Table(
-            schema, name, float(rows), int(size), int(written), int(read), float(seconds or 0.0)
+            schema, name, float(rows), int(size), int(written), float(seconds or 0.0)
         )
     cur = await conn.execute(COLUMNS_SQL)
     for schema, name, column in await cur.fetchall():

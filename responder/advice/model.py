@@ -122,6 +122,7 @@ class DatabaseAdvice:
     hypopg: str | None = None  # its version; None: no index advice, `hypopg_hint` says how to enable it
     plans: list[StatementPlan] = field(default_factory=list)
     not_planned: list[NotPlanned] = field(default_factory=list)
+    other_kinds: int = 0  # top statements of other kinds (utility, INSERT ... VALUES), not planned
     recommendations: list[Recommendation] = field(default_factory=list)
     error: str | None = None  # the database could not be examined at all
 
@@ -138,6 +139,7 @@ class DatabaseAdvice:
             "recommendations": [r.to_json() for r in self.recommendations],
             "plans": [p.to_json() for p in self.plans],
             "not_planned": [n.to_json() for n in self.not_planned],
+            "other_kinds": self.other_kinds,
         }
 
 

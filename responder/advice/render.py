@@ -65,6 +65,10 @@ def _database(db: DatabaseAdvice) -> list[str]:
             where = f" on {f.relation}" if f.relation else ""
             what = f" filter {f.filter}" if f.filter else ""
             lines.append(f"      {f.kind}{where}:{what} ({f.rows:,.0f} rows estimated; {f.detail})")
+    if db.other_kinds:
+        lines.append(
+            f"  {db.other_kinds} top statements of other kinds (utility, INSERT ... VALUES): not planned"
+        )
     if db.not_planned:
         lines.append(f"  not planned: {len(db.not_planned)}")
         for item in db.not_planned:

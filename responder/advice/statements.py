@@ -53,6 +53,10 @@ class Skipped:
 
     statement: Statement
     reason: str
+    other_kind: bool = False  # not a SELECT, UPDATE, DELETE or INSERT ... SELECT: counted, not listed
+
+
+OTHER_KIND = "only SELECT, UPDATE, DELETE and INSERT ... SELECT are planned"
 
 
 def walk(node: Any) -> Iterator[ast.Node]:
@@ -100,7 +104,7 @@ def refusal(text: str) -> str | None:
         if isinstance(source, ast.SelectStmt) and not source.valuesLists:
             return None
         return "INSERT ... VALUES: nothing to index"
-    return f"{type(node).__name__}: only SELECT, UPDATE, DELETE and INSERT ... SELECT are planned"
+    return f"{type(node).__name__}: {OTHER_KIND}"
 
 
 def placeholders(text: str) -> int:
@@ -139,7 +143,7 @@ async def top_statements(
             continue
         reason = refusal(statement.text)
         if reason is not None:
-            skipped.append(Skipped(statement, reason))
+            skipped.append(Skipped(statement, reason, reason.endswith(OTHER_KIND)))
             continue
         chosen.append(
             Statement(

@@ -2,8 +2,13 @@
 
 On PostgreSQL 16+: `EXPLAIN (GENERIC_PLAN)`. On 13-15: `PREPARE`, `plan_cache_mode = force_generic_plan` and
 `EXPLAIN EXECUTE` with NULL for each placeholder (a generic plan does not look at the values). Never ANALYZE.
-Each plan is made in its own read-only transaction, rolled back, with a statement and a lock timeout, over the
-extended protocol (one statement per message: a text holding `; COMMIT; DROP ...` is refused by the server).
+Each plan is made in its own read-only transaction, rolled back, with a statement and a lock timeout.
+
+One statement only, as the server itself sees it: a text holding `; COMMIT; DROP ...` would end the read-only
+transaction. PREPARE goes over the extended protocol, which takes one statement per message. `EXPLAIN
+(GENERIC_PLAN)` must go over the simple protocol (over the extended one its $n are parameters the client has to
+bind, and bound values make the plan custom), so the same bytes are first sent as a Parse message alone (the
+extended protocol's "cannot insert multiple commands"), and run only when the server parsed one statement.
 A prepared statement outlives its transaction, so it is deallocated after.
 """
 
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import generators, pq
 
 from pgwarden.postgres import milliseconds
 from responder.advice.statements import Statement
@@ -65,9 +71,10 @@ class Planner:
                 await cur.execute(f"SET LOCAL statement_timeout = {self.statement_timeout}".encode())
                 await cur.execute(f"SET LOCAL lock_timeout = {self.lock_timeout}".encode())
                 if self.generic_plan_option:
-                    await cur.execute(
-                        b"EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) " + statement.text.encode()
-                    )
+                    query = b"EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) " + statement.text.encode()
+                    await self._one_statement(query)
+                    cur = self.conn.cursor()  # the simple protocol: $n stay unbound placeholders
+                    await cur.execute(query)
                 else:
                     await cur.execute(b"SET LOCAL plan_cache_mode = force_generic_plan")
                     await cur.execute(f"PREPARE {PREPARED} AS ".encode() + statement.text.encode())
@@ -85,6 +92,20 @@ class Planner:
         document = row[0]
         root: dict[str, Any] = document[0]["Plan"]
         return Plan(statement, root)
+
+    async def _one_statement(self, query: bytes) -> None:
+        """PlanFailed unless the server parses `query` as one statement: a Parse message alone (an unnamed
+        prepared statement, never bound nor executed)."""
+        self.conn.pgconn.send_prepare(b"", query)
+        results = await self.conn.wait(generators.execute(self.conn.pgconn))
+        failed = [r for r in results if r.status != pq.ExecStatus.COMMAND_OK]
+        if failed:
+            message = (
+                (failed[0].error_message or b"").decode(errors="replace").removeprefix("ERROR:  ").strip()
+            )
+            raise PlanFailed(
+                f"{message} (SQLSTATE {(failed[0].error_field(pq.DiagnosticField.SQLSTATE) or b'').decode()})"
+            )
 
 
 def reason(exc: psycopg.Error) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from devtools.pgserver import PostgresServer
+from tests.support.services import missing_service
 
 SCHEMA = """
 CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, region text NOT NULL);
@@ -63,6 +64,8 @@ class Planted:
 
 def plant(server: PostgresServer, hypopg: bool = True, prefix: str = "advice") -> Planted:
     """A new database with the workload's tables and statements (and hypopg, unless `hypopg` is False)."""
+    if hypopg and not server.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'"):
+        missing_service("hypopg (Debian package postgresql-15-hypopg)")
     database = f"{prefix}_{uuid.uuid4().hex[:8]}"
     server.execute(f"CREATE DATABASE {database}")
     with psycopg.connect(server.dsn(database), autocommit=True) as conn:

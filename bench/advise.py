@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="table sizes times this (1.0: 50k to 2M rows)"
     )
-    parser.add_argument("--big", type=int, default=8, help="large tables")
+    parser.add_argument("--big", type=int, default=9, help="large tables (9: 50 statements)")
     parser.add_argument("--seed", type=int, default=25)
     parser.add_argument("--top", type=int, default=50)
     parser.add_argument("--show", action="store_true", help="print the advice too")
@@ -169,13 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.monotonic()
         advice = asyncio.run(advise(target, Settings(top=args.top, statement_timeout=30), {DB}))
         wall = time.monotonic() - wall
-        db_ms = float(
-            server.execute(
-                "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements"
-                " WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
-                params=[ROLE],
-            )[0][0]
-        )
+        db_ms, db_calls = server.execute(
+            "SELECT coalesce(sum(total_exec_time), 0)::float8, coalesce(sum(calls), 0)::int8"
+            " FROM pg_stat_statements WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+            params=[ROLE],
+        )[0]
     if args.show:
         print(to_text(advice))
     (database,) = advice.databases
@@ -186,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = len(useful) / len(recs) if recs else 1.0
     planned = len(database.plans)
     print(
-        f"statements planned: {planned}, not planned: {len(database.not_planned)}; recommendations: {len(recs)}"
+        f"statements planned: {planned}, not planned: {len(database.not_planned)}; recommendations: {len(recs)};"
+        f" the advisor's role ran {db_calls:,} statements"
     )
     for need in sorted(needed - found):
         print(f"  missed: {need[0]} ({need[1]})")

@@ -1,0 +1,61 @@
+"""The `index_advice` action through the responder: an alert naming a database runs it, the journal keeps the
+plan and the advice in brief; in dry-run it only says what it would read. No index is created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.config import Config
+from tests.responder.advice.workload import NEEDED, Planted
+from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.webhook import alert, post_alerts, wait_done
+
+
+def _config(make_config: ConfigFactory, planted: Planted, mode: str = "enforce") -> Config:
+    return make_config(
+        mode=mode,
+        targets=[{"name": "production", "dsn": planted.dsn()}],
+        playbooks=[
+            {
+                "name": "advise",
+                "match": {"alertname": "PostgresSlowQueries"},
+                "action": "index_advice",
+                "params": {"top": 20},
+            }
+        ],
+    )
+
+
+async def _run(client_for: ClientFactory, config: Config, planted: Planted) -> dict[str, Any]:
+    client = await client_for(config)
+    (decision,) = await post_alerts(
+        client, alert("PostgresSlowQueries", target="production", datname=planted.database)
+    )
+    return await wait_done(client, decision["id"], wait=60)
+
+
+async def test_an_alert_runs_the_advice_on_its_database(
+    planted: Planted, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    indexes = planted.index_count()
+    row = await _run(client_for, _config(make_config, planted), planted)
+    assert row["outcome"] == "succeeded", row
+    assert row["plan"] == {"databases": [planted.database], "top": 20, "min_saving": 0.5}
+    (database,) = row["result"]["databases"]
+    assert database["database"] == planted.database and database["not_planned"] >= 1
+    statements = {r["create_statement"] for r in database["recommendations"]}
+    assert statements == {
+        f'CREATE INDEX CONCURRENTLY ON "public"."{table}" ("{columns[0]}");' for table, columns in NEEDED
+    }
+    assert [r["write_heavy"] for r in database["recommendations"] if "events" in r["create_statement"]] == [
+        True
+    ]
+    assert planted.index_count() == indexes
+
+
+async def test_in_dry_run_it_only_says_what_it_would_read(
+    planted: Planted, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    row = await _run(client_for, _config(make_config, planted, mode="dry-run"), planted)
+    assert row["outcome"] == "dry_run", row
+    assert row["result"] == {"would_advise": {"databases": [planted.database], "top": 20, "min_saving": 0.5}}

@@ -3,9 +3,13 @@ plan and the advice in brief; in dry-run it only says what it would read. No ind
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, cast
 
 from responder.config import Config
+from responder.report.model import Period
+from responder.report.sections.advice import index_advice
+from responder.report.sections.common import Inputs
 from tests.responder.advice.workload import NEEDED, Planted
 from tests.support.responder import ClientFactory, ConfigFactory
 from tests.support.webhook import alert, post_alerts, wait_done
@@ -59,3 +63,27 @@ async def test_in_dry_run_it_only_says_what_it_would_read(
     row = await _run(client_for, _config(make_config, planted, mode="dry-run"), planted)
     assert row["outcome"] == "dry_run", row
     assert row["result"] == {"would_advise": {"databases": [planted.database], "top": 20, "min_saving": 0.5}}
+
+
+async def test_the_reports_section_shows_the_latest_advice(
+    planted: Planted, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    """The weekly and quarterly reports' section, from the journaled row of a real run."""
+    row = await _run(client_for, _config(make_config, planted), planted)
+    period = Period("weekly", time.time() + 60)
+    inputs = Inputs(cast(Any, None), "", period, advice=[row])
+    section = await index_advice(inputs, "index_advice", "Query plans and index advice")
+    assert section.verdict == "attention", section.reason
+    assert f"#{row['id']}" in section.reason and "3 indexes recommended" in section.reason
+    (table,) = section.tables
+    assert {r[1] for r in table.rows} == {
+        f'CREATE INDEX CONCURRENTLY ON "public"."{name}" ("{columns[0]}");' for name, columns in NEEDED
+    }
+    assert [r[5] for r in table.rows if "events" in r[1]] == ["write-heavy"]
+    failed = {**row, "id": row["id"] + 1, "outcome": "failed", "error": "pg_stat_statements is not created"}
+    section = await index_advice(Inputs(cast(Any, None), "", period, advice=[row, failed]), "k", "t")
+    assert section.verdict == "attention" and "failed: pg_stat_statements is not created" in section.reason
+    empty = await index_advice(Inputs(cast(Any, None), "", period, advice=[]), "k", "t")
+    assert empty.verdict == "no data" and "schedule the action" in empty.reason
+    no_journal = await index_advice(Inputs(cast(Any, None), "", period), "k", "t")
+    assert no_journal.verdict == "no data" and "--config" in no_journal.reason

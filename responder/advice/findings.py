@@ -51,6 +51,13 @@ def find(root: dict[str, Any], catalog: Catalog, large_rows: float, outer_rows: 
     """The findings of one plan: seq scans with a filter on tables over `large_rows` rows, nested loops with an
     outer side over `outer_rows` rows, sorts and hashes larger than work_mem."""
     found: list[Finding] = []
+    # a Sort right under a Limit is a top-N heapsort: it keeps the limit's rows only, whatever it reads
+    top_n = {
+        id(child)
+        for node in nodes(root)
+        if node.get("Node Type") == "Limit"
+        for child in node.get("Plans", ())
+    }
     for node in nodes(root):
         kind = node.get("Node Type")
         rows = float(node.get("Plan Rows", 0))
@@ -75,7 +82,7 @@ def find(root: dict[str, Any], catalog: Catalog, large_rows: float, outer_rows: 
                         f"inner side run for each of {outer_estimate:,.0f} outer rows",
                     )
                 )
-        elif kind in ("Sort", "Hash"):
+        elif kind in ("Sort", "Hash") and id(node) not in top_n:
             size = rows * float(node.get("Plan Width", 0))
             if size > catalog.work_mem_bytes:
                 found.append(

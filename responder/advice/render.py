@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from responder.advice.findings import LARGE_HASH, LARGE_SORT
 from responder.advice.model import Advice, DatabaseAdvice, Recommendation
 
 TEXT_WIDTH = 160
@@ -63,7 +64,8 @@ def _database(db: DatabaseAdvice) -> list[str]:
         )
         for f in plan.findings:
             where = f" on {f.relation}" if f.relation else ""
-            what = f" filter {f.filter}" if f.filter else ""
+            label = "key" if f.kind in (LARGE_SORT, LARGE_HASH) else "filter"
+            what = f" {label} {f.filter}" if f.filter else ""
             lines.append(f"      {f.kind}{where}:{what} ({f.rows:,.0f} rows estimated; {f.detail})")
     if db.other_kinds:
         lines.append(

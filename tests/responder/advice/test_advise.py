@@ -15,7 +15,8 @@ import yaml
 from devtools.pgserver import PostgresServer
 from responder import cli
 from responder.advice.advisor import Server, Settings, advise
-from responder.advice.findings import SEQ_SCAN
+from responder.advice.catalog import read_catalog
+from responder.advice.findings import LARGE_SORT, NESTED_LOOP, SEQ_SCAN, Finding, find
 from responder.advice.model import ENABLE_HYPOPG, Advice, DatabaseAdvice
 from responder.advice.plans import Planner
 from responder.advice.statements import Statement
@@ -143,3 +144,27 @@ def test_advice_of_an_unreachable_target_is_an_error() -> None:
         advise(Server("pg", "postgresql://nobody@127.0.0.1:1/none"), Settings(connect_timeout=1))
     )
     assert advice.error is not None and advice.error.startswith("not reachable")
+
+
+def test_findings_of_nested_loops_and_large_sorts(planted: Planted) -> None:
+    """Real generic plans: a nested loop over 120,000 outer rows (hash and merge joins off in the session), a
+    sort of the whole of orders over work_mem (1MB in the session), and none for a top-N sort under a LIMIT."""
+
+    async def findings(text: str, params: int, *settings: bytes) -> list[Finding]:
+        dsn = planted.server.dsn(planted.database)
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            for setting in settings:
+                await conn.execute(setting)
+            catalog = await read_catalog(conn)
+            plan = await Planner(conn, 5, 1).plan(Statement(1, planted.database, 1, 1.0, text, params))
+            return find(plan.root, catalog, 10_000, 10_000)
+
+    join = "SELECT o.id, c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.amount > $1"
+    found = asyncio.run(findings(join, 1, b"SET enable_hashjoin = off", b"SET enable_mergejoin = off"))
+    (loop,) = [f for f in found if f.kind == NESTED_LOOP]
+    assert loop.relation == "public.orders" and loop.rows > 10_000 and "outer rows" in loop.detail
+    (sort,) = asyncio.run(findings("SELECT * FROM orders ORDER BY amount", 0, b"SET work_mem = '1MB'"))
+    assert sort.kind == LARGE_SORT and sort.relation == "public.orders" and sort.filter == "orders.amount"
+    assert sort.rows == 120_000 and "over work_mem" in sort.detail
+    top_n = asyncio.run(findings("SELECT * FROM orders ORDER BY amount LIMIT $1", 1, b"SET work_mem = '1MB'"))
+    assert top_n == []

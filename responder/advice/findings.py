@@ -47,17 +47,28 @@ def _relation_below(node: dict[str, Any]) -> str | None:
     return next((r for r in map(_relation, nodes(node)) if r is not None), None)
 
 
+def _top_n_sorts(root: dict[str, Any]) -> set[int]:
+    """The Sort nodes right under a Limit (or under a Gather Merge under it): top-N heapsorts, which keep the
+    limit's rows only, whatever they read."""
+    found: set[int] = set()
+    for node in nodes(root):
+        if node.get("Node Type") != "Limit":
+            continue
+        below = list(node.get("Plans", ()))
+        while below:
+            child = below.pop()
+            if child.get("Node Type") == "Sort":
+                found.add(id(child))
+            elif child.get("Node Type") == "Gather Merge":
+                below.extend(child.get("Plans", ()))
+    return found
+
+
 def find(root: dict[str, Any], catalog: Catalog, large_rows: float, outer_rows: float) -> list[Finding]:
     """The findings of one plan: seq scans with a filter on tables over `large_rows` rows, nested loops with an
     outer side over `outer_rows` rows, sorts and hashes larger than work_mem."""
     found: list[Finding] = []
-    # a Sort right under a Limit is a top-N heapsort: it keeps the limit's rows only, whatever it reads
-    top_n = {
-        id(child)
-        for node in nodes(root)
-        if node.get("Node Type") == "Limit"
-        for child in node.get("Plans", ())
-    }
+    top_n = _top_n_sorts(root)
     for node in nodes(root):
         kind = node.get("Node Type")
         rows = float(node.get("Plan Rows", 0))

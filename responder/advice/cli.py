@@ -45,7 +45,8 @@ def add_subcommand(commands: Any) -> None:
         " show, and the indexes that would make them cheaper (weighed with hypopg's hypothetical indexes).",
     )
     parser.set_defaults(run=run_advise)
-    parser.add_argument("--config", type=Path, default=Path("responder.yml"), help="YAML configuration file")
+    # no default of its own: `pgwarden-responder --config FILE advise` reads FILE too (as `recover`)
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML configuration file")
     parser.add_argument("--target", required=True, help="the configured target (targets:) to advise on")
     parser.add_argument(
         "--database",

@@ -137,6 +137,10 @@ def test_the_cli_prints_the_advice_as_json(
     assert 'CREATE INDEX CONCURRENTLY ON "public"."orders" ("customer_id");' in text
     assert "WRITE-HEAVY" in text
     assert cli.main(["advise", "--config", str(config), "--target", "nope"]) == 2
+    # the program's --config before the subcommand is read too (as `recover`'s)
+    before = ["--config", str(config), "advise", "--target", "pg", "--database", planted.database]
+    assert cli.main(before) == 0
+    assert 'CREATE INDEX CONCURRENTLY ON "public"."orders"' in capsys.readouterr().out
 
 
 def test_advice_of_an_unreachable_target_is_an_error() -> None:

@@ -4,15 +4,21 @@ plan and the advice in brief; in dry-run it only says what it would read. No ind
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, cast
 
 from responder.config import Config
-from responder.report.model import Period
+from responder.journal import Journal, open_store
+from responder.report.builder import build_report
+from responder.report.model import Period, PeriodName, Section
 from responder.report.sections.advice import index_advice
 from responder.report.sections.common import Inputs
+from responder.report_command import journal_reader
 from tests.responder.advice.workload import NEEDED, Planted
 from tests.support.responder import ClientFactory, ConfigFactory
 from tests.support.webhook import alert, post_alerts, wait_done
+
+NO_PROMETHEUS = "http://127.0.0.1:9"  # the section reads only the journal
 
 
 def _config(make_config: ConfigFactory, planted: Planted, mode: str = "enforce") -> Config:
@@ -66,20 +72,20 @@ async def test_in_dry_run_it_only_says_what_it_would_read(
 
 
 async def test_the_reports_section_shows_the_latest_advice(
-    planted: Planted, make_config: ConfigFactory, client_for: ClientFactory
+    planted: Planted, make_config: ConfigFactory, client_for: ClientFactory, tmp_path: Path
 ) -> None:
-    """The weekly and quarterly reports' section, from the journaled row of a real run."""
+    """The weekly and quarterly reports' section, built from the journal a real run wrote."""
     row = await _run(client_for, _config(make_config, planted), planted)
+    for period in ("weekly", "quarterly"):
+        section = await _section(tmp_path / "journal.db", period)  # make_config's journal
+        assert section.verdict == "attention", section.reason
+        assert f"#{row['id']}" in section.reason and "3 indexes recommended" in section.reason
+        (table,) = section.tables
+        assert {r[1] for r in table.rows} == {
+            f'CREATE INDEX CONCURRENTLY ON "public"."{name}" ("{columns[0]}");' for name, columns in NEEDED
+        }
+        assert [r[5] for r in table.rows if "events" in r[1]] == ["write-heavy"]
     period = Period("weekly", time.time() + 60)
-    inputs = Inputs(cast(Any, None), "", period, advice=[row])
-    section = await index_advice(inputs, "index_advice", "Query plans and index advice")
-    assert section.verdict == "attention", section.reason
-    assert f"#{row['id']}" in section.reason and "3 indexes recommended" in section.reason
-    (table,) = section.tables
-    assert {r[1] for r in table.rows} == {
-        f'CREATE INDEX CONCURRENTLY ON "public"."{name}" ("{columns[0]}");' for name, columns in NEEDED
-    }
-    assert [r[5] for r in table.rows if "events" in r[1]] == ["write-heavy"]
     failed = {**row, "id": row["id"] + 1, "outcome": "failed", "error": "pg_stat_statements is not created"}
     section = await index_advice(Inputs(cast(Any, None), "", period, advice=[row, failed]), "k", "t")
     assert section.verdict == "attention" and "failed: pg_stat_statements is not created" in section.reason
@@ -87,3 +93,14 @@ async def test_the_reports_section_shows_the_latest_advice(
     assert empty.verdict == "no data" and "schedule the action" in empty.reason
     no_journal = await index_advice(Inputs(cast(Any, None), "", period), "k", "t")
     assert no_journal.verdict == "no data" and "--config" in no_journal.reason
+
+
+async def _section(journal_path: Path, period: PeriodName) -> Section:
+    journal = Journal(open_store(f"sqlite:///{journal_path}"), "report-test")
+    await journal.start()
+    try:
+        report = await build_report(period, NO_PROMETHEUS, journal=journal_reader(journal))
+    finally:
+        await journal.close()
+    (found,) = [s for s in report.sections if s.key == "index_advice"]
+    return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -172,3 +173,22 @@ def test_findings_of_nested_loops_and_large_sorts(planted: Planted) -> None:
     assert sort.rows == 120_000 and "over work_mem" in sort.detail
     top_n = asyncio.run(findings("SELECT * FROM orders ORDER BY amount LIMIT $1", 1, b"SET work_mem = '1MB'"))
     assert top_n == []
+
+
+def test_a_candidate_hypopg_refuses_is_skipped_and_the_rest_advised(pg_server: PostgresServer) -> None:
+    """`box` has an `=` operator but no B-tree operator class: hypopg refuses the index, the run goes on."""
+    database = f"shapes_{uuid.uuid4().hex[:8]}"
+    pg_server.execute(f"CREATE DATABASE {database}")
+    pg_server.execute(
+        "CREATE EXTENSION hypopg;"
+        " CREATE TABLE shapes (id int PRIMARY KEY, b box NOT NULL, owner int NOT NULL);"
+        " INSERT INTO shapes SELECT g, box(point(g, g), point(g + 1, g + 1)), g % 5000"
+        " FROM generate_series(1, 50000) g; ANALYZE shapes;",
+        database,
+    )
+    with psycopg.connect(pg_server.dsn(database), autocommit=True) as conn:
+        for _ in range(3):
+            conn.execute(b"SELECT id FROM shapes WHERE b = %s::box", ("(1,1),(2,2)",))
+            conn.execute(b"SELECT id FROM shapes WHERE owner = %s", (7,))
+    planted = Planted(pg_server, database)
+    assert recommended(run(planted)) == {("shapes", ("owner",))}

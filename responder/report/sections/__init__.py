@@ -8,6 +8,7 @@ from dataclasses import replace
 from pgwarden.redact import redact
 from responder.report.model import Section, Table, no_data
 from responder.report.prometheus import PrometheusError
+from responder.report.sections.advice import index_advice
 from responder.report.sections.common import Inputs, SectionBuilder, drill_section
 from responder.report.sections.migrations import schema_migrations
 from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_horizon, vacuum_runs
@@ -24,6 +25,7 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
         ("backup_tests", "Backup test results", drill_section()),
         ("connection_pool", "Connection pool", connection_pool),
         ("schema_migrations", "Schema migrations", schema_migrations),
+        ("index_advice", "Query plans and index advice", index_advice),
     ],
     "monthly": [
         ("table_bloat", "Table bloat", table_bloat),
@@ -36,6 +38,7 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
         ("index_review", "Index review", index_review),
         ("instance_sizing", "Instance sizing", instance_sizing),
         ("security_patches", "Security patches", security_patches),
+        ("index_advice", "Query plans and index advice", index_advice),
         (
             "cross_region",
             "Cross-region recovery test",

@@ -55,6 +55,7 @@ class Inputs:
     vacuums: list[dict[str, Any]] | None = None
     catalog: Catalog | None = None
     migrations: list[dict[str, Any]] | None = None  # `migrate` and `backfill` rows of the period
+    advice: list[dict[str, Any]] | None = None  # `index_advice` rows of the period
 
     def m(self, name: str, *matchers: str) -> str:
         """A series selector with the report's own matchers."""

@@ -79,8 +79,11 @@ def test_weekly_report_shows_the_long_query_the_unused_index_and_the_drill(
         report_scenario, "weekly", tmp_path / "weekly.html", "--config", str(report_scenario.config)
     )
     assert list(report.sections) == [
-        "slow_queries", "index_usage", "backup_tests", "connection_pool", "schema_migrations"
+        "slow_queries", "index_usage", "backup_tests", "connection_pool", "schema_migrations", "index_advice"
     ]  # fmt: skip
+    # no index_advice run was journaled in the scenario's week: said, without a verdict
+    assert report.sections["index_advice"][0] == "no data"
+    assert "no index_advice run was journaled" in report.text("index_advice")
     # no migration was journaled in the scenario's week: said, and no finding
     assert report.sections["schema_migrations"][0] == "ok"
     assert "no schema migration or backfill was journaled" in report.text("schema_migrations")
@@ -113,7 +116,9 @@ def test_monthly_and_quarterly_reports_name_what_has_no_data(
     assert monthly.sections["dr_test"][0] == "ok"  # the week's drill is in the month too
     assert monthly.sections["vacuum_runs"][0] == "attention"  # none ran through the responder
     quarterly, markdown = build(report_scenario, "quarterly", tmp_path / "quarterly.html", *config)
-    assert list(quarterly.sections) == ["index_review", "instance_sizing", "security_patches", "cross_region"]
+    assert list(quarterly.sections) == [
+        "index_review", "instance_sizing", "security_patches", "index_advice", "cross_region"
+    ]  # fmt: skip
     assert quarterly.sections["index_review"][0] == "attention"
     assert DUPLICATE_INDEX in quarterly.text("index_review") and UNUSED_INDEX in quarterly.text(
         "index_review"
@@ -124,6 +129,7 @@ def test_monthly_and_quarterly_reports_name_what_has_no_data(
     assert quarterly.sections["security_patches"][0] in ("ok", "attention")
     assert "15." in quarterly.text("security_patches")
     assert quarterly.sections["cross_region"][0] == "attention"  # the drill restored in-region
+    assert quarterly.sections["index_advice"][0] == "no data"
     assert "| Instance sizing | no data | no data: rds_cpu_usage_percent_average |" in markdown
 
 
@@ -133,6 +139,8 @@ def test_without_the_journal_and_target_their_sections_have_no_data(
     weekly, _ = build(report_scenario, "weekly", tmp_path / "weekly.html")
     assert weekly.sections["backup_tests"][0] == "no data"
     assert "no data: the journal" in weekly.text("backup_tests")
+    assert weekly.sections["index_advice"][0] == "no data"
+    assert "no data: the journal (index_advice rows)" in weekly.text("index_advice")
     assert weekly.sections["slow_queries"][0] == "attention"
 
 

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from bench.scrape.database import postmaster_pid
 from devtools.pgserver import PostgresServer
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -33,8 +34,8 @@ class ServerCpu:
     """The postmaster of `server`, and the CPU seconds of its reaped children."""
 
     def __init__(self, server: PostgresServer) -> None:
-        backend = int(server.execute("SELECT pg_backend_pid()")[0][0])
-        self.postmaster = int(_stat_fields(backend)[1])  # field 4: the parent
+        # postmaster.pid's first line (not the parent of a backend of ours: gone once its connection closed)
+        self.postmaster = postmaster_pid(server)
 
     def reaped(self) -> float:
         """cutime + cstime (fields 16 and 17) of the postmaster, in seconds."""

@@ -60,7 +60,8 @@ class Session:
     """One connection to one database, lent to a collector for one fetch.
 
     `refreshing` names the collectors refreshed on this database in the same visit, `shared` holds what one
-    of them read for another (the tables collector reads pg_statio's columns when statio_tables is due too).
+    of them read for another (the tables collector reads pg_statio's columns when statio_tables is due too),
+    `probes` the visit's collectors' `Collector.probe` expressions, which the visit's first statement reads.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class Session:
         self.sizes = sizes or RelationSizes()
         self.refreshing = refreshing
         self.shared: dict[str, Any] = {}
+        self.probes: dict[str, str] = {}
 
     async def rows(self, sql: str, params: Any = None, binary: bool = True) -> list[tuple[Any, ...]]:
         """Rows of one statement (its own transaction: autocommit releases its locks at once)."""

@@ -275,11 +275,12 @@ class TargetScraper:
         pending = list(collectors)
         refreshing = frozenset(c.name for c in collectors)
         shared: dict[str, Any] = {}
+        probes = {c.name: c.probe for c in collectors if c.probe}
         while pending:
             try:
                 async with self.connections.connection(datname) as conn:
                     session = Session(conn, datname, server, self.sizes, refreshing)
-                    session.shared = shared
+                    session.shared, session.probes = shared, probes
                     while pending:
                         collector = pending.pop(0)
                         fetched[collector.name] = await self._fetch(collector, session)

@@ -67,6 +67,17 @@ _SQL = {
     ("index",): _LOCKED + _INDEX,
     ("table", "index"): _LOCKED + _TABLE + "\nUNION ALL" + _INDEX,
 }
+# The same when the database has no relation locked ACCESS EXCLUSIVE (nearly always): no lock to check, which
+# on a small database is a third of the statement's cost.
+_FREE_TABLE = """
+SELECT r::int8 AS oid, false AS locked, pg_table_size(r)::int8 AS size FROM unnest(%s::int8[]::oid[]) AS r"""
+_FREE_INDEX = """
+SELECT r::int8 AS oid, false AS locked, pg_relation_size(r)::int8 AS size FROM unnest(%s::int8[]::oid[]) AS r"""
+_NONE_LOCKED = {
+    ("table",): _FREE_TABLE,
+    ("index",): _FREE_INDEX,
+    ("table", "index"): _FREE_TABLE + "\nUNION ALL" + _FREE_INDEX,
+}
 
 RowsFn = Callable[..., Awaitable[list[tuple[Any, ...]]]]
 Kind = Literal["table", "index"]
@@ -177,7 +188,10 @@ class RelationSizes:
             locked = await self.locked(datname, rows, fresh=attempt > 0)
             try:
                 # The oids travel as int8[]: left to infer, the parameter costs twice as much to convert.
-                found = await rows(_SQL[kinds], (locked, *(oids[k] for k in kinds)))
+                wanted = tuple(oids[k] for k in kinds)
+                found = await (
+                    rows(_SQL[kinds], (locked, *wanted)) if locked else rows(_NONE_LOCKED[kinds], wanted)
+                )
                 return [(kind_of[int(r[0])], int(r[0]), bool(r[1]), r[2]) for r in found]
             except psycopg.errors.LockNotAvailable:
                 continue

@@ -104,11 +104,28 @@ async def fetch_table(
     session: Session, keys: type[KeysT], columns: Sequence[Column], sql: str, params: Any = None
 ) -> ColumnTable[KeysT]:
     """Run `sql`, which selects `keys`' fields (by those names, in order) and then `columns`."""
+    table, _ = await fetch_table_probing(session, keys, columns, sql, params)
+    return table
+
+
+async def fetch_table_probing(
+    session: Session,
+    keys: type[KeysT],
+    columns: Sequence[Column],
+    sql: str,
+    params: Any = None,
+    probes: Sequence[str] = (),
+) -> tuple[ColumnTable[KeysT], list[Any] | None]:
+    """`fetch_table` of a statement that selects `probes` (one value for the whole statement, in every row)
+    after `columns`: the table, and the probes' values (None when there is no row to read them from)."""
     names, rows = await session.named_rows(sql, params)
     fields: tuple[str, ...] = getattr(keys, "_fields")  # noqa: B009 (a NamedTuple: the tuple bound lacks it)
     check_row_names(keys.__name__, names[: len(fields)], fields)
+    check_row_names("probes", names[len(names) - len(probes) :], probes)
     by_column = list(zip(*rows, strict=True)) if rows else [() for _ in names]  # one C-level transpose
-    return ColumnTable(keys(*by_column[: len(fields)]), columns, by_column[len(fields) :], len(rows))
+    values = by_column[len(fields) : len(by_column) - len(probes)]
+    table = ColumnTable(keys(*by_column[: len(fields)]), columns, values, len(rows))
+    return table, [rows[0][len(names) - len(probes) + i] for i in range(len(probes))] if rows else None
 
 
 def render_table(out: Exposition, labels: Sequence[str], table: ColumnTable[Any]) -> None:
@@ -152,6 +169,17 @@ def render_capped(
     render_cut(out, collector, datname, table.keys.total[0] if table.count else 0, table.count)
 
 
+SharedT = TypeVar("SharedT")
+
+
+def take_shared(session: Session, name: str, kind: type[SharedT]) -> SharedT | None:
+    """What another collector of the visit read for collector `name` (see `Collector.probe`), taken out."""
+    shared = session.shared.pop(name, None)
+    if shared is not None and not isinstance(shared, kind):
+        raise TypeError(f"{name}: shared result is a {type(shared).__name__}, not a {kind.__name__}")
+    return shared
+
+
 class Collector(abc.ABC, Generic[ResultT, OptionsT]):
     """A source of metric families: `fetch` returns a `ResultT` per database, `render` turns them into samples.
 
@@ -166,6 +194,11 @@ class Collector(abc.ABC, Generic[ResultT, OptionsT]):
     options_model: ClassVar[type[CollectorOptions]] = CollectorOptions
     families: ClassVar[tuple[Family, ...]]  # with their labels, for the reference and its test
     source: ClassVar[str]  # the view or function read, for the reference
+    # A per-database collector's boolean SQL expression, false when its statement can have no row in the
+    # database (no sequence, no invalid index): the visit's first statement evaluates the probes of the
+    # collectors refreshed with it, and leaves an empty result in `session.shared` for those that are false,
+    # which then run no statement of their own (on a small database, most of them; see `take_shared`).
+    probe: ClassVar[str] = ""
 
     def __init__(self, options: OptionsT, limits: LimitsConfig) -> None:
         self.options = options
@@ -205,7 +238,9 @@ class RowsCollector(Collector[list[RowT], OptionsT]):
         return None
 
     async def fetch(self, session: Session) -> list[RowT]:
-        rows: list[Any] = await session.typed(self.row, self.sql, self.params())
+        rows: list[Any] | None = take_shared(session, self.name, list)
+        if rows is None:
+            rows = await session.typed(self.row, self.sql, self.params())
         return rows
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[RowT]]]) -> None:

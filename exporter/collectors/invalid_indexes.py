@@ -38,3 +38,4 @@ class InvalidIndexesCollector(RowGaugeCollector):
     family = INVALID
     row = InvalidIndex
     sql = _SQL
+    probe = "EXISTS (SELECT FROM pg_index WHERE NOT indisvalid)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter.collectors.base import Collector, add_samples, gauge
+from exporter.collectors.base import Collector, add_samples, gauge, take_shared
 from exporter.collectors.options import CollectorOptions
 from exporter.db import Session
 from exporter.exposition import Exposition
@@ -78,8 +78,12 @@ class ProgressVacuumCollector(Collector[list[Vacuum], CollectorOptions]):
     default_ttl = 60.0
     source = "pg_stat_progress_vacuum"
     families = (PHASE, *VALUES)
+    probe = "EXISTS (SELECT FROM pg_stat_progress_vacuum WHERE datname = current_database())"
 
     async def fetch(self, session: Session) -> list[Vacuum]:
+        none_running: list[Vacuum] | None = take_shared(session, self.name, list)
+        if none_running is not None:
+            return none_running
         return await session.typed(Vacuum, progress_sql(session.server.version_num))
 
     def render(self, out: Exposition, results: Sequence[tuple[str, list[Vacuum]]]) -> None:

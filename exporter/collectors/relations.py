@@ -38,7 +38,8 @@ def user_tables_sql(select: str, joins: str, limit: int, relkinds: str = "'r', '
     """`select` over the user tables of `relkinds`, largest first, at most `limit` (0: all): `c` has each
     table's oid, relname, relkind, reltoastrelid and nspname, `total` (tables before the cap) and
     `stored_total` (those with storage); `x` its indexes (`idx`, an array of oids) and their summed scans,
-    fetches, block reads and hits; then `joins`."""
+    fetches, block reads and hits; then `joins`, which may read `user_tables` too. (`x` is aggregated once and
+    hash-joined: a lateral subquery per table costs a scan of pg_index per table where pg_index is small.)"""
     return f"""WITH user_tables AS MATERIALIZED (
   SELECT c.oid, c.relname, c.relkind, c.reltoastrelid, n.nspname, count(*) OVER () AS total,
          count(*) FILTER (WHERE {STORED}) OVER () AS stored_total
@@ -48,13 +49,13 @@ def user_tables_sql(select: str, joins: str, limit: int, relkinds: str = "'r', '
 )
 SELECT {select}
 FROM user_tables c
-LEFT JOIN LATERAL (
-  SELECT array_agg(i.indexrelid::int8) AS idx, sum(pg_stat_get_numscans(i.indexrelid))::int8 AS idx_scan,
+LEFT JOIN (
+  SELECT i.indrelid, array_agg(i.indexrelid::int8) AS idx, sum(pg_stat_get_numscans(i.indexrelid))::int8 AS idx_scan,
          sum(pg_stat_get_tuples_fetched(i.indexrelid))::int8 AS idx_fetch,
          sum(pg_stat_get_blocks_fetched(i.indexrelid) - pg_stat_get_blocks_hit(i.indexrelid))::int8 AS read,
          sum(pg_stat_get_blocks_hit(i.indexrelid))::int8 AS hit
-  FROM pg_index i WHERE i.indrelid = c.oid
-) x ON true
+  FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM user_tables) GROUP BY i.indrelid
+) x ON x.indrelid = c.oid
 {joins}"""
 
 

@@ -37,3 +37,4 @@ class SequencesCollector(RowGaugeCollector):
     family = USED_RATIO
     row = SequenceUse
     sql = _SQL
+    probe = "EXISTS (SELECT FROM pg_class WHERE relkind = 'S')"

@@ -26,11 +26,11 @@ _EXPR = {
     ("tidx", "hit"): "st.hit",
 }
 # The join the TOAST index's columns read, after the user tables' `x` (the table's indexes' sums).
-JOINS = """LEFT JOIN LATERAL (
-  SELECT sum(pg_stat_get_blocks_fetched(indexrelid) - pg_stat_get_blocks_hit(indexrelid))::int8 AS read,
+JOINS = """LEFT JOIN (
+  SELECT indrelid, sum(pg_stat_get_blocks_fetched(indexrelid) - pg_stat_get_blocks_hit(indexrelid))::int8 AS read,
          sum(pg_stat_get_blocks_hit(indexrelid))::int8 AS hit
-  FROM pg_index WHERE indrelid = c.reltoastrelid
-) st ON true
+  FROM pg_index WHERE indrelid IN (SELECT reltoastrelid FROM user_tables) GROUP BY indrelid
+) st ON st.indrelid = c.reltoastrelid
 """
 COLUMNS = tuple(
     Column(

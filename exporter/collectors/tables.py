@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import compress
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from exporter.collectors import statio_tables
 from exporter.collectors.base import (
@@ -13,7 +13,7 @@ from exporter.collectors.base import (
     ColumnTable,
     available,
     counter,
-    fetch_table,
+    fetch_table_probing,
     gauge,
     render_capped,
     select_list,
@@ -120,12 +120,23 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
 
     async def fetch(self, session: Session) -> Tables:
         columns = available(COLUMNS, session.server.version_num)
+        # the probes of the collectors refreshed after this one (see Collector.probe), read in this statement
+        probes = {name: sql for name, sql in session.probes.items() if name != self.name}
+        probing = "".join(f', ({sql}) AS "{name}"' for name, sql in probes.items())
         if statio_tables.StatioTablesCollector.name in session.refreshing:
-            table = await self._fetch_with_statio(session, columns)
+            table, found = await self._fetch_with_statio(session, columns, probing, tuple(probes))
         else:
-            table = await fetch_table(
-                session, TableKeys, columns, self._sql(f"{_KEYS}, {select_list(columns)}")
+            table, found = await fetch_table_probing(
+                session,
+                TableKeys,
+                columns,
+                self._sql(f"{_KEYS}, {select_list(columns)}{probing}"),
+                None,
+                tuple(probes),
             )
+        for name, value in zip(probes, found or [None] * len(probes), strict=True):
+            if value is False:
+                session.shared[name] = []  # nothing to read there: that collector runs no statement
         oids, idx = table.keys.oid, table.keys.idx
         # one statement for the sizes of both kinds (see exporter.sizes)
         sizes = await session.sizes.measure_kinds(
@@ -142,17 +153,22 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
     def _sql(self, select: str, joins: str = "") -> str:
         return user_tables_sql(select, joins, self.limits.tables_per_database)
 
-    async def _fetch_with_statio(self, session: Session, columns: Sequence[Column]) -> ColumnTable[TableKeys]:
+    async def _fetch_with_statio(
+        self, session: Session, columns: Sequence[Column], probing: str, probes: tuple[str, ...]
+    ) -> tuple[ColumnTable[TableKeys], list[Any] | None]:
         """The user tables with pg_statio's columns too, in one statement; the statio part is left in
         `session.shared` for the statio_tables collector (its rows: the relations with storage)."""
         both = [*columns, *statio_tables.COLUMNS]
-        read = await fetch_table(
+        read, found = await fetch_table_probing(
             session,
             SharedKeys,
             both,
             self._sql(
-                f"{_KEYS}, {STORED} AS stored, c.stored_total::int8, {select_list(both)}", statio_tables.JOINS
+                f"{_KEYS}, {STORED} AS stored, c.stored_total::int8, {select_list(both)}{probing}",
+                statio_tables.JOINS,
             ),
+            None,
+            probes,
         )
         k = read.keys
         own, statio = read.values[: len(columns)], read.values[len(columns) :]
@@ -169,7 +185,7 @@ class TablesCollector(Collector[Tables, CollectorOptions]):
         )
         return ColumnTable(
             TableKeys(k.oid, k.total, k.schemaname, k.relname, k.idx), columns, own, read.count
-        )
+        ), found
 
     def render(self, out: Exposition, results: Sequence[tuple[str, Tables]]) -> None:
         for datname, (table, table_sizes, index_sizes, stale) in results:

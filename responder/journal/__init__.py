@@ -18,6 +18,7 @@ playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across re
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,18 @@ from pgwarden.credentials import Credentials
 from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
+from responder.journal.outbox import (
+    OutboxRow,
+    Router,
+    op_claim_due,
+    op_claim_held,
+    op_done,
+    op_later,
+    op_message_ref,
+    op_prune_outbox,
+    op_queued,
+    op_release,
+)
 from responder.journal.reads import (
     op_count_pending,
     op_count_rows,
@@ -49,7 +62,7 @@ from responder.journal.upkeep import (
     op_prune,
     op_take_over,
 )
-from responder.outcomes import Answer, Outcome
+from responder.outcomes import Answer, Outcome, State
 
 HEAVY_RECORD = 64
 
@@ -60,6 +73,7 @@ __all__ = [
     "Journal",
     "JournalTooNew",
     "JournalUnavailable",
+    "OutboxRow",
     "PostgresStore",
     "SqliteStore",
     "Store",
@@ -69,11 +83,20 @@ __all__ = [
 
 
 class Journal:
-    """What the rest of the responder sees: async methods over whichever store is configured."""
+    """What the rest of the responder sees: async methods over whichever store is configured.
 
-    def __init__(self, store: Store, owner: str) -> None:
+    With `route`, every change of a decision that a `notify:` route (or an earlier message) sends somewhere is
+    queued in the outbox in the change's own transaction, and `noted` is set for the sender."""
+
+    def __init__(self, store: Store, owner: str, route: Router | None = None) -> None:
         self.store = store
         self.owner = owner
+        self.route = route
+        self.noted = asyncio.Event()
+
+    def _changed(self) -> None:
+        if self.route is not None:
+            self.noted.set()
 
     @property
     def single_process(self) -> bool:
@@ -94,11 +117,17 @@ class Journal:
     async def record(self, decisions: Sequence[Decision]) -> list[Decision]:
         """Journal decisions: each comes back with its id (a duplicate as done/duplicate, see `op_record`)."""
         heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
-        return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
+        recorded = await self.store.run(op_record(decisions, self.owner, self.route), heavy=heavy)
+        if any(d.state in (State.PENDING, State.DONE) for d in recorded):
+            self._changed()
+        return recorded
 
     async def claim(self, claim: Claim) -> ActionRow | None:
         """queued -> running unless a guard says no: the row as the claim left it (see `op_claim`)."""
-        return await self.store.run(op_claim(claim, self.owner))
+        row = await self.store.run(op_claim(claim, self.owner, self.route))
+        if row is not None and row.state is State.DONE:
+            self._changed()
+        return row
 
     async def finish(
         self,
@@ -108,21 +137,34 @@ class Journal:
         error: str | None = None,
         release_key: bool = False,
     ) -> None:
-        await self.store.run(op_finish(action_id, outcome, result, error, release_key))
+        await self.store.run(op_finish(action_id, outcome, result, error, release_key, self.route))
+        self._changed()
 
     async def set_plan(self, action_id: int, plan: Any) -> None:
         await self.store.run(op_set_plan(action_id, plan))
 
     async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
-        return await self.store.run(op_decide(action_id, approve, who, self.owner, approval_timeout))
+        answer = await self.store.run(
+            op_decide(action_id, approve, who, self.owner, approval_timeout, self.route)
+        )
+        self._changed()
+        return answer
 
     async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:
-        return await self.store.run(op_expire(approval_timeout))
+        expired = await self.store.run(op_expire(approval_timeout, self.route))
+        if expired:
+            self._changed()
+        return expired
 
     async def heartbeat(self, stale_after: float, first: bool = False) -> list[ActionRow]:
         """At start-up with SQLite every other owner is dead (one process per file)."""
         recover_all = first and self.single_process
-        return await self.store.run(op_heartbeat_and_recover(self.owner, stale_after, recover_all))
+        rows = await self.store.run(
+            op_heartbeat_and_recover(self.owner, stale_after, recover_all, self.route)
+        )
+        if rows:
+            self._changed()
+        return rows
 
     async def history(self, action: str, target_key: str, outcome: Outcome, since: float) -> list[float]:
         """`since` and the times returned are on this process's clock; the comparison is on the journal's."""
@@ -133,6 +175,7 @@ class Journal:
     async def prune(self, retention: float, batches: int = 10) -> tuple[int, bool]:
         """Delete decisions that ended longer than `retention` ago, a small batch per transaction, at most
         `batches` of them: how many were deleted, and whether more are left."""
+        await self.store.run(op_prune_outbox(retention))
         deleted = 0
         for _ in range(batches):
             batch = await self.store.run(op_prune(retention))
@@ -158,6 +201,36 @@ class Journal:
         """Own decision `action_id` (one of `action`) again, to resume it, unless `refusal(row,
         running_elsewhere)` says why not: the row as it was (None: there is none) and the refusal, if any."""
         return await self.store.run(op_take_over(action_id, action, self.owner, stale_after, refusal))
+
+    # ---- the notification outbox (responder.journal.outbox) ------------------------------------------------
+
+    async def claim_notices(self, lease: float, limit: int) -> list[OutboxRow]:
+        """Lease up to `limit` due notices to this replica for `lease` seconds."""
+        return await self.store.run(op_claim_due(self.owner, lease, limit))
+
+    async def claim_held(self, receiver: str, lease: float) -> list[OutboxRow]:
+        """Lease every notice `receiver`'s rate limit held back (what its digest says)."""
+        return await self.store.run(op_claim_held(receiver, self.owner, lease))
+
+    async def notices_done(
+        self, ids: Sequence[int], outcome: str, message: tuple[int, str, str | None, str | None] | None = None
+    ) -> int:
+        """Mark notices sent, digested or given up (with the reference of the message sent, if any)."""
+        return await self.store.run(op_done(ids, self.owner, outcome, message))
+
+    async def notices_later(self, ids: Sequence[int], delay: float, *, failed: bool, held: bool) -> None:
+        """Give leased notices back, due again in `delay` seconds."""
+        await self.store.run(op_later(ids, self.owner, delay, failed=failed, held=held))
+
+    async def release_notices(self) -> None:
+        await self.store.run(op_release(self.owner))
+
+    async def message_ref(self, action_id: int, receiver: str) -> tuple[str | None, str | None] | None:
+        return await self.store.run(op_message_ref(action_id, receiver))
+
+    async def queued_notices(self) -> dict[str, int]:
+        """Notices not sent yet, by receiver (all replicas)."""
+        return await self.store.run(op_queued)
 
     # ---- reads ----------------------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from responder.journal.outbox import v2_statements
 from responder.journal.tx import JournalUnavailable, Tx
 
 log = logging.getLogger("responder.journal")
@@ -78,7 +79,10 @@ def _v1(postgres: bool) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "decisions (pgwarden_actions) and replicas", _v1),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
+    Migration(2, "notifications: the outbox (pgwarden_outbox) and the messages sent", v2_statements),
+)
 
 
 def _exists(tx: Tx, table: str) -> bool:

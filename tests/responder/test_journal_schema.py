@@ -66,9 +66,11 @@ def versions(url: str) -> list[int]:
     return [int(r[0]) for r in journal_sql(url, f"SELECT version FROM {VERSION_TABLE} ORDER BY version")]
 
 
+LATEST = MIGRATIONS[-1].version
+EVERY = [m.version for m in MIGRATIONS]
 # A migration the tests add on top of the real ones: DDL that fails if it runs twice.
 NOTE = Migration(
-    2, "test: a note on each replica", lambda pg: ["ALTER TABLE pgwarden_replicas ADD note TEXT"]
+    LATEST + 1, "test: a note on each replica", lambda pg: ["ALTER TABLE pgwarden_replicas ADD note TEXT"]
 )
 
 
@@ -77,8 +79,10 @@ async def test_a_journal_made_before_versions_is_upgraded_and_read_back(journal_
     journal = Journal(store_for(journal_url), "reader")
     await journal.start()
     try:
-        assert journal.store.migrated == [1]  # adopted as version 1, not created again
-        assert versions(journal_url) == [1]
+        assert journal.store.migrated == EVERY  # adopted as version 1, not created again; the newer ones made
+        assert versions(journal_url) == EVERY
+        adopted = journal_sql(journal_url, f"SELECT description FROM {VERSION_TABLE} WHERE version = 1")
+        assert "made before the schema had versions" in adopted[0][0]
         rows = {row.id: row for row in await journal.recent(100)}
         assert sorted(rows) == [1, 3, 4, 5, 6, 7, 8]
 
@@ -159,7 +163,7 @@ async def test_a_journal_made_before_versions_is_upgraded_and_read_back(journal_
         assert again.store.migrated == []  # current: nothing to do
     finally:
         await again.close()
-    assert versions(journal_url) == [1]
+    assert versions(journal_url) == EVERY
 
 
 async def test_a_fresh_journal_is_created_at_the_newest_version(journal_url: str) -> None:
@@ -182,8 +186,8 @@ async def test_two_replicas_starting_together_migrate_once(
     await asyncio.gather(first.start(), second.start())
     try:
         applied = sorted(first.store.migrated + second.store.migrated)
-        assert applied == [1, 2]
-        assert versions(journal_url) == [1, 2]
+        assert applied == [*EVERY, NOTE.version]
+        assert versions(journal_url) == [*EVERY, NOTE.version]
         await first.heartbeat(30.0)
         await second.heartbeat(30.0)
         owners = {r[0] for r in journal_sql(journal_url, "SELECT owner, note FROM pgwarden_replicas")}
@@ -199,8 +203,8 @@ async def test_a_journal_newer_than_the_code_is_refused(journal_url: str) -> Non
     older = Journal(store_for(journal_url), "older")
     with pytest.raises(JournalTooNew) as refused:
         await older.start()
-    assert (refused.value.found, refused.value.known) == (2, 1)
-    assert "version 2" in str(refused.value) and "version 1" in str(refused.value)
+    assert (refused.value.found, refused.value.known) == (LATEST + 1, LATEST)
+    assert f"version {LATEST + 1}" in str(refused.value) and f"version {LATEST}" in str(refused.value)
     with pytest.raises(JournalUnavailable, match="closed"):
         await older.ping()  # not opened
 
@@ -208,7 +212,7 @@ async def test_a_journal_newer_than_the_code_is_refused(journal_url: str) -> Non
 async def test_a_failed_migration_leaves_the_journal_as_it_was(journal_url: str) -> None:
     load_v1(journal_url)
     broken = Migration(
-        2, "test: fails half-way", lambda pg: ["ALTER TABLE pgwarden_replicas ADD note TEXT", "NOT SQL"]
+        LATEST + 1, "test: fails half-way", lambda pg: ["ALTER TABLE pgwarden_replicas ADD note TEXT", "NOT SQL"]
     )
     journal = Journal(store_for(journal_url, (*MIGRATIONS, broken)), "broken")
     with pytest.raises(JournalUnavailable, match="syntax"):

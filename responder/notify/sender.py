@@ -1,0 +1,241 @@
+"""The sender: a background task that takes due notices from the journal's outbox and sends them.
+
+Each round it leases due notices (a lease per row, so two replicas never send the same one), sends one message
+per (decision, receiver) showing the decision as it is now (several queued changes of one decision make one
+message), keeps the message's reference (to update it or follow it up), and marks the notices sent. A failed
+send is retried with exponential backoff (capped; a receiver's Retry-After is honoured) until it succeeds or
+`give_up_after` has passed; a permanent failure is given up at once. Over a receiver's rate limit, notices are
+held back and said together in one digest when the window has room. A process that dies mid-queue leaves
+leases that lapse: the next round of any replica sends those notices.
+
+An outage never stops the task: it is a metric (`pgwarden_notifications_total{outcome="failed"}`) and a log line
+naming the receiver and the decision, never a URL or a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from responder.journal import Journal, JournalUnavailable, OutboxRow
+from responder.journal.outbox import DIGESTED, GAVE_UP, SENT
+from responder.notify.config import NotifySettings, Receiver
+from responder.notify.metrics import NotifyMetrics
+from responder.notify.model import DeliveryError, Digest, MessageRef, Notice, Transport
+from responder.notify.outbox import digest, notice
+from responder.notify.ratelimit import RateLimits
+from responder.notify.transports import transport_for
+from responder.principals import Principal
+
+log = logging.getLogger("responder.notify")
+
+
+@dataclass(frozen=True)
+class SenderTuning:
+    """The sender's timings (tests shorten them)."""
+
+    poll_interval: float = 1.0  # a round at least this often (sooner when the journal notes a change)
+    lease: float = 60.0  # a claimed notice is this replica's for this long (longer than a send may take)
+    batch: int = 100  # notices leased per round
+    backoff_base: float = 2.0  # the first retry's delay; doubled at each attempt
+    backoff_cap: float = 300.0
+    give_up_after: float = 86400.0  # a notice still failing this long after it was queued is given up
+    window: float = 60.0  # the rate limit's window (rate_per_minute per this many seconds)
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        delay: float = min(self.backoff_cap, self.backoff_base * 2.0 ** max(0, attempts - 1))
+        return max(delay, min(retry_after, 3600.0)) if retry_after is not None else delay
+
+
+Group = tuple[int, list[OutboxRow]]  # a decision and its leased notices for one receiver
+
+
+class Sender:
+    """Sends the outbox's notices for `settings`' receivers, in a task of its own (`start`, `stop`)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        settings: NotifySettings,
+        principals: Sequence[Principal],
+        metrics: NotifyMetrics,
+        tuning: SenderTuning = SenderTuning(),
+        transports: Callable[[str], Transport | None] = transport_for,
+    ) -> None:
+        self.journal = journal
+        self.settings = settings
+        self.principals = tuple(principals)
+        self.metrics = metrics
+        self.tuning = tuning
+        self.transports = transports
+        self.limits = RateLimits(self._rate_of, tuning.window)
+        self._task: asyncio.Task[None] | None = None
+        self._names = tuple(r.name for r in settings.receivers)
+
+    def _rate_of(self, name: str) -> int:
+        receiver = self.settings.receiver(name)
+        return receiver.rate_per_minute if receiver is not None else 1
+
+    async def start(self) -> None:
+        self.metrics.set_queued(self._names, {})
+        self._task = asyncio.create_task(self.run(), name="notify-sender")
+
+    async def stop(self) -> None:
+        """Stop sending; the notices leased and not sent are given back at once (another replica sends them)."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        with contextlib.suppress(JournalUnavailable):
+            await self.journal.release_notices()
+
+    async def run(self) -> None:
+        """Rounds until cancelled; nothing but cancellation ends it."""
+        while True:
+            self.journal.noted.clear()
+            full = False
+            try:
+                full = await self.round() >= self.tuning.batch
+            except JournalUnavailable as exc:
+                log.warning("notifications: journal unavailable", extra={"error": str(exc)})
+            except Exception:  # never die: the next round tries again
+                log.exception("notifications: round failed")
+            if full:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.journal.noted.wait(), self.tuning.poll_interval)
+
+    async def round(self) -> int:
+        """Lease due notices and send them, every receiver at once; how many notices were leased."""
+        rows = await self.journal.claim_notices(self.tuning.lease, self.tuning.batch)
+        by_receiver: dict[str, dict[int, list[OutboxRow]]] = {}
+        for row in rows:
+            by_receiver.setdefault(row.receiver, {}).setdefault(row.action_id, []).append(row)
+        if by_receiver:
+            await asyncio.gather(*(self._receiver(name, list(g.items())) for name, g in by_receiver.items()))
+        self.metrics.set_queued(self._names, await self.journal.queued_notices())
+        return len(rows)
+
+    async def _receiver(self, name: str, groups: list[Group]) -> None:
+        started = time.monotonic()
+        receiver = self.settings.receiver(name)
+        transport = self.transports(receiver.kind) if receiver is not None else None
+        if receiver is None or transport is None:
+            why = "no such receiver is configured" if receiver is None else "no transport for its kind"
+            for action_id, rows in groups:
+                await self._give_up(name, action_id, rows, why)
+            return
+        window = self.limits[name]
+        held = [g for g in groups if any(r.held for r in g[1])]
+        fresh = [g for g in groups if not any(r.held for r in g[1])]
+        if held:
+            if window.take(time.time()):
+                if not await self._send_digest(receiver, transport, held):
+                    await self._later(
+                        fresh, 0.0
+                    )  # the receiver is failing: the rest waits for the next round
+                    return
+            else:
+                await self._hold(window.free_in(time.time()), held)
+        for i, (action_id, rows) in enumerate(fresh):
+            now = time.time()
+            if time.monotonic() - started > self.tuning.lease / 2:
+                await self._later(fresh[i:], 0.0)  # leases must not lapse while this replica still holds them
+                return
+            if not window.take(now):
+                await self._hold(window.free_in(now), fresh[i:])
+                return
+            if not await self._send_one(receiver, transport, action_id, rows):
+                await self._later(fresh[i + 1 :], 0.0)
+                return
+
+    async def _send_one(
+        self, receiver: Receiver, transport: Transport, action_id: int, rows: list[OutboxRow]
+    ) -> bool:
+        """One message for decision `action_id`: whether the receiver took it (or it was given up)."""
+        name, ids = receiver.name, [r.id for r in rows]
+        row = await self.journal.get(action_id)
+        if row is None:
+            await self._give_up(name, action_id, rows, "the decision is no longer in the journal")
+            return True
+        found = await self.journal.message_ref(action_id, name)
+        previous = MessageRef(*found) if found is not None else None
+        message = notice(row, receiver, self.settings, self.principals)
+        try:
+            ref = await transport.send(receiver, message, previous)
+        except Exception as exc:  # any failure of a transport is a failed attempt
+            return await self._failed(receiver.name, [(action_id, rows)], exc)
+        kept = (action_id, name, ref.channel, ref.ts) if ref is not None else None
+        await self.journal.notices_done(ids, SENT, kept)
+        self.metrics.count(name, SENT)
+        log.info(
+            "notification sent",
+            extra={
+                "receiver": name,
+                "action_id": action_id,
+                "changes": len(rows),
+                "update": previous is not None,
+            },
+        )
+        return True
+
+    async def _send_digest(self, receiver: Receiver, transport: Transport, held: list[Group]) -> bool:
+        """One digest for every notice `receiver`'s rate limit held back (those leased and any others)."""
+        groups = dict(held)
+        for row in await self.journal.claim_held(receiver.name, self.tuning.lease):
+            if row.id not in {r.id for r in groups.get(row.action_id, [])}:
+                groups.setdefault(row.action_id, []).append(row)
+        message: Notice | Digest = digest(list(groups), self.settings)
+        try:
+            await transport.send(receiver, message, None)
+        except Exception as exc:
+            return await self._failed(receiver.name, list(groups.items()), exc, held=True)
+        await self.journal.notices_done([r.id for rows in groups.values() for r in rows], DIGESTED)
+        self.metrics.count(receiver.name, DIGESTED, len(groups))
+        log.info("notification digest sent", extra={"receiver": receiver.name, "decisions": len(groups)})
+        return True
+
+    async def _failed(self, name: str, groups: list[Group], exc: Exception, held: bool = False) -> bool:
+        """A send that failed: retried later, or given up. Whether the receiver may be tried again this round."""
+        if isinstance(exc, DeliveryError):
+            error, permanent, retry_after = str(exc), exc.permanent, exc.retry_after
+        else:  # a transport's bug or an unexpected client error: its text may quote a URL, its kind never does
+            error, permanent, retry_after = f"unexpected {type(exc).__name__}", False, None
+        rows = [r for _, group in groups for r in group]
+        oldest = min(r.created_at for r in rows)
+        if permanent or time.time() - oldest > self.tuning.give_up_after:
+            for action_id, group in groups:
+                await self._give_up(name, action_id, group, error)
+            return True
+        attempts = max(r.attempts for r in rows) + 1
+        delay = self.tuning.backoff(attempts, retry_after)
+        await self.journal.notices_later([r.id for r in rows], delay, failed=True, held=held)
+        self.metrics.count(name, "failed", len(groups))
+        for action_id, _ in groups:
+            log.warning(
+                "notification failed, will retry",
+                extra={"receiver": name, "action_id": action_id, "attempt": attempts, "retry_in": round(delay, 3),
+                       "error": error},
+            )  # fmt: skip
+        return False
+
+    async def _give_up(self, name: str, action_id: int, rows: list[OutboxRow], why: str) -> None:
+        await self.journal.notices_done([r.id for r in rows], GAVE_UP)
+        self.metrics.count(name, GAVE_UP)
+        log.error("notification given up", extra={"receiver": name, "action_id": action_id, "error": why})
+
+    async def _hold(self, delay: float, groups: list[Group]) -> None:
+        """Over the rate limit: these wait for the window, then go in one digest."""
+        ids = [r.id for _, rows in groups for r in rows]
+        await self.journal.notices_later(ids, delay, failed=False, held=True)
+
+    async def _later(self, groups: list[Group], delay: float) -> None:
+        """Not tried this round (the receiver just failed, or the round ran long): given back as they were."""
+        ids = [r.id for _, rows in groups for r in rows]
+        await self.journal.notices_later(ids, delay, failed=False, held=False)

@@ -212,7 +212,9 @@ async def test_a_journal_newer_than_the_code_is_refused(journal_url: str) -> Non
 async def test_a_failed_migration_leaves_the_journal_as_it_was(journal_url: str) -> None:
     load_v1(journal_url)
     broken = Migration(
-        LATEST + 1, "test: fails half-way", lambda pg: ["ALTER TABLE pgwarden_replicas ADD note TEXT", "NOT SQL"]
+        LATEST + 1,
+        "test: fails half-way",
+        lambda pg: ["ALTER TABLE pgwarden_replicas ADD note TEXT", "NOT SQL"],
     )
     journal = Journal(store_for(journal_url, (*MIGRATIONS, broken)), "broken")
     with pytest.raises(JournalUnavailable, match="syntax"):

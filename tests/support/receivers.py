@@ -5,10 +5,12 @@ timestamp), recording what it accepted, and switchable down (connection refused,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,7 +45,7 @@ class WebhookReceiver:
     attempts: int = 0  # every request that reached the handler
     port: int = 0
     _runner: web.AppRunner | None = None
-    _site: web.TCPSite | None = None
+    _site: web.SockSite | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -59,12 +61,14 @@ class WebhookReceiver:
         return self
 
     async def _listen(self) -> None:
+        """Listen on `port` (a free one the first time, the same one when back up)."""
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        self._site = web.SockSite(self._runner, sock)
         await self._site.start()
-        server = self._site._server
-        assert server is not None and getattr(server, "sockets", None)
-        self.port = server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -91,7 +95,10 @@ class WebhookReceiver:
         given = request.headers.get("X-Pgwarden-Signature", "")
         if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW:
             return "stale or missing timestamp"
-        expected = "sha256=" + hmac.new(self.hmac_secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        expected = (
+            "sha256="
+            + hmac.new(self.hmac_secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        )
         if not hmac.compare_digest(expected, given):
             return "bad signature"
         return None
@@ -126,15 +133,13 @@ class WebhookReceiver:
     def digests(self) -> list[dict[str, Any]]:
         return [d.body["digest"] for d in self.received if d.body.get("type") == "digest"]
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Delivery]:
-        """Until at least `count` requests have been accepted."""
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int, within: float = 10.0) -> list[Delivery]:
+        """Until at least `count` requests have been accepted (AssertionError after `within` seconds)."""
+        deadline = time.monotonic() + within
         while len(self.received) < count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self.received)} of {count} notifications arrived in {timeout}s")
+                raise AssertionError(f"{len(self.received)} of {count} notifications arrived in {within}s")
             self.arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), max(0.01, deadline - time.monotonic()))
-            except TimeoutError:
-                pass
         return self.received

@@ -20,7 +20,13 @@ HMAC_SECRET = "audit-hmac-secret-0123456789"
 PUBLIC_URL = "https://pgwarden.example.internal"
 # Retries in tenths of seconds, not minutes; the rate limit's window in seconds.
 FAST = SenderTuning(
-    poll_interval=0.05, lease=5.0, batch=100, backoff_base=0.05, backoff_cap=0.4, give_up_after=60.0, window=60.0
+    poll_interval=0.05,
+    lease=5.0,
+    batch=100,
+    backoff_base=0.05,
+    backoff_cap=0.4,
+    give_up_after=60.0,
+    window=60.0,
 )
 
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
@@ -56,7 +62,9 @@ def notify_section(
 def app_for(aiohttp_client: Any) -> AppFactory:
     """A responder on the test client whose sender runs on `tuning` (FAST by default)."""
 
-    async def factory(config: Config, tuning: SenderTuning = FAST) -> TestClient[web.Request, web.Application]:
+    async def factory(
+        config: Config, tuning: SenderTuning = FAST
+    ) -> TestClient[web.Request, web.Application]:
         app = make_app(config, clock=frozen_clock)
         app[keys.NOTIFY_TUNING] = tuning
         client: TestClient[web.Request, web.Application] = await aiohttp_client(app)

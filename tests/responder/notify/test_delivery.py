@@ -37,19 +37,24 @@ async def notifications(client: Client) -> dict[tuple[str, str], float]:
     }
 
 
-async def until(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(check: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
 
 
 def outbox(config_journal: str) -> list[tuple[Any, ...]]:
-    return journal_sql(config_journal, "SELECT action_id, receiver, change, outcome FROM pgwarden_outbox ORDER BY id")
+    return journal_sql(
+        config_journal, "SELECT action_id, receiver, change, outcome FROM pgwarden_outbox ORDER BY id"
+    )
 
 
 async def test_a_pending_decision_then_its_outcome_reach_the_webhook_signed_with_links(
-    make_config: ConfigFactory, app_for: AppFactory, receiver: WebhookReceiver, approvers: list[dict[str, str]]
+    make_config: ConfigFactory,
+    app_for: AppFactory,
+    receiver: WebhookReceiver,
+    approvers: list[dict[str, str]],
 ) -> None:
     config = make_config(
         approvers=approvers,
@@ -142,8 +147,8 @@ async def test_a_receiver_down_for_a_while_gets_each_notice_once_when_it_is_back
     await until(retried)  # several attempts each, backing off, while the webhook kept answering
     assert receiver.received == []
     failures = [r for r in caplog.records if r.getMessage() == "notification failed, will retry"]
-    assert {getattr(r, "receiver") for r in failures} == {"audit"}
-    assert {getattr(r, "action_id") for r in failures} == set(ids)
+    assert {r.__dict__["receiver"] for r in failures} == {"audit"}
+    assert {r.__dict__["action_id"] for r in failures} == set(ids)
     await receiver.up()
     await receiver.wait_for(3)
     await asyncio.sleep(FAST.backoff_cap * 2)  # time for any duplicate to arrive
@@ -172,7 +177,7 @@ async def test_a_permanent_refusal_is_given_up_once_and_retry_after_is_honoured(
     await asyncio.sleep(0.3)
     assert receiver.attempts == 1 and receiver.refused == ["bad signature"]
     (line,) = [r for r in caplog.records if r.getMessage() == "notification given up"]
-    assert (getattr(line, "receiver"), getattr(line, "action_id"), getattr(line, "error")) == (
+    assert (line.__dict__["receiver"], line.__dict__["action_id"], line.__dict__["error"]) == (
         "audit", decided["id"], "HTTP 401"
     )  # fmt: skip
 
@@ -200,7 +205,7 @@ async def test_over_the_rate_limit_notices_become_one_digest(
     client = await app_for(config, SenderTuning(**{**FAST.__dict__, "window": 1.5}))
     decided = await post_alerts(client, *(alert() for _ in range(14)))
     ids = sorted(d["id"] for d in decided)
-    await receiver.wait_for(3, timeout=15)
+    await receiver.wait_for(3, within=15)
     await asyncio.sleep(2.0)  # another window: nothing more comes
     assert len(receiver.received) == 3
     singles = [d["decision"]["id"] for d in receiver.decisions()]

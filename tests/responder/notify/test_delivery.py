@@ -146,6 +146,8 @@ async def test_a_receiver_down_for_a_while_gets_each_notice_once_when_it_is_back
 
     await until(retried)  # several attempts each, backing off, while the webhook kept answering
     assert receiver.received == []
+    metrics = await (await client.get("/metrics")).text()
+    assert 'pgwarden_notifications_queued{receiver="audit"} 3.0' in metrics
     failures = [r for r in caplog.records if r.getMessage() == "notification failed, will retry"]
     assert {r.__dict__["receiver"] for r in failures} == {"audit"}
     assert {r.__dict__["action_id"] for r in failures} == set(ids)
@@ -156,6 +158,8 @@ async def test_a_receiver_down_for_a_while_gets_each_notice_once_when_it_is_back
     counted = await notifications(client)
     assert counted[("audit", "sent")] == 3 and ("audit", "gave_up") not in counted
     assert [outcome for *_, outcome in outbox(config.journal)] == ["sent"] * 3
+    metrics = await (await client.get("/metrics")).text()
+    assert 'pgwarden_notifications_queued{receiver="audit"} 0.0' in metrics
 
 
 async def test_a_permanent_refusal_is_given_up_once_and_retry_after_is_honoured(

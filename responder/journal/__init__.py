@@ -34,6 +34,7 @@ from responder.journal.outbox import (
     op_claim_due,
     op_claim_held,
     op_done,
+    op_held_done,
     op_later,
     op_message_ref,
     op_prune_outbox,
@@ -208,9 +209,13 @@ class Journal:
         """Lease up to `limit` due notices to this replica for `lease` seconds."""
         return await self.store.run(op_claim_due(self.owner, lease, limit))
 
-    async def claim_held(self, receiver: str, lease: float) -> list[OutboxRow]:
-        """Lease every notice `receiver`'s rate limit held back (what its digest says)."""
-        return await self.store.run(op_claim_held(receiver, self.owner, lease))
+    async def claim_held(self, receiver: str, lease: float) -> tuple[int, list[int]]:
+        """Lease every notice `receiver`'s rate limit held back: how many decisions, the latest ten."""
+        return await self.store.run(op_claim_held(receiver, self.owner, lease), heavy=True)
+
+    async def held_done(self, receiver: str, outcome: str | None, delay: float = 0.0) -> int:
+        """The digest's notices (`claim_held`) done with `outcome`, or (None) due again in `delay` seconds."""
+        return await self.store.run(op_held_done(receiver, self.owner, outcome, delay), heavy=True)
 
     async def notices_done(
         self, ids: Sequence[int], outcome: str, message: tuple[int, str, str | None, str | None] | None = None

@@ -135,20 +135,45 @@ def op_claim_due(owner: str, lease: float, limit: int) -> Callable[[Tx], list[Ou
     return run
 
 
-def op_claim_held(receiver: str, owner: str, lease: float) -> Callable[[Tx], list[OutboxRow]]:
-    """Lease every row of `receiver` held back by its rate limit, due or not: what its digest will say."""
+def op_claim_held(receiver: str, owner: str, lease: float) -> Callable[[Tx], tuple[int, list[int]]]:
+    """Lease every notice of `receiver` held back by its rate limit, due or not (what its digest says): how
+    many decisions they are, and the latest ten of them. However many there are, nothing but two numbers and
+    ten ids leaves the database."""
 
-    def run(tx: Tx) -> list[OutboxRow]:
+    def run(tx: Tx) -> tuple[int, list[int]]:
         now = tx.now()
-        skip = " FOR UPDATE OF o SKIP LOCKED" if tx.postgres else ""
-        found = tx.execute(
-            f"SELECT {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))} FROM pgwarden_outbox o"
-            f" WHERE o.receiver = ? AND o.held = 1 AND {_CLAIMABLE} ORDER BY o.id{skip}",
-            (receiver, now, owner, now, owner),
+        tx.execute(
+            "UPDATE pgwarden_outbox SET claimed_by = ?, lease_until = ? WHERE receiver = ? AND held = 1"
+            " AND sent_at IS NULL AND (lease_until IS NULL OR lease_until < ? OR claimed_by = ?)",
+            (owner, now + lease, receiver, now, owner),
+        )
+        mine = "FROM pgwarden_outbox WHERE receiver = ? AND held = 1 AND sent_at IS NULL AND claimed_by = ?"
+        count = tx.execute(f"SELECT count(DISTINCT action_id) {mine}", (receiver, owner)).fetchone()[0]
+        latest = tx.execute(
+            f"SELECT DISTINCT action_id {mine} ORDER BY action_id DESC LIMIT 10", (receiver, owner)
         ).fetchall()
-        rows = _rows(found)
-        _lease(tx, [r.id for r in rows], owner, now + lease)
-        return rows
+        return int(count), sorted(int(r[0]) for r in latest)
+
+    return run
+
+
+def op_held_done(receiver: str, owner: str, outcome: str | None, delay: float = 0.0) -> Callable[[Tx], int]:
+    """The held notices `owner` leased for `receiver`'s digest: done with `outcome` (digested, gave_up), or,
+    with None, given back to be tried again in `delay` seconds (a failed attempt). How many rows."""
+
+    def run(tx: Tx) -> int:
+        now = tx.now()
+        mine = "WHERE receiver = ? AND held = 1 AND sent_at IS NULL AND claimed_by = ?"
+        if outcome is None:
+            sql = (
+                "UPDATE pgwarden_outbox SET next_attempt_at = ?, attempts = attempts + 1, claimed_by = NULL,"
+            )
+            params: tuple[object, ...] = (now + max(0.0, delay), receiver, owner)
+            return tx.execute(f"{sql} lease_until = NULL {mine}", params).rowcount
+        return tx.execute(
+            f"UPDATE pgwarden_outbox SET sent_at = ?, outcome = ?, lease_until = NULL {mine}",
+            (now, outcome, receiver, owner),
+        ).rowcount
 
     return run
 

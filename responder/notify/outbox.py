@@ -48,8 +48,8 @@ def notice(
     return Notice(row, link, links)
 
 
-def digest(action_ids: Sequence[int], settings: NotifySettings) -> Digest:
-    """One message for the decisions a receiver's rate limit held back, linking to the console's list."""
+def digest(count: int, latest: Sequence[int], settings: NotifySettings) -> Digest:
+    """One message for the `count` decisions a receiver's rate limit held back (`latest`: the last few),
+    linking to the console's list of decisions."""
     base = settings.public_url
-    ids = tuple(sorted(set(action_ids)))
-    return Digest(len(ids), ids[-10:], f"{base}/ui" if base else None)
+    return Digest(count, tuple(latest), f"{base}/ui" if base else None)

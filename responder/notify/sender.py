@@ -25,7 +25,7 @@ from responder.journal import Journal, JournalUnavailable, OutboxRow
 from responder.journal.outbox import DIGESTED, GAVE_UP, SENT
 from responder.notify.config import NotifySettings, Receiver
 from responder.notify.metrics import NotifyMetrics
-from responder.notify.model import DeliveryError, Digest, MessageRef, Notice, Transport
+from responder.notify.model import DeliveryError, MessageRef, Transport
 from responder.notify.outbox import digest, notice
 from responder.notify.ratelimit import RateLimits
 from responder.notify.transports import transport_for
@@ -186,27 +186,41 @@ class Sender:
         return True
 
     async def _send_digest(self, receiver: Receiver, transport: Transport, held: list[Group]) -> bool:
-        """One digest for every notice `receiver`'s rate limit held back (those leased and any others)."""
-        groups = dict(held)
-        for row in await self.journal.claim_held(receiver.name, self.tuning.lease):
-            if row.id not in {r.id for r in groups.get(row.action_id, [])}:
-                groups.setdefault(row.action_id, []).append(row)
-        message: Notice | Digest = digest(list(groups), self.settings)
+        """One digest for every notice `receiver`'s rate limit held back (those leased here and any others):
+        whether the receiver took it (or it was given up)."""
+        name = receiver.name
+        count, latest = await self.journal.claim_held(name, self.tuning.lease)
+        if count == 0:
+            return True
         try:
-            await transport.send(receiver, message, None)
-        except Exception as exc:
-            return await self._failed(receiver.name, list(groups.items()), exc, held=True)
-        await self.journal.notices_done([r.id for rows in groups.values() for r in rows], DIGESTED)
-        self.metrics.count(receiver.name, DIGESTED, len(groups))
-        log.info("notification digest sent", extra={"receiver": receiver.name, "decisions": len(groups)})
+            await transport.send(receiver, digest(count, latest, self.settings), None)
+        except Exception as exc:  # any failure of a transport is a failed attempt
+            error, permanent, retry_after = _failure(exc)
+            if permanent:
+                await self.journal.held_done(name, GAVE_UP)
+                self.metrics.count(name, GAVE_UP, count)
+                log.error(
+                    "notification digest given up",
+                    extra={"receiver": name, "decisions": count, "error": error},
+                )
+                return True
+            attempts = max((r.attempts for _, rows in held for r in rows), default=0) + 1
+            delay = self.tuning.backoff(attempts, retry_after)
+            await self.journal.held_done(name, None, delay)
+            self.metrics.count(name, "failed")
+            log.warning(
+                "notification digest failed, will retry",
+                extra={"receiver": name, "decisions": count, "retry_in": round(delay, 3), "error": error},
+            )
+            return False
+        await self.journal.held_done(name, DIGESTED)
+        self.metrics.count(name, DIGESTED, count)
+        log.info("notification digest sent", extra={"receiver": name, "decisions": count})
         return True
 
-    async def _failed(self, name: str, groups: list[Group], exc: Exception, held: bool = False) -> bool:
+    async def _failed(self, name: str, groups: list[Group], exc: Exception) -> bool:
         """A send that failed: retried later, or given up. Whether the receiver may be tried again this round."""
-        if isinstance(exc, DeliveryError):
-            error, permanent, retry_after = str(exc), exc.permanent, exc.retry_after
-        else:  # a transport's bug or an unexpected client error: its text may quote a URL, its kind never does
-            error, permanent, retry_after = f"unexpected {type(exc).__name__}", False, None
+        error, permanent, retry_after = _failure(exc)
         rows = [r for _, group in groups for r in group]
         oldest = min(r.created_at for r in rows)
         if permanent or time.time() - oldest > self.tuning.give_up_after:
@@ -215,7 +229,7 @@ class Sender:
             return True
         attempts = max(r.attempts for r in rows) + 1
         delay = self.tuning.backoff(attempts, retry_after)
-        await self.journal.notices_later([r.id for r in rows], delay, failed=True, held=held)
+        await self.journal.notices_later([r.id for r in rows], delay, failed=True, held=False)
         self.metrics.count(name, "failed", len(groups))
         for action_id, _ in groups:
             log.warning(
@@ -239,3 +253,11 @@ class Sender:
         """Not tried this round (the receiver just failed, or the round ran long): given back as they were."""
         ids = [r.id for _, rows in groups for r in rows]
         await self.journal.notices_later(ids, delay, failed=False, held=False)
+
+
+def _failure(exc: Exception) -> tuple[str, bool, float | None]:
+    """What a failed send says: its error (never a URL), whether it is permanent, the receiver's Retry-After."""
+    if isinstance(exc, DeliveryError):
+        return str(exc), exc.permanent, exc.retry_after
+    # A transport's bug or an unexpected client error: its text may quote a URL, its kind never does.
+    return f"unexpected {type(exc).__name__}", False, None

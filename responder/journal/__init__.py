@@ -34,9 +34,10 @@ from responder.journal.outbox import (
     op_claim_due,
     op_claim_held,
     op_done,
-    op_held_done,
     op_later,
-    op_message_ref,
+    op_leased_done,
+    op_leased_summary,
+    op_notice_of,
     op_prune_outbox,
     op_queued,
     op_release,
@@ -66,6 +67,7 @@ from responder.journal.upkeep import (
 from responder.outcomes import Answer, Outcome, State
 
 HEAVY_RECORD = 64
+OUTBOX_CHUNK = 500  # notices marked per transaction when a digest says many
 
 __all__ = [
     "ActionFilter",
@@ -205,17 +207,33 @@ class Journal:
 
     # ---- the notification outbox (responder.journal.outbox) ------------------------------------------------
 
-    async def claim_notices(self, lease: float, limit: int) -> list[OutboxRow]:
-        """Lease up to `limit` due notices to this replica for `lease` seconds."""
-        return await self.store.run(op_claim_due(self.owner, lease, limit))
+    async def claim_notices(
+        self, lease: float, limit: int, skip_receivers: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Lease up to `limit` due notices to this replica for `lease` seconds (none of `skip_receivers`)."""
+        return await self.store.run(op_claim_due(self.owner, lease, limit, skip_receivers))
 
-    async def claim_held(self, receiver: str, lease: float) -> tuple[int, list[int]]:
-        """Lease every notice `receiver`'s rate limit held back: how many decisions, the latest ten."""
-        return await self.store.run(op_claim_held(receiver, self.owner, lease), heavy=True)
+    async def claim_digest(self, receiver: str, lease: float) -> tuple[int, list[int]]:
+        """Lease every notice `receiver`'s rate limit held back, and any other due, in transactions of a few
+        hundred rows: how many decisions they are, and the latest ten."""
+        while (
+            await self.store.run(op_claim_held(receiver, self.owner, lease, OUTBOX_CHUNK), heavy=True)
+            == OUTBOX_CHUNK
+        ):
+            pass
+        return await self.store.run(op_leased_summary(receiver, self.owner))
 
-    async def held_done(self, receiver: str, outcome: str | None, delay: float = 0.0) -> int:
-        """The digest's notices (`claim_held`) done with `outcome`, or (None) due again in `delay` seconds."""
-        return await self.store.run(op_held_done(receiver, self.owner, outcome, delay), heavy=True)
+    async def digest_done(self, receiver: str, outcome: str | None, delay: float = 0.0) -> None:
+        """The digest's notices (`claim_digest`) done with `outcome`, or (None) due again in `delay` seconds."""
+        op = op_leased_done(receiver, self.owner, outcome, OUTBOX_CHUNK, delay)
+        while await self.store.run(op, heavy=True) == OUTBOX_CHUNK:
+            pass
+
+    async def notice_of(
+        self, action_id: int, receiver: str
+    ) -> tuple[ActionRow | None, tuple[str | None, str | None] | None]:
+        """Decision `action_id` as it is now, and the reference of the message `receiver` was sent for it."""
+        return await self.store.run(op_notice_of(action_id, receiver))
 
     async def notices_done(
         self, ids: Sequence[int], outcome: str, message: tuple[int, str, str | None, str | None] | None = None
@@ -229,9 +247,6 @@ class Journal:
 
     async def release_notices(self) -> None:
         await self.store.run(op_release(self.owner))
-
-    async def message_ref(self, action_id: int, receiver: str) -> tuple[str | None, str | None] | None:
-        return await self.store.run(op_message_ref(action_id, receiver))
 
     async def queued_notices(self) -> dict[str, int]:
         """Notices not sent yet, by receiver (all replicas)."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from responder.journal.reads import get_row
+from responder.journal.rows import ActionRow
 from responder.journal.tx import Tx
 
 # Which receivers hear of a change: (route key: an outcome or `pending`, playbook) -> receiver names.
@@ -45,6 +47,7 @@ def v2_statements(postgres: bool) -> list[str]:
         "CREATE INDEX pgwarden_outbox_due ON pgwarden_outbox (next_attempt_at) WHERE sent_at IS NULL",
         "CREATE INDEX pgwarden_outbox_action ON pgwarden_outbox (action_id, receiver)",
         "CREATE INDEX pgwarden_outbox_sent ON pgwarden_outbox (sent_at)",
+        "CREATE INDEX pgwarden_outbox_receiver ON pgwarden_outbox (receiver, claimed_by) WHERE sent_at IS NULL",
         """CREATE TABLE pgwarden_messages (
             action_id BIGINT NOT NULL, receiver TEXT NOT NULL,
             channel TEXT, ts TEXT, updated_at DOUBLE PRECISION NOT NULL,
@@ -117,16 +120,20 @@ _CLAIMABLE = (
 )
 
 
-def op_claim_due(owner: str, lease: float, limit: int) -> Callable[[Tx], list[OutboxRow]]:
-    """Lease up to `limit` due rows to `owner` for `lease` seconds (each claimed by one replica only)."""
+def op_claim_due(
+    owner: str, lease: float, limit: int, skip_receivers: Sequence[str] = ()
+) -> Callable[[Tx], list[OutboxRow]]:
+    """Lease up to `limit` due rows to `owner` for `lease` seconds (each claimed by one replica only), none of
+    `skip_receivers` (over their rate limit here)."""
 
     def run(tx: Tx) -> list[OutboxRow]:
         now = tx.now()
         skip = " FOR UPDATE OF o SKIP LOCKED" if tx.postgres else ""
+        others = f" AND o.receiver NOT IN ({_marks(skip_receivers)})" if skip_receivers else ""
         found = tx.execute(
             f"SELECT {', '.join('o.' + c.strip() for c in _COLUMNS.split(','))} FROM pgwarden_outbox o"
-            f" WHERE o.next_attempt_at <= ? AND {_CLAIMABLE} ORDER BY o.id LIMIT ?{skip}",
-            (now, now, owner, now, owner, limit),
+            f" WHERE o.next_attempt_at <= ? AND {_CLAIMABLE}{others} ORDER BY o.id LIMIT ?{skip}",
+            (now, now, owner, now, owner, *skip_receivers, limit),
         ).fetchall()
         rows = _rows(found)
         _lease(tx, [r.id for r in rows], owner, now + lease)
@@ -135,45 +142,68 @@ def op_claim_due(owner: str, lease: float, limit: int) -> Callable[[Tx], list[Ou
     return run
 
 
-def op_claim_held(receiver: str, owner: str, lease: float) -> Callable[[Tx], tuple[int, list[int]]]:
-    """Lease every notice of `receiver` held back by its rate limit, due or not (what its digest says): how
-    many decisions they are, and the latest ten of them. However many there are, nothing but two numbers and
-    ten ids leaves the database."""
+def op_claim_held(receiver: str, owner: str, lease: float, chunk: int) -> Callable[[Tx], int]:
+    """Lease up to `chunk` more of `receiver`'s notices for its digest: those its rate limit held back, due or
+    not, and any other due; how many were leased (fewer than `chunk`: that was all)."""
+
+    def run(tx: Tx) -> int:
+        now = tx.now()
+        return tx.execute(
+            "UPDATE pgwarden_outbox SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT o.id FROM"
+            " pgwarden_outbox o WHERE o.receiver = ? AND o.sent_at IS NULL AND (o.held = 1 OR o.next_attempt_at <= ?)"
+            " AND (o.lease_until IS NULL OR o.lease_until < ?) LIMIT ?)",
+            (owner, now + lease, receiver, now, now, chunk),
+        ).rowcount
+
+    return run
+
+
+_MINE = "FROM pgwarden_outbox WHERE receiver = ? AND claimed_by = ? AND sent_at IS NULL"
+
+
+def op_leased_summary(receiver: str, owner: str) -> Callable[[Tx], tuple[int, list[int]]]:
+    """The decisions of the notices `owner` leased for `receiver`: how many, and the latest ten."""
 
     def run(tx: Tx) -> tuple[int, list[int]]:
-        now = tx.now()
-        tx.execute(
-            "UPDATE pgwarden_outbox SET claimed_by = ?, lease_until = ? WHERE receiver = ? AND held = 1"
-            " AND sent_at IS NULL AND (lease_until IS NULL OR lease_until < ? OR claimed_by = ?)",
-            (owner, now + lease, receiver, now, owner),
-        )
-        mine = "FROM pgwarden_outbox WHERE receiver = ? AND held = 1 AND sent_at IS NULL AND claimed_by = ?"
-        count = tx.execute(f"SELECT count(DISTINCT action_id) {mine}", (receiver, owner)).fetchone()[0]
+        count = tx.execute(f"SELECT count(DISTINCT action_id) {_MINE}", (receiver, owner)).fetchone()[0]
         latest = tx.execute(
-            f"SELECT DISTINCT action_id {mine} ORDER BY action_id DESC LIMIT 10", (receiver, owner)
+            f"SELECT DISTINCT action_id {_MINE} ORDER BY action_id DESC LIMIT 10", (receiver, owner)
         ).fetchall()
         return int(count), sorted(int(r[0]) for r in latest)
 
     return run
 
 
-def op_held_done(receiver: str, owner: str, outcome: str | None, delay: float = 0.0) -> Callable[[Tx], int]:
-    """The held notices `owner` leased for `receiver`'s digest: done with `outcome` (digested, gave_up), or,
+def op_leased_done(
+    receiver: str, owner: str, outcome: str | None, chunk: int, delay: float = 0.0
+) -> Callable[[Tx], int]:
+    """Up to `chunk` of the notices `owner` leased for `receiver`: done with `outcome` (digested, gave_up), or,
     with None, given back to be tried again in `delay` seconds (a failed attempt). How many rows."""
 
     def run(tx: Tx) -> int:
         now = tx.now()
-        mine = "WHERE receiver = ? AND held = 1 AND sent_at IS NULL AND claimed_by = ?"
+        some = f"id IN (SELECT id {_MINE} LIMIT ?)"
         if outcome is None:
-            sql = (
-                "UPDATE pgwarden_outbox SET next_attempt_at = ?, attempts = attempts + 1, claimed_by = NULL,"
-            )
-            params: tuple[object, ...] = (now + max(0.0, delay), receiver, owner)
-            return tx.execute(f"{sql} lease_until = NULL {mine}", params).rowcount
+            return tx.execute(
+                "UPDATE pgwarden_outbox SET next_attempt_at = ?, attempts = attempts + 1, held = 1,"
+                f" claimed_by = NULL, lease_until = NULL WHERE {some}",
+                (now + max(0.0, delay), receiver, owner, chunk),
+            ).rowcount
         return tx.execute(
-            f"UPDATE pgwarden_outbox SET sent_at = ?, outcome = ?, lease_until = NULL {mine}",
-            (now, outcome, receiver, owner),
+            f"UPDATE pgwarden_outbox SET sent_at = ?, outcome = ?, lease_until = NULL WHERE {some}",
+            (now, outcome, receiver, owner, chunk),
         ).rowcount
+
+    return run
+
+
+def op_notice_of(
+    action_id: int, receiver: str
+) -> Callable[[Tx], tuple[ActionRow | None, tuple[str | None, str | None] | None]]:
+    """Decision `action_id` as it is now, and the (channel, ts) of the message `receiver` was sent for it."""
+
+    def run(tx: Tx) -> tuple[ActionRow | None, tuple[str | None, str | None] | None]:
+        return get_row(tx, action_id), op_message_ref(action_id, receiver)(tx)
 
     return run
 

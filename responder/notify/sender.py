@@ -45,6 +45,8 @@ class SenderTuning:
     backoff_cap: float = 300.0
     give_up_after: float = 86400.0  # a notice still failing this long after it was queued is given up
     window: float = 60.0  # the rate limit's window (rate_per_minute per this many seconds)
+    min_interval: float = 0.2  # between two rounds: a busy journal's changes are taken a batch at a time
+    gauge_every: float = 5.0  # the queued gauge is read from the journal at most this often
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         delay: float = min(self.backoff_cap, self.backoff_base * 2.0 ** max(0, attempts - 1))
@@ -75,6 +77,9 @@ class Sender:
         self.limits = RateLimits(self._rate_of, tuning.window)
         self._task: asyncio.Task[None] | None = None
         self._names = tuple(r.name for r in settings.receivers)
+        self._backlogged: dict[str, float] = {}  # over the limit, notices held: digest due at (monotonic)
+        self._gauge_at = 0.0
+        self._digest_attempts: dict[str, int] = {}
 
     def _rate_of(self, name: str) -> int:
         receiver = self.settings.receiver(name)
@@ -106,20 +111,31 @@ class Sender:
                 log.warning("notifications: journal unavailable", extra={"error": str(exc)})
             except Exception:  # never die: the next round tries again
                 log.exception("notifications: round failed")
+            await asyncio.sleep(self.tuning.min_interval)
             if full:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.journal.noted.wait(), self.tuning.poll_interval)
 
     async def round(self) -> int:
-        """Lease due notices and send them, every receiver at once; how many notices were leased."""
-        rows = await self.journal.claim_notices(self.tuning.lease, self.tuning.batch)
+        """Send the digests that are due, then lease due notices and send them, every receiver at once (none
+        whose rate limit is reached); how many notices were leased."""
+        now = time.time()
+        for name, due in list(self._backlogged.items()):
+            if due <= time.monotonic() and self.limits[name].free_in(now) == 0:
+                await self._send_digest(name)
+        blocked = [n for n in self._names if n in self._backlogged or self.limits[n].free_in(now) > 0]
+        rows: list[OutboxRow] = []
+        if len(blocked) < len(self._names):
+            rows = await self.journal.claim_notices(self.tuning.lease, self.tuning.batch, blocked)
         by_receiver: dict[str, dict[int, list[OutboxRow]]] = {}
         for row in rows:
             by_receiver.setdefault(row.receiver, {}).setdefault(row.action_id, []).append(row)
         if by_receiver:
             await asyncio.gather(*(self._receiver(name, list(g.items())) for name, g in by_receiver.items()))
-        self.metrics.set_queued(self._names, await self.journal.queued_notices())
+        if time.monotonic() >= self._gauge_at:
+            self._gauge_at = time.monotonic() + self.tuning.gauge_every
+            self.metrics.set_queued(self._names, await self.journal.queued_notices())
         return len(rows)
 
     async def _receiver(self, name: str, groups: list[Group]) -> None:
@@ -132,27 +148,19 @@ class Sender:
                 await self._give_up(name, action_id, rows, why)
             return
         window = self.limits[name]
-        held = [g for g in groups if any(r.held for r in g[1])]
-        fresh = [g for g in groups if not any(r.held for r in g[1])]
-        if held:
-            if window.take(time.time()):
-                if not await self._send_digest(receiver, transport, held):
-                    await self._later(
-                        fresh, 0.0
-                    )  # the receiver is failing: the rest waits for the next round
-                    return
-            else:
-                await self._hold(window.free_in(time.time()), held)
-        for i, (action_id, rows) in enumerate(fresh):
+        for i, (action_id, rows) in enumerate(groups):
             now = time.time()
             if time.monotonic() - started > self.tuning.lease / 2:
-                await self._later(fresh[i:], 0.0)  # leases must not lapse while this replica still holds them
+                await self._later(
+                    groups[i:], 0.0
+                )  # leases must not lapse while this replica still holds them
                 return
-            if not window.take(now):
-                await self._hold(window.free_in(now), fresh[i:])
+            if not window.take(now):  # over the limit: these and what follows wait for one digest
+                self._backlogged.setdefault(name, 0.0)
+                await self._hold(window.free_in(now), groups[i:])
                 return
             if not await self._send_one(receiver, transport, action_id, rows):
-                await self._later(fresh[i + 1 :], 0.0)
+                await self._later(groups[i + 1 :], 0.0)  # the receiver is failing: the rest waits
                 return
 
     async def _send_one(
@@ -160,11 +168,10 @@ class Sender:
     ) -> bool:
         """One message for decision `action_id`: whether the receiver took it (or it was given up)."""
         name, ids = receiver.name, [r.id for r in rows]
-        row = await self.journal.get(action_id)
+        row, found = await self.journal.notice_of(action_id, name)
         if row is None:
             await self._give_up(name, action_id, rows, "the decision is no longer in the journal")
             return True
-        found = await self.journal.message_ref(action_id, name)
         previous = MessageRef(*found) if found is not None else None
         message = notice(row, receiver, self.settings, self.principals)
         try:
@@ -185,38 +192,44 @@ class Sender:
         )
         return True
 
-    async def _send_digest(self, receiver: Receiver, transport: Transport, held: list[Group]) -> bool:
-        """One digest for every notice `receiver`'s rate limit held back (those leased here and any others):
-        whether the receiver took it (or it was given up)."""
-        name = receiver.name
-        count, latest = await self.journal.claim_held(name, self.tuning.lease)
+    async def _send_digest(self, name: str) -> None:
+        """One message for every notice `name`'s rate limit held back (and any other due for it)."""
+        receiver = self.settings.receiver(name)
+        transport = self.transports(receiver.kind) if receiver is not None else None
+        if receiver is None or transport is None or not self.limits[name].take(time.time()):
+            return
+        count, latest = await self.journal.claim_digest(name, self.tuning.lease)
         if count == 0:
-            return True
+            del self._backlogged[name]
+            return
         try:
             await transport.send(receiver, digest(count, latest, self.settings), None)
         except Exception as exc:  # any failure of a transport is a failed attempt
             error, permanent, retry_after = _failure(exc)
             if permanent:
-                await self.journal.held_done(name, GAVE_UP)
+                del self._backlogged[name]
+                await self.journal.digest_done(name, GAVE_UP)
                 self.metrics.count(name, GAVE_UP, count)
                 log.error(
                     "notification digest given up",
                     extra={"receiver": name, "decisions": count, "error": error},
                 )
-                return True
-            attempts = max((r.attempts for _, rows in held for r in rows), default=0) + 1
-            delay = self.tuning.backoff(attempts, retry_after)
-            await self.journal.held_done(name, None, delay)
+                return
+            delay = self.tuning.backoff(self._digest_attempts.get(name, 0) + 1, retry_after)
+            self._digest_attempts[name] = self._digest_attempts.get(name, 0) + 1
+            self._backlogged[name] = time.monotonic() + delay
+            await self.journal.digest_done(name, None, delay)
             self.metrics.count(name, "failed")
             log.warning(
                 "notification digest failed, will retry",
                 extra={"receiver": name, "decisions": count, "retry_in": round(delay, 3), "error": error},
             )
-            return False
-        await self.journal.held_done(name, DIGESTED)
+            return
+        del self._backlogged[name]
+        self._digest_attempts.pop(name, None)
+        await self.journal.digest_done(name, DIGESTED)
         self.metrics.count(name, DIGESTED, count)
         log.info("notification digest sent", extra={"receiver": name, "decisions": count})
-        return True
 
     async def _failed(self, name: str, groups: list[Group], exc: Exception) -> bool:
         """A send that failed: retried later, or given up. Whether the receiver may be tried again this round."""

@@ -27,6 +27,8 @@ FAST = SenderTuning(
     backoff_cap=0.4,
     give_up_after=60.0,
     window=60.0,
+    min_interval=0.0,
+    gauge_every=0.0,
 )
 
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

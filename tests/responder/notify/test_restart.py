@@ -50,7 +50,7 @@ async def test_a_restart_mid_queue_sends_each_notice_once(
     # ... and a replica that dies holding leases on some of them (as a process killed mid-send leaves them)
     dead = Journal(open_store(journal_url), "dead-replica", router(config.notify))
     await dead.start()
-    await asyncio.sleep(FAST.backoff_cap)  # every notice due again
+    await asyncio.sleep(FAST.backoff_cap + 0.5)  # every notice due again
     leased = await dead.claim_notices(lease=1.0, limit=3)
     await dead.store.close()  # no release: gone without a word
     assert len(leased) == 3

@@ -29,6 +29,7 @@ class Delivery:
     body: dict[str, Any]
     at: float
     headers: dict[str, str]
+    raw: bytes
 
 
 @dataclass
@@ -122,7 +123,7 @@ class WebhookReceiver:
         if request.content_type != "application/json":
             self.refused.append("not JSON")
             return web.Response(status=415)
-        self.received.append(Delivery(json.loads(body), time.time(), dict(request.headers)))
+        self.received.append(Delivery(json.loads(body), time.time(), dict(request.headers), body))
         self.arrived.set()
         return web.Response(status=204)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from responder.approvals.links import verify_link
 from responder.notify.sender import SenderTuning
-from tests.responder.notify.conftest import FAST, PUBLIC_URL, AppFactory, notify_section
+from responder.notify.transports.webhook import signature
+from tests.responder.notify.conftest import FAST, HMAC_SECRET, PUBLIC_URL, AppFactory, notify_section
 from tests.support.journal import journal_sql
 from tests.support.receivers import WebhookReceiver
 from tests.support.responder import APPROVE, AUTH, ConfigFactory, record_playbook
@@ -222,3 +224,35 @@ async def test_over_the_rate_limit_notices_become_one_digest(
     assert (counted[("audit", "sent")], counted[("audit", "digested")]) == (2, 12)
     outcomes = sorted(outcome for *_, outcome in outbox(config.journal))
     assert outcomes == ["digested"] * 12 + ["sent"] * 2
+
+
+def documented_verification() -> Any:
+    """The Python of docs/responder.md's "Webhook receivers", as a consumer would paste it."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "responder.md").read_text()
+    section = doc.split("### Webhook receivers", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    return scope["from_pgwarden"]
+
+
+async def test_the_documented_verification_accepts_pgwarden_and_refuses_forgeries(
+    make_config: ConfigFactory, app_for: AppFactory, receiver: WebhookReceiver
+) -> None:
+    client = await app_for(make_config(notify=notify_section(receiver)))
+    await post_alerts(client, alert())
+    (delivery,) = await receiver.wait_for(1)
+    verify = documented_verification()
+    secret = HMAC_SECRET.encode()
+    assert verify(secret, delivery.headers, delivery.raw)
+    assert not verify(b"another-secret", delivery.headers, delivery.raw)
+    assert not verify(secret, delivery.headers, delivery.raw.replace(b"succeeded", b"failed"))
+    old = str(int(time.time()) - 301)  # signed rightly, but too long ago: a replay
+    stale = {"X-Pgwarden-Timestamp": old, "X-Pgwarden-Signature": signature(HMAC_SECRET, old, delivery.raw)}
+    assert not verify(secret, stale, delivery.raw)
+    fresh = str(int(time.time()))
+    assert verify(
+        secret,
+        {"X-Pgwarden-Timestamp": fresh, "X-Pgwarden-Signature": signature(HMAC_SECRET, fresh, delivery.raw)},
+        delivery.raw,
+    )

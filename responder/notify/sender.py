@@ -28,7 +28,7 @@ from responder.notify.metrics import NotifyMetrics
 from responder.notify.model import DeliveryError, MessageRef, Transport
 from responder.notify.outbox import digest, notice
 from responder.notify.ratelimit import RateLimits
-from responder.notify.transports import transport_for
+from responder.notify.transports import discover, transport_for
 from responder.principals import Principal
 
 log = logging.getLogger("responder.notify")
@@ -86,6 +86,7 @@ class Sender:
         return receiver.rate_per_minute if receiver is not None else 1
 
     async def start(self) -> None:
+        discover()  # a transport module that is broken fails the start, not every round
         self.metrics.set_queued(self._names, {})
         self._task = asyncio.create_task(self.run(), name="notify-sender")
 

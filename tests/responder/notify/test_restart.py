@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,9 @@ from tests.responder.notify.conftest import FAST, HMAC_SECRET, AppFactory, notif
 from tests.support.clock import frozen_clock
 from tests.support.journal import journal_sql
 from tests.support.receivers import WebhookReceiver
-from tests.support.responder import AUTH, TOKEN, ConfigFactory, raw_config
+from tests.support.responder import AUTH, ConfigFactory, raw_config
+from tests.support.responder_process import start_responder, wait_ready
 from tests.support.webhook import alert, payload, post_alerts, wait_done
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def sent_once(hook: WebhookReceiver, ids: list[int]) -> None:
@@ -96,11 +93,11 @@ async def test_a_responder_killed_mid_queue_loses_nothing(tmp_path: Path, receiv
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     await receiver.down("503")
-    first = _start(path, port, log)
+    first = start_responder(path, port, log, {"AUDIT_HMAC": HMAC_SECRET})
     second: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession(headers=AUTH) as session:
-            await _wait_ready(session, base, first, log)
+            await wait_ready(session, base, first, log)
             async with session.post(f"{base}/webhook", json=payload(*(alert() for _ in range(5)))) as resp:
                 assert resp.status == 202
                 ids = sorted(d["id"] for d in (await resp.json())["decisions"])
@@ -111,8 +108,8 @@ async def test_a_responder_killed_mid_queue_loses_nothing(tmp_path: Path, receiv
             first.send_signal(signal.SIGKILL)  # no cleanup, no goodbye
             first.wait(10)
             await receiver.up()
-            second = _start(path, port, log)
-            await _wait_ready(session, base, second, log)
+            second = start_responder(path, port, log, {"AUDIT_HMAC": HMAC_SECRET})
+            await wait_ready(session, base, second, log)
             # a notice leased when the process died waits out its lease (a minute): allow for it
             await receiver.wait_for(5, within=90)
             await asyncio.sleep(1.5)
@@ -127,29 +124,3 @@ async def test_a_responder_killed_mid_queue_loses_nothing(tmp_path: Path, receiv
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-def _start(config_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RESPONDER_TEST_TOKEN": TOKEN, "AUDIT_HMAC": HMAC_SECRET, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "responder", "--config", str(config_path),
-             "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-        )  # fmt: skip
-
-
-async def _wait_ready(
-    session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, log.read_bytes()  # noqa: ASYNC240
-        try:
-            async with session.get(f"{base}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline, log.read_bytes()  # noqa: ASYNC240
-        await asyncio.sleep(0.1)

@@ -100,6 +100,10 @@ class Sender:
         self._task = None
         with contextlib.suppress(JournalUnavailable):
             await self.journal.release_notices()
+        for transport in discover().values():  # their HTTP sessions
+            close = getattr(transport, "aclose", None)
+            if close is not None:
+                await close()
 
     async def run(self) -> None:
         """Rounds until cancelled; nothing but cancellation ends it."""

@@ -10,6 +10,7 @@ status is permanent. Errors name the status or the failure's kind, never the URL
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -57,7 +58,25 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class WebhookTransport:
+    """POSTs on one keep-alive client session per event loop (closed by `aclose` when the sender stops)."""
+
     kind = "webhook"
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
+            self._loop = loop
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
+            await session.close()
 
     async def send(
         self, receiver: Receiver, message: Notice | Digest, previous: MessageRef | None
@@ -69,10 +88,9 @@ class WebhookTransport:
             headers[TIMESTAMP_HEADER] = stamp
             headers[SIGNATURE_HEADER] = signature(receiver.signing_secret, stamp, body)
         try:
-            async with (
-                aiohttp.ClientSession(timeout=TIMEOUT) as session,
-                session.post(receiver.url, data=body, headers=headers, allow_redirects=False) as response,
-            ):
+            async with self._client().post(
+                receiver.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 await response.read()

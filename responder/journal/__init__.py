@@ -29,6 +29,7 @@ from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
 from responder.journal.outbox import (
+    Message,
     OutboxRow,
     Router,
     op_claim_due,
@@ -37,7 +38,7 @@ from responder.journal.outbox import (
     op_later,
     op_leased_done,
     op_leased_summary,
-    op_notice_of,
+    op_notices_of,
     op_prune_outbox,
     op_queued,
     op_release,
@@ -229,17 +230,16 @@ class Journal:
         while await self.store.run(op, heavy=True) == OUTBOX_CHUNK:
             pass
 
-    async def notice_of(
-        self, action_id: int, receiver: str
-    ) -> tuple[ActionRow | None, tuple[str | None, str | None] | None]:
-        """Decision `action_id` as it is now, and the reference of the message `receiver` was sent for it."""
-        return await self.store.run(op_notice_of(action_id, receiver))
+    async def notices_of(
+        self, action_ids: Sequence[int], receiver: str
+    ) -> dict[int, tuple[ActionRow, tuple[str | None, str | None] | None]]:
+        """The decisions as they are now, each with the reference of the message `receiver` was sent for it."""
+        return await self.store.run(op_notices_of(action_ids, receiver))
 
-    async def notices_done(
-        self, ids: Sequence[int], outcome: str, message: tuple[int, str, str | None, str | None] | None = None
-    ) -> int:
-        """Mark notices sent, digested or given up (with the reference of the message sent, if any)."""
-        return await self.store.run(op_done(ids, self.owner, outcome, message))
+    async def notices_done(self, done: Sequence[tuple[Sequence[int], Message | None]], outcome: str) -> int:
+        """Mark notices sent, digested or given up: per message its rows, and the reference of the message
+        sent (if the receiver gave one)."""
+        return await self.store.run(op_done(done, self.owner, outcome))
 
     async def notices_later(self, ids: Sequence[int], delay: float, *, failed: bool, held: bool) -> None:
         """Give leased notices back, due again in `delay` seconds."""

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from responder.journal.reads import get_row
-from responder.journal.rows import ActionRow
+from responder.journal.rows import COLUMNS, ActionRow
 from responder.journal.tx import Tx
 
 # Which receivers hear of a change: (route key: an outcome or `pending`, playbook) -> receiver names.
@@ -197,55 +196,61 @@ def op_leased_done(
     return run
 
 
-def op_notice_of(
-    action_id: int, receiver: str
-) -> Callable[[Tx], tuple[ActionRow | None, tuple[str | None, str | None] | None]]:
-    """Decision `action_id` as it is now, and the (channel, ts) of the message `receiver` was sent for it."""
+Ref = tuple[str | None, str | None]  # a message's (channel, ts)
 
-    def run(tx: Tx) -> tuple[ActionRow | None, tuple[str | None, str | None] | None]:
-        return get_row(tx, action_id), op_message_ref(action_id, receiver)(tx)
+
+def op_notices_of(
+    action_ids: Sequence[int], receiver: str
+) -> Callable[[Tx], dict[int, tuple[ActionRow, Ref | None]]]:
+    """The decisions `action_ids` as they are now (those still journaled), each with the (channel, ts) of the
+    message `receiver` was sent for it, if any: what a round sends to one receiver, read at once."""
+
+    def run(tx: Tx) -> dict[int, tuple[ActionRow, Ref | None]]:
+        if not action_ids:
+            return {}
+        marks = _marks(action_ids)
+        rows = tx.execute(f"SELECT {COLUMNS} FROM pgwarden_actions WHERE id IN ({marks})", tuple(action_ids))
+        found = {row.id: row for row in (ActionRow.of(r) for r in rows.fetchall())}
+        refs = {
+            int(r[0]): (r[1], r[2])
+            for r in tx.execute(
+                f"SELECT action_id, channel, ts FROM pgwarden_messages WHERE receiver = ? AND action_id IN ({marks})",
+                (receiver, *action_ids),
+            ).fetchall()
+        }
+        return {i: (row, refs.get(i)) for i, row in found.items()}
 
     return run
 
 
-def op_message_ref(action_id: int, receiver: str) -> Callable[[Tx], tuple[str | None, str | None] | None]:
-    """The (channel, ts) of the message `receiver` was sent for decision `action_id`, if any."""
-
-    def run(tx: Tx) -> tuple[str | None, str | None] | None:
-        found = tx.execute(
-            "SELECT channel, ts FROM pgwarden_messages WHERE action_id = ? AND receiver = ?",
-            (action_id, receiver),
-        ).fetchone()
-        return None if found is None else (found[0], found[1])
-
-    return run
+Message = tuple[int, str, str | None, str | None]  # action_id, receiver, channel, ts
 
 
 def op_done(
-    ids: Sequence[int],
-    owner: str,
-    outcome: str,
-    message: tuple[int, str, str | None, str | None] | None = None,
+    done: Sequence[tuple[Sequence[int], Message | None]], owner: str, outcome: str
 ) -> Callable[[Tx], int]:
-    """Mark the rows `owner` holds among `ids` done with `outcome` (sent, digested, gave_up); with `message`
-    (action_id, receiver, channel, ts), keep the reference of the message sent. How many rows were marked."""
+    """Mark rows `owner` holds done with `outcome` (sent, digested, gave_up): per message, its rows and, when
+    the receiver answered one, the reference of the message sent (kept to update or follow it up). How many
+    rows were marked."""
 
     def run(tx: Tx) -> int:
-        if not ids:
-            return 0
         now = tx.now()
-        if message is not None:
-            tx.execute(
-                "INSERT INTO pgwarden_messages (action_id, receiver, channel, ts, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (action_id, receiver) DO UPDATE SET channel = excluded.channel, ts = excluded.ts,"
-                " updated_at = excluded.updated_at",
-                (*message, now),
-            )
-        return tx.execute(
-            "UPDATE pgwarden_outbox SET sent_at = ?, outcome = ?, lease_until = NULL"
-            f" WHERE id IN ({_marks(ids)}) AND claimed_by = ? AND sent_at IS NULL",
-            (now, outcome, *ids, owner),
-        ).rowcount
+        marked = 0
+        for ids, message in done:
+            if message is not None:
+                tx.execute(
+                    "INSERT INTO pgwarden_messages (action_id, receiver, channel, ts, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (action_id, receiver) DO UPDATE SET"
+                    " channel = excluded.channel, ts = excluded.ts, updated_at = excluded.updated_at",
+                    (*message, now),
+                )
+            if ids:
+                marked += tx.execute(
+                    "UPDATE pgwarden_outbox SET sent_at = ?, outcome = ?, lease_until = NULL"
+                    f" WHERE id IN ({_marks(ids)}) AND claimed_by = ? AND sent_at IS NULL",
+                    (now, outcome, *ids, owner),
+                ).rowcount
+        return marked
 
     return run
 

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from responder.journal import Journal, JournalUnavailable, OutboxRow
-from responder.journal.outbox import DIGESTED, GAVE_UP, SENT
+from responder.journal import ActionRow, Journal, JournalUnavailable, OutboxRow
+from responder.journal.outbox import DIGESTED, GAVE_UP, SENT, Message
 from responder.notify.config import NotifySettings, Receiver
 from responder.notify.metrics import NotifyMetrics
 from responder.notify.model import DeliveryError, MessageRef, Transport
@@ -32,6 +32,10 @@ from responder.notify.transports import discover, transport_for
 from responder.principals import Principal
 
 log = logging.getLogger("responder.notify")
+
+MARK_EVERY = (
+    20  # messages sent to one receiver between two marks in the journal (a crash resends at most these)
+)
 
 
 @dataclass(frozen=True)
@@ -153,44 +157,57 @@ class Sender:
                 await self._give_up(name, action_id, rows, why)
             return
         window = self.limits[name]
-        for i, (action_id, rows) in enumerate(groups):
-            now = time.time()
-            if time.monotonic() - started > self.tuning.lease / 2:
-                await self._later(
-                    groups[i:], 0.0
-                )  # leases must not lapse while this replica still holds them
-                return
-            if not window.take(now):  # over the limit: these and what follows wait for one digest
-                self._backlogged.setdefault(name, 0.0)
-                await self._hold(window.free_in(now), groups[i:])
-                return
-            if not await self._send_one(receiver, transport, action_id, rows):
-                await self._later(groups[i + 1 :], 0.0)  # the receiver is failing: the rest waits
-                return
+        found = await self.journal.notices_of([action_id for action_id, _ in groups], name)
+        sent: list[tuple[Sequence[int], Message | None]] = []  # marked a few at a time, in one transaction
+        try:
+            for i, (action_id, rows) in enumerate(groups):
+                now = time.time()
+                if time.monotonic() - started > self.tuning.lease / 2:
+                    await self._later(groups[i:], 0.0)  # leases must not lapse while this replica holds them
+                    return
+                if not window.take(now):  # over the limit: these and what follows wait for one digest
+                    self._backlogged.setdefault(name, 0.0)
+                    await self._hold(window.free_in(now), groups[i:])
+                    return
+                if action_id not in found:
+                    await self._give_up(name, action_id, rows, "the decision is no longer in the journal")
+                    continue
+                row, ref = found[action_id]
+                if not await self._send_one(receiver, transport, row, ref, rows, sent):
+                    await self._later(groups[i + 1 :], 0.0)  # the receiver is failing: the rest waits
+                    return
+                if len(sent) >= MARK_EVERY:
+                    await self.journal.notices_done(sent, SENT)
+                    sent.clear()
+        finally:
+            if sent:
+                await self.journal.notices_done(sent, SENT)
 
     async def _send_one(
-        self, receiver: Receiver, transport: Transport, action_id: int, rows: list[OutboxRow]
+        self,
+        receiver: Receiver,
+        transport: Transport,
+        row: ActionRow,
+        ref: tuple[str | None, str | None] | None,
+        rows: list[OutboxRow],
+        sent: list[tuple[Sequence[int], Message | None]],
     ) -> bool:
-        """One message for decision `action_id`: whether the receiver took it (or it was given up)."""
-        name, ids = receiver.name, [r.id for r in rows]
-        row, found = await self.journal.notice_of(action_id, name)
-        if row is None:
-            await self._give_up(name, action_id, rows, "the decision is no longer in the journal")
-            return True
-        previous = MessageRef(*found) if found is not None else None
+        """One message for decision `row` (added to `sent` when the receiver took it): whether it did."""
+        name = receiver.name
+        previous = MessageRef(*ref) if ref is not None else None
         message = notice(row, receiver, self.settings, self.principals)
         try:
-            ref = await transport.send(receiver, message, previous)
+            answered = await transport.send(receiver, message, previous)
         except Exception as exc:  # any failure of a transport is a failed attempt
-            return await self._failed(receiver.name, [(action_id, rows)], exc)
-        kept = (action_id, name, ref.channel, ref.ts) if ref is not None else None
-        await self.journal.notices_done(ids, SENT, kept)
+            return await self._failed(name, [(row.id, rows)], exc)
+        kept = (row.id, name, answered.channel, answered.ts) if answered is not None else None
+        sent.append(([r.id for r in rows], kept))
         self.metrics.count(name, SENT)
         log.info(
             "notification sent",
             extra={
                 "receiver": name,
-                "action_id": action_id,
+                "action_id": row.id,
                 "changes": len(rows),
                 "update": previous is not None,
             },
@@ -258,7 +275,7 @@ class Sender:
         return False
 
     async def _give_up(self, name: str, action_id: int, rows: list[OutboxRow], why: str) -> None:
-        await self.journal.notices_done([r.id for r in rows], GAVE_UP)
+        await self.journal.notices_done([([r.id for r in rows], None)], GAVE_UP)
         self.metrics.count(name, GAVE_UP)
         log.error("notification given up", extra={"receiver": name, "action_id": action_id, "error": why})
 

@@ -8,11 +8,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from responder.decision import AlertTrigger, Decision
 from responder.journal import Claim, Journal, JournalUnavailable, open_store
 from responder.journal.outbox import SENT
+from responder.notify.config import NotifySettings, Receiver, Route
+from responder.notify.metrics import NotifyMetrics
+from responder.notify.model import Digest, MessageRef, Notice
+from responder.notify.outbox import router
+from responder.notify.sender import Sender
 from responder.outcomes import Answer, Outcome, State
+from tests.responder.notify.conftest import FAST
 from tests.support.journal import journal_sql
 
 
@@ -89,8 +96,10 @@ async def test_a_lease_keeps_a_row_to_one_replica_until_it_lapses(journal_url: s
         await asyncio.sleep(0.6)
         again = await other.claim_notices(lease=5.0, limit=10)
         assert [r.id for r in again] == [r.id for r in claimed]
-        assert await first.notices_done([r.id for r in again], SENT) == 0  # no longer first's to mark
-        assert await other.notices_done([r.id for r in again], SENT) == 2
+        assert (
+            await first.notices_done([([r.id for r in again], None)], SENT) == 0
+        )  # no longer first's to mark
+        assert await other.notices_done([([r.id for r in again], None)], SENT) == 2
         assert await other.claim_notices(lease=5.0, limit=10) == []
         assert await other.queued_notices() == {}
     finally:
@@ -106,5 +115,48 @@ async def test_a_journal_without_routes_queues_nothing(tmp_path: Path) -> None:
         assert pending.id is not None
         await journal.decide(pending.id, False, "alice", 3600)
         assert queued(url) == []
+    finally:
+        await journal.close()
+
+
+class Threading:
+    """A transport as Slack's bot is one: it answers each new message with a reference, and is given it back
+    for the next change of the same decision (to edit that message)."""
+
+    kind = "webhook"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str | None, MessageRef | None]] = []
+
+    async def send(
+        self, receiver: Receiver, message: Notice | Digest, previous: MessageRef | None
+    ) -> MessageRef | None:
+        assert isinstance(message, Notice)
+        self.sent.append((message.row.id, message.row.state.value, previous))
+        return previous or MessageRef("C0", f"ts-{message.row.id}")
+
+
+async def test_the_next_change_of_a_decision_is_given_its_first_message(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    settings = NotifySettings(
+        (Receiver("chat", "webhook", "http://127.0.0.1:1/x"),), (Route("chat", ("*",), ("*",)),)
+    )
+    journal = Journal(open_store(url), "replica-1", router(settings))
+    await journal.start()
+    transport = Threading()
+    sender = Sender(journal, settings, (), NotifyMetrics(CollectorRegistry()), FAST, lambda kind: transport)
+    try:
+        (pending,) = await journal.record([decision(State.PENDING, "a")])
+        assert pending.id is not None
+        await sender.round()
+        await journal.decide(pending.id, False, "alice", 3600)
+        await sender.round()
+        assert transport.sent == [
+            (pending.id, "pending", None),
+            (pending.id, "done", MessageRef("C0", f"ts-{pending.id}")),
+        ]
+        assert journal_sql(url, "SELECT action_id, receiver, channel, ts FROM pgwarden_messages") == [
+            (pending.id, "chat", "C0", f"ts-{pending.id}")
+        ]
     finally:
         await journal.close()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from responder import keys, lifecycle
 from responder.api import actions, probes, schedules, webhook
+from responder.api.slack import setup_slack
 from responder.clock import Clock, system_clock
 from responder.config import Config
 from responder.metrics import ResponderMetrics
@@ -37,5 +38,6 @@ def make_app(
     app.router.add_post("/schedules/{name}/run", schedules.run_schedule)
     app.router.add_get("/metrics", probes.metrics)
     app.router.add_get("/healthz", probes.healthz)
+    setup_slack(app)
     setup_console(app)
     return app

@@ -18,6 +18,7 @@ from pgwarden.cli import add_common_flags, print_config_errors
 from pgwarden.logs import setup_logging
 from pgwarden.webconfig import load_web_config
 from responder import __version__, keys, recover, report_command
+from responder.advice import cli as advise_cli
 from responder.api.auth import bearer_passes_web_auth
 from responder.app import make_app
 from responder.config import ConfigError, load_config, summary, warnings
@@ -36,6 +37,7 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     recover.add_subcommand,
     report_command.add_subcommand,
     migrate_cli.add_subcommand,
+    advise_cli.add_subcommand,
 )
 
 

@@ -2,9 +2,9 @@
 
 Every decision is journaled before the webhook answers (a schedule's before its tick counts as fired). A queued
 one is then run as a tracked task, with bounded concurrency: queued -> running (the journal checks cooldown and
-the daily cap in that transition) -> done with one outcome. `record_outcome` is the single place an outcome is recorded: the journal row (unless the
-transaction that decided it wrote it), the `pgwarden_responder_actions_total` metric and the one `decision`
-log line. At shutdown running actions get `shutdown_timeout`; what never started, or had to be cut, is
+the daily cap in that transition) -> done with one outcome. `record_outcome` is the single place an outcome is
+recorded: the journal row (unless the transaction that decided it wrote it), the actions metric and the one
+`decision` log line. At shutdown running actions get `shutdown_timeout`; what never started, or had to be cut, is
 journaled `interrupted`.
 """
 
@@ -115,9 +115,12 @@ class Dispatcher:
                 await self.record_outcome(d, outcome, error=d.error, journaled=True)
         return journaled
 
-    async def decide(self, action_id: int, approve: bool, who: str) -> Answer:
-        """Approve or reject a pending action; an approved one is run."""
-        answer = await self.journal.decide(action_id, approve, who, self.config.schema.approval_timeout)
+    async def decide(self, action_id: int, approve: bool, who: str, nonce: str | None = None) -> Answer:
+        """Approve or reject a pending action (a link's `nonce` is spent by it); run it once approved by as
+        many different approvers as its playbook needs."""
+        needed = {p.name: p.approvals for p in self.config.all_playbooks}
+        timeout = self.config.schema.approval_timeout
+        answer = await self.journal.decide(action_id, approve, who, timeout, needed, nonce)
         if answer not in (Answer.APPROVED, Answer.REJECTED, Answer.EXPIRED):
             return answer
         row = await self.journal.get(action_id)
@@ -246,15 +249,8 @@ class Dispatcher:
         """The claim (see `Journal.claim`), retried with backoff while the journal is unavailable;
         JournalUnavailable if it never answered."""
         pb = run.playbook
-        claim = Claim(
-            run.action_id,
-            pb.name,
-            run.target.key,
-            pb.schema.cooldown,
-            pb.schema.max_per_day,
-            release_key=pb.repeat == "while_firing",
-            exclusive=self._instance_changers,
-        )
+        claim = Claim(run.action_id, pb.name, run.target.key, pb.schema.cooldown, pb.schema.max_per_day,
+                      release_key=pb.repeat == "while_firing", exclusive=self._instance_changers)  # fmt: skip
 
         def unavailable(state: tenacity.RetryCallState) -> None:
             error = str(error_of(state))

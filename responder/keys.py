@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from responder.approvals.slack import Replies
 from responder.aws import RdsApi
 from responder.config import Config
 from responder.dispatcher import Dispatcher
@@ -35,3 +36,5 @@ CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 # itself; a test may register another source before start-up).
 SESSIONS = web.AppKey("console_sessions", SessionStore)
 SCHEDULES = web.AppKey[ScheduleSource]("console_schedules")
+# The ephemeral replies to Slack button presses still being posted (responder.api.slack).
+SLACK_REPLIES = web.AppKey("slack_replies", Replies)

@@ -63,7 +63,15 @@ async def open_rds(app: web.Application) -> AsyncIterator[None]:
 async def start_notifier(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     tuning = app.get(keys.NOTIFY_TUNING, SenderTuning())
-    sender = Sender(app[keys.JOURNAL], config.notify, config.principals, app[keys.METRICS].notify, tuning)
+    needed = {p.name: p.approvals for p in config.all_playbooks}
+    sender = Sender(
+        app[keys.JOURNAL],
+        config.notify,
+        config.principals,
+        app[keys.METRICS].notify,
+        tuning,
+        approvals_needed=needed,
+    )
     app[keys.NOTIFIER] = sender
     if config.notify.routes:
         await sender.start()

@@ -51,6 +51,9 @@ class Answer(StrEnum):
     NOT_FOUND = "not_found"
     NOT_PENDING = "not_pending"
     EXPIRED = "expired"
+    RECORDED = "approval_recorded"  # the two-person rule: this approval counted, another approver's is needed
+    ALREADY_APPROVED = "already_approved"  # this approver's approval was counted already: it counts once
+    LINK_USED = "link_used"  # an approval link decides once: this one has
 
 
 # Outcomes that count as "acted (or would have)" for cooldown and the daily cap.

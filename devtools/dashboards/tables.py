@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, W, graph, q, table, top
+from devtools.dashboards.panels import DATNAME, TARGET, TD, Dashboard, Panel, Row, T, W, graph, q, table, top
 
 TABLES = Dashboard(
     "pgwarden-tables",
     "pgwarden / Tables and indexes",
-    "Bloat, dead tuples, vacuum age, unused indexes and sequential versus index scans, in every database.",
+    "Bloat, dead tuples, vacuum age and what holds it back, unused indexes and sequential versus index scans, in "
+    "every database.",
     (TARGET, DATNAME),
     (
         Row("Bloat and dead tuples"),
@@ -53,6 +54,20 @@ TABLES = Dashboard(
             f"pg_database_xid_age{{{TD}}}",
             "{{target}} {{datname}}",
             description="Anti-wraparound autovacuum starts at autovacuum_freeze_max_age (200 million by default).",
+        ),
+        graph(
+            "VACUUM horizon age by cause",
+            f"pg_xmin_horizon_age_xids{{{T}}}",
+            "{{target}} {{cause}}",
+            description="Transactions since the oldest xmin each cause holds (a transaction, a prepared "
+            "transaction, a slot's xmin or catalog_xmin, a standby's feedback): VACUUM removes no row version "
+            "newer than the oldest. PostgresVacuumHorizonHeldBack fires over 10 million.",
+        ),
+        table(
+            "What holds back vacuum",
+            f"pg_xmin_horizon_age_xids{{{T}}} * on (job, instance, target, cause) group_left (datname, pid, "
+            f"usename, application_name, state, slot_name, gid) pg_xmin_horizon_holder_info{{{T}}}",
+            "{{target}} {{cause}} {{pid}} {{application_name}} {{slot_name}} {{gid}}",
         ),
         graph(
             "Vacuums per minute",

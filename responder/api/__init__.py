@@ -4,5 +4,6 @@
 - `webhook`: `POST /webhook`, from the body to the dispatcher and the reply;
 - `actions`: `GET /actions`, `POST /actions/{id}/approve|reject`;
 - `schedules`: `GET /schedules`, `POST /schedules/{name}/run`;
-- `probes`: `GET /metrics`, `GET /healthz`.
+- `probes`: `GET /metrics`, `GET /healthz`;
+- `slack`: `POST /integrations/slack/interactions`, Slack's Approve / Reject buttons.
 """

@@ -23,6 +23,9 @@ APPROVAL_STATUS = {
     Answer.NOT_FOUND: 404,
     Answer.NOT_PENDING: 409,
     Answer.EXPIRED: 410,
+    Answer.RECORDED: 202,  # counted; another approver's approval is needed (the two-person rule)
+    Answer.ALREADY_APPROVED: 409,
+    Answer.LINK_USED: 409,  # never from this API (links are the console's), here for completeness
 }
 
 

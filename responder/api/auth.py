@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -21,8 +22,9 @@ from responder.principals import presented_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Refusal = tuple[int, str]
-# A check: None lets the request through; a refusal is its status and error text.
-Check = Callable[[web.Request], Refusal | None]
+# A check: None lets the request through; a refusal is its status and error text. A check may be async (one
+# that reads the journal: the console's sessions).
+Check = Callable[[web.Request], Refusal | Awaitable[Refusal | None] | None]
 
 NO_TOKEN: Refusal = (401, "missing or wrong bearer token")
 # The token API, where a person's own bearer token is the credential: with `--web.config.file` basic auth, such a
@@ -30,6 +32,9 @@ NO_TOKEN: Refusal = (401, "missing or wrong bearer token")
 PERSONAL_TOKEN_ROUTES = frozenset(
     {"/actions", "/actions/{id}/approve", "/actions/{id}/reject", "/reports", "/reports/{id}"}
 )
+# Routes whose requests carry their sender's own signature, checked by the handler (Slack's: it cannot send
+# basic-auth credentials): `--web.config.file`'s basic auth does not apply to them.
+SIGNED_ROUTES = frozenset({"/integrations/slack/interactions"})
 
 
 def bearer(check: Check) -> Callable[[Handler], Handler]:
@@ -39,6 +44,8 @@ def bearer(check: Check) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def checked(request: web.Request) -> web.StreamResponse:
             refusal = check(request)
+            if inspect.isawaitable(refusal):
+                refusal = await refusal
             if refusal is not None:
                 status, error = refusal
                 return web.json_response({"error": error}, status=status)
@@ -85,15 +92,18 @@ def approver_token(request: web.Request) -> Refusal | None:
 def bearer_passes_web_auth(request: web.Request) -> bool:
     """Whether the request's bearer token stands in for `--web.config.file`'s basic auth: the webhook's token on
     any endpoint, an approver's or a viewer's on the token API (PERSONAL_TOKEN_ROUTES), whose handlers then
-    check what that person may do. /metrics, /healthz and the console keep basic auth for everyone else (see
-    "Who checks what" in docs/responder.md)."""
+    check what that person may do; and every request on SIGNED_ROUTES, whose handlers check its signature.
+    /metrics, /healthz and the console keep basic auth for everyone else (see "Who checks what" in
+    docs/responder.md)."""
+    resource = request.match_info.route.resource
+    if resource is not None and resource.canonical in SIGNED_ROUTES:
+        return True
     config = request.app[keys.CONFIG]
     given = presented_token(request)
     if not given:
         return False
     if config.token is not None and hmac.compare_digest(given.encode(), config.token.encode()):
         return True
-    resource = request.match_info.route.resource
     return (
         resource is not None
         and resource.canonical in PERSONAL_TOKEN_ROUTES

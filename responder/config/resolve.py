@@ -31,6 +31,7 @@ from pgwarden.dsn import DsnError, check_dsn, describe_dsn
 from pgwarden.durations import format_duration
 from pgwarden.secrets import SecretRef
 from responder.aws import AwsConfig
+from responder.config.approvals import approvals_needed
 from responder.config.schema import MatchSchema, Mode, PlaybookSchema, ResponderSchema, ScheduleSchema
 from responder.core import ActionParams, ActionRegistry, ActionSpec, RdsTarget, Repeat, TargetKind
 from responder.notify.config import NotifySettings, resolve_notify
@@ -85,6 +86,7 @@ class Playbook:
     mode: Mode
     require_approval: bool
     repeat: Repeat  # effective: while_firing needs a cooldown, without one it is once
+    approvals: int = 1  # different approvers needed (the two-person rule: 2), when it requires approval
 
     @property
     def name(self) -> str:
@@ -291,9 +293,9 @@ def _playbook(
         errors.add(f"{where}.action", f"{p.action} needs at least one entry in targets:")
     if spec.target_kind is TargetKind.RDS and schema.aws is None:
         errors.add(f"{where}.action", f"{p.action} needs an aws: section")
-    approval = spec.requires_approval_by_default if p.require_approval is None else p.require_approval
+    approval, approvals = approvals_needed(where, p.require_approval, spec, len(schema.approvers), errors)
     repeat: Repeat = (repeat_given or spec.repeat_by_default) if p.cooldown > 0 else "once"
-    return Playbook(p, spec, params, match, p.mode or schema.mode, approval, repeat)
+    return Playbook(p, spec, params, match, p.mode or schema.mode, approval, repeat, approvals)
 
 
 def _schedule(
@@ -383,7 +385,7 @@ def summary(config: Config) -> str:
         if p.schema.max_per_day is not None:
             extra.append(f"max_per_day={p.schema.max_per_day}")
         if p.require_approval:
-            extra.append("require_approval")
+            extra.append("require_approval" + (f"={p.approvals}" if p.approvals > 1 else ""))
         alertnames = p.match.alertnames if p.match is not None else ()
         lines.append(f"  - {p.name}: {'|'.join(alertnames)} -> {p.action} ({', '.join(extra)})")
     lines.append(f"schedules: {len(config.schedules)}")

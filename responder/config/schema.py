@@ -69,6 +69,12 @@ class MatchSchema(StrictModel):
         return value
 
 
+class ApprovalsSchema(StrictModel):
+    """`require_approval: {approvals: n}`: the decision waits for n different approvers (`true` is 1)."""
+
+    approvals: int = Field(ge=1)
+
+
 class PlaybookSchema(StrictModel):
     name: str = Field(min_length=1, pattern=NAME_RE)
     match: MatchSchema
@@ -78,7 +84,7 @@ class PlaybookSchema(StrictModel):
     mode: Mode | None = None
     cooldown: Duration = 0.0
     max_per_day: int | None = Field(default=None, ge=0)
-    require_approval: bool | None = None
+    require_approval: bool | ApprovalsSchema | None = None
     timeout: Duration = 300.0
     # once: one decision per firing; while_firing: again in each cooldown window. Default: the action's.
     repeat: Repeat | None = None
@@ -94,7 +100,7 @@ class ScheduleSchema(StrictModel):
     mode: Literal["dry-run", "enforce"] | None = None
     cooldown: Duration = 0.0
     max_per_day: int | None = Field(default=None, ge=0)
-    require_approval: bool | None = None
+    require_approval: bool | ApprovalsSchema | None = None
     timeout: Duration = Field(default=21600.0, gt=0)  # 6h: scheduled jobs (drills) are long
 
     @field_validator("cron")

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pgwarden.credentials import Credentials
 from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
+from responder.journal.once import op_take_slack_request
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
 from responder.journal.outbox import (
     Message,
@@ -55,7 +56,16 @@ from responder.journal.reads import (
     op_last_decision,
     op_recent,
 )
-from responder.journal.rows import ActionFilter, ActionRow, Claim
+from responder.journal.rows import ActionFilter, ActionRow, Approval, Claim
+from responder.journal.sessions import (
+    NONCE_KEEP,
+    SessionRow,
+    op_link_spent,
+    op_purge_console,
+    op_session_create,
+    op_session_drop,
+    op_session_get,
+)
 from responder.journal.stores import PostgresStore, SqliteStore, Store
 from responder.journal.tx import JournalUnavailable, Tx
 from responder.journal.upkeep import (
@@ -73,12 +83,14 @@ OUTBOX_CHUNK = 500  # notices marked per transaction when a digest says many
 __all__ = [
     "ActionFilter",
     "ActionRow",
+    "Approval",
     "Claim",
     "Journal",
     "JournalTooNew",
     "JournalUnavailable",
     "OutboxRow",
     "PostgresStore",
+    "SessionRow",
     "SqliteStore",
     "Store",
     "Tx",
@@ -147,10 +159,19 @@ class Journal:
     async def set_plan(self, action_id: int, plan: Any) -> None:
         await self.store.run(op_set_plan(action_id, plan))
 
-    async def decide(self, action_id: int, approve: bool, who: str, approval_timeout: float) -> Answer:
-        answer = await self.store.run(
-            op_decide(action_id, approve, who, self.owner, approval_timeout, self.route)
-        )
+    async def decide(
+        self,
+        action_id: int,
+        approve: bool,
+        who: str,
+        approval_timeout: float,
+        needed: Mapping[str, int] | None = None,
+        nonce: str | None = None,
+    ) -> Answer:
+        """Approve or reject a pending decision (see `op_decide`: `needed` approvals by playbook, a link's
+        single-use `nonce`)."""
+        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce, self.route)
+        answer = await self.store.run(op)
         self._changed()
         return answer
 
@@ -178,7 +199,9 @@ class Journal:
 
     async def prune(self, retention: float, batches: int = 10) -> tuple[int, bool]:
         """Delete decisions that ended longer than `retention` ago, a small batch per transaction, at most
-        `batches` of them: how many were deleted, and whether more are left."""
+        `batches` of them: how many were deleted, and whether more are left. Expired console sessions and
+        the nonces of expired approval links go first."""
+        await self.store.run(op_purge_console(NONCE_KEEP))
         await self.store.run(op_prune_outbox(retention))
         deleted = 0
         for _ in range(batches):
@@ -251,6 +274,29 @@ class Journal:
     async def queued_notices(self) -> dict[str, int]:
         """Notices not sent yet, by receiver (all replicas)."""
         return await self.store.run(op_queued)
+
+    # ---- the console's sessions (responder.ui.sessions) -------------------------------------------------------
+
+    async def create_session(self, id_hash: str, principal: str, token_fingerprint: str, ttl: float) -> float:
+        """Journal a session (by the hash of its id); when it expires."""
+        return await self.store.run(op_session_create(id_hash, principal, token_fingerprint, ttl))
+
+    async def session(self, id_hash: str) -> SessionRow | None:
+        return await self.store.run(op_session_get(id_hash))
+
+    async def drop_session(self, id_hash: str) -> None:
+        await self.store.run(op_session_drop(id_hash))
+
+    async def link_spent(self, nonce: str) -> bool:
+        """Whether an approval link with this nonce has decided something (see `op_decide`)."""
+        return await self.store.run(op_link_spent(nonce))
+
+    # ---- Slack's requests (responder.approvals.slack) ---------------------------------------------------------
+
+    async def take_slack_request(self, signature: str, keep_for: float) -> bool:
+        """Whether this Slack request (its signature) is taken here first: False for a replay, whichever
+        replica took it (see `op_take_slack_request`)."""
+        return await self.store.run(op_take_slack_request(signature, keep_for))
 
     # ---- reads ----------------------------------------------------------------------------------------------
 

@@ -79,9 +79,38 @@ def _v1(postgres: bool) -> list[str]:
     ]
 
 
+def _v3(postgres: bool) -> list[str]:
+    """The Slack requests already taken (their signatures, for the signature's five minutes and a margin): a
+    request replayed to any replica is refused (responder.approvals.slack)."""
+    return [
+        """CREATE TABLE pgwarden_slack_requests (
+            signature TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_slack_requests_seen ON pgwarden_slack_requests (seen_at)",
+    ]
+
+
+def _v4(postgres: bool) -> list[str]:
+    """Approvals one by one (the two-person rule), approval links spent, console sessions (by hashed id)."""
+    return [
+        """CREATE TABLE pgwarden_approvals (
+            action_id BIGINT NOT NULL, approver TEXT NOT NULL, approved_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (action_id, approver))""",
+        """CREATE TABLE pgwarden_link_nonces (
+            nonce TEXT PRIMARY KEY, action_id BIGINT NOT NULL, approver TEXT NOT NULL,
+            spent_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_link_nonces_spent ON pgwarden_link_nonces (spent_at)",
+        """CREATE TABLE pgwarden_sessions (
+            id_hash TEXT PRIMARY KEY, principal TEXT NOT NULL, token_fingerprint TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX pgwarden_sessions_expiry ON pgwarden_sessions (expires_at)",
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
     Migration(2, "notifications: the outbox (pgwarden_outbox) and the messages sent", v2_statements),
+    Migration(3, "Slack requests taken (pgwarden_slack_requests), refused when replayed", _v3),
+    Migration(4, "approvals, spent approval links and console sessions", _v4),
 )
 
 

@@ -4,7 +4,7 @@ one transaction, on either store."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -203,19 +203,34 @@ def op_set_plan(action_id: int, plan: Any) -> Callable[[Tx], None]:
 
 
 def op_decide(
-    action_id: int, approve: bool, who: str, owner: str, approval_timeout: float, route: Router | None = None
+    action_id: int,
+    approve: bool,
+    who: str,
+    owner: str,
+    approval_timeout: float,
+    needed: Mapping[str, int] | None = None,
+    nonce: str | None = None,
+    route: Router | None = None,
 ) -> Callable[[Tx], Answer]:
-    """pending -> queued (approve) or done/rejected, unless the approval window has passed. The update is
-    conditional on the row still being pending: of two concurrent answers exactly one changes it, and the
-    other is `not_pending`."""
+    """pending -> queued (approved) or done/rejected, unless the approval window has passed. A playbook that
+    needs n approvals (`needed`, by playbook name; default 1) is approved by the n-th different approver; each
+    approval is journaled (who, when), the same approver twice counts once, one rejection rejects. With an
+    approval link's `nonce`, it is spent by what decides, and a nonce spent already decides nothing.
+
+    Deciders of one decision take its lock (PostgreSQL: an advisory lock; SQLite: the write lock): the count
+    of approvals and the change of state are one step, so of two concurrent answers exactly one changes the
+    row, and of two approvals that complete the count exactly one approves."""
 
     def run(tx: Tx) -> Answer:
+        tx.lock(f"pgwarden:decide:{action_id}")
         now = tx.now()
         row = tx.execute(
             "SELECT state, created_at, outcome, playbook FROM pgwarden_actions WHERE id = ?", (action_id,)
         ).fetchone()
         if row is None:
             return Answer.NOT_FOUND
+        if nonce is not None and _spent(tx, nonce):
+            return Answer.LINK_USED
         if row[0] != State.PENDING:
             return Answer.EXPIRED if row[2] == Outcome.EXPIRED else Answer.NOT_PENDING
         if float(row[1]) < now - approval_timeout:
@@ -223,23 +238,62 @@ def op_decide(
             note(tx, route, action_id, row[3], Outcome.EXPIRED.value)
             return Answer.EXPIRED
         if approve:
-            changed = tx.execute(
-                "UPDATE pgwarden_actions SET state = ?, owner = ?, decided_by = ?, updated_at = ?"
-                " WHERE id = ? AND state = ?",
-                (State.QUEUED.value, owner, who, now, action_id, State.PENDING.value),
-            ).rowcount
+            answer = _approve(tx, action_id, who, owner, (needed or {}).get(row[3] or "", 1), now)
         else:
             changed = tx.execute(
                 "UPDATE pgwarden_actions SET state = ?, outcome = ?, decided_by = ?, updated_at = ?,"
                 " finished_at = ? WHERE id = ? AND state = ?",
                 (State.DONE.value, Outcome.REJECTED.value, who, now, now, action_id, State.PENDING.value),
             ).rowcount
-        if changed != 1:
-            return Answer.NOT_PENDING  # another answer (or the expiry) changed it first
-        note(tx, route, action_id, row[3], APPROVED if approve else Outcome.REJECTED.value)
-        return Answer.APPROVED if approve else Answer.REJECTED
+            # another answer (or the expiry) changed it first
+            answer = Answer.REJECTED if changed == 1 else Answer.NOT_PENDING
+        if nonce is not None and answer in (Answer.APPROVED, Answer.REJECTED, Answer.RECORDED):
+            tx.execute(
+                "INSERT INTO pgwarden_link_nonces (nonce, action_id, approver, spent_at) VALUES (?, ?, ?, ?)",
+                (nonce, action_id, who, now),
+            )
+        if answer in (Answer.APPROVED, Answer.RECORDED, Answer.REJECTED):
+            # an approval (the last one needed, or one of them) goes where the pending decision went
+            note(
+                tx,
+                route,
+                action_id,
+                row[3],
+                Outcome.REJECTED.value if answer is Answer.REJECTED else APPROVED,
+            )
+        return answer
 
     return run
+
+
+def _spent(tx: Tx, nonce: str) -> bool:
+    return tx.execute("SELECT 1 FROM pgwarden_link_nonces WHERE nonce = ?", (nonce,)).fetchone() is not None
+
+
+def _approve(tx: Tx, action_id: int, who: str, owner: str, needed: int, now: float) -> Answer:
+    """One approval journaled; the decision queued once `needed` different approvers have approved it."""
+    added = tx.execute(
+        "INSERT INTO pgwarden_approvals (action_id, approver, approved_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (action_id, approver) DO NOTHING",
+        (action_id, who, now),
+    ).rowcount
+    if added != 1:
+        return Answer.ALREADY_APPROVED
+    approvers = [
+        str(r[0])
+        for r in tx.execute(
+            "SELECT approver FROM pgwarden_approvals WHERE action_id = ? ORDER BY approved_at, approver",
+            (action_id,),
+        ).fetchall()
+    ]
+    if len(approvers) < needed:
+        return Answer.RECORDED
+    changed = tx.execute(
+        "UPDATE pgwarden_actions SET state = ?, owner = ?, decided_by = ?, updated_at = ?"
+        " WHERE id = ? AND state = ?",
+        (State.QUEUED.value, owner, ", ".join(approvers), now, action_id, State.PENDING.value),
+    ).rowcount
+    return Answer.APPROVED if changed == 1 else Answer.NOT_PENDING
 
 
 def op_ping(tx: Tx) -> None:

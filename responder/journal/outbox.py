@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from responder.journal.reads import with_approvals
 from responder.journal.rows import COLUMNS, ActionRow
 from responder.journal.tx import Tx
 
@@ -210,7 +211,7 @@ def op_notices_of(
             return {}
         marks = _marks(action_ids)
         rows = tx.execute(f"SELECT {COLUMNS} FROM pgwarden_actions WHERE id IN ({marks})", tuple(action_ids))
-        found = {row.id: row for row in (ActionRow.of(r) for r in rows.fetchall())}
+        found = {row.id: row for row in with_approvals(tx, [ActionRow.of(r) for r in rows.fetchall()])}
         refs = {
             int(r[0]): (r[1], r[2])
             for r in tx.execute(

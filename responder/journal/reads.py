@@ -5,16 +5,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from responder.journal.rows import COLUMNS, ActionFilter, ActionRow
+from responder.journal.rows import COLUMNS, ActionFilter, ActionRow, Approval
 from responder.journal.tx import Tx
 from responder.outcomes import Outcome, State, sql_list
 
 
 def get_row(tx: Tx, action_id: int) -> ActionRow | None:
     row = tx.execute(f"SELECT {COLUMNS} FROM pgwarden_actions WHERE id = ?", (action_id,)).fetchone()
-    return None if row is None else ActionRow.of(row)
+    return None if row is None else with_approvals(tx, [ActionRow.of(row)])[0]
+
+
+def with_approvals(tx: Tx, rows: list[ActionRow]) -> list[ActionRow]:
+    """The rows, each with the approvals journaled for it (the two-person rule's, one by one)."""
+    if not rows:
+        return rows
+    found: dict[int, list[Approval]] = {}
+    ids = [r.id for r in rows]
+    for action_id, by, at in tx.execute(
+        "SELECT action_id, approver, approved_at FROM pgwarden_approvals"
+        f" WHERE action_id IN ({', '.join('?' for _ in ids)}) ORDER BY approved_at, approver",
+        ids,
+    ).fetchall():
+        found.setdefault(int(action_id), []).append(Approval(str(by), float(at)))
+    return [replace(r, approvals=tuple(found[r.id])) if r.id in found else r for r in rows]
 
 
 def op_get(action_id: int) -> Callable[[Tx], ActionRow | None]:
@@ -29,7 +45,7 @@ def op_recent(limit: int) -> Callable[[Tx], list[ActionRow]]:
         rows = tx.execute(
             f"SELECT {COLUMNS} FROM pgwarden_actions ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [ActionRow.of(r) for r in rows]
+        return with_approvals(tx, [ActionRow.of(r) for r in rows])
 
     return run
 
@@ -55,7 +71,7 @@ def op_find(f: ActionFilter) -> Callable[[Tx], list[ActionRow]]:
         rows = tx.execute(
             f"SELECT {COLUMNS} FROM pgwarden_actions{clause} ORDER BY id DESC LIMIT ?", (*params, f.limit)
         ).fetchall()
-        return [ActionRow.of(r) for r in rows]
+        return with_approvals(tx, [ActionRow.of(r) for r in rows])
 
     return run
 

@@ -59,6 +59,14 @@ def iso_ms(ts: float | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's approval of a pending decision (the two-person rule counts them), on the journal's clock."""
+
+    by: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRow:
     """One journaled decision as the journal holds it. Times are Unix seconds on the journal's clock."""
 
@@ -86,6 +94,7 @@ class ActionRow:
     started_at: float | None
     finished_at: float | None
     decided_by: str | None
+    approvals: tuple[Approval, ...] = ()  # in the order given (approvers', not a rejection)
 
     @classmethod
     def of(cls, values: Sequence[Any]) -> ActionRow:
@@ -140,6 +149,7 @@ class ActionRow:
             "error": self.error,
             "duplicate_of": self.duplicate_of,
             "decided_by": self.decided_by,
+            "approvals": [{"by": a.by, "at": iso_ms(a.at)} for a in self.approvals],
             "replica": self.owner,
             "timings": {
                 "journaled_at": iso_ms(self.created_at),

@@ -82,11 +82,19 @@ def op_prune(retention: float, batch: int = PRUNE_BATCH) -> Callable[[Tx], int]:
 
     def run(tx: Tx) -> int:
         cutoff = tx.now() - retention
-        return tx.execute(
-            "DELETE FROM pgwarden_actions WHERE id IN (SELECT id FROM pgwarden_actions"
-            f" WHERE state = '{State.DONE}' AND finished_at < ? ORDER BY id LIMIT ?)",
-            (cutoff, batch),
-        ).rowcount
+        ids = [
+            int(r[0])
+            for r in tx.execute(
+                f"SELECT id FROM pgwarden_actions WHERE state = '{State.DONE}' AND finished_at < ?"
+                " ORDER BY id LIMIT ?",
+                (cutoff, batch),
+            ).fetchall()
+        ]
+        if not ids:
+            return 0
+        chosen = f"({', '.join('?' for _ in ids)})"
+        tx.execute(f"DELETE FROM pgwarden_approvals WHERE action_id IN {chosen}", ids)
+        return tx.execute(f"DELETE FROM pgwarden_actions WHERE id IN {chosen}", ids).rowcount
 
     return run
 

@@ -36,7 +36,11 @@ def has_buttons(receiver: Receiver) -> bool:
 
 
 def notice(
-    row: ActionRow, receiver: Receiver, settings: NotifySettings, principals: Sequence[Principal]
+    row: ActionRow,
+    receiver: Receiver,
+    settings: NotifySettings,
+    principals: Sequence[Principal],
+    approvals_needed: int = 1,
 ) -> Notice:
     """What `receiver` is sent for decision `row` as it is now: its console link and, while it waits for an
     approval, a signed link per approver (receivers without buttons, and only with `public_url`)."""
@@ -45,7 +49,7 @@ def notice(
     links: tuple[tuple[str, str], ...] = ()
     if base and row.state is State.PENDING and not has_buttons(receiver):
         links = tuple((p.name, approval_url(base, p, row.id)) for p in principals if p.can_approve)
-    return Notice(row, link, links)
+    return Notice(row, link, links, approvals_needed)
 
 
 def digest(count: int, latest: Sequence[int], settings: NotifySettings) -> Digest:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from responder.journal import ActionRow, Journal, JournalUnavailable, OutboxRow
@@ -71,6 +71,7 @@ class Sender:
         metrics: NotifyMetrics,
         tuning: SenderTuning = SenderTuning(),
         transports: Callable[[str], Transport | None] = transport_for,
+        approvals_needed: Mapping[str, int] | None = None,
     ) -> None:
         self.journal = journal
         self.settings = settings
@@ -78,6 +79,7 @@ class Sender:
         self.metrics = metrics
         self.tuning = tuning
         self.transports = transports
+        self.approvals_needed = dict(approvals_needed or {})  # by playbook: the two-person rule's count
         self.limits = RateLimits(self._rate_of, tuning.window)
         self._task: asyncio.Task[None] | None = None
         self._names = tuple(r.name for r in settings.receivers)
@@ -195,7 +197,8 @@ class Sender:
         """One message for decision `row` (added to `sent` when the receiver took it): whether it did."""
         name = receiver.name
         previous = MessageRef(*ref) if ref is not None else None
-        message = notice(row, receiver, self.settings, self.principals)
+        needed = self.approvals_needed.get(row.playbook or "", 1)
+        message = notice(row, receiver, self.settings, self.principals, needed)
         try:
             answered = await transport.send(receiver, message, previous)
         except Exception as exc:  # any failure of a transport is a failed attempt

@@ -31,7 +31,7 @@ async def build_report(
     """The report of the period ending at `end` (now): Prometheus always; the journal's rows and the target's
     catalog (`read_catalog`) when given (their sections say `no data` otherwise)."""
     period = Period(period_name, end if end is not None else time.time())
-    drills = vacuums = migrations = None
+    drills = vacuums = migrations = advice = None
     if journal is not None:
         drills = await journal("restore_drill", period.start, period.end)
         vacuums = await journal("vacuum_analyze", period.start, period.end)
@@ -39,8 +39,9 @@ async def build_report(
             *await journal("migrate", period.start, period.end),
             *await journal("backfill", period.start, period.end),
         ]
+        advice = await journal("index_advice", period.start, period.end)
     async with aiohttp.ClientSession() as session:
         prometheus = Prometheus(prometheus_url, session)
-        inputs = Inputs(prometheus, selector, period, drills, vacuums, catalog, migrations)
+        inputs = Inputs(prometheus, selector, period, drills, vacuums, catalog, migrations, advice)
         sections = [await build_section(k, t, b, inputs) for k, t, b in SECTIONS[period_name]]
     return Report(period, redact_url(source or prometheus_url), sections, time.time())

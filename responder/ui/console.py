@@ -7,7 +7,7 @@ import jinja2
 from aiohttp import web
 
 from responder import keys
-from responder.ui import views
+from responder.ui import confirm, views
 from responder.ui.schedules import ScheduleSource
 from responder.ui.sessions import SessionStore
 
@@ -19,14 +19,17 @@ def setup_console(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(("html",)),
         undefined=jinja2.StrictUndefined,
     )
-    app[keys.SESSIONS] = SessionStore()
+    app[keys.SESSIONS] = SessionStore(lambda: app[keys.JOURNAL], app[keys.CONFIG].principals)
     r = app.router
     r.add_get("/ui", views.page(views.timeline))
     r.add_get("/ui/login", views.login_form)
     r.add_post("/ui/login", views.login)
     r.add_post("/ui/logout", views.form(views.logout, approver=False))
     r.add_get("/ui/approvals", views.page(views.approvals))
+    r.add_get("/ui/actions/{id}", views.page(views.decision))
     r.add_post("/ui/actions/{id}/{verb:approve|reject}", views.form(views.decide))
+    r.add_get("/ui/confirm/{token}", confirm.show)
+    r.add_post("/ui/confirm/{token}", confirm.decide)
     r.add_get("/ui/schedules", views.page(views.schedules))
     r.add_post("/ui/schedules/{name}/run", views.form(views.run_schedule))
     r.add_get("/ui/drills", views.page(views.drills))

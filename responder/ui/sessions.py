@@ -1,24 +1,33 @@
 """Console sign-in: an approver or a viewer trades their own token for a session once.
 
-Sessions live in this process's memory (a restart signs everyone out; with several replicas, sign in to each
-or route a browser to one). The cookie is `HttpOnly`, `SameSite=Strict`, and `Secure` when the request came
-over TLS; every form carries the session's CSRF token, and the sign-in form a double-submit token.
+Sessions live in the journal (responder.journal.sessions), so a browser signed in on one replica is signed in on
+every replica, and signing out ends the session everywhere. The journal keeps the SHA-256 of a session's id,
+never the id (a copy of the journal opens no session), with the principal's name and a fingerprint of the
+token they signed in with (an HMAC of it keyed by the session's id): a token removed from, or changed in,
+the configuration matches no session any more, and those sessions end. The CSRF token of a session's forms is
+derived from its id the same way, so it needs no storage and cannot be guessed from the journal.
+
+The cookie is `HttpOnly`, `SameSite=Strict`, and `Secure` when the request came over TLS; every form carries
+the session's CSRF token, and the sign-in form a double-submit token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from responder.journal import Journal
 from responder.principals import Principal
 
 COOKIE = "pgwarden_session"
 LOGIN_COOKIE = "pgwarden_login"
 SESSION_TTL = 8 * 3600.0
+MAX_SESSION_ID = 128  # longer than any id this store makes: never looked up
 
 
 @dataclass(frozen=True)
@@ -29,27 +38,64 @@ class Session:
     expires: float
 
 
+def id_hash(session_id: str) -> str:
+    """What the journal keys a session by: never the id itself."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _keyed(session_id: str, what: str) -> str:
+    return hmac.new(session_id.encode(), what.encode(), hashlib.sha256).hexdigest()
+
+
+def token_fingerprint(session_id: str, principal: Principal) -> str:
+    """The principal's token as the session remembers it: an HMAC keyed by the session's id."""
+    return _keyed(session_id, "token:" + principal.token)
+
+
+def csrf_token(session_id: str) -> str:
+    """The session's CSRF token: derived from its id, so every replica computes the same one."""
+    return _keyed(session_id, "csrf")
+
+
 class SessionStore:
-    def __init__(self, ttl: float = SESSION_TTL) -> None:
+    """The console's sessions, in the journal (`journal()` gives it once the app has opened it), for the
+    configured `principals`."""
+
+    def __init__(
+        self, journal: Callable[[], Journal], principals: tuple[Principal, ...], ttl: float = SESSION_TTL
+    ) -> None:
         self.ttl = ttl
-        self._sessions: dict[str, Session] = {}
+        self._journal = journal
+        self._principals = principals
 
-    def create(self, principal: Principal) -> Session:
-        now = time.time()
-        for sid in [sid for sid, s in self._sessions.items() if s.expires < now]:
-            del self._sessions[sid]
-        session = Session(secrets.token_urlsafe(32), principal, secrets.token_urlsafe(32), now + self.ttl)
-        self._sessions[session.id] = session
-        return session
+    async def create(self, principal: Principal) -> Session:
+        """A new session for `principal` (JournalUnavailable if the journal does not take it)."""
+        session_id = secrets.token_urlsafe(32)
+        fingerprint = token_fingerprint(session_id, principal)
+        expires = await self._journal().create_session(
+            id_hash(session_id), principal.name, fingerprint, self.ttl
+        )
+        return Session(session_id, principal, csrf_token(session_id), expires)
 
-    def get(self, session_id: str | None) -> Session | None:
-        session = self._sessions.get(session_id or "")
-        if session is None or session.expires < time.time():
+    async def get(self, session_id: str | None) -> Session | None:
+        """The session of this id, if it has not expired and its principal's token is still the one it was
+        signed in with; JournalUnavailable if the journal does not answer."""
+        if not session_id or len(session_id) > MAX_SESSION_ID:
             return None
-        return session
+        row = await self._journal().session(id_hash(session_id))
+        if row is None:
+            return None
+        principal = next((p for p in self._principals if p.name == row.principal), None)
+        if principal is None or not hmac.compare_digest(
+            token_fingerprint(session_id, principal), row.token_fingerprint
+        ):
+            await self._journal().drop_session(id_hash(session_id))  # removed or rotated: ended
+            return None
+        return Session(session_id, principal, csrf_token(session_id), row.expires_at)
 
-    def drop(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+    async def drop(self, session_id: str) -> None:
+        """Sign out: the session ends on every replica."""
+        await self._journal().drop_session(id_hash(session_id))
 
 
 def set_cookie(

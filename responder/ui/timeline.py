@@ -141,6 +141,17 @@ def _maintenance_report(plan: Mapping[str, Any], result: Mapping[str, Any], dry:
     return f"built the {result.get('period')} report" + (f": {', '.join(counts)}" if counts else ": all ok")
 
 
+def _index_advice(plan: Mapping[str, Any], result: Mapping[str, Any], dry: bool) -> str:
+    where = plan.get("databases")
+    where = "every database" if where == "all" else ", ".join(map(str, where or []))
+    if dry:
+        return f"would advise on indexes in {where}"
+    databases = [d for d in field(result, "databases", []) if isinstance(d, Mapping)]
+    recommended = sum(len(field(d, "recommendations", [])) for d in databases)
+    planned = sum(int(field(d, "planned", 0)) for d in databases)
+    return f"advised on indexes in {where}: {recommended} recommended, {planned} statement(s) planned"
+
+
 def _recover(plan: Mapping[str, Any], result: Mapping[str, Any], dry: bool) -> str:
     steps = [name for name, step in field(plan, "steps", {}).items() if field(step, "done")]
     return f"{'dry run of ' if dry else ''}recovery of {plan.get('instance')} to {plan.get('to')}: " + (
@@ -178,6 +189,7 @@ DESCRIBE: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], bool], str]]
     "vacuum_analyze": _vacuum_analyze,
     "restore_drill": _restore_drill,
     "maintenance_report": _maintenance_report,
+    "index_advice": _index_advice,
     "recover": _recover,
     "migrate": _migrate,
     "backfill": _backfill,

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -32,9 +34,13 @@ MAX_FILTER = 256  # longer than any playbook, outcome or target name
 Handler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
 
-def current(request: web.Request) -> Session | None:
-    """The request's signed-in session, or None."""
-    return request.app[keys.SESSIONS].get(request.cookies.get(COOKIE))
+UNAVAILABLE = "journal unavailable; retry later"
+
+
+async def current(request: web.Request) -> Session | None:
+    """The request's signed-in session, or None (JournalUnavailable: the journal, which keeps sessions, did
+    not answer)."""
+    return await request.app[keys.SESSIONS].get(request.cookies.get(COOKIE))
 
 
 def _page(request: web.Request, session: Session, template: str, **context: Any) -> web.Response:
@@ -47,13 +53,14 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
     """A GET page: signed in, or sent to the sign-in form; a journal that does not answer is a 503 page."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        session = current(request)
-        if session is None:
-            raise web.HTTPSeeOther("/ui/login")
         try:
+            session = await current(request)
+            if session is None:
+                back = request.rel_url.path
+                raise web.HTTPSeeOther("/ui/login" if back == "/ui" else f"/ui/login?next={quote(back)}")
             return await handler(request, session)
         except JournalUnavailable:
-            return web.Response(status=503, text="journal unavailable; retry later")
+            return web.Response(status=503, text=UNAVAILABLE)
 
     return wrapped
 
@@ -62,16 +69,16 @@ def form(handler: Handler, approver: bool = True) -> Callable[[web.Request], Awa
     """A form post: a session, its CSRF token, and (for anything that decides or runs) an approver."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        session = current(request)
-        data = await request.post()
-        if session is None or not csrf_ok(session.csrf, data.get("csrf")):
-            return web.Response(status=403, text="missing or wrong CSRF token, or not signed in")
-        if approver and not session.principal.can_approve:
-            return web.Response(status=403, text=f"{session.principal.name} is a viewer")
         try:
+            session = await current(request)
+            data = await request.post()
+            if session is None or not csrf_ok(session.csrf, data.get("csrf")):
+                return web.Response(status=403, text="missing or wrong CSRF token, or not signed in")
+            if approver and not session.principal.can_approve:
+                return web.Response(status=403, text=f"{session.principal.name} is a viewer")
             return await handler(request, session)
         except JournalUnavailable:
-            return web.Response(status=503, text="journal unavailable; retry later")
+            return web.Response(status=503, text=UNAVAILABLE)
 
     return wrapped
 
@@ -79,15 +86,21 @@ def form(handler: Handler, approver: bool = True) -> Callable[[web.Request], Awa
 # ---- sign-in ------------------------------------------------------------------------------------------------
 
 
+def back_to(value: object) -> str:
+    """Where sign-in returns to: a console page's own path (never another site, `//host` or `/\\host`)."""
+    if isinstance(value, str) and re.fullmatch(r"/ui/actions/[0-9]{1,18}", value):
+        return value
+    return "/ui"
+
+
 async def login_form(request: web.Request) -> web.StreamResponse:
-    return _login_page(request, None)
+    return _login_page(request, None, back_to(request.query.get("next")))
 
 
-def _login_page(request: web.Request, error: str | None, status: int = 200) -> web.Response:
+def _login_page(request: web.Request, error: str | None, back: str, status: int = 200) -> web.Response:
     token = secrets.token_urlsafe(24)
-    response = aiohttp_jinja2.render_template(
-        "login.html", request, {"csrf": token, "error": error}, status=status
-    )
+    context = {"csrf": token, "error": error, "next": back}
+    response = aiohttp_jinja2.render_template("login.html", request, context, status=status)
     set_cookie(request, response, LOGIN_COOKIE, token, 600)
     return response
 
@@ -96,21 +109,25 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await request.post()
     if not csrf_ok(request.cookies.get(LOGIN_COOKIE, ""), data.get("csrf")):
         return web.Response(status=403, text="missing or wrong CSRF token")
+    back = back_to(data.get("next"))
     given = data.get("token")
     principal = request.app[keys.CONFIG].principal(given.strip()) if isinstance(given, str) else None
     if principal is None:
         log.warning("console sign-in refused", extra={"remote": request.remote})
-        return _login_page(request, "Not an approver's or a viewer's token.", status=401)
-    session = request.app[keys.SESSIONS].create(principal)
+        return _login_page(request, "Not an approver's or a viewer's token.", back, status=401)
+    try:
+        session = await request.app[keys.SESSIONS].create(principal)
+    except JournalUnavailable:
+        return web.Response(status=503, text=UNAVAILABLE)
     log.info("console sign-in", extra={"by": principal.name, "role": principal.role})
-    response = web.HTTPSeeOther("/ui")
+    response = web.HTTPSeeOther(back)
     set_cookie(request, response, COOKIE, session.id, request.app[keys.SESSIONS].ttl)
     response.del_cookie(LOGIN_COOKIE, path="/")
     raise response
 
 
 async def logout(request: web.Request, session: Session) -> web.StreamResponse:
-    request.app[keys.SESSIONS].drop(session.id)
+    await request.app[keys.SESSIONS].drop(session.id)
     response = web.HTTPSeeOther("/ui/login")
     response.del_cookie(COOKIE, path="/")
     raise response
@@ -171,6 +188,15 @@ async def timeline(request: web.Request, session: Session) -> web.StreamResponse
 async def approvals(request: web.Request, session: Session) -> web.StreamResponse:
     pending = await request.app[keys.JOURNAL].find(PENDING)
     return _page(request, session, "approvals.html", pending=_in_words(request, _shown(pending)))
+
+
+async def decision(request: web.Request, session: Session) -> web.StreamResponse:
+    """One decision, where a notification's link points: the timeline's entry, and its buttons while pending."""
+    chosen = action_id(request.match_info["id"])
+    row = await request.app[keys.JOURNAL].get(chosen) if chosen is not None else None
+    if row is None:
+        raise web.HTTPNotFound(text="no such decision")
+    return _page(request, session, "decision.html", rows=_in_words(request, _shown([row])))
 
 
 async def decide(request: web.Request, session: Session) -> web.StreamResponse:
@@ -235,9 +261,14 @@ async def reports_page(request: web.Request, session: Session) -> web.StreamResp
 # ---- /reports: a session or a bearer token ------------------------------------------------------------------
 
 
-def _session_or_token(request: web.Request) -> Refusal | None:
-    """A console session, or what the token API's readers present (`responder.api.auth.any_token`)."""
-    return None if current(request) is not None else any_token(request)
+async def _session_or_token(request: web.Request) -> Refusal | None:
+    """What the token API's readers present (`responder.api.auth.any_token`), or a console session."""
+    if any_token(request) is None:
+        return None
+    try:
+        return None if await current(request) is not None else any_token(request)
+    except JournalUnavailable:
+        return 503, "journal unavailable"
 
 
 def _summary(row: ActionRow) -> dict[str, Any]:

@@ -355,7 +355,10 @@ def exporter_config(pg: PostgresServer, monitor_dsn: str) -> dict[str, Any]:
             },
             {"name": "analytics", "dsn": monitor_dsn},  # a pg_monitor member, as on RDS
         ],
-        "collectors": {"activity": {"long_running_thresholds": [1, 60, 300]}},
+        "collectors": {
+            "activity": {"long_running_thresholds": [1, 60, 300]},
+            "xmin_horizon": {"holder_min_age_xids": 0},  # the scenario's idle transactions are young
+        },
         "aws": {
             "discover": {"regions": [REGION], "tags": {"team": "db"}, "backup_regions": [BACKUP_REGION]},
             "rds": {"interval": "5s"},

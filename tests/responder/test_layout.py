@@ -24,6 +24,8 @@ PLAYBOOK_IMPORTS |= {"responder.drills", *(f"responder.drills.{m}" for m in ("ch
 # ... and the batching core purge_rows shares with `migrate backfill`: table names parsed with pglast, the
 # single-column primary key found (it imports psycopg and pglast only).
 PLAYBOOK_IMPORTS |= {"responder.migrate", "responder.migrate.batches", "responder.migrate.sqltext"}
+# ... and the advisor index_advice shares with `advise` (it imports psycopg, pglast and pgwarden only).
+PLAYBOOK_IMPORTS |= {"responder.advice", *(f"responder.advice.{m}" for m in ("advisor", "model"))}
 
 
 def test_playbooks_import_only_the_core() -> None:

@@ -8,9 +8,10 @@ from dataclasses import replace
 from pgwarden.redact import redact
 from responder.report.model import Section, Table, no_data
 from responder.report.prometheus import PrometheusError
+from responder.report.sections.advice import index_advice
 from responder.report.sections.common import Inputs, SectionBuilder, drill_section
 from responder.report.sections.migrations import schema_migrations
-from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_runs
+from responder.report.sections.monthly import table_bloat, vacuum_age, vacuum_horizon, vacuum_runs
 from responder.report.sections.quarterly import index_review, instance_sizing, security_patches
 from responder.report.sections.weekly import connection_pool, index_usage, slow_queries
 
@@ -24,10 +25,12 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
         ("backup_tests", "Backup test results", drill_section()),
         ("connection_pool", "Connection pool", connection_pool),
         ("schema_migrations", "Schema migrations", schema_migrations),
+        ("index_advice", "Query plans and index advice", index_advice),
     ],
     "monthly": [
         ("table_bloat", "Table bloat", table_bloat),
         ("vacuum_age", "Vacuum and analyze age", vacuum_age),
+        ("vacuum_horizon", "What holds back vacuum", vacuum_horizon),
         ("vacuum_runs", "Scheduled VACUUM ANALYZE runs", vacuum_runs),
         ("dr_test", "Disaster-recovery test", drill_section()),
     ],
@@ -35,6 +38,7 @@ SECTIONS: dict[str, list[tuple[str, str, SectionBuilder]]] = {
         ("index_review", "Index review", index_review),
         ("instance_sizing", "Instance sizing", instance_sizing),
         ("security_patches", "Security patches", security_patches),
+        ("index_advice", "Query plans and index advice", index_advice),
         (
             "cross_region",
             "Cross-region recovery test",

@@ -27,6 +27,7 @@ IDLE_IN_TX_HIGH = 5
 BLOAT_RATIO = 0.3
 STALE_SECONDS = 7 * 86400.0  # vacuum and statistics older than this, on a table that changed
 DEAD_RATIO = 0.2
+HORIZON_XIDS = 10_000_000  # a VACUUM horizon older than this: PostgresVacuumHorizonHeldBack's warning level
 CPU_UP, CPU_DOWN, CPU_DOWN_MAX = 70.0, 20.0, 40.0  # percent
 MEMORY_LOW, MEMORY_SPARE = 256 * 2**20, 2 * 2**30  # freeable memory, bytes
 EOL_WARNING_DAYS = 180
@@ -54,6 +55,7 @@ class Inputs:
     vacuums: list[dict[str, Any]] | None = None
     catalog: Catalog | None = None
     migrations: list[dict[str, Any]] | None = None  # `migrate` and `backfill` rows of the period
+    advice: list[dict[str, Any]] | None = None  # `index_advice` rows of the period
 
     def m(self, name: str, *matchers: str) -> str:
         """A series selector with the report's own matchers."""

@@ -1,5 +1,5 @@
-"""The monthly checklist: table bloat, vacuum and analyze age, the VACUUM ANALYZE runs (the disaster-recovery
-test: `common.drill_section`)."""
+"""The monthly checklist: table bloat, vacuum and analyze age, what holds back vacuum, the VACUUM ANALYZE runs
+(the disaster-recovery test: `common.drill_section`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from responder.report.prometheus import Series
 from responder.report.sections.common import (
     BLOAT_RATIO,
     DEAD_RATIO,
+    HORIZON_XIDS,
     STALE_SECONDS,
     TABLE,
     TOP,
@@ -135,6 +136,81 @@ async def vacuum_age(q: Inputs, key: str, title: str) -> Section:
     return Section(
         key, title, "ok", "every table with changes was vacuumed and analyzed within 7 days", charts, tables
     )
+
+
+HORIZON = "pg_xmin_horizon_age_xids"
+HOLDER = "pg_xmin_horizon_holder_info"
+HOLDER_LABELS = ("datname", "pid", "usename", "application_name", "state", "slot_name", "gid")
+
+
+def holder_text(labels: dict[str, str]) -> str:
+    """A holder as the alert names it: "pid 4242, user app, application cron, idle in transaction"."""
+    parts = (("pid", "pid "), ("usename", "user "), ("application_name", "application "), ("state", ""),
+             ("slot_name", "slot "), ("gid", "prepared transaction "))  # fmt: skip
+    return ", ".join(f"{prefix}{labels[k]}" for k, prefix in parts if labels.get(k)) or "-"
+
+
+def xids(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+async def vacuum_horizon(q: Inputs, key: str, title: str) -> Section:
+    """The VACUUM horizon's age by cause over the period, and the holders that held it back the most (the
+    exporter's `xmin_horizon` collector): a peak over HORIZON_XIDS, the alert's warning level, needs a look."""
+    peaks = await q.over("max_over_time", HORIZON)
+    if not peaks:
+        return no_data(key, title, HORIZON)
+    peak = {
+        c: max(s.value for s in peaks if s.labels.get("cause") == c)
+        for c in {s.labels["cause"] for s in peaks}
+    }
+    last = {s.labels.get("cause", ""): s.value for s in await q.over("last_over_time", HORIZON)}
+    current = {s.labels.get("cause", ""): holder_text(s.labels) for s in await q.instant(q.m(HOLDER))}
+    # each holder's highest age while it held the horizon, on a minute grid and at the end of the period
+    held = (
+        f"max without (state) ({q.m(HORIZON)} * on (job, instance, target, cause) "
+        f"group_left ({', '.join(HOLDER_LABELS)}) {q.m(HOLDER)})"
+    )
+    worst: dict[tuple[str, ...], tuple[dict[str, str], float]] = {}
+    for s in await q.instant(f"max_over_time(({held})[{q.period.window}:60s])") + await q.instant(held):
+        k = key_of(s.labels, "cause", *HOLDER_LABELS)
+        if k not in worst or s.value > worst[k][1]:
+            worst[k] = (s.labels, s.value)
+    holders = sorted(worst.values(), key=lambda item: -item[1])[:TOP]
+    by_peak = sorted(peak.items(), key=lambda item: -item[1])
+    tables = [
+        Table(
+            "The horizon by cause",
+            ("cause", "age at the end (xids)", "peak in the period (xids)", "holder at the end"),
+            [(c, xids(last.get(c, 0.0)), xids(v), current.get(c, "-")) for c, v in by_peak],
+        ),
+        Table(
+            "Holders that held it back the most",
+            ("cause", "holder", "database", "peak age (xids)"),
+            [
+                (lbl.get("cause", ""), holder_text(lbl), lbl.get("datname") or "-", xids(v))
+                for lbl, v in holders
+            ],
+        ),
+    ]
+    charts = []
+    if series := await q.trend(f"max by (cause) ({q.m(HORIZON)})"):
+        charts.append(
+            q.chart("VACUUM horizon age by cause", [(s.labels.get("cause", ""), s) for s in series], "xids")
+        )
+    cause, top = by_peak[0]
+    culprit = next((f" ({holder_text(lbl)})" for lbl, _ in holders if lbl.get("cause") == cause), "")
+    if top > HORIZON_XIDS:
+        reason = (
+            f"the VACUUM horizon reached {xids(top)} transaction IDs, over {xids(HORIZON_XIDS)}: "
+            f"held by {cause}{culprit}"
+        )
+        return Section(key, title, "attention", reason, charts, tables)
+    reason = (
+        f"the VACUUM horizon stayed under {xids(HORIZON_XIDS)} transaction IDs "
+        f"(oldest: {xids(top)}, {cause}{culprit})"
+    )
+    return Section(key, title, "ok", reason, charts, tables)
 
 
 async def vacuum_runs(q: Inputs, key: str, title: str) -> Section:

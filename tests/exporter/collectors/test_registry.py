@@ -50,9 +50,15 @@ def replication_slot(pg_server: PostgresServer, databases: tuple[str, str]) -> I
     pg_server.execute("SELECT pg_drop_replication_slot('exp_labels_slot')")
 
 
+SERIES_SUFFIXES = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("", "_count", "_sum")}
+
+
 def _is_own(family_name: str, collector: CollectorClass) -> bool:
+    """A family the collector declares (a histogram's or summary's series by their suffixes; `<...>` names
+    by their prefix)."""
     return any(
-        family_name == f.name or ("<" in f.name and family_name.startswith(f.name.split("<")[0]))
+        family_name in {f.name + s for s in SERIES_SUFFIXES.get(f.type, ("",))}
+        or ("<" in f.name and family_name.startswith(f.name.split("<")[0]))
         for f in collector.families
     )
 

@@ -1,4 +1,5 @@
-"""Notification fixtures: a local webhook receiver, configs routing to it, apps whose sender runs on short timings."""
+"""Notification fixtures: a journal, local Slack, Teams and PagerDuty (tests/responder/notify/fixtures.py); a local
+webhook receiver, configs routing to it, and apps whose sender runs on short timings."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from responder import keys
 from responder.app import make_app
 from responder.config import Config
 from responder.notify.sender import SenderTuning
+from tests.responder.notify.fixtures import journal, pagerduty, slack_api, slack_webhook, teams
 from tests.support.clock import frozen_clock
 from tests.support.receivers import WebhookReceiver
 
@@ -30,6 +32,8 @@ FAST = SenderTuning(
     min_interval=0.0,
     gauge_every=0.0,
 )
+
+__all__ = ["journal", "pagerduty", "slack_api", "slack_webhook", "teams"]
 
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 

@@ -66,6 +66,11 @@ def _prometheus_query(url: str, expr: str) -> list[dict[str, object]]:
         return list(json.load(r)["data"]["result"])
 
 
+def prometheus_has(url: str, expr: str) -> bool:
+    """Whether `expr` has a result in the Prometheus at `url` now."""
+    return bool(_prometheus_query(url, expr))
+
+
 def start_prometheus(workdir: Path, targets: list[str]) -> Service:
     """Prometheus scraping `targets` every second, no rules, no Alertmanager."""
     config = {
@@ -191,6 +196,7 @@ def report_scenario(
         "indexes": {"ttl": "1s"},
         "tables": {"ttl": "1s"},
         "bloat": {"ttl": "1s"},
+        "xmin_horizon": {"holder_min_age_xids": 0},  # its holders are tens of transactions old
     }
     # its own database only: it runs for the whole session, and other tests count the sessions in theirs
     # (recover's drain)

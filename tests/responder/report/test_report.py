@@ -4,12 +4,15 @@ duplicate indexes and the drill; and `no data` where the scenario has no series 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from devtools.pgserver import PostgresServer
 from responder.cli import main
 from responder.report import build_report
 from responder.report.catalog import Catalog, catalog_at
@@ -19,7 +22,9 @@ from tests.responder.report.scenario import (
     ROLE_PASSWORD,
     UNUSED_INDEX,
     ReportScenario,
+    prometheus_has,
 )
+from tests.support.exporter import wait_for
 
 __all__ = ["report_scenario"]
 from tests.responder.report.scenario import report_scenario
@@ -74,8 +79,11 @@ def test_weekly_report_shows_the_long_query_the_unused_index_and_the_drill(
         report_scenario, "weekly", tmp_path / "weekly.html", "--config", str(report_scenario.config)
     )
     assert list(report.sections) == [
-        "slow_queries", "index_usage", "backup_tests", "connection_pool", "schema_migrations"
+        "slow_queries", "index_usage", "backup_tests", "connection_pool", "schema_migrations", "index_advice"
     ]  # fmt: skip
+    # no index_advice run was journaled in the scenario's week: said, without a verdict
+    assert report.sections["index_advice"][0] == "no data"
+    assert "no index_advice run was journaled" in report.text("index_advice")
     # no migration was journaled in the scenario's week: said, and no finding
     assert report.sections["schema_migrations"][0] == "ok"
     assert "no schema migration or backfill was journaled" in report.text("schema_migrations")
@@ -104,11 +112,13 @@ def test_monthly_and_quarterly_reports_name_what_has_no_data(
 ) -> None:
     config = ("--config", str(report_scenario.config))
     monthly, _ = build(report_scenario, "monthly", tmp_path / "monthly.html", *config)
-    assert list(monthly.sections) == ["table_bloat", "vacuum_age", "vacuum_runs", "dr_test"]
+    assert list(monthly.sections) == ["table_bloat", "vacuum_age", "vacuum_horizon", "vacuum_runs", "dr_test"]
     assert monthly.sections["dr_test"][0] == "ok"  # the week's drill is in the month too
     assert monthly.sections["vacuum_runs"][0] == "attention"  # none ran through the responder
     quarterly, markdown = build(report_scenario, "quarterly", tmp_path / "quarterly.html", *config)
-    assert list(quarterly.sections) == ["index_review", "instance_sizing", "security_patches", "cross_region"]
+    assert list(quarterly.sections) == [
+        "index_review", "instance_sizing", "security_patches", "index_advice", "cross_region"
+    ]  # fmt: skip
     assert quarterly.sections["index_review"][0] == "attention"
     assert DUPLICATE_INDEX in quarterly.text("index_review") and UNUSED_INDEX in quarterly.text(
         "index_review"
@@ -119,6 +129,7 @@ def test_monthly_and_quarterly_reports_name_what_has_no_data(
     assert quarterly.sections["security_patches"][0] in ("ok", "attention")
     assert "15." in quarterly.text("security_patches")
     assert quarterly.sections["cross_region"][0] == "attention"  # the drill restored in-region
+    assert quarterly.sections["index_advice"][0] == "no data"
     assert "| Instance sizing | no data | no data: rds_cpu_usage_percent_average |" in markdown
 
 
@@ -128,6 +139,8 @@ def test_without_the_journal_and_target_their_sections_have_no_data(
     weekly, _ = build(report_scenario, "weekly", tmp_path / "weekly.html")
     assert weekly.sections["backup_tests"][0] == "no data"
     assert "no data: the journal" in weekly.text("backup_tests")
+    assert weekly.sections["index_advice"][0] == "no data"
+    assert "no data: the journal (index_advice rows)" in weekly.text("index_advice")
     assert weekly.sections["slow_queries"][0] == "attention"
 
 
@@ -219,3 +232,52 @@ async def test_statement_texts_from_the_target_mask_their_string_literals(
     owner = f"{report_scenario.database}_owner"
     assert [t for t in catalog.statements.values() if owner in t] == [f"CREATE ROLE {owner} PASSWORD '***'"]
     assert not any(ROLE_PASSWORD in t for t in catalog.statements.values())
+
+
+HOLDER_APP = "rpt-horizon-holder"
+BURNED = 25
+
+
+def test_the_monthly_report_names_what_holds_back_vacuum(
+    report_scenario: ReportScenario,
+    pg_server: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A transaction holding a snapshot while others commit: the section shows the horizon's cause and names
+    the holder (pid, application, state); over the threshold (lowered here) it needs attention."""
+    db = report_scenario.database
+    url = report_scenario.prometheus
+    with psycopg.connect(pg_server.dsn(db), application_name=HOLDER_APP) as holder:
+        holder.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        holder.execute(b"SELECT count(*) FROM orders")
+        pid = holder.info.backend_pid
+        with psycopg.connect(pg_server.dsn(db), autocommit=True) as writer:
+            for _ in range(BURNED):
+                writer.execute(b"SELECT txid_current()")
+        held = (
+            f'pg_xmin_horizon_holder_info{{cause="transaction",pid="{pid}",application_name="{HOLDER_APP}"}}'
+        )
+        wait_for(lambda: prometheus_has(url, held), timeout=30)
+        wait_for(lambda: prometheus_has(url, f'pg_xmin_horizon_age_xids{{cause="transaction"}} >= {BURNED}'))
+        monthly, markdown = build(report_scenario, "monthly", tmp_path / "monthly.html")
+        monkeypatch.setattr("responder.report.sections.monthly.HORIZON_XIDS", BURNED - 1)
+        report = asyncio.run(build_report("monthly", url))
+        holder.rollback()
+    verdict, _ = monthly.sections["vacuum_horizon"]
+    text = monthly.text("vacuum_horizon")
+    named = f"pid {pid}, user postgres, application {HOLDER_APP}, idle in transaction"
+    assert verdict == "ok" and "stayed under 10,000,000 transaction IDs" in text
+    assert "transaction" in text and named in text and db in text
+    assert "vacuum_horizon" in monthly.with_chart
+    assert re.search(r"^\| What holds back vacuum \| ok \| ", markdown, re.M), markdown
+    (section,) = [s for s in report.sections if s.key == "vacuum_horizon"]
+    assert section.verdict == "attention"
+    assert (
+        section.reason.startswith("the VACUUM horizon reached ") and "held by transaction" in section.reason
+    )
+    by_cause, holders = section.tables
+    assert by_cause.rows[0][0] == "transaction"
+    assert int(by_cause.rows[0][2].replace(",", "")) >= BURNED
+    backend = f"pid {pid}, user postgres, application {HOLDER_APP}"  # one row whatever its state was
+    assert any(row[:3] == ("transaction", backend, db) for row in holders.rows), holders.rows

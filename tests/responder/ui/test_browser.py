@@ -182,7 +182,8 @@ async def test_the_report_page_renders_every_section_with_its_charts(
     await page.click(f'#reports tr[data-id="{d["id"]}"] a')
     await page.wait_for_url(f"**/reports/{d['id']}")
     sections = page.locator("section.section")
-    assert await sections.count() == 5  # the four with charts below, and the schema migrations (no chart)
+    # the four with charts below, the schema migrations and the index advice (no chart)
+    assert await sections.count() == 6
     for key in ("slow_queries", "index_usage", "backup_tests", "connection_pool"):
         section = page.locator(f"section#{key}")
         assert await section.get_attribute("data-verdict") in ("ok", "attention")
@@ -192,8 +193,9 @@ async def test_the_report_page_renders_every_section_with_its_charts(
         box = await chart.bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 50
     assert "rpt_long_query" in await page.inner_text("section#slow_queries")
-    assert await page.locator("#summary tr").count() == 6  # its header and the five sections
+    assert await page.locator("#summary tr").count() == 7  # its header and the six sections
     assert await page.locator("section#schema_migrations").get_attribute("data-verdict") == "ok"
+    assert await page.locator("section#index_advice").get_attribute("data-verdict") == "no data"
     await page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
     await context.close()

@@ -177,3 +177,49 @@ async def test_reports_need_a_token_or_a_session(
         assert resp.status == 200 and (await resp.json()) == {"reports": []}
     assert (await client.get("/reports/1", headers=AUTH)).status == 404
     assert client.app[keys.CONFIG].principal(TOKEN) is None
+
+
+async def test_a_decisions_own_page_is_where_a_notification_links(
+    make_config: ConfigFactory, client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client = await client_for(make_config(playbooks=[PENDING, REC], **people(monkeypatch, tmp_path)))
+    (held,) = await post_alerts(client, alert("Held"))
+    (ran,) = await post_alerts(client, alert("TestAlert"))
+    await wait_done(client, ran["id"])
+    resp = await client.get(f"/ui/actions/{held['id']}", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/ui/login?next=/ui/actions/{held['id']}"
+    login = await (await client.get(resp.headers["Location"])).text()
+    assert f'name="next" value="/ui/actions/{held["id"]}"' in login
+    resp = await client.post(
+        "/ui/login",
+        data={"token": ALICE, "csrf": hidden_csrf(login), "next": f"/ui/actions/{held['id']}"},
+        allow_redirects=False,
+    )
+    assert (
+        resp.status == 303 and resp.headers["Location"] == f"/ui/actions/{held['id']}"
+    )  # back where it linked
+    page = await (await client.get(f"/ui/actions/{held['id']}")).text()
+    assert f'data-id="{held["id"]}"' in page and "Approve</button>" in page
+    assert f'data-id="{ran["id"]}"' not in page
+    done = await (await client.get(f"/ui/actions/{ran['id']}")).text()
+    assert f"Decision #{ran['id']}" in done and "Approve</button>" not in done  # nothing left to decide
+    for missing in ("999999", "0", "-1", "abc", "1e3", "%00"):
+        assert (await client.get(f"/ui/actions/{missing}")).status == 404, missing
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["//evil.example", "https://evil.example/ui/actions/1", "/\\evil.example", "/ui/actions/1/../../x",
+     "/ui/actions/1?x=//evil", "/ui/actions/", "javascript:alert(1)", "/ui/actions/1\n", ""],
+)  # fmt: skip
+async def test_sign_in_returns_only_to_a_console_page(
+    hostile: str, make_config: ConfigFactory, client_for: ClientFactory, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    client = await client_for(make_config(**people(monkeypatch, tmp_path)))
+    login = await (await client.get("/ui/login", params={"next": hostile})).text()
+    assert 'name="next" value="/ui"' in login
+    resp = await client.post(
+        "/ui/login", data={"token": ALICE, "csrf": hidden_csrf(login), "next": hostile}, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/ui"

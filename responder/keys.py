@@ -14,6 +14,7 @@ from responder.dispatcher import Dispatcher
 from responder.drills.housekeeping import DrillHousekeeping
 from responder.journal import Journal
 from responder.metrics import ResponderMetrics
+from responder.notify.sender import Sender, SenderTuning
 from responder.scheduling.scheduler import Scheduler
 from responder.ui.schedules import ScheduleSource
 from responder.ui.sessions import SessionStore
@@ -26,6 +27,10 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 DRILLS = web.AppKey("drill_housekeeping", DrillHousekeeping)  # the sweeper and the drill gauges
 OWNER = web.AppKey("owner", str)
+NOTIFIER = web.AppKey("notifier", Sender)
+NOTIFY_TUNING = web.AppKey(
+    "notify_tuning", SenderTuning
+)  # set before start-up to change the sender's timings
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 # The console's: its signed-in sessions, and where its schedules page reads from (the scheduler registers
 # itself; a test may register another source before start-up).

@@ -3,6 +3,8 @@ dependency order (`RESOURCES`); aiohttp closes them in the reverse order.
 
     open_journal       the journal's store (closed last)
     open_rds           the RDS API, when `aws:` is configured
+    start_notifier     the sender of the outbox's notices (closed after the dispatcher has drained, so the
+                       last decisions' notices are queued; whatever is left is sent by the next process)
     start_dispatcher   recovers what an earlier process left open; at exit, what still runs gets
                        `shutdown_timeout`
     start_scheduler    the catch-up of missed ticks; then a tick in each housekeeping round
@@ -31,6 +33,8 @@ from responder.aws import RdsApi
 from responder.dispatcher import Dispatcher
 from responder.drills.housekeeping import DrillHousekeeping
 from responder.journal import Journal, open_store
+from responder.notify.outbox import router
+from responder.notify.sender import Sender, SenderTuning
 from responder.scheduling.scheduler import Scheduler
 from responder.ui.console import register_schedules
 from responder.ui.schedules import SchedulerSource
@@ -43,7 +47,7 @@ async def open_journal(app: web.Application) -> AsyncIterator[None]:
     store = open_store(
         config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
     )
-    journal = Journal(store, app[keys.OWNER])
+    journal = Journal(store, app[keys.OWNER], router(config.notify))
     await journal.start()
     app[keys.JOURNAL] = journal
     yield
@@ -54,6 +58,25 @@ async def open_rds(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     app[keys.RDS] = RdsApi(config.aws) if config.aws else None
     yield
+
+
+async def start_notifier(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    tuning = app.get(keys.NOTIFY_TUNING, SenderTuning())
+    needed = {p.name: p.approvals for p in config.all_playbooks}
+    sender = Sender(
+        app[keys.JOURNAL],
+        config.notify,
+        config.principals,
+        app[keys.METRICS].notify,
+        tuning,
+        approvals_needed=needed,
+    )
+    app[keys.NOTIFIER] = sender
+    if config.notify.routes:
+        await sender.start()
+    yield
+    await sender.stop()
 
 
 async def start_dispatcher(app: web.Application) -> AsyncIterator[None]:
@@ -97,6 +120,7 @@ async def run_housekeeping(app: web.Application) -> AsyncIterator[None]:
 RESOURCES: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
     open_journal,
     open_rds,
+    start_notifier,
     start_dispatcher,
     start_scheduler,
     start_drill_housekeeping,

@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from responder.core import ActionSpec
+from responder.notify.metrics import NotifyMetrics
 from responder.outcomes import COUNTED_OUTCOMES, Outcome
 
 
@@ -44,6 +45,7 @@ class ResponderMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
         )
+        self.notify = NotifyMetrics(r)
         self.counters = {
             name: Counter(f"pgwarden_responder_{name}", help_text, registry=r)
             for spec in actions

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from responder.config import Config
 from responder.journal import Journal, JournalUnavailable, open_store
+from responder.notify.outbox import router
 from responder.outcomes import Outcome
 
 
@@ -28,7 +29,7 @@ async def operator_journal(config: Config, owner: str) -> AsyncIterator[Journal]
     store = open_store(
         config.journal, timeout=config.schema.journal_timeout, credentials=config.journal_credentials
     )
-    journal = Journal(store, owner)
+    journal = Journal(store, owner, router(config.notify))  # its decisions are notified like any other
     await journal.start()
     beat = asyncio.create_task(heartbeat(journal, config.schema.replica_timeout))
     try:

@@ -18,6 +18,7 @@ playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across re
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,21 @@ from responder.decision import Decision
 from responder.journal.migrations import JournalTooNew
 from responder.journal.once import op_take_slack_request
 from responder.journal.ops import op_claim, op_decide, op_finish, op_record, op_set_plan
+from responder.journal.outbox import (
+    Message,
+    OutboxRow,
+    Router,
+    op_claim_due,
+    op_claim_held,
+    op_done,
+    op_later,
+    op_leased_done,
+    op_leased_summary,
+    op_notices_of,
+    op_prune_outbox,
+    op_queued,
+    op_release,
+)
 from responder.journal.reads import (
     op_count_pending,
     op_count_rows,
@@ -59,9 +75,10 @@ from responder.journal.upkeep import (
     op_prune,
     op_take_over,
 )
-from responder.outcomes import Answer, Outcome
+from responder.outcomes import Answer, Outcome, State
 
 HEAVY_RECORD = 64
+OUTBOX_CHUNK = 500  # notices marked per transaction when a digest says many
 
 __all__ = [
     "ActionFilter",
@@ -71,6 +88,7 @@ __all__ = [
     "Journal",
     "JournalTooNew",
     "JournalUnavailable",
+    "OutboxRow",
     "PostgresStore",
     "SessionRow",
     "SqliteStore",
@@ -81,11 +99,20 @@ __all__ = [
 
 
 class Journal:
-    """What the rest of the responder sees: async methods over whichever store is configured."""
+    """What the rest of the responder sees: async methods over whichever store is configured.
 
-    def __init__(self, store: Store, owner: str) -> None:
+    With `route`, every change of a decision that a `notify:` route (or an earlier message) sends somewhere is
+    queued in the outbox in the change's own transaction, and `noted` is set for the sender."""
+
+    def __init__(self, store: Store, owner: str, route: Router | None = None) -> None:
         self.store = store
         self.owner = owner
+        self.route = route
+        self.noted = asyncio.Event()
+
+    def _changed(self) -> None:
+        if self.route is not None:
+            self.noted.set()
 
     @property
     def single_process(self) -> bool:
@@ -106,11 +133,17 @@ class Journal:
     async def record(self, decisions: Sequence[Decision]) -> list[Decision]:
         """Journal decisions: each comes back with its id (a duplicate as done/duplicate, see `op_record`)."""
         heavy = len(decisions) > HEAVY_RECORD  # a large payload's inserts: never on the event loop
-        return await self.store.run(op_record(decisions, self.owner), heavy=heavy)
+        recorded = await self.store.run(op_record(decisions, self.owner, self.route), heavy=heavy)
+        if any(d.state in (State.PENDING, State.DONE) for d in recorded):
+            self._changed()
+        return recorded
 
     async def claim(self, claim: Claim) -> ActionRow | None:
         """queued -> running unless a guard says no: the row as the claim left it (see `op_claim`)."""
-        return await self.store.run(op_claim(claim, self.owner))
+        row = await self.store.run(op_claim(claim, self.owner, self.route))
+        if row is not None and row.state is State.DONE:
+            self._changed()
+        return row
 
     async def finish(
         self,
@@ -120,7 +153,8 @@ class Journal:
         error: str | None = None,
         release_key: bool = False,
     ) -> None:
-        await self.store.run(op_finish(action_id, outcome, result, error, release_key))
+        await self.store.run(op_finish(action_id, outcome, result, error, release_key, self.route))
+        self._changed()
 
     async def set_plan(self, action_id: int, plan: Any) -> None:
         await self.store.run(op_set_plan(action_id, plan))
@@ -136,16 +170,26 @@ class Journal:
     ) -> Answer:
         """Approve or reject a pending decision (see `op_decide`: `needed` approvals by playbook, a link's
         single-use `nonce`)."""
-        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce)
-        return await self.store.run(op)
+        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce, self.route)
+        answer = await self.store.run(op)
+        self._changed()
+        return answer
 
     async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:
-        return await self.store.run(op_expire(approval_timeout))
+        expired = await self.store.run(op_expire(approval_timeout, self.route))
+        if expired:
+            self._changed()
+        return expired
 
     async def heartbeat(self, stale_after: float, first: bool = False) -> list[ActionRow]:
         """At start-up with SQLite every other owner is dead (one process per file)."""
         recover_all = first and self.single_process
-        return await self.store.run(op_heartbeat_and_recover(self.owner, stale_after, recover_all))
+        rows = await self.store.run(
+            op_heartbeat_and_recover(self.owner, stale_after, recover_all, self.route)
+        )
+        if rows:
+            self._changed()
+        return rows
 
     async def history(self, action: str, target_key: str, outcome: Outcome, since: float) -> list[float]:
         """`since` and the times returned are on this process's clock; the comparison is on the journal's."""
@@ -158,6 +202,7 @@ class Journal:
         `batches` of them: how many were deleted, and whether more are left. Expired console sessions and
         the nonces of expired approval links go first."""
         await self.store.run(op_purge_console(NONCE_KEEP))
+        await self.store.run(op_prune_outbox(retention))
         deleted = 0
         for _ in range(batches):
             batch = await self.store.run(op_prune(retention))
@@ -183,6 +228,52 @@ class Journal:
         """Own decision `action_id` (one of `action`) again, to resume it, unless `refusal(row,
         running_elsewhere)` says why not: the row as it was (None: there is none) and the refusal, if any."""
         return await self.store.run(op_take_over(action_id, action, self.owner, stale_after, refusal))
+
+    # ---- the notification outbox (responder.journal.outbox) ------------------------------------------------
+
+    async def claim_notices(
+        self, lease: float, limit: int, skip_receivers: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Lease up to `limit` due notices to this replica for `lease` seconds (none of `skip_receivers`)."""
+        return await self.store.run(op_claim_due(self.owner, lease, limit, skip_receivers))
+
+    async def claim_digest(self, receiver: str, lease: float) -> tuple[int, list[int]]:
+        """Lease every notice `receiver`'s rate limit held back, and any other due, in transactions of a few
+        hundred rows: how many decisions they are, and the latest ten."""
+        while (
+            await self.store.run(op_claim_held(receiver, self.owner, lease, OUTBOX_CHUNK), heavy=True)
+            == OUTBOX_CHUNK
+        ):
+            pass
+        return await self.store.run(op_leased_summary(receiver, self.owner))
+
+    async def digest_done(self, receiver: str, outcome: str | None, delay: float = 0.0) -> None:
+        """The digest's notices (`claim_digest`) done with `outcome`, or (None) due again in `delay` seconds."""
+        op = op_leased_done(receiver, self.owner, outcome, OUTBOX_CHUNK, delay)
+        while await self.store.run(op, heavy=True) == OUTBOX_CHUNK:
+            pass
+
+    async def notices_of(
+        self, action_ids: Sequence[int], receiver: str
+    ) -> dict[int, tuple[ActionRow, tuple[str | None, str | None] | None]]:
+        """The decisions as they are now, each with the reference of the message `receiver` was sent for it."""
+        return await self.store.run(op_notices_of(action_ids, receiver))
+
+    async def notices_done(self, done: Sequence[tuple[Sequence[int], Message | None]], outcome: str) -> int:
+        """Mark notices sent, digested or given up: per message its rows, and the reference of the message
+        sent (if the receiver gave one)."""
+        return await self.store.run(op_done(done, self.owner, outcome))
+
+    async def notices_later(self, ids: Sequence[int], delay: float, *, failed: bool, held: bool) -> None:
+        """Give leased notices back, due again in `delay` seconds."""
+        await self.store.run(op_later(ids, self.owner, delay, failed=failed, held=held))
+
+    async def release_notices(self) -> None:
+        await self.store.run(op_release(self.owner))
+
+    async def queued_notices(self) -> dict[str, int]:
+        """Notices not sent yet, by receiver (all replicas)."""
+        return await self.store.run(op_queued)
 
     # ---- the console's sessions (responder.ui.sessions) -------------------------------------------------------
 

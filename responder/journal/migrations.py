@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from responder.journal.outbox import v2_statements
 from responder.journal.tx import JournalUnavailable, Tx
 
 log = logging.getLogger("responder.journal")
@@ -107,6 +108,7 @@ def _v4(postgres: bool) -> list[str]:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
+    Migration(2, "notifications: the outbox (pgwarden_outbox) and the messages sent", v2_statements),
     Migration(3, "Slack requests taken (pgwarden_slack_requests), refused when replayed", _v3),
     Migration(4, "approvals, spent approval links and console sessions", _v4),
 )

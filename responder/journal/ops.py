@@ -10,6 +10,7 @@ from typing import Any
 
 from pgwarden.redact import redact, redact_data
 from responder.decision import Decision
+from responder.journal.outbox import APPROVED, Router, note
 from responder.journal.reads import get_row as _get
 from responder.journal.rows import ActionRow, Claim, trigger_columns
 from responder.journal.tx import Tx
@@ -46,10 +47,12 @@ _INSERT = (
 )
 
 
-def op_record(decisions: Sequence[Decision], owner: str) -> Callable[[Tx], list[Decision]]:
+def op_record(
+    decisions: Sequence[Decision], owner: str, route: Router | None = None
+) -> Callable[[Tx], list[Decision]]:
     """Journal decisions (each comes back with its id); one whose dedup key is taken is journaled, and comes back,
     as a duplicate of the decision holding it. One journaled `running` (an operator's, run at once by the process
-    that decided it) starts now."""
+    that decided it) starts now. One pending or done is queued for the receivers `route` names."""
 
     def run(tx: Tx) -> list[Decision]:
         now = tx.now()
@@ -67,6 +70,7 @@ def op_record(decisions: Sequence[Decision], owner: str) -> Callable[[Tx], list[
             ).fetchone()
             if row is not None:
                 out.append(replace(d, id=int(row[0])))
+                _note_new(tx, route, int(row[0]), d.playbook, d.state, d.outcome)
                 continue
             # The key is taken: a redelivery, a repeat or another replica. Journal the duplicate itself.
             first = tx.execute(
@@ -81,12 +85,23 @@ def op_record(decisions: Sequence[Decision], owner: str) -> Callable[[Tx], list[
             out.append(
                 replace(d, id=int(dup[0]), state=State.DONE, outcome=Outcome.DUPLICATE, duplicate_of=first_id)
             )
+            _note_new(tx, route, int(dup[0]), d.playbook, State.DONE, Outcome.DUPLICATE)
         return out
 
     return run
 
 
-def op_claim(claim: Claim, owner: str) -> Callable[[Tx], ActionRow | None]:
+def _note_new(
+    tx: Tx, route: Router | None, action_id: int, playbook: str | None, state: State, outcome: Outcome | None
+) -> None:
+    """A decision just journaled: receivers hear of it if it waits for an approval or has ended."""
+    if state is State.PENDING:
+        note(tx, route, action_id, playbook, State.PENDING.value, follow_up=False)
+    elif state is State.DONE and outcome is not None:
+        note(tx, route, action_id, playbook, outcome.value, follow_up=False)
+
+
+def op_claim(claim: Claim, owner: str, route: Router | None = None) -> Callable[[Tx], ActionRow | None]:
     """queued -> running, unless a cooldown or the daily cap says no (then done/cooldown), or an `exclusive`
     action runs on the target (then done/guardrail). The row as the claim left it (running: claimed; done:
     refused, its outcome and why), or None when it was not queued (nothing changed)."""
@@ -108,7 +123,7 @@ def op_claim(claim: Claim, owner: str) -> Callable[[Tx], ActionRow | None]:
             ).fetchone()
             if busy is not None:
                 why = f"action {busy[0]} ({busy[1]}) is changing this instance now: one change at a time"
-                _finish(tx, action_id, Outcome.GUARDRAIL, None, why, claim.release_key)
+                _finish(tx, action_id, Outcome.GUARDRAIL, None, why, claim.release_key, route)
                 return _get(tx, action_id)
         reason = None
         if claim.cooldown > 0:
@@ -128,7 +143,7 @@ def op_claim(claim: Claim, owner: str) -> Callable[[Tx], ActionRow | None]:
             if int(count[0]) >= claim.max_per_day:
                 reason = f"max_per_day: {count[0]} actions in the last 24h"
         if reason is not None:
-            _finish(tx, action_id, Outcome.COOLDOWN, None, reason, claim.release_key)
+            _finish(tx, action_id, Outcome.COOLDOWN, None, reason, claim.release_key, route)
             return _get(tx, action_id)
         tx.execute(
             "UPDATE pgwarden_actions SET state = ?, owner = ?, started_at = ?, updated_at = ? WHERE id = ?",
@@ -140,25 +155,39 @@ def op_claim(claim: Claim, owner: str) -> Callable[[Tx], ActionRow | None]:
 
 
 def _finish(
-    tx: Tx, action_id: int, outcome: Outcome, result: Any, error: str | None, release_key: bool
+    tx: Tx,
+    action_id: int,
+    outcome: Outcome,
+    result: Any,
+    error: str | None,
+    release_key: bool,
+    route: Router | None = None,
 ) -> None:
     now = tx.now()
     key = ", dedup_key = NULL" if release_key else ""
-    tx.execute(
+    row = tx.execute(
         "UPDATE pgwarden_actions SET state = ?, outcome = ?, result = ?, error = ?, updated_at = ?,"
-        f" finished_at = ?{key} WHERE id = ?",
+        f" finished_at = ?{key} WHERE id = ? RETURNING playbook, decided_by",
         (State.DONE.value, outcome.value, _dumps_redacted(result), redact(error), now, now, action_id),
-    )
+    ).fetchone()
+    if row is not None:
+        # Only a decision that waited for an approval was said before it ended: its receivers hear how.
+        note(tx, route, action_id, row[0], outcome.value, follow_up=row[1] is not None)
 
 
 def op_finish(
-    action_id: int, outcome: Outcome, result: Any, error: str | None, release_key: bool = False
+    action_id: int,
+    outcome: Outcome,
+    result: Any,
+    error: str | None,
+    release_key: bool = False,
+    route: Router | None = None,
 ) -> Callable[[Tx], None]:
     """Done with `outcome`; with `release_key` (a decision that never started) a later delivery of the same
     alert is a new decision instead of a duplicate of this one."""
 
     def run(tx: Tx) -> None:
-        _finish(tx, action_id, outcome, result, error, release_key)
+        _finish(tx, action_id, outcome, result, error, release_key, route)
 
     return run
 
@@ -181,6 +210,7 @@ def op_decide(
     approval_timeout: float,
     needed: Mapping[str, int] | None = None,
     nonce: str | None = None,
+    route: Router | None = None,
 ) -> Callable[[Tx], Answer]:
     """pending -> queued (approved) or done/rejected, unless the approval window has passed. A playbook that
     needs n approvals (`needed`, by playbook name; default 1) is approved by the n-th different approver; each
@@ -205,6 +235,7 @@ def op_decide(
             return Answer.EXPIRED if row[2] == Outcome.EXPIRED else Answer.NOT_PENDING
         if float(row[1]) < now - approval_timeout:
             tx.execute(f"{EXPIRE} WHERE id = ? AND state = '{State.PENDING}'", (now, now, action_id))
+            note(tx, route, action_id, row[3], Outcome.EXPIRED.value)
             return Answer.EXPIRED
         if approve:
             answer = _approve(tx, action_id, who, owner, (needed or {}).get(row[3] or "", 1), now)
@@ -220,6 +251,15 @@ def op_decide(
             tx.execute(
                 "INSERT INTO pgwarden_link_nonces (nonce, action_id, approver, spent_at) VALUES (?, ?, ?, ?)",
                 (nonce, action_id, who, now),
+            )
+        if answer in (Answer.APPROVED, Answer.RECORDED, Answer.REJECTED):
+            # an approval (the last one needed, or one of them) goes where the pending decision went
+            note(
+                tx,
+                route,
+                action_id,
+                row[3],
+                Outcome.REJECTED.value if answer is Answer.REJECTED else APPROVED,
             )
         return answer
 

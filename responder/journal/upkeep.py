@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from responder.journal.ops import EXPIRE
+from responder.journal.outbox import Router, note
 from responder.journal.rows import COLUMNS, ActionRow
 from responder.journal.tx import Tx
 from responder.outcomes import OPEN_STATES, Outcome, State, sql_list
@@ -15,7 +16,7 @@ from responder.outcomes import OPEN_STATES, Outcome, State, sql_list
 PRUNE_BATCH = 500
 
 
-def op_expire(approval_timeout: float) -> Callable[[Tx], list[ActionRow]]:
+def op_expire(approval_timeout: float, route: Router | None = None) -> Callable[[Tx], list[ActionRow]]:
     """Pending decisions older than `approval_timeout` -> done/expired; the rows as they are now."""
 
     def run(tx: Tx) -> list[ActionRow]:
@@ -24,13 +25,16 @@ def op_expire(approval_timeout: float) -> Callable[[Tx], list[ActionRow]]:
             f"{EXPIRE} WHERE state = '{State.PENDING}' AND created_at < ? RETURNING {COLUMNS}",
             (now, now, now - approval_timeout),
         ).fetchall()
-        return [ActionRow.of(r) for r in rows]
+        expired = [ActionRow.of(r) for r in rows]
+        for row in expired:
+            note(tx, route, row.id, row.playbook, Outcome.EXPIRED.value)
+        return expired
 
     return run
 
 
 def op_heartbeat_and_recover(
-    owner: str, stale_after: float, recover_all_others: bool
+    owner: str, stale_after: float, recover_all_others: bool, route: Router | None = None
 ) -> Callable[[Tx], list[ActionRow]]:
     """Note that `owner` is alive; mark work of dead replicas `interrupted` and return it."""
 
@@ -57,7 +61,17 @@ def op_heartbeat_and_recover(
             (State.DONE.value, Outcome.INTERRUPTED.value, now, now, *params),
         ).fetchall()
         tx.execute("DELETE FROM pgwarden_replicas WHERE seen_at < ?", (now - 7 * 86400,))
-        return [ActionRow.of(r) for r in rows]
+        interrupted = [ActionRow.of(r) for r in rows]
+        for row in interrupted:
+            note(
+                tx,
+                route,
+                row.id,
+                row.playbook,
+                Outcome.INTERRUPTED.value,
+                follow_up=row.decided_by is not None,
+            )
+        return interrupted
 
     return run
 

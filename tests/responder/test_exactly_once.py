@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,11 +21,10 @@ from devtools.pgserver import PostgresServer, free_port
 from responder import keys
 from responder.app import make_app
 from tests.support.clock import frozen_clock
-from tests.support.responder import AUTH, TOKEN, ConfigFactory
+from tests.support.responder import AUTH, ConfigFactory
+from tests.support.responder_process import start_responder, wait_ready
 from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
 from tests.support.webhook import alert, payload
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_200_deliveries_to_two_replicas_act_once(
@@ -114,45 +111,6 @@ def victims(pg_roles: PostgresServer) -> Iterator[str]:
     pg_roles.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def _start(config_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RESPONDER_TEST_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "responder",
-                "--config",
-                str(config_path),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-                "--log.format",
-                "json",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-    return proc
-
-
-async def _wait_ready(
-    session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, log.read_bytes()  # noqa: ASYNC240
-        try:
-            async with session.get(f"{base}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline, log.read_bytes()  # noqa: ASYNC240
-        await asyncio.sleep(0.1)
-
-
 async def _actions(session: aiohttp.ClientSession, base: str) -> list[dict[str, Any]]:
     async with session.get(f"{base}/actions?limit=10") as resp:
         assert resp.status == 200
@@ -190,11 +148,11 @@ async def test_restart_mid_action_reports_interrupted(
     log = tmp_path / "responder.log"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    first = _start(path, port, log)
+    first = start_responder(path, port, log)
     second: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession(headers=AUTH) as session:
-            await _wait_ready(session, base, first, log)
+            await wait_ready(session, base, first, log)
             await asyncio.sleep(0.6)
             async with session.post(
                 f"{base}/webhook", json=payload(alert("PostgresIdleInTransaction", datname=victims))
@@ -210,8 +168,8 @@ async def test_restart_mid_action_reports_interrupted(
                 await asyncio.sleep(0.1)
             first.send_signal(signal.SIGKILL)  # no cleanup, no goodbye
             first.wait(10)
-            second = _start(path, port, log)
-            await _wait_ready(session, base, second, log)
+            second = start_responder(path, port, log)
+            await wait_ready(session, base, second, log)
             row = next(r for r in await _actions(session, base) if r["id"] == decision["id"])
             assert row["state"] == "done" and row["outcome"] == "interrupted", row
             assert "stopped while this action was running" in row["error"]

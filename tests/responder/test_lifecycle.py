@@ -32,6 +32,7 @@ async def test_the_resources_open_in_dependency_order(make_config: ConfigFactory
     assert list(app.cleanup_ctx) == [
         lifecycle.open_journal,
         lifecycle.open_rds,
+        lifecycle.start_notifier,
         lifecycle.start_dispatcher,
         lifecycle.start_scheduler,
         lifecycle.start_drill_housekeeping,

@@ -6,8 +6,9 @@ instead, from the pinned relocatable builds of devtools.pgversions (`make test-v
 
 Under pytest-xdist (`make pytest` runs `pytest -n auto --dist loadscope`) every worker is a session of its own,
 with its own server, moto server and ports (devtools.processes.free_port). Work goes to the workers a module at a
-time, so that a module's fixtures start once; the modules of one SAME_WORKER group go to one worker, one after
-the other; the modules with a test marked `slow` are handed out first, so that the run does not end on one.
+time, so that a module's fixtures start once, in the order of the collection: each worker runs its modules in the
+order a serial run would (what one test leaves in the cluster-wide statistics, another may see, as serially);
+the modules of one SAME_WORKER group go to one worker, one after the other.
 """
 
 from __future__ import annotations
@@ -59,16 +60,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadSco
             module = nodeid.split("::", 1)[0]
             return SAME_WORKER.get(module, module)
 
-    config.option.loadscopereorder = False  # pytest_collection_modifyitems's order below, not by size
+    config.option.loadscopereorder = False  # the collection's order, not the largest modules first
     return ModuleScheduling(config, log)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, the modules holding a `slow` test first (each module still in one piece, in its order)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)  # stable: the others keep the collection's order
 
 
 @pytest.fixture(scope="session")

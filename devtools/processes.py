@@ -28,8 +28,44 @@ class NotReady(RuntimeError):
     """A process exited, or did not answer in time."""
 
 
+# Under pytest-xdist every worker takes its ports from a slice of its own below the kernel's ephemeral range
+# (32768 and up, where bind(0) and outgoing connections take theirs): a port one worker picked and has not bound
+# yet is never another worker's pick. Worker gwN's slice starts at WORKER_PORTS + N * WORKER_SLICE.
+WORKER_PORTS = 20000
+WORKER_SLICE = 1000
+WORKER_SLICES = 12  # up to 31999
+_cursor: int | None = None
+
+
+def _worker_index() -> int | None:
+    """N for the pytest-xdist worker gwN (also in the processes it starts), else None."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = worker.removeprefix("gw")
+    return int(index) if worker.startswith("gw") and index.isdigit() else None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now (in this pytest-xdist worker's slice)."""
+    global _cursor
+    worker = _worker_index()
+    if worker is not None and worker < WORKER_SLICES:
+        base = WORKER_PORTS + worker * WORKER_SLICE
+        if _cursor is None:  # a process the worker started begins elsewhere in the slice than the worker
+            _cursor = os.getpid() % WORKER_SLICE
+        for _ in range(WORKER_SLICE):
+            port = base + _cursor
+            _cursor = (_cursor + 1) % WORKER_SLICE  # never the same port twice in a row
+            if _bindable(port):
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

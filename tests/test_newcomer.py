@@ -60,6 +60,7 @@ def a_newcomers_shell(home: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_the_readme_path_runs_as_written(tmp_path: Path) -> None:
     block = newcomer_block()
     assert block.count(DOCUMENTED_PORT) == 2, block  # the responder's address and the webhook's URL

@@ -17,6 +17,8 @@ from devtools.demo import SETTLE, Timeline
 from devtools.pgserver import PostgresUnavailable, find_bindir
 from tests.support.services import missing_service
 
+pytestmark = pytest.mark.slow  # the whole demo, once for the module
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMELINE_LINE = re.compile(r"^\[\s*(-?\d+\.\d+)s\] (.+)$")
 MIGRATION_STARTED = re.compile(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.processes import NotReady, free_port, spawn, wait_http, wait_tcp
+from devtools import processes
+from devtools.processes import WORKER_PORTS, WORKER_SLICE, NotReady, free_port, spawn, wait_http, wait_tcp
 
 CHILD_THEN_WAIT = """
 import subprocess, sys
@@ -32,6 +33,24 @@ def test_free_port_can_be_bound() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_an_xdist_worker_takes_free_ports_from_its_own_slice_and_skips_taken_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw11")  # a worker no run of the suite has on this machine
+    monkeypatch.setattr(processes, "_cursor", None)
+    own = range(WORKER_PORTS + 11 * WORKER_SLICE, WORKER_PORTS + 12 * WORKER_SLICE)
+    first, second = free_port(), free_port()
+    assert first in own and second in own and first != second
+    after = own.start + (second - own.start + 1) % WORKER_SLICE  # where the next pick starts looking
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", after))
+        taken.listen()
+        third = free_port()
+    assert third in own and third not in (after, second)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", third))
 
 
 def test_stop_ends_the_process_and_its_children(tmp_path: Path) -> None:

@@ -689,6 +689,7 @@ def resolve_variables(sc: Scenario, board: dict[str, Any], failures: list[str]) 
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DASHBOARD_DIR.glob("*.json")))
+@pytest.mark.slow
 def test_every_panel_returns_data(scenario: Scenario, name: str) -> None:
     board = json.loads((DASHBOARD_DIR / name).read_text())
     failures: list[str] = []
@@ -701,6 +702,7 @@ def test_every_panel_returns_data(scenario: Scenario, name: str) -> None:
     assert not failures, "\n".join(failures) + f"\n(logs in {scenario.logs})"
 
 
+@pytest.mark.slow
 def test_community_dashboard_9628_returns_data(scenario: Scenario) -> None:
     board = community_dashboard()
     failures: list[str] = []
@@ -713,6 +715,7 @@ def test_community_dashboard_9628_returns_data(scenario: Scenario) -> None:
     assert not failures, "\n".join(failures) + f"\n(logs in {scenario.logs})"
 
 
+@pytest.mark.slow
 def test_the_check_catches_bad_and_empty_expressions(scenario: Scenario) -> None:
     """The checker itself: a syntax error, an absent metric, a filter that leaves nothing and a NaN all fail."""
     exprs = [

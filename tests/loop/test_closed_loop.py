@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.loop import INTERVAL, THRESHOLD, Loop, Runaway, decisions, epoch, report
 
+pytestmark = pytest.mark.slow  # a minute of real intervals each
+
 MARGIN = 20.0  # seconds past a bound before a test gives up waiting
 DOWNTIME = 20.0  # seconds the responder is stopped in the restart test
 

@@ -181,6 +181,7 @@ def _check_config(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_check_config_lists_every_error(tmp_path: Path) -> None:
     raw = yaml.safe_load(EXAMPLE.read_text())
     raw["playbooks"][0]["params"]["grace"] = "soon"

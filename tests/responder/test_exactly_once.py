@@ -118,6 +118,7 @@ async def _actions(session: aiohttp.ClientSession, base: str) -> list[dict[str, 
         return rows
 
 
+@pytest.mark.slow
 async def test_restart_mid_action_reports_interrupted(
     pg_roles: PostgresServer, victims: str, tmp_path: Path
 ) -> None:

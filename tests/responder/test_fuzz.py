@@ -28,6 +28,8 @@ from responder.core import ActionSpec, TargetKind
 from responder.playbooks import default_registry
 from tests.support.responder import AUTH, Recorder, RecordParams
 
+pytestmark = pytest.mark.slow  # hypothesis against a running responder
+
 ALERTNAMES = ["TestAlert", "PostgresLongRunningQuery", "RDSCPUHigh", "Other"]
 
 

@@ -52,6 +52,7 @@ def _state(url: str, action_id: int) -> tuple[str, str | None]:
     return state, outcome
 
 
+@pytest.mark.slow
 async def test_a_read_only_journal_is_503_and_housekeeping_and_outcomes_survive_it(
     on_journal: Responder, recorder: Recorder, journal_url: str, read_only: ReadOnlyJournal
 ) -> None:

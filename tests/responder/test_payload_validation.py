@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def _pieces(body: bytes) -> tuple[WebhookPayload, list[Alert]]:
     return envelope, [Alert.model_validate(item) for item in raw["alerts"]]
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(bodies())
 def test_what_the_one_pass_accepts_the_pieces_accept_alike(body: bytes) -> None:

@@ -286,6 +286,7 @@ def test_a_guard_that_cannot_see_every_session_refuses(tmp_path: Path, db: Migra
         db.server.execute(f"DROP ROLE {stranger}")
 
 
+@pytest.mark.slow
 def test_sigterm_kills_the_command_and_ends_the_row_interrupted(tmp_path: Path, db: MigrationDb) -> None:
     config = write_config(tmp_path, db)
     marker = tmp_path / "finished"

@@ -216,6 +216,7 @@ def _exists(rds_client: Any, name: str) -> bool:
 # ---- a responder killed mid-drill ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_killed_mid_drill_the_restart_deletes_the_instance_and_journals_interrupted(
     moto_server: MotoServer, rds_client: Any, pg_server: PostgresServer, drill_db: str, tmp_path: Path
 ) -> None:

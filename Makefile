@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := postgresql-15 postgresql-15-hypopg prometheus prometheus-alertmanager prometheus-postgres-exporter docker-compose chromium
+APT_PACKAGES := postgresql-15 postgresql-15-hypopg prometheus prometheus-alertmanager prometheus-postgres-exporter docker-compose chromium fonts-noto-color-emoji
 
 .PHONY: all test test-versions lint typecheck pytest demo bench services node venv python-venv clean
 

@@ -152,7 +152,9 @@ WITH grouped AS (
          sum(s.{read}) AS read, sum(s.{write}) AS write, max(s.{maximum}) AS maximum,
          {io_sums}{query}
   FROM pg_stat_statements(%s) s
-  WHERE s.queryid IS NOT NULL{exclusions}
+  WHERE s.queryid IS NOT NULL
+    -- as postgres_exporter joins before its LIMIT: a dropped database's or role's entries take no top-N slot
+    AND s.dbid IN (SELECT oid FROM pg_database) AND s.userid IN (SELECT oid FROM pg_roles){exclusions}
   GROUP BY s.userid, s.dbid, s.queryid
 ), top AS (
   SELECT * FROM grouped ORDER BY total DESC {cap_clause(top_n)}

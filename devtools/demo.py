@@ -9,9 +9,10 @@ happened (see `devtools.demo_timeline`); then the weekly restore drill, run by h
 schedule (the restored instance's checks run against the demo's PostgreSQL, since moto's endpoints do not
 resolve), and a statistics refresh that is left waiting for your approval in the console. Beside them, one
 guarded schema migration behind a long transaction (`devtools.demo_migration`), run by the `migrate run` CLI
-on the responder's own journal. Ctrl-C stops
-everything; DEMO_ONCE=1 plays the scenario once and exits 0 only if every step happened;
-DEMO_SCREENSHOTS=folder saves the console's timeline and approvals and a weekly report, taken in Chromium.
+on the responder's own journal, and the weekly index advice of the shop's reads (`devtools.demo_shop`), run
+now through its schedule, its recommendations printed. Ctrl-C stops everything; DEMO_ONCE=1 plays the scenario
+once and exits 0 only if every step happened; DEMO_SCREENSHOTS=folder saves the console's timeline and
+approvals and a weekly report, taken in Chromium.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ from devtools.demo_config import (
     responder_config,
 )
 from devtools.demo_console import Console
-from devtools.demo_migration import GuardedMigration, prepare_orders
+from devtools.demo_migration import GuardedMigration
+from devtools.demo_shop import ADVICE, advice_text, prepare_shop
 from devtools.demo_shots import take_screenshots
 from devtools.demo_timeline import SETTLE, ServerLog, Timeline, alert_transitions, get_json, journal_time
 from devtools.motoserver import FAKE_CREDENTIALS, MotoServer, start_moto
@@ -75,6 +78,7 @@ STEPS = (
     "drill done",
     f"{ANALYZE} pending",
     "migration applied",
+    "index advice done",
 )
 ALERTS = ("PostgresLongRunningQuery", "RDSFreeStorageLow", "RDSCPUHigh")
 # PostgreSQL's server log: millisecond times in UTC and the backend's pid on every line.
@@ -229,6 +233,8 @@ class Watch:
                     finished.setdefault(playbook, ended)
                     if playbook == DRILL and action.get("result"):
                         self.timeline.event("drill done", ended, drill_line(action["result"]))
+                    if playbook == ADVICE and action.get("result"):
+                        self.timeline.event("index advice done", ended, advice_text(action["result"]))
         return finished
 
 
@@ -262,17 +268,22 @@ def play(
         ("instance scaled", lambda: run_schedule_now(responder, DRILL), f"restore drill requested: POST /schedules/{DRILL}/run"),
         ("drill done", lambda: run_schedule_now(responder, ANALYZE), f"statistics refresh requested: POST /schedules/{ANALYZE}/run"),
     ]  # fmt: skip
+    # beside the alerts: the weekly index advice, run now once the migration no longer locks shop.orders
+    beside: list[tuple[str, Callable[[], None], str | None]] = [
+        ("migration applied", lambda: run_schedule_now(responder, ADVICE), f"index advice requested: POST /schedules/{ADVICE}/run"),
+    ]  # fmt: skip
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline and not timeline.done():
         read_from = time.time()
         watch.look()
         timeline.release(read_from)
-        if stages and stages[0][0] in timeline.seen:
-            _, act, text = stages.pop(0)
-            asked = time.time()  # the request is made from here on; nothing can answer it before
-            act()
-            if text is not None:
-                timeline.event(text, asked)
+        for queue in (stages, beside):
+            if queue and queue[0][0] in timeline.seen:
+                _, act, text = queue.pop(0)
+                asked = time.time()  # the request is made from here on; nothing can answer it before
+                act()
+                if text is not None:
+                    timeline.event(text, asked)
         time.sleep(0.25)
     time.sleep(SETTLE)  # the last lines: one more read, then everything held
     watch.look()
@@ -305,6 +316,9 @@ def main() -> int:
         )
         server = start_server(settings=POSTGRES_LOG_SETTINGS)
         dsns = prepare_postgres(server)
+        app_dsn = server.dsn("shop", "demo_app", "demo-app-pw")
+        seeding = ThreadPoolExecutor(1)  # the shop's data and reads, while the services start
+        shop = seeding.submit(prepare_shop, server, app_dsn)
         moto = start_moto(log_path=workdir / "moto.log")
         rds, cloudwatch = seed_aws(moto)
         env = {
@@ -334,8 +348,8 @@ def main() -> int:
         print(f"  exporter      {services['exporter'].url}/metrics", flush=True)
         print(f"  console       {responder.url}/ui (sign in with {CONSOLE_TOKEN})", flush=True)
         time.sleep(3)  # a few scrapes before the scenario
-        app_dsn = server.dsn("shop", "demo_app", "demo-app-pw")
-        prepare_orders(app_dsn)
+        shop.result()
+        seeding.shutdown()
         ok = play(services, rds, cloudwatch, server, app_dsn, (workdir, env))
         print("demo: every step happened" if ok else "demo: FAILED", flush=True)
         if ok:

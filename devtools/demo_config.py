@@ -1,5 +1,5 @@
 """The demo's cast: its PostgreSQL roles and the exporter's and responder's configuration (enforce mode, the
-runbook's playbooks at demo thresholds, the weekly restore drill as a schedule)."""
+runbook's playbooks at demo thresholds, the weekly restore drill and index advice as schedules)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from devtools.demo_migration import MIGRATIONS
 from devtools.demo_migration import TARGET as MIGRATION_TARGET
+from devtools.demo_shop import advice_schedule
 from devtools.drills import SHOP_REACHABLE, local_restore_drill
 from devtools.pgserver import PostgresServer
 
@@ -117,5 +118,6 @@ def responder_config(workdir: Path, token: Path, port: int, alertmanager_url: st
                 "params": {"tables": "stale_analyze", "stale_after": "1d"},
                 "require_approval": True,  # left waiting in the console's approvals for you
             },
+            advice_schedule(),
         ],
     }

@@ -1,12 +1,13 @@
-"""The demo's guarded migration: a report holds a transaction open on `shop.orders` for HOLD seconds while the
-shop writes an order row every 20 ms; `pgwarden-responder migrate run -- psql -c "ALTER TABLE orders ADD COLUMN
-..."` starts behind it. Naked, that ALTER TABLE would queue every write behind it until the report commits; the
+"""The demo's guarded migration: a report holds a transaction open on `shop.orders` (`devtools.demo_shop`) for
+HOLD seconds while the shop writes an order row every 20 ms; `pgwarden-responder migrate run -- psql -c "ALTER
+TABLE orders ADD COLUMN ..."` starts behind it. Naked, that ALTER TABLE would queue every write behind it until the report commits; the
 watchdog cancels it whenever writes wait behind it, and `run` retries it until it applies. The run is a row of
 the responder's own journal (the CLI and the responder share it): the timeline reads it from `GET /actions`."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from devtools.demo_shop import CUSTOMERS
 from devtools.demo_timeline import Timeline, journal_time
 
 HOLD = 8.0  # seconds the report's transaction stays open
@@ -33,13 +35,6 @@ MIGRATIONS = {
 TARGET = "shop"
 
 
-def prepare_orders(dsn: str) -> None:
-    """The shop's `orders` table, owned by the application (the migration's role)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, amount int NOT NULL)")
-        conn.execute("INSERT INTO orders (amount) SELECT g % 100 FROM generate_series(1, 10000) g")
-
-
 @dataclass
 class Writes:
     """The shop's writes: an order inserted every 20 ms, autocommit; their latencies by start time."""
@@ -51,10 +46,15 @@ class Writes:
 
     def run(self) -> None:
         with psycopg.connect(self.dsn + "?application_name=shop-writes", autocommit=True) as conn:
-            while not self.stop.is_set():
+            for customer in itertools.count(1):
+                if self.stop.is_set():
+                    break
                 started = time.time()
                 try:
-                    conn.execute("INSERT INTO orders (amount) VALUES (42)")
+                    conn.execute(
+                        "INSERT INTO orders (customer_id, amount) VALUES (%s, 4200)",
+                        (customer % CUSTOMERS + 1,),
+                    )
                 except psycopg.Error:
                     self.errors += 1
                 self.done.append((started, time.time() - started))

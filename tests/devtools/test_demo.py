@@ -1,7 +1,7 @@
 """`make demo` as a user runs it: DEMO_ONCE=1 plays the runbook through the whole loop once and exits 0 only if
 every step happened (query cancelled, storage grown 100 → 125 GiB, the scale-up approved in the console and
-the instance scaled one class up, the drill, a statistics refresh left waiting for an approval), printing the
-steps in the order they happened."""
+the instance scaled one class up, the drill, a statistics refresh left waiting for an approval, the index
+advice), printing the steps in the order they happened."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.demo import SETTLE, Timeline
+from devtools.demo_shop import ADVISED
 from devtools.pgserver import PostgresUnavailable, find_bindir
 from tests.support.services import missing_service
 
@@ -28,8 +29,9 @@ MIGRATION_APPLIED = re.compile(
     r"^migration (\d+) applied: ALTER TABLE waited behind the report's (\d+) s transaction; cancelled (\d+) times"
     r" to let (\d+) writes through; applied at (\d+\.\d) s; longest write stall (\d+\.\d) s$"
 )
-# The guarded migration's lines carry its journal id and its figures: the README shows them with other numbers.
-MEASURED = re.compile(r"^(migration \d+ |the report commits after )")
+# The guarded migration's lines carry its journal id and its figures, the index advice's headline its counts and
+# seconds: the README shows them with other numbers.
+MEASURED = re.compile(r"^(migration \d+ |the report commits after |index advice for shop in )")
 # Each cause before its effect, as PostgreSQL, Prometheus, the responder's journal and the demo dated them.
 CHAINS = (
     (
@@ -60,6 +62,14 @@ CHAINS = (
         "statistics refresh requested: POST /schedules/refresh-shop-statistics/run",
         "job journaled: refresh-shop-statistics",
         "refresh-shop-statistics: waiting for an approval",
+    ),
+    (  # beside them, once the migration no longer locks shop.orders
+        "the report commits after ",
+        "index advice requested: POST /schedules/index-advice/run",
+        "job journaled: index-advice",
+        "index-advice started",
+        "index-advice: succeeded",
+        "index advice for shop in ",
     ),
 )
 
@@ -135,6 +145,23 @@ def test_the_guarded_migration_waits_for_the_report_and_lets_the_writes_through(
     assert held >= 8 and cancels >= 1 and writes > 0
     assert float(stall) < held - 2, texts[applied]  # naked, the writes would wait out the transaction
     assert float(at) == pytest.approx(timeline[applied][0], abs=0.06)
+
+
+def test_the_index_advice_of_the_shop_is_printed_with_its_indexes(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    """The weekly `index_advice` schedule, run now: its headline on the timeline, then each index it recommends
+    for the shop's reads (`devtools.demo_shop`), in the advisor's order."""
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    lines = demo.stdout.splitlines()
+    (headline,) = [i for i, line in enumerate(lines) if "] index advice for shop in " in line]
+    assert re.search(r"\d+ statements planned, 4 with findings, 4 indexes recommended$", lines[headline])
+    indexes = lines[headline + 1 : headline + 1 + len(ADVISED)]
+    for line, (table, columns) in zip(indexes, ADVISED, strict=True):
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        assert line.startswith(
+            f'    CREATE INDEX CONCURRENTLY ON "public"."{table}" ({quoted});  -- cost '
+        ), line
 
 
 def _position(texts: list[str], step: str) -> int:

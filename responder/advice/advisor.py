@@ -13,6 +13,7 @@ from pgwarden.credentials import Credentials
 from pgwarden.postgres import SessionOptions, connect
 from responder.advice.candidates import Candidate, candidates, tables_of
 from responder.advice.catalog import Catalog, read_catalog
+from responder.advice.consolidate import consolidate
 from responder.advice.findings import find
 from responder.advice.hypo import Hypothetical, choose
 from responder.advice.model import Advice, DatabaseAdvice, NotPlanned, Recommendation, StatementPlan
@@ -174,4 +175,4 @@ async def _recommend(
         fixed += [Candidate(p.schema, p.table, p.columns) for p in picks]
         affected = {s.statement.queryid for p in picks for s in p.served}
         baseline.update(await hypothetical.costs(fixed, [plans[q] for q in affected]))
-    return chosen
+    return await consolidate(hypothetical, chosen, plans)

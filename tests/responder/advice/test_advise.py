@@ -56,11 +56,14 @@ def test_the_needed_indexes_are_recommended_and_the_decoys_are_not(planted: Plan
 
 def test_findings_name_the_seq_scans_of_large_tables_only(planted: Planted) -> None:
     database = run(planted)
-    scans = {f.relation: f for plan in database.plans for f in plan.findings if f.kind == SEQ_SCAN}
-    assert {"public.orders", "public.customers", "public.events"} <= set(scans)
-    assert "public.tiny" not in scans  # 300 rows: under the 10,000-row threshold
-    assert "customer_id = $1" in (scans["public.orders"].filter or "")
-    assert scans["public.orders"].rows < 100  # the node's estimate, not the table's
+    scans = [f for plan in database.plans for f in plan.findings if f.kind == SEQ_SCAN]
+    assert {"public.orders", "public.customers", "public.events"} <= {f.relation for f in scans}
+    assert "public.tiny" not in {f.relation for f in scans}  # 300 rows: under the 10,000-row threshold
+    # several statements scan orders (ranked by their time, which varies): the customer lookup's is among them
+    (by_customer,) = [
+        f for f in scans if f.relation == "public.orders" and "customer_id = $1" in (f.filter or "")
+    ]
+    assert by_customer.rows < 100  # the node's estimate, not the table's
 
 
 def test_a_statement_that_cannot_be_planned_is_listed_with_the_reason(planted: Planted) -> None:

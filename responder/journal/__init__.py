@@ -19,7 +19,7 @@ playbook (PostgreSQL advisory lock; SQLite's write lock), so they hold across re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +133,11 @@ class Journal:
         approval_timeout: float,
         needed: Mapping[str, int] | None = None,
         nonce: str | None = None,
+        approvers: Collection[str] | None = None,
     ) -> Answer:
         """Approve or reject a pending decision (see `op_decide`: `needed` approvals by playbook, a link's
-        single-use `nonce`)."""
-        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce)
+        single-use `nonce`, the configured `approvers` whose approvals count)."""
+        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce, approvers)
         return await self.store.run(op)
 
     async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:

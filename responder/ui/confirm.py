@@ -146,13 +146,16 @@ async def decide(request: web.Request) -> web.StreamResponse:
         answer = await request.app[keys.DISPATCHER].decide(
             claim.action_id, verb == "approve", principal.name, nonce=claim.nonce
         )
-        row = await request.app[keys.JOURNAL].get(claim.action_id)
     except JournalUnavailable:
         return _refused(request, 503, "The journal is unavailable; nothing was decided. Retry in a moment.")
     log.info(
         "approval",
         extra={"action_id": claim.action_id, "answer": answer.value, "by": principal.name, "via": "link"},
     )
+    try:
+        row = await request.app[keys.JOURNAL].get(claim.action_id)
+    except JournalUnavailable:  # decided as `answer` says: only the decision as it is now cannot be shown
+        return _refused(request, STATUS[answer], SAYS[answer])
     if row is None:
         return _refused(request, 404, SAYS[Answer.NOT_FOUND])
     context = {"message": SAYS[answer], "form": None, "approver": principal.name, "answer": answer.value}

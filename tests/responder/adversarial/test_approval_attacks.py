@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
 
-from responder.approvals.slack import APPROVE_ACTION
+from responder import keys
+from responder.approvals.slack import APPROVE_ACTION, REJECT_ACTION
 from responder.config import Config
 from responder.ui.confirm import CONFIRM_COOKIE, link_csrf
 from tests.responder.approvals.people import (
@@ -22,6 +24,7 @@ from tests.responder.approvals.people import (
     BOB,
     CAROL,
     Client,
+    form_csrf,
     link,
     open_link,
     people,
@@ -282,3 +285,57 @@ async def test_a_press_signed_with_the_secret_of_a_receiver_since_removed_decide
     assert resp.status == 401 and "signature" in json.dumps(await resp.json())
     assert (await wait_done(client, again))["state"] == "pending"
     assert [r["id"] for r in recorder.runs] == [waiting]
+
+
+async def test_an_old_buttons_decision_id_never_names_a_new_decision_after_retention(
+    client_for: ClientFactory, slack_config: Config, response_urls: ResponseUrls, recorder: Recorder
+) -> None:
+    """A Slack message's buttons carry a decision id and outlive it: once retention has deleted that decision,
+    the next one must not get its id (SQLite would hand the largest id out again without AUTOINCREMENT), or an
+    approver pressing the old message's Approve would approve whatever came next."""
+    client = await client_for(slack_config)
+    with time_machine.travel(time.time() - 91 * 86400, tick=False):  # long before retention's 90 days
+        old = await pending(client)
+        body = form(press_payload(REJECT_ACTION, str(old), ALICE_SLACK, response_urls.url("old")))
+        assert (await send(client, signed(body))).status == 200
+        assert (await wait_done(client, old))["outcome"] == "rejected"
+    journal = client.app[keys.JOURNAL]
+    await journal.prune(slack_config.schema.journal_retention)
+    assert await journal.get(old) is None
+    new = await pending(client)
+    assert new != old
+    body = form(press_payload(APPROVE_ACTION, str(old), ALICE_SLACK, response_urls.url("again")))
+    assert (await send(client, signed(body))).status == 200
+    assert (await wait_done(client, new))["state"] == "pending" and recorder.runs == []
+
+
+async def test_a_link_signed_before_a_rotation_holds_only_where_the_old_token_is_still_configured(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    pg_journal: str,
+) -> None:
+    """Alice's token rotated on replica b, not yet on a: b refuses her old links (and a her new ones); a link
+    taken on a is spent for both, so it decides once."""
+    before = people(monkeypatch, tmp_path)
+    a = await client_for(make_config(journal=pg_journal, **before))
+    monkeypatch.setenv("PGW_TEST_ALICE_TOKEN", "alice-rotated-token-98765")
+    b = await client_for(make_config(journal=pg_journal, **before))
+    action_id = await two(a)
+    old_link, new_link = link(a, "alice", action_id), link(b, "alice", action_id)
+    for client, path in ((b, old_link), (a, new_link)):
+        assert (await open_link(client, path))[0] == 404
+        assert (await client.post(path, data={"csrf": "x", "decision": "reject"})).status == 404
+    assert (await wait_done(a, action_id))["approvals"] == []
+    _, page = await open_link(a, old_link)
+    csrf = form_csrf(page) or ""
+    assert (await a.post(old_link, data={"csrf": csrf, "decision": "approve"})).status == 200
+    a.session.cookie_jar.update_cookies({CONFIRM_COOKIE: csrf})
+    assert (await a.post(old_link, data={"csrf": csrf, "decision": "approve"})).status == 409
+    status, page = await open_link(b, new_link)  # alice, under her new token: counted once already
+    assert status == 200 and "approved this already" in page
+    assert (await press(b, link(b, "bob", action_id), "approve"))[0] == 200
+    row = await wait_done(a, action_id)
+    assert (row["outcome"], row["decided_by"]) == ("succeeded", "alice, bob") and len(recorder.runs) == 1

@@ -339,3 +339,52 @@ async def test_a_link_signed_before_a_rotation_holds_only_where_the_old_token_is
     assert (await press(b, link(b, "bob", action_id), "approve"))[0] == 200
     row = await wait_done(a, action_id)
     assert (row["outcome"], row["decided_by"]) == ("succeeded", "alice, bob") and len(recorder.runs) == 1
+
+
+async def test_one_person_renamed_in_the_config_counts_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Alice approves, then her entry is renamed (same token, same person): approving again under the new name
+    must not make her the second of the two approvers."""
+    before = people(monkeypatch, tmp_path)
+    old = await client_for(make_config(**before))
+    action_id = await two(old)
+    assert await approve(old, ALICE, action_id) == (202, "approval_recorded")
+    await old.close()
+    renamed = [{**a, "name": "alice.smith"} if a["name"] == "alice" else a for a in before["approvers"]]
+    client = await client_for(make_config(**{**before, "approvers": renamed}))
+    assert await approve(client, ALICE, action_id) == (202, "approval_recorded")
+    assert (await wait_done(client, action_id))["state"] == "pending" and recorder.runs == []
+    assert await approve(client, BOB, action_id) == (202, "approved")
+    row = await wait_done(client, action_id)
+    assert (row["outcome"], row["decided_by"]) == ("succeeded", "alice.smith, bob") and len(
+        recorder.runs
+    ) == 1
+
+
+async def test_one_link_pressed_at_once_on_two_replicas_counts_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    journal_url: str,
+) -> None:
+    config = make_config(journal=journal_url, **people(monkeypatch, tmp_path))
+    a, b = await client_for(config), await client_for(config)
+    for _ in range(4):
+        action_id = await two(a)
+        path = link(a, "alice", action_id)
+        _, page = await open_link(a, path)
+        csrf = form_csrf(page) or ""
+        b.session.cookie_jar.update_cookies({CONFIRM_COOKIE: csrf})
+        presses = [c.post(path, data={"csrf": csrf, "decision": "approve"}) for c in (a, b, a, b)]
+        statuses = sorted(r.status for r in await asyncio.gather(*presses))
+        assert statuses == [200, 409, 409, 409], statuses
+        row = await wait_done(a, action_id)
+        assert row["state"] == "pending" and [x["by"] for x in row["approvals"]] == ["alice"]
+    assert recorder.runs == []

@@ -24,12 +24,14 @@ from tests.responder.approvals.people import (
     BOB,
     CAROL,
     Client,
+    bearer,
     form_csrf,
     link,
     open_link,
     people,
     person,
     press,
+    two,
 )
 from tests.support.responder import ClientFactory, ConfigFactory, Recorder, record_playbook
 from tests.support.slack_requests import (
@@ -48,17 +50,6 @@ from tests.support.slack_requests import (
 from tests.support.webhook import alert, post_alerts, wait_done
 
 __all__ = ["response_urls", "slack_config", "slack_people"]  # the fixtures
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def two(client: Client) -> int:
-    """A decision of the `two` playbook (two approvers needed), waiting: its id."""
-    (d,) = await post_alerts(client, alert("Two", target="production", datname="app"))
-    assert d["state"] == "pending", d
-    return int(d["id"])
 
 
 async def approve(client: Client, token: str, action_id: int) -> tuple[int, str]:

@@ -191,3 +191,46 @@ async def test_the_journal_going_away_right_after_an_approval_neither_loses_it_n
     resp = await client.post(f"/actions/{action_id}/approve", headers={"Authorization": f"Bearer {BOB}"})
     assert resp.status == 409
     assert len(recorder.runs) <= 1
+
+
+async def raw_status(client: Client, method: str, path: str, cookie: bytes, body: bytes = b"") -> int:
+    """The status of a request sent byte for byte (a cookie that is not UTF-8, which no client library sends)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+    ).encode()
+    writer.write(head + b"Cookie: " + cookie + b"\r\n\r\n" + body)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_cookies_that_are_not_utf8_are_no_session_and_no_csrf_token_never_a_500(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A cookie another site under the same domain planted, of bytes that are not UTF-8: every console page, the
+    sign-in and the confirmation page answer it as no session and no CSRF token (a redirect to sign in, a 403),
+    never a 500 that would lock the approver out of the console."""
+    client = await client_for(make_config(**people(monkeypatch, tmp_path)))
+    action_id = await held(client)
+    path = link(client, "alice", action_id)
+    _, page = await open_link(client, path)
+    csrf = (form_csrf(page) or "").encode()
+    bad = b"\xff\xfe\x80"
+    asked = [
+        ("GET", "/ui", COOKIE.encode() + b"=" + bad, b"", 303),
+        ("GET", "/ui/approvals", COOKIE.encode() + b"=" + bad, b"", 303),
+        ("POST", f"/ui/actions/{action_id}/approve", COOKIE.encode() + b"=" + bad, b"csrf=x", 403),
+        ("POST", "/ui/login", b"pgwarden_login=" + bad, b"csrf=x&token=" + ALICE.encode(), 403),
+        ("POST", path, CONFIRM_COOKIE.encode() + b"=" + bad, b"decision=approve&csrf=" + csrf, 403),
+    ]
+    for method, where, cookie, body, status in asked:
+        assert await raw_status(client, method, where, cookie, body) == status, (method, where)
+    row = await wait_done(client, action_id)
+    assert (row["state"], row["approvals"]) == ("pending", []) and recorder.runs == []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -106,6 +106,15 @@ def set_cookie(
     response.set_cookie(
         name, value, max_age=int(max_age), path="/", httponly=True, samesite="Strict", secure=request.secure
     )
+
+
+async def posted(request: web.Request) -> Mapping[str, str | bytes | bytearray | web.FileField] | None:
+    """The request's form, or None when it cannot be read as one (a multipart part whose bytes are not in its
+    charset, an unknown charset): its handler answers 400, never 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError):
+        return None
 
 
 def csrf_ok(expected: str, given: object) -> bool:

@@ -193,12 +193,19 @@ async def test_the_journal_going_away_right_after_an_approval_neither_loses_it_n
     assert len(recorder.runs) <= 1
 
 
-async def raw_status(client: Client, method: str, path: str, cookie: bytes, body: bytes = b"") -> int:
+async def raw_status(
+    client: Client,
+    method: str,
+    path: str,
+    cookie: bytes,
+    body: bytes = b"",
+    content_type: str = "application/x-www-form-urlencoded",
+) -> int:
     """The status of a request sent byte for byte (a cookie that is not UTF-8, which no client library sends)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
     head = (
         f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
     ).encode()
     writer.write(head + b"Cookie: " + cookie + b"\r\n\r\n" + body)
     await writer.drain()
@@ -232,5 +239,50 @@ async def test_cookies_that_are_not_utf8_are_no_session_and_no_csrf_token_never_
     ]
     for method, where, cookie, body, status in asked:
         assert await raw_status(client, method, where, cookie, body) == status, (method, where)
+    row = await wait_done(client, action_id)
+    assert (row["state"], row["approvals"]) == ("pending", []) and recorder.runs == []
+
+
+@pytest.mark.parametrize("charset", ["", "; charset=no-such-charset"])
+async def test_a_form_part_that_is_not_text_in_its_charset_is_a_400_never_a_500(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    charset: str,
+) -> None:
+    """A multipart form whose part holds bytes that are not in its charset (or names no charset Python knows):
+    the sign-in, the console's forms and the confirmation page refuse it as a 400; nothing is decided."""
+    client = await client_for(make_config(**people(monkeypatch, tmp_path)))
+    action_id = await held(client)
+    csrf = await sign_in(client, ALICE)
+    session = f"{COOKIE}={session_cookie(client)}".encode()
+    path = link(client, "alice", action_id)
+    _, page = await open_link(client, path)
+    link_csrf = form_csrf(page) or ""
+    confirm_cookie = f"{CONFIRM_COOKIE}={link_csrf}".encode()
+
+    def multipart(fields: dict[str, bytes]) -> bytes:
+        parts = [
+            f'--XX\r\nContent-Disposition: form-data; name="{name}"\r\n'
+            f"Content-Type: text/plain{charset}\r\n\r\n".encode()
+            + value
+            + b"\r\n"
+            for name, value in fields.items()
+        ]
+        return b"".join(parts) + b"--XX--\r\n"
+
+    bad = b"\xff\xfe\x80"
+    asked = [
+        ("/ui/login", b"pgwarden_login=x", {"csrf": b"x", "token": bad}),
+        (f"/ui/actions/{action_id}/approve", session, {"csrf": csrf.encode(), "x": bad}),
+        (path, confirm_cookie, {"csrf": link_csrf.encode(), "decision": b"approve", "x": bad}),
+    ]
+    for where, cookie, fields in asked:
+        status = await raw_status(
+            client, "POST", where, cookie, multipart(fields), "multipart/form-data; boundary=XX"
+        )
+        assert status == 400, (where, status)
     row = await wait_done(client, action_id)
     assert (row["state"], row["approvals"]) == ("pending", []) and recorder.runs == []

@@ -119,12 +119,13 @@ class Dispatcher:
         """Approve or reject a pending action (a link's `nonce` is spent by it); run it once approved by as
         many different approvers as its playbook needs."""
         needed = {p.name: p.approvals for p in self.config.all_playbooks}
+        approvers = {p.name for p in self.config.principals if p.can_approve}  # whose approvals count
         timeout = self.config.schema.approval_timeout
-        answer = await self.journal.decide(action_id, approve, who, timeout, needed, nonce)
-        if answer not in (Answer.APPROVED, Answer.REJECTED, Answer.EXPIRED):
-            return answer
-        row = await self.journal.get(action_id)
-        if row is None:
+        # The row is read in the deciding transaction: an approval committed is always run (or recorded).
+        answer, row = await self.journal.decide_and_get(
+            action_id, approve, who, timeout, needed, nonce, approvers
+        )
+        if answer not in (Answer.APPROVED, Answer.REJECTED, Answer.EXPIRED) or row is None:
             return answer
         if answer is not Answer.APPROVED:
             await self.record_outcome(row, Outcome(answer.value), journaled=True)

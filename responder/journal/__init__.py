@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,13 +167,34 @@ class Journal:
         approval_timeout: float,
         needed: Mapping[str, int] | None = None,
         nonce: str | None = None,
+        approvers: Collection[str] | None = None,
     ) -> Answer:
         """Approve or reject a pending decision (see `op_decide`: `needed` approvals by playbook, a link's
-        single-use `nonce`)."""
-        op = op_decide(action_id, approve, who, self.owner, approval_timeout, needed, nonce, self.route)
-        answer = await self.store.run(op)
-        self._changed()
+        single-use `nonce`, the configured `approvers` whose approvals count)."""
+        answer, _ = await self.decide_and_get(
+            action_id, approve, who, approval_timeout, needed, nonce, approvers
+        )
         return answer
+
+    async def decide_and_get(
+        self,
+        action_id: int,
+        approve: bool,
+        who: str,
+        approval_timeout: float,
+        needed: Mapping[str, int] | None = None,
+        nonce: str | None = None,
+        approvers: Collection[str] | None = None,
+    ) -> tuple[Answer, ActionRow | None]:
+        """`decide`, and the row as it left it, read in the same transaction: a journal lost right after an
+        approval commits cannot leave that approval queued with nobody to run it."""
+        decide = op_decide(
+            action_id, approve, who, self.owner, approval_timeout, needed, nonce, self.route, approvers
+        )
+        read = op_get(action_id)
+        answer, row = await self.store.run(lambda tx: (decide(tx), read(tx)))
+        self._changed()
+        return answer, row
 
     async def expire_pending(self, approval_timeout: float) -> list[ActionRow]:
         expired = await self.store.run(op_expire(approval_timeout, self.route))

@@ -4,7 +4,7 @@ one transaction, on either store."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -211,11 +211,14 @@ def op_decide(
     needed: Mapping[str, int] | None = None,
     nonce: str | None = None,
     route: Router | None = None,
+    approvers: Collection[str] | None = None,
 ) -> Callable[[Tx], Answer]:
     """pending -> queued (approved) or done/rejected, unless the approval window has passed. A playbook that
     needs n approvals (`needed`, by playbook name; default 1) is approved by the n-th different approver; each
-    approval is journaled (who, when), the same approver twice counts once, one rejection rejects. With an
-    approval link's `nonce`, it is spent by what decides, and a nonce spent already decides nothing.
+    approval is journaled (who, when), the same approver twice counts once, one rejection rejects. Given the
+    names of the configured `approvers`, an approval journaled by someone no longer one of them (removed, or
+    made a viewer) stays on the record but no longer counts. With an approval link's `nonce`, it is spent by
+    what decides, and a nonce spent already decides nothing.
 
     Deciders of one decision take its lock (PostgreSQL: an advisory lock; SQLite: the write lock): the count
     of approvals and the change of state are one step, so of two concurrent answers exactly one changes the
@@ -238,7 +241,8 @@ def op_decide(
             note(tx, route, action_id, row[3], Outcome.EXPIRED.value)
             return Answer.EXPIRED
         if approve:
-            answer = _approve(tx, action_id, who, owner, (needed or {}).get(row[3] or "", 1), now)
+            count = (needed or {}).get(row[3] or "", 1)
+            answer = _approve(tx, action_id, who, owner, count, now, approvers)
         else:
             changed = tx.execute(
                 "UPDATE pgwarden_actions SET state = ?, outcome = ?, decided_by = ?, updated_at = ?,"
@@ -270,8 +274,11 @@ def _spent(tx: Tx, nonce: str) -> bool:
     return tx.execute("SELECT 1 FROM pgwarden_link_nonces WHERE nonce = ?", (nonce,)).fetchone() is not None
 
 
-def _approve(tx: Tx, action_id: int, who: str, owner: str, needed: int, now: float) -> Answer:
-    """One approval journaled; the decision queued once `needed` different approvers have approved it."""
+def _approve(
+    tx: Tx, action_id: int, who: str, owner: str, needed: int, now: float, current: Collection[str] | None
+) -> Answer:
+    """One approval journaled; the decision queued once `needed` different approvers (of the `current` ones,
+    if given) have approved it."""
     added = tx.execute(
         "INSERT INTO pgwarden_approvals (action_id, approver, approved_at) VALUES (?, ?, ?)"
         " ON CONFLICT (action_id, approver) DO NOTHING",
@@ -285,6 +292,7 @@ def _approve(tx: Tx, action_id: int, who: str, owner: str, needed: int, now: flo
             "SELECT approver FROM pgwarden_approvals WHERE action_id = ? ORDER BY approved_at, approver",
             (action_id,),
         ).fetchall()
+        if current is None or str(r[0]) in current
     ]
     if len(approvers) < needed:
         return Answer.RECORDED

@@ -24,7 +24,7 @@ from responder.approvals.links import LINK_TTL, LinkClaim, LinkError, verify_lin
 from responder.journal import ActionRow, JournalUnavailable
 from responder.outcomes import Answer, State
 from responder.principals import Principal
-from responder.ui.sessions import csrf_ok
+from responder.ui.sessions import csrf_ok, posted
 from responder.ui.timeline import entry
 
 log = logging.getLogger("responder")
@@ -135,7 +135,9 @@ async def decide(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     claim, principal = found
-    data = await request.post()
+    data = await posted(request)
+    if data is None:
+        return _refused(request, 400, "This is not a form this page sends.")
     expected = link_csrf(principal, request.match_info["token"])
     if not csrf_ok(expected, data.get("csrf")) or not csrf_ok(expected, request.cookies.get(CONFIRM_COOKIE)):
         return _refused(request, 403, "Missing or wrong CSRF token: open the link again and use its buttons.")
@@ -146,13 +148,16 @@ async def decide(request: web.Request) -> web.StreamResponse:
         answer = await request.app[keys.DISPATCHER].decide(
             claim.action_id, verb == "approve", principal.name, nonce=claim.nonce
         )
-        row = await request.app[keys.JOURNAL].get(claim.action_id)
     except JournalUnavailable:
         return _refused(request, 503, "The journal is unavailable; nothing was decided. Retry in a moment.")
     log.info(
         "approval",
         extra={"action_id": claim.action_id, "answer": answer.value, "by": principal.name, "via": "link"},
     )
+    try:
+        row = await request.app[keys.JOURNAL].get(claim.action_id)
+    except JournalUnavailable:  # decided as `answer` says: only the decision as it is now cannot be shown
+        return _refused(request, STATUS[answer], SAYS[answer])
     if row is None:
         return _refused(request, 404, SAYS[Answer.NOT_FOUND])
     context = {"message": SAYS[answer], "form": None, "approver": principal.name, "answer": answer.value}

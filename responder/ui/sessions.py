@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -80,8 +80,10 @@ class SessionStore:
     async def get(self, session_id: str | None) -> Session | None:
         """The session of this id, if it has not expired and its principal's token is still the one it was
         signed in with; JournalUnavailable if the journal does not answer."""
-        if not session_id or len(session_id) > MAX_SESSION_ID:
-            return None
+        if not session_id or len(session_id) > MAX_SESSION_ID or not session_id.isascii():
+            return (
+                None  # never one of ours (a cookie of bytes that are not UTF-8 too: aiohttp keeps surrogates)
+            )
         row = await self._journal().session(id_hash(session_id))
         if row is None:
             return None
@@ -106,5 +108,18 @@ def set_cookie(
     )
 
 
+async def posted(request: web.Request) -> Mapping[str, str | bytes | bytearray | web.FileField] | None:
+    """The request's form, or None when it cannot be read as one (a multipart part whose bytes are not in its
+    charset, an unknown charset): its handler answers 400, never 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError):
+        return None
+
+
 def csrf_ok(expected: str, given: object) -> bool:
-    return isinstance(given, str) and bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    """Whether `given` is the CSRF token `expected`; either may come from a cookie, so either may hold bytes
+    that are not UTF-8 (kept by aiohttp as surrogates): never a match, never an error."""
+    if not isinstance(given, str) or not given or not given.isascii() or not expected.isascii():
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())

@@ -24,7 +24,7 @@ from responder.journal.rows import iso_ms
 from responder.models import action_id
 from responder.outcomes import Answer
 from responder.ui.schedules import ScheduleStatus
-from responder.ui.sessions import COOKIE, LOGIN_COOKIE, Session, csrf_ok, set_cookie
+from responder.ui.sessions import COOKIE, LOGIN_COOKIE, Session, csrf_ok, posted, set_cookie
 from responder.ui.timeline import Entry, entry
 
 log = logging.getLogger("responder")
@@ -71,7 +71,9 @@ def form(handler: Handler, approver: bool = True) -> Callable[[web.Request], Awa
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             session = await current(request)
-            data = await request.post()
+            data = await posted(request)
+            if data is None:
+                return web.Response(status=400, text="not a form")
             if session is None or not csrf_ok(session.csrf, data.get("csrf")):
                 return web.Response(status=403, text="missing or wrong CSRF token, or not signed in")
             if approver and not session.principal.can_approve:
@@ -106,7 +108,9 @@ def _login_page(request: web.Request, error: str | None, back: str, status: int 
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    data = await request.post()
+    data = await posted(request)
+    if data is None:
+        return web.Response(status=400, text="not a form")
     if not csrf_ok(request.cookies.get(LOGIN_COOKIE, ""), data.get("csrf")):
         return web.Response(status=403, text="missing or wrong CSRF token")
     back = back_to(data.get("next"))

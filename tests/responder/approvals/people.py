@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from responder import keys
 from responder.approvals.links import sign_link
 from responder.principals import Principal
+from tests.support.webhook import alert, post_alerts
 
 ALICE, BOB, CAROL = "alice-approver-token-0123", "bob-approver-token-45678", "carol-approver-token-9012"
 VICTOR = "victor-viewer-token-0123"
@@ -67,3 +68,14 @@ async def press(client: Client, path: str, decision: str = "approve") -> tuple[i
     assert status == 200 and csrf is not None, html
     resp = await client.post(path, data={"csrf": csrf, "decision": decision})
     return resp.status, await resp.text()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def two(client: Client) -> int:
+    """A decision of the `two` playbook (two approvers needed), waiting: its id."""
+    (d,) = await post_alerts(client, alert("Two", target="production", datname="app"))
+    assert d["state"] == "pending"
+    return int(d["id"])

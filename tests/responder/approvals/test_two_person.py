@@ -11,20 +11,21 @@ from typing import Any
 import pytest
 
 from responder.config import ConfigError, summary
-from tests.responder.approvals.people import ALICE, BOB, CAROL, TWO, Client, link, people, press
+from tests.responder.approvals.people import (
+    ALICE,
+    BOB,
+    CAROL,
+    TWO,
+    Client,
+    bearer,
+    link,
+    people,
+    press,
+    two,
+)
 from tests.responder.ui.console import sign_in
 from tests.support.responder import ClientFactory, ConfigFactory, Recorder
-from tests.support.webhook import alert, post_alerts, wait_done
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def two(client: Client) -> int:
-    (d,) = await post_alerts(client, alert("Two", target="production", datname="app"))
-    assert d["state"] == "pending"
-    return int(d["id"])
+from tests.support.webhook import wait_done
 
 
 def test_validated_at_load_with_the_key_path(

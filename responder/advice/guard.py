@@ -4,9 +4,9 @@ The planner evaluates an IMMUTABLE function whose arguments are constants (a STA
 filter's selectivity) and inlines SQL functions, so a user's function can run inside EXPLAIN, as the advisor's
 role. The read-only transaction stops its writes and the statement timeout its sleep, but not a signal to
 another backend, an advisory lock or a call out (dblink). So a statement is not planned when it may reach a
-function that is neither built in nor an extension's: by calling it, through an operator or a cast made of it,
-or through a relation whose view definition, column default, constraint or policy uses it (views over such a
-relation included). Names are matched in every schema, whatever the search_path: a refusal too many, never one
+function that is neither built in nor an extension's: by calling it, through an operator, a cast or a domain
+made of it, or through a relation whose view definition, column default, column type, constraint, policy, index
+expression or statistics object uses it (views over such a relation included). Names are matched in every schema, whatever the search_path: a refusal too many, never one
 too few.
 """
 
@@ -29,21 +29,28 @@ WITH RECURSIVE unsafe AS (
 ), uses AS (
   SELECT d.classid, d.objid FROM pg_depend d
   WHERE d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM unsafe)
-), casts AS (
-  SELECT c.castsource, c.casttarget FROM pg_cast c WHERE c.castfunc IN (SELECT oid FROM unsafe)
+), types(oid) AS (  -- a cast made of one, a domain whose default or check uses one
+  SELECT unnest(ARRAY[c.castsource, c.casttarget]) FROM pg_cast c WHERE c.castfunc IN (SELECT oid FROM unsafe)
+  UNION SELECT u.objid FROM uses u WHERE u.classid = 'pg_type'::regclass
+  UNION SELECT c.contypid FROM pg_constraint c JOIN uses u ON u.classid = 'pg_constraint'::regclass
+    AND u.objid = c.oid WHERE c.contypid <> 0
 ), tainted(relid) AS (
   SELECT r.ev_class FROM pg_rewrite r JOIN uses u ON u.classid = 'pg_rewrite'::regclass AND u.objid = r.oid
   UNION SELECT a.adrelid FROM pg_attrdef a JOIN uses u ON u.classid = 'pg_attrdef'::regclass AND u.objid = a.oid
   UNION SELECT c.conrelid FROM pg_constraint c JOIN uses u ON u.classid = 'pg_constraint'::regclass
     AND u.objid = c.oid WHERE c.conrelid <> 0
   UNION SELECT p.polrelid FROM pg_policy p JOIN uses u ON u.classid = 'pg_policy'::regclass AND u.objid = p.oid
-  UNION SELECT a.attrelid FROM pg_attribute a JOIN casts c ON c.casttarget = a.atttypid WHERE a.attnum > 0
+  UNION SELECT a.attrelid FROM pg_attribute a JOIN types t ON t.oid = a.atttypid WHERE a.attnum > 0
+  UNION SELECT i.indrelid FROM pg_index i JOIN uses u ON u.classid = 'pg_class'::regclass
+    AND u.objid = i.indexrelid
+  UNION SELECT x.stxrelid FROM pg_statistic_ext x JOIN uses u ON u.classid = 'pg_statistic_ext'::regclass
+    AND u.objid = x.oid
   UNION SELECT r.ev_class FROM tainted t JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass
     AND d.refobjid = t.relid AND d.classid = 'pg_rewrite'::regclass JOIN pg_rewrite r ON r.oid = d.objid
 )
 SELECT 'function', NULL, proname FROM unsafe
 UNION SELECT 'operator', NULL, o.oprname FROM pg_operator o WHERE o.oprcode::oid IN (SELECT oid FROM unsafe)
-UNION SELECT 'type', NULL, t.typname FROM casts c JOIN pg_type t ON t.oid IN (c.castsource, c.casttarget)
+UNION SELECT 'type', NULL, t.typname FROM types JOIN pg_type t ON t.oid = types.oid
 UNION SELECT 'relation', n.nspname, c.relname FROM tainted t JOIN pg_class c ON c.oid = t.relid
   JOIN pg_namespace n ON n.oid = c.relnamespace
 """
@@ -68,7 +75,7 @@ class Unsafe:
             if isinstance(node, ast.A_Expr) and name in self.operators:
                 return f"uses operator {name}, a user function the planner may run: not planned"
             if isinstance(node, ast.TypeCast) and name in self.types:
-                return f"casts to or from {name} with a user function the planner may run: not planned"
+                return f"uses type {name}, made of a user function the planner may run: not planned"
             if (
                 isinstance(node, ast.RangeVar)
                 and node.relname

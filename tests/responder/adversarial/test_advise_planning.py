@@ -131,6 +131,54 @@ def test_a_view_or_a_default_hiding_the_function_is_refused_too(
         bystander.close()
 
 
+@pytest.mark.parametrize(
+    ("setup", "text"),
+    [
+        (  # a STABLE function is evaluated to estimate a filter's selectivity
+            "CREATE FUNCTION pick() RETURNS int STABLE LANGUAGE sql AS 'SELECT 1'",
+            "SELECT * FROM victim WHERE owner = pick()",
+        ),
+        (  # a VOLATILE SQL function is inlined: its body's IMMUTABLE call is folded
+            "CREATE FUNCTION wrapper() RETURNS bool VOLATILE LANGUAGE sql AS 'SELECT sentinel()'",
+            "SELECT wrapper()",
+        ),
+        (  # a domain's default, filled in by INSERT ... SELECT
+            "CREATE DOMAIN marked AS bool DEFAULT sentinel(); CREATE TABLE stamped (id int, m marked)",
+            "INSERT INTO stamped (id) SELECT id FROM victim WHERE false",
+        ),
+        (  # an index expression's constant part is folded when the planner loads the index
+            "CREATE TABLE indexed (id int); CREATE INDEX ON indexed ((id > 0 AND sentinel()))",
+            "SELECT * FROM indexed WHERE id = 3",
+        ),
+        (  # a check constraint (constraint exclusion) and a row security policy
+            "CREATE TABLE checked (id int CHECK (sentinel() OR id > 0))",
+            "SELECT * FROM checked WHERE id = 3",
+        ),
+    ],
+)
+def test_other_ways_to_reach_the_function_are_refused(
+    pg_server: PostgresServer, planted_db: str, setup: str, text: str
+) -> None:
+    bystander = psycopg.connect(pg_server.dsn(planted_db), autocommit=True)
+    try:
+        pg_server.execute(
+            "CREATE FUNCTION sentinel() RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'", planted_db
+        )
+        pg_server.execute(setup, planted_db)
+        _record(pg_server, planted_db, text)
+        pg_server.execute(
+            "CREATE OR REPLACE FUNCTION pick() RETURNS int STABLE LANGUAGE sql"
+            f" AS 'SELECT pg_terminate_backend({bystander.info.backend_pid})::int'",
+            planted_db,
+        )
+        _arm(pg_server, planted_db, "sentinel()", bystander.info.backend_pid)
+        result = _advise(pg_server, planted_db)
+        assert _alive(bystander), "the advisor's planning terminated another session"
+        assert "planner may run" in _reason(result, text[:20])
+    finally:
+        bystander.close()
+
+
 def test_a_user_operator_folded_by_the_planner_is_refused(pg_server: PostgresServer, planted_db: str) -> None:
     bystander = psycopg.connect(pg_server.dsn(planted_db), autocommit=True)
     try:
@@ -263,3 +311,35 @@ def test_identifiers_that_need_quoting_are_recommended_as_valid_sql(
         planted_db,
     )
     assert rows == [("Kündé Nr",)]
+
+
+def test_a_deeply_nested_statement_does_not_crash_the_run(pg_server: PostgresServer, planted_db: str) -> None:
+    """PostgreSQL runs `SELECT 1+1+...` with 4,000 terms (and pg_stat_statements keeps it): the advisor's walk
+    of its parse tree must not exceed Python's recursion limit and lose the whole run."""
+    deep = "SELECT " + "+".join(["owner"] * 4000) + " FROM victim WHERE id = 1"
+    _record(pg_server, planted_db, deep, *["SELECT * FROM victim WHERE owner = 7"] * 3)
+    result = _advise(pg_server, planted_db)
+    assert result.error is None, result.error
+    assert [(r.table, r.columns) for r in result.recommendations] == [("victim", ("owner",))]
+    assert any(p.statement.text.startswith("SELECT owner+owner") for p in result.plans) or any(
+        n.statement.text.startswith("SELECT owner+owner") for n in result.not_planned
+    )
+
+
+def test_select_for_update_is_planned_without_waiting_for_row_locks(
+    pg_server: PostgresServer, planted_db: str
+) -> None:
+    """Planning takes no row lock: a row held FOR UPDATE (and a table under ROW EXCLUSIVE) by an open
+    transaction neither blocks the plan nor is touched by it."""
+    _record(pg_server, planted_db, "SELECT * FROM victim WHERE owner = 9 FOR UPDATE")
+    holder = psycopg.connect(pg_server.dsn(planted_db))
+    try:
+        holder.execute(b"SELECT * FROM victim WHERE owner = 9 FOR UPDATE")
+        holder.execute(b"UPDATE victim SET note = 'held' WHERE id = 1")
+        started = time.monotonic()
+        result = _advise(pg_server, planted_db, lock_timeout=0.5)
+        assert time.monotonic() - started < 30
+        assert any("FOR UPDATE" in p.statement.text for p in result.plans), result.not_planned
+    finally:
+        holder.rollback()
+        holder.close()

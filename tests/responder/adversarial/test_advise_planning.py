@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pwd
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from devtools.pgserver import PostgresServer
+from devtools.pgserver import PostgresServer, free_port
 from responder.advice.advisor import Server, Settings, advise
 from responder.advice.model import DatabaseAdvice
 from responder.advice.statements import refusal
+from tests.support.exporter import wait_for
+from tests.support.postgres import copy_for_standby
 
 SETUP = """
 DO $$BEGIN  -- the pinned builds of other majors have no hypopg: only the index advice needs it
@@ -345,3 +352,86 @@ def test_select_for_update_is_planned_without_waiting_for_row_locks(
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_a_role_denied_hypopg_keeps_its_plans_and_says_why(
+    pg_server: PostgresServer, planted_db: str
+) -> None:
+    """hypopg's functions revoked from PUBLIC (a cautious DBA), the advisor a pg_monitor role that reads all
+    data: the plans and findings stay, the database's error says hypopg was refused, nothing crashes."""
+    role = f"advisor_{uuid.uuid4().hex[:6]}"
+    pg_server.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw' IN ROLE pg_monitor, pg_read_all_data")
+    pg_server.execute("REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC", planted_db)
+    _record(pg_server, planted_db, *["SELECT * FROM victim WHERE owner = 7"] * 3)
+    dsn = pg_server.dsn(user=role, password="pw")
+    advice = asyncio.run(advise(Server("pg", dsn), Settings(), {planted_db}))
+    (result,) = advice.databases
+    assert result.plans and any(p.findings for p in result.plans)
+    assert result.recommendations == []
+    assert result.error is not None and "hypopg" in result.error
+
+
+def test_a_database_that_disappears_is_an_error_of_its_own(
+    pg_server: PostgresServer, planted_db: str
+) -> None:
+    _record(pg_server, planted_db, *["SELECT * FROM victim WHERE owner = 7"] * 3)
+    gone = f"gone_{uuid.uuid4().hex[:8]}"
+    pg_server.execute(f"CREATE DATABASE {gone}")
+    pg_server.execute("CREATE TABLE t (a int)", gone)
+    _record(pg_server, gone, "SELECT * FROM t WHERE a = 1")
+    pg_server.execute(f"DROP DATABASE {gone}")
+    advice = asyncio.run(advise(Server("pg", pg_server.dsn()), Settings(), {planted_db, gone}))
+    assert advice.error is None
+    results = {d.database: d for d in advice.databases}
+    assert results[gone].error is not None and "not reachable" in results[gone].error
+    assert [(r.table, r.columns) for r in results[planted_db].recommendations] == [("victim", ("owner",))]
+
+
+@pytest.fixture
+def standby_of(pg_server: PostgresServer, planted_db: str) -> Iterator[PostgresServer]:
+    """A hot standby of the test server (after `planted_db` exists), on a slot of its own."""
+    slot = f"advise_{uuid.uuid4().hex[:8]}"
+    base = Path(tempfile.mkdtemp(prefix="pgwarden-advise-standby-"))
+    datadir = base / "data"
+    pg_server.execute("SELECT pg_create_physical_replication_slot(%s, true)", params=(slot,))
+    copy_for_standby(pg_server, datadir)
+    with (datadir / "postgresql.conf").open("a") as conf:
+        conf.write(
+            f"port = {free_port()}\nunix_socket_directories = '{base}'\nhot_standby = on\n"
+            f"primary_conninfo = '{pg_server.dsn()}'\nprimary_slot_name = '{slot}'\n"
+        )
+    if pg_server.run_as:
+        user = pwd.getpwnam(pg_server.run_as)
+        for path in (base, *base.rglob("*")):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    port = int(
+        [
+            line
+            for line in (datadir / "postgresql.conf").read_text().splitlines()
+            if line.startswith("port = ")
+        ][-1].split()[-1]
+    )
+    server = PostgresServer(datadir, port, pg_server.bindir, pg_server.run_as, base / "postgres.log")
+    try:
+        server.start()
+        wait_for(
+            lambda: bool(server.execute("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'")), 30
+        )
+        yield server
+    finally:
+        server.stop("immediate")
+        pg_server.execute("SELECT pg_drop_replication_slot(%s)", params=(slot,))
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_on_a_read_only_standby_the_advice_is_the_same(
+    pg_server: PostgresServer, planted_db: str, standby_of: PostgresServer
+) -> None:
+    """A hot standby refuses every write; planning, hypopg's hypothetical indexes and the catalog reads need
+    none: the advice of the standby's own statements, and nothing changed on it."""
+    _record(standby_of, planted_db, *["SELECT * FROM victim WHERE owner = 7"] * 3)
+    advice = asyncio.run(advise(Server("standby", standby_of.dsn()), Settings(), {planted_db}))
+    assert advice.error is None, advice.error
+    (result,) = advice.databases
+    assert result.error is None, result.error
+    assert [(r.table, r.columns) for r in result.recommendations] == [("victim", ("owner",))]

@@ -368,7 +368,8 @@ def test_a_role_denied_hypopg_keeps_its_plans_and_says_why(
     (result,) = advice.databases
     assert result.plans and any(p.findings for p in result.plans)
     assert result.recommendations == []
-    assert result.error is not None and "hypopg" in result.error
+    error = result.error
+    assert error is not None and "hypopg" in error
 
 
 def test_a_database_that_disappears_is_an_error_of_its_own(
@@ -383,7 +384,8 @@ def test_a_database_that_disappears_is_an_error_of_its_own(
     advice = asyncio.run(advise(Server("pg", pg_server.dsn()), Settings(), {planted_db, gone}))
     assert advice.error is None
     results = {d.database: d for d in advice.databases}
-    assert results[gone].error is not None and "not reachable" in results[gone].error
+    error = results[gone].error
+    assert error is not None and "not reachable" in error
     assert [(r.table, r.columns) for r in results[planted_db].recommendations] == [("victim", ("owner",))]
 
 
@@ -395,22 +397,16 @@ def standby_of(pg_server: PostgresServer, planted_db: str) -> Iterator[PostgresS
     datadir = base / "data"
     pg_server.execute("SELECT pg_create_physical_replication_slot(%s, true)", params=(slot,))
     copy_for_standby(pg_server, datadir)
+    port = free_port()
     with (datadir / "postgresql.conf").open("a") as conf:
         conf.write(
-            f"port = {free_port()}\nunix_socket_directories = '{base}'\nhot_standby = on\n"
+            f"port = {port}\nunix_socket_directories = '{base}'\nhot_standby = on\n"
             f"primary_conninfo = '{pg_server.dsn()}'\nprimary_slot_name = '{slot}'\n"
         )
     if pg_server.run_as:
         user = pwd.getpwnam(pg_server.run_as)
         for path in (base, *base.rglob("*")):
             os.chown(path, user.pw_uid, user.pw_gid)
-    port = int(
-        [
-            line
-            for line in (datadir / "postgresql.conf").read_text().splitlines()
-            if line.startswith("port = ")
-        ][-1].split()[-1]
-    )
     server = PostgresServer(datadir, port, pg_server.bindir, pg_server.run_as, base / "postgres.log")
     try:
         server.start()

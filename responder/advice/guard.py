@@ -20,6 +20,15 @@ from pglast import ast
 
 from responder.advice.statements import parse_one, walk
 
+# Built-in functions that run a query, read relations named at run time or coerce text to a named type: a
+# STABLE one with constant arguments is evaluated while estimating a filter (`schema_to_xml(current_schema(),
+# ...)` reads every view of the schema, and so runs the functions they call).
+RUN_TIME_READERS = frozenset(
+    f"{what}_to_{form}"
+    for what in ("query", "cursor", "table", "schema", "database")
+    for form in ("xml", "xmlschema", "xml_and_xmlschema")
+) | {"ts_stat", "ts_rewrite", "pg_input_is_valid", "pg_input_error_info"}
+
 UNSAFE_SQL = b"""
 WITH RECURSIVE unsafe AS (
   SELECT p.oid, p.proname FROM pg_proc p
@@ -72,9 +81,13 @@ class Unsafe:
             name = _last(_names(node))
             if isinstance(node, ast.FuncCall) and name in self.functions:
                 return f"calls {name}(), a user function the planner may run: not planned"
+            if isinstance(node, ast.FuncCall) and name in RUN_TIME_READERS:
+                return (
+                    f"calls {name}(), which the planner may run and which reads what it is given: not planned"
+                )
             if isinstance(node, ast.A_Expr) and name in self.operators:
                 return f"uses operator {name}, a user function the planner may run: not planned"
-            if isinstance(node, ast.TypeCast) and name in self.types:
+            if isinstance(node, ast.TypeName) and name in self.types:
                 return f"uses type {name}, made of a user function the planner may run: not planned"
             if (
                 isinstance(node, ast.RangeVar)
@@ -93,8 +106,10 @@ def _names(node: ast.Node) -> tuple[Any, ...]:
         return node.funcname or ()
     if isinstance(node, ast.A_Expr):
         return node.name or ()
-    if isinstance(node, ast.TypeCast) and node.typeName is not None:
-        return node.typeName.names or ()
+    if isinstance(
+        node, ast.TypeName
+    ):  # a cast's, a column definition list's: a relation's name is its row type
+        return node.names or ()
     return ()
 
 

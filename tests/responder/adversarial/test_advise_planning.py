@@ -106,7 +106,7 @@ def test_a_folded_immutable_function_cannot_terminate_a_backend(
             "SELECT 1 WHERE false AND sentinel()",
             "SELECT * FROM victim WHERE owner = 7",
         )
-        _arm(pg_server, planted_db, "sentinel()", bystander.info.backend_pid)
+        _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
         result = _advise(pg_server, planted_db)
         assert _alive(bystander), "the advisor's planning terminated another session"
         assert "sentinel" in _reason(result, "sentinel")
@@ -131,7 +131,7 @@ def test_a_view_or_a_default_hiding_the_function_is_refused_too(
             "SELECT id FROM innocent2 WHERE id = 1 AND false",
             "INSERT INTO defaulted (id) SELECT id FROM victim WHERE false",
         )
-        _arm(pg_server, planted_db, "sentinel()", bystander.info.backend_pid)
+        _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
         result = _advise(pg_server, planted_db)
         assert _alive(bystander), "the advisor's planning terminated another session"
         assert "innocent2" in _reason(result, "innocent2")
@@ -163,6 +163,13 @@ def test_a_view_or_a_default_hiding_the_function_is_refused_too(
             "CREATE TABLE checked (id int CHECK (sentinel() OR id > 0))",
             "SELECT * FROM checked WHERE id = 3",
         ),
+        (  # a built-in STABLE function evaluated to estimate a filter reads every view of the schema
+            "CREATE SCHEMA xs; CREATE TABLE xs.notes AS SELECT g::text AS note FROM generate_series(1, 100) g;"
+            " ANALYZE xs.notes; CREATE VIEW xs.innocent AS SELECT sentinel();"
+            " ALTER DATABASE {db} SET search_path = xs, public",
+            "SELECT * FROM notes WHERE note = schema_to_xml(current_schema()::name, pi() >= pi(), pi() > pi(),"
+            " current_schema())::text",
+        ),
     ],
 )
 def test_other_ways_to_reach_the_function_are_refused(
@@ -173,14 +180,14 @@ def test_other_ways_to_reach_the_function_are_refused(
         pg_server.execute(
             "CREATE FUNCTION sentinel() RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'", planted_db
         )
-        pg_server.execute(setup, planted_db)
+        pg_server.execute(setup.format(db=planted_db), planted_db)
         _record(pg_server, planted_db, text)
         pg_server.execute(
-            "CREATE OR REPLACE FUNCTION pick() RETURNS int STABLE LANGUAGE sql"
+            "CREATE OR REPLACE FUNCTION public.pick() RETURNS int STABLE LANGUAGE sql"
             f" AS 'SELECT pg_terminate_backend({bystander.info.backend_pid})::int'",
             planted_db,
         )
-        _arm(pg_server, planted_db, "sentinel()", bystander.info.backend_pid)
+        _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
         result = _advise(pg_server, planted_db)
         assert _alive(bystander), "the advisor's planning terminated another session"
         assert "planner may run" in _reason(result, text[:20])
@@ -201,7 +208,7 @@ def test_a_user_operator_folded_by_the_planner_is_refused(pg_server: PostgresSer
         _record(
             pg_server, planted_db, "SELECT 1 WHERE (pi()::int ### pi()::int)"
         )  # pi(): IMMUTABLE, no constant
-        _arm(pg_server, planted_db, "opkill(int, int)", bystander.info.backend_pid)
+        _arm(pg_server, planted_db, "public.opkill(int, int)", bystander.info.backend_pid)
         result = _advise(pg_server, planted_db)
         assert _alive(bystander), "the advisor's planning terminated another session"
         assert "###" in _reason(result, "###")

@@ -23,7 +23,7 @@ import pytest
 from devtools.pgserver import PostgresServer, free_port
 from responder.advice.advisor import Server, Settings, advise
 from responder.advice.model import DatabaseAdvice
-from responder.advice.statements import refusal
+from responder.advice.statements import placeholders, refusal
 from tests.support.exporter import wait_for
 from tests.support.postgres import copy_for_standby
 
@@ -438,3 +438,10 @@ def test_on_a_read_only_standby_the_advice_is_the_same(
     (result,) = advice.databases
     assert result.error is None, result.error
     assert [(r.table, r.columns) for r in result.recommendations] == [("victim", ("owner",))]
+
+
+def test_a_dollar_number_in_a_literal_or_an_identifier_is_no_placeholder() -> None:
+    """PREPARE's EXECUTE gets one NULL per real $n: a '$7' string or a "$9" column must not count."""
+    text = """SELECT "$9" FROM victim WHERE note = '$7' AND note <> $$ $8 $$ AND owner = $2 AND id = $1"""
+    assert refusal(text) is None
+    assert placeholders(text) == 2

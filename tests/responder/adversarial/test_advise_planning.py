@@ -73,6 +73,16 @@ def _reason(result: DatabaseAdvice, fragment: str) -> str:
     return reasons[0]
 
 
+@pytest.fixture
+def bystander(pg_server: PostgresServer, planted_db: str) -> Iterator[psycopg.Connection[object]]:
+    """Another session of the database, and a harmless IMMUTABLE `sentinel()` (armed later by `_arm`)."""
+    pg_server.execute(
+        "CREATE FUNCTION sentinel() RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'", planted_db
+    )
+    with psycopg.connect(pg_server.dsn(planted_db), autocommit=True) as conn:
+        yield conn
+
+
 def _arm(server: PostgresServer, database: str, function: str, pid: int) -> None:
     """Turn `function` (harmless while its statements were recorded) into one that terminates `pid`."""
     server.execute(
@@ -91,53 +101,39 @@ def _alive(conn: psycopg.Connection[object]) -> bool:
 
 
 def test_a_folded_immutable_function_cannot_terminate_a_backend(
-    pg_server: PostgresServer, planted_db: str
+    pg_server: PostgresServer, planted_db: str, bystander: psycopg.Connection[object]
 ) -> None:
     """`SELECT sentinel()`: the planner would run pg_terminate_backend as the advisor's role (no write, so the
     read-only transaction does not stop it)."""
-    bystander = psycopg.connect(pg_server.dsn(planted_db), autocommit=True)
-    try:
-        pg_server.execute(
-            "CREATE FUNCTION sentinel() RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'", planted_db
-        )
-        _record(
-            pg_server,
-            planted_db,
-            "SELECT 1 WHERE false AND sentinel()",
-            "SELECT * FROM victim WHERE owner = 7",
-        )
-        _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
-        result = _advise(pg_server, planted_db)
-        assert _alive(bystander), "the advisor's planning terminated another session"
-        assert "sentinel" in _reason(result, "sentinel")
-    finally:
-        bystander.close()
+    _record(
+        pg_server,
+        planted_db,
+        "SELECT 1 WHERE false AND sentinel()",
+        "SELECT * FROM victim WHERE owner = 7",
+    )
+    _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
+    result = _advise(pg_server, planted_db)
+    assert _alive(bystander), "the advisor's planning terminated another session"
+    assert "sentinel" in _reason(result, "sentinel")
 
 
 def test_a_view_or_a_default_hiding_the_function_is_refused_too(
-    pg_server: PostgresServer, planted_db: str
+    pg_server: PostgresServer, planted_db: str, bystander: psycopg.Connection[object]
 ) -> None:
-    bystander = psycopg.connect(pg_server.dsn(planted_db), autocommit=True)
-    try:
-        pg_server.execute(
-            "CREATE FUNCTION sentinel() RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'", planted_db
-        )
-        pg_server.execute("CREATE VIEW innocent AS SELECT id, sentinel() AS s FROM victim", planted_db)
-        pg_server.execute("CREATE VIEW innocent2 AS SELECT * FROM innocent", planted_db)
-        pg_server.execute("CREATE TABLE defaulted (id int, s bool DEFAULT sentinel())", planted_db)
-        _record(
-            pg_server,
-            planted_db,
-            "SELECT id FROM innocent2 WHERE id = 1 AND false",
-            "INSERT INTO defaulted (id) SELECT id FROM victim WHERE false",
-        )
-        _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
-        result = _advise(pg_server, planted_db)
-        assert _alive(bystander), "the advisor's planning terminated another session"
-        assert "innocent2" in _reason(result, "innocent2")
-        assert "defaulted" in _reason(result, "defaulted")
-    finally:
-        bystander.close()
+    pg_server.execute("CREATE VIEW innocent AS SELECT id, sentinel() AS s FROM victim", planted_db)
+    pg_server.execute("CREATE VIEW innocent2 AS SELECT * FROM innocent", planted_db)
+    pg_server.execute("CREATE TABLE defaulted (id int, s bool DEFAULT sentinel())", planted_db)
+    _record(
+        pg_server,
+        planted_db,
+        "SELECT id FROM innocent2 WHERE id = 1 AND false",
+        "INSERT INTO defaulted (id) SELECT id FROM victim WHERE false",
+    )
+    _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
+    result = _advise(pg_server, planted_db)
+    assert _alive(bystander), "the advisor's planning terminated another session"
+    assert "innocent2" in _reason(result, "innocent2")
+    assert "defaulted" in _reason(result, "defaulted")
 
 
 @pytest.mark.parametrize(
@@ -159,7 +155,7 @@ def test_a_view_or_a_default_hiding_the_function_is_refused_too(
             "CREATE TABLE indexed (id int); CREATE INDEX ON indexed ((id > 0 AND sentinel()))",
             "SELECT * FROM indexed WHERE id = 3",
         ),
-        (  # a check constraint (constraint exclusion) and a row security policy
+        (  # a check constraint (constraint exclusion)
             "CREATE TABLE checked (id int CHECK (sentinel() OR id > 0))",
             "SELECT * FROM checked WHERE id = 3",
         ),
@@ -173,47 +169,34 @@ def test_a_view_or_a_default_hiding_the_function_is_refused_too(
     ],
 )
 def test_other_ways_to_reach_the_function_are_refused(
-    pg_server: PostgresServer, planted_db: str, setup: str, text: str
+    pg_server: PostgresServer, planted_db: str, bystander: psycopg.Connection[object], setup: str, text: str
 ) -> None:
-    bystander = psycopg.connect(pg_server.dsn(planted_db), autocommit=True)
-    try:
-        pg_server.execute(
-            "CREATE FUNCTION sentinel() RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'", planted_db
-        )
-        pg_server.execute(setup.format(db=planted_db), planted_db)
-        _record(pg_server, planted_db, text)
-        pg_server.execute(
-            "CREATE OR REPLACE FUNCTION public.pick() RETURNS int STABLE LANGUAGE sql"
-            f" AS 'SELECT pg_terminate_backend({bystander.info.backend_pid})::int'",
-            planted_db,
-        )
-        _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
-        result = _advise(pg_server, planted_db)
-        assert _alive(bystander), "the advisor's planning terminated another session"
-        assert "planner may run" in _reason(result, text[:20])
-    finally:
-        bystander.close()
+    pg_server.execute(setup.format(db=planted_db), planted_db)
+    _record(pg_server, planted_db, text)
+    pg_server.execute(
+        "CREATE OR REPLACE FUNCTION public.pick() RETURNS int STABLE LANGUAGE sql"
+        f" AS 'SELECT pg_terminate_backend({bystander.info.backend_pid})::int'",
+        planted_db,
+    )
+    _arm(pg_server, planted_db, "public.sentinel()", bystander.info.backend_pid)
+    result = _advise(pg_server, planted_db)
+    assert _alive(bystander), "the advisor's planning terminated another session"
+    assert "planner may run" in _reason(result, text[:20])
 
 
-def test_a_user_operator_folded_by_the_planner_is_refused(pg_server: PostgresServer, planted_db: str) -> None:
-    bystander = psycopg.connect(pg_server.dsn(planted_db), autocommit=True)
-    try:
-        pg_server.execute(
-            "CREATE FUNCTION opkill(int, int) RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'",
-            planted_db,
-        )
-        pg_server.execute(
-            "CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = opkill)", planted_db
-        )
-        _record(
-            pg_server, planted_db, "SELECT 1 WHERE (pi()::int ### pi()::int)"
-        )  # pi(): IMMUTABLE, no constant
-        _arm(pg_server, planted_db, "public.opkill(int, int)", bystander.info.backend_pid)
-        result = _advise(pg_server, planted_db)
-        assert _alive(bystander), "the advisor's planning terminated another session"
-        assert "###" in _reason(result, "###")
-    finally:
-        bystander.close()
+def test_a_user_operator_folded_by_the_planner_is_refused(
+    pg_server: PostgresServer, planted_db: str, bystander: psycopg.Connection[object]
+) -> None:
+    pg_server.execute(
+        "CREATE FUNCTION opkill(int, int) RETURNS bool IMMUTABLE LANGUAGE sql AS 'SELECT true'",
+        planted_db,
+    )
+    pg_server.execute("CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = opkill)", planted_db)
+    _record(pg_server, planted_db, "SELECT 1 WHERE (pi()::int ### pi()::int)")  # pi(): IMMUTABLE, no constant
+    _arm(pg_server, planted_db, "public.opkill(int, int)", bystander.info.backend_pid)
+    result = _advise(pg_server, planted_db)
+    assert _alive(bystander), "the advisor's planning terminated another session"
+    assert "###" in _reason(result, "###")
 
 
 def test_planner_time_sleep_lock_and_read_only_escape_are_contained(

@@ -15,6 +15,7 @@ from responder.advice.candidates import Candidate, candidates, tables_of
 from responder.advice.catalog import Catalog, read_catalog
 from responder.advice.consolidate import consolidate
 from responder.advice.findings import find
+from responder.advice.guard import read_unsafe
 from responder.advice.hypo import Hypothetical, choose
 from responder.advice.model import Advice, DatabaseAdvice, NotPlanned, Recommendation, StatementPlan
 from responder.advice.plans import Plan, PlanFailed, Planner, reason
@@ -123,10 +124,15 @@ async def _examine(
     settings: Settings,
 ) -> None:
     catalog = await read_catalog(conn)
+    unsafe = await read_unsafe(conn)
     result.hypopg = catalog.hypopg
     planner = Planner(conn, settings.statement_timeout, settings.lock_timeout)
     plans: dict[int, Plan] = {}
     for statement in statements:
+        refused = unsafe.refusal(statement.text)
+        if refused is not None:
+            result.not_planned.append(NotPlanned(statement, refused))
+            continue
         try:
             plan = await planner.plan(statement)
         except PlanFailed as exc:

@@ -68,14 +68,17 @@ class Catalog:
     work_mem_bytes: int = 4 * 1024 * 1024
     hypopg: str | None = None  # hypopg's version when the extension is created in the database
     hypopg_schema: str = "public"  # quoted: where its functions are
+    search_path: list[str] = field(default_factory=lambda: ["public"])  # the session's schemas, in order
 
     def resolve(self, schema: str | None, name: str) -> Table | None:
-        """The table a statement names: schema-qualified, or the only one of that name (public first)."""
+        """The table a statement names: schema-qualified, or the first of that name on the session's
+        search_path (the one the planner reads), or else the only one of that name."""
         if schema is not None:
             return self.tables.get((schema, name))
+        for searched in self.search_path:
+            if (searched, name) in self.tables:
+                return self.tables[(searched, name)]
         matches = [t for (s, n), t in self.tables.items() if n == name]
-        if len(matches) > 1:
-            matches = [t for t in matches if t.schema == "public"]
         return matches[0] if len(matches) == 1 else None
 
     def write_heavy(self, table: Table, min_rate: float) -> bool:
@@ -100,11 +103,12 @@ async def read_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
         catalog.indexes.setdefault((schema, name), []).append(tuple(columns))
     cur = await conn.execute(
         b"SELECT pg_size_bytes(current_setting('work_mem')),"
-        b" e.extversion, quote_ident(n.nspname)"
+        b" e.extversion, quote_ident(n.nspname), current_schemas(false)"
         b" FROM (SELECT 1) one LEFT JOIN pg_extension e ON e.extname = 'hypopg'"
         b" LEFT JOIN pg_namespace n ON n.oid = e.extnamespace"
     )
     row = await cur.fetchone()
     assert row is not None
     catalog.work_mem_bytes, catalog.hypopg, catalog.hypopg_schema = int(row[0]), row[1], row[2] or "public"
+    catalog.search_path = list(row[3])
     return catalog

@@ -60,14 +60,17 @@ OTHER_KIND = "only SELECT, UPDATE, DELETE and INSERT ... SELECT are planned"
 
 
 def walk(node: Any) -> Iterator[ast.Node]:
-    """Every node of a pglast tree, depth first."""
-    if isinstance(node, ast.Node):
-        yield node
-        for slot in getattr(type(node), "__slots__", ()):
-            yield from walk(getattr(node, slot, None))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from walk(item)
+    """Every node of a pglast tree, depth first (without recursion: a hostile text may nest thousands deep)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Node):
+            yield item
+            stack.extend(
+                reversed([getattr(item, slot, None) for slot in getattr(type(item), "__slots__", ())])
+            )
+        elif isinstance(item, tuple | list):
+            stack.extend(reversed(item))
 
 
 def parse_one(text: str) -> ast.Node:
@@ -76,6 +79,8 @@ def parse_one(text: str) -> ast.Node:
         parsed = parse_sql(text)
     except ParseError as exc:
         raise ValueError(f"not parsed: {exc}") from None
+    except RecursionError:
+        raise ValueError("not parsed: nested too deeply") from None
     if len(parsed) != 1 or parsed[0].stmt is None:
         raise ValueError(f"{len(parsed)} statements in one text: only one is planned")
     node: ast.Node = parsed[0].stmt

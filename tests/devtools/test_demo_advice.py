@@ -90,13 +90,22 @@ def test_the_docs_example_is_this_output(advised: str) -> None:
     assert block is not None, "docs/advice.md's example output is gone"
     shown = block.group(1)
     assert CREATE.findall(shown) == CREATE.findall(advised)
-    assert _served(_database(shown, "shop")) == _served(_database(advised, "shop"))
+    assert _served_by_index(_database(shown, "shop")) == _served_by_index(_database(advised, "shop"))
 
 
 def _served(output: str) -> list[str]:
     """Each recommendation's statements, in order (queryids and figures left out)."""
     recommendations = output.split("  plans: ")[0]
     return re.findall(r"^     - queryid -?\d+: .*?: (.+)$", recommendations, re.M)
+
+
+def _served_by_index(output: str) -> list[set[str]]:
+    """The statements each recommendation serves, in the recommendations' order; within one, the order is by
+    total time, which differs from run to run between statements of similar cost, so it is left out."""
+    recommendations = output.split("  plans: ")[0]
+    return [
+        set(_served(part)) for part in re.split(r"^  \d+\. CREATE INDEX", recommendations, flags=re.M)[1:]
+    ]
 
 
 def _database(output: str, name: str) -> str:

@@ -142,6 +142,8 @@ def statements_sql(
         if excluding
         else ""
     )
+    # Only statements whose database and role still exist are ranked, as postgres_exporter joins their names
+    # before it caps: a dropped database's entries (kept until evicted) would take top-N slots and vanish.
     # Rows differ by toplevel (13+) for the same (userid, dbid, queryid): sum them into one series. Grouping
     # and ranking on the numeric keys (float8 sums: numeric ones cost more), and naming only the top N,
     # costs a third of grouping by the names.
@@ -153,7 +155,6 @@ WITH grouped AS (
          {io_sums}{query}
   FROM pg_stat_statements(%s) s
   WHERE s.queryid IS NOT NULL
-    -- as postgres_exporter joins before its LIMIT: a dropped database's or role's entries take no top-N slot
     AND s.dbid IN (SELECT oid FROM pg_database) AND s.userid IN (SELECT oid FROM pg_roles){exclusions}
   GROUP BY s.userid, s.dbid, s.queryid
 ), top AS (

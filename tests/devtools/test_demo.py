@@ -155,7 +155,7 @@ def test_the_index_advice_of_the_shop_is_printed_with_its_indexes(
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = demo.stdout.splitlines()
     (headline,) = [i for i, line in enumerate(lines) if "] index advice for shop in " in line]
-    assert re.search(r"\d+ statements planned, 4 with findings, 4 indexes recommended$", lines[headline])
+    assert re.search(r"\d+ statements planned, 4 with findings, 3 indexes recommended$", lines[headline])
     indexes = lines[headline + 1 : headline + 1 + len(ADVISED)]
     for line, (table, columns) in zip(indexes, ADVISED, strict=True):
         quoted = ", ".join(f'"{c}"' for c in columns)

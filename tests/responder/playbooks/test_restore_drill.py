@@ -26,7 +26,7 @@ from responder import keys
 from responder.app import make_app
 from responder.drills import engine
 from tests.responder.playbooks.rds import shape_answers
-from tests.responder.test_exactly_once import _actions, _start, _wait_ready
+from tests.responder.test_exactly_once import _actions
 from tests.support.clock import frozen_clock
 from tests.support.drills import (
     REGION,
@@ -38,6 +38,7 @@ from tests.support.drills import (
     production,
 )
 from tests.support.responder import AUTH, ConfigFactory
+from tests.support.responder_process import start_responder, wait_ready
 from tests.support.webhook import wait_done
 
 Client = TestClient[web.Request, web.Application]
@@ -245,11 +246,11 @@ async def test_killed_mid_drill_the_restart_deletes_the_instance_and_journals_in
     # The checks wait behind this lock, so the drill is caught with its instance restored.
     gate = psycopg.connect(pg_server.dsn(drill_db))
     gate.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-    first = _start(path, port, log)
+    first = start_responder(path, port, log)
     second: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession(headers=AUTH) as session:
-            await _wait_ready(session, base, first, log)
+            await wait_ready(session, base, first, log)
             async with session.post(f"{base}/schedules/weekly-restore-test/run") as resp:
                 assert resp.status == 202
                 action_id = (await resp.json())["id"]
@@ -264,8 +265,8 @@ async def test_killed_mid_drill_the_restart_deletes_the_instance_and_journals_in
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             assert len(drill_instances(rds_client, ident)) == 1  # left running by the dead process
-            second = _start(path, port, log)
-            await _wait_ready(session, base, second, log)
+            second = start_responder(path, port, log)
+            await wait_ready(session, base, second, log)
             row = next(r for r in await _actions(session, base) if r["id"] == action_id)
             assert row["state"] == "done" and row["outcome"] == "interrupted", row
             assert drill_instances(rds_client, ident) == []  # swept at start-up

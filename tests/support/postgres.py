@@ -1,15 +1,20 @@
 """PostgreSQL helpers of the tests: the monitoring role, the requested major version, a standby's base
-copy."""
+copy and a hot standby streaming from it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 
-from devtools.pgserver import PostgresServer
+from devtools.pgserver import PostgresServer, free_port
+from tests.support.exporter import wait_for
 
 MONITOR_ROLE = "pgwarden_monitor"
 MONITOR_PASSWORD = "monitor-secret-pw"
@@ -46,3 +51,40 @@ def copy_for_standby(primary: PostgresServer, datadir: Path) -> None:
         label = conn.execute(f"SELECT labelfile FROM {stop}".encode()).fetchall()[0][0]
     (datadir / "backup_label").write_text(label)
     (datadir / "standby.signal").touch()
+
+
+@contextlib.contextmanager
+def hot_standby(primary: PostgresServer, slot: str, prefix: str) -> Iterator[PostgresServer]:
+    """A hot standby of `primary`, streaming through the physical slot `slot` (created here, dropped at the
+    end), in a temporary directory named after `prefix`."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    datadir = base / "data"
+    primary.execute("SELECT pg_create_physical_replication_slot(%s, true)", params=(slot,))
+    copy_for_standby(primary, datadir)
+    port = free_port()
+    with (datadir / "postgresql.conf").open("a") as conf:  # later lines win over the primary's
+        conf.write(
+            f"port = {port}\nunix_socket_directories = '{base}'\nhot_standby = on\n"
+            f"primary_conninfo = '{primary.dsn()}'\nprimary_slot_name = '{slot}'\n"
+        )
+    if primary.run_as:
+        user = pwd.getpwnam(primary.run_as)
+        for path in (base, *base.rglob("*")):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    server = PostgresServer(datadir, port, primary.bindir, primary.run_as, base / "postgres.log")
+    try:
+        server.start()
+        wait_for(
+            lambda: bool(server.execute("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'")),
+            timeout=30,
+        )
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+        wait_for(lambda: not primary.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s AND active",
+                                             params=(slot,)))  # fmt: skip
+        primary.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+            params=(slot,),
+        )

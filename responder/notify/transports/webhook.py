@@ -20,9 +20,11 @@ from typing import Any
 import aiohttp
 
 from responder.notify.config import Receiver
+from responder.notify.http import TIMEOUT as HTTP_TIMEOUT
+from responder.notify.http import retry_after_seconds
 from responder.notify.model import DeliveryError, Digest, MessageRef, Notice
 
-TIMEOUT = aiohttp.ClientTimeout(total=10.0)
+TIMEOUT = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
 SIGNATURE_HEADER = "X-Pgwarden-Signature"
 TIMESTAMP_HEADER = "X-Pgwarden-Timestamp"
 USER_AGENT = "pgwarden-responder"
@@ -48,13 +50,6 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     """`sha256=<hex>`: HMAC-SHA256 of `<timestamp>.<body>` keyed with the receiver's secret."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class WebhookTransport:
@@ -92,7 +87,7 @@ class WebhookTransport:
                 receiver.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 await response.read()
         except TimeoutError:
             raise DeliveryError("no answer within the timeout") from None

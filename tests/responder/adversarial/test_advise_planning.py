@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pwd
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from devtools.pgserver import PostgresServer, free_port
+from devtools.pgserver import PostgresServer
 from responder.advice.advisor import Server, Settings, advise
 from responder.advice.model import DatabaseAdvice
 from responder.advice.statements import placeholders, refusal
-from tests.support.exporter import wait_for
-from tests.support.postgres import copy_for_standby
+from tests.support.postgres import hot_standby
 
 SETUP = """
 DO $$BEGIN  -- the pinned builds of other majors have no hypopg: only the index advice needs it
@@ -383,31 +377,8 @@ def test_a_database_that_disappears_is_an_error_of_its_own(
 def standby_of(pg_server: PostgresServer, planted_db: str) -> Iterator[PostgresServer]:
     """A hot standby of the test server (after `planted_db` exists), on a slot of its own."""
     slot = f"advise_{uuid.uuid4().hex[:8]}"
-    base = Path(tempfile.mkdtemp(prefix="pgwarden-advise-standby-"))
-    datadir = base / "data"
-    pg_server.execute("SELECT pg_create_physical_replication_slot(%s, true)", params=(slot,))
-    copy_for_standby(pg_server, datadir)
-    port = free_port()
-    with (datadir / "postgresql.conf").open("a") as conf:
-        conf.write(
-            f"port = {port}\nunix_socket_directories = '{base}'\nhot_standby = on\n"
-            f"primary_conninfo = '{pg_server.dsn()}'\nprimary_slot_name = '{slot}'\n"
-        )
-    if pg_server.run_as:
-        user = pwd.getpwnam(pg_server.run_as)
-        for path in (base, *base.rglob("*")):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    server = PostgresServer(datadir, port, pg_server.bindir, pg_server.run_as, base / "postgres.log")
-    try:
-        server.start()
-        wait_for(
-            lambda: bool(server.execute("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'")), 30
-        )
+    with hot_standby(pg_server, slot, "pgwarden-advise-standby-") as server:
         yield server
-    finally:
-        server.stop("immediate")
-        pg_server.execute("SELECT pg_drop_replication_slot(%s)", params=(slot,))
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_on_a_read_only_standby_the_advice_is_the_same(

@@ -16,7 +16,10 @@ sum of `total_exec_time` of that role's statements:
   the extended queries file with its per-table and per-index queries in every database), median of --cold
   runs of each, in turns; both as database time and as the CPU time of each exporter's backends from the
   kernel (bench.servercpu: on a loaded machine the first also counts waits for a core, which three
-  connections at once pay more than one), and each exporter's statements summed over the databases.
+  connections at once pay more than one), and each exporter's statements summed over the databases. Beside
+  them, the floor: what the sizes alone cost (pg_database_size once, then each table's and index's size in
+  every database on a new backend, one at a time), which every exporter of these families pays whatever else
+  it does; its ratio to postgres_exporter is as low as the many-databases ratio can go.
 
 pgwarden runs with the families postgres_exporter has here: bloat and wraparound (which it lacks) disabled, and
 the per-database collectors on the DSN's database only (postgres_exporter's extended queries read no other).
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
 from bench.scrape.__main__ import run_benchmark
@@ -58,6 +62,7 @@ WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "dbtime"
 PASSWORD = "bench-dbtime-pw"
 PGWARDEN_ROLE = "dbtime_pgwarden"
 PE_ROLE = "dbtime_pe"
+FLOOR_ROLE = "dbtime_floor"
 TARGETS = {"cold": 1.0, "steady": 0.3, "databases": 0.5}
 SMALL_DB = "small_{:02d}"
 
@@ -173,8 +178,10 @@ def measure_databases(
     machine's load drifts: each pair is measured under the same): each one's database time, and the CPU time
     of its backends (see bench.servercpu). Then each one's statements, by their database time per run (mean
     over the runs)."""
-    figures: dict[str, list[float]] = {"pe": [], "pgwarden": [], "pe_cpu": [], "pgwarden_cpu": []}
-    statements: dict[str, dict[str, list[float]]] = {PE_ROLE: {}, PGWARDEN_ROLE: {}}
+    figures: dict[str, list[float]] = {
+        "pe": [], "pgwarden": [], "floor": [], "pe_cpu": [], "pgwarden_cpu": [], "floor_cpu": []
+    }  # fmt: skip
+    statements: dict[str, dict[str, list[float]]] = {PE_ROLE: {}, PGWARDEN_ROLE: {}, FLOOR_ROLE: {}}
     others = ",".join(sorted({"postgres", DB_NAME}))
     queries = every_database_queries()
     cpu = ServerCpu(server)
@@ -206,12 +213,41 @@ def measure_databases(
             PGWARDEN_ROLE,
             "pgwarden",
         )
+        ledger.reset(FLOOR_ROLE)
+        before = cpu.settled()
+        floor_visit(server, names)
+        figures["floor_cpu"].append((cpu.settled() - before) * 1000)
+        figures["floor"].append(ledger.ms(FLOOR_ROLE))
     for title, role, limit in (
         ("postgres_exporter --auto-discover-databases, first scrape", PE_ROLE, 12),
         ("pgwarden, cold refresh of every database", PGWARDEN_ROLE, 20),
     ):
         say_top(f"{title}, per run", mean_statements(statements[role], args.cold)[:limit])
     return figures
+
+
+# What any exporter of these families pays on a cold refresh, however it reads the rest: the one walk of every
+# database's directory (pg_database_size; both exporters make it), then, in each database on a new backend,
+# the size of each table (pg_table_size) and each index (pg_relation_size), for which PostgreSQL opens every
+# relation and builds its cache entry anew. Statistics, names and everything else are left out: a floor.
+FLOOR_DATABASES_SQL = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datallowconn"
+FLOOR_SIZES_SQL = """SELECT pg_table_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast'
+UNION ALL
+SELECT pg_relation_size(i.indexrelid) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast'"""
+
+
+def floor_visit(server: PostgresServer, names: Sequence[str]) -> None:
+    """The sizes alone (FLOOR_*), one database at a time, each on a new connection of FLOOR_ROLE."""
+    for k, name in enumerate(names):
+        with psycopg.connect(small_dsn(server, FLOOR_ROLE, name), autocommit=True) as conn:
+            if k == 0:
+                conn.execute(FLOOR_DATABASES_SQL.encode()).fetchall()
+            conn.execute(FLOOR_SIZES_SQL.encode()).fetchall()
 
 
 def add_statements(into: dict[str, list[float]], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -302,7 +338,7 @@ def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
     server.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     server.execute(f"CREATE DATABASE {DB_NAME}")  # where the ledger reads pg_stat_statements
     server.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", DB_NAME)
-    for role in (PGWARDEN_ROLE, PE_ROLE):
+    for role in (PGWARDEN_ROLE, PE_ROLE, FLOOR_ROLE):
         server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
     names = create_small_databases(server, args.databases, args.small_tables)
     server.execute("CHECKPOINT")
@@ -328,6 +364,13 @@ def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
         say(
             f"    pgwarden / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in ratios)}; median "
             f"{statistics.median(ratios):.2f}x, target <= {TARGETS['databases']}x"
+        )
+        floor = figures["floor" + suffix]
+        floors = [f / p for f, p in zip(floor, pe, strict=True)]
+        say(f"    floor: the sizes alone, in turn   {statistics.median(floor):8.1f}  ({_runs(floor)})")
+        say(
+            f"    floor / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in floors)}; median "
+            f"{statistics.median(floors):.2f}x (no exporter of these families can go below it)"
         )
     say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

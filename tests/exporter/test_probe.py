@@ -14,9 +14,10 @@ import boto3
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from psycopg import sql
 
 from devtools.pgserver import PostgresServer, free_port
-from exporter.app import make_app
+from exporter.app import PROBES, make_app
 from exporter.assemble import resolve_targets
 from exporter.config import parse_config
 from exporter.probe import ProbeError, ProbeSettings, allowed_address
@@ -25,7 +26,7 @@ from exporter.target import DatabasesConfig
 from exporter.upstream_config import ProbeAllowlist, UpstreamConfig
 from tests.support.exporter import Samples
 from tests.support.exporter_process import clean_env, run_cli, running_exporter
-from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE
+from tests.support.postgres import MONITOR_PASSWORD, MONITOR_ROLE, ssl_only_server
 from tests.support.services import moto_in_environment
 
 Client = TestClient[web.Request, web.Application]
@@ -192,6 +193,48 @@ async def test_credentials_from_secrets_manager_and_iam_checks(
     assert status == 200 and Samples(body).get("pg_up") == 0
     status, body = await probe(client, target, "iam_plain")  # refused before connecting
     assert status == 400 and "iam_auth" in body and "sslmode" in body
+
+
+@pytest.fixture(scope="module")
+def ssl_server() -> Iterator[PostgresServer]:
+    with ssl_only_server() as server:
+        yield server
+
+
+async def test_iam_auth_module_connects_with_its_token_over_ssl(
+    aiohttp_client: Any, ssl_server: PostgresServer, tmp_path: Path, secret_in_moto: None
+) -> None:
+    """An auth module with iam_auth connects with the token botocore signed for the probed host, port and
+    user, as its password, over SSL. RDS checks such a token itself; here the role's password is set to the
+    token the probe holds (as tests/pgwarden/test_credentials.py does for a configured target)."""
+    ssl_server.execute("DROP ROLE IF EXISTS probe_iam")
+    ssl_server.execute("CREATE ROLE probe_iam LOGIN IN ROLE pg_monitor")
+    modules = auth_modules(
+        tmp_path,
+        iam={"type": "userpass", "userpass": {"username": "probe_iam"}, "iam_auth": {"region": REGION}},
+    )
+    client = await probe_client(aiohttp_client, modules, databases=DatabasesConfig(include=("postgres",)))
+    target = f"127.0.0.1:{ssl_server.port}/postgres"
+    status, body = await probe(client, target, "iam")
+    assert status == 200 and Samples(body).get("pg_up") == 0, body  # the role accepts no password yet
+    [(scraper, _)] = client.app[PROBES]._scrapers.values()
+    credentials = scraper.target.credentials
+    assert credentials is not None and credentials.iam is not None
+    token = credentials.params()["password"]
+    where, _, query = token.partition("/?")
+    signed = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+    assert where == f"127.0.0.1:{ssl_server.port}"
+    assert signed["Action"] == "connect" and signed["DBUser"] == "probe_iam"
+    assert signed["X-Amz-Credential"].endswith(f"/{REGION}/rds-db/aws4_request")
+    ssl_server.execute(sql.SQL("ALTER ROLE probe_iam PASSWORD {}").format(sql.Literal(token)).as_string())
+    status, body = await probe(client, target, "iam")
+    assert status == 200 and Samples(body).get("pg_up") == 1, body
+    assert (Samples(body).get("pg_database_size_bytes", datname="postgres") or 0) > 0
+    assert token not in body
+    sessions = ssl_server.execute(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'probe_iam'"
+    )
+    assert sessions and all(ssl for (ssl,) in sessions)  # the probe's connections are held, each over SSL
 
 
 async def test_discovered_rds_endpoints_are_allowed_by_name() -> None:

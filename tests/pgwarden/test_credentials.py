@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pwd
-import shutil
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -28,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from devtools.motoserver import MotoServer
-from devtools.pgserver import PostgresServer, PostgresUnavailable, start_server
+from devtools.pgserver import PostgresServer
 from exporter.assemble import resolve_targets
 from exporter.config import parse_config
 from exporter.db import DatabaseUnavailable, ServerConnections
@@ -46,8 +42,8 @@ from responder.core import PostgresTarget, connect
 from responder.journal import open_store
 from responder.journal.ops import op_ping
 from responder.playbooks import default_registry
-from tests.pgwarden.certs import make_certificates
-from tests.support.services import missing_service, moto_in_environment
+from tests.support.postgres import ssl_only_server
+from tests.support.services import moto_in_environment
 
 REGION = "eu-west-1"
 RECONNECT_WAIT = 30.0  # a bound for waiting on the journal pool's reconnect, never asserted on
@@ -282,40 +278,8 @@ async def test_responder_target_and_journal_follow_the_rotation(
 
 @pytest.fixture(scope="module")
 def ssl_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL that accepts only SSL on TCP, with a certificate made here."""
-    base = Path(tempfile.mkdtemp(prefix="pgwarden-pg-ssl-"))
-    certs = make_certificates(base / "certs")
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres") if _has_user("postgres") else None
-        for path in (base / "certs", certs.server_cert, certs.server_key):
-            if owner is not None:
-                os.chown(path, owner.pw_uid, owner.pw_gid)
-    settings = {
-        "ssl": "on",
-        "ssl_cert_file": f"'{certs.server_cert}'",
-        "ssl_key_file": f"'{certs.server_key}'",
-    }
-    try:
-        server = start_server(base, settings)
-    except PostgresUnavailable as exc:
-        missing_service(f"PostgreSQL ({exc})")
-        raise
-    hba = server.datadir / "pg_hba.conf"
-    hba.write_text(hba.read_text().replace("host    all", "hostssl all"))
-    server.execute("SELECT pg_reload_conf()")
-    try:
+    with ssl_only_server() as server:
         yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def token_query(token: str) -> dict[str, str]:

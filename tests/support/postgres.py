@@ -1,5 +1,5 @@
 """PostgreSQL helpers of the tests: the monitoring role, the requested major version, a standby's base
-copy and a hot standby streaming from it."""
+copy and a hot standby streaming from it, and a server that accepts SSL only."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psycopg
 
-from devtools.pgserver import PostgresServer, free_port
+from devtools.pgserver import PostgresServer, PostgresUnavailable, free_port, start_server
+from tests.pgwarden.certs import make_certificates
 from tests.support.exporter import wait_for
+from tests.support.services import missing_service
 
 MONITOR_ROLE = "pgwarden_monitor"
 MONITOR_PASSWORD = "monitor-secret-pw"
@@ -88,3 +90,41 @@ def hot_standby(primary: PostgresServer, slot: str, prefix: str) -> Iterator[Pos
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
             params=(slot,),
         )
+
+
+@contextlib.contextmanager
+def ssl_only_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL that accepts only SSL on TCP (as RDS with IAM authentication), with a certificate made
+    here; a missing server fails under PGWARDEN_REQUIRE_SERVICES, else skips."""
+    base = Path(tempfile.mkdtemp(prefix="pgwarden-pg-ssl-"))
+    certs = make_certificates(base / "certs")
+    if os.geteuid() == 0 and _has_user("postgres"):
+        owner = pwd.getpwnam("postgres")
+        for path in (base / "certs", certs.server_cert, certs.server_key):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    settings = {
+        "ssl": "on",
+        "ssl_cert_file": f"'{certs.server_cert}'",
+        "ssl_key_file": f"'{certs.server_key}'",
+    }
+    try:
+        server = start_server(base, settings)
+    except PostgresUnavailable as exc:
+        missing_service(f"PostgreSQL ({exc})")
+        raise
+    hba = server.datadir / "pg_hba.conf"
+    hba.write_text(hba.read_text().replace("host    all", "hostssl all"))
+    server.execute("SELECT pg_reload_conf()")
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True

@@ -130,20 +130,24 @@ class Dispatcher:
         if answer is not Answer.APPROVED:
             await self.record_outcome(row, Outcome(answer.value), journaled=True)
             return answer
+        return await self._start(row) or answer
+
+    async def _start(self, row: ActionRow) -> Answer | None:
+        """Run a queued row as its playbook and labels now resolve; Answer.EXPIRED when the configuration
+        changed since it was decided (the approver approved what the row shows, not something else)."""
         playbook = self.config.playbook(row.playbook)
         target = resolve_target(playbook, row.labels, self.config) if playbook is not None else None
         if playbook is None or target is None:
             reason = NO_TARGET_REASON if playbook else f"playbook {row.playbook!r} is no longer configured"
             await self.record_outcome(row, Outcome.NO_TARGET, error=reason)
         elif (
-            changed := _changed_since_decided(row, playbook.mode, playbook.action, target.describe())
+            changed := row.changed_since_decided(playbook.mode, playbook.action, target.describe())
         ) is not None:
-            # The approver approved what the row shows; a config changed since then would run something else.
             await self.record_outcome(row, Outcome.EXPIRED, error=changed)
             return Answer.EXPIRED
         else:
             self.submit(Run(row.decision(target), playbook, target))
-        return answer
+        return None
 
     # ---- housekeeping -------------------------------------------------------------------------------------
 
@@ -153,6 +157,16 @@ class Dispatcher:
         for row in await self.journal.heartbeat(stale_after, first=first):
             await self.record_outcome(row, Outcome.INTERRUPTED, journaled=True)
         self.metrics.journal_up.set(1)
+
+    async def revive(self) -> None:
+        """Run this replica's queued decisions that no task of it holds, untouched for `replica_timeout`: the
+        journal committed them (an approval, a delivery) but its answer was lost, so nothing was started, and
+        no other replica takes a live replica's work. The claim still runs each once at most."""
+        held = {run.action_id for run in self._tasks.values()}
+        for row in await self.journal.orphaned(self.config.schema.replica_timeout):
+            if row.id not in held and not self._closing:
+                log.warning("queued decision with no task: starting it", extra=_logged(row))
+                await self._start(row)
 
     async def expire(self) -> None:
         for row in await self.journal.expire_pending(self.config.schema.approval_timeout):
@@ -192,6 +206,7 @@ class Dispatcher:
                 with attempt:
                     await self.recover()
                     await self.expire()
+                    await self.revive()
                     await self.prune()
                     for job in self.periodic:
                         await job()
@@ -383,14 +398,3 @@ def _logged(about: Decision | ActionRow) -> dict[str, Any]:
         "fingerprint": fingerprint,
         "target": target,
     }
-
-
-def _changed_since_decided(row: ActionRow, mode: str, action: str, target: str) -> str | None:
-    """Why an approved decision must not run as the configuration now stands, or None."""
-    if row.mode != mode:
-        return f"the playbook's mode changed from {row.mode} to {mode} since this was decided: not run"
-    if row.action != action:
-        return f"the playbook's action changed from {row.action} to {action} since this was decided: not run"
-    if row.target and row.target != target:
-        return f"the target changed from {row.target} to {target} since this was decided: not run"
-    return None

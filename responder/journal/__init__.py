@@ -72,6 +72,7 @@ from responder.journal.upkeep import (
     PRUNE_BATCH,
     op_expire,
     op_heartbeat_and_recover,
+    op_orphaned,
     op_prune,
     op_take_over,
 )
@@ -211,6 +212,10 @@ class Journal:
         if rows:
             self._changed()
         return rows
+
+    async def orphaned(self, older_than: float) -> list[ActionRow]:
+        """This replica's queued decisions untouched for `older_than` seconds (see `Dispatcher.revive`)."""
+        return await self.store.run(op_orphaned(self.owner, older_than))
 
     async def history(self, action: str, target_key: str, outcome: Outcome, since: float) -> list[float]:
         """`since` and the times returned are on this process's clock; the comparison is on the journal's."""

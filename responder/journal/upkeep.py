@@ -76,6 +76,20 @@ def op_heartbeat_and_recover(
     return run
 
 
+def op_orphaned(owner: str, older_than: float) -> Callable[[Tx], list[ActionRow]]:
+    """`owner`'s queued decisions untouched for `older_than` seconds, oldest first (read only)."""
+
+    def run(tx: Tx) -> list[ActionRow]:
+        rows = tx.execute(
+            f"SELECT {COLUMNS} FROM pgwarden_actions WHERE state = '{State.QUEUED}' AND owner = ?"
+            " AND updated_at < ? ORDER BY id",
+            (owner, tx.now() - older_than),
+        ).fetchall()
+        return [ActionRow.of(r) for r in rows]
+
+    return run
+
+
 def op_prune(retention: float, batch: int = PRUNE_BATCH) -> Callable[[Tx], int]:
     """Delete up to `batch` decisions that ended more than `retention` seconds ago (never a pending, queued or
     running one); how many were deleted."""

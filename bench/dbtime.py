@@ -19,7 +19,9 @@ sum of `total_exec_time` of that role's statements:
   connections at once pay more than one), and each exporter's statements summed over the databases. Beside
   them, the floor: what the sizes alone cost (pg_database_size once, then each table's and index's size in
   every database on a new backend, one at a time), which every exporter of these families pays whatever else
-  it does; its ratio to postgres_exporter is as low as the many-databases ratio can go.
+  it does; its ratio to postgres_exporter is as low as the many-databases ratio can go. Then both at their
+  defaults on every database (pgwarden's TTLs, postgres_exporter reading everything on every scrape),
+  scraped every --interval seconds for --minutes, in database milliseconds per minute.
 
 pgwarden runs with the families postgres_exporter has here: bloat and wraparound (which it lacks) disabled, and
 the per-database collectors on the DSN's database only (postgres_exporter's extended queries read no other).
@@ -143,6 +145,13 @@ def measure_steady(
     pe = postgres_exporter(server, WORK_DIR)
     pe.env["DATA_SOURCE_NAME"] = dsn(server, PE_ROLE)
     pw = pgwarden("pgwarden defaults", same_families(dsn(server, PGWARDEN_ROLE)), WORK_DIR, "steady")
+    return steady_per_minute(ledger, pe, pw, minutes, interval)
+
+
+def steady_per_minute(
+    ledger: Ledger, pe: Exporter, pw: Exporter, minutes: float, interval: float
+) -> dict[str, float]:
+    """Both scraped every `interval` seconds for `minutes` after a warm-up scrape: database ms per minute."""
     with started([pe, pw]):
         pe.scrape()
         pw.scrape()
@@ -182,8 +191,6 @@ def measure_databases(
         "pe": [], "pgwarden": [], "floor": [], "pe_cpu": [], "pgwarden_cpu": [], "floor_cpu": []
     }  # fmt: skip
     statements: dict[str, dict[str, list[float]]] = {PE_ROLE: {}, PGWARDEN_ROLE: {}, FLOOR_ROLE: {}}
-    others = ",".join(sorted({"postgres", DB_NAME}))
-    queries = every_database_queries()
     cpu = ServerCpu(server)
 
     def cold_visit(exporter: Exporter, role: str, key: str) -> None:
@@ -196,18 +203,8 @@ def measure_databases(
         add_statements(statements[role], ledger.top(role, 100))
 
     for run in range(args.cold):
-        pe = postgres_exporter(server, WORK_DIR)
-        pe.argv = [a for a in pe.argv if not a.startswith("--extend.query-path=")]
-        pe.argv += [
-            f"--extend.query-path={queries}",
-            "--auto-discover-databases",
-            f"--exclude-databases={others}",
-        ]
-        pe.env["DATA_SOURCE_NAME"] = small_dsn(server, PE_ROLE, names[0])
-        cold_visit(pe, PE_ROLE, "pe")
-        config = cold_config(small_dsn(server, PGWARDEN_ROLE, names[0]))
-        config["targets"][0]["databases"] = {"exclude": sorted({"postgres", DB_NAME})}
-        config["targets"][0]["max_connections"] = args.connections
+        cold_visit(discovering_postgres_exporter(server, names), PE_ROLE, "pe")
+        config = every_database(cold_config(small_dsn(server, PGWARDEN_ROLE, names[0])), args.connections)
         cold_visit(
             pgwarden("pgwarden cold, every database", config, WORK_DIR, f"databases-{run}"),
             PGWARDEN_ROLE,
@@ -248,6 +245,27 @@ def floor_visit(server: PostgresServer, names: Sequence[str]) -> None:
             if k == 0:
                 conn.execute(FLOOR_DATABASES_SQL.encode()).fetchall()
             conn.execute(FLOOR_SIZES_SQL.encode()).fetchall()
+
+
+def discovering_postgres_exporter(server: PostgresServer, names: Sequence[str]) -> Exporter:
+    """postgres_exporter with --auto-discover-databases (its DSN on the first small database, the bench and
+    postgres databases excluded) and the extended queries in every database."""
+    pe = postgres_exporter(server, WORK_DIR)
+    pe.argv = [a for a in pe.argv if not a.startswith("--extend.query-path=")]
+    pe.argv += [
+        f"--extend.query-path={every_database_queries()}",
+        "--auto-discover-databases",
+        f"--exclude-databases={','.join(sorted({'postgres', DB_NAME}))}",
+    ]
+    pe.env["DATA_SOURCE_NAME"] = small_dsn(server, PE_ROLE, names[0])
+    return pe
+
+
+def every_database(config: dict[str, Any], connections: int) -> dict[str, Any]:
+    """pgwarden's `config` on every small database (the bench and postgres databases excluded)."""
+    config["targets"][0]["databases"] = {"exclude": sorted({"postgres", DB_NAME})}
+    config["targets"][0]["max_connections"] = connections
+    return config
 
 
 def add_statements(into: dict[str, list[float]], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -371,6 +389,23 @@ def databases_case(server: PostgresServer, args: argparse.Namespace) -> None:
         say(
             f"    floor / postgres_exporter, run by run: {', '.join(f'{r:.2f}' for r in floors)}; median "
             f"{statistics.median(floors):.2f}x (no exporter of these families can go below it)"
+        )
+    if args.minutes:
+        config = every_database(same_families(small_dsn(server, PGWARDEN_ROLE, names[0])), 3)
+        steady = steady_per_minute(
+            ledger,
+            discovering_postgres_exporter(server, names),
+            pgwarden("pgwarden defaults, every database", config, WORK_DIR, "databases-steady"),
+            args.minutes,
+            args.interval,
+        )
+        say(
+            f"database ms per minute, every database, {args.interval:g} s interval, defaults (pgwarden's TTLs, "
+            f"max_connections 3), over {args.minutes:g} min:"
+        )
+        say(f"  postgres_exporter --auto-discover {steady['pe']:8.1f}")
+        say(
+            f"  pgwarden                          {steady['steady']:8.1f}  {steady['steady'] / steady['pe']:.2f}x"
         )
     say(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

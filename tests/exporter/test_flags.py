@@ -114,6 +114,60 @@ def test_the_flag_wins_over_its_variable_and_bad_values_are_named() -> None:
     assert not apply_flags(parse_config(TARGET), removed).collectors.options("settings").enabled
 
 
+def test_every_variable_and_flag_form_kingpin_accepts() -> None:
+    """Each PG_EXPORTER_* variable is read, its flag wins over it, a boolean one is read as Go's
+    strconv.ParseBool reads it, and every boolean flag has its `--no-` form (kingpin gives one to each)."""
+    assert flags(PG_EXPORTER_METRIC_PREFIX="acme").metric_prefix == "acme"
+    assert flags("--metric-prefix=mine", PG_EXPORTER_METRIC_PREFIX="acme").metric_prefix == "mine"
+    assert flags("--include-databases=a, b", PG_EXPORTER_INCLUDE_DATABASES="c").include_databases == (
+        "a",
+        "b",
+    )
+    assert flags("--exclude-databases=x", PG_EXPORTER_EXCLUDE_DATABASES="y").exclude_databases == ("x",)
+    assert flags("--constantLabels=a=1", PG_EXPORTER_CONSTANT_LABELS="b=2").constant_labels == {"a": "1"}
+    assert flags("--collection-timeout=5s", PG_EXPORTER_COLLECTION_TIMEOUT="9s").collection_timeout == 5
+    assert flags(PG_EXPORTER_COLLECTION_TIMEOUT="9s").collection_timeout == 9
+    for text in ("1", "t", "T", "TRUE", "true", "True"):
+        got = flags(
+            PG_EXPORTER_AUTO_DISCOVER_DATABASES=text,
+            PG_EXPORTER_DISABLE_DEFAULT_METRICS=text,
+            PG_EXPORTER_DISABLE_SETTINGS_METRICS=text,
+        )
+        assert got.auto_discover_databases and got.disable_default_metrics, text
+        assert got.disable_settings_metrics, text
+    for text in ("", "0", "f", "F", "FALSE", "false", "False"):
+        got = flags(PG_EXPORTER_AUTO_DISCOVER_DATABASES=text, PG_EXPORTER_DISABLE_DEFAULT_METRICS=text)
+        assert not got.auto_discover_databases and not got.disable_default_metrics, text
+    with pytest.raises(ConfigError) as caught:
+        flags(PG_EXPORTER_AUTO_DISCOVER_DATABASES="yes")
+    assert caught.value.errors == [
+        "PG_EXPORTER_AUTO_DISCOVER_DATABASES: 'yes' is not a boolean (true or false)"
+    ]
+    on = {
+        "PG_EXPORTER_AUTO_DISCOVER_DATABASES": "true",
+        "PG_EXPORTER_DISABLE_DEFAULT_METRICS": "true",
+        "PG_EXPORTER_DISABLE_SETTINGS_METRICS": "true",
+    }
+    negated = flags(
+        "--no-auto-discover-databases",
+        "--no-disable-default-metrics",
+        "--no-disable-settings-metrics",
+        "--no-web.systemd-socket",
+        "--no-dumpmaps",
+        "--no-wrap-large-counters",
+        "--no-collector.stat_statements.include_query",
+        **on,
+    )
+    assert not negated.auto_discover_databases and not negated.disable_default_metrics
+    assert not negated.disable_settings_metrics and not negated.systemd_socket and not negated.dumpmaps
+    assert negated.statements == {"include_query": False}
+    given = flags(
+        "--auto-discover-databases", "--disable-default-metrics", "--web.systemd-socket", "--dumpmaps"
+    )
+    assert given.auto_discover_databases and given.disable_default_metrics
+    assert given.systemd_socket and given.dumpmaps
+
+
 def test_unknown_or_abbreviated_flags_are_errors_naming_them() -> None:
     for flag in ("--collector.nosuch", "--collector.stat_statement", "--no-collector.replication_slot"):
         result = run_cli(flag)
@@ -166,6 +220,8 @@ def test_flags_act_on_a_running_exporter(tmp_path: Path, monitor_dsn: str) -> No
         lbl.get("datname") for lbl, _ in samples.all("pg_scrape_collector_database_success")
     }
     assert "--no-collector.settings" in stderr and "does not exist" in stderr
+    # the missing --config.file, as postgres_exporter has it: served on, its reload gauge at 0
+    assert samples.get("postgres_exporter_config_last_reload_successful") == 0
 
 
 def test_systemd_socket_activation(tmp_path: Path, monitor_dsn: str) -> None:

@@ -5,8 +5,9 @@ pgwarden's configuration: `--[no-]collector.<name>` on the collectors and famili
 collector (`exporter.upstream_collectors`), the `stat_statements` options on the statements collector, the
 database lists on every target. A flag given on the command line wins over its environment variable, and
 both over the `--config` file, which they amend. As kingpin does for postgres_exporter, every boolean flag
-also has its `--no-` form, and a boolean variable is read as Go's strconv.ParseBool reads it. Flags removed upstream are accepted with a warning that names
-their replacement; a flag neither program knows is an error naming it (argparse's).
+also has its `--no-` form, and a boolean variable is read as Go's strconv.ParseBool reads it. Flags removed
+upstream are accepted with a warning that names their replacement; a flag neither program knows is an error
+naming it (argparse's).
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.pgserver import PostgresServer
 from exporter.cli import parse_args
 from exporter.collectors.registry import COLLECTORS
 from exporter.config import ConfigError, parse_config
 from exporter.flags import UpstreamFlags, apply_flags, read_flags
 from exporter.upstream_collectors import BY_NAME, UPSTREAM_COLLECTORS, UpstreamCollector
-from tests.support.exporter import Samples
+from tests.support.exporter import Samples, Scraper
 from tests.support.exporter_process import REPO, clean_env, run_cli, running_exporter
 
 TARGET = {"targets": [{"name": "a", "dsn": "postgresql://u@h/db"}]}
@@ -274,3 +275,53 @@ def test_metric_prefix_renames_the_queries_file_namespaces(tmp_path: Path, monit
         samples.get("acme_custom_one", server=f"127.0.0.1:{monitor_dsn.rsplit(':', 1)[1].split('/')[0]}") == 1
     )
     assert "pg_custom_one" not in samples.names() and samples.get("pg_up") == 1
+
+
+def _of_families(names: set[str], families: set[str]) -> set[str]:
+    """The sample names that belong to `families` (a histogram's by suffix, `pg_settings_<name>` by prefix)."""
+    prefixes = tuple(f.split("<", 1)[0] for f in families if "<" in f)
+    exact = {f + suffix for f in families for suffix in ("", "_bucket", "_count", "_sum")}
+    return {n for n in names if n in exact or (prefixes and n.startswith(prefixes))}
+
+
+# families whose series come and go between two scrapes of an idle server (a worker or a backend in a state)
+_TRANSIENT = {
+    "pg_process_idle_seconds",  # idle backends: the exporter's own connections come and go
+    "pg_xmin_horizon_age_seconds",  # a transaction holding back the horizon, at that moment
+    "pg_stat_activity_autovacuum_timestamp_seconds",
+    *families_of("stat_progress_vacuum"),
+}
+
+
+async def test_each_no_collector_flag_leaves_its_families_out_of_a_scrape(
+    monitor_dsn: str, pg_server: PostgresServer, databases: tuple[str, str]
+) -> None:
+    """Every `--no-collector.<name>`, on a real scrape with every collector on: none of its families is
+    served, and the other collectors' still are."""
+    every = {c.name: {"enabled": True} for c in COLLECTORS}
+    base = {"targets": [{"name": "a", "dsn": monitor_dsn}], "collectors": every}
+    pg_server.execute("SELECT pg_create_physical_replication_slot('flags_slot', true)")
+    try:
+        scraper = Scraper(parse_config(base))
+        try:
+            baseline = await scraper.scrape()
+        finally:
+            await scraper.close()
+        assert baseline.get("pg_up") == 1
+        served = 0
+        for upstream in (u for u in UPSTREAM_COLLECTORS if u.parts):
+            scraper = Scraper(apply_flags(parse_config(base), flags(f"--no-collector.{upstream.name}")))
+            try:
+                samples = await scraper.scrape()
+            finally:
+                await scraper.close()
+            own = families_of(upstream.name)
+            assert samples.get("pg_up") == 1, upstream.name
+            assert not _of_families(samples.names(), own), upstream.name
+            others = {f.name for c in COLLECTORS for f in c.families} - own
+            steady = _of_families(baseline.names(), others - _TRANSIENT)
+            assert steady <= samples.names(), (upstream.name, sorted(steady - samples.names()))
+            served += bool(_of_families(baseline.names(), own))
+        assert served >= 18  # most have series on the test server, so that their absence is seen
+    finally:
+        pg_server.execute("SELECT pg_drop_replication_slot('flags_slot')")

@@ -4,14 +4,13 @@ pg_process_idle_seconds, pg_xlog_location_bytes and pg_stat_statements_query_id,
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
 from devtools import pgversions
-from devtools.pgserver import PostgresServer, start_server
+from devtools.pgserver import PostgresServer, running_server
 from tests.support.exporter import DB_B, Samples, Scraper, make_config
 from tests.support.services import missing_service
 
@@ -82,12 +81,8 @@ def newest() -> Iterator[PostgresServer]:
     bindir = pgversions.bindir(18)
     if not (bindir / "postgres").exists():
         missing_service("PostgreSQL 18 build (python -m devtools.pgversions 18)")
-    server = start_server(bindir=bindir)
-    try:
+    with running_server(bindir=bindir) as server:
         yield server
-    finally:
-        server.stop("immediate")
-        shutil.rmtree(server.datadir.parent, ignore_errors=True)
 
 
 async def test_checkpointer_and_buffercache_summary_on_the_newest_server(newest: PostgresServer) -> None:

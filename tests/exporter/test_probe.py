@@ -269,6 +269,7 @@ def test_config_and_config_file_combine(tmp_path: Path, pg_server: PostgresServe
     assert result.returncode == 2 and "give that file with --config" in result.stderr
 
 
+@pytest.mark.slow  # the idle timeout: 10 s
 async def test_probed_connections_keep_a_targets_budget_and_idle_timeout_and_go_with_the_probe(
     aiohttp_client: Any,
     pg_server: PostgresServer,

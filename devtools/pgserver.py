@@ -196,9 +196,11 @@ def start_server(
 
 
 @contextlib.contextmanager
-def running_server(settings: Mapping[str, str] | None = None) -> Iterator[PostgresServer]:
-    """A server for the duration of the block; its directory is removed afterwards."""
-    server = start_server(settings=settings)
+def running_server(
+    settings: Mapping[str, str] | None = None, bindir: Path | None = None
+) -> Iterator[PostgresServer]:
+    """A server for the duration of the block (`bindir`: as start_server's); its directory is removed afterwards."""
+    server = start_server(settings=settings, bindir=bindir)
     try:
         yield server
     finally:

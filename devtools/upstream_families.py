@@ -54,7 +54,11 @@ NOTES: dict[str, tuple[str, str]] = {
     "pg_scrape_collector_success": ("same", "`collector` holds pgwarden's collector names (`activity`); a "
                                     "`custom:<name>` per custom query"),
     "pg_stat_activity_count": ("same", "a zero series for every (database, state), as upstream builds it"),
-    "postgres_exporter_config_last_reload_successful": ("same", "from --config.file (its auth_modules)"),
+    "postgres_exporter_config_last_reload_successful": ("same", "from --config.file (its auth_modules); 0 for a "
+                                                        "missing file, as upstream; a file that does not parse "
+                                                        "stops the start (upstream: 0 and a warning)"),
+    "pg_exporter_user_queries_load_error": ("same", "0 when present: a queries file that fails to load stops the "
+                                            "start (postgres_exporter serves on, the gauge at 1)"),
     "postgres_exporter_config_last_reload_success_timestamp_seconds": ("same", "from --config.file"),
     "postgres_exporter_build_info": ("missing", "pgwarden is not a Go build of postgres_exporter: its version is "
                                      "on /healthz and the landing page"),

@@ -62,9 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--auto-discover-databases",
         dest="auto_discover_databases",
-        action="store_true",
-        default=os.environ.get("PG_EXPORTER_AUTO_DISCOVER_DATABASES", "").lower() in ("1", "true"),
-        help="run the queries.yaml queries without master: true in every database, not only the DSN's",
+        action=argparse.BooleanOptionalAction,
+        help="run the queries.yaml queries without master: true in every database, not only the DSN's "
+        "(env PG_EXPORTER_AUTO_DISCOVER_DATABASES)",
     )
     add_common_flags(parser, program="pgwarden-exporter", version=__version__, listen=":9187")
     add_flags(parser)
@@ -81,7 +81,7 @@ def load(
         extended = ExtendedQueries(
             args.extend_query_path,
             queries,
-            args.auto_discover_databases,
+            upstream.auto_discover_databases,
             file_hashsum(args.extend_query_path),
         )
         config = config.with_extended_queries(extended)

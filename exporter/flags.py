@@ -4,8 +4,10 @@ Every flag of postgres_exporter (main as of 0.20.1, `cmd/postgres_exporter/main.
 pgwarden's configuration: `--[no-]collector.<name>` on the collectors and families that stand for that
 collector (`exporter.upstream_collectors`), the `stat_statements` options on the statements collector, the
 database lists on every target. A flag given on the command line wins over its environment variable, and
-both over the `--config` file, which they amend. Flags removed upstream are accepted with a warning that names
-their replacement; a flag neither program knows is an error naming it (argparse's).
+both over the `--config` file, which they amend. As kingpin does for postgres_exporter, every boolean flag
+also has its `--no-` form, and a boolean variable is read as Go's strconv.ParseBool reads it. Flags removed
+upstream are accepted with a warning that names their replacement; a flag neither program knows is an error
+naming it (argparse's).
 """
 
 from __future__ import annotations
@@ -65,10 +67,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "optional; --config is pgwarden's own and both may be given",
     )
     group.add_argument("--web.telemetry-path", dest="pe_telemetry_path", metavar="PATH")
-    group.add_argument("--web.systemd-socket", dest="pe_systemd_socket", action="store_true")
+    group.add_argument(
+        "--web.systemd-socket", dest="pe_systemd_socket", action=argparse.BooleanOptionalAction
+    )
     for name in ("disable-default-metrics", "disable-settings-metrics"):
         group.add_argument(
-            f"--{name}", dest="pe_" + name.replace("-", "_"), action="store_true", default=None
+            f"--{name}", dest="pe_" + name.replace("-", "_"), action=argparse.BooleanOptionalAction
         )
     group.add_argument("--exclude-databases", dest="pe_exclude_databases", metavar="LIST")
     group.add_argument("--include-databases", dest="pe_include_databases", metavar="LIST")
@@ -80,7 +84,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--wrap-large-counters", dest="pe_wrap", action=argparse.BooleanOptionalAction)
     group.add_argument(
-        "--dumpmaps", dest="pe_dumpmaps", action="store_true", help="print the families and exit"
+        "--dumpmaps",
+        dest="pe_dumpmaps",
+        action=argparse.BooleanOptionalAction,
+        help="print the families and exit",
     )
 
 
@@ -91,6 +98,7 @@ class UpstreamFlags:
     collectors: dict[str, bool] = field(default_factory=dict)
     disable_default_metrics: bool = False
     disable_settings_metrics: bool = False
+    auto_discover_databases: bool = False
     telemetry_path: str = "/metrics"
     systemd_socket: bool = False
     config_file: Path | None = None
@@ -131,11 +139,17 @@ def read_flags(args: argparse.Namespace, env: Mapping[str, str]) -> UpstreamFlag
     def pick(value: str | None, name: str) -> str | None:
         return value if value is not None else (env.get(name) or None)
 
-    flags.disable_default_metrics = bool(args.pe_disable_default_metrics) or env_bool(
-        "PG_EXPORTER_DISABLE_DEFAULT_METRICS"
+    def flag_or_env(value: bool | None, name: str) -> bool:
+        return value if value is not None else env_bool(name)
+
+    flags.disable_default_metrics = flag_or_env(
+        args.pe_disable_default_metrics, "PG_EXPORTER_DISABLE_DEFAULT_METRICS"
     )
-    flags.disable_settings_metrics = bool(args.pe_disable_settings_metrics) or env_bool(
-        "PG_EXPORTER_DISABLE_SETTINGS_METRICS"
+    flags.disable_settings_metrics = flag_or_env(
+        args.pe_disable_settings_metrics, "PG_EXPORTER_DISABLE_SETTINGS_METRICS"
+    )
+    flags.auto_discover_databases = flag_or_env(
+        args.auto_discover_databases, "PG_EXPORTER_AUTO_DISCOVER_DATABASES"
     )
     if flags.disable_settings_metrics:
         flags.warnings.append(

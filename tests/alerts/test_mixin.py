@@ -5,12 +5,17 @@ except the few current postgres_exporter does not export either (old queries.yam
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
 
+from devtools.pgserver import PostgresServer
 from devtools.upstream_families import ours, upstream_families
+from tests.exporter.aws.test_qonto_alerts import input_series, promtool, selector_texts
+from tests.support.exporter import Scraper, make_config
 from tests.support.services import installed
 
 MIXIN = Path(__file__).resolve().parents[1] / "fixtures" / "postgres_exporter" / "mixin"
@@ -59,3 +64,48 @@ def test_every_family_the_mixin_selects_is_exported() -> None:
     for name, reason in UNSERVED.items():
         assert name in names, f"{name} is no longer in the mixin: drop it from UNSERVED"
         assert name not in upstream and name not in mine, (name, reason)
+
+
+async def test_every_selector_of_the_mixin_matches_a_series_pgwarden_serves(
+    pg_server: PostgresServer,
+) -> None:
+    """Each vector selector of the mixin's alerts and recording rules, as written (its label matchers too),
+    evaluated by promtool on what pgwarden exported from the test server, picks at least one series, but for
+    the UNSERVED names and the rules' own recorded series."""
+    pg_server.execute("CREATE TABLE IF NOT EXISTS mixin_rows (id int PRIMARY KEY)")
+    pg_server.execute("SELECT pg_create_physical_replication_slot('mixin_slot', true)")
+    scraper = Scraper(make_config(pg_server.dsn("postgres")))
+    try:
+        samples = await scraper.scrape()
+    finally:
+        await scraper.close()
+        pg_server.execute("SELECT pg_drop_replication_slot('mixin_slot')")
+        pg_server.execute("DROP TABLE mixin_rows")
+    assert samples.get("pg_up") == 1
+    groups = [g for path in FILES for g in yaml.safe_load(path.read_text())["groups"]]
+    recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    selectors = {
+        (name, braces)
+        for g in groups
+        for rule in g["rules"]
+        for name, braces in selector_texts(rule["expr"])
+        if name not in UNSERVED and name not in recorded
+    }
+    names = {name for name, _ in selectors}
+    assert len(names) >= 15, sorted(names)  # it read the rules
+    cases = [
+        {"expr": f"group({name}{braces})", "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": 1}]}
+        for name, braces in sorted(selectors)
+    ]
+    test = {
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m", "input_series": input_series(samples, names), "promql_expr_test": cases}
+        ],
+    }
+    path = Path(tempfile.mkdtemp(prefix="pgwarden-mixin-")) / "mixin.test.yml"
+    try:
+        path.write_text(yaml.safe_dump(test, sort_keys=False))
+        assert "SUCCESS" in promtool("test", "rules", str(path))
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)

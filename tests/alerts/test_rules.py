@@ -244,7 +244,10 @@ def test_aggregations_keep_the_labels_the_responder_reads() -> None:
 # --- metric and label names --------------------------------------------------------------------------------
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_CLAUSE = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+# a grouping or matching clause with its label list; group_left/group_right may also stand without one
+_CLAUSE = re.compile(
+    r"\b(?:(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|group_(?:left|right)\b)"
+)
 _RANGE = re.compile(r"\[[^\]]*\]")
 _TOKEN = re.compile(r"(?<![\w.:])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?")
 _MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.pgserver import PostgresServer
 from exporter.cli import parse_args
 from exporter.collectors.registry import COLLECTORS
 from exporter.config import ConfigError, parse_config
 from exporter.flags import UpstreamFlags, apply_flags, read_flags
 from exporter.upstream_collectors import BY_NAME, UPSTREAM_COLLECTORS, UpstreamCollector
-from tests.support.exporter import Samples
+from tests.support.exporter import Samples, Scraper
 from tests.support.exporter_process import REPO, clean_env, run_cli, running_exporter
 
 TARGET = {"targets": [{"name": "a", "dsn": "postgresql://u@h/db"}]}
@@ -114,6 +115,60 @@ def test_the_flag_wins_over_its_variable_and_bad_values_are_named() -> None:
     assert not apply_flags(parse_config(TARGET), removed).collectors.options("settings").enabled
 
 
+def test_every_variable_and_flag_form_kingpin_accepts() -> None:
+    """Each PG_EXPORTER_* variable is read, its flag wins over it, a boolean one is read as Go's
+    strconv.ParseBool reads it, and every boolean flag has its `--no-` form (kingpin gives one to each)."""
+    assert flags(PG_EXPORTER_METRIC_PREFIX="acme").metric_prefix == "acme"
+    assert flags("--metric-prefix=mine", PG_EXPORTER_METRIC_PREFIX="acme").metric_prefix == "mine"
+    assert flags("--include-databases=a, b", PG_EXPORTER_INCLUDE_DATABASES="c").include_databases == (
+        "a",
+        "b",
+    )
+    assert flags("--exclude-databases=x", PG_EXPORTER_EXCLUDE_DATABASES="y").exclude_databases == ("x",)
+    assert flags("--constantLabels=a=1", PG_EXPORTER_CONSTANT_LABELS="b=2").constant_labels == {"a": "1"}
+    assert flags("--collection-timeout=5s", PG_EXPORTER_COLLECTION_TIMEOUT="9s").collection_timeout == 5
+    assert flags(PG_EXPORTER_COLLECTION_TIMEOUT="9s").collection_timeout == 9
+    for text in ("1", "t", "T", "TRUE", "true", "True"):
+        got = flags(
+            PG_EXPORTER_AUTO_DISCOVER_DATABASES=text,
+            PG_EXPORTER_DISABLE_DEFAULT_METRICS=text,
+            PG_EXPORTER_DISABLE_SETTINGS_METRICS=text,
+        )
+        assert got.auto_discover_databases and got.disable_default_metrics, text
+        assert got.disable_settings_metrics, text
+    for text in ("", "0", "f", "F", "FALSE", "false", "False"):
+        got = flags(PG_EXPORTER_AUTO_DISCOVER_DATABASES=text, PG_EXPORTER_DISABLE_DEFAULT_METRICS=text)
+        assert not got.auto_discover_databases and not got.disable_default_metrics, text
+    with pytest.raises(ConfigError) as caught:
+        flags(PG_EXPORTER_AUTO_DISCOVER_DATABASES="yes")
+    assert caught.value.errors == [
+        "PG_EXPORTER_AUTO_DISCOVER_DATABASES: 'yes' is not a boolean (true or false)"
+    ]
+    on = {
+        "PG_EXPORTER_AUTO_DISCOVER_DATABASES": "true",
+        "PG_EXPORTER_DISABLE_DEFAULT_METRICS": "true",
+        "PG_EXPORTER_DISABLE_SETTINGS_METRICS": "true",
+    }
+    negated = flags(
+        "--no-auto-discover-databases",
+        "--no-disable-default-metrics",
+        "--no-disable-settings-metrics",
+        "--no-web.systemd-socket",
+        "--no-dumpmaps",
+        "--no-wrap-large-counters",
+        "--no-collector.stat_statements.include_query",
+        **on,
+    )
+    assert not negated.auto_discover_databases and not negated.disable_default_metrics
+    assert not negated.disable_settings_metrics and not negated.systemd_socket and not negated.dumpmaps
+    assert negated.statements == {"include_query": False}
+    given = flags(
+        "--auto-discover-databases", "--disable-default-metrics", "--web.systemd-socket", "--dumpmaps"
+    )
+    assert given.auto_discover_databases and given.disable_default_metrics
+    assert given.systemd_socket and given.dumpmaps
+
+
 def test_unknown_or_abbreviated_flags_are_errors_naming_them() -> None:
     for flag in ("--collector.nosuch", "--collector.stat_statement", "--no-collector.replication_slot"):
         result = run_cli(flag)
@@ -166,6 +221,8 @@ def test_flags_act_on_a_running_exporter(tmp_path: Path, monitor_dsn: str) -> No
         lbl.get("datname") for lbl, _ in samples.all("pg_scrape_collector_database_success")
     }
     assert "--no-collector.settings" in stderr and "does not exist" in stderr
+    # the missing --config.file, as postgres_exporter has it: served on, its reload gauge at 0
+    assert samples.get("postgres_exporter_config_last_reload_successful") == 0
 
 
 def test_systemd_socket_activation(tmp_path: Path, monitor_dsn: str) -> None:
@@ -218,3 +275,53 @@ def test_metric_prefix_renames_the_queries_file_namespaces(tmp_path: Path, monit
         samples.get("acme_custom_one", server=f"127.0.0.1:{monitor_dsn.rsplit(':', 1)[1].split('/')[0]}") == 1
     )
     assert "pg_custom_one" not in samples.names() and samples.get("pg_up") == 1
+
+
+def _of_families(names: set[str], families: set[str]) -> set[str]:
+    """The sample names that belong to `families` (a histogram's by suffix, `pg_settings_<name>` by prefix)."""
+    prefixes = tuple(f.split("<", 1)[0] for f in families if "<" in f)
+    exact = {f + suffix for f in families for suffix in ("", "_bucket", "_count", "_sum")}
+    return {n for n in names if n in exact or (prefixes and n.startswith(prefixes))}
+
+
+# families whose series come and go between two scrapes of an idle server (a worker or a backend in a state)
+_TRANSIENT = {
+    "pg_process_idle_seconds",  # idle backends: the exporter's own connections come and go
+    "pg_xmin_horizon_age_seconds",  # a transaction holding back the horizon, at that moment
+    "pg_stat_activity_autovacuum_timestamp_seconds",
+    *families_of("stat_progress_vacuum"),
+}
+
+
+async def test_each_no_collector_flag_leaves_its_families_out_of_a_scrape(
+    monitor_dsn: str, pg_server: PostgresServer, databases: tuple[str, str]
+) -> None:
+    """Every `--no-collector.<name>`, on a real scrape with every collector on: none of its families is
+    served, and the other collectors' still are."""
+    every = {c.name: {"enabled": True} for c in COLLECTORS}
+    base = {"targets": [{"name": "a", "dsn": monitor_dsn}], "collectors": every}
+    pg_server.execute("SELECT pg_create_physical_replication_slot('flags_slot', true)")
+    try:
+        scraper = Scraper(parse_config(base))
+        try:
+            baseline = await scraper.scrape()
+        finally:
+            await scraper.close()
+        assert baseline.get("pg_up") == 1
+        served = 0
+        for upstream in (u for u in UPSTREAM_COLLECTORS if u.parts):
+            scraper = Scraper(apply_flags(parse_config(base), flags(f"--no-collector.{upstream.name}")))
+            try:
+                samples = await scraper.scrape()
+            finally:
+                await scraper.close()
+            own = families_of(upstream.name)
+            assert samples.get("pg_up") == 1, upstream.name
+            assert not _of_families(samples.names(), own), upstream.name
+            others = {f.name for c in COLLECTORS for f in c.families} - own
+            steady = _of_families(baseline.names(), others - _TRANSIENT)
+            assert steady <= samples.names(), (upstream.name, sorted(steady - samples.names()))
+            served += bool(_of_families(baseline.names(), own))
+        assert served >= 18  # most have series on the test server, so that their absence is seen
+    finally:
+        pg_server.execute("SELECT pg_drop_replication_slot('flags_slot')")

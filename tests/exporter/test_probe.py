@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from exporter.assemble import resolve_targets
 from exporter.config import parse_config
 from exporter.probe import ProbeError, ProbeSettings, allowed_address
 from exporter.serving import ServeOptions
-from exporter.target import DatabasesConfig
+from exporter.target import DatabasesConfig, TargetConfig
 from exporter.upstream_config import ProbeAllowlist, UpstreamConfig
 from tests.support.exporter import Samples
 from tests.support.exporter_process import clean_env, run_cli, running_exporter
@@ -266,3 +267,60 @@ def test_config_and_config_file_combine(tmp_path: Path, pg_server: PostgresServe
     # pgwarden's file given as postgres_exporter's: a clear error, not a guess
     result = run_cli(f"--config.file={config}", env=clean_env(DATA_SOURCE_NAME=monitor_dsn))
     assert result.returncode == 2 and "give that file with --config" in result.stderr
+
+
+@pytest.mark.slow  # the idle timeout: 10 s
+async def test_probed_connections_keep_a_targets_budget_and_idle_timeout_and_go_with_the_probe(
+    aiohttp_client: Any,
+    pg_server: PostgresServer,
+    databases: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A probed target's connections are held as a configured target's: within its budget, those to other
+    databases than the DSN's closed after its idle timeout, and all of them closed once the target has gone
+    unprobed for PROBE_IDLE."""
+    pg_server.execute("DROP ROLE IF EXISTS probe_idle")
+    pg_server.execute(f"CREATE ROLE probe_idle LOGIN PASSWORD '{MONITOR_PASSWORD}' IN ROLE pg_monitor")
+    idle = {"type": "userpass", "userpass": {"username": "probe_idle", "password": MONITOR_PASSWORD}}
+    client = await probe_client(aiohttp_client, auth_modules(tmp_path, idle=idle))
+    target = f"127.0.0.1:{pg_server.port}/postgres"
+    configured = TargetConfig(name="configured", dsn="host=h")
+
+    def held() -> dict[str, int]:
+        rows = pg_server.execute(
+            "SELECT datname, count(*) FROM pg_stat_activity WHERE usename = 'probe_idle' GROUP BY datname"
+        )
+        return {str(db): int(n) for db, n in rows}
+
+    async def eventually(predicate: Callable[[], bool], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not predicate():
+            assert time.monotonic() < deadline, held()
+            await asyncio.sleep(0.1)
+
+    try:
+        status, body = await probe(client, target, "idle")
+        samples = Samples(body)
+        assert status == 200 and samples.get("pg_up") == 1, body
+        visited = {lbl["datname"] for lbl, _ in samples.all("pg_scrape_collector_database_success")}
+        assert set(databases) < visited  # every database of the server, through the budget
+        assert samples.get("pg_exporter_connections_max") == configured.max_connections
+        peak = samples.get("pg_exporter_connections_peak")
+        assert peak is not None and 1 <= peak <= configured.max_connections
+        # at rest after the idle timeout: one connection, to the DSN's database
+        started = time.monotonic()
+        assert sum(held().values()) > 1, held()  # the scrape left others open, idle
+        await eventually(lambda: held() == {"postgres": 1}, configured.idle_timeout + 5)
+        assert time.monotonic() - started >= configured.idle_timeout - 2  # not closed sooner
+        # unprobed for PROBE_IDLE: the next probe of another target closes the target's last connection
+        monkeypatch.setattr("exporter.probe.PROBE_IDLE", 0.0)
+        assert Samples((await probe(client, target, "monitor"))[1]).get("pg_up") == 1
+        assert (target, "idle") not in client.app[PROBES]._scrapers
+        await eventually(lambda: held() == {}, 5)
+    finally:
+        await client.app[PROBES].close()
+        pg_server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'probe_idle'"
+        )
+        pg_server.execute("DROP ROLE IF EXISTS probe_idle")

@@ -14,6 +14,9 @@ from exporter.assemble import resolve_targets
 from exporter.aws.config import AWSConfig
 from exporter.aws.poller import SOURCES, AWSPoller
 from exporter.config import parse_config
+from exporter.probe import ProbeSettings
+from exporter.serving import ServeOptions
+from exporter.upstream_config import AuthModule, ProbeAllowlist
 from tests.exporter.aws import support
 from tests.exporter.aws.support import DOWN_DSN, REGION, Recording, aws_config, build_world
 from tests.support.exporter import Samples
@@ -173,3 +176,24 @@ async def test_rds_without_aws_section_polls_with_the_default_settings(
     assert s.get("pgwarden_aws_data_age_seconds", source="rds") is not None
     # the defaults discover nothing: only the configured instance is polled
     assert s.all("rds_instance_status", dbidentifier="prod-replica") == []
+
+
+async def test_probe_allowlist_of_discovered_rds_endpoints(aiohttp_client: Any, moto: MotoServer) -> None:
+    """`probe_targets: {discovered_rds: true}`: the endpoints the AWS poller found may be probed (this one
+    does not resolve: pg_up 0), any other host is refused before a connection is tried."""
+    build_world()
+    parsed = parse_config({"targets": TARGETS, "aws": aws_config()})
+    allow = ProbeAllowlist(discovered_rds=True)
+    module = AuthModule.model_validate({"type": "userpass", "userpass": {"username": "u", "password": "p"}})
+    serving = ServeOptions(probes=ProbeSettings({"m": module}, allow))
+    client: Client = await aiohttp_client(make_app(parsed, resolve_targets(parsed), serving))
+    poller = client.app[AWS]
+    await asyncio.wait_for(poller.polled["rds"].wait(), 20)
+    endpoints = {i.endpoint for i in poller.view.instances if i.endpoint}
+    assert endpoints
+    for endpoint in sorted(endpoints)[:2]:
+        resp = await client.get("/probe", params={"target": f"{endpoint}:5432/postgres", "auth_module": "m"})
+        assert resp.status == 200, await resp.text()
+        assert Samples(await resp.text()).get("pg_up") == 0
+    resp = await client.get("/probe", params={"target": "db.example.com:5432/postgres", "auth_module": "m"})
+    assert resp.status == 403 and "db.example.com is not in probe_targets" in await resp.text()

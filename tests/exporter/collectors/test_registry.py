@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +34,30 @@ async def test_every_collector_succeeds_as_pg_monitor_member(
     assert {c.name for c in COLLECTORS} - set(on) == off
     assert all(v == 1 for v in results.values()), results
     assert samples.get("pg_exporter_last_scrape_error") == 0
+
+
+async def test_every_own_collector_only_reads(
+    scraper_factory: Callable[..., Scraper], monitor_dsn: str
+) -> None:
+    """pgwarden's own collectors stay read-only (custom queries alone run read-write, as postgres_exporter
+    runs them): every collector on, in sessions whose every transaction is read-only, each still succeeds."""
+    options: dict[str, dict[str, Any]] = {c.name: {"enabled": True} for c in COLLECTORS}
+    options["statements"]["include_query"] = True
+    read_only = monitor_dsn + "?options=" + urllib.parse.quote("-c default_transaction_read_only=on")
+    # what each session of the scrape really was: read-only, seen by a statement run as the collectors' are
+    probe = {
+        "name": "session_read_only",
+        "sql": "SELECT (current_setting('transaction_read_only') = 'on')::int AS value",
+        "metrics": [{"column": "value", "name": "session_read_only_value"}],
+    }
+    scraper = scraper_factory(read_only, collectors=options, custom_queries=[probe])
+    samples = await scraper.scrape()
+    assert samples.get("pg_up") == 1
+    assert samples.get("session_read_only_value") == 1
+    results = {lbl["collector"]: v for lbl, v in samples.all("pg_scrape_collector_success")}
+    assert {c.name for c in COLLECTORS} <= set(results)
+    failed = sorted(name for name, ok in results.items() if ok != 1)
+    assert not failed, f"collectors that fail in a read-only session: {failed}"
 
 
 def test_output_order_is_todays_and_names_are_unique() -> None:

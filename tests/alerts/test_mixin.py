@@ -23,11 +23,7 @@ FILES = (MIXIN / "alerts.yaml", MIXIN / "rules.yaml")
 _NAME = re.compile(r"(?<![\w:])(pg_[a-z0-9_]+)")
 # Selected by the mixin, exported by no current postgres_exporter collector either: why pgwarden has none.
 UNSERVED = {
-    "pg_xlog_position_bytes": "an old queries.yaml name; today's is pg_xlog_location_bytes (xlog_location)",
-    "pg_stat_replication_pg_xlog_location_diff": "PostgreSQL before 10 only; pg_stat_replication_pg_wal_lsn_diff "
-    "is the same fact on 13-18",
     "pg_replication_lag": "an old queries.yaml name; today's is pg_replication_lag_seconds",
-    "pg_replication_slots_xmin_age": "exported by no postgres_exporter collector",
     **{
         f"pg_statio_user_tables_{kind}_blks_{what}": "an old queries.yaml name; today's is "
         f"pg_statio_user_tables_{kind}_blocks_{what}"

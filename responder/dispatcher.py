@@ -57,7 +57,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rds = rds
         self._slots = asyncio.Semaphore(config.schema.max_concurrent_actions)
-        self._tasks: dict[asyncio.Task[None], Run] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}  # by action id: one task per decision
         self._started: set[int] = set()
         self._closing = False
         # Called on every housekeeping tick after recovery and expiry (the scheduler and the drill sweeper).
@@ -162,9 +162,8 @@ class Dispatcher:
         """Run this replica's queued decisions that no task of it holds, untouched for `replica_timeout`: the
         journal committed them (an approval, a delivery) but its answer was lost, so nothing was started, and
         no other replica takes a live replica's work. The claim still runs each once at most."""
-        held = {run.action_id for run in self._tasks.values()}
         for row in await self.journal.orphaned(self.config.schema.replica_timeout):
-            if row.id not in held and not self._closing:
+            if row.id not in self._tasks and not self._closing:
                 log.warning("queued decision with no task: starting it", extra=_logged(row))
                 await self._start(row)
 
@@ -214,19 +213,19 @@ class Dispatcher:
     # ---- running ------------------------------------------------------------------------------------------
 
     def submit(self, run: Run) -> bool:
-        if self._closing:
-            return False
+        if self._closing or run.action_id in self._tasks:
+            return False  # a task holds it already: revive started it while its approval's answer was late
         task = asyncio.create_task(self._run(run), name=f"action-{run.action_id}")
-        self._tasks[task] = run
-        task.add_done_callback(lambda t: self._tasks.pop(t, None))
+        self._tasks[run.action_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.action_id, None))
         return True
 
     async def shutdown(self, grace: float) -> None:
         self._closing = True
-        for task, run in list(self._tasks.items()):
-            if run.action_id not in self._started:
+        for action_id, task in list(self._tasks.items()):
+            if action_id not in self._started:
                 task.cancel()
-        running = list(self._tasks)
+        running = list(self._tasks.values())
         if running:
             log.info("waiting for running actions", extra={"count": len(running)})
             _, pending = await asyncio.wait(running, timeout=grace)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory,
 from tests.support.webhook import alert, payload, post_alerts, wait_done
 
 Client = Any
+SUNDAY_3AM = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)  # a due tick of `0 3 * * *` for the tests' clock
 
 
 def lose_the_answer_of(client: Client, op_name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -160,3 +163,295 @@ async def test_an_approval_answered_after_replica_timeout_is_run_by_one_task(
     await client.close()  # shutdown: the running action (about 2 s left) is waited for
     assert journaled(client, action_id) == ("done", "succeeded", None)
     assert len(recorder.runs) == 1
+
+
+async def lose_an_approval(client: Client, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A pending decision of a fresh alert, approved by alice, the approval's answer lost: its id."""
+    (decision,) = await post_alerts(client, alert())
+    action_id = int(decision["id"])
+    lost = lose_the_answer_of(client, "decide_and_get", monkeypatch)
+    resp = await client.post(f"/actions/{action_id}/approve", headers=APPROVE)
+    assert lost and resp.status == 503, await resp.text()
+    return action_id
+
+
+async def test_decisions_waiting_for_a_slot_longer_than_replica_timeout_run_once_each(
+    make_config: ConfigFactory, client_for: ClientFactory, recorder: Recorder, journal_url: str
+) -> None:
+    """Queued and submitted, then waiting for `max_concurrent_actions` well past replica_timeout: a task holds
+    each, so revive does not start any of them a second time."""
+    config = make_config(
+        journal=journal_url,
+        replica_timeout="1s",
+        max_concurrent_actions=1,
+        playbooks=[record_playbook(params={"sleep": "1.5s"}, cooldown="0s")],
+    )
+    client = await client_for(config)
+    decisions = await post_alerts(client, alert(), alert(), alert())
+    ids = [int(d["id"]) for d in decisions]
+    for action_id in ids:
+        assert (await wait_done(client, action_id, wait=20))["outcome"] == "succeeded"
+    assert sorted(r["id"] for r in recorder.runs) == ids
+
+
+async def test_a_revived_decision_still_meets_the_cooldown(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    approvers: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    config = make_config(
+        journal=journal_url,
+        approvers=approvers,
+        replica_timeout="1s",
+        playbooks=[record_playbook(require_approval=True, cooldown="1h")],
+    )
+    client = await client_for(config)
+    (first,) = await post_alerts(client, alert())
+    assert (await client.post(f"/actions/{first['id']}/approve", headers=APPROVE)).status == 202
+    assert (await wait_done(client, int(first["id"])))["outcome"] == "succeeded"
+    action_id = await lose_an_approval(client, monkeypatch)
+    row = await wait_done(client, action_id, wait=15)
+    assert row["outcome"] == "cooldown" and row["error"].startswith("cooldown: last action"), row
+    assert [r["id"] for r in recorder.runs] == [first["id"]]
+
+
+async def test_a_revived_decision_runs_in_the_mode_it_was_decided_in(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    approvers: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """A dry-run playbook's decision, revived, is a dry run: it plans, and changes nothing."""
+    config = make_config(
+        journal=journal_url,
+        approvers=approvers,
+        replica_timeout="1s",
+        playbooks=[record_playbook(require_approval=True, mode="dry-run")],
+    )
+    client = await client_for(config)
+    action_id = await lose_an_approval(client, monkeypatch)
+    row = await wait_done(client, action_id, wait=15)
+    assert row["outcome"] == "dry_run" and row["mode"] == "dry-run", row
+    assert set(row["plan"]) == {"target"}  # it planned
+    assert recorder.runs == []
+
+
+async def test_a_revived_decision_whose_playbook_mode_changed_is_not_run(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    approvers: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """Decided and approved as a dry run, its answer lost; revive resolves it against a configuration whose
+    playbook now enforces (a restart would interrupt it first: this is the check behind that): it is journaled
+    `expired` with why, never run for real."""
+    dry = make_config(
+        journal=journal_url,
+        approvers=approvers,
+        replica_timeout="30s",
+        playbooks=[record_playbook(require_approval=True, mode="dry-run")],
+    )
+    client = await client_for(dry)
+    action_id = await lose_an_approval(client, monkeypatch)
+    dispatcher = client.app[keys.DISPATCHER]
+    dispatcher.config = make_config(
+        journal=journal_url,
+        approvers=approvers,
+        replica_timeout="0s",
+        playbooks=[record_playbook(require_approval=True, mode="enforce")],
+    )
+    await dispatcher.revive()
+    state, outcome, error = journaled(client, action_id)
+    assert (state, outcome) == ("done", "expired"), error
+    assert error is not None and "mode changed from dry-run to enforce" in error
+    assert recorder.runs == []
+
+
+def cut_off(client: Client, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Every journal transaction of this replica fails from now on (a partition: to the others it is dead, its
+    heartbeat stops); the function returned heals it."""
+    store = client.app[keys.JOURNAL].store
+    real_run = store.run
+
+    async def run(op: Any, heavy: bool = False) -> Any:
+        raise JournalUnavailable("connection timed out")
+
+    monkeypatch.setattr(store, "run", run)
+    return lambda: monkeypatch.setattr(store, "run", real_run)
+
+
+async def wait_ended(client: Client, action_id: int, wait: float = 15) -> tuple[str, str | None, str | None]:
+    """The decision as the journal holds it once it is done (read from outside the responder)."""
+    deadline = time.monotonic() + wait
+    while (row := journaled(client, action_id))[0] != "done":
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.1)
+    return row
+
+
+async def test_of_two_replicas_only_the_one_whose_answer_was_lost_runs_it(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    approvers: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    pg_journal: str,
+) -> None:
+    config = make_config(
+        journal=pg_journal,
+        approvers=approvers,
+        replica_timeout="1s",
+        playbooks=[record_playbook(require_approval=True)],
+    )
+    lost_on, other = await client_for(config), await client_for(config)
+    action_id = await lose_an_approval(lost_on, monkeypatch)
+    row = await wait_done(other, action_id, wait=15)
+    assert row["outcome"] == "succeeded", row
+    assert (
+        row["replica"] == lost_on.app[keys.OWNER] != other.app[keys.OWNER]
+    )  # claimed by the one that lost it
+    await asyncio.sleep(1.5)  # a few more ticks of both
+    assert [r["id"] for r in recorder.runs] == [action_id]
+
+
+async def test_a_replica_cut_off_from_the_journal_leaves_its_orphan_interrupted_and_never_runs_it(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    pg_journal: str,
+) -> None:
+    """The delivery's answer is lost, then the replica loses the journal altogether: its heartbeat stops, the
+    other replica interrupts its queued decision. When it reaches the journal again, it revives nothing."""
+    config = make_config(journal=pg_journal, replica_timeout="1s")
+    cut, other = await client_for(config), await client_for(config)
+    lost = lose_the_answer_of(cut, "op_record.", monkeypatch)
+    resp = await cut.post("/webhook", json=payload(alert()), headers=AUTH)
+    assert lost and resp.status == 503, await resp.text()
+    heal = cut_off(cut, monkeypatch)
+    [(action_id,)] = journal_sql(pg_journal, "SELECT id FROM pgwarden_actions", ())
+    _, outcome, error = await wait_ended(other, int(action_id))
+    assert (outcome, error) == ("interrupted", "the responder stopped before this action started")
+    heal()
+    await asyncio.sleep(3)  # several housekeeping ticks of the healed replica
+    assert journaled(cut, int(action_id))[1] == "interrupted"
+    assert recorder.runs == []
+
+
+async def test_a_restart_interrupts_the_previous_process_orphan_and_does_not_revive_it(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """Stopped before revive took its orphan: the next process (a new owner) journals it `interrupted` (SQLite:
+    at start-up; PostgreSQL: once the old owner's heartbeat is replica_timeout old), and never runs it."""
+    config = make_config(journal=journal_url, replica_timeout="1s")
+    before = await client_for(config)
+    lost = lose_the_answer_of(before, "op_record.", monkeypatch)
+    resp = await before.post("/webhook", json=payload(alert()), headers=AUTH)
+    assert lost and resp.status == 503, await resp.text()
+    await before.close()
+    [(action_id,)] = journal_sql(journal_url, "SELECT id FROM pgwarden_actions", ())
+    after = await client_for(config)
+    assert after.app[keys.OWNER] != before.app[keys.OWNER]
+    _, outcome, error = await wait_ended(after, int(action_id))
+    assert (outcome, error) == ("interrupted", "the responder stopped before this action started")
+    await asyncio.sleep(1.5)
+    assert recorder.runs == []
+
+
+async def test_revive_survives_the_journal_failing_and_runs_the_orphan_once_it_is_back(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    approvers: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    config = make_config(
+        journal=journal_url,
+        approvers=approvers,
+        replica_timeout="1s",
+        playbooks=[record_playbook(require_approval=True)],
+    )
+    client = await client_for(config)
+    journal = client.app[keys.JOURNAL]
+    real_orphaned = journal.orphaned
+    failures: list[float] = []
+
+    async def orphaned(older_than: float) -> Any:
+        if len(failures) < 3:
+            failures.append(older_than)
+            raise JournalUnavailable("connection refused")
+        return await real_orphaned(older_than)
+
+    monkeypatch.setattr(journal, "orphaned", orphaned)
+    action_id = await lose_an_approval(client, monkeypatch)
+    row = await wait_done(client, action_id, wait=20)
+    assert row["outcome"] == "succeeded" and len(failures) == 3, row
+    assert (await client.get("/healthz")).status == 200
+    assert [r["id"] for r in recorder.runs] == [action_id]
+
+
+async def test_a_large_delivery_whose_answer_was_lost_runs_each_decision_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """Several slices of decisions journaled in one transaction, its answer lost: every one is revived and run
+    once (a redelivery of the whole payload is all duplicates)."""
+    client = await client_for(make_config(journal=journal_url, replica_timeout="1s"))
+    alerts = [alert() for _ in range(150)]
+    lost = lose_the_answer_of(client, "op_record.", monkeypatch)
+    resp = await client.post("/webhook", json=payload(*alerts), headers=AUTH)
+    assert lost and resp.status == 503, await resp.text()
+    again = await post_alerts(client, *alerts)
+    assert {d["outcome"] for d in again} == {"duplicate"}
+    ids = sorted(int(d["duplicate_of"]) for d in again)
+    assert len(set(ids)) == 150
+    for action_id in ids:
+        assert (await wait_done(client, action_id, wait=30))["outcome"] == "succeeded"
+    assert sorted(r["id"] for r in recorder.runs) == ids
+
+
+async def test_a_scheduled_tick_whose_answer_was_lost_runs_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """The tick's decision is journaled and its answer lost: the tick is retried (a duplicate of the first)
+    and the first is revived, so the job runs once."""
+    schedule = {
+        "name": "nightly",
+        "cron": "0 3 * * *",
+        "action": "record",
+        "target": {"target": "production"},
+    }
+    client = await client_for(make_config(journal=journal_url, replica_timeout="1s", schedules=[schedule]))
+    lost = lose_the_answer_of(client, "op_record.", monkeypatch)
+    client.app[keys.SCHEDULER].next_run["nightly"] = SUNDAY_3AM
+    deadline = time.monotonic() + 20
+    while not recorder.runs:
+        assert time.monotonic() < deadline, "the tick's decision never ran"
+        await asyncio.sleep(0.05)
+    assert lost
+    await asyncio.sleep(1.5)  # more ticks: the next tick is not due before next Sunday
+    rows = journal_sql(
+        journal_url, "SELECT id, playbook, outcome, duplicate_of FROM pgwarden_actions ORDER BY id", ()
+    )
+    first = rows[0][0]
+    assert [r[1:] for r in rows] == [("nightly", "succeeded", None), ("nightly", "duplicate", first)], rows
+    assert [r["id"] for r in recorder.runs] == [first]

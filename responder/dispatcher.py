@@ -27,11 +27,10 @@ from responder.decide import NO_TARGET_REASON, RejectedAlert, decisions_for, rej
 from responder.decision import Decision
 from responder.effects import Authority, EffectGate, EffectRefused
 from responder.journal import ActionRow, Claim, Journal, JournalUnavailable
-from responder.journal.rows import trigger_columns
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
 from responder.outcomes import Answer, Outcome, State
-from responder.runs import Run, RunContext
+from responder.runs import Run, RunContext, logged
 
 log = logging.getLogger("responder.actions")
 
@@ -164,7 +163,7 @@ class Dispatcher:
         no other replica takes a live replica's work. The claim still runs each once at most."""
         for row in await self.journal.orphaned(self.config.schema.replica_timeout):
             if row.id not in self._tasks and not self._closing:
-                log.warning("queued decision with no task: starting it", extra=_logged(row))
+                log.warning("queued decision with no task: starting it", extra=logged(row))
                 await self._start(row)
 
     async def expire(self) -> None:
@@ -280,7 +279,14 @@ class Dispatcher:
             reraise=True,
         ):
             with attempt:
-                return await self.journal.claim(claim)
+                claimed = await self.journal.claim(claim)
+                if claimed is None and attempt.retry_state.attempt_number > 1:
+                    # An attempt that failed may have committed, its answer lost: then the claim is this task's
+                    # (one task per decision; no one else makes a row running under this live replica's name).
+                    row = await self.journal.get(run.action_id)
+                    if row is not None and row.state is State.RUNNING and row.owner == self.journal.owner:
+                        return row
+                return claimed
         raise AssertionError("unreachable")  # tenacity re-raises after the last attempt
 
     async def _execute(self, run: Run) -> tuple[Outcome, ActionResult | None, str | None]:
@@ -341,7 +347,7 @@ class Dispatcher:
         """Journal the outcome of a journaled decision (unless `journaled`: the deciding transaction wrote it),
         count it, log it. `release_key`: the decision never started, and a later delivery of its alert decides
         again."""
-        fields = _logged(about)
+        fields = logged(about)
         if not journaled:
             await self._journal_finish(fields["action_id"], outcome, result, error, release_key)
         if about.playbook is not None:  # a rejected alert is counted in alerts_total{status="rejected"}
@@ -379,21 +385,3 @@ class Dispatcher:
                 await self.journal.finish(action_id, outcome, result, error, release_key)
                 if (attempts := attempt.retry_state.attempt_number) > 1:
                     log.info("outcome journaled", extra={"action_id": action_id, "attempts": attempts})
-
-
-def _logged(about: Decision | ActionRow) -> dict[str, Any]:
-    """What the `decision` log line says a decision is about (the target as the journal shows it)."""
-    if isinstance(about, ActionRow):
-        alertname, fingerprint, target = about.alertname, about.fingerprint, about.target
-    else:
-        alertname, fingerprint, *_ = trigger_columns(about.trigger)
-        target = about.target.describe() if about.target is not None else None
-    return {
-        "action_id": about.id,
-        "playbook": about.playbook,
-        "action": about.action,
-        "mode": about.mode,
-        "alertname": alertname,
-        "fingerprint": fingerprint,
-        "target": target,
-    }

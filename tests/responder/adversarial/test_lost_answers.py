@@ -455,3 +455,22 @@ async def test_a_scheduled_tick_whose_answer_was_lost_runs_once(
     first = rows[0][0]
     assert [r[1:] for r in rows] == [("nightly", "succeeded", None), ("nightly", "duplicate", first)], rows
     assert [r["id"] for r in recorder.runs] == [first]
+
+
+async def test_a_claim_whose_answer_was_lost_runs_the_action_instead_of_leaving_it_running(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """The claim (queued -> running) commits and its answer is lost: the retried claim finds the row no
+    longer queued. The decision is this task's, claimed by it: it runs once and ends, instead of staying
+    `running` (blocking one change at a time, counting toward the cap) on a live replica until a restart."""
+    client = await client_for(make_config(journal=journal_url, replica_timeout="1s"))
+    lost = lose_the_answer_of(client, "op_claim.", monkeypatch)
+    (decision,) = await post_alerts(client, alert())
+    action_id = int(decision["id"])
+    row = await wait_done(client, action_id, wait=15)
+    assert lost and row["outcome"] == "succeeded", row
+    assert [r["id"] for r in recorder.runs] == [action_id]

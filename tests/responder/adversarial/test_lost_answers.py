@@ -165,9 +165,12 @@ async def test_an_approval_answered_after_replica_timeout_is_run_by_one_task(
     assert len(recorder.runs) == 1
 
 
-async def lose_an_approval(client: Client, monkeypatch: pytest.MonkeyPatch) -> int:
-    """A pending decision of a fresh alert, approved by alice, the approval's answer lost: its id."""
-    (decision,) = await post_alerts(client, alert())
+async def lose_an_approval(
+    client: Client, monkeypatch: pytest.MonkeyPatch, delivered_to: Client | None = None
+) -> int:
+    """A pending decision of a fresh alert (delivered to `client` unless said), approved by alice on `client`,
+    the approval's answer lost: its id."""
+    (decision,) = await post_alerts(delivered_to or client, alert())
     action_id = int(decision["id"])
     lost = lose_the_answer_of(client, "decide_and_get", monkeypatch)
     resp = await client.post(f"/actions/{action_id}/approve", headers=APPROVE)
@@ -310,8 +313,10 @@ async def test_of_two_replicas_only_the_one_whose_answer_was_lost_runs_it(
         replica_timeout="1s",
         playbooks=[record_playbook(require_approval=True)],
     )
+    """Alertmanager delivered the alert to one replica, the approver approved it on the other and that answer
+    was lost: the approval made the approving replica its owner, so that one (and only it) starts it."""
     lost_on, other = await client_for(config), await client_for(config)
-    action_id = await lose_an_approval(lost_on, monkeypatch)
+    action_id = await lose_an_approval(lost_on, monkeypatch, delivered_to=other)
     row = await wait_done(other, action_id, wait=15)
     assert row["outcome"] == "succeeded", row
     assert (
@@ -319,6 +324,35 @@ async def test_of_two_replicas_only_the_one_whose_answer_was_lost_runs_it(
     )  # claimed by the one that lost it
     await asyncio.sleep(1.5)  # a few more ticks of both
     assert [r["id"] for r in recorder.runs] == [action_id]
+
+
+async def test_an_orphan_is_not_started_while_the_responder_drains(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """Shutdown waits for a running action past replica_timeout while housekeeping still ticks: the orphan of
+    a lost delivery answer is not started during the drain (the next start interrupts it)."""
+    config = make_config(
+        journal=journal_url,
+        replica_timeout="1s",
+        shutdown_timeout="30s",
+        playbooks=[record_playbook(params={"sleep": "3s"}, cooldown="0s")],
+    )
+    client = await client_for(config)
+    (running,) = await post_alerts(client, alert())
+    lost = lose_the_answer_of(client, "op_record.", monkeypatch)
+    resp = await client.post("/webhook", json=payload(alert()), headers=AUTH)
+    assert lost and resp.status == 503, await resp.text()
+    [(orphan,)] = journal_sql(journal_url, "SELECT id FROM pgwarden_actions WHERE id <> ?", (running["id"],))
+    started = time.monotonic()
+    await client.close()
+    assert time.monotonic() - started > 2  # it drained the running action, revive ticking meanwhile
+    assert journaled(client, running["id"])[:2] == ("done", "succeeded")
+    assert journaled(client, int(orphan))[0] == "queued"
+    assert [r["id"] for r in recorder.runs] == [running["id"]]
 
 
 async def test_a_replica_cut_off_from_the_journal_leaves_its_orphan_interrupted_and_never_runs_it(

@@ -16,6 +16,7 @@ import pytest
 from responder import keys
 from responder.journal import JournalUnavailable
 from tests.support.journal import journal_sql
+from tests.support.receivers import WebhookReceiver
 from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory, Recorder, record_playbook
 from tests.support.webhook import alert, payload, post_alerts, wait_done
 
@@ -508,3 +509,35 @@ async def test_a_claim_whose_answer_was_lost_runs_the_action_instead_of_leaving_
     row = await wait_done(client, action_id, wait=15)
     assert lost and row["outcome"] == "succeeded", row
     assert [r["id"] for r in recorder.runs] == [action_id]
+
+
+async def test_an_outcome_whose_answer_was_lost_is_announced_once(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """The outcome's transaction commits and its answer is lost: the retry journals nothing new, so the
+    receivers are told the outcome once, not once per attempt."""
+    monkeypatch.setenv("AUDIT_HMAC", "audit-hmac-secret-0123456789")
+    hook = await WebhookReceiver(hmac_secret="audit-hmac-secret-0123456789").start()
+    try:
+        notify = {
+            "receivers": [{"name": "audit", "webhook": {"url": hook.url, "hmac_secret_env": "AUDIT_HMAC"}}],
+            "routes": [{"receiver": "audit", "outcomes": ["*"]}],
+            "public_url": "https://pgwarden.example.internal",
+        }
+        client = await client_for(make_config(journal=journal_url, notify=notify))
+        lost = lose_the_answer_of(client, "op_finish.", monkeypatch)
+        (decision,) = await post_alerts(client, alert())
+        row = await wait_done(client, int(decision["id"]), wait=15)
+        assert lost and row["outcome"] == "succeeded", row
+        await asyncio.sleep(1.0)  # the retry after the lost answer (0.5 s) has journaled by now
+        changes = journal_sql(
+            journal_url, "SELECT change FROM pgwarden_outbox WHERE action_id = ?", (decision["id"],)
+        )
+        assert [c for (c,) in changes] == ["succeeded"]
+        assert len(recorder.runs) == 1
+    finally:
+        await hook.stop()

@@ -198,19 +198,28 @@ async def test_decisions_waiting_for_a_slot_longer_than_replica_timeout_run_once
     assert sorted(r["id"] for r in recorder.runs) == ids
 
 
-async def test_a_revived_decision_still_meets_the_cooldown(
+@pytest.mark.parametrize(
+    ("guard", "why"),
+    [
+        ({"cooldown": "1h"}, "cooldown: last action"),
+        ({"cooldown": "0s", "max_per_day": 1}, "max_per_day: 1 "),
+    ],
+)
+async def test_a_revived_decision_still_meets_the_cooldown_and_the_daily_cap(
     make_config: ConfigFactory,
     client_for: ClientFactory,
     recorder: Recorder,
     approvers: list[dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
     journal_url: str,
+    guard: dict[str, Any],
+    why: str,
 ) -> None:
     config = make_config(
         journal=journal_url,
         approvers=approvers,
         replica_timeout="1s",
-        playbooks=[record_playbook(require_approval=True, cooldown="1h")],
+        playbooks=[record_playbook(require_approval=True, **guard)],
     )
     client = await client_for(config)
     (first,) = await post_alerts(client, alert())
@@ -218,7 +227,7 @@ async def test_a_revived_decision_still_meets_the_cooldown(
     assert (await wait_done(client, int(first["id"])))["outcome"] == "succeeded"
     action_id = await lose_an_approval(client, monkeypatch)
     row = await wait_done(client, action_id, wait=15)
-    assert row["outcome"] == "cooldown" and row["error"].startswith("cooldown: last action"), row
+    assert row["outcome"] == "cooldown" and row["error"].startswith(why), row
     assert [r["id"] for r in recorder.runs] == [first["id"]]
 
 

@@ -550,3 +550,30 @@ async def test_an_outcome_whose_answer_was_lost_is_announced_once(
         assert len(recorder.runs) == 1
     finally:
         await hook.stop()
+
+
+async def test_a_delivery_answered_after_replica_timeout_is_run_by_one_task_each(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """A delivery's decisions are journaled and the answer comes back late: revive starts them meanwhile, and
+    the webhook's own submission of each (in slices) starts none again; at shutdown the running ones get their
+    grace and end as they did."""
+    config = make_config(
+        journal=journal_url,
+        replica_timeout="1s",
+        shutdown_timeout="30s",
+        playbooks=[record_playbook(params={"sleep": "4s"}, cooldown="0s")],
+    )
+    client = await client_for(config)
+    delay_the_answer_of(client, "op_record.", 3.0, monkeypatch)
+    decisions = await post_alerts(client, alert(), alert(), alert())
+    ids = sorted(int(d["id"]) for d in decisions)
+    assert sorted(r["id"] for r in recorder.runs) == ids  # revive started them while the answer was late
+    assert client.app[keys.DISPATCHER].busy == 3
+    await client.close()
+    assert [journaled(client, i) for i in ids] == [("done", "succeeded", None)] * 3
+    assert sorted(r["id"] for r in recorder.runs) == ids

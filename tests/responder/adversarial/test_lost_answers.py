@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from responder import keys
+from responder.config import Config
 from responder.journal import JournalUnavailable
 from tests.support.journal import journal_sql
 from tests.support.receivers import WebhookReceiver
@@ -75,6 +76,23 @@ def state_of(client: Client, action_id: int) -> str:
     return str(journal_sql(url, "SELECT state FROM pgwarden_actions WHERE id = ?", (action_id,))[0][0])
 
 
+def approving(
+    make_config: ConfigFactory,
+    journal: str,
+    approvers: list[dict[str, str]],
+    playbook: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Config:
+    """The `rec` playbook (with `playbook`'s fields) run once alice approves it, on `journal`; replica_timeout
+    1 s unless `overrides` say otherwise."""
+    return make_config(
+        journal=journal,
+        approvers=approvers,
+        playbooks=[record_playbook(require_approval=True, **(playbook or {}))],
+        **{"replica_timeout": "1s", **overrides},
+    )
+
+
 async def test_an_approval_whose_answer_was_lost_runs_once(
     make_config: ConfigFactory,
     client_for: ClientFactory,
@@ -83,12 +101,7 @@ async def test_an_approval_whose_answer_was_lost_runs_once(
     monkeypatch: pytest.MonkeyPatch,
     journal_url: str,
 ) -> None:
-    config = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="1s",
-        playbooks=[record_playbook(require_approval=True)],
-    )
+    config = approving(make_config, journal_url, approvers)
     client = await client_for(config)
     (decision,) = await post_alerts(client, alert())
     action_id = int(decision["id"])
@@ -141,12 +154,8 @@ async def test_an_approval_answered_after_replica_timeout_is_run_by_one_task(
     """The approval commits and its answer comes back late, not lost: revive starts the decision meanwhile,
     then the approval's own answer arrives and starts it too. One run, and at shutdown the running action gets
     its grace and is journaled as it ended, not `interrupted` "before it started" by the second task."""
-    config = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="1s",
-        shutdown_timeout="30s",
-        playbooks=[record_playbook(require_approval=True, params={"sleep": "4s"})],
+    config = approving(
+        make_config, journal_url, approvers, {"params": {"sleep": "4s"}}, shutdown_timeout="30s"
     )
     client = await client_for(config)
     (decision,) = await post_alerts(client, alert())
@@ -215,12 +224,7 @@ async def test_a_revived_decision_still_meets_the_cooldown_and_the_daily_cap(
     guard: dict[str, Any],
     why: str,
 ) -> None:
-    config = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="1s",
-        playbooks=[record_playbook(require_approval=True, **guard)],
-    )
+    config = approving(make_config, journal_url, approvers, guard)
     client = await client_for(config)
     (first,) = await post_alerts(client, alert())
     assert (await client.post(f"/actions/{first['id']}/approve", headers=APPROVE)).status == 202
@@ -240,12 +244,7 @@ async def test_a_revived_decision_runs_in_the_mode_it_was_decided_in(
     journal_url: str,
 ) -> None:
     """A dry-run playbook's decision, revived, is a dry run: it plans, and changes nothing."""
-    config = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="1s",
-        playbooks=[record_playbook(require_approval=True, mode="dry-run")],
-    )
+    config = approving(make_config, journal_url, approvers, {"mode": "dry-run"})
     client = await client_for(config)
     action_id = await lose_an_approval(client, monkeypatch)
     row = await wait_done(client, action_id, wait=15)
@@ -265,20 +264,12 @@ async def test_a_revived_decision_whose_playbook_mode_changed_is_not_run(
     """Decided and approved as a dry run, its answer lost; revive resolves it against a configuration whose
     playbook now enforces (a restart would interrupt it first: this is the check behind that): it is journaled
     `expired` with why, never run for real."""
-    dry = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="30s",
-        playbooks=[record_playbook(require_approval=True, mode="dry-run")],
-    )
+    dry = approving(make_config, journal_url, approvers, {"mode": "dry-run"}, replica_timeout="30s")
     client = await client_for(dry)
     action_id = await lose_an_approval(client, monkeypatch)
     dispatcher = client.app[keys.DISPATCHER]
-    dispatcher.config = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="0s",
-        playbooks=[record_playbook(require_approval=True, mode="enforce")],
+    dispatcher.config = approving(
+        make_config, journal_url, approvers, {"mode": "enforce"}, replica_timeout="0s"
     )
     await dispatcher.revive()
     state, outcome, error = journaled(client, action_id)
@@ -317,14 +308,9 @@ async def test_of_two_replicas_only_the_one_whose_answer_was_lost_runs_it(
     monkeypatch: pytest.MonkeyPatch,
     pg_journal: str,
 ) -> None:
-    config = make_config(
-        journal=pg_journal,
-        approvers=approvers,
-        replica_timeout="1s",
-        playbooks=[record_playbook(require_approval=True)],
-    )
     """Alertmanager delivered the alert to one replica, the approver approved it on the other and that answer
     was lost: the approval made the approving replica its owner, so that one (and only it) starts it."""
+    config = approving(make_config, pg_journal, approvers)
     lost_on, other = await client_for(config), await client_for(config)
     action_id = await lose_an_approval(lost_on, monkeypatch, delivered_to=other)
     row = await wait_done(other, action_id, wait=15)
@@ -421,12 +407,7 @@ async def test_revive_survives_the_journal_failing_and_runs_the_orphan_once_it_i
     monkeypatch: pytest.MonkeyPatch,
     journal_url: str,
 ) -> None:
-    config = make_config(
-        journal=journal_url,
-        approvers=approvers,
-        replica_timeout="1s",
-        playbooks=[record_playbook(require_approval=True)],
-    )
+    config = approving(make_config, journal_url, approvers)
     client = await client_for(config)
     journal = client.app[keys.JOURNAL]
     real_orphaned = journal.orphaned

@@ -27,11 +27,10 @@ from responder.decide import NO_TARGET_REASON, RejectedAlert, decisions_for, rej
 from responder.decision import Decision
 from responder.effects import Authority, EffectGate, EffectRefused
 from responder.journal import ActionRow, Claim, Journal, JournalUnavailable
-from responder.journal.rows import trigger_columns
 from responder.metrics import ResponderMetrics
 from responder.models import Alert
 from responder.outcomes import Answer, Outcome, State
-from responder.runs import Run, RunContext
+from responder.runs import Run, RunContext, logged
 
 log = logging.getLogger("responder.actions")
 
@@ -57,7 +56,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rds = rds
         self._slots = asyncio.Semaphore(config.schema.max_concurrent_actions)
-        self._tasks: dict[asyncio.Task[None], Run] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}  # by action id: one task per decision
         self._started: set[int] = set()
         self._closing = False
         # Called on every housekeeping tick after recovery and expiry (the scheduler and the drill sweeper).
@@ -162,10 +161,9 @@ class Dispatcher:
         """Run this replica's queued decisions that no task of it holds, untouched for `replica_timeout`: the
         journal committed them (an approval, a delivery) but its answer was lost, so nothing was started, and
         no other replica takes a live replica's work. The claim still runs each once at most."""
-        held = {run.action_id for run in self._tasks.values()}
         for row in await self.journal.orphaned(self.config.schema.replica_timeout):
-            if row.id not in held and not self._closing:
-                log.warning("queued decision with no task: starting it", extra=_logged(row))
+            if row.id not in self._tasks and not self._closing:
+                log.warning("queued decision with no task: starting it", extra=logged(row))
                 await self._start(row)
 
     async def expire(self) -> None:
@@ -214,19 +212,19 @@ class Dispatcher:
     # ---- running ------------------------------------------------------------------------------------------
 
     def submit(self, run: Run) -> bool:
-        if self._closing:
-            return False
+        if self._closing or run.action_id in self._tasks:
+            return False  # a task holds it already: revive started it while its approval's answer was late
         task = asyncio.create_task(self._run(run), name=f"action-{run.action_id}")
-        self._tasks[task] = run
-        task.add_done_callback(lambda t: self._tasks.pop(t, None))
+        self._tasks[run.action_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.action_id, None))
         return True
 
     async def shutdown(self, grace: float) -> None:
         self._closing = True
-        for task, run in list(self._tasks.items()):
-            if run.action_id not in self._started:
+        for action_id, task in list(self._tasks.items()):
+            if action_id not in self._started:
                 task.cancel()
-        running = list(self._tasks)
+        running = list(self._tasks.values())
         if running:
             log.info("waiting for running actions", extra={"count": len(running)})
             _, pending = await asyncio.wait(running, timeout=grace)
@@ -281,7 +279,14 @@ class Dispatcher:
             reraise=True,
         ):
             with attempt:
-                return await self.journal.claim(claim)
+                claimed = await self.journal.claim(claim)
+                if claimed is None and attempt.retry_state.attempt_number > 1:
+                    # An attempt that failed may have committed, its answer lost: then the claim is this task's
+                    # (one task per decision; no one else makes a row running under this live replica's name).
+                    row = await self.journal.get(run.action_id)
+                    if row is not None and row.state is State.RUNNING and row.owner == self.journal.owner:
+                        return row
+                return claimed
         raise AssertionError("unreachable")  # tenacity re-raises after the last attempt
 
     async def _execute(self, run: Run) -> tuple[Outcome, ActionResult | None, str | None]:
@@ -342,7 +347,7 @@ class Dispatcher:
         """Journal the outcome of a journaled decision (unless `journaled`: the deciding transaction wrote it),
         count it, log it. `release_key`: the decision never started, and a later delivery of its alert decides
         again."""
-        fields = _logged(about)
+        fields = logged(about)
         if not journaled:
             await self._journal_finish(fields["action_id"], outcome, result, error, release_key)
         if about.playbook is not None:  # a rejected alert is counted in alerts_total{status="rejected"}
@@ -380,21 +385,3 @@ class Dispatcher:
                 await self.journal.finish(action_id, outcome, result, error, release_key)
                 if (attempts := attempt.retry_state.attempt_number) > 1:
                     log.info("outcome journaled", extra={"action_id": action_id, "attempts": attempts})
-
-
-def _logged(about: Decision | ActionRow) -> dict[str, Any]:
-    """What the `decision` log line says a decision is about (the target as the journal shows it)."""
-    if isinstance(about, ActionRow):
-        alertname, fingerprint, target = about.alertname, about.fingerprint, about.target
-    else:
-        alertname, fingerprint, *_ = trigger_columns(about.trigger)
-        target = about.target.describe() if about.target is not None else None
-    return {
-        "action_id": about.id,
-        "playbook": about.playbook,
-        "action": about.action,
-        "mode": about.mode,
-        "alertname": alertname,
-        "fingerprint": fingerprint,
-        "target": target,
-    }

@@ -1,5 +1,5 @@
 """What the dispatcher runs: a journaled decision as a `Run`, and the context (`RunContext`, the core's
-`ActionContext`) the action gets while it runs."""
+`ActionContext`) the action gets while it runs, and what its log lines say it is about (`logged`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from responder.config import Playbook
 from responder.core import Target
 from responder.decision import Decision
 from responder.effects import EffectGate
-from responder.journal import Journal
+from responder.journal import ActionRow, Journal
+from responder.journal.rows import trigger_columns
 from responder.metrics import ResponderMetrics
 from responder.outcomes import Outcome
 
@@ -68,3 +69,22 @@ class RunContext:
         if counter not in self.metrics.counters:
             raise KeyError(f"counter {counter!r} is not declared by action {self.action!r}")
         self.metrics.counters[counter].inc(amount)
+
+
+def logged(about: Decision | ActionRow) -> dict[str, Any]:
+    """What the dispatcher's log lines (the `decision` line) say a decision is about (the target as the journal
+    shows it)."""
+    if isinstance(about, ActionRow):
+        alertname, fingerprint, target = about.alertname, about.fingerprint, about.target
+    else:
+        alertname, fingerprint, *_ = trigger_columns(about.trigger)
+        target = about.target.describe() if about.target is not None else None
+    return {
+        "action_id": about.id,
+        "playbook": about.playbook,
+        "action": about.action,
+        "mode": about.mode,
+        "alertname": alertname,
+        "fingerprint": fingerprint,
+        "target": target,
+    }

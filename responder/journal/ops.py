@@ -165,11 +165,14 @@ def _finish(
 ) -> None:
     now = tx.now()
     key = ", dedup_key = NULL" if release_key else ""
+    # Already done with this outcome: a retry whose first attempt committed (its answer lost) changes nothing.
     row = tx.execute(
         "UPDATE pgwarden_actions SET state = ?, outcome = ?, result = ?, error = ?, updated_at = ?,"
-        f" finished_at = ?{key} WHERE id = ? RETURNING playbook, decided_by",
-        (State.DONE.value, outcome.value, _dumps_redacted(result), redact(error), now, now, action_id),
-    ).fetchone()
+        f" finished_at = ?{key} WHERE id = ? AND (state <> ? OR outcome IS NULL OR outcome <> ?)"
+        " RETURNING playbook, decided_by",
+        (State.DONE.value, outcome.value, _dumps_redacted(result), redact(error), now, now, action_id,
+         State.DONE.value, outcome.value),
+    ).fetchone()  # fmt: skip
     if row is not None:
         # Only a decision that waited for an approval was said before it ended: its receivers hear how.
         note(tx, route, action_id, row[0], outcome.value, follow_up=row[1] is not None)

@@ -24,7 +24,7 @@ from responder.aws import RdsApi
 from responder.config import Config
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
 from responder.decide import NO_TARGET_REASON, RejectedAlert, decisions_for, rejected_decision, resolve_target
-from responder.decision import Decision
+from responder.decision import Decision, ScheduleTrigger
 from responder.effects import Authority, EffectGate, EffectRefused
 from responder.journal import ActionRow, Claim, Journal, JournalUnavailable
 from responder.metrics import ResponderMetrics
@@ -38,6 +38,9 @@ STOPPED_BEFORE = "the responder stopped before this action started"
 STOPPED_WHILE = "the responder stopped while this action was running"
 NOT_CLAIMED = (
     "the journal was unavailable when this action was to start: not started, the next delivery decides again"
+)
+RUN_NOW_LOST = (
+    "the answer to this run-now was lost, so it was not started (a press again runs it): never run unasked"
 )
 FINISH_ATTEMPTS = 5  # at shutdown; until then an outcome is retried until the journal is back
 BACKOFF_MAX = 5.0
@@ -160,11 +163,19 @@ class Dispatcher:
     async def revive(self) -> None:
         """Run this replica's queued decisions that no task of it holds, untouched for `replica_timeout`: the
         journal committed them (an approval, a delivery) but its answer was lost, so nothing was started, and
-        no other replica takes a live replica's work. The claim still runs each once at most."""
+        no other replica takes a live replica's work. The claim still runs each once at most. A run-now press
+        so lost is journaled `interrupted` instead: a delivery or a tick retried is a duplicate of it, a press
+        again is not."""
         for row in await self.journal.orphaned(self.config.schema.replica_timeout):
-            if row.id not in self._tasks and not self._closing:
-                log.warning("queued decision with no task: starting it", extra=logged(row))
-                await self._start(row)
+            if row.id in self._tasks or self._closing:
+                continue
+            trigger = row.trigger
+            if isinstance(trigger, ScheduleTrigger) and trigger.run_now and row.decided_by is None:
+                # The operator was told the press failed, and a press again is a decision of its own.
+                await self.record_outcome(row, Outcome.INTERRUPTED, error=RUN_NOW_LOST)
+                continue
+            log.warning("queued decision with no task: starting it", extra=logged(row))
+            await self._start(row)
 
     async def expire(self) -> None:
         for row in await self.journal.expire_pending(self.config.schema.approval_timeout):

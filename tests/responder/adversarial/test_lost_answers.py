@@ -558,3 +558,35 @@ async def test_a_delivery_answered_after_replica_timeout_is_run_by_one_task_each
     await client.close()
     assert [journaled(client, i) for i in ids] == [("done", "succeeded", None)] * 3
     assert sorted(r["id"] for r in recorder.runs) == ids
+
+
+async def test_a_run_now_whose_answer_was_lost_is_not_run_unasked(
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    journal_url: str,
+) -> None:
+    """A "run now" press journaled, its answer lost: the operator saw 503, and a press again is a decision of
+    its own (not a duplicate, as a redelivered alert or a retried tick is). Reviving the first as well would
+    run the job twice: it is journaled `interrupted`, never run, and the press again runs the job once."""
+    schedule = {
+        "name": "nightly",
+        "cron": "0 3 * * *",
+        "action": "record",
+        "target": {"target": "production"},
+    }
+    client = await client_for(make_config(journal=journal_url, replica_timeout="1s", schedules=[schedule]))
+    lost = lose_the_answer_of(client, "op_record.", monkeypatch)
+    resp = await client.post("/schedules/nightly/run", headers=AUTH)
+    assert lost and resp.status == 503, await resp.text()
+    [(first, state)] = journal_sql(journal_url, "SELECT id, state FROM pgwarden_actions", ())
+    assert state == "queued"
+    again = await client.post("/schedules/nightly/run", headers=AUTH)
+    assert again.status == 202
+    second = (await again.json())["id"]
+    assert (await wait_done(client, second))["outcome"] == "succeeded"
+    row = await wait_done(client, int(first), wait=15)
+    assert row["outcome"] == "interrupted" and "run-now was lost" in (row["error"] or ""), row
+    await asyncio.sleep(1.5)  # more housekeeping ticks: nothing else starts
+    assert [r["id"] for r in recorder.runs] == [second]

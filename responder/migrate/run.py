@@ -38,7 +38,7 @@ from responder.decision import Decision, OperatorTrigger
 from responder.effects import ApiCall, Authority, EffectGate
 from responder.journal import Journal
 from responder.migrate import preflight, snapshot
-from responder.migrate.after import Catalogue, clean_up
+from responder.migrate.after import Catalogue, clean_up, drop_invalid
 from responder.migrate.findings import has_errors, render
 from responder.migrate.lint import lint as lint_files
 from responder.migrate.live import Settings
@@ -82,6 +82,9 @@ class Migration:
         self.config, self.server, self.request, self.out = config, server, request, out
         self.settings = config.schema.migrations
         self.journal, self.action_id = journal, action_id
+        self.before = Catalogue(
+            {}, frozenset()
+        )  # the catalogue before the first attempt (`execute` reads it)
         rds = server.rds
         mode = "dry-run" if request.dry_run else "enforce"
         authority = Authority(
@@ -157,10 +160,10 @@ class Migration:
             self.plan["snapshot"]["id"] = name
             await self.save()
             self.say(f"snapshot {name} available: the rollback point")
-        before = await Catalogue.read(conn)
+        self.before = await Catalogue.read(conn)
         since = (await (await conn.execute("SELECT clock_timestamp()")).fetchone() or [None])[0]
         code = await self.attempts(conn, since)
-        self.plan["after"] = await clean_up(self.gate, conn, before)
+        self.plan["after"] = await clean_up(self.gate, conn, self.before)
         await self.save()
         return code
 
@@ -197,6 +200,8 @@ class Migration:
     async def attempt(self, conn: psycopg.AsyncConnection[Any], since: datetime) -> int:
         number = len(self.plan["attempts"]) + 1
         s = self.settings
+        # what a failed attempt left INVALID, dropped before the retry builds it again
+        dropped = await drop_invalid(self.gate, conn, self.before) if number > 1 else []
         watchdog = Watchdog(self.gate, conn, self.app, since, s.watchdog.blocked_after, attempt=number)
         watch = asyncio.create_task(watchdog.watch(min(0.25, s.watchdog.blocked_after / 4)))
         started, error = time.monotonic(), None
@@ -220,6 +225,8 @@ class Migration:
         }
         if error:
             record["error"] = error
+        if dropped:
+            record["invalid_indexes_dropped"] = dropped
         self.plan["attempts"].append(record)
         await self.save()
         cancelled = f", {len(watchdog.cancels)} cancel(s) by the watchdog" if watchdog.cancels else ""

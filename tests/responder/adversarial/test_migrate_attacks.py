@@ -1,0 +1,63 @@
+"""Adversarial `migrate run`, `lint` and `backfill`, against the real PostgreSQL and tools: a retry after a
+failed CONCURRENTLY, two operators with journals of their own, a migration file changed between lint and run, a
+folder of migrations reached through a symlink, statements hidden in a DO block or behind psql's meta-commands,
+a dry run of a real tool, a target that is a standby, a backfill resumed while its first run is alive or after
+it finished, a --where that would reach outside its batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.pgserver import PostgresServer
+from tests.responder.migrate.scenario import (
+    Holder,
+    MigrationDb,
+    journal_rows,
+    migrate,
+    migration_db,
+    release_after,
+    write_config,
+)
+
+
+@pytest.fixture
+def db(pg_server: PostgresServer) -> Iterator[MigrationDb]:
+    yield from migration_db(pg_server)
+
+
+def psql(db: MigrationDb, statement: str) -> list[str]:
+    return ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-c", statement]
+
+
+def indexes(db: MigrationDb) -> dict[str, bool]:
+    rows = db.execute(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = 't'::regclass"
+    )
+    return {str(name): bool(valid) for name, valid in rows}
+
+
+def test_a_retried_concurrently_builds_the_index_it_reports(tmp_path: Path, db: MigrationDb) -> None:
+    """Attempt 1's CREATE INDEX CONCURRENTLY times out waiting for a writer's transaction and leaves an INVALID
+    index; the retry's IF NOT EXISTS must not take that for the index (and succeed, then have it dropped)."""
+    config = write_config(
+        tmp_path,
+        db,
+        lock_timeout="300ms",
+        retries={"attempts": 10, "backoff": "300ms", "max_backoff": "300ms"},
+    )
+    statement = "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v)"
+    with Holder(db.dsn(app="writer"), "UPDATE t SET v = v WHERE id = 1") as holder:
+        release_after(holder, 2.0)
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *psql(db, statement))
+    assert code == 0, out
+    (row,) = journal_rows(tmp_path)
+    assert row["outcome"] == "succeeded"
+    assert len(row["result"]["attempts"]) >= 2, "the first attempt never waited: no retry was attacked"
+    assert indexes(db) == {"t_pkey": True, "t_v": True}
+    attempts = row["result"]["attempts"]
+    assert attempts[1]["invalid_indexes_dropped"] == ["public.t_v"]  # attempt 1's leftover, before the retry
+    assert row["result"]["after"]["invalid_indexes_dropped"] == []

@@ -6,7 +6,9 @@ it finished, a --where that would reach outside its batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,48 @@ def test_a_retried_concurrently_builds_the_index_it_reports(tmp_path: Path, db: 
     attempts = row["result"]["attempts"]
     assert attempts[1]["invalid_indexes_dropped"] == ["public.t_v"]  # attempt 1's leftover, before the retry
     assert row["result"]["after"]["invalid_indexes_dropped"] == []
+
+
+def _until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def test_two_operators_with_journals_of_their_own_never_run_at_once(tmp_path: Path, db: MigrationDb) -> None:
+    """Two CI runners, each with its own SQLite journal: neither journal shows the other's run, so only the
+    target can tell them apart; the second is refused while the first runs, and runs once it is done."""
+    first_folder, second_folder = tmp_path / "ci-1", tmp_path / "ci-2"
+    first_folder.mkdir()
+    second_folder.mkdir()
+    first_config, second_config = write_config(first_folder, db), write_config(second_folder, db)
+    started = tmp_path / "started"
+    script = f"touch {started}; sleep 3"
+    first: list[tuple[int, str]] = []
+    thread = threading.Thread(
+        target=lambda: first.append(
+            migrate("run", "--config", str(first_config), "--target", "prod", "--", "sh", "-c", script)
+        )
+    )
+    thread.start()
+    try:
+        _until(started.exists, "the first run's command started")
+        marker = tmp_path / "second-ran"
+        code, out = migrate(
+            "run", "--config", str(second_config), "--target", "prod", "--", "touch", str(marker)
+        )
+    finally:
+        thread.join(timeout=60)
+    assert code == 2, out
+    assert (
+        "refused: another migration is running on this database" in out and "pgwarden-migrate-guard:1" in out
+    )
+    assert not marker.exists()
+    assert first[0][0] == 0, first[0][1]
+    (row,) = journal_rows(second_folder)
+    assert row["outcome"] == "guardrail"
+    # the lock went with the first run's session: the next run goes on
+    code, out = migrate("run", "--config", str(second_config), "--target", "prod", "--", "touch", str(marker))
+    assert code == 0, out
+    assert marker.exists()

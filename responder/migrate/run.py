@@ -15,6 +15,7 @@ then prints and journals the plan without running anything.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shlex
@@ -51,6 +52,17 @@ from responder.targets import PostgresTarget
 ACTION = preflight.ACTION
 APP_PREFIX = "pgwarden-migrate:"
 ATTEMPT_LIMIT = 4  # an attempt is killed after this many statement_timeouts
+
+
+class FilesChanged(Exception):
+    """A file `--lint` passed changed before an attempt: what would run is not what was linted."""
+
+
+def digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,7 @@ class Migration:
         files = self.request.lint
         if not files:
             return []
+        self.linted = {f: digest(f) for f in files}  # before lint reads them: a change after is caught
         try:
             findings, notes = await lint_files(files, Settings.of(self.settings), self.server)
         except (SquawkError, OSError, psycopg.Error) as exc:
@@ -162,7 +175,11 @@ class Migration:
             self.say(f"snapshot {name} available: the rollback point")
         self.before = await Catalogue.read(conn)
         since = (await (await conn.execute("SELECT clock_timestamp()")).fetchone() or [None])[0]
-        code = await self.attempts(conn, since)
+        try:
+            code = await self.attempts(conn, since)
+        except FilesChanged:
+            self.plan["after"] = await clean_up(self.gate, conn, self.before)
+            raise
         self.plan["after"] = await clean_up(self.gate, conn, self.before)
         await self.save()
         return code
@@ -200,6 +217,8 @@ class Migration:
     async def attempt(self, conn: psycopg.AsyncConnection[Any], since: datetime) -> int:
         number = len(self.plan["attempts"]) + 1
         s = self.settings
+        if changed := [str(f) for f, was in self.linted.items() if digest(f) != was or was is None]:
+            raise FilesChanged(f"not running attempt {number}: changed since the lint: {', '.join(changed)}")
         # what a failed attempt left INVALID, dropped before the retry builds it again
         dropped = await drop_invalid(self.gate, conn, self.before) if number > 1 else []
         watchdog = Watchdog(self.gate, conn, self.app, since, s.watchdog.blocked_after, attempt=number)

@@ -108,3 +108,35 @@ def test_two_operators_with_journals_of_their_own_never_run_at_once(tmp_path: Pa
     code, out = migrate("run", "--config", str(second_config), "--target", "prod", "--", "touch", str(marker))
     assert code == 0, out
     assert marker.exists()
+
+
+def test_a_migration_file_changed_after_its_lint_is_not_run(tmp_path: Path, db: MigrationDb) -> None:
+    """Time of check, time of use: the file `--lint` passed is rewritten (another job's checkout) while
+    attempt 1 runs and fails; the retry would run a blocking CREATE INDEX the lint never saw."""
+    db.execute("ANALYZE t")
+    config = write_config(
+        tmp_path,
+        db,
+        lint={"large_table_rows": 10},
+        retries={"attempts": 3, "backoff": "0s", "max_backoff": "0s"},
+    )
+    migration = tmp_path / "migrations" / "001_noop.sql"
+    migration.parent.mkdir()
+    migration.write_text("SELECT 1;\n")
+    once = tmp_path / "once"
+    script = (
+        f"if [ ! -e {once} ]; then touch {once}; printf 'CREATE INDEX t_v ON t (v);\\n' > {migration}; exit 1; fi;"
+        f" psql '{db.dsn()}' -v ON_ERROR_STOP=1 -f {migration}"
+    )
+    args = ("run", "--config", str(config), "--target", "prod", "--lint", str(migration.parent))
+    code, out = migrate(*args, "--", "sh", "-c", script)
+    assert code == 1, out
+    assert indexes(db) == {"t_pkey": True}
+    (row,) = journal_rows(tmp_path)
+    assert row["outcome"] == "failed"
+    assert f"not running attempt 2: changed since the lint: {migration}" in row["error"]
+    assert [a["exit_code"] for a in row["result"]["attempts"]] == [1]
+    # linted as it is now, it is refused before anything runs
+    code, out = migrate(*args, "--", "psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(migration))
+    assert code == 2 and "refused: lint found 1 error(s)" in out, out
+    assert indexes(db) == {"t_pkey": True}

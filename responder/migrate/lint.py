@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,12 +59,27 @@ def sql_files(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.sql") if p.is_file()))
+            files.extend(_sql_under(path))
         elif path.is_file():
             files.append(path)
         else:
             raise ValueError(f"{path}: no such file or directory")
     return list(dict.fromkeys(files))
+
+
+def _sql_under(folder: Path) -> list[Path]:
+    """The folder's *.sql, sorted, through symlinked folders too (a migration tool follows them: Path.rglob
+    did not, and left them unlinted), each real folder once (a symlink loop ends)."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        found.extend(Path(root, n) for n in names if n.endswith(".sql") and Path(root, n).is_file())
+    return sorted(found)
 
 
 def run_lint_command(

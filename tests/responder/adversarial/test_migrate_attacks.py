@@ -140,3 +140,28 @@ def test_a_migration_file_changed_after_its_lint_is_not_run(tmp_path: Path, db: 
     code, out = migrate(*args, "--", "psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(migration))
     assert code == 2 and "refused: lint found 1 error(s)" in out, out
     assert indexes(db) == {"t_pkey": True}
+
+
+def test_a_folder_of_migrations_reached_through_a_symlink_is_linted(tmp_path: Path, db: MigrationDb) -> None:
+    """Prisma's layout, one migration's folder a symlink to elsewhere (and a symlink loop beside it): what the
+    tool runs through the link is linted, and refused, like a file in the folder."""
+    db.execute("ANALYZE t")
+    config = write_config(tmp_path, db, lint={"large_table_rows": 10})
+    migrations, elsewhere = tmp_path / "migrations", tmp_path / "elsewhere"
+    (migrations / "001_ok").mkdir(parents=True)
+    (migrations / "001_ok" / "migration.sql").write_text("SELECT 1;\n")
+    elsewhere.mkdir()
+    (elsewhere / "migration.sql").write_text("CREATE INDEX t_v ON t (v);\n")
+    (migrations / "002_more").symlink_to(elsewhere, target_is_directory=True)
+    (migrations / "loop").symlink_to(migrations, target_is_directory=True)
+    linked = migrations / "002_more" / "migration.sql"
+    argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(linked)]
+    code, out = migrate(
+        "run", "--config", str(config), "--target", "prod", "--lint", str(migrations), "--", *argv
+    )
+    assert code == 2, out
+    assert f"{linked}:1: error " in out and "refused: lint found 1 error(s)" in out
+    assert indexes(db) == {"t_pkey": True}
+    code, out = migrate("lint", "--config", str(config), "--target", "prod", str(migrations))
+    assert code == 2 and f"{linked}:1: error " in out, out
+    assert out.count(": error ") == 1  # found once: not again through the loop

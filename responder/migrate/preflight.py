@@ -77,6 +77,14 @@ async def replicas(conn: psycopg.AsyncConnection[Any]) -> list[Replica]:
     return [Replica(str(name), None if lag is None else float(lag)) for name, lag in await cur.fetchall()]
 
 
+STANDBY = "the target is a standby (in recovery): a migration runs on its primary"
+
+
+async def in_recovery(conn: psycopg.AsyncConnection[Any]) -> bool:
+    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+    return bool(row and row[0])
+
+
 async def take_lock(conn: psycopg.AsyncConnection[Any]) -> str | None:
     """The target's migration lock, taken for the session's lifetime: None, or why it cannot be (who holds it)."""
     row = await (await conn.execute(LOCK)).fetchone()
@@ -117,6 +125,8 @@ async def check(
     settings: PreflightSettings,
 ) -> list[str]:
     """Every pre-flight refusal for the migration journaled as `action_id` on `target`."""
+    if await in_recovery(conn):
+        return [STANDBY]
     why = [
         f"migration {row.id} of target {target} is running (since its journal row's start)"
         for row in await other_migrations(journal, target, action_id)

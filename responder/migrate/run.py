@@ -94,9 +94,9 @@ class Migration:
         self.config, self.server, self.request, self.out = config, server, request, out
         self.settings = config.schema.migrations
         self.journal, self.action_id = journal, action_id
-        self.before = Catalogue(
-            {}, frozenset()
-        )  # the catalogue before the first attempt (`execute` reads it)
+        # the catalogue before the first attempt (`execute` reads it); the files `--lint` passed, as linted
+        self.before = Catalogue({}, frozenset())
+        self.linted: dict[Path, str | None] = {}
         rds = server.rds
         mode = "dry-run" if request.dry_run else "enforce"
         authority = Authority(

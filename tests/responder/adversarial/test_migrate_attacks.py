@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from devtools.pgserver import PostgresServer
+from tests.support.backfill import backfill_config, items, run_backfill
+from tests.support.migrator import as_migrator, make_items, migrator_db
+from tests.support.postgres import hot_standby
 from tests.responder.migrate.scenario import (
     Holder,
     MigrationDb,
@@ -165,3 +169,34 @@ def test_a_folder_of_migrations_reached_through_a_symlink_is_linted(tmp_path: Pa
     code, out = migrate("lint", "--config", str(config), "--target", "prod", str(migrations))
     assert code == 2 and f"{linked}:1: error " in out, out
     assert out.count(": error ") == 1  # found once: not again through the loop
+
+
+def test_a_standby_target_is_refused_before_anything(
+    tmp_path: Path, pg_server: PostgresServer, db: MigrationDb
+) -> None:
+    """A target that is a hot standby (its DSN pointed at a replica by mistake): `run` and `backfill` refuse
+    (exit 2, journaled guardrail), in enforce and dry-run alike, before the command or a batch."""
+    with migrator_db(pg_server) as name:
+        make_items(pg_server, name, 100)
+        with hot_standby(pg_server, f"mig_{uuid.uuid4().hex[:8]}", "pgwarden-mig-standby-") as standby:
+            on_standby = MigrationDb(standby, db.name, db.owner, db.guard)
+            config = write_config(tmp_path, on_standby, retries={"attempts": 1})
+            marker = tmp_path / "ran"
+            for dry_run in ([], ["--dry-run"]):
+                argv = ["--", "touch", str(marker)]
+                code, out = migrate("run", "--config", str(config), "--target", "prod", *dry_run, *argv)
+                assert code == 2, out
+                assert (
+                    "refused: the target is a standby (in recovery): a migration runs on its primary" in out
+                )
+            assert not marker.exists()
+            assert [r["outcome"] for r in journal_rows(tmp_path)] == ["guardrail", "guardrail"]
+            folder = tmp_path / "backfill"
+            folder.mkdir()
+            backfill = backfill_config(folder, standby, name)
+            for dry_run in ([], ["--dry-run"]):
+                code, out = run_backfill(backfill, *items(), *dry_run)
+                assert code == 2, out
+                assert "refused: the target is a standby (in recovery): a backfill runs on its primary" in out
+        assert as_migrator(pg_server, name, "SELECT count(*) FROM public.items WHERE n <> 0") == [(0,)]
+        assert as_migrator(pg_server, name, "SELECT to_regclass('pgwarden.backfill_progress')") == [(None,)]

@@ -156,8 +156,10 @@ async def lint(
 
 
 def static_findings(statements: Sequence[Statement]) -> list[Finding]:
-    """What needs no target: CONCURRENTLY inside a transaction block, which PostgreSQL refuses outright."""
-    return [
+    """What needs no target: CONCURRENTLY inside a transaction block, which PostgreSQL refuses outright; a DO
+    block whose statements lint cannot read (a warning: it may do anything)."""
+    hidden = [Finding(str(s.path), s.line, "warning", "hidden-sql", s.hidden) for s in statements if s.hidden]
+    return hidden + [
         Finding(
             str(s.path),
             s.line,

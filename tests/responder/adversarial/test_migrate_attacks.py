@@ -200,3 +200,53 @@ def test_a_standby_target_is_refused_before_anything(
                 assert "refused: the target is a standby (in recovery): a backfill runs on its primary" in out
         assert as_migrator(pg_server, name, "SELECT count(*) FROM public.items WHERE n <> 0") == [(0,)]
         assert as_migrator(pg_server, name, "SELECT to_regclass('pgwarden.backfill_progress')") == [(None,)]
+
+
+# A migration run by psql that hides a blocking CREATE INDEX on the large `t` (or a shell command) from a
+# reader: each must be refused by `--lint` before psql runs it.
+HIDDEN = {
+    "do-block": "DO $$ BEGIN IF true THEN CREATE INDEX t_v ON t (v); END IF; END $$;\n",
+    "do-block-language": "DO LANGUAGE plpgsql $body$ BEGIN CREATE INDEX t_v ON t (v); END $body$;\n",
+    "shell-escape": "SELECT 1;\n\\! touch {pwned}\n",
+    "include": "SELECT 1;\n\\i {other}\n",
+    "include-relative": "\\ir ../other.sql\n",
+    "gexec": "SELECT 'CREATE INDEX t_v ON t (v)' \\gexec\n",
+    "backslash-semicolon": "SELECT 1 \\; CREATE INDEX t_v ON t (v);\n",
+    "psql-variable": "\\set cmd 'CREATE INDEX t_v ON t (v)'\n:cmd;\n",
+    "nested-comment": "/* outer /* inner */ still a comment */ CREATE INDEX t_v ON t (v);\n",
+    "dollar-quote": "SELECT $a$ $$; $a$; CREATE INDEX t_v ON t (v);\n",
+    "comment-then-statement": "SELECT 1; -- harmless\nCREATE INDEX t_v ON t (v);\n",
+}
+
+
+@pytest.mark.parametrize("sql", HIDDEN.values(), ids=HIDDEN.keys())
+def test_a_statement_hidden_from_a_reader_is_refused_by_the_lint(
+    tmp_path: Path, db: MigrationDb, sql: str
+) -> None:
+    db.execute("ANALYZE t")
+    config = write_config(tmp_path, db, lint={"large_table_rows": 10}, retries={"attempts": 1})
+    pwned, folder = tmp_path / "pwned", tmp_path / "migrations"
+    folder.mkdir()
+    other = tmp_path / "other.sql"  # outside the linted folder: only psql's \i would read it
+    other.write_text("CREATE INDEX t_v ON t (v);\n")
+    migration = folder / "001_hidden.sql"
+    migration.write_text(sql.format(pwned=pwned, other=other))
+    argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(migration)]
+    code, out = migrate(
+        "run", "--config", str(config), "--target", "prod", "--lint", str(folder), "--", *argv
+    )
+    assert code == 2, out
+    assert f"{migration}:" in out and "refused: lint found" in out
+    assert not pwned.exists()
+    assert indexes(db) == {"t_pkey": True}
+
+
+def test_a_do_block_that_builds_its_sql_is_a_warning_lint_cannot_see_through(
+    tmp_path: Path, db: MigrationDb
+) -> None:
+    config = write_config(tmp_path, db, lint={"large_table_rows": 10})
+    migration = tmp_path / "001_dynamic.sql"
+    migration.write_text("DO $$ BEGIN EXECUTE 'CREATE INDEX t_v ' || 'ON t (v)'; END $$;\n")
+    code, out = migrate("lint", "--config", str(config), "--target", "prod", str(migration))
+    assert f"{migration}:1: warning hidden-sql: a DO block EXECUTEs SQL built at run time" in out, out
+    assert code == 0

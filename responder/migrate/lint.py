@@ -25,7 +25,7 @@ from responder.migrate.findings import FORMATS, Finding, has_errors, render
 from responder.migrate.live import Settings, Target, live_findings
 from responder.migrate.settings import MigrationsSchema
 from responder.migrate.squawk import SquawkError, run_squawk
-from responder.migrate.statements import SqlError, Statement, is_concurrent, parse_file
+from responder.migrate.statements import SqlError, Statement, is_concurrent, parse_file, renames_session
 from responder.playbooks import default_registry
 
 APPLICATION_NAME = "pgwarden-migrate-lint"
@@ -36,6 +36,11 @@ LOCK_TIMEOUT = (
 STATIC_NOTE = (
     "no --target: only the static rules ran (squawk, CONCURRENTLY in a transaction block); "
     "table sizes and long transactions need --target"
+)
+
+RENAMED = (
+    "sets application_name: `migrate run`'s watchdog finds the migration's sessions by the name PGAPPNAME gives "
+    "them, and would no longer see this one queue the application behind its locks"
 )
 
 
@@ -159,20 +164,29 @@ def static_findings(statements: Sequence[Statement]) -> list[Finding]:
     """What needs no target: CONCURRENTLY inside a transaction block, which PostgreSQL refuses outright; a DO
     block whose statements lint cannot read (a warning: it may do anything)."""
     hidden = [Finding(str(s.path), s.line, "warning", "hidden-sql", s.hidden) for s in statements if s.hidden]
-    return hidden + [
-        Finding(
-            str(s.path),
-            s.line,
-            "error",
-            "concurrently-in-transaction",
-            "CONCURRENTLY cannot run inside a transaction block"
-            + (
-                f" ({s.wrapper} runs this migration in one)"
-                if s.wrapper
-                else " (BEGIN ... COMMIT in this file)"
-            )
-            + ": give it its own migration, outside any transaction",
-        )
+    renamed = [
+        Finding(str(s.path), s.line, "error", "application-name", RENAMED)
         for s in statements
-        if s.in_transaction and is_concurrent(s.node)
+        if renames_session(s.node)
     ]
+    return (
+        hidden
+        + renamed
+        + [
+            Finding(
+                str(s.path),
+                s.line,
+                "error",
+                "concurrently-in-transaction",
+                "CONCURRENTLY cannot run inside a transaction block"
+                + (
+                    f" ({s.wrapper} runs this migration in one)"
+                    if s.wrapper
+                    else " (BEGIN ... COMMIT in this file)"
+                )
+                + ": give it its own migration, outside any transaction",
+            )
+            for s in statements
+            if s.in_transaction and is_concurrent(s.node)
+        ]
+    )

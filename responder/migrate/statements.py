@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pglast import ast, parse_plpgsql, parse_sql
-from pglast.enums.parsenodes import AlterTableType, ConstrType, ObjectType, TransactionStmtKind
+from pglast.enums.parsenodes import (
+    AlterTableType,
+    ConstrType,
+    ObjectType,
+    TransactionStmtKind,
+    VariableSetKind,
+)
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
@@ -203,6 +209,31 @@ def is_concurrent(node: ast.Node) -> bool:
     if isinstance(node, ast.ReindexStmt):
         return any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
     return False
+
+
+class _Renames(Visitor):
+    """`SET application_name = ...` or `set_config('application_name', ...)` anywhere in a statement."""
+
+    found = False
+
+    def visit_VariableSetStmt(self, ancestors: object, node: ast.VariableSetStmt) -> None:
+        self.found |= node.name == "application_name" and node.kind == VariableSetKind.VAR_SET_VALUE
+
+    def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
+        first = node.args[0] if node.args else None
+        self.found |= (
+            str(node.funcname[-1].sval) == "set_config"
+            and isinstance(first, ast.A_Const)
+            and getattr(first.val, "sval", None) == "application_name"
+        )
+
+
+def renames_session(node: ast.Node) -> bool:
+    """Whether the statement sets the session's application_name (the watchdog finds the migration's sessions
+    by the one PGAPPNAME gives them)."""
+    visitor = _Renames()
+    visitor(node)
+    return visitor.found
 
 
 class _Functions(Visitor):

@@ -15,18 +15,21 @@ from pathlib import Path
 import pytest
 
 from devtools.pgserver import PostgresServer
-from tests.support.backfill import backfill_config, items, run_backfill
-from tests.support.migrator import as_migrator, make_items, migrator_db
-from tests.support.postgres import hot_standby
 from tests.responder.migrate.scenario import (
+    BIN,
     Holder,
     MigrationDb,
+    Writer,
     journal_rows,
     migrate,
     migration_db,
     release_after,
     write_config,
 )
+from tests.responder.migrate.test_run_tools import alembic_project
+from tests.support.backfill import backfill_config, items, run_backfill
+from tests.support.migrator import as_migrator, make_items, migrator_db
+from tests.support.postgres import hot_standby
 
 
 @pytest.fixture
@@ -250,3 +253,95 @@ def test_a_do_block_that_builds_its_sql_is_a_warning_lint_cannot_see_through(
     code, out = migrate("lint", "--config", str(config), "--target", "prod", str(migration))
     assert f"{migration}:1: warning hidden-sql: a DO block EXECUTEs SQL built at run time" in out, out
     assert code == 0
+
+
+def test_a_dry_run_never_calls_the_real_tool(
+    tmp_path: Path, db: MigrationDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbmate and Alembic, each with a migration that would create a table: a dry run creates nothing, not even
+    the tool's history table."""
+    migrations = tmp_path / "db" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "20260101000000_made.sql").write_text("-- migrate:up\nCREATE TABLE made (x int);\n")
+    ini = alembic_project(tmp_path, "CREATE TABLE made_by_alembic (x int)")
+    monkeypatch.setenv("DATABASE_URL", db.dsn().replace("postgresql://", "postgresql+psycopg://"))
+    config = write_config(tmp_path, db)
+    url = db.dsn() + "?sslmode=disable"
+    dbmate = [
+        str(BIN / "dbmate"),
+        "--url",
+        url,
+        "--migrations-dir",
+        str(migrations),
+        "--no-dump-schema",
+        "up",
+    ]
+    alembic = [str(BIN / "alembic"), "-c", str(ini), "upgrade", "head"]
+    for argv in (dbmate, alembic):
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--dry-run", "--", *argv)
+        assert code == 0, out
+    tables = db.execute(
+        "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+    )
+    assert tables == [("t",)]
+    assert [r["outcome"] for r in journal_rows(tmp_path)] == ["dry_run", "dry_run"]
+
+
+# pg_dump's header, pasted into a migration: the file turns the PGOPTIONS timeouts off for its session.
+NO_TIMEOUTS = "SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
+ADD_COLUMN = "ALTER TABLE t ADD COLUMN note text;\n"
+
+
+def test_a_migration_that_turns_its_timeouts_off_is_still_cancelled_by_the_watchdog(
+    tmp_path: Path, db: MigrationDb
+) -> None:
+    """The ALTER queues behind a long read, the application's writes queue behind the ALTER; with no lock or
+    statement timeout left, the watchdog is what lets the writes through: it cancels the ALTER, retries, and
+    the column is added once the read is done."""
+    migration = tmp_path / "001_note.sql"
+    migration.write_text(NO_TIMEOUTS + ADD_COLUMN)
+    retries = {"attempts": 20, "backoff": "300ms", "max_backoff": "300ms"}
+    config = write_config(
+        tmp_path, db, lock_timeout="60s", watchdog={"blocked_after": "500ms"}, retries=retries
+    )
+    argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(migration)]
+    with (
+        Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
+        Writer(db.dsn(app="writer")) as writer,
+    ):
+        release_after(holder, 3.0)
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+    assert code == 0, out
+    (row,) = journal_rows(tmp_path)
+    cancels = [c for a in row["result"]["attempts"] for c in a["cancels"]]
+    assert cancels and {w["application"] for c in cancels for w in c["blocked"]} == {"writer"}
+    assert not writer.errors
+    assert "note" in [
+        r[0] for r in db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass")
+    ]
+
+
+@pytest.mark.parametrize(
+    "rename",
+    ["SET application_name = 'innocent';\n", "SELECT set_config('application_name', 'innocent', false);\n"],
+    ids=["set", "set_config"],
+)
+def test_a_migration_that_renames_its_session_out_of_the_watchdogs_sight_is_refused_by_the_lint(
+    tmp_path: Path, db: MigrationDb, rename: str
+) -> None:
+    """The watchdog finds the migration's sessions by PGAPPNAME; a file that renames its session (and turns its
+    timeouts off) would queue the application's writes behind its ALTER for as long as the long read lasts."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    migration = folder / "001_note.sql"
+    migration.write_text(NO_TIMEOUTS + rename + ADD_COLUMN)
+    config = write_config(tmp_path, db, retries={"attempts": 1})
+    argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(migration)]
+    code, out = migrate(
+        "run", "--config", str(config), "--target", "prod", "--lint", str(folder), "--", *argv
+    )
+    assert code == 2, out
+    assert f"{migration}:3: error application-name: " in out
+    assert "note" not in [
+        r[0] for r in db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass")
+    ]

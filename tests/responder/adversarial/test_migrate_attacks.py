@@ -27,7 +27,7 @@ from tests.responder.migrate.scenario import (
     write_config,
 )
 from tests.responder.migrate.test_run_tools import alembic_project
-from tests.support.backfill import backfill_config, items, run_backfill
+from tests.support.backfill import action_id, backfill_config, items, run_backfill
 from tests.support.migrator import as_migrator, make_items, migrator_db
 from tests.support.postgres import hot_standby
 
@@ -344,4 +344,60 @@ def test_a_migration_that_renames_its_session_out_of_the_watchdogs_sight_is_refu
     assert f"{migration}:3: error application-name: " in out
     assert "note" not in [
         r[0] for r in db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass")
+    ]
+
+
+@pytest.fixture
+def items_db(pg_server: PostgresServer) -> Iterator[str]:
+    with migrator_db(pg_server) as name:
+        make_items(pg_server, name, 500)
+        yield name
+
+
+def test_a_backfill_resumed_while_its_first_run_is_alive_is_refused(
+    tmp_path: Path, pg_server: PostgresServer, items_db: str
+) -> None:
+    """A second operator `--resume`s a backfill whose first run is alive (slow: a pause between batches):
+    refused once the wait for a stale heartbeat is over; the first run ends, every row updated exactly once,
+    and resuming the finished backfill is refused too."""
+    config = backfill_config(tmp_path, pg_server, items_db, migrations={"backfill": {"pause": "400ms"}})
+    first: list[tuple[int, str]] = []
+    thread = threading.Thread(target=lambda: first.append(run_backfill(config, *items(batch_size=20))))
+    thread.start()
+    try:
+        _until(
+            lambda: bool(as_migrator(pg_server, items_db, "SELECT 1 FROM public.items WHERE n = 1 LIMIT 1")),
+            "the first run's first batch",
+        )
+        ident = 1  # the first row of this test's fresh journal (checked below)
+        code, out = run_backfill(config, "--resume", str(ident))
+        busy = as_migrator(pg_server, items_db, "SELECT finished FROM pgwarden.backfill_progress")
+    finally:
+        thread.join(timeout=120)
+    assert code == 2, out
+    assert f"refused: backfill {ident} is being run by a live process" in out
+    assert busy == [(False,)]  # the refusal came while the first run was still walking
+    assert first[0][0] == 0, first[0][1]
+    assert action_id(first[0][1]) == ident
+    assert as_migrator(pg_server, items_db, "SELECT n, count(*) FROM public.items GROUP BY n") == [(1, 500)]
+    code, out = run_backfill(config, "--resume", str(ident))
+    assert code == 2 and f"backfill {ident} is finished" in out, out
+    assert as_migrator(pg_server, items_db, "SELECT n, count(*) FROM public.items GROUP BY n") == [(1, 500)]
+
+
+def test_a_where_with_or_never_reaches_outside_its_batch(
+    tmp_path: Path, pg_server: PostgresServer, items_db: str
+) -> None:
+    """`--where "a OR b"` is one condition ANDed with the batch's key range, never `range AND a OR b`: every
+    batch updates only its own keys (so each row once), and only the rows the condition selects."""
+    config = backfill_config(tmp_path, pg_server, items_db)
+    where = "n = 5 OR id % 2 = 0"  # unbracketed, `range AND n = 5 OR id % 2 = 0`: every even row, each batch
+    code, out = run_backfill(config, *items(batch_size=25), "--where", where)
+    assert code == 0, out
+    counts = as_migrator(
+        pg_server, items_db, "SELECT id % 2, n, count(*) FROM public.items GROUP BY 1, 2 ORDER BY 1"
+    )
+    assert counts == [(0, 1, 250), (1, 0, 250)]
+    assert as_migrator(pg_server, items_db, "SELECT rows_done, batches FROM pgwarden.backfill_progress") == [
+        (250, 20)
     ]

@@ -42,6 +42,15 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg
   WHERE datname = current_database()) AND l.objsubid = 1 AND l.objid = hashtext('pgwarden-migrate')::oid
 """
 
+# Sessions of earlier migrations (`PGAPPNAME=pgwarden-migrate:<id>`, a smaller id) still active: the command of
+# a run that was killed outright (SIGKILL) is not killed with it, and goes on migrating.
+ORPHANS = """
+SELECT pid, substring(application_name FROM 18)::bigint FROM pg_stat_activity
+WHERE datname = current_database() AND application_name ~ '^pgwarden-migrate:[0-9]{1,18}$'
+  AND substring(application_name FROM 18)::bigint < %(id)s
+ORDER BY 2, 1
+"""
+
 
 @dataclass(frozen=True)
 class Session:
@@ -130,6 +139,11 @@ async def check(
     why = [
         f"migration {row.id} of target {target} is running (since its journal row's start)"
         for row in await other_migrations(journal, target, action_id)
+    ]
+    cur = await conn.execute(ORPHANS, {"id": action_id})
+    why += [
+        f"a session of migration {run} is still active: pid {pid} (its command outlived that run)"
+        for pid, run in await cur.fetchall()
     ]
     if held := await take_lock(conn):
         why.append(held)

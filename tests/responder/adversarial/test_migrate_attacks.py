@@ -6,6 +6,10 @@ it finished, a --where that would reach outside its batch."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -401,3 +405,44 @@ def test_a_where_with_or_never_reaches_outside_its_batch(
     assert as_migrator(pg_server, items_db, "SELECT rows_done, batches FROM pgwarden.backfill_progress") == [
         (250, 20)
     ]
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_orphaned_command_of_a_killed_run_blocks_the_next_run(tmp_path: Path, db: MigrationDb) -> None:
+    """`migrate run` SIGKILLed (an OOM kill, `kill -9`) mid-migration: its command is not killed with it and
+    goes on. Once the dead run's heartbeat is stale its journal row is no longer running, and its migration
+    lock went with its session; the next run must still refuse while the orphan's session (named after the
+    dead run) is active, and run once it is gone."""
+    config = write_config(tmp_path, db)
+    slow = "SELECT pg_sleep(6)"
+    program = (
+        "import sys; from responder.migrate import cli; "
+        f"sys.exit(cli.main(['migrate', 'run', '--config', {str(config)!r}, '--target', 'prod', '--',"
+        f" 'psql', {db.dsn()!r}, '-c', {slow!r}]))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", program], cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        _until(lambda: orphans(db) == 1, "the first run's psql session")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(2.5)  # replica_timeout (2s): the dead run's heartbeat is stale
+        marker = tmp_path / "ran"
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", "touch", str(marker))
+        assert orphans(db) == 1, "the orphan ended before the second run was attacked"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 2, out
+    assert "refused: a session of migration 1 is still active: pid " in out
+    assert not marker.exists()
+    _until(lambda: orphans(db) == 0, "the orphan's end")
+    code, out = migrate("run", "--config", str(config), "--target", "prod", "--", "touch", str(marker))
+    assert code == 0, out
+    assert [r["outcome"] for r in journal_rows(tmp_path)] == ["interrupted", "guardrail", "succeeded"]
+
+
+def orphans(db: MigrationDb) -> int:
+    rows = db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgwarden-migrate:1'")
+    return int(rows[0][0])

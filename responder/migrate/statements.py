@@ -221,8 +221,9 @@ class _Renames(Visitor):
 
     def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
         first = node.args[0] if node.args else None
+        name = node.funcname[-1].sval if node.funcname else None
         self.found |= (
-            str(node.funcname[-1].sval) == "set_config"
+            name == "set_config"
             and isinstance(first, ast.A_Const)
             and getattr(first.val, "sval", None) == "application_name"
         )

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from devtools.pgserver import PostgresServer
@@ -266,7 +267,9 @@ def test_a_dry_run_never_calls_the_real_tool(
     the tool's history table."""
     migrations = tmp_path / "db" / "migrations"
     migrations.mkdir(parents=True)
-    (migrations / "20260101000000_made.sql").write_text("-- migrate:up\nCREATE TABLE made (x int);\n")
+    (migrations / "20260101000000_made.sql").write_text(
+        "-- migrate:up\nCREATE TABLE made (x int);\n-- migrate:down\nDROP TABLE made;\n"
+    )
     ini = alembic_project(tmp_path, "CREATE TABLE made_by_alembic (x int)")
     monkeypatch.setenv("DATABASE_URL", db.dsn().replace("postgresql://", "postgresql+psycopg://"))
     config = write_config(tmp_path, db)
@@ -289,6 +292,11 @@ def test_a_dry_run_never_calls_the_real_tool(
     )
     assert tables == [("t",)]
     assert [r["outcome"] for r in journal_rows(tmp_path)] == ["dry_run", "dry_run"]
+    for argv in (dbmate, alembic):  # the same commands, run: each migration does create its table
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+        assert code == 0, out
+    made = db.execute("SELECT count(*) FROM pg_class WHERE relname IN ('made', 'made_by_alembic')")
+    assert made == [(2,)]
 
 
 # pg_dump's header, pasted into a migration: the file turns the PGOPTIONS timeouts off for its session.
@@ -446,3 +454,40 @@ def test_the_orphaned_command_of_a_killed_run_blocks_the_next_run(tmp_path: Path
 def orphans(db: MigrationDb) -> int:
     rows = db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgwarden-migrate:1'")
     return int(rows[0][0])
+
+
+def test_a_dbmate_migration_cancelled_mid_way_is_applied_exactly_once(
+    tmp_path: Path, db: MigrationDb
+) -> None:
+    """The watchdog cancels dbmate's ALTER after the migration's INSERT ran in the same transaction: the retry
+    must not insert twice (dbmate's transaction rolled the INSERT back with its history row)."""
+    with psycopg.connect(db.dsn(), autocommit=True) as conn:  # the migration role's
+        conn.execute("CREATE TABLE applied (n int)")
+    migrations = tmp_path / "db" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "20260101000000_note.sql").write_text(
+        "-- migrate:up\nINSERT INTO applied VALUES (1);\nALTER TABLE t ADD COLUMN note text;\n"
+        "-- migrate:down\nALTER TABLE t DROP COLUMN note;\n"
+    )
+    retries = {"attempts": 20, "backoff": "300ms", "max_backoff": "300ms"}
+    config = write_config(
+        tmp_path, db, lock_timeout="60s", watchdog={"blocked_after": "500ms"}, retries=retries
+    )
+    url = db.dsn() + "?sslmode=disable"
+    argv = [str(BIN / "dbmate"), "--url", url, "--migrations-dir", str(migrations), "--no-dump-schema", "up"]
+    with (
+        Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
+        Writer(db.dsn(app="writer")) as writer,
+    ):
+        release_after(holder, 3.0)
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+    assert code == 0, out
+    (row,) = journal_rows(tmp_path)
+    attempts = row["result"]["attempts"]
+    assert len(attempts) >= 2 and any(a["cancels"] for a in attempts), "no attempt was cancelled mid-way"
+    assert db.execute("SELECT count(*) FROM applied") == [(1,)]
+    assert db.execute("SELECT version FROM schema_migrations") == [("20260101000000",)]
+    assert not writer.errors
+    code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)  # nothing re-applied
+    assert code == 0, out
+    assert db.execute("SELECT count(*) FROM applied") == [(1,)]

@@ -491,3 +491,25 @@ def test_a_dbmate_migration_cancelled_mid_way_is_applied_exactly_once(
     code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)  # nothing re-applied
     assert code == 0, out
     assert db.execute("SELECT count(*) FROM applied") == [(1,)]
+
+
+def test_a_backfill_of_the_backfills_own_progress_is_refused(
+    tmp_path: Path, pg_server: PostgresServer, items_db: str
+) -> None:
+    """Backfilling `pgwarden.backfill_progress` (`last_key = NULL`) would send every other backfill's
+    `--resume` back to its first key, updating its rows twice: refused before anything runs."""
+    config = backfill_config(tmp_path, pg_server, items_db)
+    code, out = run_backfill(config, *items(batch_size=100))
+    assert code == 0, out
+    before = as_migrator(
+        pg_server, items_db, "SELECT key, last_key, rows_done FROM pgwarden.backfill_progress"
+    )
+    for table in ("pgwarden.backfill_progress", '"pgwarden"."backfill_progress"'):
+        code, out = run_backfill(config, *items("last_key = NULL", table=table))
+        assert code == 2 and "refused: --table: the pgwarden schema is the backfills' own progress" in out, (
+            out
+        )
+    after = as_migrator(
+        pg_server, items_db, "SELECT key, last_key, rows_done FROM pgwarden.backfill_progress"
+    )
+    assert after == before and before[0][1] is not None

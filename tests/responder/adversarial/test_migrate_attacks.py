@@ -513,3 +513,21 @@ def test_a_backfill_of_the_backfills_own_progress_is_refused(
         pg_server, items_db, "SELECT key, last_key, rows_done FROM pgwarden.backfill_progress"
     )
     assert after == before and before[0][1] is not None
+
+
+def test_the_invalid_index_of_a_hostile_name_is_dropped_by_name_before_the_retry(
+    tmp_path: Path, db: MigrationDb
+) -> None:
+    """A unique CONCURRENTLY that fails on every attempt (duplicates), its index named like SQL: each leftover
+    is dropped as a quoted identifier (before the retry, then after the last attempt), nothing else."""
+    db.execute("UPDATE t SET v = 1 WHERE id <= 2")
+    name = 'i"dx; DROP TABLE t; --'
+    quoted_name = '"' + name.replace('"', '""') + '"'
+    statement = f"CREATE UNIQUE INDEX CONCURRENTLY {quoted_name} ON t (v)"
+    config = write_config(tmp_path, db, retries={"attempts": 2, "backoff": "0s", "max_backoff": "0s"})
+    code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *psql(db, statement))
+    assert code == 1, out
+    assert indexes(db) == {"t_pkey": True}  # and `t` is still there
+    (row,) = journal_rows(tmp_path)
+    assert row["result"]["attempts"][1]["invalid_indexes_dropped"] == [f"public.{name}"]
+    assert row["result"]["after"]["invalid_indexes_dropped"] == [f"public.{name}"]

@@ -299,6 +299,22 @@ def test_a_dry_run_never_calls_the_real_tool(
     assert made == [(2,)]
 
 
+def behind_a_long_read(tmp_path: Path, db: MigrationDb, argv: list[str]) -> tuple[int, str, Writer]:
+    """`migrate run -- ARGV` (the watchdog at 500 ms, lock_timeout far away, quick retries) while a long read
+    holds `t` for 3 s and a writer updates it: the exit code, the output, the writer."""
+    retries = {"attempts": 20, "backoff": "300ms", "max_backoff": "300ms"}
+    config = write_config(
+        tmp_path, db, lock_timeout="60s", watchdog={"blocked_after": "500ms"}, retries=retries
+    )
+    with (
+        Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
+        Writer(db.dsn(app="writer")) as writer,
+    ):
+        release_after(holder, 3.0)
+        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+    return code, out, writer
+
+
 # pg_dump's header, pasted into a migration: the file turns the PGOPTIONS timeouts off for its session.
 NO_TIMEOUTS = "SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
 ADD_COLUMN = "ALTER TABLE t ADD COLUMN note text;\n"
@@ -312,17 +328,8 @@ def test_a_migration_that_turns_its_timeouts_off_is_still_cancelled_by_the_watch
     the column is added once the read is done."""
     migration = tmp_path / "001_note.sql"
     migration.write_text(NO_TIMEOUTS + ADD_COLUMN)
-    retries = {"attempts": 20, "backoff": "300ms", "max_backoff": "300ms"}
-    config = write_config(
-        tmp_path, db, lock_timeout="60s", watchdog={"blocked_after": "500ms"}, retries=retries
-    )
     argv = ["psql", db.dsn(), "-v", "ON_ERROR_STOP=1", "-f", str(migration)]
-    with (
-        Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
-        Writer(db.dsn(app="writer")) as writer,
-    ):
-        release_after(holder, 3.0)
-        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+    code, out, writer = behind_a_long_read(tmp_path, db, argv)
     assert code == 0, out
     (row,) = journal_rows(tmp_path)
     cancels = [c for a in row["result"]["attempts"] for c in a["cancels"]]
@@ -469,18 +476,9 @@ def test_a_dbmate_migration_cancelled_mid_way_is_applied_exactly_once(
         "-- migrate:up\nINSERT INTO applied VALUES (1);\nALTER TABLE t ADD COLUMN note text;\n"
         "-- migrate:down\nALTER TABLE t DROP COLUMN note;\n"
     )
-    retries = {"attempts": 20, "backoff": "300ms", "max_backoff": "300ms"}
-    config = write_config(
-        tmp_path, db, lock_timeout="60s", watchdog={"blocked_after": "500ms"}, retries=retries
-    )
     url = db.dsn() + "?sslmode=disable"
     argv = [str(BIN / "dbmate"), "--url", url, "--migrations-dir", str(migrations), "--no-dump-schema", "up"]
-    with (
-        Holder(db.dsn(app="long-report"), "SELECT count(*) FROM t") as holder,
-        Writer(db.dsn(app="writer")) as writer,
-    ):
-        release_after(holder, 3.0)
-        code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)
+    code, out, writer = behind_a_long_read(tmp_path, db, argv)
     assert code == 0, out
     (row,) = journal_rows(tmp_path)
     attempts = row["result"]["attempts"]
@@ -488,6 +486,7 @@ def test_a_dbmate_migration_cancelled_mid_way_is_applied_exactly_once(
     assert db.execute("SELECT count(*) FROM applied") == [(1,)]
     assert db.execute("SELECT version FROM schema_migrations") == [("20260101000000",)]
     assert not writer.errors
+    config = tmp_path / "responder.yml"
     code, out = migrate("run", "--config", str(config), "--target", "prod", "--", *argv)  # nothing re-applied
     assert code == 0, out
     assert db.execute("SELECT count(*) FROM applied") == [(1,)]

@@ -56,14 +56,7 @@ async def clean_up(
     gate: EffectGate, conn: psycopg.AsyncConnection[Any], before: Catalogue
 ) -> dict[str, list[str]]:
     """Drop the invalid indexes the migration left, ANALYZE the tables it touched: what was done, by name."""
-    dropped: list[str] = []
-    for schema, index, oid in await (await conn.execute(INVALID)).fetchall():
-        if int(oid) in before.invalid:
-            continue
-        statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index))
-        text = statement.as_string(conn)
-        await gate.postgres(text, {"index": f"{schema}.{index}", "invalid": True}, _execute(conn, statement))
-        dropped.append(f"{schema}.{index}")
+    dropped = await drop_invalid(gate, conn, before)
     after = await Catalogue.read(conn)
     touched = sorted(
         name for name, fingerprint in after.tables.items() if before.tables.get(name) != fingerprint
@@ -72,6 +65,21 @@ async def clean_up(
         statement = sql.SQL("ANALYZE {}").format(sql.Identifier(*name))
         await gate.postgres(statement.as_string(conn), {"table": qualified(name)}, _execute(conn, statement))
     return {"invalid_indexes_dropped": dropped, "analyzed": [qualified(n) for n in touched]}
+
+
+async def drop_invalid(gate: EffectGate, conn: psycopg.AsyncConnection[Any], before: Catalogue) -> list[str]:
+    """Drop the invalid indexes the migration left (not those invalid before it), by name. Also run before a
+    retry: a failed `CREATE INDEX CONCURRENTLY [IF NOT EXISTS]` leaves its INVALID index behind, which the retry
+    would find existing (skip it, or fail on it every time) instead of building it."""
+    dropped: list[str] = []
+    for schema, index, oid in await (await conn.execute(INVALID)).fetchall():
+        if int(oid) in before.invalid:
+            continue
+        statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, index))
+        text = statement.as_string(conn)
+        await gate.postgres(text, {"index": f"{schema}.{index}", "invalid": True}, _execute(conn, statement))
+        dropped.append(f"{schema}.{index}")
+    return dropped
 
 
 def _execute(conn: psycopg.AsyncConnection[Any], statement: sql.Composed) -> Any:

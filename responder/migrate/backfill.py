@@ -108,6 +108,10 @@ def _new_plan(args: argparse.Namespace, settings: MigrationsSchema) -> dict[str,
     if not args.table or not args.assignment:
         raise Stop("give --table and --set (or --resume ID)", refused=True)
     relation = parse_table(args.table)
+    if relation.schema == "pgwarden":  # e.g. `--set "last_key = NULL"`: another backfill's resume redoes rows
+        raise Stop(
+            "--table: the pgwarden schema is the backfills' own progress, never backfilled", refused=True
+        )
     assignment = parse_assignment(args.assignment)
     return {
         "target": args.target,

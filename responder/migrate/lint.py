@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from responder.migrate.findings import FORMATS, Finding, has_errors, render
 from responder.migrate.live import Settings, Target, live_findings
 from responder.migrate.settings import MigrationsSchema
 from responder.migrate.squawk import SquawkError, run_squawk
-from responder.migrate.statements import SqlError, Statement, is_concurrent, parse_file
+from responder.migrate.statements import SqlError, Statement, is_concurrent, parse_file, renames_session
 from responder.playbooks import default_registry
 
 APPLICATION_NAME = "pgwarden-migrate-lint"
@@ -35,6 +36,11 @@ LOCK_TIMEOUT = (
 STATIC_NOTE = (
     "no --target: only the static rules ran (squawk, CONCURRENTLY in a transaction block); "
     "table sizes and long transactions need --target"
+)
+
+RENAMED = (
+    "sets application_name: `migrate run`'s watchdog finds the migration's sessions by the name PGAPPNAME gives "
+    "them, and would no longer see this one queue the application behind its locks"
 )
 
 
@@ -58,12 +64,27 @@ def sql_files(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.sql") if p.is_file()))
+            files.extend(_sql_under(path))
         elif path.is_file():
             files.append(path)
         else:
             raise ValueError(f"{path}: no such file or directory")
     return list(dict.fromkeys(files))
+
+
+def _sql_under(folder: Path) -> list[Path]:
+    """The folder's *.sql, sorted, through symlinked folders too (a migration tool follows them: Path.rglob
+    did not, and left them unlinted), each real folder once (a symlink loop ends)."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        found.extend(Path(root, n) for n in names if n.endswith(".sql") and Path(root, n).is_file())
+    return sorted(found)
 
 
 def run_lint_command(
@@ -140,21 +161,32 @@ async def lint(
 
 
 def static_findings(statements: Sequence[Statement]) -> list[Finding]:
-    """What needs no target: CONCURRENTLY inside a transaction block, which PostgreSQL refuses outright."""
-    return [
-        Finding(
-            str(s.path),
-            s.line,
-            "error",
-            "concurrently-in-transaction",
-            "CONCURRENTLY cannot run inside a transaction block"
-            + (
-                f" ({s.wrapper} runs this migration in one)"
-                if s.wrapper
-                else " (BEGIN ... COMMIT in this file)"
-            )
-            + ": give it its own migration, outside any transaction",
-        )
+    """What needs no target: CONCURRENTLY inside a transaction block, which PostgreSQL refuses outright; a DO
+    block whose statements lint cannot read (a warning: it may do anything)."""
+    hidden = [Finding(str(s.path), s.line, "warning", "hidden-sql", s.hidden) for s in statements if s.hidden]
+    renamed = [
+        Finding(str(s.path), s.line, "error", "application-name", RENAMED)
         for s in statements
-        if s.in_transaction and is_concurrent(s.node)
+        if renames_session(s.node)
     ]
+    return (
+        hidden
+        + renamed
+        + [
+            Finding(
+                str(s.path),
+                s.line,
+                "error",
+                "concurrently-in-transaction",
+                "CONCURRENTLY cannot run inside a transaction block"
+                + (
+                    f" ({s.wrapper} runs this migration in one)"
+                    if s.wrapper
+                    else " (BEGIN ... COMMIT in this file)"
+                )
+                + ": give it its own migration, outside any transaction",
+            )
+            for s in statements
+            if s.in_transaction and is_concurrent(s.node)
+        ]
+    )

@@ -33,6 +33,23 @@ SELECT coalesce(application_name, client_addr::text, pid::text),
        extract(epoch FROM greatest(write_lag, flush_lag, replay_lag))::float8
 FROM pg_stat_replication
 """
+# The target's migration lock: held by the guard's session for the whole run (released when it closes, a crash
+# included), so two runs on one database never overlap, whatever journal each operator's responder.yml names.
+LOCK = "SELECT pg_try_advisory_lock(hashtext('pgwarden-migrate'))"
+LOCK_HOLDER = """
+SELECT a.pid, coalesce(a.application_name, '') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
+  WHERE datname = current_database()) AND l.objsubid = 1 AND l.objid = hashtext('pgwarden-migrate')::oid
+"""
+
+# Sessions of earlier migrations (`PGAPPNAME=pgwarden-migrate:<id>`, a smaller id) still active: the command of
+# a run that was killed outright (SIGKILL) is not killed with it, and goes on migrating.
+ORPHANS = """
+SELECT pid, substring(application_name FROM 18)::bigint FROM pg_stat_activity
+WHERE datname = current_database() AND application_name ~ '^pgwarden-migrate:[0-9]{1,18}$'
+  AND substring(application_name FROM 18)::bigint < %(id)s
+ORDER BY 2, 1
+"""
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,24 @@ async def replicas(conn: psycopg.AsyncConnection[Any]) -> list[Replica]:
     return [Replica(str(name), None if lag is None else float(lag)) for name, lag in await cur.fetchall()]
 
 
+STANDBY = "the target is a standby (in recovery): a migration runs on its primary"
+
+
+async def in_recovery(conn: psycopg.AsyncConnection[Any]) -> bool:
+    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+    return bool(row and row[0])
+
+
+async def take_lock(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """The target's migration lock, taken for the session's lifetime: None, or why it cannot be (who holds it)."""
+    row = await (await conn.execute(LOCK)).fetchone()
+    if row and row[0]:
+        return None
+    holders = await (await conn.execute(LOCK_HOLDER)).fetchall()
+    held = ", ".join(f"pid {pid} (application {app!r})" for pid, app in holders) or "another session"
+    return f"another migration is running on this database: it holds the migration lock ({held})"
+
+
 def refusals(transactions: list[Session], standbys: list[Replica], settings: PreflightSettings) -> list[str]:
     """Why the target is not fit for a migration now (empty: it is)."""
     why = [
@@ -99,10 +134,19 @@ async def check(
     settings: PreflightSettings,
 ) -> list[str]:
     """Every pre-flight refusal for the migration journaled as `action_id` on `target`."""
+    if await in_recovery(conn):
+        return [STANDBY]
     why = [
         f"migration {row.id} of target {target} is running (since its journal row's start)"
         for row in await other_migrations(journal, target, action_id)
     ]
+    cur = await conn.execute(ORPHANS, {"id": action_id})
+    why += [
+        f"a session of migration {run} is still active: pid {pid} (its command outlived that run)"
+        for pid, run in await cur.fetchall()
+    ]
+    if held := await take_lock(conn):
+        why.append(held)
     if hidden := await hidden_sessions(conn):
         why.append(
             f"the guard's role cannot see {hidden} session(s)' transactions: grant it pg_read_all_stats"

@@ -15,6 +15,7 @@ then prints and journals the plan without running anything.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shlex
@@ -38,7 +39,7 @@ from responder.decision import Decision, OperatorTrigger
 from responder.effects import ApiCall, Authority, EffectGate
 from responder.journal import Journal
 from responder.migrate import preflight, snapshot
-from responder.migrate.after import Catalogue, clean_up
+from responder.migrate.after import Catalogue, clean_up, drop_invalid
 from responder.migrate.findings import has_errors, render
 from responder.migrate.lint import lint as lint_files
 from responder.migrate.live import Settings
@@ -51,6 +52,17 @@ from responder.targets import PostgresTarget
 ACTION = preflight.ACTION
 APP_PREFIX = "pgwarden-migrate:"
 ATTEMPT_LIMIT = 4  # an attempt is killed after this many statement_timeouts
+
+
+class FilesChanged(Exception):
+    """A file `--lint` passed changed before an attempt: what would run is not what was linted."""
+
+
+def digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,9 @@ class Migration:
         self.config, self.server, self.request, self.out = config, server, request, out
         self.settings = config.schema.migrations
         self.journal, self.action_id = journal, action_id
+        # the catalogue before the first attempt (`execute` reads it); the files `--lint` passed, as linted
+        self.before = Catalogue({}, frozenset())
+        self.linted: dict[Path, str | None] = {}
         rds = server.rds
         mode = "dry-run" if request.dry_run else "enforce"
         authority = Authority(
@@ -130,6 +145,7 @@ class Migration:
         files = self.request.lint
         if not files:
             return []
+        self.linted = {f: digest(f) for f in files}  # before lint reads them: a change after is caught
         try:
             findings, notes = await lint_files(files, Settings.of(self.settings), self.server)
         except (SquawkError, OSError, psycopg.Error) as exc:
@@ -157,10 +173,14 @@ class Migration:
             self.plan["snapshot"]["id"] = name
             await self.save()
             self.say(f"snapshot {name} available: the rollback point")
-        before = await Catalogue.read(conn)
+        self.before = await Catalogue.read(conn)
         since = (await (await conn.execute("SELECT clock_timestamp()")).fetchone() or [None])[0]
-        code = await self.attempts(conn, since)
-        self.plan["after"] = await clean_up(self.gate, conn, before)
+        try:
+            code = await self.attempts(conn, since)
+        except FilesChanged:
+            self.plan["after"] = await clean_up(self.gate, conn, self.before)
+            raise
+        self.plan["after"] = await clean_up(self.gate, conn, self.before)
         await self.save()
         return code
 
@@ -197,6 +217,10 @@ class Migration:
     async def attempt(self, conn: psycopg.AsyncConnection[Any], since: datetime) -> int:
         number = len(self.plan["attempts"]) + 1
         s = self.settings
+        if changed := [str(f) for f, was in self.linted.items() if digest(f) != was or was is None]:
+            raise FilesChanged(f"not running attempt {number}: changed since the lint: {', '.join(changed)}")
+        # what a failed attempt left INVALID, dropped before the retry builds it again
+        dropped = await drop_invalid(self.gate, conn, self.before) if number > 1 else []
         watchdog = Watchdog(self.gate, conn, self.app, since, s.watchdog.blocked_after, attempt=number)
         watch = asyncio.create_task(watchdog.watch(min(0.25, s.watchdog.blocked_after / 4)))
         started, error = time.monotonic(), None
@@ -220,6 +244,8 @@ class Migration:
         }
         if error:
             record["error"] = error
+        if dropped:
+            record["invalid_indexes_dropped"] = dropped
         self.plan["attempts"].append(record)
         await self.save()
         cancelled = f", {len(watchdog.cancels)} cancel(s) by the watchdog" if watchdog.cancels else ""

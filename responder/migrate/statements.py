@@ -10,9 +10,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pglast import ast, parse_sql
-from pglast.enums.parsenodes import AlterTableType, ConstrType, ObjectType, TransactionStmtKind
+from pglast import ast, parse_plpgsql, parse_sql
+from pglast.enums.parsenodes import (
+    AlterTableType,
+    ConstrType,
+    ObjectType,
+    TransactionStmtKind,
+    VariableSetKind,
+)
 from pglast.parser import ParseError
+from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
 ACCESS_EXCLUSIVE = 8  # LockStmt.mode: PostgreSQL's AccessExclusiveLock
@@ -88,6 +95,7 @@ class Statement:
     wrapper: str | None  # the tool that runs this part of the file in a transaction of its own, if any
     size_risks: tuple[SizeRisk, ...]
     exclusive_tables: tuple[TableRef, ...]  # the tables it locks ACCESS EXCLUSIVE
+    hidden: str | None = None  # what of it lint cannot read (a DO block's EXECUTE of a built string)
 
 
 def line_of(text: str, offset: int) -> int:
@@ -148,10 +156,50 @@ def parse_file(path: Path) -> list[Statement]:
             elif node.kind in _CLOSES:
                 in_transaction = wrapper is not None
         risks, exclusive = _risks(node)
-        statements.append(
-            Statement(path, line_of(text, begins), node, in_transaction, wrapper, risks, exclusive)
-        )
+        line = line_of(text, begins)
+        inner, hidden = _do_body(node) if isinstance(node, ast.DoStmt) else ([], None)
+        statements.append(Statement(path, line, node, in_transaction, wrapper, risks, exclusive, hidden))
+        # a DO block's static SQL statements, at the block's line: a DO always runs in a transaction
+        for sub in inner:
+            statements.append(Statement(path, line, sub, True, wrapper or "a DO block", *_risks(sub)))
     return statements
+
+
+def _do_body(node: ast.DoStmt) -> tuple[list[ast.Node], str | None]:
+    """The statements a PL/pgSQL DO block runs as written, and what it runs that lint cannot read."""
+    language = next((str(a.arg.sval) for a in node.args or () if a.defname == "language"), "plpgsql")
+    if language.lower() != "plpgsql":
+        return [], f"a DO block in {language}: lint cannot read what it runs"
+    try:
+        tree = parse_plpgsql(str(RawStream()(node)))
+    except ParseError as exc:
+        return [], f"a DO block PL/pgSQL's parser refuses ({exc}): lint cannot read what it runs"
+    queries: list[str] = []
+    dynamic = _walk_plpgsql(tree, queries)
+    inner: list[ast.Node] = []
+    for query in queries:
+        try:
+            inner.extend(raw.stmt for raw in parse_sql(query) if raw.stmt is not None)
+        except ParseError:
+            dynamic = True
+    hidden = "a DO block EXECUTEs SQL built at run time: lint cannot read what it runs" if dynamic else None
+    return inner, hidden
+
+
+def _walk_plpgsql(tree: object, queries: list[str]) -> bool:
+    """Collect the SQL statements of a PL/pgSQL parse tree (`PLpgSQL_stmt_execsql`); whether it EXECUTEs any
+    dynamic SQL."""
+    dynamic = False
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "PLpgSQL_stmt_execsql":
+                queries.append(str(value["sqlstmt"]["PLpgSQL_expr"]["query"]))
+            dynamic |= key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors")
+            dynamic |= _walk_plpgsql(value, queries)
+    elif isinstance(tree, list):
+        for item in tree:
+            dynamic |= _walk_plpgsql(item, queries)
+    return dynamic
 
 
 def is_concurrent(node: ast.Node) -> bool:
@@ -161,6 +209,32 @@ def is_concurrent(node: ast.Node) -> bool:
     if isinstance(node, ast.ReindexStmt):
         return any(getattr(p, "defname", None) == "concurrently" for p in node.params or ())
     return False
+
+
+class _Renames(Visitor):
+    """`SET application_name = ...` or `set_config('application_name', ...)` anywhere in a statement."""
+
+    found = False
+
+    def visit_VariableSetStmt(self, ancestors: object, node: ast.VariableSetStmt) -> None:
+        self.found |= node.name == "application_name" and node.kind == VariableSetKind.VAR_SET_VALUE
+
+    def visit_FuncCall(self, ancestors: object, node: ast.FuncCall) -> None:
+        first = node.args[0] if node.args else None
+        name = node.funcname[-1].sval if node.funcname else None
+        self.found |= (
+            name == "set_config"
+            and isinstance(first, ast.A_Const)
+            and getattr(first.val, "sval", None) == "application_name"
+        )
+
+
+def renames_session(node: ast.Node) -> bool:
+    """Whether the statement sets the session's application_name (the watchdog finds the migration's sessions
+    by the one PGAPPNAME gives them)."""
+    visitor = _Renames()
+    visitor(node)
+    return visitor.found
 
 
 class _Functions(Visitor):

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from pgwarden import postgres
 from responder.core import PostgresTarget
 from responder.effects import EffectGate
-from responder.migrate import batches
+from responder.migrate import batches, preflight
 from responder.migrate.batches import Batch, Job
 from responder.migrate.settings import MigrationsSchema
 from responder.migrate.sqltext import Assignment, Relation
@@ -77,6 +77,8 @@ class Walk:
         condition = plan.get("where")
         key = str(plan["progress_key"])
         async with await self.connect() as conn, await self.connect() as monitor:
+            if await preflight.in_recovery(conn):
+                raise Stop(preflight.STANDBY.replace("a migration", "a backfill"), refused=True)
             table = await batches.find_table(conn, relation)
             batches.update_statement(table, assignment, condition, first=True)  # refuses the key as column
             if "total" not in plan:  # a new backfill (or one that crashed before it counted)

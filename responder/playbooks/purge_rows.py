@@ -40,6 +40,12 @@ SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
 WHERE a.attrelid = CAST(%s AS regclass) AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped
 """
 _TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
+# A table with inheritance children: its primary key is unique in the parent alone, and a DELETE by key (which
+# reaches the children) would also delete a child's row, however recent, that shares the key of an old row.
+_INHERITED = """
+SELECT c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
+FROM pg_class c WHERE c.oid = CAST(%s AS regclass)
+"""
 
 
 class PurgeRowsParams(ActionParams):
@@ -86,6 +92,9 @@ async def _prepare(
     except BackfillRefused as exc:
         raise GuardrailRefused(str(exc)) from None
     name = relation.identifier().as_string(conn)
+    cur = await conn.execute(_INHERITED, (name,))
+    if (await cur.fetchone() or (False,))[0]:
+        raise GuardrailRefused(f"{relation} has inheritance children: its key is not unique across them")
     cur = await conn.execute(_COLUMN, (name, params.column))
     found = await cur.fetchone()
     if found is None:
@@ -103,6 +112,11 @@ async def run(ctx: ActionContext[PurgeRowsParams]) -> ActionResult:
     relation = parse_table(params.table)
     dbname = params.database or target.datname
     async with await connect(target, dbname=dbname) as conn:
+        # A name over 63 bytes (multibyte characters) is truncated by the server: another database than named.
+        cur = await conn.execute("SELECT current_database()")
+        database = str((await cur.fetchone() or ("",))[0])
+        if dbname is not None and database != dbname:
+            raise GuardrailRefused(f"connected to database {database!r}, not {dbname!r}")
         await conn.execute(
             "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
             (f"{int(params.lock_timeout * 1000)}ms", f"{int(params.statement_timeout * 1000)}ms"),
@@ -115,7 +129,7 @@ async def run(ctx: ActionContext[PurgeRowsParams]) -> ActionResult:
         )
         old = int((await cur.fetchone() or (0,))[0])
         plan = {
-            "database": conn.info.dbname,
+            "database": database,
             "table": str(relation),
             "column": params.column,
             "cutoff": cutoff.isoformat(),

@@ -34,7 +34,7 @@ from tests.responder.playbooks.test_terminate_queries import (
     victims_db,
 )
 from tests.support.migrator import MIGRATOR, MIGRATOR_PASSWORD, as_migrator, migrator_db
-from tests.support.responder import AUTH, ClientFactory, ConfigFactory
+from tests.support.responder import APPROVE, AUTH, ClientFactory, ConfigFactory
 from tests.support.roles import APP_PASSWORD, APP_ROLE, RESPONDER_PASSWORD, RESPONDER_ROLE
 from tests.support.webhook import alert, payload, post_alerts, wait_done
 
@@ -484,10 +484,12 @@ def purge_config(
     db: str,
     mode: str,
     settings: dict[str, Any] | None = None,
+    *,
+    held: bool = False,
     **params: Any,
 ) -> Any:
     """The `purge` playbook (purge_rows on public.events, 30 days, batches of 200) in `mode`; `settings` on top of
-    the configuration, `params` on top of the playbook's."""
+    the configuration, `params` on top of the playbook's; `held`: it requires approval."""
     return make_config(
         **(settings or {}),
         targets=[{"name": "warehouse", "dsn": server.dsn(db, user=MIGRATOR, password=MIGRATOR_PASSWORD)}],
@@ -497,6 +499,7 @@ def purge_config(
                 "match": {"alertname": "RDSFreeStorageLow"},
                 "action": "purge_rows",
                 "mode": mode,
+                "require_approval": held,
                 "params": {
                     "table": "public.events",
                     "older_than": "30d",
@@ -660,3 +663,161 @@ async def test_repeat_deliveries_to_two_replicas_purge_once(
     assert outcomes == {"succeeded": 1, "duplicate": 19}, outcomes
     assert _count(pg_server, purge_db, "public.events") == 1200
     assert _count(pg_server, purge_db, "public.events", RECENT) == 750
+
+
+async def test_purge_does_not_queue_behind_an_access_exclusive_lock(
+    purge_db: str, pg_server: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    client = await client_for(purge_config(make_config, pg_server, purge_db, "enforce", lock_timeout="1s"))
+    holder = _held(pg_server, purge_db, "LOCK TABLE public.events IN ACCESS EXCLUSIVE MODE")
+    try:
+        started = time.monotonic()
+        row = await _purge(client)
+        assert row["outcome"] == "failed" and "lock timeout" in row["error"], row
+        assert time.monotonic() - started < 8
+    finally:
+        holder.close()
+    assert _count(pg_server, purge_db, "public.events") == 1500
+
+
+# ---- dry-run, at the top level and per playbook ---------------------------------------------------------------
+
+
+def _tuples_deleted(server: PostgresServer, db: str) -> int:
+    rows = server.execute(
+        "SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'public.events'::regclass", db
+    )
+    return int(rows[0][0])
+
+
+def _log_offset(server: PostgresServer) -> int:
+    return server.log_path.stat().st_size
+
+
+def _signals_since(server: PostgresServer, offset: int) -> list[str]:
+    with server.log_path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    kinds = ("canceling statement due to user request", "terminating connection due to administrator command")
+    return [line for line in text.splitlines() if any(k in line for k in kinds)]
+
+
+@pytest.mark.parametrize("where", ["top level", "per playbook"])
+async def test_dry_run_signals_vacuums_and_deletes_nothing_on_the_server(
+    where: str,
+    sessions: Sessions,
+    vac_db: str,
+    purge_db: str,
+    pg_roles: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+) -> None:
+    """All three playbooks, each with something to act on, in dry-run from the top-level `mode` (a playbook
+    without one) or from their own `mode` under a top-level enforce. The server says nothing happened."""
+    sessions.start("victim", APP_ROLE, APP_PASSWORD, SLEEP, app="t-victim")
+    sessions.start("another", APP_ROLE, APP_PASSWORD, SLEEP, app="t-another")
+    before = sessions.wait_active(["victim", "another"])
+    await asyncio.sleep(1.2)
+    own = {"mode": "dry-run"} if where == "per playbook" else {}
+    responder_dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    config = make_config(
+        mode="enforce" if where == "per playbook" else "dry-run",
+        targets=[
+            {"name": "production", "dsn": responder_dsn},
+            {"name": "warehouse", "dsn": pg_roles.dsn(purge_db, user=MIGRATOR, password=MIGRATOR_PASSWORD)},
+        ],
+        playbooks=[
+            {
+                "name": "kill",
+                "match": {"alertname": "PostgresLongRunningQuery"},
+                "action": "terminate_queries",
+                "target": "production",
+                "params": {"min_duration": "1s", "grace": "0s", "cancel_first": False},
+                **own,
+            },
+            {
+                "name": "vacuum",
+                "match": {"alertname": "PostgresDeadTuplesHigh"},
+                "action": "vacuum_analyze",
+                "target": "production",
+                **own,
+            },
+            {
+                "name": "purge",
+                "match": {"alertname": "RDSFreeStorageLow"},
+                "action": "purge_rows",
+                "target": "warehouse",
+                "params": {"table": "public.events", "older_than": "30d", "batch_size": 200},
+                **own,
+            },
+        ],
+    )
+    counters = maintenance(pg_roles, vac_db)
+    deleted = _tuples_deleted(pg_roles, purge_db)
+    offset = _log_offset(pg_roles)
+    client = await client_for(config)
+    decisions = await post_alerts(
+        client,
+        alert("PostgresLongRunningQuery", datname=sessions.dbname),
+        alert("PostgresDeadTuplesHigh", datname=vac_db, relname="orders"),
+        alert("RDSFreeStorageLow"),
+    )
+    rows = await _all_done(client, [d["id"] for d in decisions])
+    assert [(r["playbook"], r["mode"], r["outcome"]) for r in rows] == [
+        ("kill", "dry-run", "dry_run"),
+        ("vacuum", "dry-run", "dry_run"),
+        ("purge", "dry-run", "dry_run"),
+    ], rows
+    kill, vacuum, purge = rows
+    # each planned its effects as enforce would: a dry run that proves nothing would pass too
+    victims = {before["t-victim"]["pid"], before["t-another"]["pid"]}
+    assert {b["pid"] for b in kill["plan"]["backends"]} == victims, kill["plan"]
+    assert [e["statement"] for e in vacuum["plan"]["effects"]] == ['VACUUM (ANALYZE) "public"."orders"']
+    assert purge["result"]["would_delete"] == 750 and len(purge["plan"]["effects"]) == 4, purge
+    effects = [e for r in rows for e in r["plan"]["effects"]]
+    assert {e["state"] for e in effects} == {"dry-run"}, effects
+    await asyncio.sleep(0.3)
+    _unchanged(sessions, before, ["victim", "another"])
+    assert _signals_since(pg_roles, offset) == []
+    assert maintenance(pg_roles, vac_db) == counters
+    assert _tuples_deleted(pg_roles, purge_db) == deleted
+    assert _count(pg_roles, purge_db, "public.events") == 1500
+
+
+# ---- approval, then a configuration change --------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: an approved decision runs with the params the configuration has when it is approved (only "
+    "mode, action and target are compared, responder/journal/rows.py changed_since_decided); the params are not "
+    "journaled with the decision. Here the approval deletes 1000 rows (the cap it was decided with: 100), at least 250 of them an hour old.",
+)
+async def test_an_approval_after_the_purge_params_changed_deletes_only_what_was_decided(
+    purge_db: str,
+    pg_server: PostgresServer,
+    make_config: ConfigFactory,
+    client_for: ClientFactory,
+    approvers: Any,
+) -> None:
+    """Decided (pending) as "rows older than 30 days, at most 100"; the configuration then says "older than one
+    minute, at most 1000" and the responder restarts before the approval."""
+    held = {"approvers": approvers}
+    first = await client_for(
+        purge_config(make_config, pg_server, purge_db, "enforce", held, held=True, max_rows=100)
+    )
+    (d,) = await post_alerts(first, alert("RDSFreeStorageLow"))
+    pending = await wait_done(first, d["id"])
+    assert pending["state"] == "pending", pending
+    await first.close()
+    changed = purge_config(
+        make_config, pg_server, purge_db, "enforce", held, held=True, max_rows=1000, older_than="1m"
+    )
+    restarted = await client_for(changed)
+    resp = await restarted.post(f"/actions/{d['id']}/approve", headers=APPROVE)
+    row = await wait_done(restarted, d["id"])
+    # what is deleted now, before the outcome is asserted: this test fails (xfail) on the assertion, not on a
+    # purge still running
+    left = _count(pg_server, purge_db, "public.events")
+    assert resp.status == 410 and row["outcome"] == "expired", (resp.status, row, left)
+    assert left == 1500

@@ -56,12 +56,14 @@ WHERE n.nspname = %s::text AND c.relname = %s::text AND c.relkind IN ('r', 'm', 
 """
 
 
-# Tables the role may vacuum whose last analyze (manual or auto) is older than the cutoff, oldest first.
+# Tables the role may vacuum (in a schema it may use) whose last analyze (manual or auto) is older than the
+# cutoff, oldest first.
 _STALE = """
 SELECT n.nspname, c.relname, extract(epoch FROM greatest(s.last_analyze, s.last_autoanalyze))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_stat_all_tables s ON s.relid = c.oid
 WHERE c.relkind IN ('r', 'm') AND NOT (n.nspname = ANY(%s)) AND n.nspname NOT LIKE 'pg_temp%%'
+  AND has_schema_privilege(n.oid, 'USAGE')
   AND coalesce(greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => %s), true)
   AND (pg_has_role(c.relowner, 'MEMBER')
        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)

@@ -229,6 +229,7 @@ def vac_db(pg_roles: PostgresServer) -> Iterator[str]:
         pg_roles.execute(sql, dbname=name)
 
     run("CREATE SCHEMA evil")
+    run(f"GRANT USAGE ON SCHEMA evil TO {RESPONDER_ROLE}")
     run(f"ALTER ROLE {RESPONDER_ROLE} IN DATABASE {name} SET search_path = evil, public")
     for table in ("public.orders", 'public."Orders"', "evil.orders", f"public.{_quoted(MULTIBYTE)}"):
         run(f"CREATE TABLE {table} (id int)")
@@ -252,7 +253,10 @@ def maintenance(server: PostgresServer, db: str) -> dict[str, tuple[int, int]]:
     return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
 
-def vacuum_config(make_config: ConfigFactory, server: PostgresServer, **params: Any) -> Any:
+def vacuum_config(
+    make_config: ConfigFactory, server: PostgresServer, cooldown: str = "0s", **params: Any
+) -> Any:
+    """The `vacuum` playbook (vacuum_analyze, lock_timeout 1s, `params` on top) as the responder's role."""
     dsn = server.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
     return make_config(
         targets=[{"name": "production", "dsn": dsn}],
@@ -261,6 +265,7 @@ def vacuum_config(make_config: ConfigFactory, server: PostgresServer, **params: 
                 "name": "vacuum",
                 "match": {"alertname": "PostgresDeadTuplesHigh"},
                 "action": "vacuum_analyze",
+                "cooldown": cooldown,
                 "params": {"lock_timeout": "1s", **params},
             }
         ],
@@ -821,3 +826,84 @@ async def test_an_approval_after_the_purge_params_changed_deletes_only_what_was_
     left = _count(pg_server, purge_db, "public.events")
     assert resp.status == 410 and row["outcome"] == "expired", (resp.status, row, left)
     assert left == 1500
+
+
+async def test_stale_analyze_skips_a_locked_table_and_reports_one_postgresql_skipped(
+    vac_db: str, pg_roles: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    """The schedule's selection: `evil.orders` is locked past lock_timeout (skipped_locked, not waited for);
+    `public.orders` is replaced, while its VACUUM waits, by a table the role may not vacuum (skipped, not ran);
+    a table the role owns in a schema it may not use is not selected (its VACUUM would fail the whole run)."""
+    pg_roles.execute("CREATE SCHEMA hidden", dbname=vac_db)
+    pg_roles.execute("CREATE TABLE hidden.t (id int)", dbname=vac_db)
+    pg_roles.execute(f"ALTER TABLE hidden.t OWNER TO {RESPONDER_ROLE}", dbname=vac_db)
+    dsn = pg_roles.dsn("postgres", user=RESPONDER_ROLE, password=RESPONDER_PASSWORD)
+    config = make_config(
+        targets=[{"name": "production", "dsn": dsn}],
+        playbooks=[],
+        schedules=[
+            {
+                "name": "stale",
+                "cron": "0 4 1 * *",
+                "action": "vacuum_analyze",
+                "target": {"target": "production", "datname": vac_db},
+                "params": {"tables": "stale_analyze", "lock_timeout": "3s"},
+            }
+        ],
+    )
+    client = await client_for(config)
+    locker = _held(pg_roles, vac_db, "LOCK TABLE evil.orders IN ACCESS EXCLUSIVE MODE")
+    swapper_conn = _held(pg_roles, vac_db, "LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE")
+
+    def swap() -> None:  # the first VACUUM to wait on public.orders' lock: swap it, then let it go
+        deadline = time.monotonic() + 15
+        while not pg_roles.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'pgwarden-responder'"
+            " AND wait_event_type = 'Lock' AND query = 'VACUUM (ANALYZE) \"public\".\"orders\"'",
+            params=(vac_db,),
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        swapper_conn.execute("ALTER TABLE public.orders RENAME TO orders_gone")
+        swapper_conn.execute("CREATE TABLE public.orders (id int)")
+        swapper_conn.commit()
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        resp = await client.post("/schedules/stale/run", headers=AUTH)
+        assert resp.status == 202, await resp.text()
+        row = await wait_done(client, (await resp.json())["id"], wait=40)
+    finally:
+        swapper.join(timeout=20)
+        locker.close()
+        swapper_conn.close()
+    assert row["outcome"] == "succeeded", (row["error"], row["plan"])
+    result = row["result"]
+    assert result["skipped_locked"] == ['VACUUM (ANALYZE) "evil"."orders"'], result
+    assert result["skipped"] == ['VACUUM (ANALYZE) "public"."orders"'], result
+    assert 'VACUUM (ANALYZE) "public"."orders"' not in result["ran"], result
+    assert 'VACUUM (ANALYZE) "public"."Orders"' in result["ran"], result
+    assert not any("hidden" in statement for statement in row["plan"]["statements"]), row["plan"]
+    counts = maintenance(pg_roles, vac_db)
+    assert counts["public.orders"] == counts["public.orders_gone"] == counts["evil.orders"] == (0, 0), counts
+
+
+async def test_repeat_deliveries_vacuum_once(
+    vac_db: str, pg_roles: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    """One alert delivered again and again, with a cooldown (while_firing): one VACUUM on the server."""
+    config = vacuum_config(make_config, pg_roles, cooldown="1h")
+    client = await client_for(config)
+    same = alert("PostgresDeadTuplesHigh", datname=vac_db, relname="orders", fingerprint="same")
+    answers = await asyncio.gather(*(post_alerts(client, same) for _ in range(10)))
+    ids = sorted({d["id"] for (d,) in answers})
+    rows = await _all_done(client, ids)
+    assert sorted(r["outcome"] for r in rows).count("succeeded") == 1, rows
+    # a new firing of the same alert (another startsAt) is inside the cooldown: refused, not run
+    again = alert(
+        "PostgresDeadTuplesHigh", datname=vac_db, relname="orders", starts_at="2026-11-24T04:00:00Z"
+    )
+    (d,) = await post_alerts(client, again)
+    assert (await wait_done(client, d["id"]))["outcome"] == "cooldown"
+    assert maintenance(pg_roles, vac_db)["public.orders"] == (1, 1)

@@ -300,6 +300,10 @@ async def test_hostile_table_labels_vacuum_nothing(
     for labels in hostile:
         row = await _vacuum(client, datname=vac_db, **labels)
         assert row["outcome"] == "guardrail" and row["error"] == "no such table", (labels, row)
+    # a NUL is rejected; a name longer than PostgreSQL's (by characters) is no target
+    (nul,) = await post_alerts(client, alert("PostgresDeadTuplesHigh", datname=vac_db, relname="orders\x00"))
+    (long,) = await post_alerts(client, alert("PostgresDeadTuplesHigh", datname=vac_db, relname="o" * 64))
+    assert (nul["outcome"], long["outcome"]) == ("rejected", "no_target"), (nul, long)
     assert maintenance(pg_roles, vac_db) == before
     # exact names act on exactly that table: "Orders" is not orders, and no schema label means public, not the
     # schema first on the role's search_path

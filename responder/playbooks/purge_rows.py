@@ -1,7 +1,9 @@
 """purge_rows: the runbook's "Disk Space Critical: clean up old data", in batches.
 
-`DELETE FROM table WHERE key IN (SELECT key ... WHERE column < cutoff LIMIT batch_size FOR UPDATE SKIP LOCKED)`,
-one short autocommit transaction a batch, until no old row is left or `max_rows` were deleted in this run (the
+`WITH batch AS MATERIALIZED (SELECT key ... WHERE column < cutoff LIMIT batch_size FOR UPDATE SKIP LOCKED)
+DELETE FROM table WHERE key IN (SELECT key FROM batch)`, one short autocommit transaction a batch (the batch is a
+CTE so that it is selected once: before PostgreSQL 14 a subquery in a DELETE on a partitioned table ran once per
+partition, and a batch deleted up to `batch_size` rows in each), until no old row is left or `max_rows` were deleted in this run (the
 cap: a run never deletes more, whatever the alert says). The cutoff (`now() - older_than`) is read once, at the
 start, so every batch of a run deletes by the same one. Rows the application holds locked are skipped, never
 waited for. The table is an operator's parameter, parsed as a table name with PostgreSQL's parser
@@ -71,8 +73,8 @@ class PurgeRowsParams(ActionParams):
 
 def _delete(relation: Relation, key: str, column: str) -> sql.Composed:
     return sql.SQL(
-        "DELETE FROM {rel} WHERE {key} IN (SELECT {key} FROM {rel} WHERE {col} < %(cutoff)s"
-        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+        "WITH batch AS MATERIALIZED (SELECT {key} FROM {rel} WHERE {col} < %(cutoff)s"
+        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) DELETE FROM {rel} WHERE {key} IN (SELECT {key} FROM batch)"
     ).format(rel=relation.identifier(), key=sql.Identifier(key), col=sql.Identifier(column))
 
 

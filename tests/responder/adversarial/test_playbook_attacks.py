@@ -498,6 +498,7 @@ def purge_config(
     settings: dict[str, Any] | None = None,
     *,
     held: bool = False,
+    cooldown: str = "0s",
     **params: Any,
 ) -> Any:
     """The `purge` playbook (purge_rows on public.events, 30 days, batches of 200) in `mode`; `settings` on top of
@@ -512,6 +513,7 @@ def purge_config(
                 "action": "purge_rows",
                 "mode": mode,
                 "require_approval": held,
+                "cooldown": cooldown,
                 "params": {
                     "table": "public.events",
                     "older_than": "30d",
@@ -918,3 +920,24 @@ async def test_repeat_deliveries_vacuum_once(
     (d,) = await post_alerts(client, again)
     assert (await wait_done(client, d["id"]))["outcome"] == "cooldown"
     assert maintenance(pg_roles, vac_db)["public.orders"] == (1, 1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the cooldown counts by target key, and an alert without `datname` (the DSN's database, key "
+    "pg:warehouse) and one naming that same database (key pg:warehouse/<db>) are two keys for one table "
+    "(responder/targets.py): the second purges again inside the cooldown.",
+)
+async def test_one_database_named_two_ways_is_purged_once_per_cooldown(
+    purge_db: str, pg_server: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory
+) -> None:
+    config = purge_config(
+        make_config, pg_server, purge_db, "enforce", cooldown="1h", max_rows=100, batch_size=100
+    )
+    client = await client_for(config)
+    first = await _purge(client)
+    assert first["outcome"] == "succeeded", first
+    second = await _purge(client, datname=purge_db)
+    left = _count(pg_server, purge_db, "public.events")
+    assert second["outcome"] == "cooldown", (second, left)
+    assert left == 1400

@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestClient
 
 from devtools.pgserver import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 from responder.playbooks.terminate_queries import TerminateQueriesParams, _args, _send
+from tests.responder.adversarial.test_dry_run import log_size, signals_logged_since
 from tests.responder.playbooks.test_terminate_queries import (
     Responders,
     Sessions,
@@ -708,18 +709,6 @@ def _tuples_deleted(server: PostgresServer, db: str) -> int:
     return int(rows[0][0])
 
 
-def _log_offset(server: PostgresServer) -> int:
-    return server.log_path.stat().st_size
-
-
-def _signals_since(server: PostgresServer, offset: int) -> list[str]:
-    with server.log_path.open("rb") as log:
-        log.seek(offset)
-        text = log.read().decode(errors="replace")
-    kinds = ("canceling statement due to user request", "terminating connection due to administrator command")
-    return [line for line in text.splitlines() if any(k in line for k in kinds)]
-
-
 @pytest.mark.parametrize("where", ["top level", "per playbook"])
 async def test_dry_run_signals_vacuums_and_deletes_nothing_on_the_server(
     where: str,
@@ -772,7 +761,7 @@ async def test_dry_run_signals_vacuums_and_deletes_nothing_on_the_server(
     )
     counters = maintenance(pg_roles, vac_db)
     deleted = _tuples_deleted(pg_roles, purge_db)
-    offset = _log_offset(pg_roles)
+    offset = log_size(pg_roles)
     client = await client_for(config)
     decisions = await post_alerts(
         client,
@@ -796,7 +785,7 @@ async def test_dry_run_signals_vacuums_and_deletes_nothing_on_the_server(
     assert {e["state"] for e in effects} == {"dry-run"}, effects
     await asyncio.sleep(0.3)
     _unchanged(sessions, before, ["victim", "another"])
-    assert _signals_since(pg_roles, offset) == []
+    assert signals_logged_since(pg_roles, offset) == []
     assert maintenance(pg_roles, vac_db) == counters
     assert _tuples_deleted(pg_roles, purge_db) == deleted
     assert _count(pg_roles, purge_db, "public.events") == 1500

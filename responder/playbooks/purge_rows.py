@@ -1,7 +1,9 @@
 """purge_rows: the runbook's "Disk Space Critical: clean up old data", in batches.
 
-`DELETE FROM table WHERE key IN (SELECT key ... WHERE column < cutoff LIMIT batch_size FOR UPDATE SKIP LOCKED)`,
-one short autocommit transaction a batch, until no old row is left or `max_rows` were deleted in this run (the
+`WITH batch AS MATERIALIZED (SELECT key ... WHERE column < cutoff LIMIT batch_size FOR UPDATE SKIP LOCKED)
+DELETE FROM table WHERE key IN (SELECT key FROM batch)`, one short autocommit transaction a batch (the batch is a
+CTE so that it is selected once: before PostgreSQL 14 a subquery in a DELETE on a partitioned table ran once per
+partition, and a batch deleted up to `batch_size` rows in each), until no old row is left or `max_rows` were deleted in this run (the
 cap: a run never deletes more, whatever the alert says). The cutoff (`now() - older_than`) is read once, at the
 start, so every batch of a run deletes by the same one. Rows the application holds locked are skipped, never
 waited for. The table is an operator's parameter, parsed as a table name with PostgreSQL's parser
@@ -40,6 +42,12 @@ SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
 WHERE a.attrelid = CAST(%s AS regclass) AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped
 """
 _TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
+# A table with inheritance children: its primary key is unique in the parent alone, and a DELETE by key (which
+# reaches the children) would also delete a child's row, however recent, that shares the key of an old row.
+_INHERITED = """
+SELECT c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid)
+FROM pg_class c WHERE c.oid = CAST(%s AS regclass)
+"""
 
 
 class PurgeRowsParams(ActionParams):
@@ -65,8 +73,8 @@ class PurgeRowsParams(ActionParams):
 
 def _delete(relation: Relation, key: str, column: str) -> sql.Composed:
     return sql.SQL(
-        "DELETE FROM {rel} WHERE {key} IN (SELECT {key} FROM {rel} WHERE {col} < %(cutoff)s"
-        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+        "WITH batch AS MATERIALIZED (SELECT {key} FROM {rel} WHERE {col} < %(cutoff)s"
+        " LIMIT %(limit)s FOR UPDATE SKIP LOCKED) DELETE FROM {rel} WHERE {key} IN (SELECT {key} FROM batch)"
     ).format(rel=relation.identifier(), key=sql.Identifier(key), col=sql.Identifier(column))
 
 
@@ -86,6 +94,9 @@ async def _prepare(
     except BackfillRefused as exc:
         raise GuardrailRefused(str(exc)) from None
     name = relation.identifier().as_string(conn)
+    cur = await conn.execute(_INHERITED, (name,))
+    if (await cur.fetchone() or (False,))[0]:
+        raise GuardrailRefused(f"{relation} has inheritance children: its key is not unique across them")
     cur = await conn.execute(_COLUMN, (name, params.column))
     found = await cur.fetchone()
     if found is None:
@@ -103,6 +114,11 @@ async def run(ctx: ActionContext[PurgeRowsParams]) -> ActionResult:
     relation = parse_table(params.table)
     dbname = params.database or target.datname
     async with await connect(target, dbname=dbname) as conn:
+        # A name over 63 bytes (multibyte characters) is truncated by the server: another database than named.
+        cur = await conn.execute("SELECT current_database()")
+        database = str((await cur.fetchone() or ("",))[0])
+        if dbname is not None and database != dbname:
+            raise GuardrailRefused(f"connected to database {database!r}, not {dbname!r}")
         await conn.execute(
             "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
             (f"{int(params.lock_timeout * 1000)}ms", f"{int(params.statement_timeout * 1000)}ms"),
@@ -115,7 +131,7 @@ async def run(ctx: ActionContext[PurgeRowsParams]) -> ActionResult:
         )
         old = int((await cur.fetchone() or (0,))[0])
         plan = {
-            "database": conn.info.dbname,
+            "database": database,
             "table": str(relation),
             "column": params.column,
             "cutoff": cutoff.isoformat(),

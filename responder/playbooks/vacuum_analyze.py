@@ -6,8 +6,11 @@ analyze, manual or automatic, is older than `stale_after` (or never happened), o
 
 The schema and table come from alert labels, so they are untrusted: the table must exist as an ordinary,
 materialised or partitioned table (looked up with bound parameters), and its name reaches SQL only through
-`psycopg.sql.Identifier`. Autocommit (VACUUM cannot run in a transaction), with a lock_timeout so the action
-never queues behind, and blocks, the application's own locks.
+`psycopg.sql.Identifier`. The names are compared as text, and the session's database with the one named: a
+name longer than PostgreSQL's 63 bytes would otherwise be truncated, and name another table (or database).
+Autocommit (VACUUM cannot run in a transaction), with a lock_timeout so the action never queues behind, and
+blocks, the application's own locks. PostgreSQL only warns when it skips a table (one the role may not vacuum,
+or that is no longer a table: it may have been replaced since it was looked up): such a VACUUM is a failure.
 """
 
 from __future__ import annotations
@@ -48,16 +51,19 @@ SELECT c.oid,
        OR CASE WHEN current_setting('server_version_num')::int >= 170000
                THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'm', 'p')
+WHERE n.nspname = %s::text AND c.relname = %s::text AND c.relkind IN ('r', 'm', 'p')
+  AND current_database() = %s::text
 """
 
 
-# Tables the role may vacuum whose last analyze (manual or auto) is older than the cutoff, oldest first.
+# Tables the role may vacuum (in a schema it may use) whose last analyze (manual or auto) is older than the
+# cutoff, oldest first.
 _STALE = """
 SELECT n.nspname, c.relname, extract(epoch FROM greatest(s.last_analyze, s.last_autoanalyze))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_stat_all_tables s ON s.relid = c.oid
 WHERE c.relkind IN ('r', 'm') AND NOT (n.nspname = ANY(%s)) AND n.nspname NOT LIKE 'pg_temp%%'
+  AND has_schema_privilege(n.oid, 'USAGE')
   AND coalesce(greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => %s), true)
   AND (pg_has_role(c.relowner, 'MEMBER')
        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
@@ -66,6 +72,10 @@ WHERE c.relkind IN ('r', 'm') AND NOT (n.nspname = ANY(%s)) AND n.nspname NOT LI
 ORDER BY greatest(s.last_analyze, s.last_autoanalyze) NULLS FIRST, n.nspname, c.relname
 LIMIT %s
 """
+
+
+class TableSkipped(Exception):
+    """PostgreSQL warned that it skipped the table: nothing was vacuumed."""
 
 
 async def _set_timeouts(conn: psycopg.AsyncConnection[Any], params: VacuumAnalyzeParams) -> None:
@@ -81,10 +91,22 @@ async def _vacuum(
     statement: sql.Composed,
     text: str,
 ) -> None:
-    """Run one VACUUM (ANALYZE) through the gate (in dry-run: journaled, not run)."""
+    """Run one VACUUM (ANALYZE) through the gate (in dry-run: journaled, not run); TableSkipped when
+    PostgreSQL skipped the table (it only warns)."""
+    skipped: list[str] = []
+
+    def heard(notice: psycopg.errors.Diagnostic) -> None:
+        if notice.severity_nonlocalized == "WARNING" and "skipping" in (notice.message_primary or ""):
+            skipped.append(notice.message_primary or "")
 
     async def run() -> None:
-        await conn.execute(statement)
+        conn.add_notice_handler(heard)
+        try:
+            await conn.execute(statement)
+        finally:
+            conn.remove_notice_handler(heard)
+        if skipped:
+            raise TableSkipped("; ".join(skipped))
 
     await ctx.gate.postgres(text, {"database": conn.info.dbname}, run)
 
@@ -113,17 +135,19 @@ async def _stale_tables(ctx: ActionContext[VacuumAnalyzeParams], target: TableTa
         )
         if not ctx.dry_run:
             await _set_timeouts(conn, params)
-        ran, locked = [], []
+        ran, locked, skipped = [], [], []
         for statement, text in zip(statements, texts, strict=True):
             try:
                 await _vacuum(ctx, conn, statement, text)
                 ran.append(text)
             except psycopg.errors.LockNotAvailable:
                 locked.append(text)
+            except TableSkipped:
+                skipped.append(text)
         if ctx.dry_run:
             return {"would_run": texts}
         ctx.log.info("stale tables vacuumed", extra={"database": target.datname, "count": len(ran)})
-        return {"ran": ran, "skipped_locked": locked}
+        return {"ran": ran, "skipped_locked": locked, "skipped": skipped}
 
 
 async def run(ctx: ActionContext[VacuumAnalyzeParams]) -> ActionResult:
@@ -137,7 +161,7 @@ async def run(ctx: ActionContext[VacuumAnalyzeParams]) -> ActionResult:
     if target.schemaname in params.protect_schemas:
         raise GuardrailRefused(f"schema {target.schemaname!r} is protected")
     async with await connect(target.server, dbname=target.datname) as conn:
-        cur = await conn.execute(_FIND, (target.schemaname, target.relname))
+        cur = await conn.execute(_FIND, (target.schemaname, target.relname, target.datname))
         found = await cur.fetchone()
         if found is None:
             raise GuardrailRefused("no such table")

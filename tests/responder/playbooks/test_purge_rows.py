@@ -72,7 +72,12 @@ async def test_dry_run_counts_each_batch_and_deletes_nothing(
     assert row["result"] == {"would_delete": 1000, "batches": 4, "capped": False, "table": "public.events"}
     effects = row["plan"]["effects"]
     assert [(e["state"], e["params"]["rows"]) for e in effects] == [("dry-run", 300)] * 3 + [("dry-run", 100)]
-    assert effects[0]["statement"].startswith('DELETE FROM "public"."events" WHERE "id" IN (SELECT "id"')
+    assert effects[0]["statement"].startswith(
+        'WITH batch AS MATERIALIZED (SELECT "id" FROM "public"."events"'
+    )
+    assert effects[0]["statement"].endswith(
+        'DELETE FROM "public"."events" WHERE "id" IN (SELECT "id" FROM batch)'
+    )
     assert _left(pg_server, db) == 1500
 
 

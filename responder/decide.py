@@ -8,6 +8,8 @@ this module decides what to ask of them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from typing import Any
 from responder.config import Config, Playbook
 from responder.core import PostgresTarget, RdsTarget, TableTarget, Target, TargetKind
 from responder.decision import AlertTrigger, Decision
+from responder.journal.rows import ActionRow
 from responder.models import MAX_LABEL_VALUE, MAX_LABELS, Alert
 from responder.outcomes import Outcome, State
 
@@ -66,6 +69,19 @@ def resolve_target(playbook: Playbook, labels: Mapping[str, str], config: Config
     if "\x00" in relname + schemaname + datname:
         return None
     return TableTarget(pg, datname, schemaname, relname)
+
+
+def params_digest(playbook: Playbook) -> str:
+    """SHA-256 of a playbook's params as validated: journaled with each decision, compared when it is approved."""
+    text = json.dumps(playbook.params.model_dump(mode="json"), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changed_since_decided(row: ActionRow, playbook: Playbook, target: Target) -> str | None:
+    """Why a journaled decision (approved, or revived) must not run as its playbook and target now stand."""
+    return row.changed_since_decided(
+        playbook.mode, playbook.action, target.describe(), params_digest(playbook)
+    )
 
 
 def dedup_key(playbook: Playbook, alert: Alert, now: float) -> str:
@@ -145,8 +161,9 @@ def _decision(
     if playbook is None:
         return Decision(trigger, state, outcome=outcome)
     return Decision(
-        trigger, state, playbook.name, playbook.action, playbook.mode, target, outcome, dedup_key, error
-    )
+        trigger, state, playbook.name, playbook.action, playbook.mode, target, outcome, dedup_key, error,
+        params_digest=params_digest(playbook),
+    )  # fmt: skip
 
 
 def decisions_for(alert: Alert, config: Config, now: float) -> list[Decision]:

@@ -66,6 +66,7 @@ class Decision:
     error: str | None = None
     id: int | None = None
     duplicate_of: int | None = None
+    params_digest: str | None = None  # the playbook's params when decided (Playbook.params_digest)
 
     @property
     def action_id(self) -> int:

@@ -23,7 +23,14 @@ from pgwarden.retry import error_of
 from responder.aws import RdsApi
 from responder.config import Config
 from responder.core import ActionFailed, ActionResult, GuardrailRefused, RdsTarget
-from responder.decide import NO_TARGET_REASON, RejectedAlert, decisions_for, rejected_decision, resolve_target
+from responder.decide import (
+    NO_TARGET_REASON,
+    RejectedAlert,
+    changed_since_decided,
+    decisions_for,
+    rejected_decision,
+    resolve_target,
+)
 from responder.decision import Decision, ScheduleTrigger
 from responder.effects import Authority, EffectGate, EffectRefused
 from responder.journal import ActionRow, Claim, Journal, JournalUnavailable
@@ -39,9 +46,7 @@ STOPPED_WHILE = "the responder stopped while this action was running"
 NOT_CLAIMED = (
     "the journal was unavailable when this action was to start: not started, the next delivery decides again"
 )
-RUN_NOW_LOST = (
-    "the answer to this run-now was lost, so it was not started (a press again runs it): never run unasked"
-)
+RUN_NOW_LOST = "the answer to this run-now was lost, so it was not started (a press again runs it)"
 FINISH_ATTEMPTS = 5  # at shutdown; until then an outcome is retried until the journal is back
 BACKOFF_MAX = 5.0
 CLAIM_ATTEMPTS = 4
@@ -142,9 +147,7 @@ class Dispatcher:
         if playbook is None or target is None:
             reason = NO_TARGET_REASON if playbook else f"playbook {row.playbook!r} is no longer configured"
             await self.record_outcome(row, Outcome.NO_TARGET, error=reason)
-        elif (
-            changed := row.changed_since_decided(playbook.mode, playbook.action, target.describe())
-        ) is not None:
+        elif (changed := changed_since_decided(row, playbook, target)) is not None:
             await self.record_outcome(row, Outcome.EXPIRED, error=changed)
             return Answer.EXPIRED
         else:
@@ -161,11 +164,9 @@ class Dispatcher:
         self.metrics.journal_up.set(1)
 
     async def revive(self) -> None:
-        """Run this replica's queued decisions that no task of it holds, untouched for `replica_timeout`: the
-        journal committed them (an approval, a delivery) but its answer was lost, so nothing was started, and
-        no other replica takes a live replica's work. The claim still runs each once at most. A run-now press
-        so lost is journaled `interrupted` instead: a delivery or a tick retried is a duplicate of it, a press
-        again is not."""
+        """Run this replica's queued decisions no task of it holds, untouched for `replica_timeout` (committed, the
+        answer lost; no other replica takes a live one's work), through the claim; a run-now press so lost is
+        journaled `interrupted` (a retried delivery or tick is a duplicate of it, a press again is not)."""
         for row in await self.journal.orphaned(self.config.schema.replica_timeout):
             if row.id in self._tasks or self._closing:
                 continue

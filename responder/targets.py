@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from pgwarden.credentials import Credentials
 
 
@@ -21,7 +24,20 @@ class PostgresTarget:
 
     @property
     def key(self) -> str:
-        return f"pg:{self.name}" + (f"/{self.datname}" if self.datname else "")
+        """`pg:<name>`, and `/<datname>` for a database other than the DSN's: an alert naming the DSN's own
+        database and one naming none act on the same database, and count as one for cooldowns and caps."""
+        other = self.datname and self.datname != self.dsn_datname
+        return f"pg:{self.name}" + (f"/{self.datname}" if other else "")
+
+    @property
+    def dsn_datname(self) -> str | None:
+        """The database the DSN connects to (libpq's default, the user name, when it names none)."""
+        try:
+            params = conninfo_to_dict(self.conninfo)
+        except psycopg.ProgrammingError:
+            return None
+        found = params.get("dbname") or params.get("user")
+        return str(found) if found else None
 
     def describe(self) -> str:
         return f"{self.name} ({self.display})" + (f" database {self.datname}" if self.datname else "")

@@ -106,11 +106,17 @@ def _v4(postgres: bool) -> list[str]:
     ]
 
 
+def _v5(postgres: bool) -> list[str]:
+    """The digest of the params a decision was made with: an approval after they changed runs nothing."""
+    return ["ALTER TABLE pgwarden_actions ADD COLUMN params_digest TEXT"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions (pgwarden_actions) and replicas", _v1),
     Migration(2, "notifications: the outbox (pgwarden_outbox) and the messages sent", v2_statements),
     Migration(3, "Slack requests taken (pgwarden_slack_requests), refused when replayed", _v3),
     Migration(4, "approvals, spent approval links and console sessions", _v4),
+    Migration(5, "the digest of a decision's params (pgwarden_actions.params_digest)", _v5),
 )
 
 

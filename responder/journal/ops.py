@@ -43,7 +43,7 @@ _ALERT_COLUMNS = (
 )
 _INSERT = (
     f"INSERT INTO pgwarden_actions ({_ALERT_COLUMNS}, state, outcome, {{key}}, labels, error, started_at,"
-    " finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " finished_at, params_digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -66,7 +66,17 @@ def op_record(
             finished = now if d.state == State.DONE else None
             row = tx.execute(
                 _INSERT.format(key="dedup_key") + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                (*alert, d.state, d.outcome, d.dedup_key, _dumps(labels), redact(d.error), started, finished),
+                (
+                    *alert,
+                    d.state,
+                    d.outcome,
+                    d.dedup_key,
+                    _dumps(labels),
+                    redact(d.error),
+                    started,
+                    finished,
+                    d.params_digest,
+                ),
             ).fetchone()
             if row is not None:
                 out.append(replace(d, id=int(row[0])))
@@ -80,7 +90,7 @@ def op_record(
             dup = tx.execute(
                 _INSERT.format(key="duplicate_of") + " RETURNING id",
                 (*alert, State.DONE.value, Outcome.DUPLICATE.value, first_id, _dumps(labels),
-                 f"already decided as action {first_id}", None, now),
+                 f"already decided as action {first_id}", None, now, d.params_digest),
             ).fetchone()  # fmt: skip
             out.append(
                 replace(d, id=int(dup[0]), state=State.DONE, outcome=Outcome.DUPLICATE, duplicate_of=first_id)

@@ -16,7 +16,7 @@ from responder.targets import Target
 COLUMNS = (
     "id, created_at, updated_at, owner, playbook, action, mode, alertname, fingerprint, starts_at, "
     "alert_status, target, target_key, state, outcome, dedup_key, duplicate_of, labels, plan, result, error, "
-    "started_at, finished_at, decided_by"
+    "started_at, finished_at, decided_by, params_digest"
 )
 
 
@@ -95,19 +95,21 @@ class ActionRow:
     finished_at: float | None
     decided_by: str | None
     approvals: tuple[Approval, ...] = ()  # in the order given (approvers', not a rejection)
+    params_digest: str | None = None  # of the playbook's params when decided (None: journaled before v5)
 
     @classmethod
     def of(cls, values: Sequence[Any]) -> ActionRow:
         """The row of a `SELECT {COLUMNS}` (or `RETURNING {COLUMNS}`), on either store."""
         (id_, created, updated, owner, playbook, action, mode, alertname, fingerprint, starts_at, alert_status,
          target, target_key, state, outcome, dedup_key, duplicate_of, labels, plan, result, error, started,
-         finished, decided_by) = values  # fmt: skip
+         finished, decided_by, params_digest) = values  # fmt: skip
         return cls(
             int(id_), float(created), float(updated), owner, playbook, action, mode, alertname, fingerprint,
             starts_at, alert_status, target, target_key, State(state),
             Outcome(outcome) if outcome is not None else None, dedup_key,
             int(duplicate_of) if duplicate_of is not None else None, json.loads(labels) if labels else {},
             _object(plan), _object(result), error, _float(started), _float(finished), decided_by,
+            params_digest=params_digest,
         )  # fmt: skip
 
     @property
@@ -123,18 +125,22 @@ class ActionRow:
         """The journaled decision this row holds, with `target` (resolved again from its labels) to act on."""
         return Decision(
             self.trigger, self.state, self.playbook, self.action, self.mode, target, self.outcome,
-            self.dedup_key, self.error, self.id, self.duplicate_of,
+            self.dedup_key, self.error, self.id, self.duplicate_of, self.params_digest,
         )  # fmt: skip
 
-    def changed_since_decided(self, mode: str, action: str, target: str) -> str | None:
-        """Why this decision must not run as the configuration now stands (its playbook's `mode` and `action`,
-        the `target` its labels resolve to), or None."""
+    def changed_since_decided(
+        self, mode: str, action: str, target: str, params_digest: str | None = None
+    ) -> str | None:
+        """Why this decision must not run as the configuration now stands (its playbook's `mode`, `action` and
+        params' digest, the `target` its labels resolve to), or None."""
         if self.mode != mode:
             return f"the playbook's mode changed from {self.mode} to {mode} since this was decided: not run"
         if self.action != action:
             return f"the playbook's action changed from {self.action} to {action} since this was decided: not run"
         if self.target and self.target != target:
             return f"the target changed from {self.target} to {target} since this was decided: not run"
+        if self.params_digest and params_digest and self.params_digest != params_digest:
+            return "the playbook's params changed since this was decided: not run"
         return None
 
     def to_json(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from responder.clock import Clock, iso, system_clock
 from responder.config import Config, ConfigError, Schedule
 from responder.core import Target
-from responder.decide import resolve_target
+from responder.decide import params_digest, resolve_target
 from responder.decision import Decision, ScheduleTrigger
 from responder.dispatcher import Dispatcher
 from responder.outcomes import State
@@ -91,8 +91,9 @@ class Scheduler:
         )
         state = State.PENDING if pb.require_approval else State.QUEUED
         decision = Decision(
-            trigger, state, pb.name, pb.action, pb.mode, self.targets[schedule.name], dedup_key=key
-        )
+            trigger, state, pb.name, pb.action, pb.mode, self.targets[schedule.name], dedup_key=key,
+            params_digest=params_digest(pb),
+        )  # fmt: skip
         (journaled,) = await self.dispatcher.accept([decision])
         return journaled
 

@@ -794,12 +794,6 @@ async def test_dry_run_signals_vacuums_and_deletes_nothing_on_the_server(
 # ---- approval, then a configuration change --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: an approved decision runs with the params the configuration has when it is approved (only "
-    "mode, action and target are compared, responder/journal/rows.py changed_since_decided); the params are not "
-    "journaled with the decision. Here the approval deletes 1000 rows (the cap it was decided with: 100), at least 250 of them an hour old.",
-)
 async def test_an_approval_after_the_purge_params_changed_deletes_only_what_was_decided(
     purge_db: str,
     pg_server: PostgresServer,
@@ -911,12 +905,6 @@ async def test_repeat_deliveries_vacuum_once(
     assert maintenance(pg_roles, vac_db)["public.orders"] == (1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the cooldown counts by target key, and an alert without `datname` (the DSN's database, key "
-    "pg:warehouse) and one naming that same database (key pg:warehouse/<db>) are two keys for one table "
-    "(responder/targets.py): the second purges again inside the cooldown.",
-)
 async def test_one_database_named_two_ways_is_purged_once_per_cooldown(
     purge_db: str, pg_server: PostgresServer, make_config: ConfigFactory, client_for: ClientFactory
 ) -> None:

@@ -230,8 +230,10 @@ class EffectGate:
         row = await self.journal.get(auth.action_id)
         if row is None or row.action != auth.action:
             raise EffectRefused(f"{identifier}: journal row {auth.action_id} is not a {auth.action}")
-        if not requested_restore(row, identifier):
-            raise EffectRefused(f"{identifier}: journal row {auth.action_id} never requested its restore")
+        if not requested_restore(row, identifier, region):
+            raise EffectRefused(
+                f"{identifier}: journal row {auth.action_id} never requested its restore in {region}"
+            )
         try:
             instance = await rds.describe_instance(identifier, region)
         except LookupError as exc:
@@ -293,22 +295,24 @@ async def run_reader(argv: Sequence[str], limit: float) -> tuple[int, bytes, byt
     return proc.returncode if proc.returncode is not None else -1, out, err
 
 
-def requested_restore(row: ActionRow, identifier: str) -> bool:
-    """Whether this journal row journaled, in enforce mode, the restore that creates `identifier`."""
+def requested_restore(row: ActionRow, identifier: str, region: str) -> bool:
+    """Whether this journal row journaled, in enforce mode, the restore that creates `identifier` in `region`
+    (an instance of the same name in another region is another one: another responder's, say)."""
     plan = row.plan
     if row.mode != "enforce" or plan is None:
         return False
-    for step in plan.get("steps") or []:  # journaled before the gate existed
+    for step in plan.get("steps") or []:  # journaled before the gate existed, with the drill's region
         if (
             isinstance(step, dict)
             and step.get("step") == "restore requested"
             and step.get("instance") == identifier
+            and plan.get("region") == region
         ):
             return True
     for effect in plan.get("effects") or []:
         if not isinstance(effect, dict) or effect.get("operation") not in RESTORES:
             continue
-        if effect.get("state") not in ("started", "done", "failed"):
+        if effect.get("state") not in ("started", "done", "failed") or effect.get("region") != region:
             continue
         params = effect.get("params") or {}
         made = params.get("TargetDBInstanceIdentifier") or params.get("DBInstanceIdentifier")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from responder.drills import checks, engine
 from responder.drills.recovery import Context, RecoveryStopped, connect_dsn, rename_api
-from responder.effects import ApiCall
+from responder.effects import ApiCall, EffectRefused
 from responder.outcomes import Outcome
 
 SWAP_STEPS = (
@@ -135,7 +135,7 @@ def _rename_attempted(ctx: Context, old: str, new: str) -> bool:
 
 async def swap_prechecks(ctx: Context) -> None:
     """Everything the swap needs, checked before any part of it (a hook, the drain, a rename) is made: the
-    comparison passed, the recovered instance is available, and `<id>-old` is free (unless this recovery's
+    comparison passed, the recovered instance is available and still this recovery's, and `<id>-old` is free (unless this recovery's
     own rename made it)."""
     ident, recovered, old, region = (
         ctx.target.identifier,
@@ -156,6 +156,10 @@ async def swap_prechecks(ctx: Context) -> None:
                 f"{recovered} is {status}: nothing swapped (--resume {ctx.action_id} when it is available)",
                 Outcome.GUARDRAIL,
             )
+        try:  # replaced by someone else since the restore: the gate would refuse only its rename, too late
+            await ctx.gate.require_owned(ctx.rds, recovered, region)
+        except EffectRefused as exc:
+            raise RecoveryStopped(f"{exc}; nothing swapped", Outcome.GUARDRAIL) from exc
     if not _rename_attempted(ctx, ident, old) and await engine.find(ctx.rds, old, region) is not None:
         raise RecoveryStopped(
             f"{old} already exists: rename or delete it, then --resume {ctx.action_id} --swap; nothing swapped",

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore import xform_name
+from botocore.exceptions import ClientError
 
 from pgwarden.redact import redact, redact_data
 from responder.aws import RdsApi, is_read, passing
@@ -147,8 +148,11 @@ class EffectGate:
         try:
             value = await perform()
         except BaseException as exc:
-            # Cancelled or timed out mid-call: the effect may or may not have been made; say so.
-            await asyncio.shield(self._made(entry, "failed", error=f"{type(exc).__name__}: {exc}"[:500]))
+            # Cancelled or timed out mid-call: the effect may or may not have been made; say so. Unless AWS
+            # refused it outright (`refused`): then it certainly was not.
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            refused = {"refused": True} if refused_unmade(exc) else {}
+            await asyncio.shield(self._made(entry, "failed", error=error, **refused))
             raise
         await self._made(entry, "done")
         return value
@@ -295,6 +299,15 @@ async def run_reader(argv: Sequence[str], limit: float) -> tuple[int, bytes, byt
     return proc.returncode if proc.returncode is not None else -1, out, err
 
 
+def refused_unmade(exc: BaseException) -> bool:
+    """Whether AWS answered the call's first and only attempt with a 4xx error: it was refused, not made (a
+    retried call may have been made by an earlier attempt whose answer was lost)."""
+    if not isinstance(exc, ClientError):
+        return False
+    meta: dict[str, Any] = dict(exc.response.get("ResponseMetadata") or {})
+    return 400 <= int(meta.get("HTTPStatusCode") or 0) < 500 and not meta.get("RetryAttempts")
+
+
 def requested_restore(row: ActionRow, identifier: str, region: str) -> bool:
     """Whether this journal row journaled, in enforce mode, the restore that creates `identifier` in `region`
     (an instance of the same name in another region is another one: another responder's, say)."""
@@ -313,6 +326,8 @@ def requested_restore(row: ActionRow, identifier: str, region: str) -> bool:
         if not isinstance(effect, dict) or effect.get("operation") not in RESTORES:
             continue
         if effect.get("state") not in ("started", "done", "failed") or effect.get("region") != region:
+            continue
+        if effect.get("refused"):  # e.g. DBInstanceAlreadyExists: the instance of that name is someone else's
             continue
         params = effect.get("params") or {}
         made = params.get("TargetDBInstanceIdentifier") or params.get("DBInstanceIdentifier")

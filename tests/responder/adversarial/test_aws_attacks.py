@@ -7,8 +7,11 @@ made); AWS failures are injected with botocore's own events on the responder's r
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,10 @@ from responder.core import RdsTarget
 from responder.decision import Decision, ScheduleTrigger
 from responder.drills.sweeper import DrillSweeper
 from responder.outcomes import Outcome, State
+from tests.responder.approvals.people import ALICE, bearer
+from tests.responder.playbooks.conftest import moto
+from tests.responder.playbooks.rds import Moto
+from tests.responder.playbooks.test_restore_drill import DrillClient, drill_client, run_drill
 from tests.support.clock import TEST_NOW
 from tests.support.drills import REGION, drill_database, production, tagged_instance
 from tests.support.recover import (
@@ -36,6 +43,9 @@ from tests.support.recover import (
     run_recover,
 )
 from tests.support.responder import ClientFactory, ConfigFactory
+from tests.support.webhook import alert, post_alerts, wait_done
+
+__all__ = ["drill_client", "moto"]  # the playbook tests' fixtures
 
 Client = TestClient[web.Request, web.Application]
 OTHER_REGION = "eu-west-1"
@@ -392,3 +402,182 @@ def test_a_recovered_instance_replaced_by_someone_else_is_not_swapped_in(
     assert instance_names(rds_client, ident) == {ident, recovered}
     impostor = rds_client.describe_db_instances(DBInstanceIdentifier=recovered)["DBInstances"][0]
     assert {"Key": "owner", "Value": "someone-else"} in impostor["TagList"]
+
+
+def test_a_second_recovery_the_same_day_does_not_take_the_firsts_instance(
+    tmp_path: Path, rds_client: Any, setup: tuple[str, Path, str], rds_events: list[tuple[str, Hook]]
+) -> None:
+    """Both want `<id>-recovery-<date>`; the first one's instance is neither compared nor swapped in by the
+    second, which stops before any effect."""
+    ident, path, to = setup
+    assert run_recover(path, "--instance", ident, "--to", to)[0] == 0
+    sent: list[str] = []
+    rds_events.append(("before-call.rds.*", lambda model, **_: sent.append(model.name)))
+    code, out = run_recover(path, "--instance", ident, "--to", to, "--swap", "--yes")
+    assert code == 1 and "already exists and is not this recovery's" in out, out
+    assert not [op for op in sent if not is_read(op)]
+    assert _hooks(tmp_path) == []
+    assert instance_names(rds_client, ident) == {ident, _recovered(ident, to)}
+    assert recovery_row(tmp_path, 2)["outcome"] == "failed"
+
+
+def test_a_recovery_in_another_region_touches_nothing_named_the_same_here(
+    tmp_path: Path,
+    rds_client: Any,
+    moto_server: MotoServer,
+    setup: tuple[str, Path, str],
+    rds_events: list[tuple[str, Hook]],
+) -> None:
+    """`--region eu-west-1` for an identifier that exists in both regions: every change is sent to eu-west-1."""
+    ident, path, _ = setup
+    other = boto3.client("rds", region_name=OTHER_REGION, endpoint_url=moto_server.endpoint_url)
+    tagged_instance(other, ident, {}, DBInstanceClass="db.r6g.large", BackupRetentionPeriod=7)
+    to = latest_restorable(other, ident)
+    regions: list[tuple[str, str]] = []
+
+    def record(model: Any, context: dict[str, Any], **_: Any) -> None:
+        if not is_read(model.name):
+            regions.append((model.name, str(context.get("client_region") or "")))
+
+    rds_events.append(("before-call.rds.*", record))
+    code, out = run_recover(
+        path, "--instance", ident, "--to", to, "--region", OTHER_REGION, "--swap", "--yes"
+    )
+    assert code == 0, out
+    assert instance_names(other, ident) == {ident, f"{ident}-old"}
+    assert instance_names(rds_client, ident) == {ident}
+    here = rds_client.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert here["DBInstanceClass"] == "db.r6g.large" and not here["TagList"]
+    assert regions and {region for _, region in regions} == {OTHER_REGION}, regions
+
+
+# ---- scale_instance: an approval given after the instance changed ------------------------------------------------
+
+
+async def _settled(client: Client, action_id: int, wait: float = 20.0) -> dict[str, Any]:
+    """The decision once it is done (not merely pending)."""
+    deadline = time.monotonic() + wait
+    while True:
+        row = await wait_done(client, action_id, wait)
+        if row["state"] == "done":
+            return row
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.05)
+
+
+def _modifications(client: Client) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    rds = client.app[keys.RDS]
+    assert rds is not None
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(dict(params.get("body") or {}))
+
+    rds.client(REGION).meta.events.register("before-call.rds.ModifyDBInstance", record)
+    return sent
+
+
+@pytest.mark.parametrize("change", ["scaled to max_class by hand", "stopped", "pending modifications"])
+async def test_an_approval_after_the_instance_changed_acts_on_it_as_it_is_then(
+    moto: Moto, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The scale was asked for at db.r6g.large; before the approval someone scaled it to max_class, stopped it,
+    or queued a modification. The approved action reads the instance again and refuses: never past
+    max_class, never on a stopped instance, never applying someone else's queued change."""
+    monkeypatch.setenv("PGW_TEST_ALICE_TOKEN", ALICE)
+    approvers = [{"name": "alice", "token_env": "PGW_TEST_ALICE_TOKEN"}]
+    client = await moto.responder(scale={"require_approval": True}, approvers=approvers)
+    ident = moto.instance("db.r6g.large")
+    (decision,) = await post_alerts(client, alert("RDSCPUHigh", dbidentifier=ident, aws_region=REGION))
+    assert (await wait_done(client, decision["id"]))["state"] == "pending"
+    if change == "stopped":
+        moto.rds_client.stop_db_instance(DBInstanceIdentifier=ident)
+    elif change == "pending modifications":
+        pending = {"PendingModifiedValues": {"DBInstanceClass": "db.t3.medium"}}
+        rds = client.app[keys.RDS]
+        assert rds is not None
+
+        def shaped(parsed: dict[str, Any], **_: Any) -> None:
+            for inst in parsed.get("DBInstances", []):
+                inst.update(pending)
+
+        rds.client(REGION).meta.events.register("after-call.rds.DescribeDBInstances", shaped)
+    else:
+        moto.rds_client.modify_db_instance(
+            DBInstanceIdentifier=ident, DBInstanceClass="db.r6g.xlarge", ApplyImmediately=True
+        )
+    before = moto.describe(ident)
+    sent = _modifications(client)
+    resp = await client.post(f"/actions/{decision['id']}/approve", headers=bearer(ALICE))
+    assert resp.status == 202 and (await resp.json())["result"] == "approved"
+    row = await _settled(client, decision["id"])
+    assert row["outcome"] == "guardrail", row
+    why = {"stopped": "'stopped'", "pending modifications": "pending modifications"}.get(change, "max_class")
+    assert why in row["error"], row
+    assert sent == []
+    after = moto.describe(ident)
+    assert after["DBInstanceClass"] == before["DBInstanceClass"]
+    assert after["DBInstanceStatus"] == before["DBInstanceStatus"]
+
+
+# ---- restore_drill: the restore refused, lost, or its name taken -------------------------------------------------
+
+
+def _drill_names(ident: str) -> list[str]:
+    """The drill names of `ident` for this minute and the next two (the drill names itself after its start)."""
+    now = time.time()
+    return [f"{ident}-drill-{datetime.fromtimestamp(now + 60 * n, UTC):%Y%m%d%H%M}" for n in range(3)]
+
+
+async def test_a_drill_whose_name_is_taken_deletes_nothing(
+    drill_client: DrillClient, rds_client: Any
+) -> None:
+    """Another responder (its own journal, its row 1 too) drills the same instance the same minute: its drill
+    instance has the name this drill's restore asks for and the tag `pgwarden:drill=1`. RDS refuses this restore
+    (DBInstanceAlreadyExists); neither the clean-up that follows every drill nor the sweeper may delete the
+    other responder's instance: this row never made it."""
+    ident = production(rds_client)
+    client = await drill_client(ident)
+    tags = {"pgwarden:drill": "1", "pgwarden:expires": str(int(time.time()) + DAY)}
+    taken = [tagged_instance(rds_client, name, tags) for name in _drill_names(ident)]
+    sent = _mutations(client, REGION)
+    row = await run_drill(client)
+    assert row["id"] == 1 and row["outcome"] == "failed", row
+    assert "DBInstanceAlreadyExists" in row["error"], row
+    (restore,) = row["plan"]["effects"][:1]
+    assert restore["state"] == "failed" and restore["refused"] is True, restore
+    assert not row["result"]["deleted"], row["result"]
+    sweeper = client.app[keys.DRILLS].sweeper
+    assert isinstance(sweeper, DrillSweeper)
+    assert await sweeper.sweep() == []  # the drill is done: its row's instances would be swept now
+    assert ("DeleteDBInstance", REGION) not in sent
+    assert set(taken) <= _alive(rds_client)
+
+
+@pytest.mark.parametrize("made", [False, True])
+async def test_a_drill_whose_restore_failed_leaves_nothing_and_deletes_once(
+    drill_client: DrillClient, rds_client: Any, made: bool
+) -> None:
+    """The restore throttled (never made) or its answer lost to a 5xx (made): the drill fails, and what RDS
+    made is deleted, once; nothing else is."""
+    ident = production(rds_client)
+    client = await drill_client(ident)
+    rds = client.app[keys.RDS]
+    assert rds is not None
+    error = {
+        "Error": {"Code": "ThrottlingException" if not made else "InternalFailure", "Message": "injected"}
+    }
+
+    def fail(**_: Any) -> None:
+        raise ClientError(error, "RestoreDBInstanceFromDBSnapshot")  # type: ignore[arg-type]
+
+    stage = "after-call" if made else "before-call"
+    rds.client(REGION).meta.events.register(f"{stage}.rds.RestoreDBInstanceFromDBSnapshot", fail)
+    sent = _mutations(client, REGION)
+    row = await run_drill(client)
+    assert row["outcome"] == "failed" and "injected" in row["error"], row
+    assert row["result"]["deleted"] is True, row["result"]
+    deletes = [op for op, _ in sent if op == "DeleteDBInstance"]
+    assert deletes == (["DeleteDBInstance"] if made else [])
+    assert not [n for n in _alive(rds_client) if n.startswith(f"{ident}-drill-")]
+    assert ident in _alive(rds_client)

@@ -257,8 +257,8 @@ Hook = Callable[..., None]
 
 @pytest.fixture
 def rds_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Hook]]:
-    """(event, handler) pairs registered on every RDS client `recover` makes; and every call it sends, in
-    `rds_events.sent` order, as (operation, params)."""
+    """(event, handler) pairs, registered on every RDS client `recover` makes from then on (each run makes its
+    own clients): what a test appends here applies to the next run."""
     handlers: list[tuple[str, Hook]] = []
     original = RdsApi.client
 

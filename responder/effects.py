@@ -7,7 +7,8 @@ is made for one journaled decision (its id, action, mode and target) and, for ea
 - in dry-run records the exact call (secrets redacted) in the decision's plan under `effects` and performs none;
 - refuses, with outcome `guardrail`, to delete, rename or modify an RDS instance the decision does not own;
 - journals the effect before it is made (`started`) and after (`done` or `failed`), so a crash in between is
-  visible in the decision's plan and a resumed run can tell what may already have happened.
+  visible in the decision's plan and a resumed run can tell what may already have happened (`failed` with
+  `refused`: AWS refused it outright, so it did not).
 
 A second line of defence sits in every boto3 client the responder makes (`guard_client`): a mutating operation
 that did not come through a gate raises `responder.aws.UngatedEffect` before it is sent.
@@ -15,7 +16,8 @@ that did not come through a gate raises `responder.aws.UngatedEffect` before it 
 Ownership of an instance to delete (or rename, other than the recovery's own two renames): its name has the shape
 this decision gives (`<id>-drill-<stamp>` for `restore_drill`, `<id>-recovery-<date>` for `recover`), it carries
 the matching `pgwarden:drill` / `pgwarden:recovery` tag naming this decision's journal row, and this row
-journaled the restore that created it, in enforce mode. A tag alone is never enough.
+journaled the restore that created it, in enforce mode, in that region, and AWS did not refuse that restore. A
+tag alone is never enough.
 """
 
 from __future__ import annotations

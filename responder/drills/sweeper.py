@@ -6,7 +6,8 @@ An instance tagged `pgwarden:drill=<id>` is deleted only when all of these hold,
 reported (a log line; `pgwarden_drill_instances{state="kept"}`):
 - its `pgwarden:expires` tag is a time, and that time has passed, or the drill's journal row is done;
 - journal row `<id>` is a `restore_drill` that journaled, in enforce mode, the restore of exactly this name
-  (`<id>-drill-<stamp>`) in this region, not refused by AWS, and the instance's tag names that row (checked by the effect gate, which deletes);
+  (`<id>-drill-<stamp>`) in this region, not refused by AWS, and the instance's tag names that row (checked
+  by the effect gate, which deletes);
 - the sweeper itself is in enforce mode: with every drill playbook in dry-run, it journals what it would
   delete in the drill's plan and deletes nothing.
 A tag alone is never enough; a missing or unparseable expiry means keep.

@@ -135,8 +135,8 @@ def _rename_attempted(ctx: Context, old: str, new: str) -> bool:
 
 async def swap_prechecks(ctx: Context) -> None:
     """Everything the swap needs, checked before any part of it (a hook, the drain, a rename) is made: the
-    comparison passed, the recovered instance is available and still this recovery's, and `<id>-old` is free (unless this recovery's
-    own rename made it)."""
+    comparison passed, the recovered instance is available and still this recovery's (its tag), and `<id>-old`
+    is free (unless this recovery's own rename made it)."""
     ident, recovered, old, region = (
         ctx.target.identifier,
         ctx.plan["recovered"],

@@ -59,6 +59,7 @@ from bench.scrape.exporters import Exporter, pgwarden, postgres_exporter, starte
 from bench.scrape.report import say
 from bench.servercpu import ServerCpu
 from devtools.pgserver import PostgresServer
+from exporter.collectors.relations import USER_SCHEMA
 
 WORK_DIR = Path(__file__).resolve().parents[1] / ".bench" / "dbtime"
 PASSWORD = "bench-dbtime-pw"
@@ -228,14 +229,12 @@ def measure_databases(
 # the size of each table (pg_table_size) and each index (pg_relation_size), for which PostgreSQL opens every
 # relation and builds its cache entry anew. Statistics, names and everything else are left out: a floor.
 FLOOR_DATABASES_SQL = "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datallowconn"
-FLOOR_SIZES_SQL = """SELECT pg_table_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname !~ '^pg_toast'
+FLOOR_SIZES_SQL = f"""SELECT pg_table_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMA}
 UNION ALL
 SELECT pg_relation_size(i.indexrelid) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
-WHERE t.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname !~ '^pg_toast'"""
+WHERE t.relkind IN ('r', 'm') AND {USER_SCHEMA}"""
 
 
 def floor_visit(server: PostgresServer, names: Sequence[str]) -> None:

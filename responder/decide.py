@@ -78,10 +78,19 @@ def params_digest(playbook: Playbook) -> str:
 
 
 def changed_since_decided(row: ActionRow, playbook: Playbook, target: Target) -> str | None:
-    """Why a journaled decision (approved, or revived) must not run as its playbook and target now stand."""
-    return row.changed_since_decided(
-        playbook.mode, playbook.action, target.describe(), params_digest(playbook)
-    )
+    """Why a journaled decision (approved, or revived) must not run as its playbook and target now stand (its
+    mode, action or params, or the target its labels resolve to, changed since), or None. A row journaled
+    before the params' digest was (schema version 5) has none to compare."""
+    mode, action, described = playbook.mode, playbook.action, target.describe()
+    if row.mode != mode:
+        return f"the playbook's mode changed from {row.mode} to {mode} since this was decided: not run"
+    if row.action != action:
+        return f"the playbook's action changed from {row.action} to {action} since this was decided: not run"
+    if row.target and row.target != described:
+        return f"the target changed from {row.target} to {described} since this was decided: not run"
+    if row.params_digest and row.params_digest != params_digest(playbook):
+        return "the playbook's params changed since this was decided: not run"
+    return None
 
 
 def dedup_key(playbook: Playbook, alert: Alert, now: float) -> str:

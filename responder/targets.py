@@ -7,6 +7,7 @@ journal and the console show).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -29,7 +30,7 @@ class PostgresTarget:
         other = self.datname and self.datname != self.dsn_datname
         return f"pg:{self.name}" + (f"/{self.datname}" if other else "")
 
-    @property
+    @cached_property
     def dsn_datname(self) -> str | None:
         """The database the DSN connects to (libpq's default, the user name, when it names none)."""
         try:

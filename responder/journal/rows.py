@@ -128,21 +128,6 @@ class ActionRow:
             self.dedup_key, self.error, self.id, self.duplicate_of, self.params_digest,
         )  # fmt: skip
 
-    def changed_since_decided(
-        self, mode: str, action: str, target: str, params_digest: str | None = None
-    ) -> str | None:
-        """Why this decision must not run as the configuration now stands (its playbook's `mode`, `action` and
-        params' digest, the `target` its labels resolve to), or None."""
-        if self.mode != mode:
-            return f"the playbook's mode changed from {self.mode} to {mode} since this was decided: not run"
-        if self.action != action:
-            return f"the playbook's action changed from {self.action} to {action} since this was decided: not run"
-        if self.target and self.target != target:
-            return f"the target changed from {self.target} to {target} since this was decided: not run"
-        if self.params_digest and params_digest and self.params_digest != params_digest:
-            return "the playbook's params changed since this was decided: not run"
-        return None
-
     def to_json(self) -> dict[str, Any]:
         """The row as `GET /actions` shows it (and as an action's `journal_rows` reads it)."""
         started, finished = self.started_at, self.finished_at
